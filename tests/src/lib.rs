@@ -1,1 +1,119 @@
-//! End-to-end tests live in tests/*.rs
+//! Shared harness of the end-to-end tests in `tests/tests/`: an isolated emulator account per test, and the
+//! same plan → apply path that `cargo xtask net apply` takes.
+
+use aws_sdk_ec2::Client;
+use eksodus_core::aws::AwsTarget;
+use eksodus_core::engine::{ApplyOptions, ApplyReport, Engine};
+use eksodus_core::events::EventSink;
+use eksodus_core::plan::Plan;
+use eksodus_core::spec::EnvironmentSpec;
+use eksodus_net::ec2::Network;
+use eksodus_testkit::{FaultConfig, LocalAws};
+
+/// A fresh emulator account behind a fault proxy, and an EC2 client pointed at it.
+pub struct Env {
+    /// The emulator (proxy stats, fault settings).
+    pub aws: LocalAws,
+    /// EC2 client through the proxy.
+    pub ec2: Client,
+}
+
+impl Env {
+    /// Starts one with the given faults.
+    pub async fn start(faults: FaultConfig) -> Env {
+        let aws = LocalAws::start(faults).await.expect("local AWS emulator");
+        let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+        let ec2 = Client::new(&conf);
+        Env { aws, ec2 }
+    }
+
+    /// The network reconciler for `spec`.
+    pub fn network(&self, spec: &EnvironmentSpec) -> Network {
+        Network::new(self.ec2.clone(), spec)
+    }
+
+    /// Plans and applies `spec`'s network once; returns the report (which may hold failures).
+    pub async fn apply(&self, spec: &EnvironmentSpec) -> Result<ApplyReport, eksodus_net::Error> {
+        let net = self.network(spec);
+        let plan = net.plan(spec).await?;
+        Ok(Engine::new(ApplyOptions::fast()).apply(&plan, &net, &EventSink::discard()).await?)
+    }
+
+    /// Plans and applies the destruction of `spec`'s network once.
+    pub async fn destroy(&self, spec: &EnvironmentSpec) -> Result<ApplyReport, eksodus_net::Error> {
+        let net = self.network(spec);
+        let plan = net.destroy_plan().await?;
+        Ok(Engine::new(ApplyOptions::fast()).apply(&plan, &net, &EventSink::discard()).await?)
+    }
+
+    /// The current plan.
+    pub async fn plan(&self, spec: &EnvironmentSpec) -> Plan {
+        self.network(spec).plan(spec).await.expect("plan")
+    }
+
+    /// Every VPC, subnet, NAT gateway (not deleted) and Elastic IP in the account, tagged or not, except the
+    /// default VPC and its subnets: what a duplicate or a leak would show up in.
+    pub async fn inventory(&self) -> Inventory {
+        let vpcs = self.ec2.describe_vpcs().send().await.unwrap();
+        let vpc_ids: Vec<String> = vpcs.vpcs().iter().filter(|v| v.is_default() != Some(true)).filter_map(|v| v.vpc_id().map(String::from)).collect();
+        let subnets = self.ec2.describe_subnets().send().await.unwrap();
+        let nats = self.ec2.describe_nat_gateways().send().await.unwrap();
+        let eips = self.ec2.describe_addresses().send().await.unwrap();
+        let igws = self.ec2.describe_internet_gateways().send().await.unwrap();
+        Inventory {
+            vpcs: vpc_ids.len(),
+            subnets: subnets.subnets().iter().filter(|s| s.vpc_id().is_some_and(|v| vpc_ids.iter().any(|x| x == v))).count(),
+            nat_gateways: nats
+                .nat_gateways()
+                .iter()
+                .filter(|n| !matches!(n.state().map(|s| s.as_str()), Some("deleted") | Some("deleting")))
+                .count(),
+            eips: eips.addresses().len(),
+            internet_gateways: igws.internet_gateways().len(),
+        }
+    }
+}
+
+/// Counts of the resources duplicates and leaks would show up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inventory {
+    /// Non-default VPCs.
+    pub vpcs: usize,
+    /// Subnets in those VPCs.
+    pub subnets: usize,
+    /// NAT gateways not deleted.
+    pub nat_gateways: usize,
+    /// Elastic IPs.
+    pub eips: usize,
+    /// Internet gateways.
+    pub internet_gateways: usize,
+}
+
+/// Parses and structurally checks a spec.
+pub fn spec(yaml: &str) -> EnvironmentSpec {
+    EnvironmentSpec::from_yaml(yaml).expect("spec parses")
+}
+
+/// Three zones, NAT per zone, custom networking: every resource kind of the network component.
+pub const FULL: &str = "
+name: e2e
+region: us-east-1
+tags: {team: platform}
+network:
+  cidr: 10.20.0.0/16
+  azs: 3
+  nat: per-az
+  cni:
+    mode: prefix-delegation
+    custom_networking: {secondary_cidr: 100.64.0.0/16}
+";
+
+/// Two zones, one NAT: the smaller spec used where many runs are needed.
+pub const SMALL: &str = "
+name: small
+region: us-east-1
+network:
+  cidr: 10.30.0.0/20
+  azs: 2
+  nat: single
+";

@@ -453,8 +453,7 @@ impl OpGraph {
                     continue;
                 }
                 let other = &op.step;
-                let sits_on = other.depends_on.iter().any(|d| d == &s.key) && other.id != s.id;
-                if sits_on && other.observed.is_some() {
+                if other.id != s.id && other.observed_depends_on.iter().any(|d| d == &s.key) {
                     deps[*i].insert(j);
                 }
             }

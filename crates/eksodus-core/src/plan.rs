@@ -146,6 +146,9 @@ pub struct Step {
     pub observed: Option<Map<String, Value>>,
     /// Keys this step's resource needs (desired dependencies, or observed ones for a delete).
     pub depends_on: Vec<String>,
+    /// Keys the existing resource sits on now (empty for a create): what must not be deleted before this
+    /// step has changed or removed it.
+    pub observed_depends_on: Vec<String>,
     /// Sequential API calls of this step.
     pub calls: u32,
     /// For a replace: calls of the delete half (the create half is `calls`).
@@ -275,6 +278,7 @@ pub fn diff(desired: &[Desired], observed: &[Observed]) -> Plan {
                 desired: Some(d.props.clone()),
                 observed: None,
                 depends_on: d.depends_on.clone(),
+                observed_depends_on: vec![],
                 calls: d.cost.create,
                 delete_calls: 0,
             },
@@ -289,6 +293,7 @@ pub fn diff(desired: &[Desired], observed: &[Observed]) -> Plan {
                 desired: Some(d.props.clone()),
                 observed: Some(o.props.clone()),
                 depends_on: d.depends_on.clone(),
+                observed_depends_on: o.depends_on.clone(),
                 calls: d.cost.create,
                 delete_calls: o.delete_cost,
             },
@@ -320,6 +325,7 @@ pub fn diff(desired: &[Desired], observed: &[Observed]) -> Plan {
                     desired: Some(d.props.clone()),
                     observed: Some(o.props.clone()),
                     depends_on: d.depends_on.clone(),
+                    observed_depends_on: o.depends_on.clone(),
                     calls,
                     delete_calls: if replace { o.delete_cost } else { 0 },
                 }
@@ -381,6 +387,7 @@ fn delete_step(o: &Observed, reason: String) -> Step {
         desired: None,
         observed: Some(o.props.clone()),
         depends_on: o.depends_on.clone(),
+        observed_depends_on: o.depends_on.clone(),
         calls: o.delete_cost,
         delete_calls: 0,
     }

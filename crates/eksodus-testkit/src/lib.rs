@@ -1,1 +1,63 @@
-//! placeholder
+//! Test-only support for eksodus: the local AWS emulator and a fault-injecting proxy in front of it.
+//!
+//! - [`moto`]: installs the pinned `moto[server]` into a virtualenv under `target/` and runs it on 127.0.0.1;
+//! - [`proxy`]: counts calls per operation and injects latency, throttling, 5xx, dropped connections and crashes;
+//! - [`LocalAws`]: one isolated account on the process's shared server, behind its own proxy.
+//!
+//! Nothing here is needed at run time by the library crates; `xtask --local` and the demo use it too.
+
+pub mod moto;
+pub mod proxy;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use moto::Moto;
+pub use proxy::{FaultConfig, FaultProxy, Stats};
+
+/// Errors of the testkit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Installing or starting moto failed.
+    #[error("local AWS emulator: {0}")]
+    Install(String),
+    /// An IO operation failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A fresh moto account on the shared server, reached through a fault proxy: tests using different
+/// `LocalAws` values never see each other's resources.
+#[derive(Debug)]
+pub struct LocalAws {
+    /// The proxy (use its stats and fault settings).
+    pub proxy: FaultProxy,
+    /// The moto account this instance uses.
+    pub account_id: String,
+}
+
+impl LocalAws {
+    /// Starts (or reuses) the process's moto server and a proxy with `faults` for a new account.
+    pub async fn start(mut faults: FaultConfig) -> Result<LocalAws, Error> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let moto = tokio::task::spawn_blocking(Moto::shared)
+            .await
+            .map_err(|e| Error::Install(format!("moto start task failed: {e}")))??;
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let account_id = format!("{:012}", 100_000_000_000u64 + (std::process::id() as u64 % 100_000) * 10_000 + n);
+        faults.account_id = Some(account_id.clone());
+        let proxy = FaultProxy::start(&moto.endpoint(), faults).await?;
+        Ok(LocalAws { proxy, account_id })
+    }
+
+    /// The endpoint to give the AWS SDK.
+    pub fn endpoint(&self) -> String {
+        self.proxy.endpoint()
+    }
+}

@@ -1,0 +1,193 @@
+//! The local AWS emulator: moto in server mode, installed into a virtualenv under `target/` when missing.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
+
+use crate::Error;
+
+/// The moto release eksodus is tested against (`moto[server]` from PyPI).
+pub const MOTO_VERSION: &str = "5.2.5";
+
+const LAUNCHER: &str = include_str!("moto_launcher.py");
+
+/// A running moto server on 127.0.0.1; stopped (by PID) when dropped, and exits by itself when this process
+/// goes away.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+/// Where the virtualenv lives: `$EKSODUS_VENV`, else `eksodus-venv` in the cargo target directory.
+pub fn venv_dir() -> PathBuf {
+    if let Ok(v) = std::env::var("EKSODUS_VENV") {
+        return PathBuf::from(v);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("eksodus-venv")
+}
+
+fn venv_python(venv: &Path) -> PathBuf {
+    venv.join("bin").join("python")
+}
+
+/// Installs the pinned moto into the virtualenv unless it is there already. Safe to call from several
+/// processes at once (a file lock serialises the install).
+pub fn ensure_installed() -> Result<PathBuf, Error> {
+    let venv = venv_dir();
+    let python = venv_python(&venv);
+    if installed_version(&python).as_deref() == Some(MOTO_VERSION) {
+        return Ok(python);
+    }
+    if let Some(parent) = venv.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::Io { what: format!("creating {}", parent.display()), source: e })?;
+    }
+    let lock_path = venv.with_extension("lock");
+    let lock = File::create(&lock_path).map_err(|e| Error::Io { what: format!("creating {}", lock_path.display()), source: e })?;
+    lock.lock().map_err(|e| Error::Io { what: "locking the virtualenv".into(), source: e })?;
+    if installed_version(&python).as_deref() == Some(MOTO_VERSION) {
+        return Ok(python);
+    }
+    let base = std::env::var("EKSODUS_PYTHON").unwrap_or_else(|_| "python3".into());
+    run(Command::new(&base).args(["-m", "venv"]).arg(&venv), "creating the moto virtualenv")?;
+    run(
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).arg(format!("moto[server]=={MOTO_VERSION}")),
+        "installing moto into the virtualenv",
+    )?;
+    match installed_version(&python) {
+        Some(v) if v == MOTO_VERSION => Ok(python),
+        other => Err(Error::Install(format!("after pip install, moto reports version {other:?}, expected {MOTO_VERSION}"))),
+    }
+}
+
+fn installed_version(python: &Path) -> Option<String> {
+    if !python.exists() {
+        return None;
+    }
+    let out = Command::new(python)
+        .args(["-c", "import flask, werkzeug; from importlib.metadata import version; print(version('moto'))"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), Error> {
+    let out = cmd.output().map_err(|e| Error::Io { what: what.into(), source: e })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Install(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+fn free_port() -> Result<u16, Error> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| Error::Io { what: "finding a free port".into(), source: e })?;
+    Ok(l.local_addr().map_err(|e| Error::Io { what: "finding a free port".into(), source: e })?.port())
+}
+
+impl Moto {
+    /// Installs moto if needed and starts a fresh server with AWS managed IAM policies loaded.
+    pub fn start() -> Result<Moto, Error> {
+        let python = ensure_installed()?;
+        let script = venv_dir().join("eksodus_moto_launcher.py");
+        fs::write(&script, LAUNCHER).map_err(|e| Error::Io { what: "writing the moto launcher".into(), source: e })?;
+        let mut last = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut child = Command::new(&python)
+                .arg(&script)
+                .arg(port.to_string())
+                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+                .env("PYTHONUNBUFFERED", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| Error::Io { what: "starting moto".into(), source: e })?;
+            let stdout = child.stdout.take().expect("piped stdout");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(stdout).read_line(&mut line);
+                let _ = tx.send(line);
+            });
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.trim() == "ready" => {
+                    let moto = Moto { child, port };
+                    moto.get("/moto-api/")?;
+                    return Ok(moto);
+                }
+                other => {
+                    let _ = child.kill();
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    let _ = child.wait();
+                    last = Some(format!("moto did not start ({other:?}): {}", err.trim()));
+                }
+            }
+        }
+        Err(Error::Install(last.unwrap_or_default()))
+    }
+
+    /// One server per process, started on first use; tests isolate themselves with separate accounts
+    /// ([`crate::proxy::FaultConfig::account_id`]) rather than resets, so they can run in parallel.
+    pub fn shared() -> Result<&'static Moto, Error> {
+        static SHARED: OnceLock<Result<Moto, String>> = OnceLock::new();
+        SHARED.get_or_init(|| Moto::start().map_err(|e| e.to_string())).as_ref().map_err(|e| Error::Install(e.clone()))
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The OS process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wipes all state in every account and region.
+    pub fn reset(&self) -> Result<(), Error> {
+        self.request("POST", "/moto-api/reset").map(|_| ())
+    }
+
+    fn get(&self, path: &str) -> Result<String, Error> {
+        self.request("GET", path)
+    }
+
+    fn request(&self, method: &str, path: &str) -> Result<String, Error> {
+        let io = |e| Error::Io { what: format!("{method} {path} on moto"), source: e };
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).map_err(io)?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").map_err(io)?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).map_err(io)?;
+        if resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200") {
+            Ok(resp)
+        } else {
+            Err(Error::Install(format!("{method} {path} on moto answered: {}", resp.lines().next().unwrap_or(""))))
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

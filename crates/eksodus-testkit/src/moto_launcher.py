@@ -1,0 +1,15 @@
+# Runs moto in server mode on 127.0.0.1 and exits when the process that started it goes away, so a test
+# binary that is killed (or a static server that is never dropped) never leaves a moto process behind.
+import os
+import sys
+import time
+
+from moto.server import ThreadedMotoServer
+
+parent = os.getppid()
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+print("ready", flush=True)
+while os.getppid() == parent:
+    time.sleep(0.3)
+os._exit(0)

@@ -1,0 +1,523 @@
+//! A loopback HTTP proxy in front of moto: counts calls per service and operation, isolates tests by account,
+//! and injects faults in each service's real error shape.
+//!
+//! Faults are drawn deterministically: the random draw for a request depends only on the seed, the request's
+//! service, operation and body, and how many times that exact request was seen before. So a run with the same
+//! seed meets the same faults whatever the interleaving of concurrent calls, and a retried call gets a fresh draw.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::Error;
+
+/// What to inject. All rates are probabilities per call, in `[0, 1]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaultConfig {
+    /// Seed of the deterministic draws.
+    pub seed: u64,
+    /// Delay added before every call is forwarded.
+    pub latency: Duration,
+    /// Share of calls answered with the service's throttling error.
+    pub throttle_rate: f64,
+    /// Share of calls answered with a 5xx (half before reaching moto, half after it acted).
+    pub server_error_rate: f64,
+    /// Share of calls whose connection is dropped (half before reaching moto, half after it acted).
+    pub drop_rate: f64,
+    /// After this many mutating calls have reached moto, every further call fails with a dropped
+    /// connection, and so does the response of the k-th itself: a process that died right after its k-th write.
+    pub crash_after_mutations: Option<u64>,
+    /// Sends every call to this moto account (`x-moto-account-id`), isolating tests that share a server.
+    pub account_id: Option<String>,
+}
+
+/// A fault the proxy injected into one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Answered with a throttling error; moto never saw it.
+    Throttled,
+    /// Answered with a 5xx before moto saw it.
+    ServerErrorBefore,
+    /// moto acted, then the answer was replaced by a 5xx.
+    ServerErrorAfter,
+    /// Connection dropped before moto saw it.
+    DroppedBefore,
+    /// moto acted, then the connection was dropped.
+    DroppedAfter,
+    /// Failed because the simulated crash point was passed.
+    Crashed,
+}
+
+/// One call through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Call {
+    /// Service signing name (`ec2`, `iam`, `eks`, ...).
+    pub service: String,
+    /// Operation name (`CreateVpc`).
+    pub operation: String,
+    /// Whether the operation changes state.
+    pub mutating: bool,
+    /// What was injected, if anything.
+    pub fault: Option<Fault>,
+}
+
+/// Calls seen so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Every call in arrival order.
+    pub calls: Vec<Call>,
+}
+
+impl Stats {
+    /// Calls per `service:Operation`.
+    pub fn by_operation(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for c in &self.calls {
+            *m.entry(format!("{}:{}", c.service, c.operation)).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Number of calls.
+    pub fn total(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Mutating calls that reached moto (not faulted before forwarding).
+    pub fn mutations_applied(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.mutating && !matches!(c.fault, Some(Fault::Throttled | Fault::ServerErrorBefore | Fault::DroppedBefore | Fault::Crashed)))
+            .count()
+    }
+
+    /// Number of injected faults.
+    pub fn faults(&self) -> usize {
+        self.calls.iter().filter(|c| c.fault.is_some()).count()
+    }
+
+    /// Number of calls of an operation (`"ec2:CreateVpc"`).
+    pub fn count(&self, op: &str) -> usize {
+        self.calls.iter().filter(|c| format!("{}:{}", c.service, c.operation) == op).count()
+    }
+}
+
+struct State {
+    upstream: String,
+    config: Mutex<FaultConfig>,
+    stats: Mutex<Stats>,
+    seen: Mutex<HashMap<u64, u32>>,
+    mutations: AtomicU64,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// The running proxy; stops when dropped.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy").field("addr", &self.addr).field("upstream", &self.state.upstream).finish()
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy on 127.0.0.1 at a free port in front of `upstream` (`http://127.0.0.1:PORT`).
+    /// Must be called inside a tokio runtime, which runs it.
+    pub async fn start(upstream: &str, config: FaultConfig) -> Result<FaultProxy, Error> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| Error::Io { what: "binding the fault proxy".into(), source: e })?;
+        let addr = listener.local_addr().map_err(|e| Error::Io { what: "fault proxy address".into(), source: e })?;
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            config: Mutex::new(config),
+            stats: Mutex::default(),
+            seen: Mutex::default(),
+            mutations: AtomicU64::new(0),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(FaultProxy { addr, state, task })
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy: the endpoint to give the SDK.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replaces the fault settings (the crash counter restarts).
+    pub fn set_config(&self, config: FaultConfig) {
+        *self.state.config.lock().expect("config") = config;
+        self.state.mutations.store(0, Ordering::SeqCst);
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> FaultConfig {
+        self.state.config.lock().expect("config").clone()
+    }
+
+    /// Turns every fault off (keeps the latency and account).
+    pub fn heal(&self) {
+        let mut c = self.config();
+        c.throttle_rate = 0.0;
+        c.server_error_rate = 0.0;
+        c.drop_rate = 0.0;
+        c.crash_after_mutations = None;
+        self.set_config(c);
+    }
+
+    /// A snapshot of the calls so far.
+    pub fn stats(&self) -> Stats {
+        self.state.stats.lock().expect("stats").clone()
+    }
+
+    /// Forgets the calls so far.
+    pub fn reset_stats(&self) {
+        *self.state.stats.lock().expect("stats") = Stats::default();
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Returning `Err` makes hyper close the connection without an answer: a dropped connection.
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+impl std::error::Error for Dropped {}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dropped> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let control = path.starts_with("/moto-api");
+    let service = service_of(&parts.headers);
+    let operation = operation_of(&service, &parts.method, parts.uri.path(), &parts.headers, &body);
+    let mutating = is_mutating(&parts.method, &operation);
+    let cfg = st.config.lock().expect("config").clone();
+
+    let record = |fault: Option<Fault>| {
+        if !control {
+            st.stats.lock().expect("stats").calls.push(Call { service: service.clone(), operation: operation.clone(), mutating, fault });
+        }
+    };
+
+    if !cfg.latency.is_zero() && !control {
+        tokio::time::sleep(cfg.latency).await;
+    }
+    if let Some(k) = cfg.crash_after_mutations {
+        if !control && st.mutations.load(Ordering::SeqCst) >= k {
+            record(Some(Fault::Crashed));
+            return Err(Dropped);
+        }
+    }
+    let (draw, before) = if control {
+        (1.0, true)
+    } else {
+        let mut h = fnv(cfg.seed.to_le_bytes().as_slice(), FNV_OFFSET);
+        h = fnv(service.as_bytes(), h);
+        h = fnv(operation.as_bytes(), h);
+        h = fnv(&body, h);
+        let n = {
+            let mut seen = st.seen.lock().expect("seen");
+            let n = seen.entry(h).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(fnv(&n.to_le_bytes(), h));
+        (rng.gen::<f64>(), rng.gen_bool(0.5))
+    };
+    let t = cfg.throttle_rate;
+    let s = t + cfg.server_error_rate;
+    let d = s + cfg.drop_rate;
+    let planned = if draw < t {
+        Some(Fault::Throttled)
+    } else if draw < s {
+        Some(if before { Fault::ServerErrorBefore } else { Fault::ServerErrorAfter })
+    } else if draw < d {
+        Some(if before { Fault::DroppedBefore } else { Fault::DroppedAfter })
+    } else {
+        None
+    };
+    match planned {
+        Some(Fault::Throttled) => {
+            record(planned);
+            return Ok(throttle_response(&service));
+        }
+        Some(Fault::ServerErrorBefore) => {
+            record(planned);
+            return Ok(server_error_response(&service));
+        }
+        Some(Fault::DroppedBefore) => {
+            record(planned);
+            return Err(Dropped);
+        }
+        _ => {}
+    }
+
+    // forward
+    let mut builder = Request::builder().method(parts.method.clone()).uri(format!("{}{}", st.upstream, path));
+    for (k, v) in &parts.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(acct) = &cfg.account_id {
+        builder = builder.header("x-moto-account-id", acct.as_str());
+    }
+    let fwd = builder.body(Full::new(body.clone())).map_err(|_| Dropped)?;
+    let resp = match st.client.request(fwd).await {
+        Ok(r) => r,
+        Err(_) => {
+            record(Some(Fault::DroppedBefore));
+            return Err(Dropped);
+        }
+    };
+    let (rparts, rbody) = resp.into_parts();
+    let rbody = rbody.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let mut crash_now = false;
+    if mutating && !control && rparts.status.is_success() {
+        let m = st.mutations.fetch_add(1, Ordering::SeqCst) + 1;
+        crash_now = cfg.crash_after_mutations.is_some_and(|k| m >= k);
+    }
+    if crash_now {
+        record(Some(Fault::Crashed));
+        return Err(Dropped);
+    }
+    record(planned);
+    match planned {
+        Some(Fault::ServerErrorAfter) => Ok(server_error_response(&service)),
+        Some(Fault::DroppedAfter) => Err(Dropped),
+        _ => {
+            let mut out = Response::builder().status(rparts.status);
+            for (k, v) in &rparts.headers {
+                if k != "transfer-encoding" && k != "content-length" && k != "connection" {
+                    out = out.header(k, v);
+                }
+            }
+            Ok(out.body(Full::new(rbody)).expect("valid response"))
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a: a tiny hash that is the same on every platform and Rust version.
+fn fnv(bytes: &[u8], mut h: u64) -> u64 {
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The signing name from the SigV4 `Authorization` header (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`).
+fn service_of(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn operation_of(service: &str, method: &hyper::Method, path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> String {
+    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return t.rsplit('.').next().unwrap_or(t).to_string();
+    }
+    if let Some(action) = std::str::from_utf8(body).ok().and_then(|b| b.split('&').find_map(|kv| kv.strip_prefix("Action="))) {
+        return action.to_string();
+    }
+    if service == "eks" {
+        if let Some(op) = eks_operation(method, path) {
+            return op.to_string();
+        }
+    }
+    format!("{method} {path}")
+}
+
+/// EKS REST routes (from the EKS API model) to operation names.
+pub fn eks_operation(method: &hyper::Method, path: &str) -> Option<&'static str> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let m = method.as_str();
+    Some(match (m, segs.as_slice()) {
+        ("POST", ["clusters"]) => "CreateCluster",
+        ("GET", ["clusters"]) => "ListClusters",
+        ("GET", ["clusters", _]) => "DescribeCluster",
+        ("DELETE", ["clusters", _]) => "DeleteCluster",
+        ("POST", ["clusters", _, "update-config"]) => "UpdateClusterConfig",
+        ("POST", ["clusters", _, "updates"]) => "UpdateClusterVersion",
+        ("GET", ["clusters", _, "updates"]) => "ListUpdates",
+        ("GET", ["clusters", _, "updates", _]) => "DescribeUpdate",
+        ("POST", ["clusters", _, "node-groups"]) => "CreateNodegroup",
+        ("GET", ["clusters", _, "node-groups"]) => "ListNodegroups",
+        ("GET", ["clusters", _, "node-groups", _]) => "DescribeNodegroup",
+        ("DELETE", ["clusters", _, "node-groups", _]) => "DeleteNodegroup",
+        ("POST", ["clusters", _, "node-groups", _, "update-version"]) => "UpdateNodegroupVersion",
+        ("POST", ["clusters", _, "node-groups", _, "update-config"]) => "UpdateNodegroupConfig",
+        ("POST", ["clusters", _, "addons"]) => "CreateAddon",
+        ("GET", ["clusters", _, "addons"]) => "ListAddons",
+        ("GET", ["clusters", _, "addons", _]) => "DescribeAddon",
+        ("DELETE", ["clusters", _, "addons", _]) => "DeleteAddon",
+        ("POST", ["clusters", _, "addons", _, "update"]) => "UpdateAddon",
+        ("GET", ["addons", "supported-versions"]) => "DescribeAddonVersions",
+        ("POST", ["clusters", _, "access-entries"]) => "CreateAccessEntry",
+        ("GET", ["clusters", _, "access-entries"]) => "ListAccessEntries",
+        ("GET", ["clusters", _, "access-entries", _]) => "DescribeAccessEntry",
+        ("POST", ["clusters", _, "access-entries", _]) => "UpdateAccessEntry",
+        ("DELETE", ["clusters", _, "access-entries", _]) => "DeleteAccessEntry",
+        ("POST", ["clusters", _, "access-entries", _, "access-policies"]) => "AssociateAccessPolicy",
+        ("GET", ["clusters", _, "access-entries", _, "access-policies"]) => "ListAssociatedAccessPolicies",
+        ("DELETE", ["clusters", _, "access-entries", _, "access-policies", _]) => "DisassociateAccessPolicy",
+        ("GET", ["access-policies"]) => "ListAccessPolicies",
+        ("POST", ["clusters", _, "fargate-profiles"]) => "CreateFargateProfile",
+        ("GET", ["clusters", _, "fargate-profiles"]) => "ListFargateProfiles",
+        ("GET", ["clusters", _, "fargate-profiles", _]) => "DescribeFargateProfile",
+        ("DELETE", ["clusters", _, "fargate-profiles", _]) => "DeleteFargateProfile",
+        ("POST", ["clusters", _, "pod-identity-associations"]) => "CreatePodIdentityAssociation",
+        ("GET", ["clusters", _, "pod-identity-associations"]) => "ListPodIdentityAssociations",
+        ("GET", ["clusters", _, "pod-identity-associations", _]) => "DescribePodIdentityAssociation",
+        ("DELETE", ["clusters", _, "pod-identity-associations", _]) => "DeletePodIdentityAssociation",
+        ("POST", ["tags", ..]) => "TagResource",
+        ("GET", ["tags", ..]) => "ListTagsForResource",
+        ("DELETE", ["tags", ..]) => "UntagResource",
+        _ => return None,
+    })
+}
+
+const READ_PREFIXES: &[&str] = &["Describe", "List", "Get", "Search", "Check", "Lookup", "Simulate", "Generate", "Preview"];
+
+fn is_mutating(method: &hyper::Method, operation: &str) -> bool {
+    if operation.contains(' ') {
+        return method != hyper::Method::GET && method != hyper::Method::HEAD;
+    }
+    !READ_PREFIXES.iter().any(|p| operation.starts_with(p))
+}
+
+fn request_id() -> String {
+    let mut rng = rand::thread_rng();
+    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", rng.gen::<u32>(), rng.gen::<u16>(), rng.gen::<u16>() & 0xfff, rng.gen::<u16>() & 0xfff, rng.gen::<u64>() & 0xffff_ffff_ffff)
+}
+
+fn xml(status: StatusCode, body: String) -> Resp {
+    Response::builder().status(status).header("content-type", "text/xml").body(Full::new(Bytes::from(body))).expect("valid response")
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Resp {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-amzn-errortype", code)
+        .header("x-amzn-requestid", request_id())
+        .body(Full::new(Bytes::from(serde_json::json!({ "message": message }).to_string())))
+        .expect("valid response")
+}
+
+fn ec2_error(status: StatusCode, code: &str, message: &str) -> Resp {
+    xml(
+        status,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+            request_id()
+        ),
+    )
+}
+
+fn query_error(service: &str, status: StatusCode, kind: &str, code: &str, message: &str) -> Resp {
+    let ns = match service {
+        "sts" => "https://sts.amazonaws.com/doc/2011-06-15/",
+        _ => "https://iam.amazonaws.com/doc/2010-05-08/",
+    };
+    xml(
+        status,
+        format!(
+            "<ErrorResponse xmlns=\"{ns}\"><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+            request_id()
+        ),
+    )
+}
+
+/// The throttling error each service really sends.
+fn throttle_response(service: &str) -> Resp {
+    match service {
+        "ec2" => ec2_error(StatusCode::SERVICE_UNAVAILABLE, "RequestLimitExceeded", "Request limit exceeded."),
+        "iam" | "sts" => query_error(service, StatusCode::BAD_REQUEST, "Sender", "Throttling", "Rate exceeded"),
+        _ => json_error(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "Rate exceeded"),
+    }
+}
+
+/// The 5xx error each service really sends.
+fn server_error_response(service: &str) -> Resp {
+    match service {
+        "ec2" => ec2_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "An internal error has occurred"),
+        "iam" => query_error(service, StatusCode::INTERNAL_SERVER_ERROR, "Receiver", "ServiceFailure", "Request processing has failed due to some unknown error, exception or failure."),
+        "sts" => query_error(service, StatusCode::INTERNAL_SERVER_ERROR, "Receiver", "InternalFailure", "An internal error occurred."),
+        _ => json_error(StatusCode::INTERNAL_SERVER_ERROR, "ServerException", "An internal error occurred."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::Method;
+
+    #[test]
+    fn eks_routes_resolve() {
+        assert_eq!(eks_operation(&Method::POST, "/clusters"), Some("CreateCluster"));
+        assert_eq!(eks_operation(&Method::GET, "/clusters/demo/addons/vpc-cni"), Some("DescribeAddon"));
+        assert_eq!(eks_operation(&Method::DELETE, "/clusters/demo/access-entries/arn%3Aaws/access-policies/p"), Some("DisassociateAccessPolicy"));
+        assert_eq!(eks_operation(&Method::GET, "/nope"), None);
+    }
+
+    #[test]
+    fn mutating_by_name_and_method() {
+        assert!(is_mutating(&Method::POST, "CreateVpc"));
+        assert!(!is_mutating(&Method::POST, "DescribeVpcs"));
+        assert!(is_mutating(&Method::DELETE, "DELETE /x"));
+        assert!(!is_mutating(&Method::GET, "GET /x"));
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv(b"", FNV_OFFSET), FNV_OFFSET);
+        assert_eq!(fnv(b"a", FNV_OFFSET), 0xaf63_dc4c_8601_ec8c);
+    }
+}
