@@ -29,7 +29,7 @@ impl Env {
 
     /// The network reconciler for `spec`.
     pub fn network(&self, spec: &EnvironmentSpec) -> Network {
-        Network::new(self.ec2.clone(), spec)
+        Network::new(self.ec2.clone(), spec).with_retry(ApplyOptions::fast())
     }
 
     /// Plans and applies `spec`'s network once; returns the report (which may hold failures).

@@ -679,6 +679,26 @@ async fn run_op(
     }
 }
 
+/// Runs a read (or any idempotent call) with the same retry policy the engine applies to operations:
+/// throttling and transient errors are retried with backoff, up to `opts.max_attempts`.
+pub async fn retry<T, F, Fut>(opts: &ApplyOptions, mut call: F) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StepError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() && attempt < opts.max_attempts => {
+                tokio::time::sleep(backoff(opts, e.class, attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Exponential backoff with "equal jitter": half fixed, half random, capped at `max_delay`.
 fn backoff(opts: &ApplyOptions, class: ErrorClass, attempt: u32) -> Duration {
     let base = if class == ErrorClass::Throttling { opts.throttle_base_delay } else { opts.base_delay };

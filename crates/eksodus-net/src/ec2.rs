@@ -33,7 +33,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use serde_json::{json, Map, Value};
 
 use eksodus_core::aws::{error_code, step_error};
-use eksodus_core::engine::{BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState};
+use eksodus_core::engine::{retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState};
 use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
 use eksodus_core::spec::{EnvironmentSpec, FieldError, NatMode};
 use eksodus_core::tags;
@@ -64,6 +64,7 @@ pub struct Network {
     env: String,
     user_tags: BTreeMap<String, String>,
     adopted_vpc: Option<String>,
+    reads: ApplyOptions,
 }
 
 /// What discovery found: the observed resources and their physical ID → key map.
@@ -94,12 +95,28 @@ fn is_gone(code: Option<&str>) -> bool {
     code.is_some_and(|c| c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "Gateway.NotAttached")
 }
 
-/// Maps an SDK error of a call made outside the engine.
-fn disc<E>(what: &'static str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    move |err| Error::Aws(step_error(what, err))
+impl Network {
+    /// One read, retried on throttling and transient errors with the reconciler's read policy.
+    async fn read<T, E, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        retry(&self.reads, || {
+            let fut = call();
+            async move { fut.await.map_err(|e| step_error(what, e)) }
+        })
+        .await
+        .map_err(Error::Aws)
+    }
+}
+
+fn into_step(e: Error) -> StepError {
+    match e {
+        Error::Aws(se) => se,
+        other => StepError::permanent(other.to_string()),
+    }
 }
 
 /// Maps an SDK error of a call made by an operation.
@@ -136,12 +153,19 @@ impl Network {
             env: spec.name.clone(),
             user_tags: spec.tags.clone(),
             adopted_vpc: spec.network.existing.as_ref().map(|e| e.vpc_id.clone()),
+            reads: ApplyOptions::default(),
         }
+    }
+
+    /// Uses `opts`' retry policy for the reads made outside the engine (discovery, validation).
+    pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.reads = opts;
+        self
     }
 
     /// A reconciler for an environment known only by name (enough to discover and destroy).
     pub fn for_environment(ec2: Client, env: &str) -> Self {
-        Network { ec2, env: env.to_string(), user_tags: BTreeMap::new(), adopted_vpc: None }
+        Network { ec2, env: env.to_string(), user_tags: BTreeMap::new(), adopted_vpc: None, reads: ApplyOptions::default() }
     }
 
     /// The EC2 client.
@@ -314,17 +338,18 @@ impl Network {
         out
     }
 
-    /// Finds every owned network resource (a handful of Describe calls, run concurrently).
+    /// Finds every owned network resource (a handful of Describe calls, run concurrently), retrying
+    /// throttling and transient errors.
     pub async fn discover(&self) -> Result<Discovery, Error> {
         let f = self.owned_filters();
         let (vpcs, subnets, igws, eips, nats, rtbs, sgs) = tokio::try_join!(
-            async { self.ec2.describe_vpcs().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeVpcs")) },
-            async { self.ec2.describe_subnets().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeSubnets")) },
-            async { self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeInternetGateways")) },
-            async { self.ec2.describe_addresses().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeAddresses")) },
-            async { self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send().await.map_err(disc("DescribeNatGateways")) },
-            async { self.ec2.describe_route_tables().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeRouteTables")) },
-            async { self.ec2.describe_security_groups().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeSecurityGroups")) },
+            self.read("DescribeVpcs", || self.ec2.describe_vpcs().set_filters(Some(f.clone())).send()),
+            self.read("DescribeSubnets", || self.ec2.describe_subnets().set_filters(Some(f.clone())).send()),
+            self.read("DescribeInternetGateways", || self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send()),
+            self.read("DescribeAddresses", || self.ec2.describe_addresses().set_filters(Some(f.clone())).send()),
+            self.read("DescribeNatGateways", || self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send()),
+            self.read("DescribeRouteTables", || self.ec2.describe_route_tables().set_filters(Some(f.clone())).send()),
+            self.read("DescribeSecurityGroups", || self.ec2.describe_security_groups().set_filters(Some(f.clone())).send()),
         )?;
         let mut d = Discovery::default();
         let key_of = |t: &[Tag]| tag_map(t).get(tags::RESOURCE).cloned();
@@ -334,10 +359,10 @@ impl Network {
             d.keys.insert(id.to_string(), key.clone());
             let (dns_s, dns_h) = tokio::try_join!(
                 async {
-                    self.ec2.describe_vpc_attribute().vpc_id(id).attribute(VpcAttributeName::EnableDnsSupport).send().await.map_err(disc("DescribeVpcAttribute"))
+                    self.read("DescribeVpcAttribute", || self.ec2.describe_vpc_attribute().vpc_id(id).attribute(VpcAttributeName::EnableDnsSupport).send()).await
                 },
                 async {
-                    self.ec2.describe_vpc_attribute().vpc_id(id).attribute(VpcAttributeName::EnableDnsHostnames).send().await.map_err(disc("DescribeVpcAttribute"))
+                    self.read("DescribeVpcAttribute", || self.ec2.describe_vpc_attribute().vpc_id(id).attribute(VpcAttributeName::EnableDnsHostnames).send()).await
                 },
             )?;
             d.observed.push(Observed {
@@ -549,6 +574,10 @@ impl Network {
     /// Checks an adopted VPC and subnets: they exist, the subnets are in that VPC, in two zones at least, and
     /// each keeps the free addresses EKS needs.
     pub async fn validate_existing(&self, spec: &EnvironmentSpec) -> Result<Vec<FieldError>, Error> {
+        retry(&self.reads, || async { self.validate_existing_once(spec).await.map_err(into_step) }).await.map_err(Error::Aws)
+    }
+
+    async fn validate_existing_once(&self, spec: &EnvironmentSpec) -> Result<Vec<FieldError>, Error> {
         let Some(ex) = &spec.network.existing else { return Ok(vec![]) };
         let mut errs = Vec::new();
         match self.ec2.describe_vpcs().vpc_ids(&ex.vpc_id).send().await {
@@ -600,30 +629,30 @@ impl Network {
     pub async fn tagged_leftovers(&self) -> Result<Vec<String>, Error> {
         let f = vec![filter(&format!("tag:{}", tags::ENVIRONMENT), &self.env)];
         let mut out = Vec::new();
-        for v in self.ec2.describe_vpcs().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeVpcs"))?.vpcs() {
+        for v in self.read("DescribeVpcs", || self.ec2.describe_vpcs().set_filters(Some(f.clone())).send()).await?.vpcs() {
             out.push(format!("vpc {}", v.vpc_id().unwrap_or("?")));
         }
-        for s in self.ec2.describe_subnets().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeSubnets"))?.subnets() {
+        for s in self.read("DescribeSubnets", || self.ec2.describe_subnets().set_filters(Some(f.clone())).send()).await?.subnets() {
             out.push(format!("subnet {}", s.subnet_id().unwrap_or("?")));
         }
-        for g in self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeInternetGateways"))?.internet_gateways() {
+        for g in self.read("DescribeInternetGateways", || self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send()).await?.internet_gateways() {
             out.push(format!("internet-gateway {}", g.internet_gateway_id().unwrap_or("?")));
         }
-        for a in self.ec2.describe_addresses().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeAddresses"))?.addresses() {
+        for a in self.read("DescribeAddresses", || self.ec2.describe_addresses().set_filters(Some(f.clone())).send()).await?.addresses() {
             out.push(format!("eip {}", a.allocation_id().unwrap_or("?")));
         }
-        for n in self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send().await.map_err(disc("DescribeNatGateways"))?.nat_gateways() {
+        for n in self.read("DescribeNatGateways", || self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send()).await?.nat_gateways() {
             if !matches!(n.state(), Some(NatGatewayState::Deleted)) {
                 out.push(format!("nat-gateway {} ({})", n.nat_gateway_id().unwrap_or("?"), n.state().map(|s| s.as_str()).unwrap_or("?")));
             }
         }
-        for t in self.ec2.describe_route_tables().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeRouteTables"))?.route_tables() {
+        for t in self.read("DescribeRouteTables", || self.ec2.describe_route_tables().set_filters(Some(f.clone())).send()).await?.route_tables() {
             out.push(format!("route-table {}", t.route_table_id().unwrap_or("?")));
         }
-        for g in self.ec2.describe_security_groups().set_filters(Some(f.clone())).send().await.map_err(disc("DescribeSecurityGroups"))?.security_groups() {
+        for g in self.read("DescribeSecurityGroups", || self.ec2.describe_security_groups().set_filters(Some(f.clone())).send()).await?.security_groups() {
             out.push(format!("security-group {}", g.group_id().unwrap_or("?")));
         }
-        for n in self.ec2.describe_network_interfaces().set_filters(Some(f)).send().await.map_err(disc("DescribeNetworkInterfaces"))?.network_interfaces() {
+        for n in self.read("DescribeNetworkInterfaces", || self.ec2.describe_network_interfaces().set_filters(Some(f.clone())).send()).await?.network_interfaces() {
             out.push(format!("network-interface {}", n.network_interface_id().unwrap_or("?")));
         }
         Ok(out)

@@ -102,6 +102,9 @@ impl Moto {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
+            // stderr goes to a file, never to an unread pipe: a full pipe would block moto mid-request
+            let log_path = venv_dir().join(format!("moto-{}.log", std::process::id()));
+            let log = File::create(&log_path).map_err(|e| Error::Io { what: format!("creating {}", log_path.display()), source: e })?;
             let mut child = Command::new(&python)
                 .arg(&script)
                 .arg(port.to_string())
@@ -109,7 +112,7 @@ impl Moto {
                 .env("PYTHONUNBUFFERED", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+                .stderr(Stdio::from(log))
                 .spawn()
                 .map_err(|e| Error::Io { what: "starting moto".into(), source: e })?;
             let stdout = child.stdout.take().expect("piped stdout");
@@ -127,11 +130,8 @@ impl Moto {
                 }
                 other => {
                     let _ = child.kill();
-                    let mut err = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = e.read_to_string(&mut err);
-                    }
                     let _ = child.wait();
+                    let err = fs::read_to_string(&log_path).unwrap_or_default();
                     last = Some(format!("moto did not start ({other:?}): {}", err.trim()));
                 }
             }
@@ -189,5 +189,6 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = fs::remove_file(venv_dir().join(format!("moto-{}.log", std::process::id())));
     }
 }

@@ -1,0 +1,84 @@
+//! Crash-resume at every mutating call, and convergence under injected throttling, 5xx and dropped connections.
+
+use eksodus_e2e::{spec, Env, Inventory, SMALL};
+use eksodus_testkit::FaultConfig;
+
+const CONVERGED: Inventory = Inventory { vpcs: 1, subnets: 4, nat_gateways: 1, eips: 1, internet_gateways: 1 };
+const EMPTY: Inventory = Inventory { vpcs: 0, subnets: 0, nat_gateways: 0, eips: 0, internet_gateways: 0 };
+
+/// Mutating calls a clean apply of SMALL makes.
+async fn mutations_of_clean_apply() -> usize {
+    let env = Env::start(FaultConfig::default()).await;
+    env.apply(&spec(SMALL)).await.unwrap().into_result().unwrap();
+    env.aws.proxy.stats().mutations_applied()
+}
+
+/// For every k: the process "dies" after its k-th write (the k-th response is lost, every later call fails);
+/// a re-run converges to exactly one of everything and an empty plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_resumes_after_a_crash_at_every_mutating_call() {
+    let s = spec(SMALL);
+    let m = mutations_of_clean_apply().await;
+    assert!(m >= 20, "a clean apply makes {m} writes");
+    for k in 1..=m as u64 {
+        let env = Env::start(FaultConfig { crash_after_mutations: Some(k), ..Default::default() }).await;
+        let crashed = env.apply(&s).await.unwrap();
+        assert!(!crashed.is_success() || k == m as u64, "k={k}: the crash must interrupt the apply");
+        env.aws.proxy.heal();
+        env.apply(&s).await.unwrap().into_result().unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
+        assert!(env.plan(&s).await.is_empty(), "k={k}: plan not empty after the re-run");
+        assert_eq!(env.inventory().await, CONVERGED, "k={k}: duplicates or leaks");
+    }
+}
+
+/// The same for destroy: after a crash at any write, a re-run removes everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_resumes_after_a_crash_at_every_mutating_call() {
+    let s = spec(SMALL);
+    let mut k = 1;
+    loop {
+        let env = Env::start(FaultConfig::default()).await;
+        env.apply(&s).await.unwrap().into_result().unwrap();
+        env.aws.proxy.set_config(FaultConfig { crash_after_mutations: Some(k), ..env.aws.proxy.config() });
+        let crashed = env.destroy(&s).await.unwrap();
+        env.aws.proxy.heal();
+        env.destroy(&s).await.unwrap().into_result().unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
+        assert_eq!(env.inventory().await, EMPTY, "k={k}");
+        assert!(env.network(&s).tagged_leftovers().await.unwrap().is_empty(), "k={k}");
+        if crashed.is_success() {
+            break; // k passed the number of writes a destroy makes
+        }
+        k += 1;
+    }
+    assert!(k > 15, "destroy made only {k} writes");
+}
+
+async fn converges_under(faults: FaultConfig) {
+    let s = spec(eksodus_e2e::FULL);
+    let env = Env::start(faults).await;
+    let report = env.apply(&s).await.unwrap();
+    assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
+    let stats = env.aws.proxy.stats();
+    assert!(stats.faults() >= 3, "only {} faults were injected", stats.faults());
+    // planning meets faults too, and retries its reads
+    let plan = env.plan(&s).await;
+    assert!(plan.is_empty(), "{:#?}", plan.changes().map(|c| (&c.id, c.action, &c.reasons, &c.changes)).collect::<Vec<_>>());
+    let report = env.destroy(&s).await.unwrap();
+    assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
+    env.aws.proxy.heal();
+    assert_eq!(env.inventory().await, EMPTY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_with_20_percent_throttling_and_5_percent_5xx() {
+    for seed in [1, 2, 3] {
+        converges_under(FaultConfig { seed, throttle_rate: 0.20, server_error_rate: 0.05, ..Default::default() }).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_with_dropped_connections() {
+    for seed in [7, 8] {
+        converges_under(FaultConfig { seed, drop_rate: 0.10, server_error_rate: 0.05, ..Default::default() }).await;
+    }
+}
