@@ -139,7 +139,7 @@ pub struct CarveError {
 impl fmt::Display for CarveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(l) = &self.too_big {
-            return write!(f, "{l} is larger than {}", self.parent);
+            write!(f, "{l} is larger than {}; ", self.parent)?;
         }
         let short = self.needed - self.available;
         let need_prefix = 32 - (64 - (self.needed - 1).leading_zeros()) as u8;

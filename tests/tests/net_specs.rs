@@ -1,0 +1,127 @@
+//! Bad specs fail with clear errors and make zero AWS calls; adopting an existing VPC; teardown of leftovers.
+
+use aws_sdk_ec2::types::{Filter, IpPermission, UserIdGroupPair};
+use eksodus_core::spec::EnvironmentSpec;
+use eksodus_e2e::{spec, Env, SMALL};
+use eksodus_testkit::FaultConfig;
+
+/// Loads a spec the way the driver does: parse, then plan (which validates before any call).
+async fn plan_error(env: &Env, yaml: &str) -> String {
+    match EnvironmentSpec::from_yaml(yaml) {
+        Err(e) => e.to_string(),
+        Ok(s) => env.network(&s).plan(&s).await.expect_err("a bad spec must not plan").to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_specs_fail_before_any_aws_call() {
+    let env = Env::start(FaultConfig::default()).await;
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "overlapping CIDRs",
+            "name: x\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 2\n  cni: {custom_networking: {secondary_cidr: 10.0.64.0/18}}\n",
+            &["network.cni.custom_networking.secondary_cidr", "overlaps"],
+        ),
+        (
+            "VPC too small for the demand",
+            "name: x\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/24\n  azs: 3\n  demand: {nodes_per_az: 40, instance_type: m5.large}\n",
+            &["network.cidr", "short by"],
+        ),
+        (
+            "unknown instance type",
+            "name: x\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 2\n  demand: {nodes_per_az: 4, instance_type: m5.gigantic}\n",
+            &["network.demand.instance_type", "m5.gigantic"],
+        ),
+        ("a single AZ", "name: x\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 1}\n", &["network.azs", "two"]),
+        (
+            "per-AZ NAT without public subnets",
+            "name: x\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 2\n  nat: per-az\n  subnets: {public: {enabled: false}}\n",
+            &["network.nat", "public"],
+        ),
+        ("malformed YAML", "name: x\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: [\n", &["malformed"]),
+        ("a wrong type", "name: x\nregion: us-east-1\nnetwork: {cidr: not-a-cidr, azs: 2}\n", &["network.cidr"]),
+        ("an unknown field", "name: x\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2, natt: single}\n", &["natt"]),
+    ];
+    for (what, yaml, needles) in cases {
+        let err = plan_error(&env, yaml).await;
+        for n in *needles {
+            assert!(err.contains(n), "{what}: `{err}` does not mention `{n}`");
+        }
+    }
+    assert_eq!(env.aws.proxy.stats().total(), 0, "bad specs made AWS calls: {:?}", env.aws.proxy.stats().by_operation());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_an_existing_vpc_creates_only_what_is_ours() {
+    let env = Env::start(FaultConfig::default()).await;
+    let vpc = env.ec2.create_vpc().cidr_block("10.50.0.0/16").send().await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
+    let mut subnets = vec![];
+    for (cidr, az) in [("10.50.0.0/20", "us-east-1a"), ("10.50.16.0/20", "us-east-1b"), ("10.50.32.0/28", "us-east-1a")] {
+        let r = env.ec2.create_subnet().vpc_id(&vpc).cidr_block(cidr).availability_zone(az).send().await.unwrap();
+        subnets.push(r.subnet().unwrap().subnet_id().unwrap().to_string());
+    }
+    let yaml = |ids: &[String]| {
+        format!("name: adopt\nregion: us-east-1\nnetwork:\n  azs: 2\n  nat: none\n  existing: {{vpc_id: {vpc}, subnet_ids: [{}]}}\n", ids.join(", "))
+    };
+    // one zone only
+    let s = spec(&yaml(&subnets[..1].to_vec()));
+    let err = env.network(&s).plan(&s).await.unwrap_err().to_string();
+    assert!(err.contains("network.existing.subnet_ids"), "{err}");
+    // a subnet too small to keep EKS's free addresses (a /28 has 11, fine), and a missing subnet
+    let s = spec(&yaml(&[subnets[0].clone(), "subnet-0123456789abcdef0".into()]));
+    let err = env.network(&s).plan(&s).await.unwrap_err().to_string();
+    assert!(err.contains("network.existing.subnet_ids[1]") && err.contains("does not exist"), "{err}");
+
+    let s = spec(&yaml(&subnets[..2].to_vec()));
+    let plan = env.network(&s).plan(&s).await.unwrap();
+    assert_eq!(plan.changes().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["sg/cluster"]);
+    env.apply(&s).await.unwrap().into_result().unwrap();
+    assert!(env.plan(&s).await.is_empty());
+    env.destroy(&s).await.unwrap().into_result().unwrap();
+    // the adopted VPC and subnets are untouched
+    let left = env.ec2.describe_subnets().filters(Filter::builder().name("vpc-id").values(&vpc).build()).send().await.unwrap();
+    assert_eq!(left.subnets().len(), 3);
+    assert!(env.network(&s).tagged_leftovers().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_leftovers_inside_owned_resources_and_reports_them() {
+    let env = Env::start(FaultConfig::default()).await;
+    let s = spec(SMALL);
+    env.apply(&s).await.unwrap().into_result().unwrap();
+    let owned = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+    let subnet = env
+        .ec2
+        .describe_subnets()
+        .filters(owned("tag:eksodus.io/resource", "subnet/private/us-east-1a"))
+        .send()
+        .await
+        .unwrap()
+        .subnets()[0]
+        .clone();
+    let vpc = subnet.vpc_id().unwrap().to_string();
+    // what a CNI or load balancer controller leaves behind: an unattached ENI, and a group referring to ours
+    let eni = env.ec2.create_network_interface().subnet_id(subnet.subnet_id().unwrap()).send().await.unwrap();
+    let eni_id = eni.network_interface().unwrap().network_interface_id().unwrap().to_string();
+    let ours = env.ec2.describe_security_groups().filters(owned("tag:eksodus.io/resource", "sg/cluster")).send().await.unwrap().security_groups()[0]
+        .group_id()
+        .unwrap()
+        .to_string();
+    let foreign = env.ec2.create_security_group().group_name("k8s-elb-leftover").description("left by a controller").vpc_id(&vpc).send().await.unwrap();
+    let foreign_id = foreign.group_id().unwrap().to_string();
+    env.ec2
+        .authorize_security_group_ingress()
+        .group_id(&foreign_id)
+        .ip_permissions(IpPermission::builder().ip_protocol("tcp").from_port(443).to_port(443).user_id_group_pairs(UserIdGroupPair::builder().group_id(&ours).build()).build())
+        .send()
+        .await
+        .unwrap();
+
+    let report = env.destroy(&s).await.unwrap();
+    assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
+    let reported: Vec<String> = report.leftovers.iter().map(|l| l.resource.clone()).collect();
+    assert!(reported.iter().any(|r| r.contains(&eni_id)), "{reported:?}");
+    assert!(reported.iter().any(|r| r.contains(&foreign_id)), "{reported:?}");
+    assert_eq!(env.inventory().await.vpcs, 0);
+    assert!(env.network(&s).tagged_leftovers().await.unwrap().is_empty());
+}
