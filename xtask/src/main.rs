@@ -1,1 +1,369 @@
-fn main() {}
+//! `cargo xtask`: the thin driver of eksodus. It parses arguments, loads specs, renders plans and progress,
+//! and asks before it changes anything. Every decision is made by the library crates.
+//!
+//! Please keep this crate free of logic a program embedding the crates would need, and of new dependencies.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod demo;
+mod render;
+mod run_tests;
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use eksodus_core::aws::AwsTarget;
+use eksodus_core::engine::{ApplyOptions, Engine};
+use eksodus_core::spec::{EnvironmentSpec, FieldErrors};
+use eksodus_net::cni::{self, CniOptions};
+use eksodus_net::ec2::Network;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "eksodus: rebuild a Kubernetes environment on EKS, safely and repeatably")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Parse and validate a spec offline; print it normalized, or every error with its field path (exit 1).
+    Validate {
+        /// The spec file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The VPC layer.
+    Net {
+        #[command(subcommand)]
+        cmd: NetCmd,
+    },
+    /// The local AWS emulator used by `--local`.
+    Local {
+        #[command(subcommand)]
+        cmd: LocalCmd,
+    },
+    /// The whole job on the local emulator: layout, plan, apply, empty re-plan, destroy, nothing left.
+    Demo {
+        /// Leave the environment in place instead of destroying it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Everything CI runs: formatting, lints, and every test (installs the emulator first).
+    Test {
+        /// Skip clippy (faster local iteration).
+        #[arg(long)]
+        no_clippy: bool,
+    },
+    /// Benchmarks (not timed tests).
+    Bench {
+        /// Which: `net`.
+        what: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetCmd {
+    /// Offline table of subnets, sizes and pod capacity.
+    Layout {
+        /// The spec file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Max pods per instance type: one `TYPE N` line each, nothing else on stdout.
+    MaxPods(MaxPodsArgs),
+    /// Show what apply would do (exit 0: nothing to do, 2: changes pending).
+    Plan(AwsArgs),
+    /// Create or update the network to match the spec.
+    Apply(AwsArgs),
+    /// Remove everything the environment's network owns.
+    Destroy(AwsArgs),
+}
+
+#[derive(Subcommand)]
+enum LocalCmd {
+    /// Start the emulator (installing moto into a virtualenv under target/ if needed).
+    Start,
+    /// Stop it.
+    Stop,
+    /// Say whether it runs, and where.
+    Status,
+}
+
+#[derive(Args)]
+struct MaxPodsArgs {
+    /// Instance types.
+    types: Vec<String>,
+    /// Every known instance type.
+    #[arg(long)]
+    all: bool,
+    /// VPC CNI prefix delegation.
+    #[arg(long)]
+    prefix_delegation: bool,
+    /// VPC CNI custom networking (one ENI fewer).
+    #[arg(long)]
+    custom_networking: bool,
+    /// Limit on ENIs used for pods.
+    #[arg(long)]
+    max_eni: Option<u32>,
+    /// VPC CNI version.
+    #[arg(long, default_value = eksodus_core::spec::DEFAULT_CNI_VERSION)]
+    cni_version: String,
+    /// vCPUs of the instance type(s), for the 110/250 caps.
+    #[arg(long)]
+    vcpus: Option<u32>,
+    /// Look vCPUs up with EC2 DescribeInstanceTypes (standard AWS config, or `--local`).
+    #[arg(long)]
+    online: bool,
+    /// With `--online`: ask the local emulator.
+    #[arg(long)]
+    local: bool,
+    /// Print the value before the 110/250 caps.
+    #[arg(long)]
+    uncapped: bool,
+}
+
+#[derive(Args)]
+struct AwsArgs {
+    /// The spec file.
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Print JSON on stdout (progress goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Use the local emulator (started if needed) instead of AWS.
+    #[arg(long)]
+    local: bool,
+    /// AWS profile.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Operations in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Validate { file, json } => validate(&file, json),
+        Cmd::Net { cmd } => net(cmd).await,
+        Cmd::Local { cmd } => local(cmd),
+        Cmd::Demo { keep } => demo::run(keep).await.map(|_| ExitCode::SUCCESS),
+        Cmd::Test { no_clippy } => run_tests::run(!no_clippy),
+        Cmd::Bench { what } => bench::run(&what).await.map(|_| ExitCode::SUCCESS),
+    }
+}
+
+/// Loads and fully validates a spec offline; errors list every problem with its path.
+fn load(file: &PathBuf) -> Result<EnvironmentSpec> {
+    let spec = EnvironmentSpec::load(file)?;
+    let errs = eksodus_net::validate(&spec);
+    if !errs.is_empty() {
+        return Err(eksodus_core::Error::Invalid(FieldErrors(errs)).into());
+    }
+    Ok(spec)
+}
+
+fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
+    let spec = match EnvironmentSpec::load(file) {
+        Ok(s) => s,
+        Err(e) => {
+            if json {
+                let (path, message) = match &e {
+                    eksodus_core::Error::Parse { path, message } => (path.clone(), message.clone()),
+                    other => (String::new(), other.to_string()),
+                };
+                println!("{}", serde_json::json!({"valid": false, "errors": [{"path": path, "message": message}]}));
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let errs = eksodus_net::validate(&spec);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"valid": errs.is_empty(), "errors": errs, "spec": spec}))?);
+    } else if errs.is_empty() {
+        print!("{}", serde_yaml::to_string(&spec)?);
+    } else {
+        eprintln!("{}", FieldErrors(errs.clone()));
+    }
+    Ok(if errs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn local(cmd: LocalCmd) -> Result<ExitCode> {
+    use eksodus_testkit::moto::Daemon;
+    match cmd {
+        LocalCmd::Start => {
+            let d = Daemon::ensure()?;
+            println!("local AWS emulator at {} (pid {})", d.endpoint(), d.pid);
+        }
+        LocalCmd::Stop => println!("{}", if Daemon::stop()? { "stopped" } else { "was not running" }),
+        LocalCmd::Status => match Daemon::running() {
+            Some(d) => println!("running at {} (pid {})", d.endpoint(), d.pid),
+            None => println!("not running"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The AWS target of a command: the local emulator, or the standard chain with the spec's region.
+async fn target(region: &str, local: bool, profile: Option<String>) -> Result<AwsTarget> {
+    if local {
+        let d = tokio::task::spawn_blocking(eksodus_testkit::moto::Daemon::ensure).await??;
+        return Ok(AwsTarget::local(region, &d.endpoint()));
+    }
+    Ok(AwsTarget { region: region.to_string(), profile, ..AwsTarget::default() })
+}
+
+fn confirm(what: &str, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to {what} without --yes when standard input is not a terminal");
+    }
+    eprint!("Do you want to {what}? Only 'yes' will be accepted: ");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != "yes" {
+        bail!("cancelled");
+    }
+    Ok(())
+}
+
+async fn net(cmd: NetCmd) -> Result<ExitCode> {
+    match cmd {
+        NetCmd::Layout { file } => {
+            let spec = load(&file)?;
+            if spec.network.existing.is_some() {
+                bail!("network.existing adopts subnets as they are; there is no layout to plan");
+            }
+            print!("{}", render::layout(&eksodus_net::layout::plan(&spec)?));
+            Ok(ExitCode::SUCCESS)
+        }
+        NetCmd::MaxPods(a) => max_pods(a).await,
+        NetCmd::Plan(a) => {
+            let spec = load(&a.file)?;
+            let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
+            let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
+            let plan = net.plan(&spec).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&render::plan_json(&plan))?);
+            } else {
+                print!("{}", render::plan(&plan));
+            }
+            Ok(if plan.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        NetCmd::Apply(a) => {
+            let spec = load(&a.file)?;
+            let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
+            let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
+            let plan = net.plan(&spec).await?;
+            let json = a.json;
+            if !json {
+                print!("{}", render::plan(&plan));
+            }
+            if plan.is_empty() {
+                if json {
+                    println!("{}", serde_json::json!({"plan": render::plan_json(&plan), "report": null}));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            confirm("apply these changes", a.yes)?;
+            let progress = render::Progress::new(json);
+            let opts = ApplyOptions { concurrency: a.concurrency, ..ApplyOptions::default() };
+            let report = Engine::new(opts).apply(&plan, &net, &progress.sink()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plan": render::plan_json(&plan), "report": report}))?);
+            } else {
+                print!("{}", render::report(&report));
+            }
+            report.into_result()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        NetCmd::Destroy(a) => {
+            let spec = EnvironmentSpec::load(&a.file)?; // a spec that no longer validates can still be destroyed
+            let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
+            let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
+            let plan = net.destroy_plan().await?;
+            if !a.json {
+                print!("{}", render::plan(&plan));
+            }
+            if plan.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            confirm("destroy these resources", a.yes)?;
+            let progress = render::Progress::new(a.json);
+            let opts = ApplyOptions { concurrency: a.concurrency, ..ApplyOptions::default() };
+            let report = Engine::new(opts).apply(&plan, &net, &progress.sink()).await?;
+            let left = net.tagged_leftovers().await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"report": report, "tagged_left": left}))?);
+            } else {
+                print!("{}", render::report(&report));
+                if left.is_empty() {
+                    println!("Nothing tagged eksodus.io/environment={} is left.", spec.name);
+                } else {
+                    println!("Still tagged eksodus.io/environment={}:", spec.name);
+                    for l in &left {
+                        println!("  {l}");
+                    }
+                }
+            }
+            report.into_result()?;
+            if !left.is_empty() {
+                bail!("{} tagged resource(s) remain", left.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn aws_sdk_ec2_client(conf: &aws_config::SdkConfig) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(conf)
+}
+
+async fn max_pods(a: MaxPodsArgs) -> Result<ExitCode> {
+    let version = eksodus_core::spec::parse_version(&a.cni_version).with_context(|| format!("--cni-version `{}` is not a version like 1.19.2", a.cni_version))?;
+    let opts = CniOptions { prefix_delegation: a.prefix_delegation, custom_networking: a.custom_networking, max_eni: a.max_eni, cni_version: version };
+    let types: Vec<String> = if a.all { cni::all().map(|l| l.instance_type.clone()).collect() } else { a.types.clone() };
+    if types.is_empty() {
+        bail!("name at least one instance type, or --all");
+    }
+    let mut limits = Vec::new();
+    for t in &types {
+        limits.push(cni::limits(t)?);
+    }
+    let vcpus = if a.online {
+        let conf = target("us-east-1", a.local, None).await?.load().await;
+        eksodus_net::ec2::describe_vcpus(&aws_sdk_ec2_client(&conf), &types).await?
+    } else {
+        Default::default()
+    };
+    for l in limits {
+        let v = a.vcpus.or_else(|| vcpus.get(&l.instance_type).copied());
+        println!("{} {}", l.instance_type, cni::max_pods(l, &opts, v, a.uncapped).value);
+    }
+    Ok(ExitCode::SUCCESS)
+}

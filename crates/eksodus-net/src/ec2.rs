@@ -1115,9 +1115,12 @@ impl Network {
             .map_err(|e| step_error(format!("DescribeNetworkInterfaces in {subnet}"), e))?;
         for n in enis.network_interfaces() {
             let eni = n.network_interface_id().unwrap_or_default();
+            // a NAT gateway's own interface outlives it briefly (and for ever on the emulator): it was ours
+            let ours = n.interface_type().is_some_and(|t| t.as_str() == "nat_gateway")
+                || n.description().is_some_and(|d| d.starts_with("Interface for NAT Gateway"));
             if n.status().is_some_and(|s| s.as_str() == "available") {
                 gone_ok(format!("DeleteNetworkInterface {eni}"), self.ec2.delete_network_interface().network_interface_id(eni).send().await)?;
-                if ctx.attempt == 1 {
+                if ctx.attempt == 1 && !ours {
                     ctx.leftover(format!("network-interface {eni} in {subnet}"), "was unattached and blocked the subnet's deletion; removed");
                 }
             } else if ctx.attempt == 1 {

@@ -185,6 +185,88 @@ impl Moto {
     }
 }
 
+/// The long-lived local emulator that `--local` commands share across processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Daemon {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its process ID.
+    pub pid: u32,
+}
+
+impl Daemon {
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn state_file() -> PathBuf {
+        venv_dir().with_file_name("eksodus-local.json")
+    }
+
+    fn alive(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, self.port).into(), Duration::from_secs(1)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if write!(s, "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).is_ok() && buf.ends_with(b"200")
+    }
+
+    /// The running daemon, if there is one.
+    pub fn running() -> Option<Daemon> {
+        let d: Daemon = serde_json::from_str(&fs::read_to_string(Self::state_file()).ok()?).ok()?;
+        d.alive().then_some(d)
+    }
+
+    /// The running daemon, or a new one (installing moto first if needed).
+    pub fn ensure() -> Result<Daemon, Error> {
+        if let Some(d) = Self::running() {
+            return Ok(d);
+        }
+        let python = ensure_installed()?;
+        let script = venv_dir().join("eksodus_moto_launcher.py");
+        fs::write(&script, LAUNCHER).map_err(|e| Error::Io { what: "writing the moto launcher".into(), source: e })?;
+        let port = free_port()?;
+        let log_path = venv_dir().join("moto-daemon.log");
+        let log = File::create(&log_path).map_err(|e| Error::Io { what: format!("creating {}", log_path.display()), source: e })?;
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg("--daemon")
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::Io { what: "starting the moto daemon".into(), source: e })?;
+        let d = Daemon { port, pid: child.id() };
+        for _ in 0..300 {
+            if d.alive() {
+                fs::write(Self::state_file(), serde_json::to_string(&d).expect("serializable"))
+                    .map_err(|e| Error::Io { what: "recording the moto daemon".into(), source: e })?;
+                return Ok(d);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(Error::Install(format!("the moto daemon did not answer: {}", fs::read_to_string(&log_path).unwrap_or_default().trim())))
+    }
+
+    /// Stops the daemon; returns whether one was running.
+    pub fn stop() -> Result<bool, Error> {
+        let Some(d) = Self::running() else {
+            let _ = fs::remove_file(Self::state_file());
+            return Ok(false);
+        };
+        let _ = Command::new("kill").arg(d.pid.to_string()).status();
+        let _ = fs::remove_file(Self::state_file());
+        Ok(true)
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

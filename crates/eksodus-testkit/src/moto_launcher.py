@@ -13,6 +13,10 @@ parent = os.getppid()
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
 server.start()
 print("ready", flush=True)
+if "--daemon" in sys.argv:
+    # the local emulator of `cargo xtask ... --local`: lives until `cargo xtask local stop`
+    while True:
+        time.sleep(3600)
 while os.getppid() == parent:
     time.sleep(0.3)
 os._exit(0)

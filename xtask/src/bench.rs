@@ -1,0 +1,133 @@
+//! `cargo xtask bench net`: planner speed, apply wall time against the critical-path bound under 200 ms of
+//! injected latency per call, and the calls of a no-op re-plan. Prints numbers; asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use eksodus_core::aws::AwsTarget;
+use eksodus_core::engine::{ApplyOptions, Engine};
+use eksodus_core::events::EventSink;
+use eksodus_core::plan::{diff, Cost, Desired, Observed};
+use eksodus_core::spec::EnvironmentSpec;
+use eksodus_net::ec2::Network;
+use eksodus_net::layout::{carve, CarveRequest};
+use eksodus_testkit::{FaultConfig, LocalAws};
+use serde_json::json;
+
+const SPEC: &str = include_str!("../../examples/demo.yaml");
+const LATENCY: Duration = Duration::from_millis(200);
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Runs a benchmark by name.
+pub async fn run(what: &str) -> Result<()> {
+    match what {
+        "net" => net().await,
+        other => bail!("unknown benchmark `{other}` (known: net)"),
+    }
+}
+
+async fn net() -> Result<()> {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    println!("bench net ({profile} build)");
+
+    // 1. the planners at their largest: a /16 carved into 4096 /28 subnets, and the diff of that many
+    let parent = "10.0.0.0/16".parse()?;
+    let reqs: Vec<CarveRequest> = (0..4096).map(|i| CarveRequest { label: format!("s{i}"), prefix: 28 }).collect();
+    let mut times = vec![];
+    let mut subnets = vec![];
+    for _ in 0..20 {
+        let t = Instant::now();
+        subnets = carve(parent, &reqs).map_err(|e| anyhow::anyhow!("{e}"))?;
+        times.push(t.elapsed());
+    }
+    println!("carve /16 into {} /28 subnets: median {:?} over 20 runs", subnets.len(), median(times));
+    let desired: Vec<Desired> = subnets
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Desired {
+            key: format!("subnet/{i}"),
+            kind: "subnet".into(),
+            props: json!({"cidr": c.to_string(), "tags": {"a": "b"}}).as_object().cloned().unwrap_or_default(),
+            immutable: vec!["cidr".into()],
+            depends_on: vec![],
+            cost: Cost::new(1, 1, 1),
+        })
+        .collect();
+    let observed: Vec<Observed> = desired
+        .iter()
+        .map(|d| Observed { key: d.key.clone(), kind: d.kind.clone(), physical_id: format!("id-{}", d.key), props: d.props.clone(), depends_on: vec![], delete_cost: 1 })
+        .collect();
+    let mut times = vec![];
+    for _ in 0..20 {
+        let t = Instant::now();
+        let p = diff(&desired, &observed);
+        times.push(t.elapsed());
+        assert!(p.is_empty());
+    }
+    println!("diff of 4096 desired against 4096 observed subnets: median {:?} over 20 runs", median(times));
+    let mut spec6 = EnvironmentSpec::from_yaml("name: b\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 6, nat: per-az, cni: {custom_networking: {secondary_cidr: 100.64.0.0/16}}}")?;
+    spec6.network.subnets.public.prefix = Some(28);
+    let mut times = vec![];
+    let mut n = 0;
+    for _ in 0..200 {
+        let t = Instant::now();
+        n = eksodus_net::layout::plan(&spec6)?.subnets.len();
+        times.push(t.elapsed());
+    }
+    println!("layout of a 6-zone spec ({n} subnets): median {:?} over 200 runs", median(times));
+
+    // 2. apply under 200 ms per call, against the plan's critical-path bound
+    let spec = EnvironmentSpec::from_yaml(SPEC)?;
+    let aws = LocalAws::start(FaultConfig { latency: LATENCY, ..Default::default() }).await?;
+    let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
+    let net = Network::new(aws_sdk_ec2::Client::new(&conf), &spec).with_retry(ApplyOptions::fast());
+    let t = Instant::now();
+    let plan = net.plan(&spec).await?;
+    let plan_time = t.elapsed();
+    let cp = plan.critical_path_calls()?;
+    aws.proxy.reset_stats();
+    let engine = Engine::new(ApplyOptions::fast());
+    let t = Instant::now();
+    engine.apply(&plan, &net, &EventSink::discard()).await?.into_result()?;
+    let wall = t.elapsed();
+    let stats = aws.proxy.stats();
+    let bound = LATENCY * cp;
+    println!(
+        "plan of {} resources with 200 ms/call: {:.2}s ({} calls)",
+        plan.steps.len(),
+        plan_time.as_secs_f64(),
+        {
+            let s = aws.proxy.stats();
+            s.total()
+        }
+    );
+    println!(
+        "apply: {} operations, {} calls, wall {:.2}s; critical path {} calls = {:.2}s; ratio {:.3} (target <= 1.15)",
+        plan.changes().count(),
+        stats.total(),
+        wall.as_secs_f64(),
+        cp,
+        bound.as_secs_f64(),
+        wall.as_secs_f64() / bound.as_secs_f64()
+    );
+
+    // 3. a no-op re-plan
+    aws.proxy.reset_stats();
+    let t = Instant::now();
+    let again = net.plan(&spec).await?;
+    let s = aws.proxy.stats();
+    println!(
+        "no-op re-plan: {} calls ({}), {:.2}s, empty: {}",
+        s.total(),
+        s.by_operation().iter().map(|(k, v)| format!("{k} x{v}")).collect::<Vec<_>>().join(", "),
+        t.elapsed().as_secs_f64(),
+        again.is_empty()
+    );
+    aws.proxy.set_config(FaultConfig { latency: Duration::ZERO, account_id: Some(aws.account_id.clone()), ..Default::default() });
+    engine.apply(&net.destroy_plan().await?, &net, &EventSink::discard()).await?.into_result()?;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `cargo xtask demo`: the main job end to end on the local emulator, with a summary.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use eksodus_core::aws::AwsTarget;
+use eksodus_core::engine::{ApplyOptions, Engine};
+use eksodus_core::spec::{EnvironmentSpec, FieldErrors};
+use eksodus_net::ec2::Network;
+use eksodus_testkit::{FaultConfig, LocalAws};
+
+use crate::render;
+
+const SPEC: &str = include_str!("../../examples/demo.yaml");
+
+struct Phase {
+    name: &'static str,
+    seconds: f64,
+    calls: usize,
+    writes: usize,
+    note: String,
+}
+
+fn heading(s: &str) {
+    println!("\n=== {s} ===");
+}
+
+/// Runs the demo; `keep` leaves the environment in place (on a throw-away emulator, so only for looking).
+pub async fn run(keep: bool) -> Result<()> {
+    let total = Instant::now();
+    heading("Spec (examples/demo.yaml)");
+    let spec = EnvironmentSpec::from_yaml(SPEC)?;
+    let errs = eksodus_net::validate(&spec);
+    if !errs.is_empty() {
+        bail!(eksodus_core::Error::Invalid(FieldErrors(errs)));
+    }
+    println!("environment `{}` in {}: valid", spec.name, spec.region);
+
+    heading("Layout (offline)");
+    let layout = eksodus_net::layout::plan(&spec)?;
+    print!("{}", render::layout(&layout));
+
+    eprintln!("\nstarting the local AWS emulator (moto {})...", eksodus_testkit::moto::MOTO_VERSION);
+    let aws = LocalAws::start(FaultConfig::default()).await?;
+    let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
+    let net = Network::new(aws_sdk_ec2::Client::new(&conf), &spec).with_retry(ApplyOptions::fast());
+    let engine = Engine::new(ApplyOptions::fast());
+    let mut phases = Vec::new();
+    let mut measure = |name: &'static str, start: Instant, note: String, aws: &LocalAws| {
+        let s = aws.proxy.stats();
+        phases.push(Phase { name, seconds: start.elapsed().as_secs_f64(), calls: s.total(), writes: s.mutations_applied(), note });
+        aws.proxy.reset_stats();
+    };
+
+    heading("Plan");
+    let t = Instant::now();
+    let plan = net.plan(&spec).await?;
+    print!("{}", render::plan(&plan));
+    let cp = plan.critical_path_calls()?;
+    println!("critical path: {cp} sequential API calls");
+    measure("plan", t, plan.summary().to_string(), &aws);
+
+    heading("Apply");
+    let t = Instant::now();
+    let progress = render::Progress::new(false);
+    let report = engine.apply(&plan, &net, &progress.sink()).await?;
+    print!("{}", render::report(&report));
+    let ok = report.is_success();
+    measure("apply", t, format!("{} operations", report.ops.len()), &aws);
+    report.into_result()?;
+    let _ = ok;
+
+    heading("Plan again");
+    let t = Instant::now();
+    let again = net.plan(&spec).await?;
+    print!("{}", render::plan(&again));
+    if !again.is_empty() {
+        bail!("the plan after apply is not empty");
+    }
+    measure("re-plan", t, "no changes".into(), &aws);
+
+    if keep {
+        println!("\n--keep: leaving the environment in place (the emulator stops with this process)");
+    } else {
+        heading("Destroy");
+        let t = Instant::now();
+        let destroy = net.destroy_plan().await?;
+        println!("Plan: {}.", destroy.summary());
+        let progress = render::Progress::new(false);
+        let report = engine.apply(&destroy, &net, &progress.sink()).await?;
+        print!("{}", render::report(&report));
+        measure("destroy", t, format!("{} operations, {} leftover note(s)", report.ops.len(), report.leftovers.len()), &aws);
+        report.into_result()?;
+
+        heading("What is left");
+        let t = Instant::now();
+        let left = net.tagged_leftovers().await?;
+        if left.is_empty() {
+            println!("nothing tagged eksodus.io/environment={} (VPCs, subnets, gateways, addresses, route tables, security groups, interfaces)", spec.name);
+        } else {
+            for l in &left {
+                println!("  {l}");
+            }
+            bail!("{} tagged resource(s) remain", left.len());
+        }
+        measure("leftover check", t, "0 left".into(), &aws);
+    }
+
+    heading("Summary");
+    println!("{:<15} {:>8} {:>10} {:>7}  {}", "PHASE", "TIME", "AWS CALLS", "WRITES", "");
+    for p in &phases {
+        println!("{:<15} {:>7.2}s {:>10} {:>7}  {}", p.name, p.seconds, p.calls, p.writes, p.note);
+    }
+    println!("total {:.1}s on the local emulator (moto: resources are ready at once; real NAT gateways take minutes)", total.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `cargo xtask test`: everything CI runs, in the order that fails fastest.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+fn step(name: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("==> {name}: {cmd:?}");
+    let start = Instant::now();
+    let status = cmd.status()?;
+    eprintln!("<== {name}: {status} in {:.0}s", start.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("{name} failed");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Runs formatting, lints, the emulator install, every test, and cargo-deny's offline checks when installed.
+pub fn run(clippy: bool) -> Result<std::process::ExitCode> {
+    let start = Instant::now();
+    step("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    if clippy {
+        step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    }
+    eprintln!("==> local AWS emulator: moto {} in {}", eksodus_testkit::moto::MOTO_VERSION, eksodus_testkit::moto::venv_dir().display());
+    eksodus_testkit::moto::ensure_installed()?;
+    step("tests", cargo().args(["test", "--workspace", "--all-targets"]))?;
+    step("doc tests", cargo().args(["test", "--workspace", "--doc"]))?;
+    let deny = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
+    if deny {
+        // advisories need the advisory database from the network; licenses, bans and sources do not
+        step("cargo deny", cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))?;
+    } else {
+        eprintln!("(cargo-deny not installed: skipping the license, ban and source checks)");
+    }
+    eprintln!("all checks passed in {:.0}s", start.elapsed().as_secs_f64());
+    Ok(std::process::ExitCode::SUCCESS)
+}
