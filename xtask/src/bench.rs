@@ -85,9 +85,24 @@ async fn net() -> Result<()> {
     let aws = LocalAws::start(FaultConfig { latency: LATENCY, ..Default::default() }).await?;
     let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
     let net = Network::new(aws_sdk_ec2::Client::new(&conf), &spec).with_retry(ApplyOptions::fast());
+    // per-call overhead of this build, client to emulator and back, with no injected latency
+    aws.proxy.set_config(FaultConfig { account_id: Some(aws.account_id.clone()), ..Default::default() });
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    ec2.describe_vpcs().send().await?;
+    let mut times = vec![];
+    for _ in 0..20 {
+        let t = Instant::now();
+        ec2.describe_vpcs().send().await?;
+        times.push(t.elapsed());
+    }
+    let overhead = median(times);
+    println!("round trip of one call without injected latency: median {overhead:?}");
+    aws.proxy.set_config(FaultConfig { latency: LATENCY, account_id: Some(aws.account_id.clone()), ..Default::default() });
+    aws.proxy.reset_stats();
     let t = Instant::now();
     let plan = net.plan(&spec).await?;
     let plan_time = t.elapsed();
+    let plan_calls = aws.proxy.stats().total();
     let cp = plan.critical_path_calls()?;
     aws.proxy.reset_stats();
     let engine = Engine::new(ApplyOptions::fast());
@@ -100,10 +115,7 @@ async fn net() -> Result<()> {
         "plan of {} resources with 200 ms/call: {:.2}s ({} calls)",
         plan.steps.len(),
         plan_time.as_secs_f64(),
-        {
-            let s = aws.proxy.stats();
-            s.total()
-        }
+        plan_calls
     );
     println!(
         "apply: {} operations, {} calls, wall {:.2}s; critical path {} calls = {:.2}s; ratio {:.3} (target <= 1.15)",

@@ -23,7 +23,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
 use crate::events::{Event, EventSink};
 use crate::plan::{Action, Plan, Step};
@@ -512,6 +511,23 @@ impl OpGraph {
         Ok(order)
     }
 
+    /// For each operation, the heaviest chain from it to the end of the plan (itself included): starting
+    /// the ready operation with the largest tail first keeps the critical path moving (list scheduling).
+    pub(crate) fn tails(&self) -> Vec<u32> {
+        let order = self.topo_order().unwrap_or_default();
+        let mut rdeps = vec![Vec::new(); self.ops.len()];
+        for (i, ds) in self.deps.iter().enumerate() {
+            for &d in ds {
+                rdeps[d].push(i);
+            }
+        }
+        let mut tail = vec![0u32; self.ops.len()];
+        for &i in order.iter().rev() {
+            tail[i] = self.weights[i] + rdeps[i].iter().map(|&j| tail[j]).max().unwrap_or(0);
+        }
+        tail
+    }
+
     pub(crate) fn critical_path(&self) -> u32 {
         let order = self.topo_order().unwrap_or_default();
         let mut finish = vec![0u32; self.ops.len()];
@@ -558,14 +574,20 @@ impl Engine {
                 rdeps[d].push(i);
             }
         }
-        let sem = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut failed_because: Vec<Option<String>> = vec![None; n];
-        let mut ready: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).rev().collect();
+        let tails = graph.tails();
+        // `ready` is popped from the end: keep it sorted so the largest tail (then plan order) comes first
+        let sort_ready = |ready: &mut Vec<usize>| ready.sort_by_key(|&i| (tails[i], std::cmp::Reverse(i)));
+        let mut ready: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
+        sort_ready(&mut ready);
         let mut running = FuturesUnordered::new();
         let mut report = ApplyReport::default();
 
+        let slots = self.options.concurrency.max(1);
         loop {
-            while let Some(i) = ready.pop() {
+            // start ready operations, largest tail first, while slots are free (skips take no slot)
+            while running.len() < slots {
+                let Some(i) = ready.pop() else { break };
                 let op = &graph.ops[i];
                 if let Some(because) = failed_because[i].clone() {
                     events.emit(Event::StepSkipped { id: op.step.id.clone(), because: because.clone() });
@@ -588,15 +610,11 @@ impl Engine {
                     resolved: resolved.clone(),
                     leftovers: leftovers.clone(),
                 };
-                let sem = sem.clone();
                 let opts = self.options;
-                running.push(async move {
-                    let _permit = sem.acquire_owned().await.expect("semaphore closed");
-                    let r = run_op(op, ctx, exec, opts).await;
-                    (i, r)
-                });
+                running.push(async move { (i, run_op(op, ctx, exec, opts).await) });
             }
             let Some((i, result)) = running.next().await else { break };
+            let ready_before = ready.len();
             let op = &graph.ops[i];
             let outcome = match result {
                 Ok((pid, attempts)) => {
@@ -624,6 +642,9 @@ impl Engine {
                 if remaining[j] == 0 {
                     ready.push(j);
                 }
+            }
+            if ready.len() != ready_before {
+                sort_ready(&mut ready);
             }
         }
         report.leftovers = std::mem::take(&mut *leftovers.lock().expect("leftovers"));
@@ -842,6 +863,22 @@ mod tests {
         Engine::new(opts).apply(&plan, &rec, &EventSink::discard()).await.unwrap().into_result().unwrap();
         assert_eq!(rec.max_in_flight.load(Ordering::SeqCst), 3);
         assert_eq!(plan.critical_path_calls().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_longest_chain_starts_first() {
+        // with one slot, the head of the longest chain must run before the independent single steps
+        let mut want: Vec<Desired> = (0..5).map(|i| d(&format!("eip/{i}"), &[], "")).collect();
+        want.push(d("vpc", &[], "x"));
+        want.push(d("subnet/a", &["vpc"], "a"));
+        want.push(d("rt/a", &["subnet/a"], ""));
+        let plan = diff(&want, &[]);
+        let rec = Recorder::new(&[]);
+        let opts = ApplyOptions { concurrency: 1, ..ApplyOptions::fast() };
+        Engine::new(opts).apply(&plan, &rec, &EventSink::discard()).await.unwrap().into_result().unwrap();
+        let log = rec.log.lock().unwrap().clone();
+        assert_eq!(log[0], "Create vpc", "{log:?}");
+        assert_eq!(log[1], "Create subnet/a", "{log:?}");
     }
 
     #[test]
