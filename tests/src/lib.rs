@@ -55,14 +55,23 @@ impl Env {
     /// default VPC and its subnets: what a duplicate or a leak would show up in.
     pub async fn inventory(&self) -> Inventory {
         let vpcs = self.ec2.describe_vpcs().send().await.unwrap();
-        let vpc_ids: Vec<String> = vpcs.vpcs().iter().filter(|v| v.is_default() != Some(true)).filter_map(|v| v.vpc_id().map(String::from)).collect();
+        let vpc_ids: Vec<String> = vpcs
+            .vpcs()
+            .iter()
+            .filter(|v| v.is_default() != Some(true))
+            .filter_map(|v| v.vpc_id().map(String::from))
+            .collect();
         let subnets = self.ec2.describe_subnets().send().await.unwrap();
         let nats = self.ec2.describe_nat_gateways().send().await.unwrap();
         let eips = self.ec2.describe_addresses().send().await.unwrap();
         let igws = self.ec2.describe_internet_gateways().send().await.unwrap();
         Inventory {
             vpcs: vpc_ids.len(),
-            subnets: subnets.subnets().iter().filter(|s| s.vpc_id().is_some_and(|v| vpc_ids.iter().any(|x| x == v))).count(),
+            subnets: subnets
+                .subnets()
+                .iter()
+                .filter(|s| s.vpc_id().is_some_and(|v| vpc_ids.iter().any(|x| x == v)))
+                .count(),
             nat_gateways: nats
                 .nat_gateways()
                 .iter()

@@ -15,7 +15,10 @@ async fn apply_replan_destroy_leaves_nothing() {
     let report = env.apply(&s).await.unwrap();
     assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
     assert!(env.plan(&s).await.is_empty(), "re-plan after apply must be empty");
-    assert_eq!(env.inventory().await, Inventory { vpcs: 1, subnets: 9, nat_gateways: 3, eips: 3, internet_gateways: 1 });
+    assert_eq!(
+        env.inventory().await,
+        Inventory { vpcs: 1, subnets: 9, nat_gateways: 3, eips: 3, internet_gateways: 1 }
+    );
 
     // a no-op re-plan is cheap
     env.aws.proxy.reset_stats();
@@ -28,7 +31,10 @@ async fn apply_replan_destroy_leaves_nothing() {
     assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
     let left = env.network(&s).tagged_leftovers().await.unwrap();
     assert!(left.is_empty(), "left behind: {left:?}");
-    assert_eq!(env.inventory().await, Inventory { vpcs: 0, subnets: 0, nat_gateways: 0, eips: 0, internet_gateways: 0 });
+    assert_eq!(
+        env.inventory().await,
+        Inventory { vpcs: 0, subnets: 0, nat_gateways: 0, eips: 0, internet_gateways: 0 }
+    );
     assert_eq!(env.network(&s).destroy_plan().await.unwrap().changes().count(), 0);
 }
 
@@ -42,7 +48,12 @@ async fn changing_the_spec_updates_in_place_or_replaces() {
     s.network.nat = eksodus_core::spec::NatMode::Single;
     let p = env.plan(&s).await;
     let sum = p.summary();
-    assert_eq!((sum.create, sum.update, sum.replace, sum.delete), (0, 2, 0, 4), "{sum}\n{:#?}", p.changes().collect::<Vec<_>>());
+    assert_eq!(
+        (sum.create, sum.update, sum.replace, sum.delete),
+        (0, 2, 0, 4),
+        "{sum}\n{:#?}",
+        p.changes().collect::<Vec<_>>()
+    );
     env.apply(&s).await.unwrap().into_result().unwrap();
     assert!(env.plan(&s).await.is_empty());
     assert_eq!(env.inventory().await.nat_gateways, 1);
@@ -56,7 +67,13 @@ async fn changing_the_spec_updates_in_place_or_replaces() {
     assert!(env.plan(&s).await.is_empty());
 
     // drift: someone turns DNS hostnames off; the plan repairs it
-    let vpc = env.ec2.describe_vpcs().filters(aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values("e2e").build()).send().await.unwrap();
+    let vpc = env
+        .ec2
+        .describe_vpcs()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values("e2e").build())
+        .send()
+        .await
+        .unwrap();
     let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
     env.ec2
         .modify_vpc_attribute()

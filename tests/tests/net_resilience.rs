@@ -62,7 +62,11 @@ async fn converges_under(faults: FaultConfig) {
     assert!(stats.faults() >= 3, "only {} faults were injected", stats.faults());
     // planning meets faults too, and retries its reads
     let plan = env.plan(&s).await;
-    assert!(plan.is_empty(), "{:#?}", plan.changes().map(|c| (&c.id, c.action, &c.reasons, &c.changes)).collect::<Vec<_>>());
+    assert!(
+        plan.is_empty(),
+        "{:#?}",
+        plan.changes().map(|c| (&c.id, c.action, &c.reasons, &c.changes)).collect::<Vec<_>>()
+    );
     let report = env.destroy(&s).await.unwrap();
     assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
     env.aws.proxy.heal();

@@ -48,15 +48,32 @@ async fn bad_specs_fail_before_any_aws_call() {
             assert!(err.contains(n), "{what}: `{err}` does not mention `{n}`");
         }
     }
-    assert_eq!(env.aws.proxy.stats().total(), 0, "bad specs made AWS calls: {:?}", env.aws.proxy.stats().by_operation());
+    assert_eq!(
+        env.aws.proxy.stats().total(),
+        0,
+        "bad specs made AWS calls: {:?}",
+        env.aws.proxy.stats().by_operation()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_an_existing_vpc_creates_only_what_is_ours() {
     let env = Env::start(FaultConfig::default()).await;
-    let vpc = env.ec2.create_vpc().cidr_block("10.50.0.0/16").send().await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
+    let vpc = env
+        .ec2
+        .create_vpc()
+        .cidr_block("10.50.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
     let mut subnets = vec![];
-    for (cidr, az) in [("10.50.0.0/20", "us-east-1a"), ("10.50.16.0/20", "us-east-1b"), ("10.50.32.0/28", "us-east-1a")] {
+    for (cidr, az) in [("10.50.0.0/20", "us-east-1a"), ("10.50.16.0/20", "us-east-1b"), ("10.50.32.0/28", "us-east-1a")]
+    {
         let r = env.ec2.create_subnet().vpc_id(&vpc).cidr_block(cidr).availability_zone(az).send().await.unwrap();
         subnets.push(r.subnet().unwrap().subnet_id().unwrap().to_string());
     }
@@ -64,7 +81,7 @@ async fn adopting_an_existing_vpc_creates_only_what_is_ours() {
         format!("name: adopt\nregion: us-east-1\nnetwork:\n  azs: 2\n  nat: none\n  existing: {{vpc_id: {vpc}, subnet_ids: [{}]}}\n", ids.join(", "))
     };
     // one zone only
-    let s = spec(&yaml(&subnets[..1].to_vec()));
+    let s = spec(&yaml(&subnets[..1]));
     let err = env.network(&s).plan(&s).await.unwrap_err().to_string();
     assert!(err.contains("network.existing.subnet_ids"), "{err}");
     // a subnet too small to keep EKS's free addresses (a /28 has 11, fine), and a missing subnet
@@ -72,14 +89,15 @@ async fn adopting_an_existing_vpc_creates_only_what_is_ours() {
     let err = env.network(&s).plan(&s).await.unwrap_err().to_string();
     assert!(err.contains("network.existing.subnet_ids[1]") && err.contains("does not exist"), "{err}");
 
-    let s = spec(&yaml(&subnets[..2].to_vec()));
+    let s = spec(&yaml(&subnets[..2]));
     let plan = env.network(&s).plan(&s).await.unwrap();
     assert_eq!(plan.changes().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["sg/cluster"]);
     env.apply(&s).await.unwrap().into_result().unwrap();
     assert!(env.plan(&s).await.is_empty());
     env.destroy(&s).await.unwrap().into_result().unwrap();
     // the adopted VPC and subnets are untouched
-    let left = env.ec2.describe_subnets().filters(Filter::builder().name("vpc-id").values(&vpc).build()).send().await.unwrap();
+    let left =
+        env.ec2.describe_subnets().filters(Filter::builder().name("vpc-id").values(&vpc).build()).send().await.unwrap();
     assert_eq!(left.subnets().len(), 3);
     assert!(env.network(&s).tagged_leftovers().await.unwrap().is_empty());
 }
@@ -103,16 +121,38 @@ async fn destroy_removes_leftovers_inside_owned_resources_and_reports_them() {
     // what a CNI or load balancer controller leaves behind: an unattached ENI, and a group referring to ours
     let eni = env.ec2.create_network_interface().subnet_id(subnet.subnet_id().unwrap()).send().await.unwrap();
     let eni_id = eni.network_interface().unwrap().network_interface_id().unwrap().to_string();
-    let ours = env.ec2.describe_security_groups().filters(owned("tag:eksodus.io/resource", "sg/cluster")).send().await.unwrap().security_groups()[0]
+    let ours = env
+        .ec2
+        .describe_security_groups()
+        .filters(owned("tag:eksodus.io/resource", "sg/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
         .group_id()
         .unwrap()
         .to_string();
-    let foreign = env.ec2.create_security_group().group_name("k8s-elb-leftover").description("left by a controller").vpc_id(&vpc).send().await.unwrap();
+    let foreign = env
+        .ec2
+        .create_security_group()
+        .group_name("k8s-elb-leftover")
+        .description("left by a controller")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
     let foreign_id = foreign.group_id().unwrap().to_string();
     env.ec2
         .authorize_security_group_ingress()
         .group_id(&foreign_id)
-        .ip_permissions(IpPermission::builder().ip_protocol("tcp").from_port(443).to_port(443).user_id_group_pairs(UserIdGroupPair::builder().group_id(&ours).build()).build())
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&ours).build())
+                .build(),
+        )
         .send()
         .await
         .unwrap();

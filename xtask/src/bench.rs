@@ -59,7 +59,14 @@ async fn net() -> Result<()> {
         .collect();
     let observed: Vec<Observed> = desired
         .iter()
-        .map(|d| Observed { key: d.key.clone(), kind: d.kind.clone(), physical_id: format!("id-{}", d.key), props: d.props.clone(), depends_on: vec![], delete_cost: 1 })
+        .map(|d| Observed {
+            key: d.key.clone(),
+            kind: d.kind.clone(),
+            physical_id: format!("id-{}", d.key),
+            props: d.props.clone(),
+            depends_on: vec![],
+            delete_cost: 1,
+        })
         .collect();
     let mut times = vec![];
     for _ in 0..20 {
@@ -97,7 +104,11 @@ async fn net() -> Result<()> {
     }
     let overhead = median(times);
     println!("round trip of one call without injected latency: median {overhead:?}");
-    aws.proxy.set_config(FaultConfig { latency: LATENCY, account_id: Some(aws.account_id.clone()), ..Default::default() });
+    aws.proxy.set_config(FaultConfig {
+        latency: LATENCY,
+        account_id: Some(aws.account_id.clone()),
+        ..Default::default()
+    });
     aws.proxy.reset_stats();
     let t = Instant::now();
     let plan = net.plan(&spec).await?;
@@ -139,7 +150,11 @@ async fn net() -> Result<()> {
         t.elapsed().as_secs_f64(),
         again.is_empty()
     );
-    aws.proxy.set_config(FaultConfig { latency: Duration::ZERO, account_id: Some(aws.account_id.clone()), ..Default::default() });
+    aws.proxy.set_config(FaultConfig {
+        latency: Duration::ZERO,
+        account_id: Some(aws.account_id.clone()),
+        ..Default::default()
+    });
     engine.apply(&net.destroy_plan().await?, &net, &EventSink::discard()).await?.into_result()?;
     Ok(())
 }

@@ -48,7 +48,13 @@ pub async fn run(keep: bool) -> Result<()> {
     let mut phases = Vec::new();
     let mut measure = |name: &'static str, start: Instant, note: String, aws: &LocalAws| {
         let s = aws.proxy.stats();
-        phases.push(Phase { name, seconds: start.elapsed().as_secs_f64(), calls: s.total(), writes: s.mutations_applied(), note });
+        phases.push(Phase {
+            name,
+            seconds: start.elapsed().as_secs_f64(),
+            calls: s.total(),
+            writes: s.mutations_applied(),
+            note,
+        });
         aws.proxy.reset_stats();
     };
 
@@ -89,7 +95,12 @@ pub async fn run(keep: bool) -> Result<()> {
         let progress = render::Progress::new(false);
         let report = engine.apply(&destroy, &net, &progress.sink()).await?;
         print!("{}", render::report(&report));
-        measure("destroy", t, format!("{} operations, {} leftover note(s)", report.ops.len(), report.leftovers.len()), &aws);
+        measure(
+            "destroy",
+            t,
+            format!("{} operations, {} leftover note(s)", report.ops.len(), report.leftovers.len()),
+            &aws,
+        );
         report.into_result()?;
 
         heading("What is left");
@@ -107,10 +118,13 @@ pub async fn run(keep: bool) -> Result<()> {
     }
 
     heading("Summary");
-    println!("{:<15} {:>8} {:>10} {:>7}  {}", "PHASE", "TIME", "AWS CALLS", "WRITES", "");
+    println!("{:<15} {:>8} {:>10} {:>7}  NOTE", "PHASE", "TIME", "AWS CALLS", "WRITES");
     for p in &phases {
         println!("{:<15} {:>7.2}s {:>10} {:>7}  {}", p.name, p.seconds, p.calls, p.writes, p.note);
     }
-    println!("total {:.1}s on the local emulator (moto: resources are ready at once; real NAT gateways take minutes)", total.elapsed().as_secs_f64());
+    println!(
+        "total {:.1}s on the local emulator (moto: resources are ready at once; real NAT gateways take minutes)",
+        total.elapsed().as_secs_f64()
+    );
     Ok(())
 }

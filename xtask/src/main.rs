@@ -153,7 +153,11 @@ struct AwsArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
@@ -202,7 +206,10 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
     };
     let errs = eksodus_net::validate(&spec);
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"valid": errs.is_empty(), "errors": errs, "spec": spec}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"valid": errs.is_empty(), "errors": errs, "spec": spec}))?
+        );
     } else if errs.is_empty() {
         print!("{}", serde_yaml::to_string(&spec)?);
     } else {
@@ -295,7 +302,12 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let opts = ApplyOptions { concurrency: a.concurrency, ..ApplyOptions::default() };
             let report = Engine::new(opts).apply(&plan, &net, &progress.sink()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plan": render::plan_json(&plan), "report": report}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"plan": render::plan_json(&plan), "report": report})
+                    )?
+                );
             } else {
                 print!("{}", render::report(&report));
             }
@@ -319,7 +331,10 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let report = Engine::new(opts).apply(&plan, &net, &progress.sink()).await?;
             let left = net.tagged_leftovers().await?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"report": report, "tagged_left": left}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"report": report, "tagged_left": left}))?
+                );
             } else {
                 print!("{}", render::report(&report));
                 if left.is_empty() {
@@ -345,9 +360,16 @@ fn aws_sdk_ec2_client(conf: &aws_config::SdkConfig) -> aws_sdk_ec2::Client {
 }
 
 async fn max_pods(a: MaxPodsArgs) -> Result<ExitCode> {
-    let version = eksodus_core::spec::parse_version(&a.cni_version).with_context(|| format!("--cni-version `{}` is not a version like 1.19.2", a.cni_version))?;
-    let opts = CniOptions { prefix_delegation: a.prefix_delegation, custom_networking: a.custom_networking, max_eni: a.max_eni, cni_version: version };
-    let types: Vec<String> = if a.all { cni::all().map(|l| l.instance_type.clone()).collect() } else { a.types.clone() };
+    let version = eksodus_core::spec::parse_version(&a.cni_version)
+        .with_context(|| format!("--cni-version `{}` is not a version like 1.19.2", a.cni_version))?;
+    let opts = CniOptions {
+        prefix_delegation: a.prefix_delegation,
+        custom_networking: a.custom_networking,
+        max_eni: a.max_eni,
+        cni_version: version,
+    };
+    let types: Vec<String> =
+        if a.all { cni::all().map(|l| l.instance_type.clone()).collect() } else { a.types.clone() };
     if types.is_empty() {
         bail!("name at least one instance type, or --all");
     }

@@ -23,7 +23,14 @@ fn short(v: &Option<Value>) -> String {
 }
 
 fn step_lines(out: &mut String, s: &Step) {
-    let _ = writeln!(out, "  {} {:<34} {}{}", s.action.symbol(), s.id, s.kind, s.physical_id.as_ref().map(|p| format!(" ({p})")).unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "  {} {:<34} {}{}",
+        s.action.symbol(),
+        s.id,
+        s.kind,
+        s.physical_id.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+    );
     for r in &s.reasons {
         if s.action != Action::Create {
             let _ = writeln!(out, "      # {r}");
@@ -77,7 +84,8 @@ pub fn plan_json(p: &Plan) -> Value {
 pub fn layout(l: &Layout) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "VPC {}{}", l.vpc, l.secondary.map(|s| format!(" + secondary {s}")).unwrap_or_default());
-    let _ = writeln!(out, "{:<8} {:<14} {:<18} {:>8} {:>10} {:>8}", "TIER", "ZONE", "CIDR", "USABLE", "POD IPS", "NODES");
+    let _ =
+        writeln!(out, "{:<8} {:<14} {:<18} {:>8} {:>10} {:>8}", "TIER", "ZONE", "CIDR", "USABLE", "POD IPS", "NODES");
     for s in &l.subnets {
         let _ = writeln!(
             out,
@@ -113,9 +121,17 @@ impl Progress {
     /// A progress display; `quiet` hides it (for `--json`).
     pub fn new(quiet: bool) -> Arc<Progress> {
         let tty = std::io::stderr().is_terminal() && !quiet;
-        let mp = MultiProgress::with_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        let mp = MultiProgress::with_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         let overall = mp.add(ProgressBar::new(0));
-        overall.set_style(ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg} ({elapsed})").expect("template").progress_chars("=> "));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                .expect("template")
+                .progress_chars("=> "),
+        );
         Arc::new(Progress { mp, overall, steps: Mutex::default(), tty: tty || quiet })
     }
 
@@ -169,7 +185,12 @@ impl Progress {
                     self.mp.remove(&pb);
                 }
                 self.overall.inc(1);
-                self.line(format!("  {} {id} {}({} ms)", action.symbol(), physical_id.as_ref().map(|p| format!("{p} ")).unwrap_or_default(), elapsed_ms));
+                self.line(format!(
+                    "  {} {id} {}({} ms)",
+                    action.symbol(),
+                    physical_id.as_ref().map(|p| format!("{p} ")).unwrap_or_default(),
+                    elapsed_ms
+                ));
             }
             Event::StepFailed { id, error } => {
                 if let Some(pb) = self.steps.lock().expect("steps").remove(id) {
@@ -193,7 +214,8 @@ impl Progress {
 pub fn report(r: &ApplyReport) -> String {
     let mut out = String::new();
     let failed: Vec<_> = r.failures().collect();
-    let _ = writeln!(out, "{} operation(s) in {:.1}s, {} failed", r.ops.len(), r.elapsed_ms as f64 / 1000.0, failed.len());
+    let _ =
+        writeln!(out, "{} operation(s) in {:.1}s, {} failed", r.ops.len(), r.elapsed_ms as f64 / 1000.0, failed.len());
     for (id, e) in failed {
         let _ = writeln!(out, "  failed {id}: {e}");
     }

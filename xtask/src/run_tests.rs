@@ -27,7 +27,11 @@ pub fn run(clippy: bool) -> Result<std::process::ExitCode> {
     if clippy {
         step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     }
-    eprintln!("==> local AWS emulator: moto {} in {}", eksodus_testkit::moto::MOTO_VERSION, eksodus_testkit::moto::venv_dir().display());
+    eprintln!(
+        "==> local AWS emulator: moto {} in {}",
+        eksodus_testkit::moto::MOTO_VERSION,
+        eksodus_testkit::moto::venv_dir().display()
+    );
     eksodus_testkit::moto::ensure_installed()?;
     step("tests", cargo().args(["test", "--workspace", "--all-targets"]))?;
     step("doc tests", cargo().args(["test", "--workspace", "--doc"]))?;

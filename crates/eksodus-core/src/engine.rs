@@ -203,10 +203,7 @@ impl OpContext {
                 Err(e) => return Err(e),
             }
             if start.elapsed() >= timeout {
-                return Err(StepError::permanent(format!(
-                    "timed out after {}s waiting for {what}",
-                    timeout.as_secs()
-                )));
+                return Err(StepError::permanent(format!("timed out after {}s waiting for {what}", timeout.as_secs())));
             }
             tokio::time::sleep(interval.min(timeout.saturating_sub(start.elapsed()))).await;
             interval = (interval * 2).min(self.waits.max_interval);
@@ -237,7 +234,8 @@ pub struct Leftover {
 /// The per-resource-kind code the engine drives.
 pub trait Executor: Send + Sync {
     /// Runs one attempt of one operation, returning the resource's physical ID (for creates).
-    fn execute<'a>(&'a self, op: &'a Operation, ctx: &'a OpContext) -> BoxFuture<'a, Result<Option<String>, StepError>>;
+    fn execute<'a>(&'a self, op: &'a Operation, ctx: &'a OpContext)
+        -> BoxFuture<'a, Result<Option<String>, StepError>>;
 }
 
 /// Waiter polling settings.
@@ -428,7 +426,8 @@ impl OpGraph {
             }
         }
         let mut deps: Vec<HashSet<usize>> = vec![HashSet::new(); ops.len()];
-        let planned: HashSet<&str> = plan.steps.iter().filter(|s| s.action != Action::Delete).map(|s| s.key.as_str()).collect();
+        let planned: HashSet<&str> =
+            plan.steps.iter().filter(|s| s.action != Action::Delete).map(|s| s.key.as_str()).collect();
         // A replaced step's create runs after its own delete.
         for (i, s) in &fwd_by_step {
             if s.action == Action::Replace {
@@ -591,7 +590,11 @@ impl Engine {
                 let op = &graph.ops[i];
                 if let Some(because) = failed_because[i].clone() {
                     events.emit(Event::StepSkipped { id: op.step.id.clone(), because: because.clone() });
-                    report.ops.push(OpReport { id: op.step.id.clone(), op: op.kind, outcome: Outcome::Skipped { because } });
+                    report.ops.push(OpReport {
+                        id: op.step.id.clone(),
+                        op: op.kind,
+                        outcome: Outcome::Skipped { because },
+                    });
                     let id = op.step.id.clone();
                     for &j in &rdeps[i] {
                         failed_because[j].get_or_insert_with(|| id.clone());
@@ -768,7 +771,11 @@ mod tests {
     }
 
     impl Executor for Recorder {
-        fn execute<'a>(&'a self, op: &'a Operation, ctx: &'a OpContext) -> BoxFuture<'a, Result<Option<String>, StepError>> {
+        fn execute<'a>(
+            &'a self,
+            op: &'a Operation,
+            ctx: &'a OpContext,
+        ) -> BoxFuture<'a, Result<Option<String>, StepError>> {
             Box::pin(async move {
                 self.calls.fetch_add(1, Ordering::SeqCst);
                 let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -797,7 +804,12 @@ mod tests {
 
     #[tokio::test]
     async fn creates_follow_dependencies_and_retries_converge() {
-        let want = [d("vpc", &[], "10.0.0.0/16"), d("subnet/a", &["vpc"], "10.0.0.0/24"), d("subnet/b", &["vpc"], "10.0.1.0/24"), d("rt/a", &["subnet/a"], "")];
+        let want = [
+            d("vpc", &[], "10.0.0.0/16"),
+            d("subnet/a", &["vpc"], "10.0.0.0/24"),
+            d("subnet/b", &["vpc"], "10.0.1.0/24"),
+            d("rt/a", &["subnet/a"], ""),
+        ];
         let plan = diff(&want, &[]);
         assert_eq!(plan.critical_path_calls().unwrap(), 6);
         let rec = Recorder::new(&[("subnet/a", 2, ErrorClass::Throttling), ("vpc", 1, ErrorClass::Transient)]);
@@ -811,7 +823,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_permanent_failure_skips_dependents_only() {
-        let want = [d("vpc", &[], "x"), d("subnet/a", &["vpc"], "a"), d("rt/a", &["subnet/a"], ""), d("eip/a", &[], "")];
+        let want =
+            [d("vpc", &[], "x"), d("subnet/a", &["vpc"], "a"), d("rt/a", &["subnet/a"], ""), d("eip/a", &[], "")];
         let plan = diff(&want, &[]);
         let rec = Recorder::new(&[("subnet/a", 99, ErrorClass::Permanent)]);
         let report = Engine::new(ApplyOptions::fast()).apply(&plan, &rec, &EventSink::discard()).await.unwrap();
@@ -836,7 +849,12 @@ mod tests {
         let observed = [obs("vpc", &[]), obs("subnet/a", &["vpc"]), obs("rt/a", &["subnet/a"])];
         let plan = Plan::destroy(&observed);
         let rec = Recorder::new(&[]);
-        Engine::new(ApplyOptions::fast()).apply(&plan, &rec, &EventSink::discard()).await.unwrap().into_result().unwrap();
+        Engine::new(ApplyOptions::fast())
+            .apply(&plan, &rec, &EventSink::discard())
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
         let log = rec.log.lock().unwrap().clone();
         assert!(pos(&log, "Delete rt/a@old-rt/a") < pos(&log, "Delete subnet/a@old-subnet/a"));
         assert!(pos(&log, "Delete subnet/a@old-subnet/a") < pos(&log, "Delete vpc@old-vpc"));
@@ -846,7 +864,12 @@ mod tests {
         let plan = diff(&want, &observed);
         assert_eq!(plan.summary().replace, 3);
         let rec = Recorder::new(&[]);
-        Engine::new(ApplyOptions::fast()).apply(&plan, &rec, &EventSink::discard()).await.unwrap().into_result().unwrap();
+        Engine::new(ApplyOptions::fast())
+            .apply(&plan, &rec, &EventSink::discard())
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
         let log = rec.log.lock().unwrap().clone();
         assert!(pos(&log, "Delete rt/a") < pos(&log, "Delete subnet/a"));
         assert!(pos(&log, "Delete subnet/a") < pos(&log, "Delete vpc"));

@@ -260,7 +260,8 @@ pub fn diff(desired: &[Desired], observed: &[Observed]) -> Plan {
             }
         };
         for dup in dups {
-            extra.push(delete_step(dup, format!("duplicate of {} (same key `{}`)", chosen.unwrap().physical_id, d.key)));
+            extra
+                .push(delete_step(dup, format!("duplicate of {} (same key `{}`)", chosen.unwrap().physical_id, d.key)));
         }
         let step = match chosen {
             None => Step {
@@ -272,7 +273,12 @@ pub fn diff(desired: &[Desired], observed: &[Observed]) -> Plan {
                 changes: d
                     .props
                     .iter()
-                    .map(|(k, v)| Change { field: k.clone(), from: None, to: Some(v.clone()), forces_replacement: false })
+                    .map(|(k, v)| Change {
+                        field: k.clone(),
+                        from: None,
+                        to: Some(v.clone()),
+                        forces_replacement: false,
+                    })
                     .collect(),
                 physical_id: None,
                 desired: Some(d.props.clone()),
@@ -352,7 +358,10 @@ pub fn diff(desired: &[Desired], observed: &[Observed]) -> Plan {
             if matches!(s.action, Action::NoOp | Action::Update) {
                 s.action = Action::Replace;
                 s.calls = desired.iter().find(|d| d.key == s.key).map_or(0, |d| d.cost.create);
-                s.delete_calls = observed.iter().find(|o| Some(&o.physical_id) == s.physical_id.as_ref()).map_or(0, |o| o.delete_cost);
+                s.delete_calls = observed
+                    .iter()
+                    .find(|o| Some(&o.physical_id) == s.physical_id.as_ref())
+                    .map_or(0, |o| o.delete_cost);
                 s.reasons.push(format!("replaced because `{key}` it depends on is replaced"));
                 queue.push(j);
             }
@@ -485,7 +494,8 @@ mod tests {
 
     #[test]
     fn replacement_propagates_to_dependents() {
-        let want = [d("vpc", json!({"cidr": "10.1.0.0/16"}), &[]), d("subnet/a", json!({"cidr": "10.0.0.0/24"}), &["vpc"])];
+        let want =
+            [d("vpc", json!({"cidr": "10.1.0.0/16"}), &[]), d("subnet/a", json!({"cidr": "10.0.0.0/24"}), &["vpc"])];
         let have = [
             o("vpc", "vpc-1", json!({"cidr": "10.0.0.0/16"}), &[]),
             o("subnet/a", "subnet-1", json!({"cidr": "10.0.0.0/24"}), &["vpc"]),

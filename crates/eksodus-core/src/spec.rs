@@ -252,7 +252,8 @@ impl EnvironmentSpec {
     /// Reads and parses a spec file.
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.display().to_string(), source })?;
         Self::from_yaml(&text)
     }
 
@@ -269,7 +270,10 @@ impl EnvironmentSpec {
         let mut errs = Vec::new();
         validate_name(&self.name, &mut errs);
         if !is_region(&self.region) {
-            errs.push(FieldError::new("region", format!("`{}` is not an AWS region name such as eu-west-1", self.region)));
+            errs.push(FieldError::new(
+                "region",
+                format!("`{}` is not an AWS region name such as eu-west-1", self.region),
+            ));
         }
         validate_tags(&self.tags, &mut errs);
         self.validate_network(&mut errs);
@@ -279,7 +283,9 @@ impl EnvironmentSpec {
     fn validate_network(&self, errs: &mut Vec<FieldError>) {
         let n = &self.network;
         match (&n.cidr, &n.existing) {
-            (None, None) => errs.push(FieldError::new("network.cidr", "required (or adopt a VPC with network.existing)")),
+            (None, None) => {
+                errs.push(FieldError::new("network.cidr", "required (or adopt a VPC with network.existing)"))
+            }
             (Some(_), Some(_)) => {
                 errs.push(FieldError::new("network.existing", "give either network.cidr or network.existing, not both"))
             }
@@ -322,7 +328,9 @@ impl EnvironmentSpec {
                     }
                     let suffix_ok = z.len() > self.region.len()
                         && z.starts_with(&self.region)
-                        && z[self.region.len()..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                        && z[self.region.len()..]
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
                     if !suffix_ok {
                         errs.push(FieldError::new(
                             format!("network.azs[{i}]"),
@@ -360,7 +368,10 @@ impl EnvironmentSpec {
             }
         }
         if n.existing.is_none() && !s.private.enabled {
-            errs.push(FieldError::new("network.subnets.private.enabled", "the private tier holds the nodes and cannot be disabled"));
+            errs.push(FieldError::new(
+                "network.subnets.private.enabled",
+                "the private tier holds the nodes and cannot be disabled",
+            ));
         }
         if !s.public.enabled && n.nat != NatMode::None {
             errs.push(FieldError::new(
@@ -434,7 +445,10 @@ impl EnvironmentSpec {
         }
         if let Some(e) = &n.existing {
             if !is_aws_id(&e.vpc_id, "vpc-") {
-                errs.push(FieldError::new("network.existing.vpc_id", format!("`{}` is not a VPC ID (vpc-...)", e.vpc_id)));
+                errs.push(FieldError::new(
+                    "network.existing.vpc_id",
+                    format!("`{}` is not a VPC ID (vpc-...)", e.vpc_id),
+                ));
             }
             if e.subnet_ids.len() < 2 {
                 errs.push(FieldError::new(
@@ -450,7 +464,10 @@ impl EnvironmentSpec {
                         format!("`{s}` is not a subnet ID (subnet-...)"),
                     ));
                 } else if !seen.insert(s) {
-                    errs.push(FieldError::new(format!("network.existing.subnet_ids[{i}]"), format!("`{s}` is listed twice")));
+                    errs.push(FieldError::new(
+                        format!("network.existing.subnet_ids[{i}]"),
+                        format!("`{s}` is listed twice"),
+                    ));
                 }
             }
         }
@@ -488,7 +505,9 @@ fn validate_name(name: &str, errs: &mut Vec<FieldError>) {
     if !first_ok || !chars_ok || name.ends_with('-') {
         errs.push(FieldError::new(
             "name",
-            format!("`{name}` must be lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"),
+            format!(
+                "`{name}` must be lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"
+            ),
         ));
     }
 }
@@ -510,7 +529,10 @@ fn validate_tags(tags: &BTreeMap<String, String>, errs: &mut Vec<FieldError>) {
     // EC2 allows 50 tags per resource; eksodus adds its own ownership tags and the Kubernetes role tags.
     let budget = 50 - tags::RESERVED_TAG_BUDGET;
     if tags.len() > budget {
-        errs.push(FieldError::new("tags", format!("at most {budget} user tags fit next to eksodus's own, got {}", tags.len())));
+        errs.push(FieldError::new(
+            "tags",
+            format!("at most {budget} user tags fit next to eksodus's own, got {}", tags.len()),
+        ));
     }
     for (k, v) in tags {
         let path = format!("tags.{k}");
@@ -548,8 +570,10 @@ network:
 
     #[test]
     fn parse_error_names_the_path() {
-        let err = EnvironmentSpec::from_yaml("name: x\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 2\n  nat: sometimes\n")
-            .unwrap_err();
+        let err = EnvironmentSpec::from_yaml(
+            "name: x\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 2\n  nat: sometimes\n",
+        )
+        .unwrap_err();
         match err {
             Error::Parse { path, message } => {
                 assert_eq!(path, "network.nat");
@@ -610,7 +634,9 @@ network:
   cni: {custom_networking: {secondary_cidr: 10.0.128.0/17}}
 ",
         );
-        assert!(errs.iter().any(|e| e.starts_with("network.cni.custom_networking.secondary_cidr") && e.contains("overlaps")));
+        assert!(errs
+            .iter()
+            .any(|e| e.starts_with("network.cni.custom_networking.secondary_cidr") && e.contains("overlaps")));
     }
 
     #[test]

@@ -94,7 +94,12 @@ pub fn limits(instance_type: &str) -> Result<&'static InstanceLimits, Error> {
         let mut similar: Vec<String> =
             TABLE.keys().filter(|k| k.split('.').next() == Some(family)).take(6).cloned().collect();
         if similar.is_empty() {
-            similar = TABLE.keys().filter(|k| k.starts_with(&instance_type[..instance_type.len().min(2)])).take(6).cloned().collect();
+            similar = TABLE
+                .keys()
+                .filter(|k| k.starts_with(&instance_type[..instance_type.len().min(2)]))
+                .take(6)
+                .cloned()
+                .collect();
         }
         Error::UnknownInstanceType { instance_type: instance_type.to_string(), similar }
     })
@@ -286,7 +291,16 @@ mod tests {
             uncapped: bool,
             want: u32,
         }
-        let c = |t, pd, custom, max_eni, cni, vcpus, uncapped, want| Case { t, pd, custom, max_eni, cni, vcpus, uncapped, want };
+        let c = |t, pd, custom, max_eni, cni, vcpus, uncapped, want| Case {
+            t,
+            pd,
+            custom,
+            max_eni,
+            cni,
+            vcpus,
+            uncapped,
+            want,
+        };
         let cases = [
             c("m5.large", false, false, None, (1, 23), Some(2), false, 29),
             c("m5.large", true, false, None, (1, 23), Some(2), false, 110),
@@ -307,17 +321,33 @@ mod tests {
         ];
         for k in cases {
             let l = limits(k.t).unwrap();
-            let o = CniOptions { prefix_delegation: k.pd, custom_networking: k.custom, max_eni: k.max_eni, cni_version: k.cni };
-            assert_eq!(max_pods(l, &o, k.vcpus, k.uncapped).value, k.want, "{} pd={} custom={} max_eni={:?}", k.t, k.pd, k.custom, k.max_eni);
+            let o = CniOptions {
+                prefix_delegation: k.pd,
+                custom_networking: k.custom,
+                max_eni: k.max_eni,
+                cni_version: k.cni,
+            };
+            assert_eq!(
+                max_pods(l, &o, k.vcpus, k.uncapped).value,
+                k.want,
+                "{} pd={} custom={} max_eni={:?}",
+                k.t,
+                k.pd,
+                k.custom,
+                k.max_eni
+            );
         }
         let o = CniOptions { prefix_delegation: true, ..Default::default() };
-        assert_eq!(max_pods(limits("m4.large").unwrap(), &o, None, false).prefix_delegation_not_applied, Some(PdNotApplied::NotNitro));
+        assert_eq!(
+            max_pods(limits("m4.large").unwrap(), &o, None, false).prefix_delegation_not_applied,
+            Some(PdNotApplied::NotNitro)
+        );
     }
 
     #[test]
     fn footprint_counts_warm_pools() {
         let l = limits("m5.large").unwrap(); // 3 ENIs x 10
-        // 20 pods need 3 ENIs (9 secondaries each) -> 3 ENIs incl. warm, capped at 3
+                                             // 20 pods need 3 ENIs (9 secondaries each) -> 3 ENIs incl. warm, capped at 3
         assert_eq!(node_footprint(l, &CniOptions::default(), 20).node_subnet_ips, 30);
         // 5 pods: 1 ENI + 1 warm
         assert_eq!(node_footprint(l, &CniOptions::default(), 5).node_subnet_ips, 20);

@@ -33,7 +33,9 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use serde_json::{json, Map, Value};
 
 use eksodus_core::aws::{error_code, step_error};
-use eksodus_core::engine::{retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState};
+use eksodus_core::engine::{
+    retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState,
+};
 use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
 use eksodus_core::spec::{EnvironmentSpec, FieldError, NatMode};
 use eksodus_core::tags;
@@ -165,7 +167,13 @@ impl Network {
 
     /// A reconciler for an environment known only by name (enough to discover and destroy).
     pub fn for_environment(ec2: Client, env: &str) -> Self {
-        Network { ec2, env: env.to_string(), user_tags: BTreeMap::new(), adopted_vpc: None, reads: ApplyOptions::default() }
+        Network {
+            ec2,
+            env: env.to_string(),
+            user_tags: BTreeMap::new(),
+            adopted_vpc: None,
+            reads: ApplyOptions::default(),
+        }
     }
 
     /// The EC2 client.
@@ -189,7 +197,10 @@ impl Network {
     }
 
     fn owned_filters(&self) -> Vec<Filter> {
-        vec![filter(&format!("tag:{}", tags::ENVIRONMENT), &self.env), filter(&format!("tag:{}", tags::COMPONENT), COMPONENT)]
+        vec![
+            filter(&format!("tag:{}", tags::ENVIRONMENT), &self.env),
+            filter(&format!("tag:{}", tags::COMPONENT), COMPONENT),
+        ]
     }
 
     /// The resources `spec` wants, for `layout` (absent when adopting an existing VPC).
@@ -237,7 +248,14 @@ impl Network {
             Cost::new(2, 1, 2),
         ));
         if let Some(sec) = layout.secondary {
-            out.push(d("vpc-cidr/secondary", "vpc-cidr", json!({"cidr": sec.to_string()}), &["cidr"], vec!["vpc".into()], Cost::new(1, 0, 1)));
+            out.push(d(
+                "vpc-cidr/secondary",
+                "vpc-cidr",
+                json!({"cidr": sec.to_string()}),
+                &["cidr"],
+                vec!["vpc".into()],
+                Cost::new(1, 0, 1),
+            ));
         }
         let public = layout.subnets.iter().any(|s| s.tier == Tier::Public);
         for s in &layout.subnets {
@@ -267,7 +285,14 @@ impl Network {
             ));
         }
         if public {
-            out.push(d("igw", "internet-gateway", json!({"attached": true}), &[], vec!["vpc".into()], Cost::new(2, 1, 2)));
+            out.push(d(
+                "igw",
+                "internet-gateway",
+                json!({"attached": true}),
+                &[],
+                vec!["vpc".into()],
+                Cost::new(2, 1, 2),
+            ));
             out.push(d("rtb/public", "route-table", json!({}), &[], vec!["vpc".into()], Cost::new(1, 0, 1)));
             out.push(d(
                 "route/public/default",
@@ -341,15 +366,28 @@ impl Network {
     /// Finds every owned network resource (a handful of Describe calls, run concurrently), retrying
     /// throttling and transient errors.
     pub async fn discover(&self) -> Result<Discovery, Error> {
+        // boxed: the SDK's futures are large, and callers should not have to carry them on their stack
+        Box::pin(self.discover_inner()).await
+    }
+
+    async fn discover_inner(&self) -> Result<Discovery, Error> {
         let f = self.owned_filters();
         let (vpcs, subnets, igws, eips, nats, rtbs, sgs) = tokio::try_join!(
             self.read("DescribeVpcs", || self.ec2.describe_vpcs().set_filters(Some(f.clone())).send()),
             self.read("DescribeSubnets", || self.ec2.describe_subnets().set_filters(Some(f.clone())).send()),
-            self.read("DescribeInternetGateways", || self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send()),
+            self.read("DescribeInternetGateways", || self
+                .ec2
+                .describe_internet_gateways()
+                .set_filters(Some(f.clone()))
+                .send()),
             self.read("DescribeAddresses", || self.ec2.describe_addresses().set_filters(Some(f.clone())).send()),
             self.read("DescribeNatGateways", || self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send()),
             self.read("DescribeRouteTables", || self.ec2.describe_route_tables().set_filters(Some(f.clone())).send()),
-            self.read("DescribeSecurityGroups", || self.ec2.describe_security_groups().set_filters(Some(f.clone())).send()),
+            self.read("DescribeSecurityGroups", || self
+                .ec2
+                .describe_security_groups()
+                .set_filters(Some(f.clone()))
+                .send()),
         )?;
         let mut d = Discovery::default();
         let key_of = |t: &[Tag]| tag_map(t).get(tags::RESOURCE).cloned();
@@ -359,10 +397,24 @@ impl Network {
             d.keys.insert(id.to_string(), key.clone());
             let (dns_s, dns_h) = tokio::try_join!(
                 async {
-                    self.read("DescribeVpcAttribute", || self.ec2.describe_vpc_attribute().vpc_id(id).attribute(VpcAttributeName::EnableDnsSupport).send()).await
+                    self.read("DescribeVpcAttribute", || {
+                        self.ec2
+                            .describe_vpc_attribute()
+                            .vpc_id(id)
+                            .attribute(VpcAttributeName::EnableDnsSupport)
+                            .send()
+                    })
+                    .await
                 },
                 async {
-                    self.read("DescribeVpcAttribute", || self.ec2.describe_vpc_attribute().vpc_id(id).attribute(VpcAttributeName::EnableDnsHostnames).send()).await
+                    self.read("DescribeVpcAttribute", || {
+                        self.ec2
+                            .describe_vpc_attribute()
+                            .vpc_id(id)
+                            .attribute(VpcAttributeName::EnableDnsHostnames)
+                            .send()
+                    })
+                    .await
                 },
             )?;
             d.observed.push(Observed {
@@ -379,7 +431,8 @@ impl Network {
                 delete_cost: 2,
             });
             for a in v.cidr_block_association_set() {
-                let state = a.cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str().to_string()).unwrap_or_default();
+                let state =
+                    a.cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str().to_string()).unwrap_or_default();
                 if a.cidr_block() == v.cidr_block() || !(state == "associated" || state == "associating") {
                     continue;
                 }
@@ -417,7 +470,10 @@ impl Network {
         for g in igws.internet_gateways() {
             let (Some(id), Some(key)) = (g.internet_gateway_id(), key_of(g.tags())) else { continue };
             d.keys.insert(id.to_string(), key.clone());
-            let attached = g.attachments().iter().any(|a| a.state().is_some_and(|s| s.as_str() == "available" || s.as_str() == "attached"));
+            let attached = g
+                .attachments()
+                .iter()
+                .any(|a| a.state().is_some_and(|s| s.as_str() == "available" || s.as_str() == "attached"));
             d.observed.push(Observed {
                 key,
                 kind: "internet-gateway".into(),
@@ -471,9 +527,16 @@ impl Network {
             }
             let (Some(id), Some(key)) = (n.nat_gateway_id(), key_of(n.tags())) else { continue };
             d.keys.insert(id.to_string(), key.clone());
-            let subnet = n.subnet_id().and_then(|s| d.keys.get(s)).cloned().unwrap_or_else(|| format!("(foreign {})", n.subnet_id().unwrap_or("?")));
+            let subnet = n
+                .subnet_id()
+                .and_then(|s| d.keys.get(s))
+                .cloned()
+                .unwrap_or_else(|| format!("(foreign {})", n.subnet_id().unwrap_or("?")));
             let alloc = n.nat_gateway_addresses().iter().find_map(|a| a.allocation_id());
-            let eip = alloc.and_then(|a| d.keys.get(a)).cloned().unwrap_or_else(|| format!("(foreign {})", alloc.unwrap_or("?")));
+            let eip = alloc
+                .and_then(|a| d.keys.get(a))
+                .cloned()
+                .unwrap_or_else(|| format!("(foreign {})", alloc.unwrap_or("?")));
             let mut deps = vec![subnet.clone(), eip.clone(), "igw".into()];
             deps.retain(|k| !k.starts_with('('));
             d.observed.push(Observed {
@@ -533,7 +596,9 @@ impl Network {
                     key: assoc_key,
                     kind: "rt-association".into(),
                     physical_id: aid.to_string(),
-                    props: props(json!({"route_table": key, "subnet": subnet_key.clone().unwrap_or_else(|| sid.to_string())})),
+                    props: props(
+                        json!({"route_table": key, "subnet": subnet_key.clone().unwrap_or_else(|| sid.to_string())}),
+                    ),
                     depends_on: subnet_key.into_iter().chain([key.clone()]).collect(),
                     delete_cost: 1,
                 });
@@ -574,7 +639,9 @@ impl Network {
     /// Checks an adopted VPC and subnets: they exist, the subnets are in that VPC, in two zones at least, and
     /// each keeps the free addresses EKS needs.
     pub async fn validate_existing(&self, spec: &EnvironmentSpec) -> Result<Vec<FieldError>, Error> {
-        retry(&self.reads, || async { self.validate_existing_once(spec).await.map_err(into_step) }).await.map_err(Error::Aws)
+        retry(&self.reads, || async { Box::pin(self.validate_existing_once(spec)).await.map_err(into_step) })
+            .await
+            .map_err(Error::Aws)
     }
 
     async fn validate_existing_once(&self, spec: &EnvironmentSpec) -> Result<Vec<FieldError>, Error> {
@@ -596,7 +663,10 @@ impl Network {
                 for (i, id) in ex.subnet_ids.iter().enumerate() {
                     match self.ec2.describe_subnets().subnet_ids(id).send().await {
                         Ok(r) => found.extend(r.subnets().to_vec()),
-                        Err(_) => errs.push(FieldError::new(format!("network.existing.subnet_ids[{i}]"), format!("subnet {id} does not exist"))),
+                        Err(_) => errs.push(FieldError::new(
+                            format!("network.existing.subnet_ids[{i}]"),
+                            format!("subnet {id} does not exist"),
+                        )),
                     }
                 }
                 found
@@ -608,18 +678,32 @@ impl Network {
             let i = ex.subnet_ids.iter().position(|x| Some(x.as_str()) == s.subnet_id()).unwrap_or(0);
             let path = format!("network.existing.subnet_ids[{i}]");
             if s.vpc_id() != Some(ex.vpc_id.as_str()) {
-                errs.push(FieldError::new(path.clone(), format!("subnet {} is in {}, not {}", s.subnet_id().unwrap_or("?"), s.vpc_id().unwrap_or("?"), ex.vpc_id)));
+                errs.push(FieldError::new(
+                    path.clone(),
+                    format!(
+                        "subnet {} is in {}, not {}",
+                        s.subnet_id().unwrap_or("?"),
+                        s.vpc_id().unwrap_or("?"),
+                        ex.vpc_id
+                    ),
+                ));
             }
             let free = s.available_ip_address_count().unwrap_or(0);
             if free < crate::cni::EKS_UPGRADE_FREE as i32 + 1 {
-                errs.push(FieldError::new(path, format!("subnet {} has {free} free addresses; EKS needs at least 6", s.subnet_id().unwrap_or("?"))));
+                errs.push(FieldError::new(
+                    path,
+                    format!("subnet {} has {free} free addresses; EKS needs at least 6", s.subnet_id().unwrap_or("?")),
+                ));
             }
             if let Some(az) = s.availability_zone() {
                 azs.insert(az.to_string());
             }
         }
         if azs.len() < 2 && !subnets.is_empty() {
-            errs.push(FieldError::new("network.existing.subnet_ids", format!("the subnets span {} availability zone(s); EKS needs two at least", azs.len())));
+            errs.push(FieldError::new(
+                "network.existing.subnet_ids",
+                format!("the subnets span {} availability zone(s); EKS needs two at least", azs.len()),
+            ));
         }
         Ok(errs)
     }
@@ -627,32 +711,74 @@ impl Network {
     /// Every EC2 resource still carrying this environment's tag, of every type the network creates, plus
     /// network interfaces: what "nothing left" is checked against.
     pub async fn tagged_leftovers(&self) -> Result<Vec<String>, Error> {
+        Box::pin(self.tagged_leftovers_inner()).await
+    }
+
+    async fn tagged_leftovers_inner(&self) -> Result<Vec<String>, Error> {
         let f = vec![filter(&format!("tag:{}", tags::ENVIRONMENT), &self.env)];
         let mut out = Vec::new();
-        for v in self.read("DescribeVpcs", || self.ec2.describe_vpcs().set_filters(Some(f.clone())).send()).await?.vpcs() {
+        for v in
+            self.read("DescribeVpcs", || self.ec2.describe_vpcs().set_filters(Some(f.clone())).send()).await?.vpcs()
+        {
             out.push(format!("vpc {}", v.vpc_id().unwrap_or("?")));
         }
-        for s in self.read("DescribeSubnets", || self.ec2.describe_subnets().set_filters(Some(f.clone())).send()).await?.subnets() {
+        for s in self
+            .read("DescribeSubnets", || self.ec2.describe_subnets().set_filters(Some(f.clone())).send())
+            .await?
+            .subnets()
+        {
             out.push(format!("subnet {}", s.subnet_id().unwrap_or("?")));
         }
-        for g in self.read("DescribeInternetGateways", || self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send()).await?.internet_gateways() {
+        for g in self
+            .read("DescribeInternetGateways", || {
+                self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send()
+            })
+            .await?
+            .internet_gateways()
+        {
             out.push(format!("internet-gateway {}", g.internet_gateway_id().unwrap_or("?")));
         }
-        for a in self.read("DescribeAddresses", || self.ec2.describe_addresses().set_filters(Some(f.clone())).send()).await?.addresses() {
+        for a in self
+            .read("DescribeAddresses", || self.ec2.describe_addresses().set_filters(Some(f.clone())).send())
+            .await?
+            .addresses()
+        {
             out.push(format!("eip {}", a.allocation_id().unwrap_or("?")));
         }
-        for n in self.read("DescribeNatGateways", || self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send()).await?.nat_gateways() {
+        for n in self
+            .read("DescribeNatGateways", || self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send())
+            .await?
+            .nat_gateways()
+        {
             if !matches!(n.state(), Some(NatGatewayState::Deleted)) {
-                out.push(format!("nat-gateway {} ({})", n.nat_gateway_id().unwrap_or("?"), n.state().map(|s| s.as_str()).unwrap_or("?")));
+                out.push(format!(
+                    "nat-gateway {} ({})",
+                    n.nat_gateway_id().unwrap_or("?"),
+                    n.state().map(|s| s.as_str()).unwrap_or("?")
+                ));
             }
         }
-        for t in self.read("DescribeRouteTables", || self.ec2.describe_route_tables().set_filters(Some(f.clone())).send()).await?.route_tables() {
+        for t in self
+            .read("DescribeRouteTables", || self.ec2.describe_route_tables().set_filters(Some(f.clone())).send())
+            .await?
+            .route_tables()
+        {
             out.push(format!("route-table {}", t.route_table_id().unwrap_or("?")));
         }
-        for g in self.read("DescribeSecurityGroups", || self.ec2.describe_security_groups().set_filters(Some(f.clone())).send()).await?.security_groups() {
+        for g in self
+            .read("DescribeSecurityGroups", || self.ec2.describe_security_groups().set_filters(Some(f.clone())).send())
+            .await?
+            .security_groups()
+        {
             out.push(format!("security-group {}", g.group_id().unwrap_or("?")));
         }
-        for n in self.read("DescribeNetworkInterfaces", || self.ec2.describe_network_interfaces().set_filters(Some(f.clone())).send()).await?.network_interfaces() {
+        for n in self
+            .read("DescribeNetworkInterfaces", || {
+                self.ec2.describe_network_interfaces().set_filters(Some(f.clone())).send()
+            })
+            .await?
+            .network_interfaces()
+        {
             out.push(format!("network-interface {}", n.network_interface_id().unwrap_or("?")));
         }
         Ok(out)
@@ -670,8 +796,28 @@ impl Network {
         let mut f = self.owned_filters();
         f.push(filter(&format!("tag:{}", tags::RESOURCE), key));
         Ok(match kind {
-            "vpc" => self.ec2.describe_vpcs().set_filters(Some(f)).send().await.map_err(se(format!("DescribeVpcs for {key}")))?.vpcs().first().and_then(|v| v.vpc_id()).map(String::from),
-            "subnet" => self.ec2.describe_subnets().set_filters(Some(f)).send().await.map_err(se(format!("DescribeSubnets for {key}")))?.subnets().first().and_then(|v| v.subnet_id()).map(String::from),
+            "vpc" => self
+                .ec2
+                .describe_vpcs()
+                .set_filters(Some(f))
+                .send()
+                .await
+                .map_err(se(format!("DescribeVpcs for {key}")))?
+                .vpcs()
+                .first()
+                .and_then(|v| v.vpc_id())
+                .map(String::from),
+            "subnet" => self
+                .ec2
+                .describe_subnets()
+                .set_filters(Some(f))
+                .send()
+                .await
+                .map_err(se(format!("DescribeSubnets for {key}")))?
+                .subnets()
+                .first()
+                .and_then(|v| v.subnet_id())
+                .map(String::from),
             "internet-gateway" => self
                 .ec2
                 .describe_internet_gateways()
@@ -683,7 +829,17 @@ impl Network {
                 .first()
                 .and_then(|v| v.internet_gateway_id())
                 .map(String::from),
-            "eip" => self.ec2.describe_addresses().set_filters(Some(f)).send().await.map_err(se(format!("DescribeAddresses for {key}")))?.addresses().first().and_then(|v| v.allocation_id()).map(String::from),
+            "eip" => self
+                .ec2
+                .describe_addresses()
+                .set_filters(Some(f))
+                .send()
+                .await
+                .map_err(se(format!("DescribeAddresses for {key}")))?
+                .addresses()
+                .first()
+                .and_then(|v| v.allocation_id())
+                .map(String::from),
             "nat-gateway" => self
                 .ec2
                 .describe_nat_gateways()
@@ -696,8 +852,28 @@ impl Network {
                 .find(|n| matches!(n.state(), Some(NatGatewayState::Pending | NatGatewayState::Available)))
                 .and_then(|v| v.nat_gateway_id())
                 .map(String::from),
-            "route-table" => self.ec2.describe_route_tables().set_filters(Some(f)).send().await.map_err(se(format!("DescribeRouteTables for {key}")))?.route_tables().first().and_then(|v| v.route_table_id()).map(String::from),
-            "security-group" => self.ec2.describe_security_groups().set_filters(Some(f)).send().await.map_err(se(format!("DescribeSecurityGroups for {key}")))?.security_groups().first().and_then(|v| v.group_id()).map(String::from),
+            "route-table" => self
+                .ec2
+                .describe_route_tables()
+                .set_filters(Some(f))
+                .send()
+                .await
+                .map_err(se(format!("DescribeRouteTables for {key}")))?
+                .route_tables()
+                .first()
+                .and_then(|v| v.route_table_id())
+                .map(String::from),
+            "security-group" => self
+                .ec2
+                .describe_security_groups()
+                .set_filters(Some(f))
+                .send()
+                .await
+                .map_err(se(format!("DescribeSecurityGroups for {key}")))?
+                .security_groups()
+                .first()
+                .and_then(|v| v.group_id())
+                .map(String::from),
             _ => None,
         })
     }
@@ -826,13 +1002,18 @@ impl Network {
                 let target_key = str_of("target");
                 let target = ctx.physical_id(&target_key)?;
                 let mut req = self.ec2.create_route().route_table_id(&rtb).destination_cidr_block(&dest);
-                req = if target_key.starts_with("nat/") { req.nat_gateway_id(&target) } else { req.gateway_id(&target) };
+                req =
+                    if target_key.starts_with("nat/") { req.nat_gateway_id(&target) } else { req.gateway_id(&target) };
                 match req.send().await {
                     Ok(_) => {}
                     Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
                         // a lost response, or someone else's route: make it point where we want
                         let mut rep = self.ec2.replace_route().route_table_id(&rtb).destination_cidr_block(&dest);
-                        rep = if target_key.starts_with("nat/") { rep.nat_gateway_id(&target) } else { rep.gateway_id(&target) };
+                        rep = if target_key.starts_with("nat/") {
+                            rep.nat_gateway_id(&target)
+                        } else {
+                            rep.gateway_id(&target)
+                        };
                         rep.send().await.map_err(|e| step_error(what("ReplaceRoute"), e))?;
                     }
                     Err(e) => return Err(step_error(what("CreateRoute"), e)),
@@ -845,7 +1026,10 @@ impl Network {
                 match self.ec2.associate_route_table().route_table_id(&rtb).subnet_id(&subnet).send().await {
                     Ok(r) => Ok(r.association_id().map(String::from)),
                     Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {
-                        let (aid, current) = self.find_association(&subnet).await?.ok_or_else(|| step_error(what("AssociateRouteTable"), e))?;
+                        let (aid, current) = self
+                            .find_association(&subnet)
+                            .await?
+                            .ok_or_else(|| step_error(what("AssociateRouteTable"), e))?;
                         if current != rtb {
                             self.ec2
                                 .replace_route_table_association()
@@ -921,35 +1105,32 @@ impl Network {
                     set("support", false).await?;
                 }
             }
-            "subnet" => {
-                if differs("map_public_ip", json!(false)) {
-                    self.ec2
-                        .modify_subnet_attribute()
-                        .subnet_id(id)
-                        .map_public_ip_on_launch(AttributeBooleanValue::builder().value(bool_of("map_public_ip")).build())
-                        .send()
-                        .await
-                        .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
+            "subnet" if differs("map_public_ip", json!(false)) => {
+                self.ec2
+                    .modify_subnet_attribute()
+                    .subnet_id(id)
+                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(bool_of("map_public_ip")).build())
+                    .send()
+                    .await
+                    .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
+            }
+            "internet-gateway" if differs("attached", json!(false)) && bool_of("attached") => {
+                let vpc = self.vpc_id(ctx)?;
+                match self.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(&vpc).send().await {
+                    Ok(_) => {}
+                    Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {}
+                    Err(e) => return Err(step_error(what("AttachInternetGateway"), e)),
                 }
             }
-            "internet-gateway" => {
-                if differs("attached", json!(false)) && bool_of("attached") {
-                    let vpc = self.vpc_id(ctx)?;
-                    match self.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(&vpc).send().await {
-                        Ok(_) => {}
-                        Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {}
-                        Err(e) => return Err(step_error(what("AttachInternetGateway"), e)),
-                    }
-                }
-            }
-            "security-group" => {
-                if differs("self_ingress", json!(false)) && bool_of("self_ingress") {
-                    let perm = IpPermission::builder().ip_protocol("-1").user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build()).build();
-                    match self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm).send().await {
-                        Ok(_) => {}
-                        Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
-                        Err(e) => return Err(step_error(what("AuthorizeSecurityGroupIngress"), e)),
-                    }
+            "security-group" if differs("self_ingress", json!(false)) && bool_of("self_ingress") => {
+                let perm = IpPermission::builder()
+                    .ip_protocol("-1")
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build())
+                    .build();
+                match self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm).send().await {
+                    Ok(_) => {}
+                    Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
+                    Err(e) => return Err(step_error(what("AuthorizeSecurityGroupIngress"), e)),
                 }
             }
             _ => {}
@@ -963,7 +1144,13 @@ impl Network {
                 .map(|(k, v)| Tag::builder().key(k).value(v.as_str().unwrap_or("")).build())
                 .collect();
             if !missing.is_empty() {
-                self.ec2.create_tags().resources(id).set_tags(Some(missing)).send().await.map_err(|e| step_error(what("CreateTags"), e))?;
+                self.ec2
+                    .create_tags()
+                    .resources(id)
+                    .set_tags(Some(missing))
+                    .send()
+                    .await
+                    .map_err(|e| step_error(what("CreateTags"), e))?;
             }
         }
         Ok(())
@@ -980,7 +1167,8 @@ impl Network {
                 let target = ctx.physical_id(&target_key)?;
                 let dest = want.get("destination").and_then(Value::as_str).unwrap_or("0.0.0.0/0");
                 let mut rep = self.ec2.replace_route().route_table_id(&rtb).destination_cidr_block(dest);
-                rep = if target_key.starts_with("nat/") { rep.nat_gateway_id(&target) } else { rep.gateway_id(&target) };
+                rep =
+                    if target_key.starts_with("nat/") { rep.nat_gateway_id(&target) } else { rep.gateway_id(&target) };
                 rep.send().await.map_err(|e| step_error(format!("ReplaceRoute for {}", s.key), e))?;
                 Ok(Some(id))
             }
@@ -1012,7 +1200,10 @@ impl Network {
                 self.clear_vpc(&id, ctx).await?;
                 gone_ok(what("DeleteVpc"), self.ec2.delete_vpc().vpc_id(&id).send().await)?;
             }
-            "vpc-cidr" => gone_ok(what("DisassociateVpcCidrBlock"), self.ec2.disassociate_vpc_cidr_block().association_id(&id).send().await)?,
+            "vpc-cidr" => gone_ok(
+                what("DisassociateVpcCidrBlock"),
+                self.ec2.disassociate_vpc_cidr_block().association_id(&id).send().await,
+            )?,
             "subnet" => {
                 self.clear_subnet(&id, ctx).await?;
                 gone_ok(what("DeleteSubnet"), self.ec2.delete_subnet().subnet_id(&id).send().await)?;
@@ -1022,11 +1213,17 @@ impl Network {
                 if let Ok(g) = g {
                     for a in g.internet_gateways().iter().flat_map(|g| g.attachments()) {
                         if let Some(v) = a.vpc_id() {
-                            gone_ok(what("DetachInternetGateway"), self.ec2.detach_internet_gateway().internet_gateway_id(&id).vpc_id(v).send().await)?;
+                            gone_ok(
+                                what("DetachInternetGateway"),
+                                self.ec2.detach_internet_gateway().internet_gateway_id(&id).vpc_id(v).send().await,
+                            )?;
                         }
                     }
                 }
-                gone_ok(what("DeleteInternetGateway"), self.ec2.delete_internet_gateway().internet_gateway_id(&id).send().await)?;
+                gone_ok(
+                    what("DeleteInternetGateway"),
+                    self.ec2.delete_internet_gateway().internet_gateway_id(&id).send().await,
+                )?;
             }
             "eip" => gone_ok(what("ReleaseAddress"), self.ec2.release_address().allocation_id(&id).send().await)?,
             "nat-gateway" => {
@@ -1039,9 +1236,15 @@ impl Network {
             }
             "route" => {
                 let (rtb, dest) = id.split_once('|').unwrap_or((&id, "0.0.0.0/0"));
-                gone_ok(what("DeleteRoute"), self.ec2.delete_route().route_table_id(rtb).destination_cidr_block(dest).send().await)?;
+                gone_ok(
+                    what("DeleteRoute"),
+                    self.ec2.delete_route().route_table_id(rtb).destination_cidr_block(dest).send().await,
+                )?;
             }
-            "rt-association" => gone_ok(what("DisassociateRouteTable"), self.ec2.disassociate_route_table().association_id(&id).send().await)?,
+            "rt-association" => gone_ok(
+                what("DisassociateRouteTable"),
+                self.ec2.disassociate_route_table().association_id(&id).send().await,
+            )?,
             "security-group" => {
                 self.unreference_group(&id, ctx).await?;
                 gone_ok(what("DeleteSecurityGroup"), self.ec2.delete_security_group().group_id(&id).send().await)?;
@@ -1052,7 +1255,11 @@ impl Network {
     }
 
     async fn wait_nat(&self, ctx: &OpContext, id: &str, available: bool) -> Result<(), StepError> {
-        let what = if available { format!("NAT gateway {id} to become available") } else { format!("NAT gateway {id} to be deleted") };
+        let what = if available {
+            format!("NAT gateway {id} to become available")
+        } else {
+            format!("NAT gateway {id} to be deleted")
+        };
         ctx.wait_until(&what, ctx.waits.timeout, || async {
             let r = self.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await;
             let r = match r {
@@ -1078,11 +1285,22 @@ impl Network {
     }
 
     async fn find_cidr_association(&self, vpc: &str, cidr: &str) -> Result<Option<String>, StepError> {
-        let r = self.ec2.describe_vpcs().vpc_ids(vpc).send().await.map_err(|e| step_error(format!("DescribeVpcs {vpc}"), e))?;
+        let r = self
+            .ec2
+            .describe_vpcs()
+            .vpc_ids(vpc)
+            .send()
+            .await
+            .map_err(|e| step_error(format!("DescribeVpcs {vpc}"), e))?;
         Ok(r.vpcs()
             .iter()
             .flat_map(|v| v.cidr_block_association_set())
-            .find(|a| a.cidr_block() == Some(cidr) && a.cidr_block_state().and_then(|s| s.state()).is_some_and(|s| s.as_str() == "associated" || s.as_str() == "associating"))
+            .find(|a| {
+                a.cidr_block() == Some(cidr)
+                    && a.cidr_block_state()
+                        .and_then(|s| s.state())
+                        .is_some_and(|s| s.as_str() == "associated" || s.as_str() == "associating")
+            })
             .and_then(|a| a.association_id())
             .map(String::from))
     }
@@ -1119,20 +1337,32 @@ impl Network {
             let ours = n.interface_type().is_some_and(|t| t.as_str() == "nat_gateway")
                 || n.description().is_some_and(|d| d.starts_with("Interface for NAT Gateway"));
             if n.status().is_some_and(|s| s.as_str() == "available") {
-                gone_ok(format!("DeleteNetworkInterface {eni}"), self.ec2.delete_network_interface().network_interface_id(eni).send().await)?;
+                gone_ok(
+                    format!("DeleteNetworkInterface {eni}"),
+                    self.ec2.delete_network_interface().network_interface_id(eni).send().await,
+                )?;
                 if ctx.attempt == 1 && !ours {
-                    ctx.leftover(format!("network-interface {eni} in {subnet}"), "was unattached and blocked the subnet's deletion; removed");
+                    ctx.leftover(
+                        format!("network-interface {eni} in {subnet}"),
+                        "was unattached and blocked the subnet's deletion; removed",
+                    );
                 }
             } else if ctx.attempt == 1 {
                 ctx.leftover(
                     format!("network-interface {eni} in {subnet}"),
-                    format!("in use ({}); the subnet cannot be deleted until it is released", n.description().unwrap_or("no description")),
+                    format!(
+                        "in use ({}); the subnet cannot be deleted until it is released",
+                        n.description().unwrap_or("no description")
+                    ),
                 );
             }
         }
         // moto keeps a deleted subnet's association; real EC2 drops it. Disassociating first works on both.
         if let Some((aid, _)) = self.find_association(subnet).await? {
-            gone_ok(format!("DisassociateRouteTable {aid}"), self.ec2.disassociate_route_table().association_id(&aid).send().await)?;
+            gone_ok(
+                format!("DisassociateRouteTable {aid}"),
+                self.ec2.disassociate_route_table().association_id(&aid).send().await,
+            )?;
         }
         Ok(())
     }
@@ -1153,14 +1383,22 @@ impl Network {
             if !g.ip_permissions().is_empty() {
                 gone_ok(
                     format!("RevokeSecurityGroupIngress {gid}"),
-                    self.ec2.revoke_security_group_ingress().group_id(gid).set_ip_permissions(Some(g.ip_permissions().to_vec())).send().await,
+                    self.ec2
+                        .revoke_security_group_ingress()
+                        .group_id(gid)
+                        .set_ip_permissions(Some(g.ip_permissions().to_vec()))
+                        .send()
+                        .await,
                 )?;
             }
         }
         for g in &foreign {
             let gid = g.group_id().unwrap_or_default();
             gone_ok(format!("DeleteSecurityGroup {gid}"), self.ec2.delete_security_group().group_id(gid).send().await)?;
-            ctx.leftover(format!("security-group {gid} ({}) in {vpc}", g.group_name().unwrap_or("?")), "not created by eksodus but left in its VPC; removed");
+            ctx.leftover(
+                format!("security-group {gid} ({}) in {vpc}", g.group_name().unwrap_or("?")),
+                "not created by eksodus but left in its VPC; removed",
+            );
         }
         Ok(())
     }
@@ -1188,15 +1426,25 @@ impl Network {
             if perms.is_empty() {
                 continue;
             }
-            gone_ok(format!("RevokeSecurityGroupIngress {gid}"), self.ec2.revoke_security_group_ingress().group_id(gid).set_ip_permissions(Some(perms)).send().await)?;
-            ctx.leftover(format!("rules of security-group {gid} referring to {group}"), "blocked the deletion of our group; revoked");
+            gone_ok(
+                format!("RevokeSecurityGroupIngress {gid}"),
+                self.ec2.revoke_security_group_ingress().group_id(gid).set_ip_permissions(Some(perms)).send().await,
+            )?;
+            ctx.leftover(
+                format!("rules of security-group {gid} referring to {group}"),
+                "blocked the deletion of our group; revoked",
+            );
         }
         Ok(())
     }
 }
 
 impl Executor for Network {
-    fn execute<'a>(&'a self, op: &'a Operation, ctx: &'a OpContext) -> BoxFuture<'a, Result<Option<String>, StepError>> {
+    fn execute<'a>(
+        &'a self,
+        op: &'a Operation,
+        ctx: &'a OpContext,
+    ) -> BoxFuture<'a, Result<Option<String>, StepError>> {
         Box::pin(async move {
             match op.kind {
                 OpKind::Create => self.create(op, ctx).await,
@@ -1211,7 +1459,8 @@ impl Executor for Network {
 pub async fn describe_vcpus(ec2: &Client, types: &[String]) -> Result<BTreeMap<String, u32>, Error> {
     let mut out = BTreeMap::new();
     for chunk in types.chunks(100) {
-        let wanted: Vec<aws_sdk_ec2::types::InstanceType> = chunk.iter().map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str())).collect();
+        let wanted: Vec<aws_sdk_ec2::types::InstanceType> =
+            chunk.iter().map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str())).collect();
         let r = ec2
             .describe_instance_types()
             .set_instance_types(Some(wanted))

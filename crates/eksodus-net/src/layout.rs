@@ -188,16 +188,18 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
     let mut node_demand: Option<(u64, u64)> = None;
     let mut pod_demand: Option<(u64, u64)> = None;
     if let Some(d) = &n.demand {
-        let l = cni::limits(&d.instance_type).map_err(|e| Error::Layout {
-            field: "network.demand.instance_type".into(),
-            message: e.to_string(),
-        })?;
+        let l = cni::limits(&d.instance_type)
+            .map_err(|e| Error::Layout { field: "network.demand.instance_type".into(), message: e.to_string() })?;
         let mp = cni::max_pods(l, &opts, d.vcpus, false);
-        let ppn = d.pods_per_node.unwrap_or(if d.vcpus.is_some() { mp.value } else { mp.value.min(cni::MAX_PODS_LOW_CPU) });
+        let ppn =
+            d.pods_per_node.unwrap_or(if d.vcpus.is_some() { mp.value } else { mp.value.min(cni::MAX_PODS_LOW_CPU) });
         if ppn > mp.uncapped {
             return Err(Error::Layout {
                 field: "network.demand.pods_per_node".into(),
-                message: format!("{} runs at most {} pods with these CNI settings, asked for {ppn}", d.instance_type, mp.uncapped),
+                message: format!(
+                    "{} runs at most {} pods with these CNI settings, asked for {ppn}",
+                    d.instance_type, mp.uncapped
+                ),
             });
         }
         let f = cni::node_footprint(l, &opts, ppn);
@@ -212,12 +214,18 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
         pods_per_node = Some(ppn);
     }
 
-    let tier_prefix = |tier: &str, explicit: Option<u8>, demand: Option<(u64, u64)>, free: u64| -> Result<Option<u8>, Error> {
+    let tier_prefix = |tier: &str,
+                       explicit: Option<u8>,
+                       demand: Option<(u64, u64)>,
+                       free: u64|
+     -> Result<Option<u8>, Error> {
         let field = format!("network.subnets.{tier}.prefix");
         let Some((ips, prefixes)) = demand else { return Ok(explicit) };
         let fits = cni::smallest_prefix_for(ips, prefixes, free).ok_or_else(|| Error::Layout {
             field: "network.demand".into(),
-            message: format!("the {tier} demand per zone ({ips} addresses, {prefixes} /28 prefixes) exceeds even a /16 subnet"),
+            message: format!(
+                "the {tier} demand per zone ({ips} addresses, {prefixes} /28 prefixes) exceeds even a /16 subnet"
+            ),
         })?;
         match explicit {
             Some(p) if !cni::subnet_fits(p, ips, prefixes, free) => Err(Error::Layout {
@@ -233,7 +241,7 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
 
     let mut requests = Vec::new();
     let public_prefix = if n.subnets.public.enabled {
-        Some(n.subnets.public.prefix.unwrap_or_else(|| (vpc.prefix_len() + 2 + ceil_log2(zones)).max(24).min(28)))
+        Some(n.subnets.public.prefix.unwrap_or_else(|| (vpc.prefix_len() + 2 + ceil_log2(zones)).clamp(24, 28)))
     } else {
         None
     };
@@ -245,7 +253,10 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
             let left = (1u64 << (32 - vpc.prefix_len())) - public_prefix.map_or(0, |p| zones << (32 - p));
             let share = left / zones;
             if share < 16 {
-                return Err(Error::Layout { field: "network.cidr".into(), message: format!("{vpc} leaves no room for private subnets") });
+                return Err(Error::Layout {
+                    field: "network.cidr".into(),
+                    message: format!("{vpc} leaves no room for private subnets"),
+                });
             }
             (32 - (63 - share.leading_zeros()) as u8).min(28)
         }
@@ -258,14 +269,24 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
     for az in &azs {
         requests.push((Tier::Private, az.clone(), private_prefix));
     }
-    let vpc_requests: Vec<CarveRequest> =
-        requests.iter().map(|(t, az, p)| CarveRequest { label: format!("{t} subnet in {az} (/{p})"), prefix: *p }).collect();
-    let cidrs = carve(vpc, &vpc_requests).map_err(|e| Error::Layout { field: "network.cidr".into(), message: e.to_string() })?;
+    let vpc_requests: Vec<CarveRequest> = requests
+        .iter()
+        .map(|(t, az, p)| CarveRequest { label: format!("{t} subnet in {az} (/{p})"), prefix: *p })
+        .collect();
+    let cidrs = carve(vpc, &vpc_requests)
+        .map_err(|e| Error::Layout { field: "network.cidr".into(), message: e.to_string() })?;
 
     let mut subnets: Vec<SubnetPlan> = requests
         .iter()
         .zip(cidrs)
-        .map(|((tier, az, _), cidr)| SubnetPlan { tier: *tier, az: az.clone(), cidr, usable: 0, pod_ips: None, node_capacity: None })
+        .map(|((tier, az, _), cidr)| SubnetPlan {
+            tier: *tier,
+            az: az.clone(),
+            cidr,
+            usable: 0,
+            pod_ips: None,
+            node_capacity: None,
+        })
         .collect();
 
     if let Some(sec) = custom {
@@ -281,11 +302,18 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
             message: e.to_string(),
         })?;
         for (az, cidr) in azs.iter().zip(cidrs) {
-            subnets.push(SubnetPlan { tier: Tier::Pods, az: az.clone(), cidr, usable: 0, pod_ips: None, node_capacity: None });
+            subnets.push(SubnetPlan {
+                tier: Tier::Pods,
+                az: az.clone(),
+                cidr,
+                usable: 0,
+                pod_ips: None,
+                node_capacity: None,
+            });
         }
     }
 
-    let pd = opts.prefix_delegation && footprint.is_some_and(|f| f.prefixes > 0) || (opts.prefix_delegation && n.demand.is_none());
+    let pd = opts.prefix_delegation && footprint.is_none_or(|f| f.prefixes > 0);
     for s in &mut subnets {
         let size = 1u64 << (32 - s.cidr.prefix_len());
         s.usable = (size - cni::AWS_RESERVED_PER_SUBNET as u64) as u32;
@@ -296,11 +324,7 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
         };
         if holds_pods {
             let free = if s.tier == Tier::Private { EKS_UPGRADE_FREE as u64 } else { 0 };
-            s.pod_ips = Some(if pd {
-                (size / 16).saturating_sub(2 + free) * 16
-            } else {
-                s.usable as u64 - free
-            });
+            s.pod_ips = Some(if pd { (size / 16).saturating_sub(2 + free) * 16 } else { s.usable as u64 - free });
         }
         if let Some(f) = footprint {
             let (ips, prefixes) = match (s.tier, opts.custom_networking) {
@@ -400,9 +424,15 @@ mod tests {
 
     #[test]
     fn carve_error_message() {
-        let e = carve("10.0.0.0/24".parse().unwrap(), &[CarveRequest { label: "a".into(), prefix: 24 }, CarveRequest { label: "b".into(), prefix: 25 }])
-            .unwrap_err();
-        assert_eq!(e.to_string(), "the subnets need 384 addresses but 10.0.0.0/24 holds 256: short by 128 (a /23 would fit)");
+        let e = carve(
+            "10.0.0.0/24".parse().unwrap(),
+            &[CarveRequest { label: "a".into(), prefix: 24 }, CarveRequest { label: "b".into(), prefix: 25 }],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the subnets need 384 addresses but 10.0.0.0/24 holds 256: short by 128 (a /23 would fit)"
+        );
     }
 
     proptest! {

@@ -47,10 +47,12 @@ pub fn ensure_installed() -> Result<PathBuf, Error> {
         return Ok(python);
     }
     if let Some(parent) = venv.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::Io { what: format!("creating {}", parent.display()), source: e })?;
+        fs::create_dir_all(parent)
+            .map_err(|e| Error::Io { what: format!("creating {}", parent.display()), source: e })?;
     }
     let lock_path = venv.with_extension("lock");
-    let lock = File::create(&lock_path).map_err(|e| Error::Io { what: format!("creating {}", lock_path.display()), source: e })?;
+    let lock = File::create(&lock_path)
+        .map_err(|e| Error::Io { what: format!("creating {}", lock_path.display()), source: e })?;
     lock.lock().map_err(|e| Error::Io { what: "locking the virtualenv".into(), source: e })?;
     if installed_version(&python).as_deref() == Some(MOTO_VERSION) {
         return Ok(python);
@@ -58,12 +60,16 @@ pub fn ensure_installed() -> Result<PathBuf, Error> {
     let base = std::env::var("EKSODUS_PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(&base).args(["-m", "venv"]).arg(&venv), "creating the moto virtualenv")?;
     run(
-        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).arg(format!("moto[server]=={MOTO_VERSION}")),
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("moto[server]=={MOTO_VERSION}")),
         "installing moto into the virtualenv",
     )?;
     match installed_version(&python) {
         Some(v) if v == MOTO_VERSION => Ok(python),
-        other => Err(Error::Install(format!("after pip install, moto reports version {other:?}, expected {MOTO_VERSION}"))),
+        other => {
+            Err(Error::Install(format!("after pip install, moto reports version {other:?}, expected {MOTO_VERSION}")))
+        }
     }
 }
 
@@ -89,7 +95,8 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), Error> {
 }
 
 fn free_port() -> Result<u16, Error> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| Error::Io { what: "finding a free port".into(), source: e })?;
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Error::Io { what: "finding a free port".into(), source: e })?;
     Ok(l.local_addr().map_err(|e| Error::Io { what: "finding a free port".into(), source: e })?.port())
 }
 
@@ -104,7 +111,8 @@ impl Moto {
             let port = free_port()?;
             // stderr goes to a file, never to an unread pipe: a full pipe would block moto mid-request
             let log_path = venv_dir().join(format!("moto-{}.log", std::process::id()));
-            let log = File::create(&log_path).map_err(|e| Error::Io { what: format!("creating {}", log_path.display()), source: e })?;
+            let log = File::create(&log_path)
+                .map_err(|e| Error::Io { what: format!("creating {}", log_path.display()), source: e })?;
             let mut child = Command::new(&python)
                 .arg(&script)
                 .arg(port.to_string())
@@ -174,7 +182,8 @@ impl Moto {
         let io = |e| Error::Io { what: format!("{method} {path} on moto"), source: e };
         let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).map_err(io)?;
         s.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
-        write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").map_err(io)?;
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .map_err(io)?;
         let mut resp = String::new();
         s.read_to_string(&mut resp).map_err(io)?;
         if resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200") {
@@ -205,7 +214,10 @@ impl Daemon {
     }
 
     fn alive(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, self.port).into(), Duration::from_secs(1)) else { return false };
+        let Ok(mut s) = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, self.port).into(), Duration::from_secs(1))
+        else {
+            return false;
+        };
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
         if write!(s, "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
             return false;
@@ -230,7 +242,8 @@ impl Daemon {
         fs::write(&script, LAUNCHER).map_err(|e| Error::Io { what: "writing the moto launcher".into(), source: e })?;
         let port = free_port()?;
         let log_path = venv_dir().join("moto-daemon.log");
-        let log = File::create(&log_path).map_err(|e| Error::Io { what: format!("creating {}", log_path.display()), source: e })?;
+        let log = File::create(&log_path)
+            .map_err(|e| Error::Io { what: format!("creating {}", log_path.display()), source: e })?;
         use std::os::unix::process::CommandExt;
         let child = Command::new(&python)
             .arg(&script)
@@ -252,7 +265,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(Error::Install(format!("the moto daemon did not answer: {}", fs::read_to_string(&log_path).unwrap_or_default().trim())))
+        Err(Error::Install(format!(
+            "the moto daemon did not answer: {}",
+            fs::read_to_string(&log_path).unwrap_or_default().trim()
+        )))
     }
 
     /// Stops the daemon; returns whether one was running.

@@ -103,7 +103,13 @@ impl Stats {
     pub fn mutations_applied(&self) -> usize {
         self.calls
             .iter()
-            .filter(|c| c.mutating && !matches!(c.fault, Some(Fault::Throttled | Fault::ServerErrorBefore | Fault::DroppedBefore | Fault::Crashed)))
+            .filter(|c| {
+                c.mutating
+                    && !matches!(
+                        c.fault,
+                        Some(Fault::Throttled | Fault::ServerErrorBefore | Fault::DroppedBefore | Fault::Crashed)
+                    )
+            })
             .count()
     }
 
@@ -163,7 +169,8 @@ impl FaultProxy {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -237,7 +244,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dropped>
 
     let record = |fault: Option<Fault>| {
         if !control {
-            st.stats.lock().expect("stats").calls.push(Call { service: service.clone(), operation: operation.clone(), mutating, fault });
+            st.stats.lock().expect("stats").calls.push(Call {
+                service: service.clone(),
+                operation: operation.clone(),
+                mutating,
+                fault,
+            });
         }
     };
 
@@ -363,7 +375,9 @@ fn operation_of(service: &str, method: &hyper::Method, path: &str, headers: &hyp
     if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return t.rsplit('.').next().unwrap_or(t).to_string();
     }
-    if let Some(action) = std::str::from_utf8(body).ok().and_then(|b| b.split('&').find_map(|kv| kv.strip_prefix("Action="))) {
+    if let Some(action) =
+        std::str::from_utf8(body).ok().and_then(|b| b.split('&').find_map(|kv| kv.strip_prefix("Action=")))
+    {
         return action.to_string();
     }
     if service == "eks" {
@@ -423,7 +437,8 @@ pub fn eks_operation(method: &hyper::Method, path: &str) -> Option<&'static str>
     })
 }
 
-const READ_PREFIXES: &[&str] = &["Describe", "List", "Get", "Search", "Check", "Lookup", "Simulate", "Generate", "Preview"];
+const READ_PREFIXES: &[&str] =
+    &["Describe", "List", "Get", "Search", "Check", "Lookup", "Simulate", "Generate", "Preview"];
 
 fn is_mutating(method: &hyper::Method, operation: &str) -> bool {
     if operation.contains(' ') {
@@ -434,11 +449,22 @@ fn is_mutating(method: &hyper::Method, operation: &str) -> bool {
 
 fn request_id() -> String {
     let mut rng = rand::thread_rng();
-    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", rng.gen::<u32>(), rng.gen::<u16>(), rng.gen::<u16>() & 0xfff, rng.gen::<u16>() & 0xfff, rng.gen::<u64>() & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        rng.gen::<u32>(),
+        rng.gen::<u16>(),
+        rng.gen::<u16>() & 0xfff,
+        rng.gen::<u16>() & 0xfff,
+        rng.gen::<u64>() & 0xffff_ffff_ffff
+    )
 }
 
 fn xml(status: StatusCode, body: String) -> Resp {
-    Response::builder().status(status).header("content-type", "text/xml").body(Full::new(Bytes::from(body))).expect("valid response")
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid response")
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Resp {
@@ -488,8 +514,20 @@ fn throttle_response(service: &str) -> Resp {
 fn server_error_response(service: &str) -> Resp {
     match service {
         "ec2" => ec2_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "An internal error has occurred"),
-        "iam" => query_error(service, StatusCode::INTERNAL_SERVER_ERROR, "Receiver", "ServiceFailure", "Request processing has failed due to some unknown error, exception or failure."),
-        "sts" => query_error(service, StatusCode::INTERNAL_SERVER_ERROR, "Receiver", "InternalFailure", "An internal error occurred."),
+        "iam" => query_error(
+            service,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Receiver",
+            "ServiceFailure",
+            "Request processing has failed due to some unknown error, exception or failure.",
+        ),
+        "sts" => query_error(
+            service,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Receiver",
+            "InternalFailure",
+            "An internal error occurred.",
+        ),
         _ => json_error(StatusCode::INTERNAL_SERVER_ERROR, "ServerException", "An internal error occurred."),
     }
 }
@@ -503,7 +541,10 @@ mod tests {
     fn eks_routes_resolve() {
         assert_eq!(eks_operation(&Method::POST, "/clusters"), Some("CreateCluster"));
         assert_eq!(eks_operation(&Method::GET, "/clusters/demo/addons/vpc-cni"), Some("DescribeAddon"));
-        assert_eq!(eks_operation(&Method::DELETE, "/clusters/demo/access-entries/arn%3Aaws/access-policies/p"), Some("DisassociateAccessPolicy"));
+        assert_eq!(
+            eks_operation(&Method::DELETE, "/clusters/demo/access-entries/arn%3Aaws/access-policies/p"),
+            Some("DisassociateAccessPolicy")
+        );
         assert_eq!(eks_operation(&Method::GET, "/nope"), None);
     }
 
