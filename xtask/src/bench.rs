@@ -32,7 +32,7 @@ pub async fn run(what: &str) -> Result<()> {
 
 async fn net() -> Result<()> {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-    println!("bench net ({profile} build)");
+    outln!("bench net ({profile} build)");
 
     // 1. the planners at their largest: a /16 carved into 4096 /28 subnets, and the diff of that many
     let parent = "10.0.0.0/16".parse()?;
@@ -44,7 +44,7 @@ async fn net() -> Result<()> {
         subnets = carve(parent, &reqs).map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(t.elapsed());
     }
-    println!("carve /16 into {} /28 subnets: median {:?} over 20 runs", subnets.len(), median(times));
+    outln!("carve /16 into {} /28 subnets: median {:?} over 20 runs", subnets.len(), median(times));
     let desired: Vec<Desired> = subnets
         .iter()
         .enumerate()
@@ -75,7 +75,7 @@ async fn net() -> Result<()> {
         times.push(t.elapsed());
         assert!(p.is_empty());
     }
-    println!("diff of 4096 desired against 4096 observed subnets: median {:?} over 20 runs", median(times));
+    outln!("diff of 4096 desired against 4096 observed subnets: median {:?} over 20 runs", median(times));
     let mut spec6 = EnvironmentSpec::from_yaml("name: b\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 6, nat: per-az, cni: {custom_networking: {secondary_cidr: 100.64.0.0/16}}}")?;
     spec6.network.subnets.public.prefix = Some(28);
     let mut times = vec![];
@@ -85,7 +85,7 @@ async fn net() -> Result<()> {
         n = eksodus_net::layout::plan(&spec6)?.subnets.len();
         times.push(t.elapsed());
     }
-    println!("layout of a 6-zone spec ({n} subnets): median {:?} over 200 runs", median(times));
+    outln!("layout of a 6-zone spec ({n} subnets): median {:?} over 200 runs", median(times));
 
     // 2. apply under 200 ms per call, against the plan's critical-path bound
     let spec = EnvironmentSpec::from_yaml(SPEC)?;
@@ -103,7 +103,7 @@ async fn net() -> Result<()> {
         times.push(t.elapsed());
     }
     let overhead = median(times);
-    println!("round trip of one call without injected latency: median {overhead:?}");
+    outln!("round trip of one call without injected latency: median {overhead:?}");
     aws.proxy.set_config(FaultConfig {
         latency: LATENCY,
         account_id: Some(aws.account_id.clone()),
@@ -122,13 +122,13 @@ async fn net() -> Result<()> {
     let wall = t.elapsed();
     let stats = aws.proxy.stats();
     let bound = LATENCY * cp;
-    println!(
+    outln!(
         "plan of {} resources with 200 ms/call: {:.2}s ({} calls)",
         plan.steps.len(),
         plan_time.as_secs_f64(),
         plan_calls
     );
-    println!(
+    outln!(
         "apply: {} operations, {} calls, wall {:.2}s; critical path {} calls = {:.2}s; ratio {:.3} (target <= 1.15)",
         plan.changes().count(),
         stats.total(),
@@ -143,7 +143,7 @@ async fn net() -> Result<()> {
     let t = Instant::now();
     let again = net.plan(&spec).await?;
     let s = aws.proxy.stats();
-    println!(
+    outln!(
         "no-op re-plan: {} calls ({}), {:.2}s, empty: {}",
         s.total(),
         s.by_operation().iter().map(|(k, v)| format!("{k} x{v}")).collect::<Vec<_>>().join(", "),

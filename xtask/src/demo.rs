@@ -22,7 +22,7 @@ struct Phase {
 }
 
 fn heading(s: &str) {
-    println!("\n=== {s} ===");
+    outln!("\n=== {s} ===");
 }
 
 /// Runs the demo; `keep` leaves the environment in place (on a throw-away emulator, so only for looking).
@@ -34,11 +34,11 @@ pub async fn run(keep: bool) -> Result<()> {
     if !errs.is_empty() {
         bail!(eksodus_core::Error::Invalid(FieldErrors(errs)));
     }
-    println!("environment `{}` in {}: valid", spec.name, spec.region);
+    outln!("environment `{}` in {}: valid", spec.name, spec.region);
 
     heading("Layout (offline)");
     let layout = eksodus_net::layout::plan(&spec)?;
-    print!("{}", render::layout(&layout));
+    out!("{}", render::layout(&layout));
 
     eprintln!("\nstarting the local AWS emulator (moto {})...", eksodus_testkit::moto::MOTO_VERSION);
     let aws = LocalAws::start(FaultConfig::default()).await?;
@@ -61,16 +61,16 @@ pub async fn run(keep: bool) -> Result<()> {
     heading("Plan");
     let t = Instant::now();
     let plan = net.plan(&spec).await?;
-    print!("{}", render::plan(&plan));
+    out!("{}", render::plan(&plan));
     let cp = plan.critical_path_calls()?;
-    println!("critical path: {cp} sequential API calls");
+    outln!("critical path: {cp} sequential API calls");
     measure("plan", t, plan.summary().to_string(), &aws);
 
     heading("Apply");
     let t = Instant::now();
     let progress = render::Progress::new(false);
     let report = engine.apply(&plan, &net, &progress.sink()).await?;
-    print!("{}", render::report(&report));
+    out!("{}", render::report(&report));
     let ok = report.is_success();
     measure("apply", t, format!("{} operations", report.ops.len()), &aws);
     report.into_result()?;
@@ -79,22 +79,22 @@ pub async fn run(keep: bool) -> Result<()> {
     heading("Plan again");
     let t = Instant::now();
     let again = net.plan(&spec).await?;
-    print!("{}", render::plan(&again));
+    out!("{}", render::plan(&again));
     if !again.is_empty() {
         bail!("the plan after apply is not empty");
     }
     measure("re-plan", t, "no changes".into(), &aws);
 
     if keep {
-        println!("\n--keep: leaving the environment in place (the emulator stops with this process)");
+        outln!("\n--keep: leaving the environment in place (the emulator stops with this process)");
     } else {
         heading("Destroy");
         let t = Instant::now();
         let destroy = net.destroy_plan().await?;
-        println!("Plan: {}.", destroy.summary());
+        outln!("Plan: {}.", destroy.summary());
         let progress = render::Progress::new(false);
         let report = engine.apply(&destroy, &net, &progress.sink()).await?;
-        print!("{}", render::report(&report));
+        out!("{}", render::report(&report));
         measure(
             "destroy",
             t,
@@ -107,10 +107,10 @@ pub async fn run(keep: bool) -> Result<()> {
         let t = Instant::now();
         let left = net.tagged_leftovers().await?;
         if left.is_empty() {
-            println!("nothing tagged eksodus.io/environment={} (VPCs, subnets, gateways, addresses, route tables, security groups, interfaces)", spec.name);
+            outln!("nothing tagged eksodus.io/environment={} (VPCs, subnets, gateways, addresses, route tables, security groups, interfaces)", spec.name);
         } else {
             for l in &left {
-                println!("  {l}");
+                outln!("  {l}");
             }
             bail!("{} tagged resource(s) remain", left.len());
         }
@@ -118,11 +118,11 @@ pub async fn run(keep: bool) -> Result<()> {
     }
 
     heading("Summary");
-    println!("{:<15} {:>8} {:>10} {:>7}  NOTE", "PHASE", "TIME", "AWS CALLS", "WRITES");
+    outln!("{:<15} {:>8} {:>10} {:>7}  NOTE", "PHASE", "TIME", "AWS CALLS", "WRITES");
     for p in &phases {
-        println!("{:<15} {:>7.2}s {:>10} {:>7}  {}", p.name, p.seconds, p.calls, p.writes, p.note);
+        outln!("{:<15} {:>7.2}s {:>10} {:>7}  {}", p.name, p.seconds, p.calls, p.writes, p.note);
     }
-    println!(
+    outln!(
         "total {:.1}s on the local emulator (moto: resources are ready at once; real NAT gateways take minutes)",
         total.elapsed().as_secs_f64()
     );

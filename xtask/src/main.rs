@@ -4,6 +4,21 @@
 //! Please keep this crate free of logic a program embedding the crates would need, and of new dependencies.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+/// `println!` that stops quietly when stdout is closed (`| head`), instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+/// `print!` that stops quietly when stdout is closed.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod bench;
 mod demo;
 mod render;
@@ -197,7 +212,7 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
                     eksodus_core::Error::Parse { path, message } => (path.clone(), message.clone()),
                     other => (String::new(), other.to_string()),
                 };
-                println!("{}", serde_json::json!({"valid": false, "errors": [{"path": path, "message": message}]}));
+                outln!("{}", serde_json::json!({"valid": false, "errors": [{"path": path, "message": message}]}));
             } else {
                 eprintln!("error: {e}");
             }
@@ -206,12 +221,12 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
     };
     let errs = eksodus_net::validate(&spec);
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"valid": errs.is_empty(), "errors": errs, "spec": spec}))?
         );
     } else if errs.is_empty() {
-        print!("{}", serde_yaml::to_string(&spec)?);
+        out!("{}", serde_yaml::to_string(&spec)?);
     } else {
         eprintln!("{}", FieldErrors(errs.clone()));
     }
@@ -223,12 +238,12 @@ fn local(cmd: LocalCmd) -> Result<ExitCode> {
     match cmd {
         LocalCmd::Start => {
             let d = Daemon::ensure()?;
-            println!("local AWS emulator at {} (pid {})", d.endpoint(), d.pid);
+            outln!("local AWS emulator at {} (pid {})", d.endpoint(), d.pid);
         }
-        LocalCmd::Stop => println!("{}", if Daemon::stop()? { "stopped" } else { "was not running" }),
+        LocalCmd::Stop => outln!("{}", if Daemon::stop()? { "stopped" } else { "was not running" }),
         LocalCmd::Status => match Daemon::running() {
-            Some(d) => println!("running at {} (pid {})", d.endpoint(), d.pid),
-            None => println!("not running"),
+            Some(d) => outln!("running at {} (pid {})", d.endpoint(), d.pid),
+            None => outln!("not running"),
         },
     }
     Ok(ExitCode::SUCCESS)
@@ -266,7 +281,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             if spec.network.existing.is_some() {
                 bail!("network.existing adopts subnets as they are; there is no layout to plan");
             }
-            print!("{}", render::layout(&eksodus_net::layout::plan(&spec)?));
+            out!("{}", render::layout(&eksodus_net::layout::plan(&spec)?));
             Ok(ExitCode::SUCCESS)
         }
         NetCmd::MaxPods(a) => max_pods(a).await,
@@ -276,9 +291,9 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
             let plan = net.plan(&spec).await?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&render::plan_json(&plan))?);
+                outln!("{}", serde_json::to_string_pretty(&render::plan_json(&plan))?);
             } else {
-                print!("{}", render::plan(&plan));
+                out!("{}", render::plan(&plan));
             }
             Ok(if plan.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
@@ -289,11 +304,11 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let plan = net.plan(&spec).await?;
             let json = a.json;
             if !json {
-                print!("{}", render::plan(&plan));
+                out!("{}", render::plan(&plan));
             }
             if plan.is_empty() {
                 if json {
-                    println!("{}", serde_json::json!({"plan": render::plan_json(&plan), "report": null}));
+                    outln!("{}", serde_json::json!({"plan": render::plan_json(&plan), "report": null}));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -302,14 +317,14 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let opts = ApplyOptions { concurrency: a.concurrency, ..ApplyOptions::default() };
             let report = Engine::new(opts).apply(&plan, &net, &progress.sink()).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({"plan": render::plan_json(&plan), "report": report})
                     )?
                 );
             } else {
-                print!("{}", render::report(&report));
+                out!("{}", render::report(&report));
             }
             report.into_result()?;
             Ok(ExitCode::SUCCESS)
@@ -320,7 +335,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
             let plan = net.destroy_plan().await?;
             if !a.json {
-                print!("{}", render::plan(&plan));
+                out!("{}", render::plan(&plan));
             }
             if plan.is_empty() {
                 return Ok(ExitCode::SUCCESS);
@@ -331,18 +346,18 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let report = Engine::new(opts).apply(&plan, &net, &progress.sink()).await?;
             let left = net.tagged_leftovers().await?;
             if a.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({"report": report, "tagged_left": left}))?
                 );
             } else {
-                print!("{}", render::report(&report));
+                out!("{}", render::report(&report));
                 if left.is_empty() {
-                    println!("Nothing tagged eksodus.io/environment={} is left.", spec.name);
+                    outln!("Nothing tagged eksodus.io/environment={} is left.", spec.name);
                 } else {
-                    println!("Still tagged eksodus.io/environment={}:", spec.name);
+                    outln!("Still tagged eksodus.io/environment={}:", spec.name);
                     for l in &left {
-                        println!("  {l}");
+                        outln!("  {l}");
                     }
                 }
             }
@@ -385,7 +400,7 @@ async fn max_pods(a: MaxPodsArgs) -> Result<ExitCode> {
     };
     for l in limits {
         let v = a.vcpus.or_else(|| vcpus.get(&l.instance_type).copied());
-        println!("{} {}", l.instance_type, cni::max_pods(l, &opts, v, a.uncapped).value);
+        outln!("{} {}", l.instance_type, cni::max_pods(l, &opts, v, a.uncapped).value);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1227,8 +1227,24 @@ impl Network {
             }
             "eip" => gone_ok(what("ReleaseAddress"), self.ec2.release_address().allocation_id(&id).send().await)?,
             "nat-gateway" => {
+                // its interface normally goes with it; remove it if it outlives the gateway (it does on moto)
+                let enis: Vec<String> = match self.ec2.describe_nat_gateways().nat_gateway_ids(&id).send().await {
+                    Ok(r) => r
+                        .nat_gateways()
+                        .iter()
+                        .flat_map(|n| n.nat_gateway_addresses())
+                        .filter_map(|a| a.network_interface_id().map(String::from))
+                        .collect(),
+                    Err(_) => vec![],
+                };
                 gone_ok(what("DeleteNatGateway"), self.ec2.delete_nat_gateway().nat_gateway_id(&id).send().await)?;
                 self.wait_nat(ctx, &id, false).await?;
+                for eni in enis {
+                    gone_ok(
+                        format!("DeleteNetworkInterface {eni} of {id}"),
+                        self.ec2.delete_network_interface().network_interface_id(&eni).send().await,
+                    )?;
+                }
             }
             "route-table" => {
                 // associations are their own resources and are gone by now; foreign ones would block the delete
