@@ -165,3 +165,21 @@ async fn destroy_removes_leftovers_inside_owned_resources_and_reports_them() {
     assert_eq!(env.inventory().await.vpcs, 0);
     assert!(env.network(&s).tagged_leftovers().await.unwrap().is_empty());
 }
+
+/// Two environments in one account never see, adopt or delete each other's resources, even where the
+/// emulator ignores tag filters (it does for NAT gateways).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environments_in_one_account_are_isolated() {
+    let env = Env::start(FaultConfig::default()).await;
+    let a = spec(SMALL);
+    let b = spec(&SMALL.replace("name: small", "name: other").replace("10.30.0.0/20", "10.31.0.0/20"));
+    env.apply(&a).await.unwrap().into_result().unwrap();
+    env.apply(&b).await.unwrap().into_result().unwrap();
+    assert!(env.plan(&a).await.is_empty());
+    assert!(env.plan(&b).await.is_empty());
+    env.destroy(&a).await.unwrap().into_result().unwrap();
+    assert!(env.plan(&b).await.is_empty(), "destroying one environment touched the other");
+    assert_eq!(env.inventory().await.nat_gateways, 1);
+    env.destroy(&b).await.unwrap().into_result().unwrap();
+    assert_eq!(env.inventory().await.vpcs, 0);
+}

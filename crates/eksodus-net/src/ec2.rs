@@ -390,7 +390,15 @@ impl Network {
                 .send()),
         )?;
         let mut d = Discovery::default();
-        let key_of = |t: &[Tag]| tag_map(t).get(tags::RESOURCE).cloned();
+        // keep only what this environment's network owns, whatever filters the server honoured
+        let key_of = |t: &[Tag]| {
+            let t = tag_map(t);
+            if tags::is_owned(&t, &self.env, COMPONENT) {
+                t.get(tags::RESOURCE).cloned()
+            } else {
+                None
+            }
+        };
 
         for v in vpcs.vpcs() {
             let (Some(id), Some(key)) = (v.vpc_id(), key_of(v.tags())) else { continue };
@@ -791,89 +799,96 @@ impl Network {
         }
     }
 
-    /// Looks a taggable resource up by its key (used before re-creating after a failed attempt).
+    /// Looks a taggable resource up by its key (used before re-creating after a failed attempt). The tags of
+    /// each result are checked here too: a server that ignores a filter (moto does, for NAT gateways) must not
+    /// make us adopt another resource.
     async fn find_tagged(&self, kind: &str, key: &str) -> Result<Option<String>, StepError> {
         let mut f = self.owned_filters();
         f.push(filter(&format!("tag:{}", tags::RESOURCE), key));
+        let mine = |t: &[Tag]| {
+            let t = tag_map(t);
+            tags::is_owned(&t, &self.env, COMPONENT) && t.get(tags::RESOURCE).map(String::as_str) == Some(key)
+        };
+        let first = |found: Vec<(Option<&str>, &[Tag])>| {
+            found.into_iter().find(|(_, t)| mine(t)).and_then(|(id, _)| id.map(String::from))
+        };
         Ok(match kind {
-            "vpc" => self
-                .ec2
-                .describe_vpcs()
-                .set_filters(Some(f))
-                .send()
-                .await
-                .map_err(se(format!("DescribeVpcs for {key}")))?
-                .vpcs()
-                .first()
-                .and_then(|v| v.vpc_id())
-                .map(String::from),
-            "subnet" => self
-                .ec2
-                .describe_subnets()
-                .set_filters(Some(f))
-                .send()
-                .await
-                .map_err(se(format!("DescribeSubnets for {key}")))?
-                .subnets()
-                .first()
-                .and_then(|v| v.subnet_id())
-                .map(String::from),
-            "internet-gateway" => self
-                .ec2
-                .describe_internet_gateways()
-                .set_filters(Some(f))
-                .send()
-                .await
-                .map_err(se(format!("DescribeInternetGateways for {key}")))?
-                .internet_gateways()
-                .first()
-                .and_then(|v| v.internet_gateway_id())
-                .map(String::from),
-            "eip" => self
-                .ec2
-                .describe_addresses()
-                .set_filters(Some(f))
-                .send()
-                .await
-                .map_err(se(format!("DescribeAddresses for {key}")))?
-                .addresses()
-                .first()
-                .and_then(|v| v.allocation_id())
-                .map(String::from),
-            "nat-gateway" => self
-                .ec2
-                .describe_nat_gateways()
-                .set_filter(Some(f))
-                .send()
-                .await
-                .map_err(se(format!("DescribeNatGateways for {key}")))?
-                .nat_gateways()
-                .iter()
-                .find(|n| matches!(n.state(), Some(NatGatewayState::Pending | NatGatewayState::Available)))
-                .and_then(|v| v.nat_gateway_id())
-                .map(String::from),
-            "route-table" => self
-                .ec2
-                .describe_route_tables()
-                .set_filters(Some(f))
-                .send()
-                .await
-                .map_err(se(format!("DescribeRouteTables for {key}")))?
-                .route_tables()
-                .first()
-                .and_then(|v| v.route_table_id())
-                .map(String::from),
-            "security-group" => self
-                .ec2
-                .describe_security_groups()
-                .set_filters(Some(f))
-                .send()
-                .await
-                .map_err(se(format!("DescribeSecurityGroups for {key}")))?
-                .security_groups()
-                .first()
-                .and_then(|v| v.group_id())
-                .map(String::from),
+            "vpc" => {
+                let r = self
+                    .ec2
+                    .describe_vpcs()
+                    .set_filters(Some(f))
+                    .send()
+                    .await
+                    .map_err(se(format!("DescribeVpcs for {key}")))?;
+                first(r.vpcs().iter().map(|v| (v.vpc_id(), v.tags())).collect())
+            }
+            "subnet" => {
+                let r = self
+                    .ec2
+                    .describe_subnets()
+                    .set_filters(Some(f))
+                    .send()
+                    .await
+                    .map_err(se(format!("DescribeSubnets for {key}")))?;
+                first(r.subnets().iter().map(|v| (v.subnet_id(), v.tags())).collect())
+            }
+            "internet-gateway" => {
+                let r = self
+                    .ec2
+                    .describe_internet_gateways()
+                    .set_filters(Some(f))
+                    .send()
+                    .await
+                    .map_err(se(format!("DescribeInternetGateways for {key}")))?;
+                first(r.internet_gateways().iter().map(|v| (v.internet_gateway_id(), v.tags())).collect())
+            }
+            "eip" => {
+                let r = self
+                    .ec2
+                    .describe_addresses()
+                    .set_filters(Some(f))
+                    .send()
+                    .await
+                    .map_err(se(format!("DescribeAddresses for {key}")))?;
+                first(r.addresses().iter().map(|v| (v.allocation_id(), v.tags())).collect())
+            }
+            "nat-gateway" => {
+                let r = self
+                    .ec2
+                    .describe_nat_gateways()
+                    .set_filter(Some(f))
+                    .send()
+                    .await
+                    .map_err(se(format!("DescribeNatGateways for {key}")))?;
+                first(
+                    r.nat_gateways()
+                        .iter()
+                        .filter(|n| matches!(n.state(), Some(NatGatewayState::Pending | NatGatewayState::Available)))
+                        .map(|v| (v.nat_gateway_id(), v.tags()))
+                        .collect(),
+                )
+            }
+            "route-table" => {
+                let r = self
+                    .ec2
+                    .describe_route_tables()
+                    .set_filters(Some(f))
+                    .send()
+                    .await
+                    .map_err(se(format!("DescribeRouteTables for {key}")))?;
+                first(r.route_tables().iter().map(|v| (v.route_table_id(), v.tags())).collect())
+            }
+            "security-group" => {
+                let r = self
+                    .ec2
+                    .describe_security_groups()
+                    .set_filters(Some(f))
+                    .send()
+                    .await
+                    .map_err(se(format!("DescribeSecurityGroups for {key}")))?;
+                first(r.security_groups().iter().map(|v| (v.group_id(), v.tags())).collect())
+            }
             _ => None,
         })
     }
