@@ -126,3 +126,49 @@ network:
   azs: 2
   nat: single
 ";
+
+/// A Kubernetes cluster for a test: the real one `EKSODUS_TEST_KUBECONFIG` names, or a fresh fake API server.
+/// Tests work in their own throw-away namespace either way.
+pub struct Cluster {
+    /// Client for it.
+    pub client: kube::Client,
+    /// The fake server, when not on a real cluster.
+    pub fake: Option<eksodus_testkit::kubeapi::FakeKube>,
+    /// The test's namespace.
+    pub namespace: String,
+}
+
+impl Cluster {
+    /// Connects (or starts a fake) and creates a namespace named after `test`.
+    pub async fn start(test: &str) -> Cluster {
+        Self::start_with(test, "EKSODUS_TEST_KUBECONFIG").await
+    }
+
+    /// Like [`Cluster::start`], reading the kubeconfig path from `env_var`.
+    pub async fn start_with(test: &str, env_var: &str) -> Cluster {
+        use k8s_openapi::api::core::v1::Namespace;
+        let (client, fake) = match std::env::var(env_var) {
+            Ok(path) => {
+                let kc = kube::config::Kubeconfig::read_from(&path).expect("readable kubeconfig");
+                let conf = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig");
+                (kube::Client::try_from(conf).expect("client"), None)
+            }
+            Err(_) => {
+                let fake = eksodus_testkit::kubeapi::FakeKube::start().await.expect("fake API server");
+                let conf = kube::Config::new(fake.url().parse().expect("url"));
+                (kube::Client::try_from(conf).expect("client"), Some(fake))
+            }
+        };
+        let suffix: u32 = std::process::id() ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+        let namespace = format!("eksodus-test-{test}-{:x}", suffix % 0xffffff);
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
+        kube::Api::<Namespace>::all(client.clone()).create(&Default::default(), &ns).await.expect("create test namespace");
+        Cluster { client, fake, namespace }
+    }
+
+    /// Deletes the test namespace (on a real cluster this matters).
+    pub async fn cleanup(self) {
+        use k8s_openapi::api::core::v1::Namespace;
+        let _ = kube::Api::<Namespace>::all(self.client.clone()).delete(&self.namespace, &Default::default()).await;
+    }
+}

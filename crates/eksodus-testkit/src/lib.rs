@@ -2,10 +2,12 @@
 //!
 //! - [`moto`]: installs the pinned `moto[server]` into a virtualenv under `target/` and runs it on 127.0.0.1;
 //! - [`proxy`]: counts calls per operation and injects latency, throttling, 5xx, dropped connections and crashes;
-//! - [`LocalAws`]: one isolated account on the process's shared server, behind its own proxy.
+//! - [`LocalAws`]: one isolated account on the process's shared server, behind its own proxy;
+//! - [`kubeapi`]: a fake Kubernetes API server over real HTTP (two instances are two clusters).
 //!
 //! Nothing here is needed at run time by the library crates; `xtask --local` and the demo use it too.
 
+pub mod kubeapi;
 pub mod moto;
 pub mod proxy;
 
