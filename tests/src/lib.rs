@@ -159,10 +159,14 @@ impl Cluster {
                 (kube::Client::try_from(conf).expect("client"), Some(fake))
             }
         };
-        let suffix: u32 = std::process::id() ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+        let suffix: u32 = std::process::id()
+            ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
         let namespace = format!("eksodus-test-{test}-{:x}", suffix % 0xffffff);
         let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
-        kube::Api::<Namespace>::all(client.clone()).create(&Default::default(), &ns).await.expect("create test namespace");
+        kube::Api::<Namespace>::all(client.clone())
+            .create(&Default::default(), &ns)
+            .await
+            .expect("create test namespace");
         Cluster { client, fake, namespace }
     }
 

@@ -74,12 +74,14 @@ async fn fifty_concurrent_editors_lose_nothing() {
 async fn the_guard_refuses_a_lockout_and_writes_nothing() {
     let c = Cluster::start("guard").await;
     let api = AwsAuthApi::in_namespace(c.client.clone(), &c.namespace);
-    let node = Mapping::role(&role("nodes"), "system:node:{{EC2PrivateDNSName}}", &["system:bootstrappers", "system:nodes"]);
+    let node =
+        Mapping::role(&role("nodes"), "system:node:{{EC2PrivateDNSName}}", &["system:bootstrappers", "system:nodes"]);
     let admin = Mapping::role(&role("admins"), "admin", &[MASTERS]);
     api.apply_edits(&[Edit::Upsert(node.clone()), Edit::Upsert(admin.clone())], &EditOptions::default()).await.unwrap();
     let rv = stored(&c).await.metadata.resource_version;
 
-    let err = api.apply_edits(&[Edit::Remove(Kind::Role, admin.arn.clone())], &EditOptions::default()).await.unwrap_err();
+    let err =
+        api.apply_edits(&[Edit::Remove(Kind::Role, admin.arn.clone())], &EditOptions::default()).await.unwrap_err();
     assert!(matches!(err, Error::Lockout(_)), "{err}");
     let opts = EditOptions { nodegroup_roles: vec![node.arn.clone()], ..Default::default() };
     let err = api.apply_edits(&[Edit::Remove(Kind::Role, node.arn.clone())], &opts).await.unwrap_err();
@@ -95,10 +97,17 @@ async fn the_guard_refuses_a_lockout_and_writes_nothing() {
 #[tokio::test]
 async fn a_malformed_configmap_is_reported_and_left_alone() {
     let c = Cluster::start("malformed").await;
-    put_configmap(&c, [(MAP_ROLES.to_string(), "- rolearn: arn:aws:iam::111122223333:role/x\n  groups: 7\n".to_string())].into()).await;
+    put_configmap(
+        &c,
+        [(MAP_ROLES.to_string(), "- rolearn: arn:aws:iam::111122223333:role/x\n  groups: 7\n".to_string())].into(),
+    )
+    .await;
     let api = AwsAuthApi::in_namespace(c.client.clone(), &c.namespace);
     let before = stored(&c).await;
-    let err = api.apply_edits(&[Edit::Upsert(Mapping::role(&role("y"), "y", &["g"]))], &EditOptions::default()).await.unwrap_err();
+    let err = api
+        .apply_edits(&[Edit::Upsert(Mapping::role(&role("y"), "y", &["g"]))], &EditOptions::default())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("mapRoles[0].groups"), "{err}");
     assert_eq!(stored(&c).await, before);
     c.cleanup().await;
@@ -108,7 +117,13 @@ async fn a_malformed_configmap_is_reported_and_left_alone() {
 async fn dry_run_changes_nothing() {
     let c = Cluster::start("dryrun").await;
     let api = AwsAuthApi::in_namespace(c.client.clone(), &c.namespace);
-    let out = api.apply_edits(&[Edit::Upsert(Mapping::role(&role("y"), "y", &["g"]))], &EditOptions { dry_run: true, ..Default::default() }).await.unwrap();
+    let out = api
+        .apply_edits(
+            &[Edit::Upsert(Mapping::role(&role("y"), "y", &["g"]))],
+            &EditOptions { dry_run: true, ..Default::default() },
+        )
+        .await
+        .unwrap();
     assert_eq!(out.changes.len(), 1);
     assert!(!out.written);
     assert!(Api::<ConfigMap>::namespaced(c.client.clone(), &c.namespace).get_opt(NAME).await.unwrap().is_none());

@@ -39,7 +39,8 @@ async fn writes_follow_apiserver_semantics() {
 
     // merge patch and JSON patch
     api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"m": "merged"}}))).await.unwrap();
-    let jp: json_patch::Patch = serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "json"}])).unwrap();
+    let jp: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "json"}])).unwrap();
     api.patch("a", &PatchParams::default(), &Patch::<()>::Json(jp)).await.unwrap();
     let got = api.get("a").await.unwrap().data.unwrap();
     assert_eq!((got["k"].as_str(), got["m"].as_str(), got["j"].as_str()), ("2", "merged", "json"));
@@ -51,7 +52,13 @@ async fn writes_follow_apiserver_semantics() {
     api.patch("b", &dry, &Patch::Apply(&body)).await.unwrap();
     assert!(api.get_opt("b").await.unwrap().is_none(), "dry run stored the object");
     api.patch("b", &ssa, &Patch::Apply(&body)).await.unwrap();
-    api.patch("b", &ssa, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"y": "2"}}))).await.unwrap();
+    api.patch(
+        "b",
+        &ssa,
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"y": "2"}})),
+    )
+    .await
+    .unwrap();
     assert_eq!(api.get("b").await.unwrap().data.unwrap().len(), 2);
 
     // a namespaced object in a namespace that does not exist

@@ -21,7 +21,8 @@ pub const MAP_ACCOUNTS: &str = "mapAccounts";
 /// The group that is cluster-admin in every Kubernetes cluster.
 pub const MASTERS: &str = "system:masters";
 /// Username templates the authenticator expands.
-pub const TEMPLATES: &[&str] = &["{{EC2PrivateDNSName}}", "{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", "{{AccessKeyID}}"];
+pub const TEMPLATES: &[&str] =
+    &["{{EC2PrivateDNSName}}", "{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", "{{AccessKeyID}}"];
 
 /// Whether a mapping is for an IAM role or an IAM user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,12 +72,24 @@ pub struct Extra(pub YamlMap);
 impl Mapping {
     /// A role mapping.
     pub fn role(arn: &str, username: &str, groups: &[&str]) -> Self {
-        Mapping { kind: Kind::Role, arn: arn.into(), username: Some(username.into()), groups: groups.iter().map(|g| g.to_string()).collect(), extra: Default::default() }
+        Mapping {
+            kind: Kind::Role,
+            arn: arn.into(),
+            username: Some(username.into()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            extra: Default::default(),
+        }
     }
 
     /// A user mapping.
     pub fn user(arn: &str, username: &str, groups: &[&str]) -> Self {
-        Mapping { kind: Kind::User, arn: arn.into(), username: Some(username.into()), groups: groups.iter().map(|g| g.to_string()).collect(), extra: Default::default() }
+        Mapping {
+            kind: Kind::User,
+            arn: arn.into(),
+            username: Some(username.into()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            extra: Default::default(),
+        }
     }
 
     /// The key the authenticator matches on: kind and normalized ARN.
@@ -219,7 +232,9 @@ fn check_arn(kind: Kind, arn: &str) -> Result<(), String> {
         return Ok(());
     }
     if arn.contains(":assumed-role/") {
-        return Err(format!("`{arn}` is an STS session ARN; map the IAM role (arn:aws:iam::ACCOUNT:role/NAME) instead"));
+        return Err(format!(
+            "`{arn}` is an STS session ARN; map the IAM role (arn:aws:iam::ACCOUNT:role/NAME) instead"
+        ));
     }
     Err(format!("`{arn}` is not an IAM {want} ARN (arn:aws:iam::ACCOUNT:{want}/NAME)"))
 }
@@ -262,7 +277,10 @@ impl AwsAuth {
                 Value::Null => continue,
                 Value::Sequence(s) => s,
                 other => {
-                    problems.push(Problem { path: section.into(), message: format!("must be a list, got {}", describe(&other)) });
+                    problems.push(Problem {
+                        path: section.into(),
+                        message: format!("must be a list, got {}", describe(&other)),
+                    });
                     continue;
                 }
             };
@@ -270,7 +288,8 @@ impl AwsAuth {
             for (i, item) in items.into_iter().enumerate() {
                 let at = |f: &str| if f.is_empty() { format!("{section}[{i}]") } else { format!("{section}[{i}].{f}") };
                 let Value::Mapping(m) = item else {
-                    problems.push(Problem { path: at(""), message: format!("must be a mapping, got {}", describe(&item)) });
+                    problems
+                        .push(Problem { path: at(""), message: format!("must be a mapping, got {}", describe(&item)) });
                     continue;
                 };
                 let arn = match get_ci(&m, kind.arn_key()) {
@@ -286,7 +305,10 @@ impl AwsAuth {
                         }
                     },
                     Some((_, v)) => {
-                        problems.push(Problem { path: at(kind.arn_key()), message: format!("must be a string, got {}", describe(v)) });
+                        problems.push(Problem {
+                            path: at(kind.arn_key()),
+                            message: format!("must be a string, got {}", describe(v)),
+                        });
                         None
                     }
                 };
@@ -299,7 +321,10 @@ impl AwsAuth {
                         Some(s.clone())
                     }
                     Some((_, v)) => {
-                        problems.push(Problem { path: at("username"), message: format!("must be a string, got {}", describe(v)) });
+                        problems.push(Problem {
+                            path: at("username"),
+                            message: format!("must be a string, got {}", describe(v)),
+                        });
                         None
                     }
                 };
@@ -317,13 +342,16 @@ impl AwsAuth {
                             }
                         }
                     }
-                    Some((_, v)) => problems.push(Problem { path: at("groups"), message: format!("must be a list, got {}", describe(v)) }),
+                    Some((_, v)) => problems
+                        .push(Problem { path: at("groups"), message: format!("must be a list, got {}", describe(v)) }),
                 }
                 let extra: YamlMap = m
                     .iter()
                     .filter(|(k, _)| {
                         !k.as_str().is_some_and(|k| {
-                            k.eq_ignore_ascii_case(kind.arn_key()) || k.eq_ignore_ascii_case("username") || k.eq_ignore_ascii_case("groups")
+                            k.eq_ignore_ascii_case(kind.arn_key())
+                                || k.eq_ignore_ascii_case("username")
+                                || k.eq_ignore_ascii_case("groups")
                         })
                     })
                     .map(|(k, v)| (k.clone(), v.clone()))
@@ -351,16 +379,26 @@ impl AwsAuth {
                             _ => None,
                         };
                         match id {
-                            Some(id) if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) => out.accounts.push(id),
+                            Some(id) if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) => {
+                                out.accounts.push(id)
+                            }
                             _ => problems.push(Problem {
                                 path: format!("{MAP_ACCOUNTS}[{i}]"),
-                                message: format!("must be a 12-digit AWS account ID, got {}", serde_yaml::to_string(a).unwrap_or_default().trim()),
+                                message: format!(
+                                    "must be a 12-digit AWS account ID, got {}",
+                                    serde_yaml::to_string(a).unwrap_or_default().trim()
+                                ),
                             }),
                         }
                     }
                 }
-                Ok(other) => problems.push(Problem { path: MAP_ACCOUNTS.into(), message: format!("must be a list, got {}", describe(&other)) }),
-                Err(e) => problems.push(Problem { path: MAP_ACCOUNTS.into(), message: format!("is not valid YAML: {e}") }),
+                Ok(other) => problems.push(Problem {
+                    path: MAP_ACCOUNTS.into(),
+                    message: format!("must be a list, got {}", describe(&other)),
+                }),
+                Err(e) => {
+                    problems.push(Problem { path: MAP_ACCOUNTS.into(), message: format!("is not valid YAML: {e}") })
+                }
             }
         }
         if problems.is_empty() {
@@ -429,7 +467,10 @@ impl AwsAuth {
             if items.is_empty() && !self.original.contains_key(section) {
                 continue;
             }
-            out.insert(section.to_string(), serde_yaml::to_string(&Value::Sequence(items)).expect("YAML values render"));
+            out.insert(
+                section.to_string(),
+                serde_yaml::to_string(&Value::Sequence(items)).expect("YAML values render"),
+            );
         }
         out
     }
@@ -475,7 +516,8 @@ mod tests {
 
     #[test]
     fn untouched_renders_byte_identical_and_unknown_keys_survive() {
-        let mut d = data(ROLES, "- userarn: arn:aws:iam::111122223333:user/ops/alice\n  username: alice\n  groups: [ops]\n");
+        let mut d =
+            data(ROLES, "- userarn: arn:aws:iam::111122223333:user/ops/alice\n  username: alice\n  groups: [ops]\n");
         d.insert("mapAccounts".into(), "- \"111122223333\"\n".into());
         d.insert("somethingElse".into(), "opaque: [1, 2]\n".into());
         let a = AwsAuth::parse(&d).unwrap();
@@ -492,7 +534,11 @@ mod tests {
         assert_eq!(again.mappings.len(), 4);
         // editing roles keeps an entry's unknown keys
         let mut c = a.clone();
-        c.apply(&[Edit::Upsert(Mapping::role("arn:aws:iam::111122223333:role/admins", "admin:{{SessionName}}", &["system:masters", "extra"]))]);
+        c.apply(&[Edit::Upsert(Mapping::role(
+            "arn:aws:iam::111122223333:role/admins",
+            "admin:{{SessionName}}",
+            &["system:masters", "extra"],
+        ))]);
         let again = AwsAuth::parse(&c.render()).unwrap();
         let admin = again.get(Kind::Role, "arn:aws:iam::111122223333:role/admins").unwrap();
         assert_eq!(admin.extra.0.get("comment").and_then(Value::as_str), Some("kept"));
@@ -517,11 +563,36 @@ mod tests {
             ("- rolearn: 42\n", "", "mapRoles[0].rolearn", "must be a string"),
             ("- rolearn: arn:aws:iam::1:role/x\n", "", "mapRoles[0].rolearn", "not an IAM role ARN"),
             ("- rolearn: arn:aws:sts::111122223333:assumed-role/x/s\n", "", "mapRoles[0].rolearn", "STS session"),
-            ("- rolearn: arn:aws:iam::111122223333:role/x\n  groups: sys\n", "", "mapRoles[0].groups", "must be a list"),
-            ("- rolearn: arn:aws:iam::111122223333:role/x\n  groups: [1]\n", "", "mapRoles[0].groups[0]", "non-empty string"),
-            ("- rolearn: arn:aws:iam::111122223333:role/x\n  username: '{{Nope}}'\n", "", "mapRoles[0].username", "not a template"),
-            ("- rolearn: arn:aws:iam::111122223333:role/a/x\n- rolearn: arn:aws:iam::111122223333:role/x\n", "", "mapRoles[1].rolearn", "mapped again"),
-            ("", "- userarn: arn:aws:iam::111122223333:user/u\n  username: '{{EC2PrivateDNSName}}'\n", "mapUsers[0].username", "only applies to roles"),
+            (
+                "- rolearn: arn:aws:iam::111122223333:role/x\n  groups: sys\n",
+                "",
+                "mapRoles[0].groups",
+                "must be a list",
+            ),
+            (
+                "- rolearn: arn:aws:iam::111122223333:role/x\n  groups: [1]\n",
+                "",
+                "mapRoles[0].groups[0]",
+                "non-empty string",
+            ),
+            (
+                "- rolearn: arn:aws:iam::111122223333:role/x\n  username: '{{Nope}}'\n",
+                "",
+                "mapRoles[0].username",
+                "not a template",
+            ),
+            (
+                "- rolearn: arn:aws:iam::111122223333:role/a/x\n- rolearn: arn:aws:iam::111122223333:role/x\n",
+                "",
+                "mapRoles[1].rolearn",
+                "mapped again",
+            ),
+            (
+                "",
+                "- userarn: arn:aws:iam::111122223333:user/u\n  username: '{{EC2PrivateDNSName}}'\n",
+                "mapUsers[0].username",
+                "only applies to roles",
+            ),
             ("", "- 7\n", "mapUsers[0]", "must be a mapping"),
         ];
         for (roles, users, path, words) in cases {
@@ -543,7 +614,10 @@ mod tests {
         let managed: BTreeSet<_> = [desired[0].key()].into();
         let mut b = a.clone();
         b.apply(&edits);
-        assert_eq!(b.edits_towards(&[], &managed), vec![Edit::Remove(Kind::Role, "arn:aws:iam::111122223333:role/ci".into())]);
+        assert_eq!(
+            b.edits_towards(&[], &managed),
+            vec![Edit::Remove(Kind::Role, "arn:aws:iam::111122223333:role/ci".into())]
+        );
         assert!(b.edits_towards(&desired, &managed).is_empty());
     }
 }
@@ -565,20 +639,22 @@ mod concurrency {
     }
 
     fn editor() -> impl Strategy<Value = Editor> {
-        proptest::collection::vec((any::<bool>(), 0u8..24, proptest::collection::vec(0u8..4, 0..3)), 1..5).prop_map(|ops| Editor {
-            edits: ops
-                .into_iter()
-                .map(|(add, i, groups)| {
-                    if add {
-                        let groups: Vec<String> = groups.iter().map(|g| format!("g{g}")).collect();
-                        let gs: Vec<&str> = groups.iter().map(String::as_str).collect();
-                        Edit::Upsert(Mapping::role(&arn(i), &format!("u{i}"), &gs))
-                    } else {
-                        Edit::Remove(Kind::Role, arn(i))
-                    }
-                })
-                .collect(),
-        })
+        proptest::collection::vec((any::<bool>(), 0u8..24, proptest::collection::vec(0u8..4, 0..3)), 1..5).prop_map(
+            |ops| Editor {
+                edits: ops
+                    .into_iter()
+                    .map(|(add, i, groups)| {
+                        if add {
+                            let groups: Vec<String> = groups.iter().map(|g| format!("g{g}")).collect();
+                            let gs: Vec<&str> = groups.iter().map(String::as_str).collect();
+                            Edit::Upsert(Mapping::role(&arn(i), &format!("u{i}"), &gs))
+                        } else {
+                            Edit::Remove(Kind::Role, arn(i))
+                        }
+                    })
+                    .collect(),
+            },
+        )
     }
 
     proptest! {

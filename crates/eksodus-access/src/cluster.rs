@@ -43,7 +43,14 @@ pub struct EditOptions {
 
 impl Default for EditOptions {
     fn default() -> Self {
-        EditOptions { force: false, dry_run: false, nodegroup_roles: vec![], mode: AuthMode::ConfigMap, entries: vec![], max_attempts: 50 }
+        EditOptions {
+            force: false,
+            dry_run: false,
+            nodegroup_roles: vec![],
+            mode: AuthMode::ConfigMap,
+            entries: vec![],
+            max_attempts: 50,
+        }
     }
 }
 
@@ -80,7 +87,10 @@ fn managed_of(cm: Option<&ConfigMap>) -> BTreeSet<(Kind, String)> {
 }
 
 fn render_managed(m: &BTreeSet<(Kind, String)>) -> String {
-    m.iter().map(|(k, a)| format!("{}|{a}", if *k == Kind::Role { "role" } else { "user" })).collect::<Vec<_>>().join("\n")
+    m.iter()
+        .map(|(k, a)| format!("{}|{a}", if *k == Kind::Role { "role" } else { "user" }))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
@@ -136,7 +146,8 @@ impl AwsAuthApi {
             if changes.is_empty() && new_managed == managed {
                 return Ok(EditOutcome { changes, attempts: attempt, created: false, written: false });
             }
-            let snap = |a: &AwsAuth| Snapshot { mode: opts.mode, mappings: a.mappings.clone(), entries: opts.entries.clone() };
+            let snap =
+                |a: &AwsAuth| Snapshot { mode: opts.mode, mappings: a.mappings.clone(), entries: opts.entries.clone() };
             guard::check(&snap(&before), &snap(&after), &opts.nodegroup_roles, opts.force).map_err(Error::Lockout)?;
             let mut annotations = current.as_ref().and_then(|c| c.metadata.annotations.clone()).unwrap_or_default();
             if new_managed.is_empty() {
@@ -147,7 +158,11 @@ impl AwsAuthApi {
             let result = match &current {
                 None => {
                     let cm = ConfigMap {
-                        metadata: ObjectMeta { name: Some(NAME.into()), annotations: Some(annotations), ..Default::default() },
+                        metadata: ObjectMeta {
+                            name: Some(NAME.into()),
+                            annotations: Some(annotations),
+                            ..Default::default()
+                        },
                         data: Some(after.render()),
                         ..Default::default()
                     };

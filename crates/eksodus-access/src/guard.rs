@@ -8,36 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::awsauth::{normalize_arn, Kind, Mapping, MASTERS};
 
-/// The cluster's authentication mode (EKS `accessConfig.authenticationMode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AuthMode {
-    /// Only the aws-auth ConfigMap.
-    ConfigMap,
-    /// Access entries and the ConfigMap.
-    ApiAndConfigMap,
-    /// Only access entries.
-    Api,
-}
-
-impl AuthMode {
-    /// Whether aws-auth is read in this mode.
-    pub fn reads_config_map(self) -> bool {
-        self != AuthMode::Api
-    }
-    /// Whether access entries are read in this mode.
-    pub fn reads_access_entries(self) -> bool {
-        self != AuthMode::ConfigMap
-    }
-    /// The EKS API name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMode::ConfigMap => "CONFIG_MAP",
-            AuthMode::ApiAndConfigMap => "API_AND_CONFIG_MAP",
-            AuthMode::Api => "API",
-        }
-    }
-}
+pub use eksodus_core::spec::AuthenticationMode as AuthMode;
 
 /// The EKS access policy that makes a principal cluster admin.
 pub const CLUSTER_ADMIN_POLICY: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
@@ -89,9 +60,16 @@ impl Snapshot {
     pub fn admits_nodes(&self, role: &str) -> bool {
         let key = normalize_arn(Kind::Role, role);
         let by_map = self.mode.reads_config_map()
-            && self.mappings.iter().any(|m| m.kind == Kind::Role && normalize_arn(Kind::Role, &m.arn) == key && m.groups.iter().any(|g| g == "system:nodes"));
+            && self.mappings.iter().any(|m| {
+                m.kind == Kind::Role
+                    && normalize_arn(Kind::Role, &m.arn) == key
+                    && m.groups.iter().any(|g| g == "system:nodes")
+            });
         let by_entry = self.mode.reads_access_entries()
-            && self.entries.iter().any(|e| normalize_arn(Kind::Role, &e.principal_arn) == key && (e.entry_type == "EC2_LINUX" || e.entry_type == "EC2_WINDOWS"));
+            && self.entries.iter().any(|e| {
+                normalize_arn(Kind::Role, &e.principal_arn) == key
+                    && (e.entry_type == "EC2_LINUX" || e.entry_type == "EC2_WINDOWS")
+            });
         by_map || by_entry
     }
 }
@@ -140,7 +118,8 @@ pub fn check(before: &Snapshot, after: &Snapshot, nodegroup_roles: &[String], fo
     if !had.is_empty() && after.admins().is_empty() {
         return Err(Lockout::NoAdminLeft { before: had.into_iter().collect() });
     }
-    let cut: Vec<String> = nodegroup_roles.iter().filter(|r| before.admits_nodes(r) && !after.admits_nodes(r)).cloned().collect();
+    let cut: Vec<String> =
+        nodegroup_roles.iter().filter(|r| before.admits_nodes(r) && !after.admits_nodes(r)).cloned().collect();
     if !cut.is_empty() {
         return Err(Lockout::NodeRoleCutOff { roles: cut });
     }
@@ -171,7 +150,12 @@ mod tests {
         assert!(matches!(check(&before, &after, &[], false), Err(Lockout::NoAdminLeft { .. })));
         assert!(check(&before, &after, &[], true).is_ok(), "force overrides");
         // an access entry with the admin policy keeps someone in, but only in a mode that reads entries
-        let entry = EntrySummary { principal_arn: ADMIN.into(), entry_type: "STANDARD".into(), groups: vec![], cluster_admin: true };
+        let entry = EntrySummary {
+            principal_arn: ADMIN.into(),
+            entry_type: "STANDARD".into(),
+            groups: vec![],
+            cluster_admin: true,
+        };
         let after_api = snap(AuthMode::ApiAndConfigMap, vec![node_map()], vec![entry.clone()]);
         assert!(check(&before, &after_api, &[], false).is_ok());
         let after_cm = snap(AuthMode::ConfigMap, vec![node_map()], vec![entry]);
@@ -193,7 +177,12 @@ mod tests {
         assert!(matches!(check(&before, &after, &in_use, false), Err(Lockout::NodeRoleCutOff { .. })));
         assert!(check(&before, &after, &[], false).is_ok(), "no nodegroup uses it: fine");
         // replaced by an EC2_LINUX access entry: fine
-        let entry = EntrySummary { principal_arn: NODE.into(), entry_type: "EC2_LINUX".into(), groups: vec![], cluster_admin: false };
+        let entry = EntrySummary {
+            principal_arn: NODE.into(),
+            entry_type: "EC2_LINUX".into(),
+            groups: vec![],
+            cluster_admin: false,
+        };
         let after = snap(AuthMode::ApiAndConfigMap, vec![admin_map()], vec![entry]);
         assert!(check(&before, &after, &in_use, false).is_ok());
     }

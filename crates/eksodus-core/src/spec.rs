@@ -28,6 +28,162 @@ pub struct EnvironmentSpec {
     pub tags: BTreeMap<String, String>,
     /// The VPC layer.
     pub network: NetworkSpec,
+    /// IAM roles, OIDC and IRSA, aws-auth mappings and EKS access entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessSpec>,
+}
+
+/// Who may do what: IAM roles for the cluster, nodes and service accounts, and Kubernetes access.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSpec {
+    /// Options for the IAM roles eksodus creates.
+    #[serde(default)]
+    pub iam: IamSpec,
+    /// The cluster's OIDC issuer URL; normally read from the cluster, given here to plan IRSA before it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_issuer: Option<String>,
+    /// IAM roles for service accounts (IRSA).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<ServiceAccountRole>,
+    /// aws-auth mappings eksodus manages (others' entries are never touched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mappings: Vec<MappingSpec>,
+    /// EKS access entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<AccessEntrySpec>,
+    /// The cluster's authentication mode; it only ever moves towards `API`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_mode: Option<AuthenticationMode>,
+}
+
+/// Options for the IAM roles eksodus creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamSpec {
+    /// IAM path of every role (`/` to `/a/b/`); the environment name is appended.
+    #[serde(default = "default_iam_path")]
+    pub path: String,
+    /// Permissions boundary policy ARN put on every role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
+    /// Give the VPC CNI (`kube-system/aws-node`) its own IRSA role instead of the CNI policy on the node role.
+    #[serde(default)]
+    pub cni_irsa: bool,
+}
+
+fn default_iam_path() -> String {
+    "/eksodus/".into()
+}
+
+impl Default for IamSpec {
+    fn default() -> Self {
+        IamSpec { path: default_iam_path(), permissions_boundary: None, cni_irsa: false }
+    }
+}
+
+/// An IAM role assumed by one Kubernetes service account through the cluster's OIDC provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountRole {
+    /// Namespace of the service account.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Managed policy ARNs to attach.
+    pub policies: Vec<String>,
+}
+
+/// One aws-auth mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    /// IAM role ARN (give this or `userarn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolearn: Option<String>,
+    /// IAM user ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userarn: Option<String>,
+    /// Kubernetes username (templates like `{{SessionName}}` allowed).
+    pub username: String,
+    /// Kubernetes groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// One EKS access entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEntrySpec {
+    /// IAM principal ARN.
+    pub principal_arn: String,
+    /// `STANDARD`, `EC2_LINUX`, `EC2_WINDOWS` or `FARGATE_LINUX`.
+    #[serde(rename = "type", default = "default_entry_type")]
+    pub entry_type: String,
+    /// Kubernetes groups (STANDARD only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_groups: Vec<String>,
+    /// Kubernetes username (STANDARD only; EKS picks one when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Access policies to associate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyAssociationSpec>,
+}
+
+fn default_entry_type() -> String {
+    "STANDARD".into()
+}
+
+/// An access policy associated with an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyAssociationSpec {
+    /// Policy name (`AmazonEKSClusterAdminPolicy`) or ARN.
+    pub policy: String,
+    /// Namespaces it applies to; empty means the whole cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+}
+
+/// The EKS authentication mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthenticationMode {
+    /// Only the aws-auth ConfigMap.
+    ConfigMap,
+    /// Access entries and the ConfigMap.
+    ApiAndConfigMap,
+    /// Only access entries.
+    Api,
+}
+
+impl AuthenticationMode {
+    /// Whether aws-auth is read in this mode.
+    pub fn reads_config_map(self) -> bool {
+        self != AuthenticationMode::Api
+    }
+    /// Whether access entries are read in this mode.
+    pub fn reads_access_entries(self) -> bool {
+        self != AuthenticationMode::ConfigMap
+    }
+    /// The EKS API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthenticationMode::ConfigMap => "CONFIG_MAP",
+            AuthenticationMode::ApiAndConfigMap => "API_AND_CONFIG_MAP",
+            AuthenticationMode::Api => "API",
+        }
+    }
+    /// Parses the EKS API name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "CONFIG_MAP" => Some(AuthenticationMode::ConfigMap),
+            "API_AND_CONFIG_MAP" => Some(AuthenticationMode::ApiAndConfigMap),
+            "API" => Some(AuthenticationMode::Api),
+            _ => None,
+        }
+    }
 }
 
 /// The VPC layer of an environment.
@@ -277,6 +433,9 @@ impl EnvironmentSpec {
         }
         validate_tags(&self.tags, &mut errs);
         self.validate_network(&mut errs);
+        if let Some(a) = &self.access {
+            validate_access(a, &mut errs);
+        }
         errs
     }
 
@@ -491,6 +650,120 @@ pub fn parse_version(v: &str) -> Option<(u32, u32)> {
     let major = it.next()?.parse().ok()?;
     let minor = it.next()?.parse().ok()?;
     Some((major, minor))
+}
+
+/// Entry types EKS accepts.
+pub const ACCESS_ENTRY_TYPES: &[&str] = &["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX"];
+
+fn is_iam_arn(arn: &str, what: &str) -> bool {
+    let p: Vec<&str> = arn.splitn(6, ':').collect();
+    p.len() == 6
+        && p[0] == "arn"
+        && p[1].starts_with("aws")
+        && p[2] == "iam"
+        && p[5].starts_with(&format!("{what}/"))
+        && p[5].len() > what.len() + 1
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
+    let p = &a.iam.path;
+    if !p.starts_with('/') || !p.ends_with('/') || p.len() > 400 || p.contains("//") {
+        errs.push(FieldError::new(
+            "access.iam.path",
+            format!("`{p}` is not an IAM path like /team/ (starts and ends with /)"),
+        ));
+    }
+    if let Some(b) = &a.iam.permissions_boundary {
+        if !is_iam_arn(b, "policy") {
+            errs.push(FieldError::new("access.iam.permissions_boundary", format!("`{b}` is not an IAM policy ARN")));
+        }
+    }
+    if let Some(i) = &a.oidc_issuer {
+        if !i.starts_with("https://") {
+            errs.push(FieldError::new("access.oidc_issuer", format!("`{i}` must be an https:// URL")));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, sa) in a.service_accounts.iter().enumerate() {
+        let at = |f: &str| format!("access.service_accounts[{i}].{f}");
+        if !is_dns_label(&sa.namespace) {
+            errs.push(FieldError::new(
+                at("namespace"),
+                format!("`{}` is not a Kubernetes namespace name", sa.namespace),
+            ));
+        }
+        if !is_dns_label(&sa.name) {
+            errs.push(FieldError::new(at("name"), format!("`{}` is not a Kubernetes service account name", sa.name)));
+        }
+        if !seen.insert((&sa.namespace, &sa.name)) {
+            errs.push(FieldError::new(at("name"), format!("{}/{} is listed twice", sa.namespace, sa.name)));
+        }
+        for (j, pol) in sa.policies.iter().enumerate() {
+            if !is_iam_arn(pol, "policy") {
+                errs.push(FieldError::new(
+                    format!("access.service_accounts[{i}].policies[{j}]"),
+                    format!("`{pol}` is not an IAM policy ARN"),
+                ));
+            }
+        }
+    }
+    for (i, m) in a.mappings.iter().enumerate() {
+        let at = |f: &str| format!("access.mappings[{i}].{f}");
+        match (&m.rolearn, &m.userarn) {
+            (Some(r), None) if !is_iam_arn(r, "role") => {
+                errs.push(FieldError::new(at("rolearn"), format!("`{r}` is not an IAM role ARN")))
+            }
+            (None, Some(u)) if !is_iam_arn(u, "user") => {
+                errs.push(FieldError::new(at("userarn"), format!("`{u}` is not an IAM user ARN")))
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                errs.push(FieldError::new(at("rolearn"), "give exactly one of rolearn and userarn"))
+            }
+            _ => {}
+        }
+        if m.username.is_empty() {
+            errs.push(FieldError::new(at("username"), "must not be empty"));
+        }
+    }
+    let mut principals = BTreeSet::new();
+    for (i, e) in a.entries.iter().enumerate() {
+        let at = |f: &str| format!("access.entries[{i}].{f}");
+        if !(is_iam_arn(&e.principal_arn, "role") || is_iam_arn(&e.principal_arn, "user")) {
+            errs.push(FieldError::new(
+                at("principal_arn"),
+                format!("`{}` is not an IAM role or user ARN", e.principal_arn),
+            ));
+        }
+        if !principals.insert(&e.principal_arn) {
+            errs.push(FieldError::new(at("principal_arn"), format!("`{}` has two entries", e.principal_arn)));
+        }
+        if !ACCESS_ENTRY_TYPES.contains(&e.entry_type.as_str()) {
+            errs.push(FieldError::new(
+                at("type"),
+                format!("`{}` is not one of {}", e.entry_type, ACCESS_ENTRY_TYPES.join(", ")),
+            ));
+        } else if e.entry_type != "STANDARD"
+            && (!e.kubernetes_groups.is_empty() || e.username.is_some() || !e.policies.is_empty())
+        {
+            errs.push(FieldError::new(
+                at("type"),
+                format!("{} entries take no groups, username or policies", e.entry_type),
+            ));
+        }
+        for (j, g) in e.kubernetes_groups.iter().enumerate() {
+            if g.starts_with("system:") {
+                errs.push(FieldError::new(format!("access.entries[{i}].kubernetes_groups[{j}]"), format!("EKS refuses groups starting with system: (`{g}`); associate AmazonEKSClusterAdminPolicy instead")));
+            }
+        }
+    }
 }
 
 fn validate_name(name: &str, errs: &mut Vec<FieldError>) {

@@ -46,7 +46,13 @@ pub struct ResourceType {
 
 impl ResourceType {
     fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
-        ResourceType { group: group.into(), version: version.into(), plural: plural.into(), kind: kind.into(), namespaced }
+        ResourceType {
+            group: group.into(),
+            version: version.into(),
+            plural: plural.into(),
+            kind: kind.into(),
+            namespaced,
+        }
     }
     fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -90,7 +96,13 @@ fn builtin() -> Vec<ResourceType> {
         r("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", false),
         r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true),
         r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false),
-        r("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false),
+        r(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            false,
+        ),
         r("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", false),
     ]
 }
@@ -126,9 +138,17 @@ impl std::fmt::Debug for FakeKube {
 impl FakeKube {
     /// Starts a server on 127.0.0.1 at a free port; must be called inside a tokio runtime.
     pub async fn start() -> Result<FakeKube, Error> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(|e| Error::Io { what: "binding the fake API server".into(), source: e })?;
-        let addr = listener.local_addr().map_err(|e| Error::Io { what: "fake API server address".into(), source: e })?;
-        let state = Arc::new(State { store: Mutex::new(Store { types: builtin(), objects: BTreeMap::new() }), rv: AtomicU64::new(1000), uid: AtomicU64::new(1), requests: AtomicU64::new(0) });
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| Error::Io { what: "binding the fake API server".into(), source: e })?;
+        let addr =
+            listener.local_addr().map_err(|e| Error::Io { what: "fake API server address".into(), source: e })?;
+        let state = Arc::new(State {
+            store: Mutex::new(Store { types: builtin(), objects: BTreeMap::new() }),
+            rv: AtomicU64::new(1000),
+            uid: AtomicU64::new(1),
+            requests: AtomicU64::new(0),
+        });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state.insert_raw("", "namespaces", "", ns, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
         }
@@ -142,7 +162,8 @@ impl FakeKube {
                         let st = st.clone();
                         async move { Ok::<_, std::convert::Infallible>(st.handle(req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -174,7 +195,13 @@ impl FakeKube {
 
     /// A stored object, as the server would return it.
     pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.state.store.lock().expect("store").objects.get(&(group.into(), plural.into(), namespace.into(), name.into())).cloned()
+        self.state
+            .store
+            .lock()
+            .expect("store")
+            .objects
+            .get(&(group.into(), plural.into(), namespace.into(), name.into()))
+            .cloned()
     }
 }
 
@@ -185,7 +212,11 @@ impl Drop for FakeKube {
 }
 
 fn respond(code: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    Response::builder().status(code).header("content-type", "application/json").body(Full::new(Bytes::from(body.to_string()))).expect("valid response")
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("valid response")
 }
 
 /// A `Status` object as the apiserver writes it.
@@ -275,7 +306,14 @@ impl State {
         let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
             ["api", v, rest @ ..] => ("", v, rest),
             ["apis", g, v, rest @ ..] => (g, v, rest),
-            _ => return Err(status(404, "NotFound", "the server could not find the requested resource".into(), json!({}))),
+            _ => {
+                return Err(status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource".into(),
+                    json!({}),
+                ))
+            }
         };
         let (namespace, plural, name) = match rest {
             ["namespaces", ns, plural] => (ns.to_string(), *plural, None),
@@ -283,7 +321,14 @@ impl State {
             ["namespaces", ns, plural, name, "status"] => (ns.to_string(), *plural, Some(name.to_string())),
             [plural] => (String::new(), *plural, None),
             [plural, name] => (String::new(), *plural, Some(name.to_string())),
-            _ => return Err(status(404, "NotFound", "the server could not find the requested resource".into(), json!({}))),
+            _ => {
+                return Err(status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource".into(),
+                    json!({}),
+                ))
+            }
         };
         // `/api/v1/namespaces/{name}` is the namespace object itself
         let (namespace, plural, name) = if rest.len() == 2 && rest[0] == "namespaces" {
@@ -294,7 +339,9 @@ impl State {
         let store = self.store.lock().expect("store");
         let rt = store.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural).cloned();
         drop(store);
-        let rt = rt.ok_or_else(|| status(404, "NotFound", "the server could not find the requested resource".into(), json!({})))?;
+        let rt = rt.ok_or_else(|| {
+            status(404, "NotFound", "the server could not find the requested resource".into(), json!({}))
+        })?;
         Ok(Target { rt, namespace, name })
     }
 
@@ -314,7 +361,8 @@ impl State {
             Err(resp) => return resp,
         };
         let dry = q.get("dryRun").is_some_and(|v| v == "All");
-        let ctype = parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+        let ctype =
+            parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
         match (parts.method.clone(), &t.name) {
             (Method::GET, None) => self.list(&t, &q),
             (Method::GET, Some(n)) => match self.get(&t, n) {
@@ -323,15 +371,30 @@ impl State {
             },
             (Method::POST, None) => match serde_json::from_slice::<Value>(&body) {
                 Ok(obj) => self.create(&t, obj, dry),
-                Err(e) => status(400, "BadRequest", format!("the body of the request was in an unknown format: {e}"), json!({})),
+                Err(e) => status(
+                    400,
+                    "BadRequest",
+                    format!("the body of the request was in an unknown format: {e}"),
+                    json!({}),
+                ),
             },
             (Method::PUT, Some(n)) => match serde_json::from_slice::<Value>(&body) {
                 Ok(obj) => self.replace(&t, n, obj, dry),
-                Err(e) => status(400, "BadRequest", format!("the body of the request was in an unknown format: {e}"), json!({})),
+                Err(e) => status(
+                    400,
+                    "BadRequest",
+                    format!("the body of the request was in an unknown format: {e}"),
+                    json!({}),
+                ),
             },
             (Method::PATCH, Some(n)) => self.patch(&t, n, &ctype, &body, &q, dry),
             (Method::DELETE, Some(n)) => self.delete(&t, n, dry),
-            _ => status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource".into(), json!({})),
+            _ => status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource".into(),
+                json!({}),
+            ),
         }
     }
 
@@ -352,7 +415,10 @@ impl State {
         };
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         Some(match segs.as_slice() {
-            ["api"] => respond(StatusCode::OK, json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})),
+            ["api"] => respond(
+                StatusCode::OK,
+                json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+            ),
             ["api", "v1"] => respond(StatusCode::OK, list("", "v1")),
             ["apis"] => {
                 let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -365,7 +431,8 @@ impl State {
                 let groups: Vec<Value> = groups
                     .into_iter()
                     .map(|(g, vs)| {
-                        let versions: Vec<Value> = vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+                        let versions: Vec<Value> =
+                            vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
                         json!({"name": g, "versions": versions, "preferredVersion": versions[0]})
                     })
                     .collect();
@@ -373,17 +440,30 @@ impl State {
             }
             ["apis", g, v] => {
                 if !store.types.iter().any(|t| t.group == *g && t.version == *v) {
-                    return Some(status(404, "NotFound", "the server could not find the requested resource".into(), json!({})));
+                    return Some(status(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource".into(),
+                        json!({}),
+                    ));
                 }
                 respond(StatusCode::OK, list(g, v))
             }
-            ["version"] => respond(StatusCode::OK, json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-eksodus-fake", "platform": "linux/amd64"})),
+            ["version"] => respond(
+                StatusCode::OK,
+                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-eksodus-fake", "platform": "linux/amd64"}),
+            ),
             _ => return None,
         })
     }
 
     fn key(t: &Target, name: &str) -> Key {
-        (t.rt.group.clone(), t.rt.plural.clone(), if t.rt.namespaced { t.namespace.clone() } else { String::new() }, name.to_string())
+        (
+            t.rt.group.clone(),
+            t.rt.plural.clone(),
+            if t.rt.namespaced { t.namespace.clone() } else { String::new() },
+            name.to_string(),
+        )
     }
 
     fn get(&self, t: &Target, name: &str) -> Option<Value> {
@@ -392,7 +472,12 @@ impl State {
 
     fn not_found(&self, t: &Target, name: &str) -> Response<Full<Bytes>> {
         let res = if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
-        status(404, "NotFound", format!("{res} \"{name}\" not found"), json!({"name": name, "group": t.rt.group, "kind": t.rt.plural}))
+        status(
+            404,
+            "NotFound",
+            format!("{res} \"{name}\" not found"),
+            json!({"name": name, "group": t.rt.group, "kind": t.rt.plural}),
+        )
     }
 
     fn list(&self, t: &Target, q: &BTreeMap<String, String>) -> Response<Full<Bytes>> {
@@ -400,7 +485,11 @@ impl State {
         let mut items: Vec<Value> = store
             .objects
             .iter()
-            .filter(|((g, p, ns, _), _)| *g == t.rt.group && *p == t.rt.plural && (!t.rt.namespaced || t.namespace.is_empty() || *ns == t.namespace))
+            .filter(|((g, p, ns, _), _)| {
+                *g == t.rt.group
+                    && *p == t.rt.plural
+                    && (!t.rt.namespaced || t.namespace.is_empty() || *ns == t.namespace)
+            })
             .map(|(_, v)| v.clone())
             .filter(|o| q.get("labelSelector").is_none_or(|s| matches_selector(o, s)))
             .collect();
@@ -415,15 +504,30 @@ impl State {
             meta["continue"] = json!(next.to_string());
             meta["remainingItemCount"] = json!(total - next);
         }
-        respond(StatusCode::OK, json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta, "items": items}))
+        respond(
+            StatusCode::OK,
+            json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta, "items": items}),
+        )
     }
 
     fn namespace_missing(&self, t: &Target) -> Option<Response<Full<Bytes>>> {
         if !t.rt.namespaced {
             return None;
         }
-        let exists = self.store.lock().expect("store").objects.contains_key(&(String::new(), "namespaces".into(), String::new(), t.namespace.clone()));
-        (!exists).then(|| status(404, "NotFound", format!("namespaces \"{}\" not found", t.namespace), json!({"name": t.namespace, "kind": "namespaces"})))
+        let exists = self.store.lock().expect("store").objects.contains_key(&(
+            String::new(),
+            "namespaces".into(),
+            String::new(),
+            t.namespace.clone(),
+        ));
+        (!exists).then(|| {
+            status(
+                404,
+                "NotFound",
+                format!("namespaces \"{}\" not found", t.namespace),
+                json!({"name": t.namespace, "kind": "namespaces"}),
+            )
+        })
     }
 
     fn stamp(&self, t: &Target, obj: &mut Value, name: &str) {
@@ -449,7 +553,17 @@ impl State {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => match obj.pointer("/metadata/generateName").and_then(Value::as_str) {
                 Some(p) => format!("{p}{:05x}", self.uid.fetch_add(1, Ordering::SeqCst)),
-                None => return status(422, "Invalid", format!("{} \"\" is invalid: metadata.name: Required value: name or generateName is required", t.rt.kind), json!({"kind": t.rt.kind})),
+                None => {
+                    return status(
+                        422,
+                        "Invalid",
+                        format!(
+                            "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                            t.rt.kind
+                        ),
+                        json!({"kind": t.rt.kind}),
+                    )
+                }
             },
         };
         if let Some(resp) = self.namespace_missing(t) {
@@ -459,11 +573,20 @@ impl State {
         let key = Self::key(t, &name);
         let mut store = self.store.lock().expect("store");
         if store.objects.contains_key(&key) {
-            let res = if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
-            return status(409, "AlreadyExists", format!("{res} \"{name}\" already exists"), json!({"name": name, "group": t.rt.group, "kind": t.rt.plural}));
+            let res =
+                if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
+            return status(
+                409,
+                "AlreadyExists",
+                format!("{res} \"{name}\" already exists"),
+                json!({"name": name, "group": t.rt.group, "kind": t.rt.plural}),
+            );
         }
         let meta = obj["metadata"].as_object_mut().expect("metadata");
-        meta.insert("uid".into(), json!(format!("00000000-0000-4000-8000-{:012}", self.uid.fetch_add(1, Ordering::SeqCst))));
+        meta.insert(
+            "uid".into(),
+            json!(format!("00000000-0000-4000-8000-{:012}", self.uid.fetch_add(1, Ordering::SeqCst))),
+        );
         meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
         meta.insert("generation".into(), json!(1));
         meta.remove("managedFields");
@@ -477,7 +600,14 @@ impl State {
     }
 
     /// Stores `new` over `old`, keeping server-owned metadata; `precondition` is the client's resourceVersion.
-    fn write(&self, t: &Target, name: &str, mut new: Value, precondition: Option<String>, dry: bool) -> Response<Full<Bytes>> {
+    fn write(
+        &self,
+        t: &Target,
+        name: &str,
+        mut new: Value,
+        precondition: Option<String>,
+        dry: bool,
+    ) -> Response<Full<Bytes>> {
         let key = Self::key(t, name);
         let mut store = self.store.lock().expect("store");
         let Some(old) = store.objects.get(&key).cloned() else {
@@ -487,7 +617,8 @@ impl State {
         let current = old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
         if let Some(p) = precondition.filter(|p| !p.is_empty()) {
             if p != current {
-                let res = if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
+                let res =
+                    if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
                 return status(
                     409,
                     "Conflict",
@@ -541,7 +672,12 @@ impl State {
         }
         if let Some(n) = obj.pointer("/metadata/name").and_then(Value::as_str) {
             if n != name {
-                return status(400, "BadRequest", format!("the name of the object ({n}) does not match the name on the URL ({name})"), json!({}));
+                return status(
+                    400,
+                    "BadRequest",
+                    format!("the name of the object ({n}) does not match the name on the URL ({name})"),
+                    json!({}),
+                );
             }
         }
         let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
@@ -551,7 +687,15 @@ impl State {
         self.write(t, name, obj, rv, dry)
     }
 
-    fn patch(&self, t: &Target, name: &str, ctype: &str, body: &[u8], q: &BTreeMap<String, String>, dry: bool) -> Response<Full<Bytes>> {
+    fn patch(
+        &self,
+        t: &Target,
+        name: &str,
+        ctype: &str,
+        body: &[u8],
+        q: &BTreeMap<String, String>,
+        dry: bool,
+    ) -> Response<Full<Bytes>> {
         let ctype = ctype.split(';').next().unwrap_or("").trim();
         let current = self.get(t, name);
         match ctype {

@@ -1,0 +1,684 @@
+//! The IAM reconciler (feature `aws`): cluster and node roles, the cluster's OIDC provider, and IRSA roles,
+//! discovered by path and ownership tags and applied through the engine.
+//!
+//! | key | kind | depends on |
+//! |---|---|---|
+//! | `role/cluster`, `role/node` | iam-role | |
+//! | `oidc` | oidc-provider | |
+//! | `role/irsa/<namespace>/<name>` | iam-role | oidc |
+//!
+//! Every role lives under `<access.iam.path><environment>/`, so one `ListRoles` call finds them all.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::Tag;
+use aws_sdk_iam::Client;
+use futures::future::try_join_all;
+use serde_json::{json, Map, Value};
+
+use eksodus_core::aws::{error_code, step_error};
+use eksodus_core::engine::{
+    retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError,
+};
+use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
+use eksodus_core::spec::EnvironmentSpec;
+use eksodus_core::tags;
+
+use crate::policy::{self, PolicyDocument};
+
+/// The component name in ownership tags.
+pub const COMPONENT: &str = "access";
+
+/// Every IAM action this module calls (kept complete by a test that watches the calls).
+pub const ACTIONS: &[&str] = &[
+    "iam:ListRoles",
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:ListAttachedRolePolicies",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:DeleteRolePolicy",
+    "iam:ListInstanceProfilesForRole",
+    "iam:RemoveRoleFromInstanceProfile",
+    "iam:ListOpenIDConnectProviders",
+    "iam:GetOpenIDConnectProvider",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:DeleteOpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider",
+    "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:RemoveClientIDFromOpenIDConnectProvider",
+    "iam:UpdateOpenIDConnectProviderThumbprint",
+];
+
+/// Reconciles one environment's IAM.
+#[derive(Debug, Clone)]
+pub struct Iam {
+    iam: Client,
+    env: String,
+    partition: &'static str,
+    user_tags: BTreeMap<String, String>,
+    reads: ApplyOptions,
+}
+
+fn props(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {
+    t.iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
+}
+
+/// A role name of at most 64 characters: the readable form, or its head plus a hash when too long.
+pub fn role_name(env: &str, purpose: &str) -> String {
+    let full = format!("{env}-{purpose}");
+    if full.len() <= 64 {
+        return full;
+    }
+    let h = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("{}-{:08x}", &full[..55], h as u32)
+}
+
+/// The IAM path of an environment's roles.
+pub fn role_path(spec: &EnvironmentSpec) -> String {
+    let base = spec.access.as_ref().map(|a| a.iam.path.clone()).unwrap_or_else(|| "/eksodus/".into());
+    format!("{base}{}/", spec.name)
+}
+
+/// Whether an IAM error is the eventual consistency of something just created (a new OIDC provider or role
+/// not yet visible): worth retrying, bounded by the engine.
+fn propagation(code: Option<&str>, message: &str) -> bool {
+    match code {
+        Some("MalformedPolicyDocument") => message.contains("Invalid principal"),
+        Some("NoSuchEntity") => true,
+        _ => false,
+    }
+}
+
+fn iam_error<E>(
+    what: String,
+    e: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> StepError
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = error_code(&e).map(String::from);
+    let mut se = step_error(what, e);
+    if propagation(code.as_deref(), &se.message) {
+        se.class = ErrorClass::Transient;
+    }
+    se
+}
+
+impl Iam {
+    /// A reconciler for `spec`'s environment.
+    pub fn new(iam: Client, spec: &EnvironmentSpec) -> Self {
+        Iam {
+            iam,
+            env: spec.name.clone(),
+            partition: policy::partition(&spec.region),
+            user_tags: spec.tags.clone(),
+            reads: ApplyOptions::default(),
+        }
+    }
+
+    /// Uses `opts`' retry policy for reads made outside the engine.
+    pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.reads = opts;
+        self
+    }
+
+    fn tags(&self, key: &str) -> Vec<Tag> {
+        tags::ownership(&self.env, COMPONENT, key, &self.user_tags)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value are set"))
+            .collect()
+    }
+
+    /// The OIDC provider ARN for an issuer in `account`.
+    pub fn provider_arn(&self, account: &str, issuer: &str) -> String {
+        format!("arn:{}:iam::{account}:oidc-provider/{}", self.partition, issuer.trim_start_matches("https://"))
+    }
+
+    /// The resources `spec` wants. `issuer` is the cluster's OIDC issuer (IRSA needs it) and `account` the
+    /// account ID (for the provider ARN in trust policies).
+    pub fn desired(&self, spec: &EnvironmentSpec, issuer: Option<&str>, account: &str) -> Vec<Desired> {
+        let access = spec.access.clone().unwrap_or_default();
+        let path = role_path(spec);
+        let boundary = access.iam.permissions_boundary.clone();
+        let mut user_tags = Map::new();
+        for (k, v) in &self.user_tags {
+            user_tags.insert(k.clone(), json!(v));
+        }
+        let role = |key: &str, name: String, trust: PolicyDocument, policies: Vec<String>, deps: Vec<String>| {
+            let mut policies = policies;
+            policies.sort();
+            Desired {
+                key: key.into(),
+                kind: "iam-role".into(),
+                props: props(json!({
+                    "name": name, "path": path, "trust": trust.canonical(), "boundary": boundary, "policies": policies, "tags": user_tags,
+                })),
+                immutable: vec!["name".into(), "path".into()],
+                depends_on: deps,
+                cost: Cost::new(2, 1, 3),
+            }
+        };
+        let m = |n: &str| policy::managed(self.partition, n);
+        let mut out = vec![
+            role(
+                "role/cluster",
+                role_name(&self.env, "cluster"),
+                PolicyDocument::trust_service("eks.amazonaws.com"),
+                policy::CLUSTER_POLICIES.iter().map(|p| m(p)).collect(),
+                vec![],
+            ),
+            role(
+                "role/node",
+                role_name(&self.env, "node"),
+                PolicyDocument::trust_service("ec2.amazonaws.com"),
+                policy::NODE_POLICIES
+                    .iter()
+                    .map(|p| m(p))
+                    .chain((!access.iam.cni_irsa).then(|| m(policy::CNI_POLICY)))
+                    .collect(),
+                vec![],
+            ),
+        ];
+        let mut sas = access.service_accounts.clone();
+        if access.iam.cni_irsa && !sas.iter().any(|s| s.namespace == "kube-system" && s.name == "aws-node") {
+            sas.push(eksodus_core::spec::ServiceAccountRole {
+                namespace: "kube-system".into(),
+                name: "aws-node".into(),
+                policies: vec![m(policy::CNI_POLICY)],
+            });
+        }
+        if let Some(issuer) = issuer {
+            let url = issuer.trim_start_matches("https://").to_string();
+            out.push(Desired {
+                key: "oidc".into(),
+                kind: "oidc-provider".into(),
+                props: props(json!({"url": url, "client_ids": ["sts.amazonaws.com"], "thumbprints": [policy::EKS_OIDC_THUMBPRINT], "tags": user_tags})),
+                immutable: vec!["url".into()],
+                depends_on: vec![],
+                cost: Cost::new(1, 1, 1),
+            });
+            let provider = self.provider_arn(account, issuer);
+            for sa in &sas {
+                out.push(role(
+                    &format!("role/irsa/{}/{}", sa.namespace, sa.name),
+                    role_name(&self.env, &format!("{}-{}", sa.namespace, sa.name)),
+                    PolicyDocument::trust_service_account(&provider, issuer, &sa.namespace, &sa.name),
+                    sa.policies.clone(),
+                    vec!["oidc".into()],
+                ));
+            }
+        }
+        out
+    }
+
+    /// Finds the owned roles (by path, then tags) and OIDC providers (by tags).
+    pub async fn discover(&self, spec: &EnvironmentSpec) -> Result<Vec<Observed>, StepError> {
+        Box::pin(self.discover_inner(spec)).await
+    }
+
+    async fn discover_inner(&self, spec: &EnvironmentSpec) -> Result<Vec<Observed>, StepError> {
+        let path = role_path(spec);
+        let roles = retry(&self.reads, || async {
+            let mut out = Vec::new();
+            let mut marker = None;
+            loop {
+                let r = self
+                    .iam
+                    .list_roles()
+                    .path_prefix(&path)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| iam_error("ListRoles".into(), e))?;
+                out.extend(r.roles().iter().map(|r| r.role_name().to_string()));
+                marker = r.marker().map(String::from);
+                if !r.is_truncated() || marker.is_none() {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        let observed_roles = try_join_all(roles.iter().map(|name| self.observe_role(name))).await?;
+        let mut out: Vec<Observed> = observed_roles.into_iter().flatten().collect();
+        let providers = retry(&self.reads, || async {
+            self.iam
+                .list_open_id_connect_providers()
+                .send()
+                .await
+                .map_err(|e| iam_error("ListOpenIDConnectProviders".into(), e))
+        })
+        .await?;
+        for p in providers.open_id_connect_provider_list() {
+            let Some(arn) = p.arn() else { continue };
+            let r = retry(&self.reads, || async {
+                self.iam
+                    .get_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| iam_error(format!("GetOpenIDConnectProvider {arn}"), e))
+            })
+            .await?;
+            let t = tag_map(r.tags());
+            if !tags::is_owned(&t, &self.env, COMPONENT) {
+                continue;
+            }
+            let mut client_ids = r.client_id_list().to_vec();
+            client_ids.sort();
+            out.push(Observed {
+                key: t.get(tags::RESOURCE).cloned().unwrap_or_else(|| "oidc".into()),
+                kind: "oidc-provider".into(),
+                physical_id: arn.to_string(),
+                props: props(json!({"url": r.url().map(|u| u.trim_start_matches("https://")), "client_ids": client_ids, "thumbprints": r.thumbprint_list(), "tags": t})),
+                depends_on: vec![],
+                delete_cost: 1,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn observe_role(&self, name: &str) -> Result<Option<Observed>, StepError> {
+        let (role, attached) = retry(&self.reads, || async {
+            let role = self
+                .iam
+                .get_role()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| iam_error(format!("GetRole {name}"), e))?;
+            let attached = self
+                .iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| iam_error(format!("ListAttachedRolePolicies {name}"), e))?;
+            Ok((role, attached))
+        })
+        .await?;
+        let Some(r) = role.role() else { return Ok(None) };
+        let t = tag_map(r.tags());
+        if !tags::is_owned(&t, &self.env, COMPONENT) {
+            return Ok(None);
+        }
+        let Some(key) = t.get(tags::RESOURCE).cloned() else { return Ok(None) };
+        let mut policies: Vec<String> =
+            attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect();
+        policies.sort();
+        let trust = r.assume_role_policy_document().and_then(PolicyDocument::canonical_from_iam).unwrap_or(Value::Null);
+        let deps = if key.starts_with("role/irsa/") { vec!["oidc".to_string()] } else { vec![] };
+        Ok(Some(Observed {
+            key,
+            kind: "iam-role".into(),
+            physical_id: r.role_name().to_string(),
+            props: props(json!({
+                "name": r.role_name(), "path": r.path(), "trust": trust,
+                "boundary": r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
+                "policies": policies, "tags": t,
+            })),
+            depends_on: deps,
+            delete_cost: 3,
+        }))
+    }
+
+    /// Plans the IAM part of `spec`.
+    pub async fn plan(&self, spec: &EnvironmentSpec, issuer: Option<&str>, account: &str) -> Result<Plan, StepError> {
+        let observed = self.discover(spec).await?;
+        Ok(plan::diff(&self.desired(spec, issuer, account), &observed))
+    }
+
+    /// The plan that removes every owned role and provider.
+    pub async fn destroy_plan(&self, spec: &EnvironmentSpec) -> Result<Plan, StepError> {
+        Ok(Plan::destroy(&self.discover(spec).await?))
+    }
+
+    async fn sync_role(
+        &self,
+        name: &str,
+        want: &Map<String, Value>,
+        have: Option<&Map<String, Value>>,
+    ) -> Result<(), StepError> {
+        let list = |m: Option<&Map<String, Value>>, k: &str| -> Vec<String> {
+            m.and_then(|m| m.get(k))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .unwrap_or_default()
+        };
+        let want_p = list(Some(want), "policies");
+        let have_p = list(have, "policies");
+        try_join_all(want_p.iter().filter(|p| !have_p.contains(p)).map(|p| async move {
+            self.iam
+                .attach_role_policy()
+                .role_name(name)
+                .policy_arn(p)
+                .send()
+                .await
+                .map_err(|e| iam_error(format!("AttachRolePolicy {p} to {name}"), e))
+                .map(|_| ())
+        }))
+        .await?;
+        try_join_all(have_p.iter().filter(|p| !want_p.contains(p)).map(|p| async move {
+            match self.iam.detach_role_policy().role_name(name).policy_arn(p).send().await {
+                Ok(_) => Ok(()),
+                Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
+                Err(e) => Err(iam_error(format!("DetachRolePolicy {p} from {name}"), e)),
+            }
+        }))
+        .await?;
+        let Some(have) = have else { return Ok(()) };
+        if want.get("trust") != have.get("trust") {
+            let doc: PolicyDocument = serde_json::from_value(want["trust"].clone())
+                .map_err(|e| StepError::permanent(format!("trust policy of {name}: {e}")))?;
+            self.iam
+                .update_assume_role_policy()
+                .role_name(name)
+                .policy_document(serde_json::to_string(&doc).expect("serializable"))
+                .send()
+                .await
+                .map_err(|e| iam_error(format!("UpdateAssumeRolePolicy {name}"), e))?;
+        }
+        if want.get("boundary") != have.get("boundary") {
+            match want.get("boundary").and_then(Value::as_str) {
+                Some(b) => {
+                    self.iam
+                        .put_role_permissions_boundary()
+                        .role_name(name)
+                        .permissions_boundary(b)
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("PutRolePermissionsBoundary {name}"), e))?;
+                }
+                None => {
+                    self.iam
+                        .delete_role_permissions_boundary()
+                        .role_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("DeleteRolePermissionsBoundary {name}"), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
+        let s = &op.step;
+        let want = s.desired.clone().unwrap_or_default();
+        let get = |k: &str| want.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        match s.kind.as_str() {
+            "iam-role" => {
+                let name = get("name");
+                let doc: PolicyDocument = serde_json::from_value(want["trust"].clone())
+                    .map_err(|e| StepError::permanent(format!("trust policy of {name}: {e}")))?;
+                let mut req = self
+                    .iam
+                    .create_role()
+                    .role_name(&name)
+                    .path(get("path"))
+                    .assume_role_policy_document(serde_json::to_string(&doc).expect("serializable"))
+                    .description(format!("eksodus {} {}", self.env, s.key))
+                    .set_tags(Some(self.tags(&s.key)));
+                if let Some(b) = want.get("boundary").and_then(Value::as_str) {
+                    req = req.permissions_boundary(b);
+                }
+                let have = match req.send().await {
+                    Ok(_) => None,
+                    Err(e) if error_code(&e) == Some("EntityAlreadyExists") => {
+                        // an earlier attempt created it (or someone else did: then it is not ours to take)
+                        let observed = self.observe_role(&name).await?;
+                        match observed {
+                            Some(o) if o.key == s.key => Some(o.props),
+                            _ => {
+                                return Err(StepError::permanent(format!(
+                                    "role {name} exists and is not owned by environment {}",
+                                    self.env
+                                )))
+                            }
+                        }
+                    }
+                    Err(e) => return Err(iam_error(format!("CreateRole {name}"), e)),
+                };
+                self.sync_role(&name, &want, have.as_ref()).await?;
+                Ok(Some(name))
+            }
+            "oidc-provider" => {
+                let url = get("url");
+                let ids: Vec<String> = want["client_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect();
+                let thumbs: Vec<String> = want["thumbprints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect();
+                let r = self
+                    .iam
+                    .create_open_id_connect_provider()
+                    .url(format!("https://{url}"))
+                    .set_client_id_list(Some(ids))
+                    .set_thumbprint_list(Some(thumbs))
+                    .set_tags(Some(self.tags(&s.key)))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) => Ok(r.open_id_connect_provider_arn().map(String::from)),
+                    Err(e) if error_code(&e) == Some("EntityAlreadyExists") => {
+                        let list = self
+                            .iam
+                            .list_open_id_connect_providers()
+                            .send()
+                            .await
+                            .map_err(|e| iam_error("ListOpenIDConnectProviders".into(), e))?;
+                        let arn = list
+                            .open_id_connect_provider_list()
+                            .iter()
+                            .filter_map(|p| p.arn())
+                            .find(|a| a.ends_with(&format!("oidc-provider/{url}")))
+                            .map(String::from);
+                        let _ = ctx;
+                        arn.map(Some).ok_or_else(|| {
+                            StepError::permanent(format!("OIDC provider for {url} exists but cannot be found"))
+                        })
+                    }
+                    Err(e) => Err(iam_error(format!("CreateOpenIDConnectProvider {url}"), e)),
+                }
+            }
+            other => Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
+        }
+    }
+
+    async fn update(&self, op: &Operation) -> Result<Option<String>, StepError> {
+        let s = &op.step;
+        let id = s.physical_id.clone().unwrap_or_default();
+        let want = s.desired.clone().unwrap_or_default();
+        let have = s.observed.clone().unwrap_or_default();
+        match s.kind.as_str() {
+            "iam-role" => {
+                self.sync_role(&id, &want, Some(&have)).await?;
+                let missing = self.missing_tags(&want, &have, &s.key);
+                if !missing.is_empty() {
+                    self.iam
+                        .tag_role()
+                        .role_name(&id)
+                        .set_tags(Some(missing))
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("TagRole {id}"), e))?;
+                }
+            }
+            "oidc-provider" => {
+                let list = |m: &Map<String, Value>, k: &str| -> Vec<String> {
+                    m.get(k)
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                        .unwrap_or_default()
+                };
+                for c in list(&want, "client_ids").iter().filter(|c| !list(&have, "client_ids").contains(c)) {
+                    self.iam
+                        .add_client_id_to_open_id_connect_provider()
+                        .open_id_connect_provider_arn(&id)
+                        .client_id(c)
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("AddClientIDToOpenIDConnectProvider {id}"), e))?;
+                }
+                for c in list(&have, "client_ids").iter().filter(|c| !list(&want, "client_ids").contains(c)) {
+                    self.iam
+                        .remove_client_id_from_open_id_connect_provider()
+                        .open_id_connect_provider_arn(&id)
+                        .client_id(c)
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("RemoveClientIDFromOpenIDConnectProvider {id}"), e))?;
+                }
+                if want.get("thumbprints") != have.get("thumbprints") {
+                    self.iam
+                        .update_open_id_connect_provider_thumbprint()
+                        .open_id_connect_provider_arn(&id)
+                        .set_thumbprint_list(Some(list(&want, "thumbprints")))
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("UpdateOpenIDConnectProviderThumbprint {id}"), e))?;
+                }
+                let missing = self.missing_tags(&want, &have, &s.key);
+                if !missing.is_empty() {
+                    self.iam
+                        .tag_open_id_connect_provider()
+                        .open_id_connect_provider_arn(&id)
+                        .set_tags(Some(missing))
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("TagOpenIDConnectProvider {id}"), e))?;
+                }
+            }
+            other => return Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
+        }
+        Ok(Some(id))
+    }
+
+    fn missing_tags(&self, want: &Map<String, Value>, have: &Map<String, Value>, key: &str) -> Vec<Tag> {
+        let have_t = have.get(plan::TAGS).and_then(Value::as_object);
+        let _ = key;
+        want.get(plan::TAGS)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| have_t.and_then(|h| h.get(*k)) != Some(*v))
+            .filter_map(|(k, v)| Tag::builder().key(k).value(v.as_str().unwrap_or("")).build().ok())
+            .collect()
+    }
+
+    async fn delete(&self, op: &Operation) -> Result<Option<String>, StepError> {
+        let s = &op.step;
+        let id = s.physical_id.clone().unwrap_or_default();
+        let gone = |c: Option<&str>| c == Some("NoSuchEntity");
+        match s.kind.as_str() {
+            "iam-role" => {
+                let attached = match self.iam.list_attached_role_policies().role_name(&id).send().await {
+                    Ok(r) => r
+                        .attached_policies()
+                        .iter()
+                        .filter_map(|p| p.policy_arn().map(String::from))
+                        .collect::<Vec<_>>(),
+                    Err(e) if gone(error_code(&e)) => return Ok(Some(id)),
+                    Err(e) => return Err(iam_error(format!("ListAttachedRolePolicies {id}"), e)),
+                };
+                let idr = id.as_str();
+                try_join_all(attached.iter().map(|p| async move {
+                    match self.iam.detach_role_policy().role_name(idr).policy_arn(p).send().await {
+                        Ok(_) => Ok(()),
+                        Err(e) if gone(error_code(&e)) => Ok(()),
+                        Err(e) => Err(iam_error(format!("DetachRolePolicy {p} from {idr}"), e)),
+                    }
+                }))
+                .await?;
+                if let Ok(inline) = self.iam.list_role_policies().role_name(&id).send().await {
+                    for p in inline.policy_names() {
+                        let _ = self.iam.delete_role_policy().role_name(&id).policy_name(p).send().await;
+                    }
+                }
+                if let Ok(profiles) = self.iam.list_instance_profiles_for_role().role_name(&id).send().await {
+                    for p in profiles.instance_profiles() {
+                        let _ = self
+                            .iam
+                            .remove_role_from_instance_profile()
+                            .instance_profile_name(p.instance_profile_name())
+                            .role_name(&id)
+                            .send()
+                            .await;
+                    }
+                }
+                match self.iam.delete_role().role_name(&id).send().await {
+                    Ok(_) => {}
+                    Err(e) if gone(error_code(&e)) => {}
+                    Err(e) if error_code(&e) == Some("DeleteConflict") => {
+                        let mut se = iam_error(format!("DeleteRole {id}"), e);
+                        se.class = ErrorClass::Transient;
+                        return Err(se);
+                    }
+                    Err(e) => return Err(iam_error(format!("DeleteRole {id}"), e)),
+                }
+            }
+            "oidc-provider" => {
+                match self.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(&id).send().await {
+                    Ok(_) => {}
+                    Err(e) if gone(error_code(&e)) => {}
+                    Err(e) => return Err(iam_error(format!("DeleteOpenIDConnectProvider {id}"), e)),
+                }
+            }
+            other => return Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
+        }
+        Ok(Some(id))
+    }
+}
+
+impl Executor for Iam {
+    fn execute<'a>(
+        &'a self,
+        op: &'a Operation,
+        ctx: &'a OpContext,
+    ) -> BoxFuture<'a, Result<Option<String>, StepError>> {
+        Box::pin(async move {
+            match op.kind {
+                OpKind::Create => self.create(op, ctx).await,
+                OpKind::Update => self.update(op).await,
+                OpKind::Delete => self.delete(op).await,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_fit_iam_limits() {
+        assert_eq!(role_name("prod", "node"), "prod-node");
+        let long = role_name("an-environment-with-a-rather-long-name", "kube-system-ebs-csi-controller-sa");
+        assert_eq!(long.len(), 64);
+        assert_ne!(long, role_name("an-environment-with-a-rather-long-name", "kube-system-ebs-csi-controller-sb"));
+        assert!(propagation(Some("MalformedPolicyDocument"), "Invalid principal in policy"));
+        assert!(!propagation(Some("MalformedPolicyDocument"), "Syntax errors in policy"));
+    }
+}

@@ -1,0 +1,121 @@
+//! IAM roles, the OIDC provider and IRSA roles: apply, empty re-plan, change, destroy, on the emulator.
+
+use eksodus_access::iam::{Iam, ACTIONS};
+use eksodus_core::aws::AwsTarget;
+use eksodus_core::engine::{ApplyOptions, Engine};
+use eksodus_core::events::EventSink;
+use eksodus_e2e::spec;
+use eksodus_testkit::{FaultConfig, LocalAws};
+
+const ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+const SPEC: &str = "
+name: iam-e2e
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.0.0.0/16, azs: 2}
+access:
+  iam: {path: /platform/, cni_irsa: true}
+  service_accounts:
+    - namespace: kube-system
+      name: ebs-csi-controller-sa
+      policies: [arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy]
+";
+
+async fn setup(faults: FaultConfig) -> (LocalAws, Iam) {
+    let aws = LocalAws::start(faults).await.unwrap();
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec(SPEC)).with_retry(ApplyOptions::fast());
+    (aws, iam)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_oidc_apply_replan_destroy() {
+    let (aws, iam) = setup(FaultConfig::default()).await;
+    let mut s = spec(SPEC);
+    let acct = aws.account_id.clone();
+    let plan = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+    let ids: Vec<&str> = plan.changes().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "role/cluster",
+            "role/node",
+            "oidc",
+            "role/irsa/kube-system/ebs-csi-controller-sa",
+            "role/irsa/kube-system/aws-node"
+        ]
+    );
+    let engine = Engine::new(ApplyOptions::fast());
+    engine.apply(&plan, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    let again = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+    assert!(again.is_empty(), "{:#?}", again.changes().collect::<Vec<_>>());
+
+    // the node role lacks the CNI policy (aws-node has its own role); the IRSA trust is scoped to its account
+    let node = iam.discover(&s).await.unwrap().into_iter().find(|o| o.key == "role/node").unwrap();
+    assert!(!node.props["policies"].to_string().contains("AmazonEKS_CNI_Policy"));
+    assert_eq!(node.props["path"], "/platform/iam-e2e/");
+
+    // a policy change is an in-place update
+    s.access.as_mut().unwrap().service_accounts[0]
+        .policies
+        .push("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".into());
+    let p = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+    assert_eq!(
+        p.changes().map(|c| (c.id.as_str(), c.action)).collect::<Vec<_>>(),
+        [("role/irsa/kube-system/ebs-csi-controller-sa", eksodus_core::plan::Action::Update)]
+    );
+    engine.apply(&p, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
+
+    // every call made is in the declared action list
+    for op in aws.proxy.stats().by_operation().keys() {
+        let action = op.replacen("iam:", "iam:", 1);
+        assert!(ACTIONS.contains(&action.as_str()), "{action} is called but missing from iam::ACTIONS");
+    }
+
+    let d = iam.destroy_plan(&s).await.unwrap();
+    assert_eq!(d.summary().delete, 5);
+    engine.apply(&d, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(iam.discover(&s).await.unwrap().is_empty());
+    let ec2_free = aws.proxy.stats().by_operation().keys().all(|k| k.starts_with("iam:"));
+    assert!(ec2_free);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_after_a_crash_at_every_write_and_under_throttling() {
+    let s = spec(SPEC);
+    let mut k = 1;
+    loop {
+        let (aws, iam) = setup(FaultConfig { crash_after_mutations: Some(k), ..Default::default() }).await;
+        let acct = aws.account_id.clone();
+        let engine = Engine::new(ApplyOptions::fast());
+        let crashed =
+            engine.apply(&iam.plan(&s, Some(ISSUER), &acct).await.unwrap(), &iam, &EventSink::discard()).await.unwrap();
+        aws.proxy.heal();
+        let plan = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+        engine
+            .apply(&plan, &iam, &EventSink::discard())
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_or_else(|e| panic!("k={k}: {e}"));
+        assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty(), "k={k}");
+        assert_eq!(iam.discover(&s).await.unwrap().len(), 5, "k={k}");
+        if crashed.is_success() {
+            break;
+        }
+        k += 1;
+    }
+    assert!(k > 10, "only {k} writes");
+    let mut faults = 0;
+    for seed in [5, 6, 7] {
+        let (aws, iam) =
+            setup(FaultConfig { seed, throttle_rate: 0.2, server_error_rate: 0.05, ..Default::default() }).await;
+        let engine = Engine::new(ApplyOptions::fast());
+        let plan = iam.plan(&s, Some(ISSUER), &aws.account_id).await.unwrap();
+        engine.apply(&plan, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+        assert!(iam.plan(&s, Some(ISSUER), &aws.account_id).await.unwrap().is_empty(), "seed {seed}");
+        faults += aws.proxy.stats().faults();
+    }
+    assert!(faults > 6, "only {faults} faults injected over three runs");
+}
