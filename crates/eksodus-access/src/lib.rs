@@ -4,15 +4,20 @@
 //! - [`guard`]: the lockout guard that refuses changes leaving nobody able to administer the cluster (pure);
 //! - [`policy`]: IAM policy documents as typed values, trust policies, managed policy sets (pure);
 //! - `cluster` (feature `kube`): read-merge-write of aws-auth with resourceVersion preconditions;
-//! - `iam` (feature `aws`): cluster, node and IRSA roles and the OIDC provider, through the engine.
+//! - [`migrate`]: the aws-auth → access entries migration plan (pure);
+//! - `iam` (feature `aws`): cluster, node and IRSA roles and the OIDC provider, through the engine;
+//! - `entries` (feature `aws`): EKS access entries and the authentication mode, through the engine.
 
 pub mod awsauth;
 #[cfg(feature = "kube")]
 pub mod cluster;
+#[cfg(feature = "aws")]
+pub mod entries;
 mod error;
 pub mod guard;
 #[cfg(feature = "aws")]
 pub mod iam;
+pub mod migrate;
 pub mod policy;
 
 pub use error::{Error, Result};

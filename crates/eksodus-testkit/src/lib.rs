@@ -7,6 +7,7 @@
 //!
 //! Nothing here is needed at run time by the library crates; `xtask --local` and the demo use it too.
 
+pub mod eks;
 pub mod kubeapi;
 pub mod moto;
 pub mod proxy;

@@ -131,6 +131,7 @@ struct State {
     seen: Mutex<HashMap<u64, u32>>,
     mutations: AtomicU64,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    eks: crate::eks::EksState,
 }
 
 /// The running proxy; stops when dropped.
@@ -161,6 +162,7 @@ impl FaultProxy {
             seen: Mutex::default(),
             mutations: AtomicU64::new(0),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            eks: crate::eks::EksState::default(),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -306,26 +308,92 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dropped>
         _ => {}
     }
 
-    // forward
-    let mut builder = Request::builder().method(parts.method.clone()).uri(format!("{}{}", st.upstream, path));
-    for (k, v) in &parts.headers {
-        builder = builder.header(k, v);
-    }
-    if let Some(acct) = &cfg.account_id {
-        builder = builder.header("x-moto-account-id", acct.as_str());
-    }
-    let fwd = builder.body(Full::new(body.clone())).map_err(|_| Dropped)?;
-    let resp = match st.client.request(fwd).await {
-        Ok(r) => r,
-        Err(_) => {
-            record(Some(Fault::DroppedBefore));
-            return Err(Dropped);
+    // answer what moto lacks, or forward
+    let account = cfg.account_id.clone().unwrap_or_else(|| "123456789012".into());
+    let region = region_of(&parts.headers);
+    let forward = |p: String, method: hyper::Method, b: Bytes| {
+        let mut builder = Request::builder().method(method).uri(format!("{}{}", st.upstream, p));
+        for (k, v) in &parts.headers {
+            if k != "content-length" {
+                builder = builder.header(k, v);
+            }
+        }
+        if let Some(acct) = &cfg.account_id {
+            builder = builder.header("x-moto-account-id", acct.as_str());
+        }
+        let req = builder.body(Full::new(b));
+        let client = st.client.clone();
+        async move {
+            let resp = client.request(req.map_err(|_| ())?).await.map_err(|_| ())?;
+            let (rparts, rbody) = resp.into_parts();
+            let rbody = rbody.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            Ok::<_, ()>((rparts.status, rparts.headers, rbody))
         }
     };
-    let (rparts, rbody) = resp.into_parts();
-    let rbody = rbody.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let segs: Vec<&str> = parts.uri.path().trim_matches('/').split('/').collect();
+    let cluster = if segs.first() == Some(&"clusters") { segs.get(1).copied().unwrap_or("") } else { "" };
+    let mut emulated: Option<crate::eks::Answer> = None;
+    if service == "eks" && !control {
+        if crate::eks::emulated(&operation) {
+            let exists = if cluster.is_empty() {
+                true
+            } else {
+                matches!(forward(format!("/clusters/{cluster}"), hyper::Method::GET, Bytes::new()).await, Ok((s, _, _)) if s.is_success())
+            };
+            let req = crate::eks::Req {
+                operation: &operation,
+                path: parts.uri.path(),
+                body: &body,
+                account: &account,
+                region: &region,
+            };
+            emulated = Some(st.eks.handle(&req, exists));
+        } else if operation == "UpdateClusterConfig" {
+            emulated = st.eks.update_access_config(&account, &region, cluster, &body);
+        } else if operation == "DescribeUpdate" {
+            emulated = st.eks.describe_update(&account, &region, cluster, segs.get(3).copied().unwrap_or(""));
+        }
+    }
+    let (rstatus, rheaders, rbody) = match emulated {
+        Some((status, json, error_type)) => {
+            let mut h = hyper::HeaderMap::new();
+            h.insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+            if let Some(t) = error_type {
+                h.insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(t));
+            }
+            (status, h, Bytes::from(json.to_string()))
+        }
+        None => match forward(path.clone(), parts.method.clone(), body.clone()).await {
+            Ok((status, h, b)) => {
+                let mut b = b;
+                if service == "eks" && status.is_success() {
+                    match operation.as_str() {
+                        "CreateCluster" => st.eks.cluster_created(
+                            &account,
+                            &region,
+                            &body,
+                            &format!("arn:aws:iam::{account}:user/moto"),
+                        ),
+                        "DeleteCluster" => st.eks.cluster_deleted(&account, &region, cluster),
+                        "DescribeCluster" => {
+                            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                                st.eks.decorate_describe(&account, &region, &mut v);
+                                b = Bytes::from(v.to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                (status, h, b)
+            }
+            Err(()) => {
+                record(Some(Fault::DroppedBefore));
+                return Err(Dropped);
+            }
+        },
+    };
     let mut crash_now = false;
-    if mutating && !control && rparts.status.is_success() {
+    if mutating && !control && rstatus.is_success() {
         let m = st.mutations.fetch_add(1, Ordering::SeqCst) + 1;
         crash_now = cfg.crash_after_mutations.is_some_and(|k| m >= k);
     }
@@ -338,8 +406,8 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dropped>
         Some(Fault::ServerErrorAfter) => Ok(server_error_response(&service)),
         Some(Fault::DroppedAfter) => Err(Dropped),
         _ => {
-            let mut out = Response::builder().status(rparts.status);
-            for (k, v) in &rparts.headers {
+            let mut out = Response::builder().status(rstatus);
+            for (k, v) in &rheaders {
                 if k != "transfer-encoding" && k != "content-length" && k != "connection" {
                     out = out.header(k, v);
                 }
@@ -358,6 +426,17 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// The region from the SigV4 credential scope.
+fn region_of(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(2))
+        .unwrap_or("us-east-1")
+        .to_string()
 }
 
 /// The signing name from the SigV4 `Authorization` header (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`).

@@ -1,0 +1,487 @@
+//! EKS access entries and the authentication mode (feature `aws`), discovered and diffed like every other
+//! resource.
+//!
+//! | key | kind | depends on |
+//! |---|---|---|
+//! | `auth-mode` | cluster-auth-mode | |
+//! | `entry/<principal ARN>` | access-entry | auth-mode (when the spec sets one) |
+//!
+//! Only entries carrying this environment's ownership tags are ever updated or deleted; the others (the
+//! cluster creator's, nodegroup roles EKS added) are read for the lockout guard and the migration plan.
+
+use aws_sdk_eks::types::{AccessScope, AccessScopeType, AuthenticationMode as EksMode};
+use aws_sdk_eks::Client;
+use futures::future::try_join_all;
+use serde_json::{json, Map, Value};
+
+use eksodus_core::aws::{error_code, step_error};
+use eksodus_core::engine::{
+    retry, ApplyOptions, BoxFuture, Executor, OpContext, OpKind, Operation, StepError, WaitState,
+};
+use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
+use eksodus_core::spec::{AuthenticationMode, EnvironmentSpec};
+use eksodus_core::tags;
+
+use crate::guard::{EntrySummary, CLUSTER_ADMIN_POLICY};
+
+/// The component name in ownership tags.
+pub const COMPONENT: &str = crate::iam::COMPONENT;
+
+/// Every EKS action this module calls.
+pub const ACTIONS: &[&str] = &[
+    "eks:DescribeCluster",
+    "eks:UpdateClusterConfig",
+    "eks:DescribeUpdate",
+    "eks:ListAccessEntries",
+    "eks:DescribeAccessEntry",
+    "eks:CreateAccessEntry",
+    "eks:UpdateAccessEntry",
+    "eks:DeleteAccessEntry",
+    "eks:AssociateAccessPolicy",
+    "eks:DisassociateAccessPolicy",
+    "eks:ListAssociatedAccessPolicies",
+    "eks:TagResource",
+];
+
+/// The ARN of an access policy given by name or ARN.
+pub fn policy_arn(p: &str) -> String {
+    if p.starts_with("arn:") {
+        p.to_string()
+    } else {
+        format!("arn:aws:eks::aws:cluster-access-policy/{p}")
+    }
+}
+
+fn scope_string(kind: &str, namespaces: &[String]) -> String {
+    if kind == "cluster" || namespaces.is_empty() {
+        "cluster".into()
+    } else {
+        let mut ns = namespaces.to_vec();
+        ns.sort();
+        format!("namespace:{}", ns.join(","))
+    }
+}
+
+/// What discovery found of a cluster's access.
+#[derive(Debug, Clone, Default)]
+pub struct AccessDiscovery {
+    /// The cluster's authentication mode.
+    pub mode: Option<AuthenticationMode>,
+    /// Owned entries (and the mode, as a resource).
+    pub observed: Vec<Observed>,
+    /// Every entry, owned or not, for the guard and the migration plan.
+    pub all: Vec<EntrySummary>,
+}
+
+/// Reconciles one cluster's access entries and authentication mode.
+#[derive(Debug, Clone)]
+pub struct AccessEntries {
+    eks: Client,
+    env: String,
+    cluster: String,
+    user_tags: std::collections::BTreeMap<String, String>,
+    reads: ApplyOptions,
+}
+
+impl AccessEntries {
+    /// For `spec`'s cluster (named after the environment).
+    pub fn new(eks: Client, spec: &EnvironmentSpec) -> Self {
+        AccessEntries {
+            eks,
+            env: spec.name.clone(),
+            cluster: spec.name.clone(),
+            user_tags: spec.tags.clone(),
+            reads: ApplyOptions::default(),
+        }
+    }
+
+    /// Uses `opts`' retry policy for reads made outside the engine.
+    pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.reads = opts;
+        self
+    }
+
+    /// The resources `spec` wants.
+    pub fn desired(&self, spec: &EnvironmentSpec) -> Vec<Desired> {
+        let a = spec.access.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        let mut deps = vec![];
+        if let Some(m) = a.authentication_mode {
+            out.push(Desired {
+                key: "auth-mode".into(),
+                kind: "cluster-auth-mode".into(),
+                props: json!({"mode": m.as_str()}).as_object().cloned().unwrap_or_default(),
+                immutable: vec![],
+                depends_on: vec![],
+                cost: Cost::new(2, 2, 0),
+            });
+            deps.push("auth-mode".to_string());
+        }
+        let user_tags: Map<String, Value> = self.user_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        for e in &a.entries {
+            let mut groups = e.kubernetes_groups.clone();
+            groups.sort();
+            let mut policies: Vec<String> = e
+                .policies
+                .iter()
+                .map(|p| format!("{}|{}", policy_arn(&p.policy), scope_string("namespace", &p.namespaces)))
+                .collect();
+            policies.sort();
+            let mut props = json!({"type": e.entry_type, "policies": policies, "tags": user_tags});
+            if e.entry_type == "STANDARD" {
+                // EKS sets the groups of node and Fargate entries itself
+                props["groups"] = json!(groups);
+            }
+            if let Some(u) = &e.username {
+                props["username"] = json!(u);
+            }
+            out.push(Desired {
+                key: format!("entry/{}", e.principal_arn),
+                kind: "access-entry".into(),
+                props: props.as_object().cloned().unwrap_or_default(),
+                immutable: vec!["type".into()],
+                depends_on: deps.clone(),
+                cost: Cost::new(2, 2, 1),
+            });
+        }
+        out
+    }
+
+    /// Reads the mode and every entry; keeps the owned ones as observed resources.
+    pub async fn discover(&self) -> Result<AccessDiscovery, StepError> {
+        Box::pin(self.discover_inner()).await
+    }
+
+    async fn discover_inner(&self) -> Result<AccessDiscovery, StepError> {
+        let c = &self.cluster;
+        let cluster = retry(&self.reads, || async {
+            self.eks.describe_cluster().name(c).send().await.map_err(|e| step_error(format!("DescribeCluster {c}"), e))
+        })
+        .await?;
+        let mode = cluster
+            .cluster()
+            .and_then(|c| c.access_config())
+            .and_then(|a| a.authentication_mode())
+            .and_then(|m| AuthenticationMode::parse(m.as_str()));
+        let mut out = AccessDiscovery { mode, ..Default::default() };
+        if let Some(m) = mode {
+            out.observed.push(Observed {
+                key: "auth-mode".into(),
+                kind: "cluster-auth-mode".into(),
+                physical_id: c.clone(),
+                props: json!({"mode": m.as_str()}).as_object().cloned().unwrap_or_default(),
+                depends_on: vec![],
+                delete_cost: 0,
+            });
+        }
+        if !mode.is_some_and(AuthenticationMode::reads_access_entries) {
+            return Ok(out);
+        }
+        let principals = retry(&self.reads, || async {
+            let mut all = Vec::new();
+            let mut token = None;
+            loop {
+                let r = self
+                    .eks
+                    .list_access_entries()
+                    .cluster_name(c)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| step_error(format!("ListAccessEntries {c}"), e))?;
+                all.extend(r.access_entries().iter().cloned());
+                token = r.next_token().map(String::from);
+                if token.is_none() {
+                    break;
+                }
+            }
+            Ok(all)
+        })
+        .await?;
+        let details = try_join_all(principals.iter().map(|p| async move {
+            retry(&self.reads, || async {
+                let e = self
+                    .eks
+                    .describe_access_entry()
+                    .cluster_name(c)
+                    .principal_arn(p)
+                    .send()
+                    .await
+                    .map_err(|e| step_error(format!("DescribeAccessEntry {p}"), e))?;
+                let pol = self
+                    .eks
+                    .list_associated_access_policies()
+                    .cluster_name(c)
+                    .principal_arn(p)
+                    .send()
+                    .await
+                    .map_err(|e| step_error(format!("ListAssociatedAccessPolicies {p}"), e))?;
+                Ok((e, pol))
+            })
+            .await
+        }))
+        .await?;
+        for (e, pol) in details {
+            let Some(entry) = e.access_entry() else { continue };
+            let principal = entry.principal_arn().unwrap_or_default().to_string();
+            let mut groups = entry.kubernetes_groups().to_vec();
+            groups.sort();
+            let mut policies: Vec<String> = pol
+                .associated_access_policies()
+                .iter()
+                .map(|p| {
+                    let scope = p.access_scope();
+                    let kind = scope
+                        .and_then(|s| s.r#type())
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_else(|| "cluster".into());
+                    format!(
+                        "{}|{}",
+                        p.policy_arn().unwrap_or_default(),
+                        scope_string(&kind, scope.map(|s| s.namespaces()).unwrap_or_default())
+                    )
+                })
+                .collect();
+            policies.sort();
+            let typ = entry.r#type().unwrap_or("STANDARD").to_string();
+            out.all.push(EntrySummary {
+                principal_arn: principal.clone(),
+                entry_type: typ.clone(),
+                groups: groups.clone(),
+                cluster_admin: policies.iter().any(|p| p == &format!("{CLUSTER_ADMIN_POLICY}|cluster")),
+            });
+            let t: std::collections::BTreeMap<String, String> =
+                entry.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            if !tags::is_owned(&t, &self.env, COMPONENT) {
+                continue;
+            }
+            out.observed.push(Observed {
+                key: format!("entry/{principal}"),
+                kind: "access-entry".into(),
+                physical_id: principal.clone(),
+                props: json!({"type": typ, "groups": groups, "policies": policies, "username": entry.username(), "tags": t}).as_object().cloned().unwrap_or_default(),
+                depends_on: vec![],
+                delete_cost: 1,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Plans access entries and the mode. Refuses, before anything runs, a mode that would go backwards.
+    pub async fn plan(&self, spec: &EnvironmentSpec) -> Result<Plan, StepError> {
+        let found = self.discover().await?;
+        if let (Some(have), Some(want)) = (found.mode, spec.access.as_ref().and_then(|a| a.authentication_mode)) {
+            if want < have {
+                return Err(StepError::permanent(format!(
+                    "access.authentication_mode: the cluster uses {} and EKS never moves back to {}; keep {} or later",
+                    have.as_str(),
+                    want.as_str(),
+                    have.as_str()
+                )));
+            }
+        }
+        let wants_entries = spec.access.as_ref().is_some_and(|a| !a.entries.is_empty());
+        let mode_after = spec.access.as_ref().and_then(|a| a.authentication_mode).or(found.mode);
+        if wants_entries && !mode_after.is_some_and(AuthenticationMode::reads_access_entries) {
+            return Err(StepError::permanent(
+                "access.entries: the cluster's authentication mode is CONFIG_MAP; set access.authentication_mode to API_AND_CONFIG_MAP".to_string(),
+            ));
+        }
+        // the mode is never "deleted": a spec without one leaves it as it is
+        let mut observed = found.observed;
+        if spec.access.as_ref().and_then(|a| a.authentication_mode).is_none() {
+            observed.retain(|o| o.kind != "cluster-auth-mode");
+        }
+        Ok(plan::diff(&self.desired(spec), &observed))
+    }
+
+    /// The plan that removes every owned entry (the mode stays).
+    pub async fn destroy_plan(&self) -> Result<Plan, StepError> {
+        let mut found = self.discover().await?;
+        found.observed.retain(|o| o.kind == "access-entry");
+        Ok(Plan::destroy(&found.observed))
+    }
+
+    async fn associate(&self, principal: &str, policies: &[String], remove: &[String]) -> Result<(), StepError> {
+        let c = &self.cluster;
+        try_join_all(policies.iter().map(|p| async move {
+            let (arn, scope) = p.split_once('|').unwrap_or((p, "cluster"));
+            let s = match scope.strip_prefix("namespace:") {
+                Some(ns) => AccessScope::builder()
+                    .r#type(AccessScopeType::Namespace)
+                    .set_namespaces(Some(ns.split(',').map(String::from).collect()))
+                    .build(),
+                None => AccessScope::builder().r#type(AccessScopeType::Cluster).build(),
+            };
+            self.eks
+                .associate_access_policy()
+                .cluster_name(c)
+                .principal_arn(principal)
+                .policy_arn(arn)
+                .access_scope(s)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| step_error(format!("AssociateAccessPolicy {arn} to {principal}"), e))
+        }))
+        .await?;
+        // a policy whose scope changed was re-associated above; only policies no longer wanted go
+        let keep: Vec<&str> = policies.iter().map(|p| p.split('|').next().unwrap_or(p)).collect();
+        try_join_all(remove.iter().map(|p| p.split('|').next().unwrap_or(p)).filter(|arn| !keep.contains(arn)).map(
+            |arn| async move {
+                match self
+                    .eks
+                    .disassociate_access_policy()
+                    .cluster_name(c)
+                    .principal_arn(principal)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(()),
+                    Err(e) => Err(step_error(format!("DisassociateAccessPolicy {arn} from {principal}"), e)),
+                }
+            },
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn set_mode(&self, mode: &str, ctx: &OpContext) -> Result<(), StepError> {
+        let c = &self.cluster;
+        let r = self
+            .eks
+            .update_cluster_config()
+            .name(c)
+            .access_config(
+                aws_sdk_eks::types::UpdateAccessConfigRequest::builder()
+                    .authentication_mode(EksMode::from(mode))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| step_error(format!("UpdateClusterConfig {c} authenticationMode={mode}"), e))?;
+        let Some(id) = r.update().and_then(|u| u.id()).map(String::from) else { return Ok(()) };
+        ctx.wait_until(&format!("authentication mode {mode} on {c}"), ctx.waits.timeout, || async {
+            let u = self
+                .eks
+                .describe_update()
+                .name(c)
+                .update_id(&id)
+                .send()
+                .await
+                .map_err(|e| step_error(format!("DescribeUpdate {id}"), e))?;
+            let status = u.update().and_then(|u| u.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
+            Ok(match status.as_str() {
+                "Successful" => WaitState::Ready(()),
+                "Failed" | "Cancelled" => WaitState::Failed(format!("update {id} {status}")),
+                s => WaitState::Pending(s.to_string()),
+            })
+        })
+        .await
+    }
+}
+
+fn strings(m: &Map<String, Value>, k: &str) -> Vec<String> {
+    m.get(k)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+impl Executor for AccessEntries {
+    fn execute<'a>(
+        &'a self,
+        op: &'a Operation,
+        ctx: &'a OpContext,
+    ) -> BoxFuture<'a, Result<Option<String>, StepError>> {
+        Box::pin(async move {
+            let s = &op.step;
+            let c = &self.cluster;
+            let want = s.desired.clone().unwrap_or_default();
+            match (s.kind.as_str(), op.kind) {
+                ("cluster-auth-mode", OpKind::Update | OpKind::Create) => {
+                    self.set_mode(want["mode"].as_str().unwrap_or("API_AND_CONFIG_MAP"), ctx).await?;
+                    Ok(Some(c.clone()))
+                }
+                ("cluster-auth-mode", OpKind::Delete) => Ok(None),
+                ("access-entry", OpKind::Create) => {
+                    let principal = s.key.trim_start_matches("entry/").to_string();
+                    let t = tags::ownership(&self.env, COMPONENT, &s.key, &self.user_tags);
+                    let r = self
+                        .eks
+                        .create_access_entry()
+                        .cluster_name(c)
+                        .principal_arn(&principal)
+                        .r#type(want["type"].as_str().unwrap_or("STANDARD"))
+                        .set_kubernetes_groups(Some(strings(&want, "groups")).filter(|g| !g.is_empty()))
+                        .set_username(want.get("username").and_then(Value::as_str).map(String::from))
+                        .set_tags(Some(t.into_iter().collect()))
+                        .client_request_token(ctx.client_token(s))
+                        .send()
+                        .await;
+                    let existing_policies = match r {
+                        Ok(_) => vec![],
+                        Err(e) if error_code(&e) == Some("ResourceInUseException") => {
+                            // an earlier attempt created it: adopt it only if it carries our tags
+                            let d = self
+                                .eks
+                                .describe_access_entry()
+                                .cluster_name(c)
+                                .principal_arn(&principal)
+                                .send()
+                                .await
+                                .map_err(|e| step_error(format!("DescribeAccessEntry {principal}"), e))?;
+                            let ours = d.access_entry().and_then(|e| e.tags()).is_some_and(|t| {
+                                t.get(tags::ENVIRONMENT).map(String::as_str) == Some(self.env.as_str())
+                            });
+                            if !ours {
+                                return Err(StepError::permanent(format!(
+                                    "an access entry for {principal} exists and is not owned by environment {}",
+                                    self.env
+                                )));
+                            }
+                            vec![]
+                        }
+                        Err(e) => return Err(step_error(format!("CreateAccessEntry {principal}"), e)),
+                    };
+                    self.associate(&principal, &strings(&want, "policies"), &existing_policies).await?;
+                    Ok(Some(principal))
+                }
+                ("access-entry", OpKind::Update) => {
+                    let principal = s.physical_id.clone().unwrap_or_default();
+                    let have = s.observed.clone().unwrap_or_default();
+                    if want.get("groups") != have.get("groups")
+                        || (want.get("username").is_some() && want.get("username") != have.get("username"))
+                    {
+                        self.eks
+                            .update_access_entry()
+                            .cluster_name(c)
+                            .principal_arn(&principal)
+                            .set_kubernetes_groups(Some(strings(&want, "groups")))
+                            .set_username(want.get("username").and_then(Value::as_str).map(String::from))
+                            .send()
+                            .await
+                            .map_err(|e| step_error(format!("UpdateAccessEntry {principal}"), e))?;
+                    }
+                    let want_p = strings(&want, "policies");
+                    let have_p = strings(&have, "policies");
+                    let add: Vec<String> = want_p.iter().filter(|p| !have_p.contains(p)).cloned().collect();
+                    let remove: Vec<String> = have_p.iter().filter(|p| !want_p.contains(p)).cloned().collect();
+                    self.associate(&principal, &add, &remove).await?;
+                    Ok(Some(principal))
+                }
+                ("access-entry", OpKind::Delete) => {
+                    let principal = s.physical_id.clone().unwrap_or_default();
+                    match self.eks.delete_access_entry().cluster_name(c).principal_arn(&principal).send().await {
+                        Ok(_) => Ok(Some(principal)),
+                        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(Some(principal)),
+                        Err(e) => Err(step_error(format!("DeleteAccessEntry {principal}"), e)),
+                    }
+                }
+                (kind, _) => Err(StepError::permanent(format!("{}: unknown kind {kind}", s.key))),
+            }
+        })
+    }
+}

@@ -1,0 +1,434 @@
+//! The EKS operations moto lacks, answered by the proxy following the EKS API model (paths, JSON shapes,
+//! error codes), with state per cluster that exists in moto:
+//!
+//! - access entries: `CreateAccessEntry`, `DescribeAccessEntry`, `ListAccessEntries`, `UpdateAccessEntry`,
+//!   `DeleteAccessEntry`, `AssociateAccessPolicy`, `DisassociateAccessPolicy`, `ListAssociatedAccessPolicies`,
+//!   `ListAccessPolicies`;
+//! - the authentication mode: `UpdateClusterConfig` with `accessConfig` (moto would wipe the VPC config), the
+//!   `accessConfig` moto leaves out of `DescribeCluster`, and `DescribeUpdate` of those updates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+/// The access policies EKS offers (`ListAccessPolicies`).
+pub const ACCESS_POLICIES: &[&str] = &[
+    "AmazonEKSAdminPolicy",
+    "AmazonEKSAdminViewPolicy",
+    "AmazonEKSClusterAdminPolicy",
+    "AmazonEKSEditPolicy",
+    "AmazonEKSViewPolicy",
+    "AmazonEKSAutoNodePolicy",
+    "AmazonEKSBlockStoragePolicy",
+    "AmazonEKSComputePolicy",
+    "AmazonEKSLoadBalancingPolicy",
+    "AmazonEKSNetworkingPolicy",
+];
+
+/// Operations answered here rather than by moto.
+pub fn emulated(operation: &str) -> bool {
+    matches!(
+        operation,
+        "CreateAccessEntry"
+            | "DescribeAccessEntry"
+            | "ListAccessEntries"
+            | "UpdateAccessEntry"
+            | "DeleteAccessEntry"
+            | "AssociateAccessPolicy"
+            | "DisassociateAccessPolicy"
+            | "ListAssociatedAccessPolicies"
+            | "ListAccessPolicies"
+    )
+}
+
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    body: Value,
+    policies: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ClusterExtras {
+    mode: String,
+    bootstrap_admin: bool,
+    creator: Option<(String, String, String, String)>,
+    entries: BTreeMap<String, Entry>,
+    updates: BTreeMap<String, Value>,
+}
+
+/// State of the emulated operations, per (account, region, cluster).
+#[derive(Debug, Default)]
+pub struct EksState {
+    clusters: Mutex<HashMap<(String, String, String), ClusterExtras>>,
+}
+
+/// A request as the emulation sees it.
+#[derive(Debug)]
+pub struct Req<'a> {
+    /// Operation name.
+    pub operation: &'a str,
+    /// URL path.
+    pub path: &'a str,
+    /// JSON body (empty for GET/DELETE).
+    pub body: &'a [u8],
+    /// Account the call is for.
+    pub account: &'a str,
+    /// Region from the signature.
+    pub region: &'a str,
+}
+
+/// An answer: status, JSON body, and the error type header for failures.
+pub type Answer = (StatusCode, Value, Option<&'static str>);
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn err(status: u16, code: &'static str, message: String) -> Answer {
+    (StatusCode::from_u16(status).expect("status"), json!({"message": message}), Some(code))
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `arn:aws:iam::123:role/path/name` → ("role", "123", "name").
+fn principal_parts(arn: &str) -> Option<(&str, &str, &str)> {
+    let p: Vec<&str> = arn.splitn(6, ':').collect();
+    if p.len() != 6 || p[0] != "arn" || p[2] != "iam" || p[4].len() != 12 {
+        return None;
+    }
+    let (kind, rest) = p[5].split_once('/')?;
+    if kind != "role" && kind != "user" {
+        return None;
+    }
+    Some((kind, p[4], rest.rsplit('/').next()?))
+}
+
+impl ClusterExtras {
+    /// The cluster creator's admin entry, as EKS adds it when the mode first reads access entries.
+    fn add_creator_entry(&mut self) {
+        let Some((account, region, name, creator)) = self.creator.clone() else { return };
+        if self.entries.contains_key(&creator) {
+            return;
+        }
+        let mut e = new_entry(&account, &region, &name, &creator, "STANDARD", vec![], None, json!({}));
+        let admin = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+        e.policies.insert(admin.to_string(), json!({"policyArn": admin, "accessScope": {"type": "cluster", "namespaces": []}, "associatedAt": now(), "modifiedAt": now()}));
+        self.entries.insert(creator, e);
+    }
+}
+
+impl EksState {
+    /// Records the `accessConfig` of a cluster moto just created (moto ignores it), with the creator's
+    /// admin entry when the mode reads entries and `bootstrapClusterCreatorAdminPermissions` is not false.
+    pub fn cluster_created(&self, account: &str, region: &str, request: &[u8], creator: &str) {
+        let body: Value = serde_json::from_slice(request).unwrap_or_default();
+        let Some(name) = body["name"].as_str() else { return };
+        let mode = body
+            .pointer("/accessConfig/authenticationMode")
+            .and_then(Value::as_str)
+            .unwrap_or("CONFIG_MAP")
+            .to_string();
+        let bootstrap = body
+            .pointer("/accessConfig/bootstrapClusterCreatorAdminPermissions")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let mut extras = ClusterExtras {
+            mode: mode.clone(),
+            bootstrap_admin: bootstrap,
+            creator: Some((account.into(), region.into(), name.into(), creator.into())),
+            ..Default::default()
+        };
+        if bootstrap && mode != "CONFIG_MAP" {
+            extras.add_creator_entry();
+        }
+        self.clusters.lock().expect("eks state").insert((account.into(), region.into(), name.into()), extras);
+    }
+
+    /// Forgets a deleted cluster.
+    pub fn cluster_deleted(&self, account: &str, region: &str, name: &str) {
+        self.clusters.lock().expect("eks state").remove(&(account.into(), region.into(), name.into()));
+    }
+
+    /// Adds `accessConfig` to a `DescribeCluster` answer from moto.
+    pub fn decorate_describe(&self, account: &str, region: &str, body: &mut Value) {
+        let Some(name) = body.pointer("/cluster/name").and_then(Value::as_str).map(String::from) else { return };
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let x = clusters.entry((account.into(), region.into(), name)).or_insert_with(|| ClusterExtras {
+            mode: "CONFIG_MAP".into(),
+            bootstrap_admin: true,
+            ..Default::default()
+        });
+        body["cluster"]["accessConfig"] =
+            json!({"authenticationMode": x.mode, "bootstrapClusterCreatorAdminPermissions": x.bootstrap_admin});
+    }
+
+    /// `UpdateClusterConfig` with `accessConfig`: only CONFIG_MAP → API_AND_CONFIG_MAP → API. `None` when the
+    /// request changes something else (then moto answers).
+    pub fn update_access_config(&self, account: &str, region: &str, cluster: &str, request: &[u8]) -> Option<Answer> {
+        let body: Value = serde_json::from_slice(request).ok()?;
+        let wanted = body.pointer("/accessConfig/authenticationMode")?.as_str()?.to_string();
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let x = clusters.entry((account.into(), region.into(), cluster.into())).or_insert_with(|| ClusterExtras {
+            mode: "CONFIG_MAP".into(),
+            bootstrap_admin: true,
+            ..Default::default()
+        });
+        let rank = |m: &str| match m {
+            "CONFIG_MAP" => Some(0),
+            "API_AND_CONFIG_MAP" => Some(1),
+            "API" => Some(2),
+            _ => None,
+        };
+        let (Some(from), Some(to)) = (rank(&x.mode), rank(&wanted)) else {
+            return Some(err(400, "InvalidParameterException", format!("Unsupported authentication mode {wanted}")));
+        };
+        if to == from {
+            return Some(err(
+                400,
+                "InvalidParameterException",
+                format!("Unsupported authentication mode update: the cluster already uses {wanted}"),
+            ));
+        }
+        if to < from {
+            return Some(err(
+                400,
+                "InvalidParameterException",
+                format!("Unsupported authentication mode update from {} to {wanted}", x.mode),
+            ));
+        }
+        if from == 0 && x.bootstrap_admin {
+            x.add_creator_entry();
+        }
+        x.mode = wanted.clone();
+        let id =
+            format!("{:08x}-0000-4000-8000-{:012x}", x.updates.len() + 1, (now() * 1000.0) as u64 & 0xffff_ffff_ffff);
+        let update = json!({"id": id, "status": "Successful", "type": "AccessConfigUpdate", "params": [{"type": "AuthenticationMode", "value": wanted}], "createdAt": now(), "errors": []});
+        x.updates.insert(id, update.clone());
+        Some((StatusCode::OK, json!({"update": update}), None))
+    }
+
+    /// `DescribeUpdate` of an update made here; `None` for moto's own.
+    pub fn describe_update(&self, account: &str, region: &str, cluster: &str, id: &str) -> Option<Answer> {
+        let clusters = self.clusters.lock().expect("eks state");
+        let u = clusters.get(&(account.into(), region.into(), cluster.into()))?.updates.get(id)?;
+        Some((StatusCode::OK, json!({"update": u}), None))
+    }
+
+    /// Answers an emulated operation. `cluster_exists` says whether moto knows the cluster.
+    pub fn handle(&self, req: &Req<'_>, cluster_exists: bool) -> Answer {
+        let segs: Vec<String> = req.path.trim_matches('/').split('/').map(decode).collect();
+        if req.operation == "ListAccessPolicies" {
+            let policies: Vec<Value> = ACCESS_POLICIES
+                .iter()
+                .map(|n| json!({"name": n, "arn": format!("arn:aws:eks::aws:cluster-access-policy/{n}")}))
+                .collect();
+            return (StatusCode::OK, json!({"accessPolicies": policies}), None);
+        }
+        let cluster = segs.get(1).cloned().unwrap_or_default();
+        if !cluster_exists {
+            return err(404, "ResourceNotFoundException", format!("No cluster found for name: {cluster}."));
+        }
+        let body: Value =
+            if req.body.is_empty() { json!({}) } else { serde_json::from_slice(req.body).unwrap_or(json!({})) };
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let x = clusters.entry((req.account.into(), req.region.into(), cluster.clone())).or_insert_with(|| {
+            ClusterExtras { mode: "CONFIG_MAP".into(), bootstrap_admin: true, ..Default::default() }
+        });
+        if x.mode == "CONFIG_MAP" {
+            return err(400, "InvalidRequestException", "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation.".into());
+        }
+        let principal = segs.get(3).cloned().unwrap_or_default();
+        let missing = |p: &str| {
+            err(404, "ResourceNotFoundException", format!("The specified principalArn could not be found. You can view your available access entries with 'list-access-entries'. ({p})"))
+        };
+        match req.operation {
+            "CreateAccessEntry" => {
+                let Some(p) = body["principalArn"].as_str().map(String::from) else {
+                    return err(400, "InvalidParameterException", "principalArn is required".into());
+                };
+                if principal_parts(&p).is_none() {
+                    return err(
+                        400,
+                        "InvalidParameterException",
+                        format!("The principalArn parameter format is not valid: {p}"),
+                    );
+                }
+                if x.entries.contains_key(&p) {
+                    return err(
+                        409,
+                        "ResourceInUseException",
+                        format!("The specified access entry resource is already in use on this cluster. ({p})"),
+                    );
+                }
+                let typ = body["type"].as_str().unwrap_or("STANDARD").to_string();
+                let groups: Vec<String> = body["kubernetesGroups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|g| g.as_str().map(String::from))
+                    .collect();
+                if let Some(g) = groups.iter().find(|g| g.starts_with("system:")) {
+                    return err(
+                        400,
+                        "InvalidParameterException",
+                        format!("The kubernetes group name {g} is invalid, it cannot start with system:"),
+                    );
+                }
+                if typ != "STANDARD" && (!groups.is_empty() || body.get("username").is_some_and(|u| !u.is_null())) {
+                    return err(400, "InvalidParameterException", format!("The kubernetesGroups and username parameters are not supported for access entry type {typ}"));
+                }
+                if !["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX"].contains(&typ.as_str()) {
+                    return err(400, "InvalidParameterException", format!("The type parameter {typ} is not valid"));
+                }
+                let e = new_entry(
+                    req.account,
+                    req.region,
+                    &cluster,
+                    &p,
+                    &typ,
+                    groups,
+                    body["username"].as_str(),
+                    body["tags"].clone(),
+                );
+                let out = e.body.clone();
+                x.entries.insert(p, e);
+                (StatusCode::OK, json!({"accessEntry": out}), None)
+            }
+            "DescribeAccessEntry" => match x.entries.get(&principal) {
+                Some(e) => (StatusCode::OK, json!({"accessEntry": e.body}), None),
+                None => missing(&principal),
+            },
+            "ListAccessEntries" => {
+                let list: Vec<&String> = x.entries.keys().collect();
+                (StatusCode::OK, json!({"accessEntries": list}), None)
+            }
+            "UpdateAccessEntry" => {
+                let Some(e) = x.entries.get_mut(&principal) else { return missing(&principal) };
+                if let Some(gs) = body.get("kubernetesGroups").and_then(Value::as_array) {
+                    if let Some(g) = gs.iter().filter_map(Value::as_str).find(|g| g.starts_with("system:")) {
+                        return err(
+                            400,
+                            "InvalidParameterException",
+                            format!("The kubernetes group name {g} is invalid, it cannot start with system:"),
+                        );
+                    }
+                    e.body["kubernetesGroups"] = json!(gs);
+                }
+                if let Some(u) = body.get("username").and_then(Value::as_str) {
+                    e.body["username"] = json!(u);
+                }
+                e.body["modifiedAt"] = json!(now());
+                (StatusCode::OK, json!({"accessEntry": e.body}), None)
+            }
+            "DeleteAccessEntry" => match x.entries.remove(&principal) {
+                Some(_) => (StatusCode::OK, json!({}), None),
+                None => missing(&principal),
+            },
+            "AssociateAccessPolicy" => {
+                let Some(e) = x.entries.get_mut(&principal) else { return missing(&principal) };
+                let Some(policy) = body["policyArn"].as_str() else {
+                    return err(400, "InvalidParameterException", "policyArn is required".into());
+                };
+                let known =
+                    ACCESS_POLICIES.iter().any(|n| policy == format!("arn:aws:eks::aws:cluster-access-policy/{n}"));
+                if !known {
+                    return err(400, "InvalidParameterException", format!("The policyArn {policy} is not valid"));
+                }
+                let scope = body["accessScope"].clone();
+                match scope["type"].as_str() {
+                    Some("cluster") => {}
+                    Some("namespace") if scope["namespaces"].as_array().is_some_and(|n| !n.is_empty()) => {}
+                    _ => {
+                        return err(
+                            400,
+                            "InvalidParameterException",
+                            "accessScope must be of type cluster, or namespace with at least one namespace".into(),
+                        )
+                    }
+                }
+                let at = e.policies.get(policy).and_then(|p| p["associatedAt"].as_f64()).unwrap_or_else(now);
+                let assoc = json!({"policyArn": policy, "accessScope": {"type": scope["type"], "namespaces": scope["namespaces"].as_array().cloned().unwrap_or_default()}, "associatedAt": at, "modifiedAt": now()});
+                e.policies.insert(policy.to_string(), assoc.clone());
+                (
+                    StatusCode::OK,
+                    json!({"clusterName": cluster, "principalArn": principal, "associatedAccessPolicy": assoc}),
+                    None,
+                )
+            }
+            "DisassociateAccessPolicy" => {
+                let Some(e) = x.entries.get_mut(&principal) else { return missing(&principal) };
+                let policy = segs.get(5).cloned().unwrap_or_default();
+                match e.policies.remove(&policy) {
+                    Some(_) => (StatusCode::OK, json!({}), None),
+                    None => err(
+                        404,
+                        "ResourceNotFoundException",
+                        format!("The specified policy {policy} is not associated with this access entry"),
+                    ),
+                }
+            }
+            "ListAssociatedAccessPolicies" => {
+                let Some(e) = x.entries.get(&principal) else { return missing(&principal) };
+                let list: Vec<&Value> = e.policies.values().collect();
+                (
+                    StatusCode::OK,
+                    json!({"clusterName": cluster, "principalArn": principal, "associatedAccessPolicies": list}),
+                    None,
+                )
+            }
+            other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_entry(
+    account: &str,
+    region: &str,
+    cluster: &str,
+    principal: &str,
+    typ: &str,
+    groups: Vec<String>,
+    username: Option<&str>,
+    tags: Value,
+) -> Entry {
+    let (kind, acct, name) = principal_parts(principal).unwrap_or(("user", account, "unknown"));
+    let default_user = match (typ, kind) {
+        ("EC2_LINUX" | "EC2_WINDOWS", _) => "system:node:{{EC2PrivateDNSName}}".to_string(),
+        ("FARGATE_LINUX", _) => "system:node:{{SessionName}}".to_string(),
+        (_, "role") => format!("arn:aws:sts::{acct}:assumed-role/{name}/{{{{SessionName}}}}"),
+        _ => principal.to_string(),
+    };
+    let groups = if groups.is_empty() && typ != "STANDARD" { vec!["system:nodes".to_string()] } else { groups };
+    let body = json!({
+        "clusterName": cluster,
+        "principalArn": principal,
+        "kubernetesGroups": groups,
+        "accessEntryArn": format!("arn:aws:eks:{region}:{account}:access-entry/{cluster}/{kind}/{acct}/{name}/{:x}", (now() * 1e6) as u64),
+        "createdAt": now(),
+        "modifiedAt": now(),
+        "tags": if tags.is_object() { tags } else { json!({}) },
+        "username": username.map(String::from).unwrap_or(default_user),
+        "type": typ,
+    });
+    Entry { body, policies: BTreeMap::new() }
+}

@@ -1,0 +1,136 @@
+//! EKS access entries and the authentication mode on the emulator (the testkit proxy implements the EKS
+//! access-entry API moto lacks): apply, empty re-plan, change, delete; the mode never goes back.
+
+use eksodus_access::entries::AccessEntries;
+use eksodus_core::aws::AwsTarget;
+use eksodus_core::engine::{ApplyOptions, Engine};
+use eksodus_core::events::EventSink;
+use eksodus_core::plan::Action;
+use eksodus_e2e::spec;
+use eksodus_testkit::{FaultConfig, LocalAws};
+
+const SPEC: &str = "
+name: entries
+region: us-east-1
+network: {cidr: 10.0.0.0/16, azs: 2}
+access:
+  authentication_mode: API_AND_CONFIG_MAP
+  entries:
+    - principal_arn: arn:aws:iam::111122223333:role/admins
+      policies: [{policy: AmazonEKSClusterAdminPolicy}]
+    - principal_arn: arn:aws:iam::111122223333:role/developers
+      kubernetes_groups: [dev]
+      policies: [{policy: AmazonEKSViewPolicy, namespaces: [team-a]}]
+    - principal_arn: arn:aws:iam::111122223333:role/nodes
+      type: EC2_LINUX
+";
+
+async fn cluster(aws: &LocalAws) -> aws_sdk_eks::Client {
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let eks = aws_sdk_eks::Client::new(&conf);
+    eks.create_cluster()
+        .name("entries")
+        .role_arn("arn:aws:iam::111122223333:role/cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder().subnet_ids("subnet-1").subnet_ids("subnet-2").build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    eks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_and_mode_apply_replan_change_delete() {
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let eks = cluster(&aws).await;
+    let mut s = spec(SPEC);
+    let ae = AccessEntries::new(eks.clone(), &s).with_retry(ApplyOptions::fast());
+    let engine = Engine::new(ApplyOptions::fast());
+
+    let plan = ae.plan(&s).await.unwrap();
+    let got: Vec<(&str, Action)> = plan.changes().map(|c| (c.id.as_str(), c.action)).collect();
+    assert_eq!(got[0], ("auth-mode", Action::Update), "{got:?}");
+    assert_eq!(plan.summary().create, 3);
+    engine.apply(&plan, &ae, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    let again = ae.plan(&s).await.unwrap();
+    assert!(again.is_empty(), "{:#?}", again.changes().collect::<Vec<_>>());
+
+    let found = ae.discover().await.unwrap();
+    assert!(found.all.iter().any(|e| e.principal_arn.ends_with("role/admins") && e.cluster_admin));
+    assert!(
+        found.all.iter().any(|e| e.principal_arn.ends_with("user/moto") && e.cluster_admin),
+        "the creator's bootstrap entry"
+    );
+    let dev = aws_sdk_eks::Client::list_associated_access_policies(&eks)
+        .cluster_name("entries")
+        .principal_arn("arn:aws:iam::111122223333:role/developers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dev.associated_access_policies()[0].access_scope().unwrap().namespaces(), ["team-a"]);
+
+    // widen a scope and add a group: one in-place update
+    let a = s.access.as_mut().unwrap();
+    a.entries[1].policies[0].namespaces.push("team-b".into());
+    a.entries[1].kubernetes_groups.push("viewers".into());
+    let p = ae.plan(&s).await.unwrap();
+    assert_eq!(
+        p.changes().map(|c| (c.id.as_str(), c.action)).collect::<Vec<_>>(),
+        [("entry/arn:aws:iam::111122223333:role/developers", Action::Update)]
+    );
+    engine.apply(&p, &ae, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(ae.plan(&s).await.unwrap().is_empty());
+
+    // the mode never goes back
+    let mut back = s.clone();
+    back.access.as_mut().unwrap().authentication_mode = Some(eksodus_core::spec::AuthenticationMode::ConfigMap);
+    let err = ae.plan(&back).await.unwrap_err().to_string();
+    assert!(err.contains("never moves back"), "{err}");
+
+    // delete removes our three entries and not the creator's
+    let d = ae.destroy_plan().await.unwrap();
+    assert_eq!(d.summary().delete, 3);
+    engine.apply(&d, &ae, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    let left = ae.discover().await.unwrap();
+    assert_eq!(left.all.len(), 1);
+    assert!(left.observed.iter().all(|o| o.kind != "access-entry"));
+
+    for op in aws.proxy.stats().by_operation().keys() {
+        assert!(
+            eksodus_access::entries::ACTIONS.contains(&op.as_str()) || op == "eks:CreateCluster",
+            "{op} missing from entries::ACTIONS"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_after_a_crash_at_every_write() {
+    let s = spec(SPEC);
+    let mut k = 1;
+    loop {
+        let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+        let eks = cluster(&aws).await;
+        aws.proxy.set_config(FaultConfig { crash_after_mutations: Some(k), ..aws.proxy.config() });
+        let ae = AccessEntries::new(eks, &s).with_retry(ApplyOptions::fast());
+        let engine = Engine::new(ApplyOptions::fast());
+        let crashed = match ae.plan(&s).await {
+            Ok(p) => engine.apply(&p, &ae, &EventSink::discard()).await.unwrap().is_success(),
+            Err(_) => false,
+        };
+        aws.proxy.heal();
+        let plan = ae.plan(&s).await.unwrap();
+        engine
+            .apply(&plan, &ae, &EventSink::discard())
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_or_else(|e| panic!("k={k}: {e}"));
+        assert!(ae.plan(&s).await.unwrap().is_empty(), "k={k}");
+        if crashed {
+            break;
+        }
+        k += 1;
+    }
+    assert!(k > 5, "only {k} writes");
+}
