@@ -20,6 +20,9 @@ async fn apply_replan_destroy_leaves_nothing() {
         Inventory { vpcs: 1, subnets: 9, nat_gateways: 3, eips: 3, internet_gateways: 1 }
     );
 
+    for op in env.aws.proxy.stats().by_operation().keys() {
+        assert!(eksodus_net::ec2::ACTIONS.contains(&op.as_str()), "{op} is called by apply but missing from ec2::ACTIONS");
+    }
     // a no-op re-plan is cheap
     env.aws.proxy.reset_stats();
     env.plan(&s).await;
@@ -29,6 +32,10 @@ async fn apply_replan_destroy_leaves_nothing() {
 
     let report = env.destroy(&s).await.unwrap();
     assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
+    // every EC2 call of plan, apply and destroy is in the declared action list (the IAM policy's source)
+    for op in env.aws.proxy.stats().by_operation().keys() {
+        assert!(eksodus_net::ec2::ACTIONS.contains(&op.as_str()), "{op} is called but missing from ec2::ACTIONS");
+    }
     let left = env.network(&s).tagged_leftovers().await.unwrap();
     assert!(left.is_empty(), "left behind: {left:?}");
     assert_eq!(

@@ -19,6 +19,7 @@ macro_rules! out {
     }};
 }
 
+mod access;
 mod bench;
 mod demo;
 mod render;
@@ -58,6 +59,11 @@ enum Cmd {
     Net {
         #[command(subcommand)]
         cmd: NetCmd,
+    },
+    /// IAM, aws-auth, access entries, and the policy eksodus needs.
+    Access {
+        #[command(subcommand)]
+        cmd: access::AccessCmd,
     },
     /// The local AWS emulator used by `--local`.
     Local {
@@ -187,6 +193,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Validate { file, json } => validate(&file, json),
         Cmd::Net { cmd } => net(cmd).await,
         Cmd::Local { cmd } => local(cmd),
+        Cmd::Access { cmd } => access::run(cmd).await,
         Cmd::Demo { keep } => demo::run(keep).await.map(|_| ExitCode::SUCCESS),
         Cmd::Test { no_clippy } => run_tests::run(!no_clippy),
         Cmd::Bench { what } => bench::run(&what).await.map(|_| ExitCode::SUCCESS),

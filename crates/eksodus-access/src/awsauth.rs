@@ -657,7 +657,36 @@ mod concurrency {
         )
     }
 
+    /// YAML-ish text built from the pieces aws-auth documents are made of, so the parser's deeper paths are
+    /// reached, not only the YAML error path.
+    fn yamlish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("- ".to_string()), Just("rolearn: ".to_string()), Just("userarn: ".to_string()), Just("username: ".to_string()),
+            Just("groups: ".to_string()), Just("\n".to_string()), Just("  ".to_string()), Just("[".to_string()), Just("]".to_string()),
+            Just("{{SessionName}}".to_string()), Just("arn:aws:iam::111122223333:role/x".to_string()), Just("system:masters".to_string()),
+            Just("\"".to_string()), Just(": ".to_string()), Just("7".to_string()), "[a-z:/{}]{0,6}",
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
     proptest! {
+        /// The parser never panics, and what it accepts renders back byte-identical and re-parses equal.
+        #[test]
+        fn parser_never_panics_and_round_trips(roles in yamlish(), users in yamlish(), accounts in yamlish(), raw in ".{0,80}") {
+            for d in [
+                [(MAP_ROLES, &roles), (MAP_USERS, &users), (MAP_ACCOUNTS, &accounts)].into_iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
+                [(MAP_ROLES.to_string(), raw.clone())].into(),
+            ] {
+                if let Ok(a) = AwsAuth::parse(&d) {
+                    prop_assert_eq!(&a.render(), &d);
+                    let mut b = a.clone();
+                    b.apply(&[Edit::Upsert(Mapping::role("arn:aws:iam::111122223333:role/p", "p", &["g"]))]);
+                    let again = AwsAuth::parse(&b.render()).expect("rendered output parses");
+                    prop_assert_eq!(again.mappings.len(), b.mappings.len());
+                }
+            }
+        }
+
         #[test]
         fn concurrent_editors_lose_nothing(
             initial in proptest::collection::btree_set(0u8..24, 0..8),

@@ -27,6 +27,9 @@ use crate::guard::{EntrySummary, CLUSTER_ADMIN_POLICY};
 /// The component name in ownership tags.
 pub const COMPONENT: &str = crate::iam::COMPONENT;
 
+/// The component of entries created by the aws-auth migration.
+pub const MIGRATION_COMPONENT: &str = "access-migration";
+
 /// Every EKS action this module calls.
 pub const ACTIONS: &[&str] = &[
     "eks:DescribeCluster",
@@ -78,6 +81,7 @@ pub struct AccessDiscovery {
 pub struct AccessEntries {
     eks: Client,
     env: String,
+    component: &'static str,
     cluster: String,
     user_tags: std::collections::BTreeMap<String, String>,
     reads: ApplyOptions,
@@ -89,10 +93,18 @@ impl AccessEntries {
         AccessEntries {
             eks,
             env: spec.name.clone(),
+            component: COMPONENT,
             cluster: spec.name.clone(),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
         }
+    }
+
+    /// The reconciler for entries the aws-auth migration creates: tagged with their own component, so the
+    /// spec's entries never delete them and the migration never touches the spec's.
+    pub fn for_migration(mut self) -> Self {
+        self.component = MIGRATION_COMPONENT;
+        self
     }
 
     /// Uses `opts`' retry policy for reads made outside the engine.
@@ -104,9 +116,14 @@ impl AccessEntries {
     /// The resources `spec` wants.
     pub fn desired(&self, spec: &EnvironmentSpec) -> Vec<Desired> {
         let a = spec.access.clone().unwrap_or_default();
+        self.desired_for(a.authentication_mode, &a.entries)
+    }
+
+    /// The resources for a mode and a list of entries.
+    pub fn desired_for(&self, mode: Option<AuthenticationMode>, entries: &[eksodus_core::spec::AccessEntrySpec]) -> Vec<Desired> {
         let mut out = Vec::new();
         let mut deps = vec![];
-        if let Some(m) = a.authentication_mode {
+        if let Some(m) = mode {
             out.push(Desired {
                 key: "auth-mode".into(),
                 kind: "cluster-auth-mode".into(),
@@ -118,7 +135,7 @@ impl AccessEntries {
             deps.push("auth-mode".to_string());
         }
         let user_tags: Map<String, Value> = self.user_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        for e in &a.entries {
+        for e in entries {
             let mut groups = e.kubernetes_groups.clone();
             groups.sort();
             let mut policies: Vec<String> = e
@@ -252,7 +269,7 @@ impl AccessEntries {
             });
             let t: std::collections::BTreeMap<String, String> =
                 entry.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-            if !tags::is_owned(&t, &self.env, COMPONENT) {
+            if !tags::is_owned(&t, &self.env, self.component) {
                 continue;
             }
             out.observed.push(Observed {
@@ -293,6 +310,18 @@ impl AccessEntries {
             observed.retain(|o| o.kind != "cluster-auth-mode");
         }
         Ok(plan::diff(&self.desired(spec), &observed))
+    }
+
+    /// The migration of `aws_auth` to access entries: the typed plan (what becomes which entry, what has no
+    /// equivalent) and the engine plan that does it (the mode step, then the entries).
+    pub async fn plan_migration(&self, aws_auth: &crate::awsauth::AwsAuth) -> Result<(crate::migrate::MigrationPlan, Plan), StepError> {
+        let found = self.discover().await?;
+        let mode = found.mode.unwrap_or(AuthenticationMode::ConfigMap);
+        let mp = crate::migrate::plan(aws_auth, mode, &found.all);
+        let desired = self.desired_for(mp.mode_steps.last().copied(), &mp.entries);
+        let keys: std::collections::BTreeSet<&str> = desired.iter().map(|d| d.key.as_str()).collect();
+        let observed: Vec<Observed> = found.observed.into_iter().filter(|o| keys.contains(o.key.as_str())).collect();
+        Ok((mp, plan::diff(&desired, &observed)))
     }
 
     /// The plan that removes every owned entry (the mode stays).
@@ -408,7 +437,7 @@ impl Executor for AccessEntries {
                 ("cluster-auth-mode", OpKind::Delete) => Ok(None),
                 ("access-entry", OpKind::Create) => {
                     let principal = s.key.trim_start_matches("entry/").to_string();
-                    let t = tags::ownership(&self.env, COMPONENT, &s.key, &self.user_tags);
+                    let t = tags::ownership(&self.env, self.component, &s.key, &self.user_tags);
                     let r = self
                         .eks
                         .create_access_entry()

@@ -19,6 +19,7 @@ pub mod aws;
 pub mod engine;
 mod error;
 pub mod events;
+pub mod permissions;
 pub mod plan;
 pub mod spec;
 pub mod tags;

@@ -46,6 +46,50 @@ use crate::Error;
 /// The component name in ownership tags.
 pub const COMPONENT: &str = "network";
 
+/// Every EC2 action this module calls (kept complete by a test that watches the calls).
+pub const ACTIONS: &[&str] = &[
+    "ec2:AllocateAddress",
+    "ec2:AssociateRouteTable",
+    "ec2:AssociateVpcCidrBlock",
+    "ec2:AttachInternetGateway",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateNatGateway",
+    "ec2:CreateRoute",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateSubnet",
+    "ec2:CreateTags",
+    "ec2:CreateVpc",
+    "ec2:DeleteInternetGateway",
+    "ec2:DeleteNatGateway",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteRoute",
+    "ec2:DeleteRouteTable",
+    "ec2:DeleteSecurityGroup",
+    "ec2:DeleteSubnet",
+    "ec2:DeleteVpc",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcs",
+    "ec2:DetachInternetGateway",
+    "ec2:DisassociateRouteTable",
+    "ec2:DisassociateVpcCidrBlock",
+    "ec2:ModifySubnetAttribute",
+    "ec2:ModifyVpcAttribute",
+    "ec2:ReleaseAddress",
+    "ec2:ReplaceRoute",
+    "ec2:ReplaceRouteTableAssociation",
+    "ec2:RevokeSecurityGroupIngress",
+];
+
 /// Tag Kubernetes uses to find the subnets of a cluster.
 pub fn cluster_tag(cluster: &str) -> String {
     format!("kubernetes.io/cluster/{cluster}")
