@@ -88,12 +88,40 @@ async fn entries_and_mode_apply_replan_change_delete() {
     let err = ae.plan(&back).await.unwrap_err().to_string();
     assert!(err.contains("never moves back"), "{err}");
 
+    // moving to API with the only non-creator admin entry gone would still leave the creator: allowed; but
+    // deleting the creator is not ours, so build a case where ours is the last admin
+    let mut lone = s.clone();
+    lone.access.as_mut().unwrap().authentication_mode = Some(eksodus_core::spec::AuthenticationMode::Api);
+    lone.access.as_mut().unwrap().entries.retain(|e| !e.principal_arn.ends_with("role/admins"));
+    eks.delete_access_entry()
+        .cluster_name("entries")
+        .principal_arn("arn:aws:iam::123456789012:user/moto")
+        .send()
+        .await
+        .ok();
+    eks.delete_access_entry()
+        .cluster_name("entries")
+        .principal_arn(format!("arn:aws:iam::{}:user/moto", aws.account_id))
+        .send()
+        .await
+        .unwrap();
+    let err = ae.plan(&lone).await.unwrap_err().to_string();
+    assert!(err.contains("nobody with cluster-admin"), "{err}");
+    assert!(ae.clone().force(true).plan(&lone).await.is_ok(), "force overrides the guard");
+
     // delete removes our three entries and not the creator's
-    let d = ae.destroy_plan().await.unwrap();
+    // destroying our entries would leave no admin, and the guard cannot see aws-auth: with the mappings
+    // given (an admin in aws-auth, mode API_AND_CONFIG_MAP) it allows it
+    let admin = eksodus_access::awsauth::Mapping::role(
+        "arn:aws:iam::111122223333:role/break-glass",
+        "admin",
+        &["system:masters"],
+    );
+    let d = ae.clone().with_aws_auth(vec![admin]).destroy_plan().await.unwrap();
     assert_eq!(d.summary().delete, 3);
     engine.apply(&d, &ae, &EventSink::discard()).await.unwrap().into_result().unwrap();
     let left = ae.discover().await.unwrap();
-    assert_eq!(left.all.len(), 1);
+    assert_eq!(left.all.len(), 0, "the creator's entry was removed by hand above");
     assert!(left.observed.iter().all(|o| o.kind != "access-entry"));
 
     for op in aws.proxy.stats().by_operation().keys() {
@@ -133,4 +161,58 @@ async fn converges_after_a_crash_at_every_write() {
         k += 1;
     }
     assert!(k > 5, "only {k} writes");
+}
+
+/// aws-auth (in a Kubernetes API) → access entries (on the emulator): the plan names every mapping's fate,
+/// applying it moves the mode forward and creates the entries, and a second run has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_auth_migrates_to_access_entries() {
+    use eksodus_access::awsauth::{Edit, Mapping};
+    use eksodus_access::cluster::{AwsAuthApi, EditOptions};
+    let k = eksodus_e2e::Cluster::start("migrate").await;
+    let api = AwsAuthApi::in_namespace(k.client.clone(), &k.namespace);
+    api.apply_edits(
+        &[
+            Edit::Upsert(Mapping::role(
+                "arn:aws:iam::111122223333:role/eks/nodes",
+                "system:node:{{EC2PrivateDNSName}}",
+                &["system:bootstrappers", "system:nodes"],
+            )),
+            Edit::Upsert(Mapping::role(
+                "arn:aws:iam::111122223333:role/admins",
+                "admin:{{SessionName}}",
+                &["system:masters"],
+            )),
+            Edit::Upsert(Mapping::user("arn:aws:iam::111122223333:user/ci", "ci", &["deployers"])),
+            Edit::Upsert(Mapping::role("arn:aws:iam::111122223333:role/odd", "odd", &["system:monitoring"])),
+        ],
+        &EditOptions::default(),
+    )
+    .await
+    .unwrap();
+    let aws_auth = api.read().await.unwrap();
+
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let eks = cluster(&aws).await;
+    let s = spec("name: entries\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\n");
+    let ae = AccessEntries::new(eks.clone(), &s).for_migration().with_retry(ApplyOptions::fast());
+    let (mp, plan) = ae.plan_migration(&aws_auth).await.unwrap();
+    assert_eq!(mp.mode_steps, [eksodus_core::spec::AuthenticationMode::ApiAndConfigMap]);
+    assert_eq!(mp.entries.len(), 3);
+    assert_eq!(mp.unmapped.len(), 1);
+    assert!(mp.unmapped[0].reason.contains("system:monitoring"));
+    assert_eq!(plan.summary().create + plan.summary().update, 4, "mode step and three entries");
+    Engine::new(ApplyOptions::fast()).apply(&plan, &ae, &EventSink::discard()).await.unwrap().into_result().unwrap();
+
+    let found = ae.discover().await.unwrap();
+    let types: Vec<(&str, &str)> =
+        found.all.iter().map(|e| (e.principal_arn.rsplit('/').next().unwrap(), e.entry_type.as_str())).collect();
+    assert!(types.contains(&("nodes", "EC2_LINUX")), "{types:?}");
+    assert!(found.all.iter().any(|e| e.principal_arn.ends_with("role/admins") && e.cluster_admin));
+    let (again, plan) = ae.plan_migration(&aws_auth).await.unwrap();
+    assert!(plan.is_empty(), "{:#?}", plan.changes().collect::<Vec<_>>());
+    assert!(again.entries.is_empty() && again.mode_steps.is_empty());
+    // the spec's own entry reconciler does not own (and so never deletes) migrated entries
+    assert_eq!(AccessEntries::new(eks, &s).destroy_plan().await.unwrap().summary().delete, 0);
+    k.cleanup().await;
 }

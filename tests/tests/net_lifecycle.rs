@@ -21,7 +21,10 @@ async fn apply_replan_destroy_leaves_nothing() {
     );
 
     for op in env.aws.proxy.stats().by_operation().keys() {
-        assert!(eksodus_net::ec2::ACTIONS.contains(&op.as_str()), "{op} is called by apply but missing from ec2::ACTIONS");
+        assert!(
+            eksodus_net::ec2::ACTIONS.contains(&op.as_str()),
+            "{op} is called by apply but missing from ec2::ACTIONS"
+        );
     }
     // a no-op re-plan is cheap
     env.aws.proxy.reset_stats();

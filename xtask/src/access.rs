@@ -155,7 +155,9 @@ fn file_data(text: &str) -> Result<BTreeMap<String, String>, String> {
     let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
     let data = match doc.get("data") {
         Some(d) => d.clone(),
-        None if doc.get("mapRoles").is_some() || doc.get("mapUsers").is_some() || doc.get("mapAccounts").is_some() => doc.clone(),
+        None if doc.get("mapRoles").is_some() || doc.get("mapUsers").is_some() || doc.get("mapAccounts").is_some() => {
+            doc.clone()
+        }
         None => return Err("no `data` with mapRoles, mapUsers or mapAccounts".into()),
     };
     let Value::Object(m) = data else { return Err("data: must be a mapping of strings".into()) };
@@ -165,7 +167,12 @@ fn file_data(text: &str) -> Result<BTreeMap<String, String>, String> {
             Value::String(s) => {
                 out.insert(k, s);
             }
-            other => return Err(format!("data.{k}: must be a string holding YAML, got {}", if other.is_array() { "a list" } else { "another type" })),
+            other => {
+                return Err(format!(
+                    "data.{k}: must be a string holding YAML, got {}",
+                    if other.is_array() { "a list" } else { "another type" }
+                ))
+            }
         }
     }
     Ok(out)
@@ -199,8 +206,22 @@ fn show_changes(changes: &[Change]) {
     }
     for c in changes {
         match c {
-            Change::Added { mapping } => outln!("  + {:?} {} -> {} {:?}", mapping.kind, mapping.arn, mapping.username.as_deref().unwrap_or(""), mapping.groups),
-            Change::Updated { from, to } => outln!("  ~ {:?} {}: {:?} {:?} -> {:?} {:?}", to.kind, to.arn, from.username, from.groups, to.username, to.groups),
+            Change::Added { mapping } => outln!(
+                "  + {:?} {} -> {} {:?}",
+                mapping.kind,
+                mapping.arn,
+                mapping.username.as_deref().unwrap_or(""),
+                mapping.groups
+            ),
+            Change::Updated { from, to } => outln!(
+                "  ~ {:?} {}: {:?} {:?} -> {:?} {:?}",
+                to.kind,
+                to.arn,
+                from.username,
+                from.groups,
+                to.username,
+                to.groups
+            ),
             Change::Removed { mapping } => outln!("  - {:?} {}", mapping.kind, mapping.arn),
         }
     }
@@ -251,16 +272,34 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
     match cmd {
         AccessCmd::AwsAuth { cmd: AwsAuthCmd::Check { file, json } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let parsed = file_data(&text).map_err(|e| eksodus_access::awsauth::Problems(vec![eksodus_access::awsauth::Problem { path: String::new(), message: e }])).and_then(|d| AwsAuth::parse(&d));
+            let parsed = file_data(&text)
+                .map_err(|e| {
+                    eksodus_access::awsauth::Problems(vec![eksodus_access::awsauth::Problem {
+                        path: String::new(),
+                        message: e,
+                    }])
+                })
+                .and_then(|d| AwsAuth::parse(&d));
             match parsed {
                 Ok(a) => {
                     if json {
-                        outln!("{}", serde_json::to_string_pretty(&json!({"valid": true, "mappings": a.mappings.iter().map(mapping_json).collect::<Vec<_>>(), "accounts": a.accounts}))?);
+                        outln!(
+                            "{}",
+                            serde_json::to_string_pretty(
+                                &json!({"valid": true, "mappings": a.mappings.iter().map(mapping_json).collect::<Vec<_>>(), "accounts": a.accounts})
+                            )?
+                        );
                     } else {
                         for m in &a.mappings {
                             let n = eksodus_access::awsauth::normalize_arn(m.kind, &m.arn);
                             let note = if n != m.arn { format!(" (matches as {n})") } else { String::new() };
-                            outln!("{:<5} {}{note}  username={}  groups={}", if m.kind == Kind::Role { "role" } else { "user" }, m.arn, m.username.as_deref().unwrap_or("-"), m.groups.join(","));
+                            outln!(
+                                "{:<5} {}{note}  username={}  groups={}",
+                                if m.kind == Kind::Role { "role" } else { "user" },
+                                m.arn,
+                                m.username.as_deref().unwrap_or("-"),
+                                m.groups.join(",")
+                            );
                         }
                         for acct in &a.accounts {
                             outln!("account {acct}");
@@ -304,11 +343,24 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
             let spec = if mode == 2 { EnvironmentSpec::load(&a.file)? } else { load(&a.file)? };
             let conf = clients(&spec, &a.aws).await?;
             let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec);
-            let account = aws_sdk_sts::Client::new(&conf).get_caller_identity().send().await.context("STS GetCallerIdentity")?.account().unwrap_or_default().to_string();
+            let account = aws_sdk_sts::Client::new(&conf)
+                .get_caller_identity()
+                .send()
+                .await
+                .context("STS GetCallerIdentity")?
+                .account()
+                .unwrap_or_default()
+                .to_string();
             let issuer = issuer(&spec, &aws_sdk_eks::Client::new(&conf)).await;
-            let plan = if mode == 2 { iam.destroy_plan(&spec).await? } else { iam.plan(&spec, issuer.as_deref(), &account).await? };
+            let plan = if mode == 2 {
+                iam.destroy_plan(&spec).await?
+            } else {
+                iam.plan(&spec, issuer.as_deref(), &account).await?
+            };
             if mode == 0 {
-                if issuer.is_none() && spec.access.as_ref().is_some_and(|x| !x.service_accounts.is_empty() || x.iam.cni_irsa) {
+                if issuer.is_none()
+                    && spec.access.as_ref().is_some_and(|x| !x.service_accounts.is_empty() || x.iam.cni_irsa)
+                {
                     eprintln!("note: no OIDC issuer yet (no access.oidc_issuer and no cluster): IRSA roles are planned once the cluster exists");
                 }
                 print_plan(&plan, a.json)
@@ -327,7 +379,13 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
                 outln!("mode: move to {} (one way)", m.as_str());
             }
             for e in &mp.entries {
-                outln!("entry: {} {} groups={:?} policies={:?}", e.entry_type, e.principal_arn, e.kubernetes_groups, e.policies.iter().map(|p| &p.policy).collect::<Vec<_>>());
+                outln!(
+                    "entry: {} {} groups={:?} policies={:?}",
+                    e.entry_type,
+                    e.principal_arn,
+                    e.kubernetes_groups,
+                    e.policies.iter().map(|p| &p.policy).collect::<Vec<_>>()
+                );
             }
             for u in &mp.unmapped {
                 outln!("no entry: {}: {}", u.what, u.reason);

@@ -661,10 +661,22 @@ mod concurrency {
     /// reached, not only the YAML error path.
     fn yamlish() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
-            Just("- ".to_string()), Just("rolearn: ".to_string()), Just("userarn: ".to_string()), Just("username: ".to_string()),
-            Just("groups: ".to_string()), Just("\n".to_string()), Just("  ".to_string()), Just("[".to_string()), Just("]".to_string()),
-            Just("{{SessionName}}".to_string()), Just("arn:aws:iam::111122223333:role/x".to_string()), Just("system:masters".to_string()),
-            Just("\"".to_string()), Just(": ".to_string()), Just("7".to_string()), "[a-z:/{}]{0,6}",
+            Just("- ".to_string()),
+            Just("rolearn: ".to_string()),
+            Just("userarn: ".to_string()),
+            Just("username: ".to_string()),
+            Just("groups: ".to_string()),
+            Just("\n".to_string()),
+            Just("  ".to_string()),
+            Just("[".to_string()),
+            Just("]".to_string()),
+            Just("{{SessionName}}".to_string()),
+            Just("arn:aws:iam::111122223333:role/x".to_string()),
+            Just("system:masters".to_string()),
+            Just("\"".to_string()),
+            Just(": ".to_string()),
+            Just("7".to_string()),
+            "[a-z:/{}]{0,6}",
         ];
         proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
     }

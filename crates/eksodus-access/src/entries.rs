@@ -82,6 +82,8 @@ pub struct AccessEntries {
     eks: Client,
     env: String,
     component: &'static str,
+    mappings: Option<Vec<crate::awsauth::Mapping>>,
+    force: bool,
     cluster: String,
     user_tags: std::collections::BTreeMap<String, String>,
     reads: ApplyOptions,
@@ -94,6 +96,8 @@ impl AccessEntries {
             eks,
             env: spec.name.clone(),
             component: COMPONENT,
+            mappings: None,
+            force: false,
             cluster: spec.name.clone(),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
@@ -113,6 +117,60 @@ impl AccessEntries {
         self
     }
 
+    /// The cluster's aws-auth mappings, so the lockout guard counts admins there too. Without them the
+    /// guard can only judge modes that ignore aws-auth.
+    pub fn with_aws_auth(mut self, mappings: Vec<crate::awsauth::Mapping>) -> Self {
+        self.mappings = Some(mappings);
+        self
+    }
+
+    /// Skips the lockout guard.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Refuses a plan after which nobody could administer the cluster (an admin entry deleted, or a move to
+    /// `API` with no admin entry).
+    fn guard(&self, found: &AccessDiscovery, plan: &Plan) -> Result<(), StepError> {
+        use crate::guard::{check, Snapshot};
+        let Some(mode_before) = found.mode else { return Ok(()) };
+        let mode_after = plan
+            .steps
+            .iter()
+            .find(|s| s.kind == "cluster-auth-mode")
+            .and_then(|s| s.desired.as_ref())
+            .and_then(|d| d.get("mode").and_then(Value::as_str))
+            .and_then(AuthenticationMode::parse)
+            .unwrap_or(mode_before);
+        let mut after: Vec<EntrySummary> = found.all.clone();
+        for st in plan.steps.iter().filter(|s| s.kind == "access-entry") {
+            let principal = st.key.trim_start_matches("entry/").to_string();
+            after.retain(|e| e.principal_arn != principal || st.action == eksodus_core::plan::Action::NoOp);
+            if st.action == eksodus_core::plan::Action::Delete {
+                continue;
+            }
+            if let Some(d) = &st.desired {
+                let pols = strings(d, "policies");
+                after.retain(|e| e.principal_arn != principal);
+                after.push(EntrySummary {
+                    principal_arn: principal,
+                    entry_type: d.get("type").and_then(Value::as_str).unwrap_or("STANDARD").into(),
+                    groups: strings(d, "groups"),
+                    cluster_admin: pols.iter().any(|p| p == &format!("{CLUSTER_ADMIN_POLICY}|cluster")),
+                });
+            }
+        }
+        let known = self.mappings.is_some();
+        if !known && mode_after.reads_config_map() {
+            return Ok(()); // admins may sit in aws-auth, which this reconciler cannot see
+        }
+        let mappings = self.mappings.clone().unwrap_or_default();
+        let before = Snapshot { mode: mode_before, mappings: mappings.clone(), entries: found.all.clone() };
+        let after = Snapshot { mode: mode_after, mappings, entries: after };
+        check(&before, &after, &[], self.force).map_err(|l| StepError::permanent(l.to_string()))
+    }
+
     /// The resources `spec` wants.
     pub fn desired(&self, spec: &EnvironmentSpec) -> Vec<Desired> {
         let a = spec.access.clone().unwrap_or_default();
@@ -120,7 +178,11 @@ impl AccessEntries {
     }
 
     /// The resources for a mode and a list of entries.
-    pub fn desired_for(&self, mode: Option<AuthenticationMode>, entries: &[eksodus_core::spec::AccessEntrySpec]) -> Vec<Desired> {
+    pub fn desired_for(
+        &self,
+        mode: Option<AuthenticationMode>,
+        entries: &[eksodus_core::spec::AccessEntrySpec],
+    ) -> Vec<Desired> {
         let mut out = Vec::new();
         let mut deps = vec![];
         if let Some(m) = mode {
@@ -305,16 +367,21 @@ impl AccessEntries {
             ));
         }
         // the mode is never "deleted": a spec without one leaves it as it is
-        let mut observed = found.observed;
+        let mut observed = found.observed.clone();
         if spec.access.as_ref().and_then(|a| a.authentication_mode).is_none() {
             observed.retain(|o| o.kind != "cluster-auth-mode");
         }
-        Ok(plan::diff(&self.desired(spec), &observed))
+        let plan = plan::diff(&self.desired(spec), &observed);
+        self.guard(&found, &plan)?;
+        Ok(plan)
     }
 
     /// The migration of `aws_auth` to access entries: the typed plan (what becomes which entry, what has no
     /// equivalent) and the engine plan that does it (the mode step, then the entries).
-    pub async fn plan_migration(&self, aws_auth: &crate::awsauth::AwsAuth) -> Result<(crate::migrate::MigrationPlan, Plan), StepError> {
+    pub async fn plan_migration(
+        &self,
+        aws_auth: &crate::awsauth::AwsAuth,
+    ) -> Result<(crate::migrate::MigrationPlan, Plan), StepError> {
         let found = self.discover().await?;
         let mode = found.mode.unwrap_or(AuthenticationMode::ConfigMap);
         let mp = crate::migrate::plan(aws_auth, mode, &found.all);
@@ -328,7 +395,9 @@ impl AccessEntries {
     pub async fn destroy_plan(&self) -> Result<Plan, StepError> {
         let mut found = self.discover().await?;
         found.observed.retain(|o| o.kind == "access-entry");
-        Ok(Plan::destroy(&found.observed))
+        let plan = Plan::destroy(&found.observed);
+        self.guard(&found, &plan)?;
+        Ok(plan)
     }
 
     async fn associate(&self, principal: &str, policies: &[String], remove: &[String]) -> Result<(), StepError> {
