@@ -219,6 +219,11 @@ fn respond(code: StatusCode, body: Value) -> Response<Full<Bytes>> {
         .expect("valid response")
 }
 
+/// The apiserver's answer to a path it does not serve.
+fn no_route() -> Box<Response<Full<Bytes>>> {
+    Box::new(status(404, "NotFound", "the server could not find the requested resource".into(), json!({})))
+}
+
 /// A `Status` object as the apiserver writes it.
 fn status(code: u16, reason: &str, message: String, details: Value) -> Response<Full<Bytes>> {
     respond(
@@ -238,9 +243,9 @@ fn query(uri: &hyper::Uri) -> BTreeMap<String, String> {
         .unwrap_or("")
         .split('&')
         .filter(|kv| !kv.is_empty())
-        .filter_map(|kv| {
+        .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            Some((k.to_string(), percent_decode(v)))
+            (k.to_string(), percent_decode(v))
         })
         .collect()
 }
@@ -301,19 +306,12 @@ impl State {
         self.store.lock().expect("store").objects.insert((group.into(), plural.into(), ns.into(), name.into()), obj);
     }
 
-    fn route(&self, path: &str) -> Result<Target, Response<Full<Bytes>>> {
+    fn route(&self, path: &str) -> Result<Target, Box<Response<Full<Bytes>>>> {
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
             ["api", v, rest @ ..] => ("", v, rest),
             ["apis", g, v, rest @ ..] => (g, v, rest),
-            _ => {
-                return Err(status(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource".into(),
-                    json!({}),
-                ))
-            }
+            _ => return Err(no_route()),
         };
         let (namespace, plural, name) = match rest {
             ["namespaces", ns, plural] => (ns.to_string(), *plural, None),
@@ -321,14 +319,7 @@ impl State {
             ["namespaces", ns, plural, name, "status"] => (ns.to_string(), *plural, Some(name.to_string())),
             [plural] => (String::new(), *plural, None),
             [plural, name] => (String::new(), *plural, Some(name.to_string())),
-            _ => {
-                return Err(status(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource".into(),
-                    json!({}),
-                ))
-            }
+            _ => return Err(no_route()),
         };
         // `/api/v1/namespaces/{name}` is the namespace object itself
         let (namespace, plural, name) = if rest.len() == 2 && rest[0] == "namespaces" {
@@ -358,7 +349,7 @@ impl State {
         }
         let t = match self.route(&path) {
             Ok(t) => t,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let dry = q.get("dryRun").is_some_and(|v| v == "All");
         let ctype =
