@@ -216,3 +216,44 @@ async fn aws_auth_migrates_to_access_entries() {
     assert_eq!(AccessEntries::new(eks, &s).destroy_plan().await.unwrap().summary().delete, 0);
     k.cleanup().await;
 }
+
+/// EKS Pod Identity: the role (IAM reconciler) and its association (entries reconciler) apply, re-plan as
+/// empty, and are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_identity_roles_and_associations() {
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let eks = cluster(&aws).await;
+    let s = spec(
+        "name: entries\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\naccess:\n  pod_identities:\n    - {namespace: shop, name: checkout, policies: [arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess]}\n",
+    );
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let iam = eksodus_access::iam::Iam::new(aws_sdk_iam::Client::new(&conf), &s).with_retry(ApplyOptions::fast());
+    let ae = AccessEntries::new(eks, &s).with_account(&aws.account_id).with_retry(ApplyOptions::fast());
+    let engine = Engine::new(ApplyOptions::fast());
+    let ip = iam.plan(&s, None, &aws.account_id).await.unwrap();
+    assert!(ip.changes().any(|c| c.id == "role/pod/shop/checkout"));
+    engine.apply(&ip, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    let ep = ae.plan(&s).await.unwrap();
+    assert_eq!(ep.changes().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["pod-identity/shop/checkout"]);
+    engine.apply(&ep, &ae, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(ae.plan(&s).await.unwrap().is_empty());
+    assert!(iam.plan(&s, None, &aws.account_id).await.unwrap().is_empty());
+    let role = iam.discover(&s).await.unwrap().into_iter().find(|o| o.key == "role/pod/shop/checkout").unwrap();
+    assert!(role.props["trust"].to_string().contains("pods.eks.amazonaws.com"));
+    let assoc =
+        ae.discover().await.unwrap().observed.into_iter().find(|o| o.key == "pod-identity/shop/checkout").unwrap();
+    assert_eq!(
+        assoc.props["role_arn"],
+        format!("arn:aws:iam::{}:role/eksodus/entries/entries-pod-shop-checkout", aws.account_id)
+    );
+
+    engine.apply(&ae.destroy_plan().await.unwrap(), &ae, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    engine
+        .apply(&iam.destroy_plan(&s).await.unwrap(), &iam, &EventSink::discard())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    assert!(ae.discover().await.unwrap().observed.iter().all(|o| o.kind != "pod-identity-association"));
+    assert!(iam.discover(&s).await.unwrap().is_empty());
+}

@@ -326,7 +326,15 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
             };
             let spec = load(&a.file)?;
             let conf = clients(&spec, &a.aws).await?;
-            let ae = AccessEntries::new(aws_sdk_eks::Client::new(&conf), &spec);
+            let account = aws_sdk_sts::Client::new(&conf)
+                .get_caller_identity()
+                .send()
+                .await
+                .context("STS GetCallerIdentity")?
+                .account()
+                .unwrap_or_default()
+                .to_string();
+            let ae = AccessEntries::new(aws_sdk_eks::Client::new(&conf), &spec).with_account(&account);
             let plan = ae.plan(&spec).await?;
             if apply {
                 run_plan(&plan, &ae, a.yes, a.json).await

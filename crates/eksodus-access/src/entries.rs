@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `auth-mode` | cluster-auth-mode | |
 //! | `entry/<principal ARN>` | access-entry | auth-mode (when the spec sets one) |
+//! | `pod-identity/<namespace>/<name>` | pod-identity-association | |
 //!
 //! Only entries carrying this environment's ownership tags are ever updated or deleted; the others (the
 //! cluster creator's, nodegroup roles EKS added) are read for the lockout guard and the migration plan.
@@ -44,6 +45,11 @@ pub const ACTIONS: &[&str] = &[
     "eks:DisassociateAccessPolicy",
     "eks:ListAssociatedAccessPolicies",
     "eks:TagResource",
+    "eks:ListPodIdentityAssociations",
+    "eks:DescribePodIdentityAssociation",
+    "eks:CreatePodIdentityAssociation",
+    "eks:UpdatePodIdentityAssociation",
+    "eks:DeletePodIdentityAssociation",
 ];
 
 /// The ARN of an access policy given by name or ARN.
@@ -84,6 +90,7 @@ pub struct AccessEntries {
     component: &'static str,
     mappings: Option<Vec<crate::awsauth::Mapping>>,
     force: bool,
+    account: Option<String>,
     cluster: String,
     user_tags: std::collections::BTreeMap<String, String>,
     reads: ApplyOptions,
@@ -98,6 +105,7 @@ impl AccessEntries {
             component: COMPONENT,
             mappings: None,
             force: false,
+            account: None,
             cluster: spec.name.clone(),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
@@ -121,6 +129,12 @@ impl AccessEntries {
     /// guard can only judge modes that ignore aws-auth.
     pub fn with_aws_auth(mut self, mappings: Vec<crate::awsauth::Mapping>) -> Self {
         self.mappings = Some(mappings);
+        self
+    }
+
+    /// The account ID, needed to name the Pod Identity roles in associations.
+    pub fn with_account(mut self, account: &str) -> Self {
+        self.account = Some(account.to_string());
         self
     }
 
@@ -174,7 +188,29 @@ impl AccessEntries {
     /// The resources `spec` wants.
     pub fn desired(&self, spec: &EnvironmentSpec) -> Vec<Desired> {
         let a = spec.access.clone().unwrap_or_default();
-        self.desired_for(a.authentication_mode, &a.entries)
+        let mut out = self.desired_for(a.authentication_mode, &a.entries);
+        let user_tags: Map<String, Value> = self.user_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        for sa in &a.pod_identities {
+            let role = crate::iam::pod_identity_role_arn(
+                spec,
+                self.account.as_deref().unwrap_or("ACCOUNT"),
+                &sa.namespace,
+                &sa.name,
+            );
+            out.push(Desired {
+                key: format!("pod-identity/{}/{}", sa.namespace, sa.name),
+                kind: "pod-identity-association".into(),
+                props:
+                    json!({"namespace": sa.namespace, "service_account": sa.name, "role_arn": role, "tags": user_tags})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                immutable: vec!["namespace".into(), "service_account".into()],
+                depends_on: vec![],
+                cost: Cost::new(1, 1, 1),
+            });
+        }
+        out
     }
 
     /// The resources for a mode and a list of entries.
@@ -253,6 +289,7 @@ impl AccessEntries {
                 delete_cost: 0,
             });
         }
+        out.observed.extend(self.discover_pod_identities().await?);
         if !mode.is_some_and(AuthenticationMode::reads_access_entries) {
             return Ok(out);
         }
@@ -346,6 +383,62 @@ impl AccessEntries {
         Ok(out)
     }
 
+    async fn discover_pod_identities(&self) -> Result<Vec<Observed>, StepError> {
+        let c = &self.cluster;
+        let ids = retry(&self.reads, || async {
+            let mut all = Vec::new();
+            let mut token = None;
+            loop {
+                let r = self
+                    .eks
+                    .list_pod_identity_associations()
+                    .cluster_name(c)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| step_error(format!("ListPodIdentityAssociations {c}"), e))?;
+                all.extend(r.associations().iter().filter_map(|a| a.association_id().map(String::from)));
+                token = r.next_token().map(String::from);
+                if token.is_none() {
+                    break;
+                }
+            }
+            Ok(all)
+        })
+        .await?;
+        let found = try_join_all(ids.iter().map(|id| async move {
+            retry(&self.reads, || async {
+                self.eks
+                    .describe_pod_identity_association()
+                    .cluster_name(c)
+                    .association_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| step_error(format!("DescribePodIdentityAssociation {id}"), e))
+            })
+            .await
+        }))
+        .await?;
+        let mut out = Vec::new();
+        for r in found {
+            let Some(a) = r.association() else { continue };
+            let t: std::collections::BTreeMap<String, String> =
+                a.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            if !tags::is_owned(&t, &self.env, self.component) {
+                continue;
+            }
+            out.push(Observed {
+                key: format!("pod-identity/{}/{}", a.namespace().unwrap_or_default(), a.service_account().unwrap_or_default()),
+                kind: "pod-identity-association".into(),
+                physical_id: a.association_id().unwrap_or_default().to_string(),
+                props: json!({"namespace": a.namespace(), "service_account": a.service_account(), "role_arn": a.role_arn(), "tags": t}).as_object().cloned().unwrap_or_default(),
+                depends_on: vec![],
+                delete_cost: 1,
+            });
+        }
+        Ok(out)
+    }
+
     /// Plans access entries and the mode. Refuses, before anything runs, a mode that would go backwards.
     pub async fn plan(&self, spec: &EnvironmentSpec) -> Result<Plan, StepError> {
         let found = self.discover().await?;
@@ -358,6 +451,11 @@ impl AccessEntries {
                     have.as_str()
                 )));
             }
+        }
+        if spec.access.as_ref().is_some_and(|a| !a.pod_identities.is_empty()) && self.account.is_none() {
+            return Err(StepError::permanent(
+                "access.pod_identities: the account ID is needed to name their roles (with_account)".to_string(),
+            ));
         }
         let wants_entries = spec.access.as_ref().is_some_and(|a| !a.entries.is_empty());
         let mode_after = spec.access.as_ref().and_then(|a| a.authentication_mode).or(found.mode);
@@ -394,7 +492,7 @@ impl AccessEntries {
     /// The plan that removes every owned entry (the mode stays).
     pub async fn destroy_plan(&self) -> Result<Plan, StepError> {
         let mut found = self.discover().await?;
-        found.observed.retain(|o| o.kind == "access-entry");
+        found.observed.retain(|o| o.kind == "access-entry" || o.kind == "pod-identity-association");
         let plan = Plan::destroy(&found.observed);
         self.guard(&found, &plan)?;
         Ok(plan)
@@ -504,6 +602,54 @@ impl Executor for AccessEntries {
                     Ok(Some(c.clone()))
                 }
                 ("cluster-auth-mode", OpKind::Delete) => Ok(None),
+                ("pod-identity-association", OpKind::Create) => {
+                    let get = |k: &str| want.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    let (ns, sa) = (get("namespace"), get("service_account"));
+                    let t = tags::ownership(&self.env, self.component, &s.key, &self.user_tags);
+                    let r = self
+                        .eks
+                        .create_pod_identity_association()
+                        .cluster_name(c)
+                        .namespace(&ns)
+                        .service_account(&sa)
+                        .role_arn(get("role_arn"))
+                        .set_tags(Some(t.into_iter().collect()))
+                        .client_request_token(ctx.client_token(s))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) => Ok(r.association().and_then(|a| a.association_id()).map(String::from)),
+                        Err(e) if error_code(&e) == Some("ResourceInUseException") => {
+                            // an earlier attempt made it: adopt it only if it is ours
+                            let mine = self.discover_pod_identities().await?.into_iter().find(|o| o.key == s.key);
+                            match mine {
+                                Some(o) => Ok(Some(o.physical_id)),
+                                None => Err(StepError::permanent(format!("a Pod Identity association for {ns}/{sa} exists and is not owned by environment {}", self.env))),
+                            }
+                        }
+                        Err(e) => Err(step_error(format!("CreatePodIdentityAssociation {ns}/{sa}"), e)),
+                    }
+                }
+                ("pod-identity-association", OpKind::Update) => {
+                    let id = s.physical_id.clone().unwrap_or_default();
+                    self.eks
+                        .update_pod_identity_association()
+                        .cluster_name(c)
+                        .association_id(&id)
+                        .role_arn(want.get("role_arn").and_then(Value::as_str).unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(|e| step_error(format!("UpdatePodIdentityAssociation {id}"), e))?;
+                    Ok(Some(id))
+                }
+                ("pod-identity-association", OpKind::Delete) => {
+                    let id = s.physical_id.clone().unwrap_or_default();
+                    match self.eks.delete_pod_identity_association().cluster_name(c).association_id(&id).send().await {
+                        Ok(_) => Ok(Some(id)),
+                        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(Some(id)),
+                        Err(e) => Err(step_error(format!("DeletePodIdentityAssociation {id}"), e)),
+                    }
+                }
                 ("access-entry", OpKind::Create) => {
                     let principal = s.key.trim_start_matches("entry/").to_string();
                     let t = tags::ownership(&self.env, self.component, &s.key, &self.user_tags);

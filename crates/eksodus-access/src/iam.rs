@@ -6,6 +6,7 @@
 //! | `role/cluster`, `role/node` | iam-role | |
 //! | `oidc` | oidc-provider | |
 //! | `role/irsa/<namespace>/<name>` | iam-role | oidc |
+//! | `role/pod/<namespace>/<name>` | iam-role | (EKS Pod Identity; its association is in `entries`) |
 //!
 //! Every role lives under `<access.iam.path><environment>/`, so one `ListRoles` call finds them all.
 
@@ -85,6 +86,16 @@ pub fn role_name(env: &str, purpose: &str) -> String {
     }
     let h = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     format!("{}-{:08x}", &full[..55], h as u32)
+}
+
+/// The ARN of the Pod Identity role eksodus makes for a service account (known before the role exists).
+pub fn pod_identity_role_arn(spec: &EnvironmentSpec, account: &str, namespace: &str, name: &str) -> String {
+    format!(
+        "arn:{}:iam::{account}:role{}{}",
+        policy::partition(&spec.region),
+        role_path(spec),
+        role_name(&spec.name, &format!("pod-{namespace}-{name}"))
+    )
 }
 
 /// The IAM path of an environment's roles.
@@ -200,6 +211,15 @@ impl Iam {
                 name: "aws-node".into(),
                 policies: vec![m(policy::CNI_POLICY)],
             });
+        }
+        for sa in &access.pod_identities {
+            out.push(role(
+                &format!("role/pod/{}/{}", sa.namespace, sa.name),
+                role_name(&self.env, &format!("pod-{}-{}", sa.namespace, sa.name)),
+                PolicyDocument::trust_pod_identity(),
+                sa.policies.clone(),
+                vec![],
+            ));
         }
         if let Some(issuer) = issuer {
             let url = issuer.trim_start_matches("https://").to_string();

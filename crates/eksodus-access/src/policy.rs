@@ -118,6 +118,21 @@ impl PolicyDocument {
         }
     }
 
+    /// The trust policy of an EKS Pod Identity role: the Pod Identity agent assumes it and tags the session.
+    pub fn trust_pod_identity() -> Self {
+        PolicyDocument {
+            version: VERSION.into(),
+            statement: vec![Statement {
+                sid: None,
+                effect: Effect::Allow,
+                principal: Some([("Service".to_string(), "pods.eks.amazonaws.com".into())].into()),
+                action: OneOrMany::Many(vec!["sts:AssumeRole".into(), "sts:TagSession".into()]),
+                resource: None,
+                condition: None,
+            }],
+        }
+    }
+
     /// An identity policy allowing `actions` on every resource.
     pub fn allow(actions: &[String]) -> Self {
         PolicyDocument {

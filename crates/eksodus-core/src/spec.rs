@@ -46,6 +46,9 @@ pub struct AccessSpec {
     /// IAM roles for service accounts (IRSA).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_accounts: Vec<ServiceAccountRole>,
+    /// EKS Pod Identity: a role for a service account, bound by an association (no OIDC provider needed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_identities: Vec<ServiceAccountRole>,
     /// aws-auth mappings eksodus manages (others' entries are never touched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mappings: Vec<MappingSpec>,
@@ -710,6 +713,30 @@ fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
             if !is_iam_arn(pol, "policy") {
                 errs.push(FieldError::new(
                     format!("access.service_accounts[{i}].policies[{j}]"),
+                    format!("`{pol}` is not an IAM policy ARN"),
+                ));
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, sa) in a.pod_identities.iter().enumerate() {
+        let at = |f: &str| format!("access.pod_identities[{i}].{f}");
+        if !is_dns_label(&sa.namespace) {
+            errs.push(FieldError::new(
+                at("namespace"),
+                format!("`{}` is not a Kubernetes namespace name", sa.namespace),
+            ));
+        }
+        if !is_dns_label(&sa.name) {
+            errs.push(FieldError::new(at("name"), format!("`{}` is not a Kubernetes service account name", sa.name)));
+        }
+        if !seen.insert((&sa.namespace, &sa.name)) {
+            errs.push(FieldError::new(at("name"), format!("{}/{} is listed twice", sa.namespace, sa.name)));
+        }
+        for (j, pol) in sa.policies.iter().enumerate() {
+            if !is_iam_arn(pol, "policy") {
+                errs.push(FieldError::new(
+                    format!("access.pod_identities[{i}].policies[{j}]"),
                     format!("`{pol}` is not an IAM policy ARN"),
                 ));
             }

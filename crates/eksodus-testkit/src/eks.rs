@@ -4,6 +4,7 @@
 //! - access entries: `CreateAccessEntry`, `DescribeAccessEntry`, `ListAccessEntries`, `UpdateAccessEntry`,
 //!   `DeleteAccessEntry`, `AssociateAccessPolicy`, `DisassociateAccessPolicy`, `ListAssociatedAccessPolicies`,
 //!   `ListAccessPolicies`;
+//! - Pod Identity associations: `Create`, `Describe`, `List`, `Update` and `DeletePodIdentityAssociation`;
 //! - the authentication mode: `UpdateClusterConfig` with `accessConfig` (moto would wipe the VPC config), the
 //!   `accessConfig` moto leaves out of `DescribeCluster`, and `DescribeUpdate` of those updates.
 
@@ -41,6 +42,11 @@ pub fn emulated(operation: &str) -> bool {
             | "DisassociateAccessPolicy"
             | "ListAssociatedAccessPolicies"
             | "ListAccessPolicies"
+            | "CreatePodIdentityAssociation"
+            | "DescribePodIdentityAssociation"
+            | "ListPodIdentityAssociations"
+            | "UpdatePodIdentityAssociation"
+            | "DeletePodIdentityAssociation"
     )
 }
 
@@ -57,6 +63,7 @@ struct ClusterExtras {
     creator: Option<(String, String, String, String)>,
     entries: BTreeMap<String, Entry>,
     updates: BTreeMap<String, Value>,
+    pod_identities: BTreeMap<String, Value>,
 }
 
 /// State of the emulated operations, per (account, region, cluster).
@@ -253,6 +260,9 @@ impl EksState {
         let x = clusters.entry((req.account.into(), req.region.into(), cluster.clone())).or_insert_with(|| {
             ClusterExtras { mode: "CONFIG_MAP".into(), bootstrap_admin: true, ..Default::default() }
         });
+        if req.operation.contains("PodIdentityAssociation") {
+            return pod_identity(x, req, &cluster, &segs, &body);
+        }
         if x.mode == "CONFIG_MAP" {
             return err(400, "InvalidRequestException", "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation.".into());
         }
@@ -397,6 +407,69 @@ impl EksState {
             }
             other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
         }
+    }
+}
+
+fn pod_identity(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
+    let id = segs.get(3).cloned().unwrap_or_default();
+    let missing =
+        |id: &str| err(404, "ResourceNotFoundException", format!("No Pod Identity association found for id: {id}."));
+    match req.operation {
+        "CreatePodIdentityAssociation" => {
+            let (Some(ns), Some(sa), Some(role)) =
+                (body["namespace"].as_str(), body["serviceAccount"].as_str(), body["roleArn"].as_str())
+            else {
+                return err(
+                    400,
+                    "InvalidParameterException",
+                    "namespace, serviceAccount and roleArn are required".into(),
+                );
+            };
+            if principal_parts(role).is_none_or(|(k, _, _)| k != "role") {
+                return err(400, "InvalidParameterException", format!("The roleArn {role} is not valid"));
+            }
+            if x.pod_identities.values().any(|a| a["namespace"] == ns && a["serviceAccount"] == sa) {
+                return err(
+                    409,
+                    "ResourceInUseException",
+                    format!("Association already exists for service account {ns}/{sa}"),
+                );
+            }
+            let id = format!("a-{:017x}", (now() * 1e6) as u64 ^ x.pod_identities.len() as u64);
+            let a = json!({
+                "clusterName": cluster, "namespace": ns, "serviceAccount": sa, "roleArn": role,
+                "associationArn": format!("arn:aws:eks:{}:{}:podidentityassociation/{cluster}/{id}", req.region, req.account),
+                "associationId": id, "tags": if body["tags"].is_object() { body["tags"].clone() } else { json!({}) },
+                "createdAt": now(), "modifiedAt": now(),
+            });
+            x.pod_identities.insert(id, a.clone());
+            (StatusCode::OK, json!({"association": a}), None)
+        }
+        "DescribePodIdentityAssociation" => match x.pod_identities.get(&id) {
+            Some(a) => (StatusCode::OK, json!({"association": a}), None),
+            None => missing(&id),
+        },
+        "ListPodIdentityAssociations" => {
+            let list: Vec<Value> = x
+                .pod_identities
+                .values()
+                .map(|a| json!({"clusterName": a["clusterName"], "namespace": a["namespace"], "serviceAccount": a["serviceAccount"], "associationArn": a["associationArn"], "associationId": a["associationId"]}))
+                .collect();
+            (StatusCode::OK, json!({"associations": list}), None)
+        }
+        "UpdatePodIdentityAssociation" => {
+            let Some(a) = x.pod_identities.get_mut(&id) else { return missing(&id) };
+            if let Some(role) = body["roleArn"].as_str() {
+                a["roleArn"] = json!(role);
+            }
+            a["modifiedAt"] = json!(now());
+            (StatusCode::OK, json!({"association": a}), None)
+        }
+        "DeletePodIdentityAssociation" => match x.pod_identities.remove(&id) {
+            Some(a) => (StatusCode::OK, json!({"association": a}), None),
+            None => missing(&id),
+        },
+        other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
     }
 }
 

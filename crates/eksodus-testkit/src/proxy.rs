@@ -508,6 +508,7 @@ pub fn eks_operation(method: &hyper::Method, path: &str) -> Option<&'static str>
         ("POST", ["clusters", _, "pod-identity-associations"]) => "CreatePodIdentityAssociation",
         ("GET", ["clusters", _, "pod-identity-associations"]) => "ListPodIdentityAssociations",
         ("GET", ["clusters", _, "pod-identity-associations", _]) => "DescribePodIdentityAssociation",
+        ("POST", ["clusters", _, "pod-identity-associations", _]) => "UpdatePodIdentityAssociation",
         ("DELETE", ["clusters", _, "pod-identity-associations", _]) => "DeletePodIdentityAssociation",
         ("POST", ["tags", ..]) => "TagResource",
         ("GET", ["tags", ..]) => "ListTagsForResource",
