@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use eksodus_core::aws::AwsTarget;
-use eksodus_core::engine::{ApplyOptions, Engine};
+use eksodus_core::engine::{ApplyOptions, Engine, Router};
 use eksodus_core::spec::{EnvironmentSpec, FieldErrors};
 use eksodus_net::ec2::Network;
 use eksodus_testkit::{FaultConfig, LocalAws};
@@ -44,6 +44,10 @@ pub async fn run(keep: bool) -> Result<()> {
     let aws = LocalAws::start(FaultConfig::default()).await?;
     let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
     let net = Network::new(aws_sdk_ec2::Client::new(&conf), &spec).with_retry(ApplyOptions::fast());
+    let iam = eksodus_access::iam::Iam::new(aws_sdk_iam::Client::new(&conf), &spec).with_retry(ApplyOptions::fast());
+    let issuer = spec.access.as_ref().and_then(|a| a.oidc_issuer.clone());
+    let account = aws.account_id.clone();
+    let router = Router::new().route(eksodus_net::ec2::KINDS, &net).route(eksodus_access::iam::KINDS, &iam);
     let engine = Engine::new(ApplyOptions::fast());
     let mut phases = Vec::new();
     let mut measure = |name: &'static str, start: Instant, note: String, aws: &LocalAws| {
@@ -60,7 +64,8 @@ pub async fn run(keep: bool) -> Result<()> {
 
     heading("Plan");
     let t = Instant::now();
-    let plan = net.plan(&spec).await?;
+    let mut plan = net.plan(&spec).await?;
+    plan.extend(iam.plan(&spec, issuer.as_deref(), &account).await?);
     out!("{}", render::plan(&plan));
     let cp = plan.critical_path_calls()?;
     outln!("critical path: {cp} sequential API calls");
@@ -69,7 +74,7 @@ pub async fn run(keep: bool) -> Result<()> {
     heading("Apply");
     let t = Instant::now();
     let progress = render::Progress::new(false);
-    let report = engine.apply(&plan, &net, &progress.sink()).await?;
+    let report = engine.apply(&plan, &router, &progress.sink()).await?;
     out!("{}", render::report(&report));
     let ok = report.is_success();
     measure("apply", t, format!("{} operations", report.ops.len()), &aws);
@@ -78,7 +83,8 @@ pub async fn run(keep: bool) -> Result<()> {
 
     heading("Plan again");
     let t = Instant::now();
-    let again = net.plan(&spec).await?;
+    let mut again = net.plan(&spec).await?;
+    again.extend(iam.plan(&spec, issuer.as_deref(), &account).await?);
     out!("{}", render::plan(&again));
     if !again.is_empty() {
         bail!("the plan after apply is not empty");
@@ -90,10 +96,11 @@ pub async fn run(keep: bool) -> Result<()> {
     } else {
         heading("Destroy");
         let t = Instant::now();
-        let destroy = net.destroy_plan().await?;
+        let mut destroy = net.destroy_plan().await?;
+        destroy.extend(iam.destroy_plan(&spec).await?);
         outln!("Plan: {}.", destroy.summary());
         let progress = render::Progress::new(false);
-        let report = engine.apply(&destroy, &net, &progress.sink()).await?;
+        let report = engine.apply(&destroy, &router, &progress.sink()).await?;
         out!("{}", render::report(&report));
         measure(
             "destroy",
@@ -105,9 +112,10 @@ pub async fn run(keep: bool) -> Result<()> {
 
         heading("What is left");
         let t = Instant::now();
-        let left = net.tagged_leftovers().await?;
+        let mut left = net.tagged_leftovers().await?;
+        left.extend(iam.discover(&spec).await?.into_iter().map(|o| format!("{} {}", o.kind, o.physical_id)));
         if left.is_empty() {
-            outln!("nothing tagged eksodus.io/environment={} (VPCs, subnets, gateways, addresses, route tables, security groups, interfaces)", spec.name);
+            outln!("nothing tagged eksodus.io/environment={} (VPCs, subnets, gateways, addresses, route tables, security groups, interfaces, IAM roles, OIDC providers)", spec.name);
         } else {
             for l in &left {
                 outln!("  {l}");

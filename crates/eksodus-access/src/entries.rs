@@ -28,6 +28,9 @@ use crate::guard::{EntrySummary, CLUSTER_ADMIN_POLICY};
 /// The component name in ownership tags.
 pub const COMPONENT: &str = crate::iam::COMPONENT;
 
+/// The resource kinds this reconciler executes.
+pub const KINDS: &[&str] = &["cluster-auth-mode", "access-entry", "pod-identity-association"];
+
 /// The component of entries created by the aws-auth migration.
 pub const MIGRATION_COMPONENT: &str = "access-migration";
 

@@ -30,6 +30,9 @@ use crate::policy::{self, PolicyDocument};
 /// The component name in ownership tags.
 pub const COMPONENT: &str = "access";
 
+/// The resource kinds this reconciler executes.
+pub const KINDS: &[&str] = &["iam-role", "oidc-provider"];
+
 /// Every IAM action this module calls (kept complete by a test that watches the calls).
 pub const ACTIONS: &[&str] = &[
     "iam:ListRoles",

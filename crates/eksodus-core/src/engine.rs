@@ -238,6 +238,47 @@ pub trait Executor: Send + Sync {
         -> BoxFuture<'a, Result<Option<String>, StepError>>;
 }
 
+/// Dispatches each operation to the executor of its resource kind, so one plan (one DAG) can span
+/// components: the network, IAM, access entries, ...
+#[derive(Default)]
+pub struct Router<'a> {
+    routes: Vec<(&'a [&'a str], &'a dyn Executor)>,
+}
+
+impl<'a> Router<'a> {
+    /// An empty router.
+    pub fn new() -> Self {
+        Router { routes: Vec::new() }
+    }
+
+    /// Sends operations on `kinds` to `exec`.
+    pub fn route(mut self, kinds: &'a [&'a str], exec: &'a dyn Executor) -> Self {
+        self.routes.push((kinds, exec));
+        self
+    }
+}
+
+impl std::fmt::Debug for Router<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.routes.iter().map(|(k, _)| k)).finish()
+    }
+}
+
+impl Executor for Router<'_> {
+    fn execute<'b>(
+        &'b self,
+        op: &'b Operation,
+        ctx: &'b OpContext,
+    ) -> BoxFuture<'b, Result<Option<String>, StepError>> {
+        match self.routes.iter().find(|(kinds, _)| kinds.contains(&op.step.kind.as_str())) {
+            Some((_, exec)) => exec.execute(op, ctx),
+            None => Box::pin(async move {
+                Err(StepError::permanent(format!("{}: no executor handles kind {}", op.step.id, op.step.kind)))
+            }),
+        }
+    }
+}
+
 /// Waiter polling settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitOptions {

@@ -100,6 +100,20 @@ pub const ELB_TAG: &str = "kubernetes.io/role/elb";
 /// Role tag for subnets of internal load balancers.
 pub const INTERNAL_ELB_TAG: &str = "kubernetes.io/role/internal-elb";
 
+/// The resource kinds this reconciler executes (for [`eksodus_core::engine::Router`]).
+pub const KINDS: &[&str] = &[
+    "vpc",
+    "vpc-cidr",
+    "subnet",
+    "internet-gateway",
+    "eip",
+    "nat-gateway",
+    "route-table",
+    "route",
+    "rt-association",
+    "security-group",
+];
+
 /// Kinds that carry tags (the others are found through their parent).
 const TAGGABLE: &[&str] = &["vpc", "subnet", "internet-gateway", "eip", "nat-gateway", "route-table", "security-group"];
 
