@@ -259,6 +259,12 @@ fn print_plan(plan: &Plan, json: bool) -> Result<ExitCode> {
     Ok(if plan.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
+/// The account the credentials belong to.
+async fn account_of(conf: &aws_config::SdkConfig) -> Result<String> {
+    let id = aws_sdk_sts::Client::new(conf).get_caller_identity().send().await.context("STS GetCallerIdentity")?;
+    Ok(id.account().unwrap_or_default().to_string())
+}
+
 /// The cluster's OIDC issuer: the spec's, or the cluster's when it exists.
 async fn issuer(spec: &EnvironmentSpec, eks: &aws_sdk_eks::Client) -> Option<String> {
     if let Some(i) = spec.access.as_ref().and_then(|a| a.oidc_issuer.clone()) {
@@ -326,14 +332,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
             };
             let spec = load(&a.file)?;
             let conf = clients(&spec, &a.aws).await?;
-            let account = aws_sdk_sts::Client::new(&conf)
-                .get_caller_identity()
-                .send()
-                .await
-                .context("STS GetCallerIdentity")?
-                .account()
-                .unwrap_or_default()
-                .to_string();
+            let account = account_of(&conf).await?;
             let ae = AccessEntries::new(aws_sdk_eks::Client::new(&conf), &spec).with_account(&account);
             let plan = ae.plan(&spec).await?;
             if apply {
@@ -351,14 +350,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
             let spec = if mode == 2 { EnvironmentSpec::load(&a.file)? } else { load(&a.file)? };
             let conf = clients(&spec, &a.aws).await?;
             let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec);
-            let account = aws_sdk_sts::Client::new(&conf)
-                .get_caller_identity()
-                .send()
-                .await
-                .context("STS GetCallerIdentity")?
-                .account()
-                .unwrap_or_default()
-                .to_string();
+            let account = account_of(&conf).await?;
             let issuer = issuer(&spec, &aws_sdk_eks::Client::new(&conf)).await;
             let plan = if mode == 2 {
                 iam.destroy_plan(&spec).await?

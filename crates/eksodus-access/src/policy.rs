@@ -192,27 +192,13 @@ impl PolicyDocument {
 
     /// Parses a document as IAM returns it (possibly URL-encoded) into its canonical form.
     pub fn canonical_from_iam(text: &str) -> Option<Value> {
-        let decoded = if text.trim_start().starts_with('{') { text.to_string() } else { percent_decode(text) };
+        let decoded = if text.trim_start().starts_with('{') {
+            text.to_string()
+        } else {
+            urlencoding::decode(text).ok()?.into_owned()
+        };
         serde_json::from_str::<PolicyDocument>(&decoded).ok().map(|d| d.canonical())
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The AWS partition of a region (`aws`, `aws-cn`, `aws-us-gov`).

@@ -676,6 +676,33 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+fn validate_sa_roles(list: &[ServiceAccountRole], field: &str, errs: &mut Vec<FieldError>) {
+    let mut seen = BTreeSet::new();
+    for (i, sa) in list.iter().enumerate() {
+        let at = |f: &str| format!("{field}[{i}].{f}");
+        if !is_dns_label(&sa.namespace) {
+            errs.push(FieldError::new(
+                at("namespace"),
+                format!("`{}` is not a Kubernetes namespace name", sa.namespace),
+            ));
+        }
+        if !is_dns_label(&sa.name) {
+            errs.push(FieldError::new(at("name"), format!("`{}` is not a Kubernetes service account name", sa.name)));
+        }
+        if !seen.insert((&sa.namespace, &sa.name)) {
+            errs.push(FieldError::new(at("name"), format!("{}/{} is listed twice", sa.namespace, sa.name)));
+        }
+        for (j, pol) in sa.policies.iter().enumerate() {
+            if !is_iam_arn(pol, "policy") {
+                errs.push(FieldError::new(
+                    format!("{field}[{i}].policies[{j}]"),
+                    format!("`{pol}` is not an IAM policy ARN"),
+                ));
+            }
+        }
+    }
+}
+
 fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
     let p = &a.iam.path;
     if !p.starts_with('/') || !p.ends_with('/') || p.len() > 400 || p.contains("//") {
@@ -694,54 +721,8 @@ fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
             errs.push(FieldError::new("access.oidc_issuer", format!("`{i}` must be an https:// URL")));
         }
     }
-    let mut seen = BTreeSet::new();
-    for (i, sa) in a.service_accounts.iter().enumerate() {
-        let at = |f: &str| format!("access.service_accounts[{i}].{f}");
-        if !is_dns_label(&sa.namespace) {
-            errs.push(FieldError::new(
-                at("namespace"),
-                format!("`{}` is not a Kubernetes namespace name", sa.namespace),
-            ));
-        }
-        if !is_dns_label(&sa.name) {
-            errs.push(FieldError::new(at("name"), format!("`{}` is not a Kubernetes service account name", sa.name)));
-        }
-        if !seen.insert((&sa.namespace, &sa.name)) {
-            errs.push(FieldError::new(at("name"), format!("{}/{} is listed twice", sa.namespace, sa.name)));
-        }
-        for (j, pol) in sa.policies.iter().enumerate() {
-            if !is_iam_arn(pol, "policy") {
-                errs.push(FieldError::new(
-                    format!("access.service_accounts[{i}].policies[{j}]"),
-                    format!("`{pol}` is not an IAM policy ARN"),
-                ));
-            }
-        }
-    }
-    let mut seen = BTreeSet::new();
-    for (i, sa) in a.pod_identities.iter().enumerate() {
-        let at = |f: &str| format!("access.pod_identities[{i}].{f}");
-        if !is_dns_label(&sa.namespace) {
-            errs.push(FieldError::new(
-                at("namespace"),
-                format!("`{}` is not a Kubernetes namespace name", sa.namespace),
-            ));
-        }
-        if !is_dns_label(&sa.name) {
-            errs.push(FieldError::new(at("name"), format!("`{}` is not a Kubernetes service account name", sa.name)));
-        }
-        if !seen.insert((&sa.namespace, &sa.name)) {
-            errs.push(FieldError::new(at("name"), format!("{}/{} is listed twice", sa.namespace, sa.name)));
-        }
-        for (j, pol) in sa.policies.iter().enumerate() {
-            if !is_iam_arn(pol, "policy") {
-                errs.push(FieldError::new(
-                    format!("access.pod_identities[{i}].policies[{j}]"),
-                    format!("`{pol}` is not an IAM policy ARN"),
-                ));
-            }
-        }
-    }
+    validate_sa_roles(&a.service_accounts, "access.service_accounts", errs);
+    validate_sa_roles(&a.pod_identities, "access.pod_identities", errs);
     for (i, m) in a.mappings.iter().enumerate() {
         let at = |f: &str| format!("access.mappings[{i}].{f}");
         match (&m.rolearn, &m.userarn) {

@@ -1308,7 +1308,9 @@ impl Network {
                         .flat_map(|n| n.nat_gateway_addresses())
                         .filter_map(|a| a.network_interface_id().map(String::from))
                         .collect(),
-                    Err(_) => vec![],
+                    Err(e) if is_gone(error_code(&e)) => vec![],
+                    // not knowing its interface would leak it and block the subnet: retry this attempt instead
+                    Err(e) => return Err(step_error(what("DescribeNatGateways"), e)),
                 };
                 gone_ok(what("DeleteNatGateway"), self.ec2.delete_nat_gateway().nat_gateway_id(&id).send().await)?;
                 self.wait_nat(ctx, &id, false).await?;

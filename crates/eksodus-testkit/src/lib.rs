@@ -17,6 +17,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use moto::Moto;
 pub use proxy::{FaultConfig, FaultProxy, Stats};
 
+/// Serves HTTP/1 on `listener` with `handle` until the returned task is aborted.
+pub(crate) fn serve<F, Fut>(listener: tokio::net::TcpListener, handle: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<
+            Output = Result<
+                hyper::Response<http_body_util::Full<bytes::Bytes>>,
+                Box<dyn std::error::Error + Send + Sync>,
+            >,
+        > + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(handle);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    })
+}
+
 /// Errors of the testkit.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

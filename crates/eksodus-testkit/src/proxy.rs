@@ -14,10 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -165,17 +164,7 @@ impl FaultProxy {
             eks: crate::eks::EksState::default(),
         });
         let st = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        let task = crate::serve(listener, move |req| handle(st.clone(), req));
         Ok(FaultProxy { addr, state, task })
     }
 
@@ -234,7 +223,11 @@ impl std::fmt::Display for Dropped {
 }
 impl std::error::Error for Dropped {}
 
-async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dropped> {
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Box<dyn std::error::Error + Send + Sync>> {
+    handle_inner(st, req).await.map_err(|d| Box::new(d) as Box<dyn std::error::Error + Send + Sync>)
+}
+
+async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
