@@ -65,6 +65,36 @@ enum Cmd {
         #[command(subcommand)]
         cmd: access::AccessCmd,
     },
+    /// Print the ExecCredential JSON a kubeconfig `exec` entry expects (a native EKS token, no aws CLI).
+    Token {
+        /// The spec file (its name is the cluster's).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Use the local emulator's credentials.
+        #[arg(long)]
+        local: bool,
+        /// AWS profile.
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Write (or print) a kubeconfig for the environment's cluster, as `aws eks update-kubeconfig` does.
+    Kubeconfig {
+        /// The spec file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Merge into this kubeconfig file instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Use the local emulator.
+        #[arg(long)]
+        local: bool,
+        /// AWS profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Use `aws eks get-token` in the exec entry instead of this tool.
+        #[arg(long)]
+        aws_cli: bool,
+    },
     /// The local AWS emulator used by `--local`.
     Local {
         #[command(subcommand)]
@@ -194,6 +224,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Net { cmd } => net(cmd).await,
         Cmd::Local { cmd } => local(cmd),
         Cmd::Access { cmd } => access::run(cmd).await,
+        Cmd::Token { file, local, profile } => token(&file, local, profile).await,
+        Cmd::Kubeconfig { file, out, local, profile, aws_cli } => kubeconfig(&file, out, local, profile, aws_cli).await,
         Cmd::Demo { keep } => demo::run(keep).await.map(|_| ExitCode::SUCCESS),
         Cmd::Test { no_clippy } => run_tests::run(!no_clippy),
         Cmd::Bench { what } => bench::run(&what).await.map(|_| ExitCode::SUCCESS),
@@ -375,6 +407,77 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn token(file: &PathBuf, local: bool, profile: Option<String>) -> Result<ExitCode> {
+    use aws_credential_types::provider::ProvideCredentials;
+    use eksodus_cluster::token::{exec_credential, Credentials, UnixTime};
+    let spec = EnvironmentSpec::load(file)?;
+    let conf = target(&spec.region, local, profile).await?.load().await;
+    let provider = conf.credentials_provider().context("no AWS credentials configured")?;
+    let c = provider.provide_credentials().await.context("loading AWS credentials")?;
+    let creds = Credentials {
+        access_key_id: c.access_key_id().to_string(),
+        secret_access_key: c.secret_access_key().to_string(),
+        session_token: c.session_token().map(String::from),
+    };
+    outln!("{}", serde_json::to_string(&exec_credential(&spec.name, &spec.region, &creds, UnixTime::now()))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn kubeconfig(
+    file: &PathBuf,
+    out: Option<PathBuf>,
+    local: bool,
+    profile: Option<String>,
+    aws_cli: bool,
+) -> Result<ExitCode> {
+    use eksodus_cluster::kubeconfig::{document, merge, ClusterAccess, ExecCommand};
+    let spec = EnvironmentSpec::load(file)?;
+    let conf = target(&spec.region, local, profile.clone()).await?.load().await;
+    let eks = aws_sdk_eks::Client::new(&conf);
+    let d = eks
+        .describe_cluster()
+        .name(&spec.name)
+        .send()
+        .await
+        .with_context(|| format!("DescribeCluster {}", spec.name))?;
+    let c = d.cluster().context("DescribeCluster returned no cluster")?;
+    let access = ClusterAccess {
+        arn: c.arn().unwrap_or_default().to_string(),
+        name: spec.name.clone(),
+        region: spec.region.clone(),
+        endpoint: c.endpoint().unwrap_or_default().to_string(),
+        certificate_authority_data: c.certificate_authority().and_then(|a| a.data()).unwrap_or_default().to_string(),
+    };
+    let exec = if aws_cli {
+        ExecCommand::aws_cli(&access)
+    } else {
+        let me = std::env::current_exe()?.display().to_string();
+        let spec_path = std::fs::canonicalize(file)?.display().to_string();
+        let mut args = vec!["token".to_string(), "-f".to_string(), spec_path];
+        if local {
+            args.push("--local".into());
+        }
+        ExecCommand {
+            command: me,
+            args,
+            env: profile.map(|p| vec![("AWS_PROFILE".to_string(), p)]).unwrap_or_default(),
+        }
+    };
+    match out {
+        None => out!("{}", serde_yaml::to_string(&document(&access, &exec))?),
+        Some(path) => {
+            let mut existing: serde_json::Value = match std::fs::read_to_string(&path) {
+                Ok(t) => serde_yaml::from_str(&t).with_context(|| format!("{} is not a kubeconfig", path.display()))?,
+                Err(_) => serde_json::Value::Null,
+            };
+            merge(&mut existing, &access, &exec);
+            std::fs::write(&path, serde_yaml::to_string(&existing)?)?;
+            eprintln!("wrote context {} to {}", access.arn, path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn aws_sdk_ec2_client(conf: &aws_config::SdkConfig) -> aws_sdk_ec2::Client {
