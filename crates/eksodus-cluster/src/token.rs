@@ -17,6 +17,9 @@ pub const PRESIGN_SECONDS: u64 = 60;
 pub const TOKEN_LIFETIME_SECONDS: u64 = 15 * 60;
 /// The expiry given to kubectl, a minute early so a token is refreshed before EKS refuses it.
 pub const REFRESH_AFTER_SECONDS: u64 = 14 * 60;
+// kubectl must ask for a new token before EKS stops accepting the old one
+const _: () = assert!(REFRESH_AFTER_SECONDS < TOKEN_LIFETIME_SECONDS);
+
 /// Prefix of every EKS token.
 pub const PREFIX: &str = "k8s-aws-v1.";
 
@@ -230,6 +233,5 @@ mod tests {
         assert_eq!(v["apiVersion"], "client.authentication.k8s.io/v1beta1");
         assert_eq!(v["status"]["expirationTimestamp"], "2026-01-02T03:18:05Z");
         assert!(v["status"]["token"].as_str().unwrap().starts_with(PREFIX));
-        assert!(REFRESH_AFTER_SECONDS < TOKEN_LIFETIME_SECONDS);
     }
 }
