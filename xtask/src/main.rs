@@ -243,6 +243,30 @@ fn load(file: &PathBuf) -> Result<EnvironmentSpec> {
 }
 
 fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if eksodus_cluster::eksctl::is_eksctl(&text) {
+        let imp = eksodus_cluster::eksctl::import(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let errs = if imp.unsupported.is_empty() { eksodus_net::validate(&imp.spec) } else { vec![] };
+        let ok = imp.unsupported.is_empty() && errs.is_empty();
+        if json {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"valid": ok, "source": "eksctl", "unsupported": imp.unsupported, "errors": errs, "spec": imp.spec})
+                )?
+            );
+        } else if ok {
+            out!("{}", serde_yaml::to_string(&imp.spec)?);
+        } else {
+            for u in &imp.unsupported {
+                eprintln!("{}: unsupported: {}", u.path, u.reason);
+            }
+            if !errs.is_empty() {
+                eprintln!("{}", FieldErrors(errs));
+            }
+        }
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     let spec = match EnvironmentSpec::load(file) {
         Ok(s) => s,
         Err(e) => {

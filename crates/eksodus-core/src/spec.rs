@@ -31,6 +31,160 @@ pub struct EnvironmentSpec {
     /// IAM roles, OIDC and IRSA, aws-auth mappings and EKS access entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<AccessSpec>,
+    /// The EKS control plane, its nodegroups and addons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// Kubernetes versions EKS offers (standard and extended support); the one list the validation reads.
+pub const KUBERNETES_VERSIONS: &[&str] = &["1.28", "1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35"];
+/// Control-plane log types EKS can send to CloudWatch.
+pub const LOG_TYPES: &[&str] = &["api", "audit", "authenticator", "controllerManager", "scheduler"];
+
+/// The EKS control plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Kubernetes version, such as `1.31`.
+    pub version: String,
+    /// API server endpoint access.
+    #[serde(default)]
+    pub endpoint: EndpointSpec,
+    /// Control-plane log types sent to CloudWatch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logging: Vec<String>,
+    /// Envelope encryption of Kubernetes secrets with KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
+    /// `STANDARD` or `EXTENDED` version support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_type: Option<String>,
+    /// Service CIDR of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_ipv4_cidr: Option<Ipv4Net>,
+    /// Give the cluster creator cluster-admin through an access entry.
+    #[serde(default = "yes")]
+    pub bootstrap_admin: bool,
+    /// Managed nodegroups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodegroups: Vec<NodegroupSpec>,
+    /// EKS addons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addons: Vec<AddonSpec>,
+}
+
+/// API server endpoint access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// Reachable from the internet.
+    #[serde(default = "yes")]
+    pub public: bool,
+    /// Reachable from inside the VPC.
+    #[serde(default = "yes")]
+    pub private: bool,
+    /// CIDRs allowed to reach the public endpoint (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_cidrs: Vec<Ipv4Net>,
+}
+
+impl Default for EndpointSpec {
+    fn default() -> Self {
+        EndpointSpec { public: true, private: true, public_cidrs: vec![] }
+    }
+}
+
+/// KMS secrets encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSpec {
+    /// An existing key's ARN; absent means eksodus creates a key and an alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_arn: Option<String>,
+}
+
+/// A managed nodegroup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodegroupSpec {
+    /// Name.
+    pub name: String,
+    /// Instance types (several for Spot diversity).
+    pub instance_types: Vec<String>,
+    /// Minimum nodes.
+    #[serde(default = "one")]
+    pub min: u32,
+    /// Maximum nodes.
+    #[serde(default = "one")]
+    pub max: u32,
+    /// Desired nodes.
+    #[serde(default = "one")]
+    pub desired: u32,
+    /// Root volume size in GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_size: Option<u32>,
+    /// AMI type (`AL2023_x86_64_STANDARD`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_type: Option<String>,
+    /// `ON_DEMAND` or `SPOT`.
+    #[serde(default = "on_demand")]
+    pub capacity_type: String,
+    /// Node labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Node taints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<TaintSpec>,
+    /// Zones to use (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Put nodes in the public subnets instead of the private ones.
+    #[serde(default)]
+    pub public: bool,
+    /// Nodes replaced at once during updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<u32>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn on_demand() -> String {
+    "ON_DEMAND".into()
+}
+
+/// A node taint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaintSpec {
+    /// Key.
+    pub key: String,
+    /// Value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NO_SCHEDULE`, `NO_EXECUTE` or `PREFER_NO_SCHEDULE`.
+    pub effect: String,
+}
+
+/// An EKS addon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonSpec {
+    /// Addon name (`vpc-cni`, `coredns`, ...).
+    pub name: String,
+    /// A version, `latest`, or absent for EKS's default for the cluster version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Configuration values (JSON schema of the addon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_values: Option<serde_json::Value>,
+    /// `OVERWRITE`, `NONE` or `PRESERVE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_conflicts: Option<String>,
+    /// Managed policies for the addon's service-account role (IRSA); none means no role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
 }
 
 /// Who may do what: IAM roles for the cluster, nodes and service accounts, and Kubernetes access.
@@ -439,6 +593,9 @@ impl EnvironmentSpec {
         if let Some(a) = &self.access {
             validate_access(a, &mut errs);
         }
+        if let Some(c) = &self.cluster {
+            validate_cluster(c, &self.az_names(), &mut errs);
+        }
         errs
     }
 
@@ -774,6 +931,102 @@ fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
     }
 }
 
+fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError>) {
+    if !KUBERNETES_VERSIONS.contains(&c.version.as_str()) {
+        errs.push(FieldError::new(
+            "cluster.version",
+            format!(
+                "`{}` is not a version EKS offers ({} to {})",
+                c.version,
+                KUBERNETES_VERSIONS[0],
+                KUBERNETES_VERSIONS[KUBERNETES_VERSIONS.len() - 1]
+            ),
+        ));
+    }
+    if !c.endpoint.public && !c.endpoint.private {
+        errs.push(FieldError::new("cluster.endpoint", "at least one of public and private access is needed"));
+    }
+    if !c.endpoint.public && !c.endpoint.public_cidrs.is_empty() {
+        errs.push(FieldError::new("cluster.endpoint.public_cidrs", "public CIDRs need public access"));
+    }
+    for (i, l) in c.logging.iter().enumerate() {
+        if !LOG_TYPES.contains(&l.as_str()) {
+            errs.push(FieldError::new(
+                format!("cluster.logging[{i}]"),
+                format!("`{l}` is not one of {}", LOG_TYPES.join(", ")),
+            ));
+        }
+    }
+    if let Some(k) = c.encryption.as_ref().and_then(|e| e.key_arn.as_ref()) {
+        if !k.starts_with("arn:") || !k.contains(":kms:") {
+            errs.push(FieldError::new("cluster.encryption.key_arn", format!("`{k}` is not a KMS key ARN")));
+        }
+    }
+    if let Some(t) = &c.support_type {
+        if t != "STANDARD" && t != "EXTENDED" {
+            errs.push(FieldError::new("cluster.support_type", format!("`{t}` is not STANDARD or EXTENDED")));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for (i, n) in c.nodegroups.iter().enumerate() {
+        let at = |f: &str| format!("cluster.nodegroups[{i}].{f}");
+        if !is_dns_label(&n.name) {
+            errs.push(FieldError::new(
+                at("name"),
+                format!("`{}` must be lowercase letters, digits and hyphens", n.name),
+            ));
+        }
+        if !names.insert(&n.name) {
+            errs.push(FieldError::new(at("name"), format!("`{}` is listed twice", n.name)));
+        }
+        if n.instance_types.is_empty() {
+            errs.push(FieldError::new(at("instance_types"), "at least one instance type is needed"));
+        }
+        if n.max == 0 || n.min > n.desired || n.desired > n.max {
+            errs.push(FieldError::new(
+                at("desired"),
+                format!("need min <= desired <= max and max >= 1, got {} <= {} <= {}", n.min, n.desired, n.max),
+            ));
+        }
+        if n.capacity_type != "ON_DEMAND" && n.capacity_type != "SPOT" {
+            errs.push(FieldError::new(at("capacity_type"), format!("`{}` is not ON_DEMAND or SPOT", n.capacity_type)));
+        }
+        if n.disk_size == Some(0) {
+            errs.push(FieldError::new(at("disk_size"), "must be at least 1 GiB"));
+        }
+        for (j, t) in n.taints.iter().enumerate() {
+            if !["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"].contains(&t.effect.as_str()) {
+                errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].taints[{j}].effect"),
+                    format!("`{}` is not NO_SCHEDULE, NO_EXECUTE or PREFER_NO_SCHEDULE", t.effect),
+                ));
+            }
+        }
+        for (j, z) in n.zones.iter().enumerate() {
+            if !zones.contains(z) {
+                errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].zones[{j}]"),
+                    format!("`{z}` is not one of the network's zones ({})", zones.join(", ")),
+                ));
+            }
+        }
+    }
+    let mut addons = BTreeSet::new();
+    for (i, a) in c.addons.iter().enumerate() {
+        if !addons.insert(&a.name) {
+            errs.push(FieldError::new(format!("cluster.addons[{i}].name"), format!("`{}` is listed twice", a.name)));
+        }
+        if let Some(r) = &a.resolve_conflicts {
+            if !["OVERWRITE", "NONE", "PRESERVE"].contains(&r.as_str()) {
+                errs.push(FieldError::new(
+                    format!("cluster.addons[{i}].resolve_conflicts"),
+                    format!("`{r}` is not OVERWRITE, NONE or PRESERVE"),
+                ));
+            }
+        }
+    }
+}
+
 fn validate_name(name: &str, errs: &mut Vec<FieldError>) {
     // The name becomes the EKS cluster name: 1-100 characters, alphanumerics and hyphens, starting with a letter.
     // We also keep it lowercase so it is usable as a DNS label and a Kubernetes name.
@@ -918,6 +1171,37 @@ network:
         assert!(errs
             .iter()
             .any(|e| e.starts_with("network.cni.custom_networking.secondary_cidr") && e.contains("overlaps")));
+    }
+
+    #[test]
+    fn cluster_errors_name_their_fields() {
+        let errs = errors_of(
+            "
+name: demo
+region: us-east-1
+network: {cidr: 10.0.0.0/16, azs: 2}
+cluster:
+  version: '1.20'
+  endpoint: {public: false, private: false}
+  logging: [api, everything]
+  nodegroups:
+    - {name: ng, instance_types: [], min: 3, desired: 2, max: 4, taints: [{key: a, effect: NoSchedule}], zones: [us-east-1z]}
+  addons: [{name: coredns, resolve_conflicts: MERGE}, {name: coredns}]
+",
+        );
+        for p in [
+            "cluster.version",
+            "cluster.endpoint",
+            "cluster.logging[1]",
+            "cluster.nodegroups[0].instance_types",
+            "cluster.nodegroups[0].desired",
+            "cluster.nodegroups[0].taints[0].effect",
+            "cluster.nodegroups[0].zones[0]",
+            "cluster.addons[0].resolve_conflicts",
+            "cluster.addons[1].name",
+        ] {
+            assert!(errs.iter().any(|e| e.starts_with(&format!("{p}:"))), "missing {p} in {errs:#?}");
+        }
     }
 
     #[test]

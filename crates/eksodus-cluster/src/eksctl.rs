@@ -1,0 +1,667 @@
+//! Import of eksctl `ClusterConfig` files (`eksctl.io/v1alpha5`) into an eksodus spec. Pure.
+//!
+//! Every field of the document is either mapped or reported by its path with the reason; nothing is
+//! silently dropped. Fields that only tune eksctl's own behaviour and that eksodus always honours
+//! (`noDuplicateARNs`) are accepted as such.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_yaml::{Mapping, Value};
+
+use eksodus_core::spec::{
+    AccessEntrySpec, AccessSpec, AddonSpec, AuthenticationMode, AzSpec, ClusterSpec, EncryptionSpec, EndpointSpec,
+    EnvironmentSpec, ExistingNetwork, MappingSpec, NatMode, NetworkSpec, NodegroupSpec, PolicyAssociationSpec,
+    ServiceAccountRole, TaintSpec, LOG_TYPES,
+};
+
+/// A field eksodus cannot take over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unsupported {
+    /// Path in the eksctl document (`managedNodeGroups[0].ssh`).
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an import produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Imported {
+    /// The spec.
+    pub spec: EnvironmentSpec,
+    /// Everything not carried over; an import with any is not to be applied as is.
+    pub unsupported: Vec<Unsupported>,
+}
+
+/// Whether a YAML document looks like an eksctl ClusterConfig.
+pub fn is_eksctl(text: &str) -> bool {
+    serde_yaml::from_str::<Value>(text).ok().is_some_and(|v| {
+        v.get("kind").and_then(Value::as_str) == Some("ClusterConfig")
+            && v.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a.starts_with("eksctl.io/"))
+    })
+}
+
+/// Reads mapping keys and remembers which ones were used, so the rest can be reported.
+struct Reader<'a> {
+    path: String,
+    map: &'a Mapping,
+    used: Vec<&'static str>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(path: impl Into<String>, v: &'a Value) -> Option<Self> {
+        v.as_mapping().map(|map| Reader { path: path.into(), map, used: vec![] })
+    }
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.used.push(key);
+        self.map.get(key)
+    }
+    fn str(&mut self, key: &'static str) -> Option<String> {
+        self.get(key).and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        })
+    }
+    fn u32(&mut self, key: &'static str) -> Option<u32> {
+        self.get(key).and_then(Value::as_u64).map(|n| n as u32)
+    }
+    fn bool(&mut self, key: &'static str) -> Option<bool> {
+        self.get(key).and_then(Value::as_bool)
+    }
+    fn strings(&mut self, key: &'static str) -> Vec<String> {
+        self.get(key)
+            .and_then(Value::as_sequence)
+            .map(|s| s.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+    fn at(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+    /// Reports every key not read, with `reason`.
+    fn rest(self, out: &mut Vec<Unsupported>, reason: impl Fn(&str) -> String) {
+        for k in self.map.keys() {
+            let k = k.as_str().unwrap_or("?");
+            if !self.used.contains(&k) {
+                out.push(Unsupported { path: self.at(k), reason: reason(k) });
+            }
+        }
+    }
+}
+
+fn not_mapped(k: &str) -> String {
+    format!("eksodus has no equivalent of `{k}`")
+}
+
+/// Known eksctl `wellKnownPolicies` and the managed policies they stand for.
+fn well_known(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ebsCSIController" => "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+        "efsCSIController" => "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy",
+        _ => return None,
+    })
+}
+
+fn eksctl_effect(e: &str) -> String {
+    match e {
+        "NoSchedule" => "NO_SCHEDULE".into(),
+        "NoExecute" => "NO_EXECUTE".into(),
+        "PreferNoSchedule" => "PREFER_NO_SCHEDULE".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Imports an eksctl ClusterConfig document.
+pub fn import(text: &str) -> Result<Imported, String> {
+    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let mut un = Vec::new();
+    let mut top = Reader::new("", &doc).ok_or("the document is not a mapping")?;
+    if top.str("kind").as_deref() != Some("ClusterConfig")
+        || !top.str("apiVersion").is_some_and(|a| a.starts_with("eksctl.io/"))
+    {
+        return Err("not an eksctl ClusterConfig (kind ClusterConfig, apiVersion eksctl.io/...)".into());
+    }
+
+    let meta_v = top.get("metadata").ok_or("metadata is required")?;
+    let mut meta = Reader::new("metadata", meta_v).ok_or("metadata must be a mapping")?;
+    let name = meta.str("name").ok_or("metadata.name is required")?;
+    let region = meta.str("region").ok_or("metadata.region is required")?;
+    let version = meta.str("version").unwrap_or_else(|| {
+        eksodus_core::spec::KUBERNETES_VERSIONS[eksodus_core::spec::KUBERNETES_VERSIONS.len() - 1].to_string()
+    });
+    if !eksodus_core::spec::KUBERNETES_VERSIONS.contains(&version.as_str()) {
+        un.push(Unsupported {
+            path: "metadata.version".into(),
+            reason: format!(
+                "{version} is not a version EKS offers; pick one of {}",
+                eksodus_core::spec::KUBERNETES_VERSIONS.join(", ")
+            ),
+        });
+    }
+    let tags: BTreeMap<String, String> = meta
+        .get("tags")
+        .and_then(Value::as_mapping)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    meta.rest(&mut un, not_mapped);
+
+    // network
+    let azs = top.strings("availabilityZones");
+    let mut network = NetworkSpec {
+        cidr: Some("192.168.0.0/16".parse().expect("literal CIDR")),
+        azs: if azs.is_empty() { AzSpec::Count(3) } else { AzSpec::Names(azs) },
+        nat: NatMode::Single,
+        subnets: Default::default(),
+        demand: None,
+        cni: Default::default(),
+        existing: None,
+    };
+    let mut endpoint = EndpointSpec { public: true, private: false, public_cidrs: vec![] };
+    if let Some(v) = top.get("vpc") {
+        let mut vpc = Reader::new("vpc", v).ok_or("vpc must be a mapping")?;
+        if let Some(c) = vpc.str("cidr") {
+            match c.parse() {
+                Ok(c) => network.cidr = Some(c),
+                Err(_) => {
+                    un.push(Unsupported { path: "vpc.cidr".into(), reason: format!("`{c}` is not an IPv4 CIDR") })
+                }
+            }
+        }
+        if let Some(n) = vpc.get("nat") {
+            let mut nat = Reader::new("vpc.nat", n).ok_or("vpc.nat must be a mapping")?;
+            network.nat = match nat.str("gateway").as_deref() {
+                Some("HighlyAvailable") => NatMode::PerAz,
+                Some("Disable") => NatMode::None,
+                _ => NatMode::Single,
+            };
+            nat.rest(&mut un, not_mapped);
+        }
+        let vpc_id = vpc.str("id");
+        if let Some(s) = vpc.get("subnets") {
+            let mut subnets = Reader::new("vpc.subnets", s).ok_or("vpc.subnets must be a mapping")?;
+            let mut ids = Vec::new();
+            let mut zones = Vec::new();
+            for tier in ["private", "public"] {
+                let key: &'static str = if tier == "private" { "private" } else { "public" };
+                if let Some(m) = subnets.get(key).and_then(Value::as_mapping) {
+                    for (az, sv) in m {
+                        let az = az.as_str().unwrap_or("?").to_string();
+                        let mut sr = Reader::new(format!("vpc.subnets.{tier}.{az}"), sv)
+                            .ok_or("subnet entries must be mappings")?;
+                        match sr.str("id") {
+                            Some(id) => ids.push(id),
+                            None => un.push(Unsupported {
+                                path: sr.at("id"),
+                                reason: "eksodus adopts subnets by ID only".into(),
+                            }),
+                        }
+                        let _ = sr.str("cidr"); // informational in eksctl: the subnet's own CIDR
+                        sr.rest(&mut un, not_mapped);
+                        if !zones.contains(&az) {
+                            zones.push(az);
+                        }
+                    }
+                }
+            }
+            subnets.rest(&mut un, not_mapped);
+            match vpc_id {
+                Some(id) => {
+                    network.existing = Some(ExistingNetwork { vpc_id: id, subnet_ids: ids });
+                    network.cidr = None;
+                    network.nat = NatMode::None;
+                    network.azs = AzSpec::Names(zones);
+                }
+                None => {
+                    un.push(Unsupported { path: "vpc.subnets".into(), reason: "adopting subnets needs vpc.id".into() })
+                }
+            }
+        } else if vpc_id.is_some() {
+            un.push(Unsupported {
+                path: "vpc.id".into(),
+                reason: "adopting a VPC needs its subnets (vpc.subnets)".into(),
+            });
+        }
+        if let Some(e) = vpc.get("clusterEndpoints") {
+            let mut er = Reader::new("vpc.clusterEndpoints", e).ok_or("vpc.clusterEndpoints must be a mapping")?;
+            endpoint.public = er.bool("publicAccess").unwrap_or(true);
+            endpoint.private = er.bool("privateAccess").unwrap_or(false);
+            er.rest(&mut un, not_mapped);
+        }
+        for (i, c) in vpc.strings("publicAccessCIDRs").iter().enumerate() {
+            match c.parse() {
+                Ok(c) => endpoint.public_cidrs.push(c),
+                Err(_) => un.push(Unsupported {
+                    path: format!("vpc.publicAccessCIDRs[{i}]"),
+                    reason: format!("`{c}` is not an IPv4 CIDR"),
+                }),
+            }
+        }
+        vpc.rest(&mut un, not_mapped);
+    }
+
+    // access
+    let mut access = AccessSpec::default();
+    if let Some(v) = top.get("iam") {
+        let mut iam = Reader::new("iam", v).ok_or("iam must be a mapping")?;
+        // honoured as is: eksodus creates the cluster's OIDC provider as soon as the cluster has an issuer
+        let _ = iam.bool("withOIDC");
+        if let Some(sas) = iam.get("serviceAccounts").and_then(Value::as_sequence) {
+            for (i, sa) in sas.iter().enumerate() {
+                let mut r =
+                    Reader::new(format!("iam.serviceAccounts[{i}]"), sa).ok_or("service accounts must be mappings")?;
+                let mut m = Reader::new(
+                    format!("iam.serviceAccounts[{i}].metadata"),
+                    r.get("metadata").unwrap_or(&Value::Null),
+                );
+                let (n, ns) = match m.as_mut() {
+                    Some(m) => (m.str("name"), m.str("namespace")),
+                    None => (None, None),
+                };
+                if let Some(m) = m {
+                    m.rest(&mut un, not_mapped);
+                }
+                let policies = r.strings("attachPolicyARNs");
+                if let (Some(n), Some(ns)) = (n, ns) {
+                    access.service_accounts.push(ServiceAccountRole { namespace: ns, name: n, policies });
+                } else {
+                    un.push(Unsupported {
+                        path: format!("iam.serviceAccounts[{i}].metadata"),
+                        reason: "name and namespace are required".into(),
+                    });
+                }
+                r.rest(&mut un, not_mapped);
+            }
+        }
+        iam.rest(&mut un, not_mapped);
+    }
+    if let Some(ms) = top.get("iamIdentityMappings").and_then(Value::as_sequence) {
+        for (i, m) in ms.iter().enumerate() {
+            let mut r =
+                Reader::new(format!("iamIdentityMappings[{i}]"), m).ok_or("identity mappings must be mappings")?;
+            let _ = r.get("noDuplicateARNs"); // eksodus always refuses duplicate ARNs
+            match r.str("arn") {
+                Some(arn) => {
+                    let username =
+                        r.str("username").unwrap_or_else(|| arn.rsplit('/').next().unwrap_or("user").to_string());
+                    let groups = r.strings("groups");
+                    let (rolearn, userarn) = if arn.contains(":role/") { (Some(arn), None) } else { (None, Some(arn)) };
+                    access.mappings.push(MappingSpec { rolearn, userarn, username, groups });
+                }
+                None => {
+                    let what = if r.map.contains_key("serviceName") {
+                        "service-linked mappings (serviceName)"
+                    } else if r.map.contains_key("account") {
+                        "account mappings (mapAccounts)"
+                    } else {
+                        "mappings without an ARN"
+                    };
+                    un.push(Unsupported {
+                        path: format!("iamIdentityMappings[{i}]"),
+                        reason: format!("eksodus manages role and user mappings; {what} are left to the cluster"),
+                    });
+                    continue;
+                }
+            }
+            r.rest(&mut un, not_mapped);
+        }
+    }
+    let mut bootstrap_admin = true;
+    if let Some(v) = top.get("accessConfig") {
+        let mut ac = Reader::new("accessConfig", v).ok_or("accessConfig must be a mapping")?;
+        if let Some(b) = ac.bool("bootstrapClusterCreatorAdminPermissions") {
+            bootstrap_admin = b;
+        }
+        if let Some(m) = ac.str("authenticationMode") {
+            match AuthenticationMode::parse(&m) {
+                Some(m) => access.authentication_mode = Some(m),
+                None => un.push(Unsupported {
+                    path: "accessConfig.authenticationMode".into(),
+                    reason: format!("`{m}` is not CONFIG_MAP, API_AND_CONFIG_MAP or API"),
+                }),
+            }
+        }
+        if let Some(es) = ac.get("accessEntries").and_then(Value::as_sequence) {
+            for (i, e) in es.iter().enumerate() {
+                let mut r = Reader::new(format!("accessConfig.accessEntries[{i}]"), e)
+                    .ok_or("access entries must be mappings")?;
+                let Some(principal_arn) = r.str("principalARN") else {
+                    un.push(Unsupported { path: r.at("principalARN"), reason: "required".into() });
+                    continue;
+                };
+                let mut policies = Vec::new();
+                if let Some(ps) = r.get("accessPolicies").and_then(Value::as_sequence) {
+                    for (j, p) in ps.iter().enumerate() {
+                        let mut pr = Reader::new(format!("accessConfig.accessEntries[{i}].accessPolicies[{j}]"), p)
+                            .ok_or("access policies must be mappings")?;
+                        let policy = pr.str("policyARN").unwrap_or_default();
+                        let mut namespaces = vec![];
+                        if let Some(s) = pr.get("accessScope") {
+                            let mut sr = Reader::new(format!("{}.accessScope", pr.path), s)
+                                .ok_or("accessScope must be a mapping")?;
+                            let _ = sr.str("type");
+                            namespaces = sr.strings("namespaces");
+                            sr.rest(&mut un, not_mapped);
+                        }
+                        policies.push(PolicyAssociationSpec { policy, namespaces });
+                        pr.rest(&mut un, not_mapped);
+                    }
+                }
+                access.entries.push(AccessEntrySpec {
+                    principal_arn,
+                    entry_type: r.str("type").unwrap_or_else(|| "STANDARD".into()),
+                    kubernetes_groups: r.strings("kubernetesGroups"),
+                    username: r.str("username"),
+                    policies,
+                });
+                r.rest(&mut un, not_mapped);
+            }
+        }
+        ac.rest(&mut un, not_mapped);
+    }
+
+    // nodegroups: managed, and self-managed ones carried over as managed where their fields allow
+    let mut nodegroups = Vec::new();
+    for (list, managed) in [("managedNodeGroups", true), ("nodeGroups", false)] {
+        let Some(ngs) = top.get(if managed { "managedNodeGroups" } else { "nodeGroups" }).and_then(Value::as_sequence)
+        else {
+            continue;
+        };
+        for (i, ng) in ngs.iter().enumerate() {
+            let mut r = Reader::new(format!("{list}[{i}]"), ng).ok_or("nodegroups must be mappings")?;
+            let name = r.str("name").unwrap_or_else(|| format!("ng-{i}"));
+            let mut types = r.strings("instanceTypes");
+            if let Some(t) = r.str("instanceType") {
+                types.insert(0, t);
+            }
+            if types.is_empty() {
+                types.push("m5.large".into()); // eksctl's default
+            }
+            let desired = r.u32("desiredCapacity").unwrap_or(2);
+            let min = r.u32("minSize").unwrap_or(desired.min(1));
+            let max = r.u32("maxSize").unwrap_or(desired.max(min).max(1));
+            let labels: BTreeMap<String, String> = r
+                .get("labels")
+                .and_then(Value::as_mapping)
+                .map(|m| {
+                    m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect()
+                })
+                .unwrap_or_default();
+            let mut taints = Vec::new();
+            match r.get("taints") {
+                Some(Value::Sequence(ts)) => {
+                    for t in ts {
+                        taints.push(TaintSpec {
+                            key: t.get("key").and_then(Value::as_str).unwrap_or("").into(),
+                            value: t.get("value").and_then(Value::as_str).map(String::from),
+                            effect: eksctl_effect(t.get("effect").and_then(Value::as_str).unwrap_or("NoSchedule")),
+                        });
+                    }
+                }
+                Some(Value::Mapping(m)) => {
+                    // the older form: key: "value:Effect"
+                    for (k, v) in m {
+                        let (value, effect) = v.as_str().unwrap_or("").split_once(':').unwrap_or(("", "NoSchedule"));
+                        taints.push(TaintSpec {
+                            key: k.as_str().unwrap_or("").into(),
+                            value: Some(value.into()).filter(|v: &String| !v.is_empty()),
+                            effect: eksctl_effect(effect),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            let spot = r.bool("spot").unwrap_or(false);
+            let private = r.bool("privateNetworking").unwrap_or(false);
+            let max_unavailable =
+                r.get("updateConfig").and_then(|u| u.get("maxUnavailable")).and_then(Value::as_u64).map(|n| n as u32);
+            if let Some(u) = r.map.get("updateConfig").and_then(Value::as_mapping) {
+                for k in u.keys().filter_map(Value::as_str).filter(|k| *k != "maxUnavailable") {
+                    un.push(Unsupported { path: format!("{list}[{i}].updateConfig.{k}"), reason: not_mapped(k) });
+                }
+            }
+            let ami_type = r.str("amiFamily").and_then(|f| match f.as_str() {
+                "AmazonLinux2023" => Some("AL2023_x86_64_STANDARD".to_string()),
+                "AmazonLinux2" => Some("AL2_x86_64".to_string()),
+                "Bottlerocket" => Some("BOTTLEROCKET_x86_64".to_string()),
+                _ => None,
+            });
+            nodegroups.push(NodegroupSpec {
+                name,
+                instance_types: types,
+                min,
+                max,
+                desired,
+                disk_size: r.u32("volumeSize"),
+                ami_type,
+                capacity_type: if spot { "SPOT".into() } else { "ON_DEMAND".into() },
+                labels,
+                taints,
+                zones: r.strings("availabilityZones"),
+                public: !private && managed,
+                max_unavailable,
+            });
+            let why = |k: &str| {
+                match k {
+                "ssh" => "eksodus gives nodes no SSH access; use SSM Session Manager (the node role has AmazonSSMManagedInstanceCore)".to_string(),
+                "ami" | "preBootstrapCommands" | "overrideBootstrapCommand" | "launchTemplate" => format!("custom AMIs and launch templates (`{k}`) are not supported yet"),
+                "securityGroups" => "extra node security groups are not supported yet".to_string(),
+                "iam" => "nodegroup-specific IAM (addon policies) is not supported; give workloads IRSA or Pod Identity roles".to_string(),
+                "tags" => "nodegroup-specific tags are not supported; the environment's tags apply".to_string(),
+                other => not_mapped(other),
+            }
+            };
+            r.rest(&mut un, why);
+        }
+    }
+
+    // addons
+    let mut addons = Vec::new();
+    if let Some(list) = top.get("addons").and_then(Value::as_sequence) {
+        for (i, a) in list.iter().enumerate() {
+            let mut r = Reader::new(format!("addons[{i}]"), a).ok_or("addons must be mappings")?;
+            let Some(name) = r.str("name") else {
+                un.push(Unsupported { path: format!("addons[{i}].name"), reason: "required".into() });
+                continue;
+            };
+            let mut policies = r.strings("attachPolicyARNs");
+            if let Some(w) = r.get("wellKnownPolicies").and_then(Value::as_mapping) {
+                for (k, v) in w {
+                    let k = k.as_str().unwrap_or("?");
+                    match (v.as_bool(), well_known(k)) {
+                        (Some(true), Some(p)) => policies.push(p.into()),
+                        (Some(false), _) => {}
+                        _ => un.push(Unsupported {
+                            path: format!("addons[{i}].wellKnownPolicies.{k}"),
+                            reason: format!("no known managed policy for `{k}`"),
+                        }),
+                    }
+                }
+            }
+            let configuration_values = r
+                .str("configurationValues")
+                .and_then(|c| serde_json::from_str(&c).or_else(|_| serde_yaml::from_str(&c)).ok());
+            addons.push(AddonSpec {
+                name,
+                version: r.str("version"),
+                configuration_values,
+                resolve_conflicts: r.str("resolveConflicts").map(|s| s.to_ascii_uppercase()),
+                policies,
+            });
+            r.rest(&mut un, not_mapped);
+        }
+    }
+
+    let mut encryption = None;
+    if let Some(v) = top.get("secretsEncryption") {
+        let mut r = Reader::new("secretsEncryption", v).ok_or("secretsEncryption must be a mapping")?;
+        encryption = Some(EncryptionSpec { key_arn: r.str("keyARN") });
+        r.rest(&mut un, not_mapped);
+    }
+    let mut logging = Vec::new();
+    if let Some(v) = top.get("cloudWatch") {
+        let mut cw = Reader::new("cloudWatch", v).ok_or("cloudWatch must be a mapping")?;
+        if let Some(cl) = cw.get("clusterLogging") {
+            let mut r = Reader::new("cloudWatch.clusterLogging", cl).ok_or("clusterLogging must be a mapping")?;
+            for t in r.strings("enableTypes") {
+                if t == "*" || t == "all" {
+                    logging = LOG_TYPES.iter().map(|s| s.to_string()).collect();
+                } else if !logging.contains(&t) {
+                    logging.push(t);
+                }
+            }
+            r.rest(&mut un, not_mapped);
+        }
+        cw.rest(&mut un, not_mapped);
+    }
+    let mut service_ipv4_cidr = None;
+    if let Some(v) = top.get("kubernetesNetworkConfig") {
+        let mut r = Reader::new("kubernetesNetworkConfig", v).ok_or("kubernetesNetworkConfig must be a mapping")?;
+        service_ipv4_cidr = r.str("serviceIPv4CIDR").and_then(|c| c.parse().ok());
+        if r.str("ipFamily").is_some_and(|f| f.eq_ignore_ascii_case("ipv6")) {
+            un.push(Unsupported {
+                path: "kubernetesNetworkConfig.ipFamily".into(),
+                reason: "IPv6 clusters are not supported yet".into(),
+            });
+        }
+        r.rest(&mut un, not_mapped);
+    }
+    let mut support_type = None;
+    if let Some(v) = top.get("upgradePolicy") {
+        let mut r = Reader::new("upgradePolicy", v).ok_or("upgradePolicy must be a mapping")?;
+        support_type = r.str("supportType").map(|s| s.to_ascii_uppercase());
+        r.rest(&mut un, not_mapped);
+    }
+    top.rest(&mut un, |k| match k {
+        "identityProviders" => "OIDC identity providers for users are not supported yet".into(),
+        "fargateProfiles" => "Fargate profiles are not supported yet".into(),
+        "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
+        other => not_mapped(other),
+    });
+
+    let has_access = access != AccessSpec::default();
+    let spec = EnvironmentSpec {
+        name,
+        region,
+        tags,
+        network,
+        access: has_access.then_some(access),
+        cluster: Some(ClusterSpec {
+            version,
+            endpoint,
+            logging,
+            encryption,
+            support_type,
+            service_ipv4_cidr,
+            bootstrap_admin,
+            nodegroups,
+            addons,
+        }),
+    };
+    Ok(Imported { spec, unsupported: un })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/testdata/eksctl/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    /// Every example either imports cleanly into a valid spec, or names each field it could not carry over.
+    #[test]
+    fn all_examples_import_or_name_what_they_cannot() {
+        let mut files: Vec<String> = std::fs::read_dir(format!("{}/testdata/eksctl", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|f| f.ends_with(".yaml"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 12);
+        for f in &files {
+            let text = example(f);
+            assert!(is_eksctl(&text), "{f}");
+            let imp = import(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+            for u in &imp.unsupported {
+                assert!(!u.path.is_empty() && !u.reason.is_empty(), "{f}: {u:?}");
+            }
+            if imp.unsupported.is_empty() {
+                let errs = imp.spec.validate();
+                assert!(errs.is_empty(), "{f} imported cleanly but is not valid: {errs:#?}");
+            }
+        }
+    }
+
+    #[test]
+    fn examples_map_as_expected() {
+        let imp = import(&example("01-simple-cluster.yaml")).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        let c = imp.spec.cluster.unwrap();
+        assert_eq!(c.logging, ["audit", "authenticator", "controllerManager"]);
+        assert_eq!(c.nodegroups[0].instance_types, ["m5.large"]);
+        assert_eq!(c.nodegroups[0].desired, 1);
+
+        let imp = import(&example("09-nat-gateways.yaml")).unwrap();
+        assert_eq!(imp.spec.network.nat, NatMode::PerAz);
+
+        let imp = import(&example("04-existing-vpc.yaml")).unwrap();
+        let ex = imp.spec.network.existing.unwrap();
+        assert_eq!(ex.vpc_id, "vpc-0dd338ecf29863c55");
+        assert_eq!(ex.subnet_ids.len(), 3);
+
+        let imp = import(&example("40-access-entries.yaml")).unwrap();
+        let a = imp.spec.access.unwrap();
+        assert_eq!(a.authentication_mode, Some(AuthenticationMode::Api));
+        assert_eq!(a.entries.len(), 4);
+        assert_eq!(a.entries[1].policies[0].namespaces, ["default", "my-namespace", "dev-*"]);
+        assert!(!imp.spec.cluster.unwrap().bootstrap_admin);
+
+        let imp = import(&example("25-addons.yaml")).unwrap();
+        assert!(
+            imp.unsupported.iter().any(|u| u.path == "metadata.version"),
+            "1.18 is long gone: {:?}",
+            imp.unsupported
+        );
+        let addons = imp.spec.cluster.unwrap().addons;
+        assert!(addons
+            .iter()
+            .any(|a| a.name == "aws-ebs-csi-driver" && a.policies[0].contains("AmazonEBSCSIDriverPolicy")));
+
+        let imp = import(&example("15-managed-nodes.yaml")).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        for p in [
+            "managedNodeGroups[0].ssh",
+            "managedNodeGroups[0].securityGroups",
+            "managedNodeGroups[0].iam",
+            "managedNodeGroups[2].ami",
+            "managedNodeGroups[3].launchTemplate",
+        ] {
+            assert!(paths.contains(&p), "{p} not reported: {paths:?}");
+        }
+        let ng = &imp.spec.cluster.unwrap().nodegroups[0];
+        assert_eq!((ng.min, ng.desired, ng.max, ng.max_unavailable), (2, 3, 4, Some(3)));
+        assert_eq!(ng.taints[1].effect, "NO_EXECUTE");
+
+        let imp = import(&example("35-iamidentitymappings.yaml")).unwrap();
+        assert_eq!(imp.spec.access.unwrap().mappings.len(), 2);
+        assert_eq!(imp.unsupported.len(), 2, "{:?}", imp.unsupported);
+
+        assert!(import(&example("27-oidc-provider.yaml"))
+            .unwrap()
+            .unsupported
+            .iter()
+            .any(|u| u.path == "identityProviders"));
+    }
+
+    #[test]
+    fn not_eksctl_is_refused() {
+        assert!(import("kind: Pod\napiVersion: v1\n").is_err());
+        assert!(import("[").is_err());
+        assert!(!is_eksctl("name: x"));
+    }
+}
