@@ -47,7 +47,44 @@ pub fn emulated(operation: &str) -> bool {
             | "ListPodIdentityAssociations"
             | "UpdatePodIdentityAssociation"
             | "DeletePodIdentityAssociation"
+            | "CreateAddon"
+            | "DescribeAddon"
+            | "ListAddons"
+            | "UpdateAddon"
+            | "DeleteAddon"
+            | "DescribeAddonVersions"
+            | "UpdateClusterVersion"
+            | "UpdateNodegroupVersion"
+            | "ListUpdates"
     )
+}
+
+/// The addon catalogue the emulator offers: name, then (version, oldest and newest compatible Kubernetes minor),
+/// newest first. Emulator data shaped like EKS's, not a statement of what EKS offers today. kube-proxy gets
+/// one version per Kubernetes minor, as on EKS.
+const ADDON_CATALOGUE: &[(&str, &[(&str, u32, u32)])] = &[
+    ("vpc-cni", &[("v1.20.1-eksbuild.1", 29, 35), ("v1.19.5-eksbuild.1", 28, 34)]),
+    ("coredns", &[("v1.12.1-eksbuild.2", 33, 35), ("v1.11.4-eksbuild.2", 29, 32), ("v1.10.1-eksbuild.18", 28, 30)]),
+    ("aws-ebs-csi-driver", &[("v1.44.0-eksbuild.1", 28, 35)]),
+    ("eks-pod-identity-agent", &[("v1.3.7-eksbuild.2", 28, 35)]),
+];
+
+fn minor(v: &str) -> Option<u32> {
+    v.trim_start_matches('v').split('.').nth(1)?.parse().ok()
+}
+
+/// (version, compatible minors) of an addon, newest first.
+fn addon_versions(name: &str) -> Option<Vec<(String, Vec<u32>)>> {
+    if name == "kube-proxy" {
+        return Some((28..=35).rev().map(|m| (format!("v1.{m}.0-eksbuild.1"), vec![m])).collect());
+    }
+    let (_, vs) = ADDON_CATALOGUE.iter().find(|(n, _)| *n == name)?;
+    Some(vs.iter().map(|(v, lo, hi)| (v.to_string(), (*lo..=*hi).collect())).collect())
+}
+
+/// The version EKS would install for a cluster minor: the newest compatible one.
+fn default_addon_version(name: &str, cluster_minor: u32) -> Option<String> {
+    addon_versions(name)?.into_iter().find(|(_, c)| c.contains(&cluster_minor)).map(|(v, _)| v)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -64,6 +101,29 @@ struct ClusterExtras {
     entries: BTreeMap<String, Entry>,
     updates: BTreeMap<String, Value>,
     pod_identities: BTreeMap<String, Value>,
+    /// Kubernetes version as upgraded here (moto keeps the creation version).
+    version: Option<String>,
+    /// Describes left before the cluster settles, and the status it shows meanwhile.
+    cluster_pending: (u32, &'static str),
+    nodegroups: BTreeMap<String, NodegroupExtras>,
+    addons: BTreeMap<String, (Value, u32)>,
+    /// Describes left before an update settles.
+    update_pending: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct NodegroupExtras {
+    version: Option<String>,
+    pending: (u32, &'static str),
+}
+
+/// How the emulated EKS behaves: describes before resources settle, and which ones fail.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// Describes that show CREATING/UPDATING/DELETING (InProgress) before settling.
+    pub pending_describes: u32,
+    /// Names of clusters, nodegroups or addons that settle as failed.
+    pub fail: Vec<String>,
 }
 
 /// State of the emulated operations, per (account, region, cluster).
@@ -85,6 +145,10 @@ pub struct Req<'a> {
     pub account: &'a str,
     /// Region from the signature.
     pub region: &'a str,
+    /// Query string (without `?`).
+    pub query: &'a str,
+    /// Emulated behaviour.
+    pub behaviour: &'a Behaviour,
 }
 
 /// An answer: status, JSON body, and the error type header for failures.
@@ -132,7 +196,7 @@ impl ClusterExtras {
 impl EksState {
     /// Records the `accessConfig` of a cluster moto just created (moto ignores it), with the creator's
     /// admin entry when the mode reads entries and `bootstrapClusterCreatorAdminPermissions` is not false.
-    pub fn cluster_created(&self, account: &str, region: &str, request: &[u8], creator: &str) {
+    pub fn cluster_created(&self, account: &str, region: &str, request: &[u8], creator: &str, b: &Behaviour) {
         let body: Value = serde_json::from_slice(request).unwrap_or_default();
         let Some(name) = body["name"].as_str() else { return };
         let mode = body
@@ -148,6 +212,8 @@ impl EksState {
             mode: mode.clone(),
             bootstrap_admin: bootstrap,
             creator: Some((account.into(), region.into(), name.into(), creator.into())),
+            version: body["version"].as_str().map(String::from),
+            cluster_pending: (b.pending_describes, "CREATING"),
             ..Default::default()
         };
         if bootstrap && mode != "CONFIG_MAP" {
@@ -162,7 +228,7 @@ impl EksState {
     }
 
     /// Adds `accessConfig` to a `DescribeCluster` answer from moto.
-    pub fn decorate_describe(&self, account: &str, region: &str, body: &mut Value) {
+    pub fn decorate_describe(&self, account: &str, region: &str, body: &mut Value, b: &Behaviour) {
         let Some(name) = body.pointer("/cluster/name").and_then(Value::as_str).map(String::from) else { return };
         let mut clusters = self.clusters.lock().expect("eks state");
         let x = clusters.entry((account.into(), region.into(), name)).or_insert_with(|| ClusterExtras {
@@ -172,6 +238,51 @@ impl EksState {
         });
         body["cluster"]["accessConfig"] =
             json!({"authenticationMode": x.mode, "bootstrapClusterCreatorAdminPermissions": x.bootstrap_admin});
+        if let Some(v) = &x.version {
+            body["cluster"]["version"] = json!(v);
+        }
+        let name = body.pointer("/cluster/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        if x.cluster_pending.0 > 0 {
+            x.cluster_pending.0 -= 1;
+            body["cluster"]["status"] = json!(x.cluster_pending.1);
+        } else if b.fail.contains(&name) {
+            body["cluster"]["status"] = json!("FAILED");
+            body["cluster"]["health"] = json!({"issues": [{"code": "Ec2SubnetNotFound", "message": "One or more subnets were not found (emulated failure)", "resourceIds": []}]});
+        }
+    }
+
+    /// Records a nodegroup moto just created (its version, and describes before it settles).
+    pub fn nodegroup_created(&self, account: &str, region: &str, cluster: &str, request: &[u8], b: &Behaviour) {
+        let body: Value = serde_json::from_slice(request).unwrap_or_default();
+        let Some(ng) = body["nodegroupName"].as_str() else { return };
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let x = clusters.entry((account.into(), region.into(), cluster.into())).or_insert_with(|| ClusterExtras {
+            mode: "CONFIG_MAP".into(),
+            bootstrap_admin: true,
+            ..Default::default()
+        });
+        let version = body["version"].as_str().map(String::from).or_else(|| x.version.clone());
+        x.nodegroups.insert(ng.to_string(), NodegroupExtras { version, pending: (b.pending_describes, "CREATING") });
+    }
+
+    /// Adds what moto lacks to a `DescribeNodegroup` answer: the upgraded version, pending and failed states.
+    pub fn decorate_nodegroup(&self, account: &str, region: &str, cluster: &str, body: &mut Value, b: &Behaviour) {
+        let Some(ng) = body.pointer("/nodegroup/nodegroupName").and_then(Value::as_str).map(String::from) else {
+            return;
+        };
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let Some(x) = clusters.get_mut(&(account.into(), region.into(), cluster.into())) else { return };
+        let Some(n) = x.nodegroups.get_mut(&ng) else { return };
+        if let Some(v) = &n.version {
+            body["nodegroup"]["version"] = json!(v);
+        }
+        if n.pending.0 > 0 {
+            n.pending.0 -= 1;
+            body["nodegroup"]["status"] = json!(n.pending.1);
+        } else if b.fail.contains(&ng) {
+            body["nodegroup"]["status"] = json!("CREATE_FAILED");
+            body["nodegroup"]["health"] = json!({"issues": [{"code": "AsgInstanceLaunchFailures", "message": "Could not launch On-Demand Instances (emulated failure)", "resourceIds": []}]});
+        }
     }
 
     /// `UpdateClusterConfig` with `accessConfig`: only CONFIG_MAP → API_AND_CONFIG_MAP → API. `None` when the
@@ -221,14 +332,24 @@ impl EksState {
 
     /// `DescribeUpdate` of an update made here; `None` for moto's own.
     pub fn describe_update(&self, account: &str, region: &str, cluster: &str, id: &str) -> Option<Answer> {
-        let clusters = self.clusters.lock().expect("eks state");
-        let u = clusters.get(&(account.into(), region.into(), cluster.into()))?.updates.get(id)?;
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let x = clusters.get_mut(&(account.into(), region.into(), cluster.into()))?;
+        let mut u = x.updates.get(id)?.clone();
+        if let Some(n) = x.update_pending.get_mut(id) {
+            if *n > 0 {
+                *n -= 1;
+                u["status"] = json!("InProgress");
+            }
+        }
         Some((StatusCode::OK, json!({"update": u}), None))
     }
 
     /// Answers an emulated operation. `cluster_exists` says whether moto knows the cluster.
     pub fn handle(&self, req: &Req<'_>, cluster_exists: bool) -> Answer {
         let segs: Vec<String> = req.path.trim_matches('/').split('/').map(decode).collect();
+        if req.operation == "DescribeAddonVersions" {
+            return addon_versions_answer(req.query);
+        }
         if req.operation == "ListAccessPolicies" {
             let policies: Vec<Value> = ACCESS_POLICIES
                 .iter()
@@ -248,6 +369,19 @@ impl EksState {
         });
         if req.operation.contains("PodIdentityAssociation") {
             return pod_identity(x, req, &cluster, &segs, &body);
+        }
+        if matches!(
+            req.operation,
+            "CreateAddon"
+                | "DescribeAddon"
+                | "ListAddons"
+                | "UpdateAddon"
+                | "DeleteAddon"
+                | "UpdateClusterVersion"
+                | "UpdateNodegroupVersion"
+                | "ListUpdates"
+        ) {
+            return lifecycle(x, req, &cluster, &segs, &body);
         }
         if x.mode == "CONFIG_MAP" {
             return err(400, "InvalidRequestException", "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation.".into());
@@ -393,6 +527,245 @@ impl EksState {
             }
             other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
         }
+    }
+}
+
+fn query_param(q: &str, key: &str) -> Option<String> {
+    q.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}="))).map(decode)
+}
+
+fn addon_versions_answer(q: &str) -> Answer {
+    let k8s = query_param(q, "kubernetesVersion");
+    let k8s_minor = k8s.as_deref().and_then(|v| format!("v{v}").as_str().pipe_minor());
+    let only = query_param(q, "addonName");
+    let mut names: Vec<&str> = ADDON_CATALOGUE.iter().map(|(n, _)| *n).collect();
+    names.push("kube-proxy");
+    names.sort_unstable();
+    let addons: Vec<Value> = names
+        .into_iter()
+        .filter(|n| only.as_deref().is_none_or(|o| o == *n))
+        .filter_map(|n| {
+            let versions: Vec<Value> = addon_versions(n)?
+                .into_iter()
+                .filter(|(_, c)| k8s_minor.is_none_or(|m| c.contains(&m)))
+                .map(|(v, c)| {
+                    let compat: Vec<Value> = c
+                        .iter()
+                        .filter(|m| k8s_minor.is_none_or(|k| k == **m))
+                        .map(|m| json!({"clusterVersion": format!("1.{m}"), "platformVersions": ["*"], "defaultVersion": default_addon_version(n, *m).as_deref() == Some(v.as_str())}))
+                        .collect();
+                    json!({"addonVersion": v, "architecture": ["amd64", "arm64"], "compatibilities": compat, "requiresConfiguration": false})
+                })
+                .collect();
+            Some(json!({"addonName": n, "type": "networking", "addonVersions": versions, "publisher": "eks", "owner": "aws"}))
+        })
+        .collect();
+    (StatusCode::OK, json!({"addons": addons}), None)
+}
+
+trait PipeMinor {
+    fn pipe_minor(&self) -> Option<u32>;
+}
+impl PipeMinor for &str {
+    fn pipe_minor(&self) -> Option<u32> {
+        minor(self)
+    }
+}
+
+fn new_update(x: &mut ClusterExtras, typ: &str, params: Value, pending: u32) -> Value {
+    let id = format!("{:08x}-0000-4000-8000-{:012x}", x.updates.len() + 1, (now() * 1000.0) as u64 & 0xffff_ffff_ffff);
+    let u = json!({"id": id, "status": "Successful", "type": typ, "params": params, "createdAt": now(), "errors": []});
+    x.updates.insert(id.clone(), u.clone());
+    x.update_pending.insert(id, pending);
+    let mut shown = u;
+    if pending > 0 {
+        shown["status"] = json!("InProgress");
+    }
+    shown
+}
+
+fn lifecycle(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
+    let b = req.behaviour;
+    let cluster_minor = x.version.as_deref().and_then(|v| minor(&format!("v{v}"))).unwrap_or(33);
+    let addon_name = segs.get(3).cloned().unwrap_or_default();
+    match req.operation {
+        "UpdateClusterVersion" => {
+            let Some(v) = body["version"].as_str() else {
+                return err(400, "InvalidParameterException", "version is required".into());
+            };
+            let Some(to) = minor(&format!("v{v}")) else {
+                return err(400, "InvalidParameterException", format!("Unsupported Kubernetes version {v}"));
+            };
+            let from = x.version.clone().unwrap_or_else(|| "1.33".into());
+            if to != cluster_minor + 1 {
+                return err(
+                    400,
+                    "InvalidParameterException",
+                    format!("Unsupported Kubernetes minor version update from {from} to {v}"),
+                );
+            }
+            x.version = Some(v.to_string());
+            x.cluster_pending = (b.pending_describes, "UPDATING");
+            let u = new_update(
+                x,
+                "VersionUpdate",
+                json!([{"type": "Version", "value": v}, {"type": "PlatformVersion", "value": "eks.1"}]),
+                b.pending_describes,
+            );
+            (StatusCode::OK, json!({"update": u}), None)
+        }
+        "UpdateNodegroupVersion" => {
+            let ng = segs.get(3).cloned().unwrap_or_default();
+            let Some(n) = x.nodegroups.get(&ng).cloned() else {
+                return err(404, "ResourceNotFoundException", format!("No node group found for name: {ng}."));
+            };
+            let target = body["version"]
+                .as_str()
+                .map(String::from)
+                .or_else(|| x.version.clone())
+                .unwrap_or_else(|| "1.33".into());
+            let tm = minor(&format!("v{target}")).unwrap_or(0);
+            if tm > cluster_minor {
+                return err(
+                    400,
+                    "InvalidParameterException",
+                    format!("Nodegroup version {target} cannot be newer than the cluster version 1.{cluster_minor}"),
+                );
+            }
+            if n.version.as_deref() == Some(target.as_str()) {
+                return err(400, "InvalidParameterException", format!("Nodegroup {ng} is already at version {target}"));
+            }
+            x.nodegroups.insert(
+                ng.clone(),
+                NodegroupExtras { version: Some(target.clone()), pending: (b.pending_describes, "UPDATING") },
+            );
+            let u = new_update(
+                x,
+                "VersionUpdate",
+                json!([{"type": "Version", "value": target}, {"type": "ReleaseVersion", "value": format!("{target}.0-20260101")}]),
+                b.pending_describes,
+            );
+            (StatusCode::OK, json!({"update": u}), None)
+        }
+        "ListUpdates" => {
+            let ids: Vec<&String> = x.updates.keys().collect();
+            (StatusCode::OK, json!({"updateIds": ids}), None)
+        }
+        "CreateAddon" => {
+            let Some(name) = body["addonName"].as_str().map(String::from) else {
+                return err(400, "InvalidParameterException", "addonName is required".into());
+            };
+            if x.addons.contains_key(&name) {
+                return err(409, "ResourceInUseException", format!("Addon already exists: {name}"));
+            }
+            let Some(versions) = addon_versions(&name) else {
+                return err(400, "InvalidParameterException", format!("Addon {name} specified is not supported"));
+            };
+            let version = match body["addonVersion"].as_str() {
+                Some(v) => {
+                    if !versions.iter().any(|(av, c)| av == v && c.contains(&cluster_minor)) {
+                        return err(
+                            400,
+                            "InvalidParameterException",
+                            format!("Addon version specified is not supported: {v} for Kubernetes 1.{cluster_minor}"),
+                        );
+                    }
+                    v.to_string()
+                }
+                None => match default_addon_version(&name, cluster_minor) {
+                    Some(v) => v,
+                    None => {
+                        return err(
+                            400,
+                            "InvalidParameterException",
+                            format!("Addon {name} has no version for Kubernetes 1.{cluster_minor}"),
+                        )
+                    }
+                },
+            };
+            let addon = json!({
+                "addonName": name, "clusterName": cluster, "status": "ACTIVE", "addonVersion": version, "health": {"issues": []},
+                "addonArn": format!("arn:aws:eks:{}:{}:addon/{cluster}/{name}/{:x}", req.region, req.account, (now() * 1e6) as u64),
+                "createdAt": now(), "modifiedAt": now(), "serviceAccountRoleArn": body["serviceAccountRoleArn"], "tags": if body["tags"].is_object() { body["tags"].clone() } else { json!({}) },
+                "configurationValues": body["configurationValues"], "publisher": "eks", "owner": "aws",
+            });
+            x.addons.insert(name, (addon.clone(), b.pending_describes));
+            let mut shown = addon;
+            if b.pending_describes > 0 {
+                shown["status"] = json!("CREATING");
+            }
+            (StatusCode::OK, json!({"addon": shown}), None)
+        }
+        "DescribeAddon" => {
+            let Some((a, pending)) = x.addons.get_mut(&addon_name) else {
+                return err(
+                    404,
+                    "ResourceNotFoundException",
+                    format!("No addon: {addon_name} found in cluster: {cluster}"),
+                );
+            };
+            let mut shown = a.clone();
+            if *pending > 0 {
+                *pending -= 1;
+                shown["status"] = json!(if shown["status"] == "ACTIVE" { "CREATING" } else { "UPDATING" });
+            } else if b.fail.contains(&addon_name) {
+                shown["status"] = json!("DEGRADED");
+                shown["health"] = json!({"issues": [{"code": "InsufficientNumberOfReplicas", "message": "The add-on is unhealthy because it doesn't have the desired number of replicas (emulated failure)", "resourceIds": []}]});
+            }
+            (StatusCode::OK, json!({"addon": shown}), None)
+        }
+        "ListAddons" => {
+            let names: Vec<&String> = x.addons.keys().collect();
+            (StatusCode::OK, json!({"addons": names}), None)
+        }
+        "UpdateAddon" => {
+            let Some((a, _)) = x.addons.get(&addon_name).cloned() else {
+                return err(
+                    404,
+                    "ResourceNotFoundException",
+                    format!("No addon: {addon_name} found in cluster: {cluster}"),
+                );
+            };
+            let mut a = a;
+            if let Some(v) = body["addonVersion"].as_str() {
+                let ok = addon_versions(&addon_name)
+                    .is_some_and(|vs| vs.iter().any(|(av, c)| av == v && c.contains(&cluster_minor)));
+                if !ok {
+                    return err(
+                        400,
+                        "InvalidParameterException",
+                        format!("Addon version specified is not supported: {v} for Kubernetes 1.{cluster_minor}"),
+                    );
+                }
+                a["addonVersion"] = json!(v);
+            }
+            for (k, f) in
+                [("serviceAccountRoleArn", "serviceAccountRoleArn"), ("configurationValues", "configurationValues")]
+            {
+                if !body[k].is_null() {
+                    a[f] = body[k].clone();
+                }
+            }
+            a["modifiedAt"] = json!(now());
+            x.addons.insert(addon_name.clone(), (a, b.pending_describes));
+            let u = new_update(
+                x,
+                "AddonUpdate",
+                json!([{"type": "AddonVersion", "value": body["addonVersion"]}]),
+                b.pending_describes,
+            );
+            (StatusCode::OK, json!({"update": u}), None)
+        }
+        "DeleteAddon" => match x.addons.remove(&addon_name) {
+            Some((mut a, _)) => {
+                a["status"] = json!("DELETING");
+                (StatusCode::OK, json!({"addon": a}), None)
+            }
+            None => {
+                err(404, "ResourceNotFoundException", format!("No addon: {addon_name} found in cluster: {cluster}"))
+            }
+        },
+        other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
     }
 }
 

@@ -43,6 +43,11 @@ pub struct FaultConfig {
     pub crash_after_mutations: Option<u64>,
     /// Sends every call to this moto account (`x-moto-account-id`), isolating tests that share a server.
     pub account_id: Option<String>,
+    /// EKS clusters, nodegroups, addons and updates report CREATING/UPDATING/DELETING (InProgress) for this
+    /// many describes before they settle, so waiters and progress are exercised (moto settles at once).
+    pub eks_pending_describes: u32,
+    /// EKS resources (cluster, nodegroup or addon names) that settle as failed, with health issues.
+    pub eks_fail: Vec<String>,
 }
 
 /// A fault the proxy injected into one call.
@@ -325,6 +330,7 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
     };
     let segs: Vec<&str> = parts.uri.path().trim_matches('/').split('/').collect();
     let cluster = if segs.first() == Some(&"clusters") { segs.get(1).copied().unwrap_or("") } else { "" };
+    let behaviour = crate::eks::Behaviour { pending_describes: cfg.eks_pending_describes, fail: cfg.eks_fail.clone() };
     let mut emulated: Option<crate::eks::Answer> = None;
     if service == "eks" && !control {
         if crate::eks::emulated(&operation) {
@@ -339,6 +345,8 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                 body: &body,
                 account: &account,
                 region: &region,
+                query: parts.uri.query().unwrap_or(""),
+                behaviour: &behaviour,
             };
             emulated = Some(st.eks.handle(&req, exists));
         } else if operation == "UpdateClusterConfig" {
@@ -366,11 +374,19 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                             &region,
                             &body,
                             &format!("arn:aws:iam::{account}:user/moto"),
+                            &behaviour,
                         ),
+                        "CreateNodegroup" => st.eks.nodegroup_created(&account, &region, cluster, &body, &behaviour),
+                        "DescribeNodegroup" => {
+                            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                                st.eks.decorate_nodegroup(&account, &region, cluster, &mut v, &behaviour);
+                                b = Bytes::from(v.to_string());
+                            }
+                        }
                         "DeleteCluster" => st.eks.cluster_deleted(&account, &region, cluster),
                         "DescribeCluster" => {
                             if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&b) {
-                                st.eks.decorate_describe(&account, &region, &mut v);
+                                st.eks.decorate_describe(&account, &region, &mut v, &behaviour);
                                 b = Bytes::from(v.to_string());
                             }
                         }
