@@ -23,13 +23,20 @@ pub use error::{Error, Result};
 
 use eksodus_core::spec::{EnvironmentSpec, FieldError};
 
-/// Full offline validation of the network part of a spec: core's structural checks, then the instance type
-/// and whether the layout fits. Every problem is returned, each with its field path.
+/// Full offline validation of the network part of a spec: core's structural checks, then the instance types
+/// (of the demand and of every nodegroup) and whether the layout fits. Every problem is returned, each with its field path.
 pub fn validate(spec: &EnvironmentSpec) -> Vec<FieldError> {
     let mut errs = spec.validate();
     if let Some(d) = &spec.network.demand {
         if let Err(e) = cni::limits(&d.instance_type) {
             errs.push(FieldError::new("network.demand.instance_type", e.to_string()));
+        }
+    }
+    for (i, ng) in spec.cluster.iter().flat_map(|c| c.nodegroups.iter()).enumerate() {
+        for (j, t) in ng.instance_types.iter().enumerate() {
+            if let Err(e) = cni::limits(t) {
+                errs.push(FieldError::new(format!("cluster.nodegroups[{i}].instance_types[{j}]"), e.to_string()));
+            }
         }
     }
     // The layout can only be judged once the fields it reads are sound.
@@ -39,4 +46,20 @@ pub fn validate(spec: &EnvironmentSpec) -> Vec<FieldError> {
         }
     }
     errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodegroup_instance_types_are_checked() {
+        let spec = EnvironmentSpec::from_yaml(
+            "name: a\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.33'\n  nodegroups: [{name: ng, instance_types: [m5.large, m5.enormous]}]\n",
+        )
+        .unwrap();
+        let errs = validate(&spec);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "cluster.nodegroups[0].instance_types[1]");
+    }
 }
