@@ -62,7 +62,10 @@ pub fn emulated(operation: &str) -> bool {
 /// The addon catalogue the emulator offers: name, then (version, oldest and newest compatible Kubernetes minor),
 /// newest first. Emulator data shaped like EKS's, not a statement of what EKS offers today. kube-proxy gets
 /// one version per Kubernetes minor, as on EKS.
-const ADDON_CATALOGUE: &[(&str, &[(&str, u32, u32)])] = &[
+/// An addon's versions: (version, oldest and newest compatible Kubernetes minor), newest first.
+type AddonVersions = &'static [(&'static str, u32, u32)];
+
+const ADDON_CATALOGUE: &[(&str, AddonVersions)] = &[
     ("vpc-cni", &[("v1.20.1-eksbuild.1", 29, 35), ("v1.19.5-eksbuild.1", 28, 34)]),
     ("coredns", &[("v1.12.1-eksbuild.2", 33, 35), ("v1.11.4-eksbuild.2", 29, 32), ("v1.10.1-eksbuild.18", 28, 30)]),
     ("aws-ebs-csi-driver", &[("v1.44.0-eksbuild.1", 28, 35)]),
