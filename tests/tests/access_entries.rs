@@ -95,12 +95,6 @@ async fn entries_and_mode_apply_replan_change_delete() {
     lone.access.as_mut().unwrap().entries.retain(|e| !e.principal_arn.ends_with("role/admins"));
     eks.delete_access_entry()
         .cluster_name("entries")
-        .principal_arn("arn:aws:iam::123456789012:user/moto")
-        .send()
-        .await
-        .ok();
-    eks.delete_access_entry()
-        .cluster_name("entries")
         .principal_arn(format!("arn:aws:iam::{}:user/moto", aws.account_id))
         .send()
         .await

@@ -1,6 +1,5 @@
 //! `cargo xtask access ...`: aws-auth, access entries, IAM, and the policy eksodus itself needs.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -150,54 +149,11 @@ async fn kube_client(k: &KubeArgs) -> Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// The ConfigMap `data` of a manifest file (or a bare data map), with every problem named.
-fn file_data(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    let data = match doc.get("data") {
-        Some(d) => d.clone(),
-        None if doc.get("mapRoles").is_some() || doc.get("mapUsers").is_some() || doc.get("mapAccounts").is_some() => {
-            doc.clone()
-        }
-        None => return Err("no `data` with mapRoles, mapUsers or mapAccounts".into()),
-    };
-    let Value::Object(m) = data else { return Err("data: must be a mapping of strings".into()) };
-    let mut out = BTreeMap::new();
-    for (k, v) in m {
-        match v {
-            Value::String(s) => {
-                out.insert(k, s);
-            }
-            other => {
-                return Err(format!(
-                    "data.{k}: must be a string holding YAML, got {}",
-                    if other.is_array() { "a list" } else { "another type" }
-                ))
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn mapping_json(m: &Mapping) -> Value {
     json!({
         "kind": m.kind, "arn": m.arn, "normalized_arn": eksodus_access::awsauth::normalize_arn(m.kind, &m.arn),
         "username": m.username, "groups": m.groups,
     })
-}
-
-fn desired_mappings(spec: &EnvironmentSpec) -> Vec<Mapping> {
-    spec.access
-        .iter()
-        .flat_map(|a| a.mappings.iter())
-        .map(|m| {
-            let groups: Vec<&str> = m.groups.iter().map(String::as_str).collect();
-            match (&m.rolearn, &m.userarn) {
-                (Some(r), _) => Mapping::role(r, &m.username, &groups),
-                (None, Some(u)) => Mapping::user(u, &m.username, &groups),
-                (None, None) => unreachable!("validation requires one ARN"),
-            }
-        })
-        .collect()
 }
 
 fn show_changes(changes: &[Change]) {
@@ -278,7 +234,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
     match cmd {
         AccessCmd::AwsAuth { cmd: AwsAuthCmd::Check { file, json } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let parsed = file_data(&text)
+            let parsed = eksodus_access::awsauth::data_from_manifest(&text)
                 .map_err(|e| {
                     eksodus_access::awsauth::Problems(vec![eksodus_access::awsauth::Problem {
                         path: String::new(),
@@ -408,7 +364,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
 
 async fn aws_auth(a: AwsAuthArgs, diff_only: bool) -> Result<ExitCode> {
     let spec = load(&a.file)?;
-    let desired = desired_mappings(&spec);
+    let desired = eksodus_access::awsauth::desired_mappings(&spec);
     if desired.is_empty() && spec.access.is_none() {
         bail!("the spec has no access section");
     }
@@ -427,17 +383,4 @@ async fn aws_auth(a: AwsAuthArgs, diff_only: bool) -> Result<ExitCode> {
     let done = api.apply_desired(&desired, &EditOptions { force: a.force, ..Default::default() }).await?;
     outln!("aws-auth updated: {} change(s) in {} read-merge-write round(s)", done.changes.len(), done.attempts);
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_data_names_what_is_wrong() {
-        assert!(file_data("data: {mapRoles: [1]}").unwrap_err().contains("data.mapRoles"));
-        assert!(file_data("kind: ConfigMap").unwrap_err().contains("no `data`"));
-        assert!(file_data("[").unwrap_err().contains("not valid YAML"));
-        assert_eq!(file_data("mapRoles: \"- rolearn: x\"").unwrap().len(), 1);
-    }
 }

@@ -76,10 +76,8 @@ pub async fn run(keep: bool) -> Result<()> {
     let progress = render::Progress::new(false);
     let report = engine.apply(&plan, &router, &progress.sink()).await?;
     out!("{}", render::report(&report));
-    let ok = report.is_success();
     measure("apply", t, format!("{} operations", report.ops.len()), &aws);
     report.into_result()?;
-    let _ = ok;
 
     heading("Plan again");
     let t = Instant::now();

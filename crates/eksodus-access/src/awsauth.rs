@@ -497,6 +497,45 @@ impl AwsAuth {
     }
 }
 
+/// The `data` of an aws-auth ConfigMap manifest (or of a bare map of `mapRoles`/`mapUsers`/`mapAccounts`),
+/// as text from a file; the error names what is wrong.
+pub fn data_from_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let data = match doc.get("data") {
+        Some(d) => d.clone(),
+        None if [MAP_ROLES, MAP_USERS, MAP_ACCOUNTS].iter().any(|k| doc.get(*k).is_some()) => doc.clone(),
+        None => return Err("no `data` with mapRoles, mapUsers or mapAccounts".into()),
+    };
+    let Value::Mapping(m) = data else { return Err("data: must be a mapping of strings".into()) };
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        let k = k.as_str().unwrap_or("?").to_string();
+        match v {
+            Value::String(s) => {
+                out.insert(k, s);
+            }
+            other => return Err(format!("data.{k}: must be a string holding YAML, got {}", describe(&other))),
+        }
+    }
+    Ok(out)
+}
+
+/// The mappings a spec's `access.mappings` asks for.
+pub fn desired_mappings(spec: &eksodus_core::spec::EnvironmentSpec) -> Vec<Mapping> {
+    spec.access
+        .iter()
+        .flat_map(|a| a.mappings.iter())
+        .filter_map(|m| {
+            let groups: Vec<&str> = m.groups.iter().map(String::as_str).collect();
+            match (&m.rolearn, &m.userarn) {
+                (Some(r), _) => Some(Mapping::role(r, &m.username, &groups)),
+                (None, Some(u)) => Some(Mapping::user(u, &m.username, &groups)),
+                (None, None) => None, // refused by validation
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,6 +582,14 @@ mod tests {
         let admin = again.get(Kind::Role, "arn:aws:iam::111122223333:role/admins").unwrap();
         assert_eq!(admin.extra.0.get("comment").and_then(Value::as_str), Some("kept"));
         assert_eq!(admin.groups, ["system:masters", "extra"]);
+    }
+
+    #[test]
+    fn manifest_data_names_what_is_wrong() {
+        assert!(data_from_manifest("data: {mapRoles: [1]}").unwrap_err().contains("data.mapRoles"));
+        assert!(data_from_manifest("kind: ConfigMap").unwrap_err().contains("no `data`"));
+        assert!(data_from_manifest("[").unwrap_err().contains("not valid YAML"));
+        assert_eq!(data_from_manifest("mapRoles: \"- rolearn: x\"").unwrap().len(), 1);
     }
 
     #[test]

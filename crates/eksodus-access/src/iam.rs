@@ -440,7 +440,7 @@ impl Iam {
         Ok(())
     }
 
-    async fn create(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
+    async fn create(&self, op: &Operation) -> Result<Option<String>, StepError> {
         let s = &op.step;
         let want = s.desired.clone().unwrap_or_default();
         let get = |k: &str| want.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
@@ -518,7 +518,6 @@ impl Iam {
                             .filter_map(|p| p.arn())
                             .find(|a| a.ends_with(&format!("oidc-provider/{url}")))
                             .map(String::from);
-                        let _ = ctx;
                         arn.map(Some).ok_or_else(|| {
                             StepError::permanent(format!("OIDC provider for {url} exists but cannot be found"))
                         })
@@ -538,7 +537,7 @@ impl Iam {
         match s.kind.as_str() {
             "iam-role" => {
                 self.sync_role(&id, &want, Some(&have)).await?;
-                let missing = self.missing_tags(&want, &have, &s.key);
+                let missing = self.missing_tags(&want, &have);
                 if !missing.is_empty() {
                     self.iam
                         .tag_role()
@@ -583,7 +582,7 @@ impl Iam {
                         .await
                         .map_err(|e| iam_error(format!("UpdateOpenIDConnectProviderThumbprint {id}"), e))?;
                 }
-                let missing = self.missing_tags(&want, &have, &s.key);
+                let missing = self.missing_tags(&want, &have);
                 if !missing.is_empty() {
                     self.iam
                         .tag_open_id_connect_provider()
@@ -599,9 +598,8 @@ impl Iam {
         Ok(Some(id))
     }
 
-    fn missing_tags(&self, want: &Map<String, Value>, have: &Map<String, Value>, key: &str) -> Vec<Tag> {
+    fn missing_tags(&self, want: &Map<String, Value>, have: &Map<String, Value>) -> Vec<Tag> {
         let have_t = have.get(plan::TAGS).and_then(Value::as_object);
-        let _ = key;
         want.get(plan::TAGS)
             .and_then(Value::as_object)
             .into_iter()
@@ -679,11 +677,11 @@ impl Executor for Iam {
     fn execute<'a>(
         &'a self,
         op: &'a Operation,
-        ctx: &'a OpContext,
+        _ctx: &'a OpContext,
     ) -> BoxFuture<'a, Result<Option<String>, StepError>> {
         Box::pin(async move {
             match op.kind {
-                OpKind::Create => self.create(op, ctx).await,
+                OpKind::Create => self.create(op).await,
                 OpKind::Update => self.update(op).await,
                 OpKind::Delete => self.delete(op).await,
             }

@@ -133,21 +133,6 @@ impl PolicyDocument {
         }
     }
 
-    /// An identity policy allowing `actions` on every resource.
-    pub fn allow(actions: &[String]) -> Self {
-        PolicyDocument {
-            version: VERSION.into(),
-            statement: vec![Statement {
-                sid: None,
-                effect: Effect::Allow,
-                principal: None,
-                action: OneOrMany::Many(actions.to_vec()),
-                resource: Some("*".into()),
-                condition: None,
-            }],
-        }
-    }
-
     /// A form that compares equal whatever the spelling (one value or a list, order of lists).
     pub fn canonical(&self) -> Value {
         let stmts: Vec<Value> = self

@@ -129,26 +129,9 @@ pub struct OpContext {
 }
 
 impl OpContext {
-    /// A context outside an engine run (for executors driven directly, and for tests).
-    pub fn standalone(events: EventSink, waits: WaitOptions) -> Self {
-        OpContext {
-            attempt: 1,
-            step_id: String::new(),
-            events,
-            waits,
-            resolved: Arc::default(),
-            leftovers: Arc::default(),
-        }
-    }
-
     /// The physical ID of a resource this one depends on.
     pub fn physical_id(&self, key: &str) -> Result<String, StepError> {
         self.resolved.get(key).ok_or_else(|| StepError::permanent(format!("`{key}` has no physical ID yet")))
-    }
-
-    /// Physical ID of `key` if known.
-    pub fn try_physical_id(&self, key: &str) -> Option<String> {
-        self.resolved.get(key)
     }
 
     /// A stable idempotency token (at most 64 characters) for creating `step`: the same after a crash, new

@@ -223,22 +223,6 @@ impl Network {
         self
     }
 
-    /// A reconciler for an environment known only by name (enough to discover and destroy).
-    pub fn for_environment(ec2: Client, env: &str) -> Self {
-        Network {
-            ec2,
-            env: env.to_string(),
-            user_tags: BTreeMap::new(),
-            adopted_vpc: None,
-            reads: ApplyOptions::default(),
-        }
-    }
-
-    /// The EC2 client.
-    pub fn client(&self) -> &Client {
-        &self.ec2
-    }
-
     fn owner_tags(&self, key: &str) -> BTreeMap<String, String> {
         tags::ownership(&self.env, COMPONENT, key, &self.user_tags)
     }

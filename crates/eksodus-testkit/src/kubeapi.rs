@@ -175,22 +175,6 @@ impl FakeKube {
     pub fn register(&self, group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) {
         self.state.store.lock().expect("store").types.push(ResourceType::new(group, version, plural, kind, namespaced));
     }
-
-    /// Requests served so far.
-    pub fn requests(&self) -> u64 {
-        self.state.requests.load(Ordering::SeqCst)
-    }
-
-    /// A stored object, as the server would return it.
-    pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.state
-            .store
-            .lock()
-            .expect("store")
-            .objects
-            .get(&(group.into(), plural.into(), namespace.into(), name.into()))
-            .cloned()
-    }
 }
 
 impl Drop for FakeKube {

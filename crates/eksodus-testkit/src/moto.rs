@@ -164,11 +164,6 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The OS process ID.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Wipes all state in every account and region.
     pub fn reset(&self) -> Result<(), Error> {
         self.request("POST", "/moto-api/reset").map(|_| ())

@@ -121,11 +121,6 @@ impl Stats {
     pub fn faults(&self) -> usize {
         self.calls.iter().filter(|c| c.fault.is_some()).count()
     }
-
-    /// Number of calls of an operation (`"ec2:CreateVpc"`).
-    pub fn count(&self, op: &str) -> usize {
-        self.calls.iter().filter(|c| format!("{}:{}", c.service, c.operation) == op).count()
-    }
 }
 
 struct State {
