@@ -1,0 +1,14 @@
+//! Every cross-crate end-to-end test, in one test binary.
+//!
+//! One binary instead of one per file: each binary links the AWS SDK and kube-rs (hundreds of megabytes in a
+//! debug build), so eight binaries cost eight links and gigabytes of disk; one shares a single link and a single
+//! emulator process. Tests stay isolated by account (AWS) and namespace (Kubernetes), so they run in parallel.
+
+mod access_awsauth;
+mod access_entries;
+mod access_iam;
+mod eks_emulation;
+mod fake_kube;
+mod net_lifecycle;
+mod net_resilience;
+mod net_specs;
