@@ -83,6 +83,9 @@ pub struct AccessDiscovery {
     pub observed: Vec<Observed>,
     /// Every entry, owned or not, for the guard and the migration plan.
     pub all: Vec<EntrySummary>,
+    /// Entries not owned whose policies were not read yet (their `cluster_admin` is unknown): read only when
+    /// the guard needs them, which keeps a no-op plan cheap.
+    pub unresolved: Vec<String>,
 }
 
 /// Reconciles one cluster's access entries and authentication mode.
@@ -97,6 +100,7 @@ pub struct AccessEntries {
     cluster: String,
     user_tags: std::collections::BTreeMap<String, String>,
     reads: ApplyOptions,
+    known_mode: Option<Option<AuthenticationMode>>,
 }
 
 impl AccessEntries {
@@ -112,7 +116,15 @@ impl AccessEntries {
             cluster: spec.name.clone(),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
+            known_mode: None,
         }
+    }
+
+    /// The authentication mode as the caller just read it (from its own `DescribeCluster`), so discovery
+    /// does not describe the cluster again.
+    pub fn with_known_mode(mut self, mode: Option<AuthenticationMode>) -> Self {
+        self.known_mode = Some(mode);
+        self
     }
 
     /// The reconciler for entries the aws-auth migration creates: tagged with their own component, so the
@@ -272,15 +284,25 @@ impl AccessEntries {
 
     async fn discover_inner(&self) -> Result<AccessDiscovery, StepError> {
         let c = &self.cluster;
-        let cluster = retry(&self.reads, || async {
-            self.eks.describe_cluster().name(c).send().await.map_err(|e| step_error(format!("DescribeCluster {c}"), e))
-        })
-        .await?;
-        let mode = cluster
-            .cluster()
-            .and_then(|c| c.access_config())
-            .and_then(|a| a.authentication_mode())
-            .and_then(|m| AuthenticationMode::parse(m.as_str()));
+        let mode = match self.known_mode {
+            Some(m) => m,
+            None => {
+                let cluster = retry(&self.reads, || async {
+                    self.eks
+                        .describe_cluster()
+                        .name(c)
+                        .send()
+                        .await
+                        .map_err(|e| step_error(format!("DescribeCluster {c}"), e))
+                })
+                .await?;
+                cluster
+                    .cluster()
+                    .and_then(|c| c.access_config())
+                    .and_then(|a| a.authentication_mode())
+                    .and_then(|m| AuthenticationMode::parse(m.as_str()))
+            }
+        };
         let mut out = AccessDiscovery { mode, ..Default::default() };
         if let Some(m) = mode {
             out.observed.push(Observed {
@@ -319,59 +341,35 @@ impl AccessEntries {
         .await?;
         let details = try_join_all(principals.iter().map(|p| async move {
             retry(&self.reads, || async {
-                let e = self
-                    .eks
+                self.eks
                     .describe_access_entry()
                     .cluster_name(c)
                     .principal_arn(p)
                     .send()
                     .await
-                    .map_err(|e| step_error(format!("DescribeAccessEntry {p}"), e))?;
-                let pol = self
-                    .eks
-                    .list_associated_access_policies()
-                    .cluster_name(c)
-                    .principal_arn(p)
-                    .send()
-                    .await
-                    .map_err(|e| step_error(format!("ListAssociatedAccessPolicies {p}"), e))?;
-                Ok((e, pol))
+                    .map_err(|e| step_error(format!("DescribeAccessEntry {p}"), e))
             })
             .await
         }))
         .await?;
-        for (e, pol) in details {
+        for e in details {
             let Some(entry) = e.access_entry() else { continue };
             let principal = entry.principal_arn().unwrap_or_default().to_string();
             let mut groups = entry.kubernetes_groups().to_vec();
             groups.sort();
-            let mut policies: Vec<String> = pol
-                .associated_access_policies()
-                .iter()
-                .map(|p| {
-                    let scope = p.access_scope();
-                    let kind = scope
-                        .and_then(|s| s.r#type())
-                        .map(|t| t.as_str().to_string())
-                        .unwrap_or_else(|| "cluster".into());
-                    format!(
-                        "{}|{}",
-                        p.policy_arn().unwrap_or_default(),
-                        scope_string(&kind, scope.map(|s| s.namespaces()).unwrap_or_default())
-                    )
-                })
-                .collect();
-            policies.sort();
             let typ = entry.r#type().unwrap_or("STANDARD").to_string();
+            let t: std::collections::BTreeMap<String, String> =
+                entry.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            let owned = tags::is_owned(&t, &self.env, self.component);
+            let policies = if owned { self.policies_of(&principal).await? } else { vec![] };
             out.all.push(EntrySummary {
                 principal_arn: principal.clone(),
                 entry_type: typ.clone(),
                 groups: groups.clone(),
                 cluster_admin: policies.iter().any(|p| p == &format!("{CLUSTER_ADMIN_POLICY}|cluster")),
             });
-            let t: std::collections::BTreeMap<String, String> =
-                entry.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-            if !tags::is_owned(&t, &self.env, self.component) {
+            if !owned {
+                out.unresolved.push(principal);
                 continue;
             }
             out.observed.push(Observed {
@@ -384,6 +382,50 @@ impl AccessEntries {
             });
         }
         Ok(out)
+    }
+
+    /// The access policies of one entry, as `policy|scope` strings.
+    async fn policies_of(&self, principal: &str) -> Result<Vec<String>, StepError> {
+        let c = &self.cluster;
+        let pol = retry(&self.reads, || async {
+            self.eks
+                .list_associated_access_policies()
+                .cluster_name(c)
+                .principal_arn(principal)
+                .send()
+                .await
+                .map_err(|e| step_error(format!("ListAssociatedAccessPolicies {principal}"), e))
+        })
+        .await?;
+        let mut policies: Vec<String> = pol
+            .associated_access_policies()
+            .iter()
+            .map(|p| {
+                let scope = p.access_scope();
+                let kind =
+                    scope.and_then(|s| s.r#type()).map(|t| t.as_str().to_string()).unwrap_or_else(|| "cluster".into());
+                format!(
+                    "{}|{}",
+                    p.policy_arn().unwrap_or_default(),
+                    scope_string(&kind, scope.map(|s| s.namespaces()).unwrap_or_default())
+                )
+            })
+            .collect();
+        policies.sort();
+        Ok(policies)
+    }
+
+    /// Reads the policies of the entries discovery left unresolved (the guard needs to know who is admin).
+    pub async fn resolve_admins(&self, found: &mut AccessDiscovery) -> Result<(), StepError> {
+        let unresolved = std::mem::take(&mut found.unresolved);
+        let admin = format!("{CLUSTER_ADMIN_POLICY}|cluster");
+        for p in unresolved {
+            let pols = self.policies_of(&p).await?;
+            if let Some(e) = found.all.iter_mut().find(|e| e.principal_arn == p) {
+                e.cluster_admin = pols.contains(&admin);
+            }
+        }
+        Ok(())
     }
 
     async fn discover_pod_identities(&self) -> Result<Vec<Observed>, StepError> {
@@ -473,6 +515,10 @@ impl AccessEntries {
             observed.retain(|o| o.kind != "cluster-auth-mode");
         }
         let plan = plan::diff(&self.desired(spec), &observed);
+        let mut found = found;
+        if plan.changes().any(|s| s.kind == "cluster-auth-mode" || s.kind == "access-entry") {
+            self.resolve_admins(&mut found).await?;
+        }
         self.guard(&found, &plan)?;
         Ok(plan)
     }
@@ -483,7 +529,8 @@ impl AccessEntries {
         &self,
         aws_auth: &crate::awsauth::AwsAuth,
     ) -> Result<(crate::migrate::MigrationPlan, Plan), StepError> {
-        let found = self.discover().await?;
+        let mut found = self.discover().await?;
+        self.resolve_admins(&mut found).await?;
         let mode = found.mode.unwrap_or(AuthenticationMode::ConfigMap);
         let mp = crate::migrate::plan(aws_auth, mode, &found.all);
         let desired = self.desired_for(mp.mode_steps.last().copied(), &mp.entries);
@@ -497,6 +544,9 @@ impl AccessEntries {
         let mut found = self.discover().await?;
         found.observed.retain(|o| o.kind == "access-entry" || o.kind == "pod-identity-association");
         let plan = Plan::destroy(&found.observed);
+        if plan.changes().any(|s| s.kind == "access-entry") && !self.force {
+            self.resolve_admins(&mut found).await?;
+        }
         self.guard(&found, &plan)?;
         Ok(plan)
     }

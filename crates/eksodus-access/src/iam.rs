@@ -35,7 +35,7 @@ pub const KINDS: &[&str] = &["iam-role", "oidc-provider"];
 
 /// Every IAM action this module calls (kept complete by a test that watches the calls).
 pub const ACTIONS: &[&str] = &[
-    "iam:ListRoles",
+    "iam:GetAccountAuthorizationDetails",
     "iam:GetRole",
     "iam:CreateRole",
     "iam:DeleteRole",
@@ -215,6 +215,24 @@ impl Iam {
                 policies: vec![m(policy::CNI_POLICY)],
             });
         }
+        // addons that call AWS get their service account's IRSA role (vpc-cni's is `cni_irsa` above)
+        for a in spec.cluster.iter().flat_map(|c| &c.addons).filter(|a| !a.policies.is_empty()) {
+            let Some((ns, name)) = eksodus_core::spec::addon_service_account(&a.name) else { continue };
+            match sas.iter_mut().find(|s| s.namespace == ns && s.name == name) {
+                Some(s) => {
+                    for p in &a.policies {
+                        if !s.policies.contains(p) {
+                            s.policies.push(p.clone());
+                        }
+                    }
+                }
+                None => sas.push(eksodus_core::spec::ServiceAccountRole {
+                    namespace: ns.into(),
+                    name: name.into(),
+                    policies: a.policies.clone(),
+                }),
+            }
+        }
         for sa in &access.pod_identities {
             out.push(role(
                 &format!("role/pod/{}/{}", sa.namespace, sa.name),
@@ -254,6 +272,9 @@ impl Iam {
     }
 
     async fn discover_inner(&self, spec: &EnvironmentSpec) -> Result<Vec<Observed>, StepError> {
+        // One paginated GetAccountAuthorizationDetails gives every role with its trust policy, attached
+        // policies, boundary and tags: two calls per role fewer than ListRoles + GetRole +
+        // ListAttachedRolePolicies. The path keeps foreign roles out before the tags are even read.
         let path = role_path(spec);
         let roles = retry(&self.reads, || async {
             let mut out = Vec::new();
@@ -261,13 +282,13 @@ impl Iam {
             loop {
                 let r = self
                     .iam
-                    .list_roles()
-                    .path_prefix(&path)
+                    .get_account_authorization_details()
+                    .filter(aws_sdk_iam::types::EntityType::Role)
                     .set_marker(marker.clone())
                     .send()
                     .await
-                    .map_err(|e| iam_error("ListRoles".into(), e))?;
-                out.extend(r.roles().iter().map(|r| r.role_name().to_string()));
+                    .map_err(|e| iam_error("GetAccountAuthorizationDetails".into(), e))?;
+                out.extend(r.role_detail_list().iter().filter(|d| d.path() == Some(path.as_str())).cloned());
                 marker = r.marker().map(String::from);
                 if !r.is_truncated() || marker.is_none() {
                     break;
@@ -276,8 +297,7 @@ impl Iam {
             Ok(out)
         })
         .await?;
-        let observed_roles = try_join_all(roles.iter().map(|name| self.observe_role(name))).await?;
-        let mut out: Vec<Observed> = observed_roles.into_iter().flatten().collect();
+        let mut out: Vec<Observed> = roles.iter().filter_map(|r| self.observe_role(r)).collect();
         let providers = retry(&self.reads, || async {
             self.iam
                 .list_open_id_connect_providers()
@@ -316,7 +336,8 @@ impl Iam {
         Ok(out)
     }
 
-    async fn observe_role(&self, name: &str) -> Result<Option<Observed>, StepError> {
+    /// One role by name (the create-retry path): `GetRole` + `ListAttachedRolePolicies`.
+    async fn observe_role_named(&self, name: &str) -> Result<Option<Observed>, StepError> {
         let (role, attached) = retry(&self.reads, || async {
             let role = self
                 .iam
@@ -336,28 +357,41 @@ impl Iam {
         })
         .await?;
         let Some(r) = role.role() else { return Ok(None) };
+        let detail = aws_sdk_iam::types::RoleDetail::builder()
+            .role_name(r.role_name())
+            .path(r.path())
+            .set_assume_role_policy_document(r.assume_role_policy_document().map(String::from))
+            .set_attached_managed_policies(Some(attached.attached_policies().to_vec()))
+            .set_permissions_boundary(r.permissions_boundary().cloned())
+            .set_tags(Some(r.tags().to_vec()))
+            .build();
+        Ok(self.observe_role(&detail))
+    }
+
+    fn observe_role(&self, r: &aws_sdk_iam::types::RoleDetail) -> Option<Observed> {
         let t = tag_map(r.tags());
         if !tags::is_owned(&t, &self.env, COMPONENT) {
-            return Ok(None);
+            return None;
         }
-        let Some(key) = t.get(tags::RESOURCE).cloned() else { return Ok(None) };
+        let key = t.get(tags::RESOURCE).cloned()?;
         let mut policies: Vec<String> =
-            attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect();
+            r.attached_managed_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect();
         policies.sort();
         let trust = r.assume_role_policy_document().and_then(PolicyDocument::canonical_from_iam).unwrap_or(Value::Null);
         let deps = if key.starts_with("role/irsa/") { vec!["oidc".to_string()] } else { vec![] };
-        Ok(Some(Observed {
+        let name = r.role_name().unwrap_or_default();
+        Some(Observed {
             key,
             kind: "iam-role".into(),
-            physical_id: r.role_name().to_string(),
+            physical_id: name.to_string(),
             props: props(json!({
-                "name": r.role_name(), "path": r.path(), "trust": trust,
+                "name": name, "path": r.path(), "trust": trust,
                 "boundary": r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
                 "policies": policies, "tags": t,
             })),
             depends_on: deps,
             delete_cost: 3,
-        }))
+        })
     }
 
     /// Plans the IAM part of `spec`.
@@ -464,7 +498,7 @@ impl Iam {
                     Ok(_) => None,
                     Err(e) if error_code(&e) == Some("EntityAlreadyExists") => {
                         // an earlier attempt created it (or someone else did: then it is not ours to take)
-                        let observed = self.observe_role(&name).await?;
+                        let observed = self.observe_role_named(&name).await?;
                         match observed {
                             Some(o) if o.key == s.key => Some(o.props),
                             _ => {

@@ -1,7 +1,26 @@
-//! The EKS lifecycle for eksodus. So far: the native EKS bearer token ([`token`]), which needs no aws CLI,
-//! kubeconfig entries ([`kubeconfig`]), and the import of eksctl ClusterConfig files ([`eksctl`]).
-//! The control plane, nodegroups, addons and upgrades come with their issue.
+//! The EKS lifecycle for eksodus, and the whole environment.
+//!
+//! Pure parts (no IO, no SDK): the native EKS bearer token ([`token`]), kubeconfig entries ([`kubeconfig`]),
+//! the import of eksctl ClusterConfig files ([`eksctl`]), addon version resolution and VPC CNI configuration
+//! ([`addons`]), and upgrade steps with their preflight ([`upgrade`]).
+//!
+//! With the `aws` feature (default): the EKS reconciler ([`eks`]: control plane, nodegroups, addons, version
+//! steps), the Kubernetes side ([`kube_side`]: ENIConfigs, the pre-delete load-balancer cleanup, the
+//! deprecated-API metric), and [`environment::Environment`], which plans and applies network, IAM, cluster and
+//! access as one dependency graph.
 
+pub mod addons;
 pub mod eksctl;
+mod error;
 pub mod kubeconfig;
 pub mod token;
+pub mod upgrade;
+
+#[cfg(feature = "aws")]
+pub mod eks;
+#[cfg(feature = "aws")]
+pub mod environment;
+#[cfg(feature = "aws")]
+pub mod kube_side;
+
+pub use error::{Error, Result};

@@ -812,6 +812,19 @@ pub fn parse_version(v: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// The Kubernetes service account an EKS addon's pods run as, when the addon calls AWS APIs and so takes an
+/// IRSA role (from each addon's EKS documentation).
+pub fn addon_service_account(addon: &str) -> Option<(&'static str, &'static str)> {
+    Some(match addon {
+        "vpc-cni" => ("kube-system", "aws-node"),
+        "aws-ebs-csi-driver" => ("kube-system", "ebs-csi-controller-sa"),
+        "aws-efs-csi-driver" => ("kube-system", "efs-csi-controller-sa"),
+        "aws-mountpoint-s3-csi-driver" => ("kube-system", "s3-csi-driver-sa"),
+        "amazon-cloudwatch-observability" => ("amazon-cloudwatch", "cloudwatch-agent"),
+        _ => return None,
+    })
+}
+
 /// Entry types EKS accepts.
 pub const ACCESS_ENTRY_TYPES: &[&str] = &["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX"];
 
@@ -1021,6 +1034,23 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
                 errs.push(FieldError::new(
                     format!("cluster.addons[{i}].resolve_conflicts"),
                     format!("`{r}` is not OVERWRITE, NONE or PRESERVE"),
+                ));
+            }
+        }
+        if !a.policies.is_empty() && addon_service_account(&a.name).is_none() {
+            errs.push(FieldError::new(
+                format!("cluster.addons[{i}].policies"),
+                format!(
+                    "eksodus does not know which service account addon `{}` runs as, so it cannot give it a role",
+                    a.name
+                ),
+            ));
+        }
+        if let Some(v) = &a.version {
+            if v != "latest" && !v.starts_with('v') {
+                errs.push(FieldError::new(
+                    format!("cluster.addons[{i}].version"),
+                    format!("`{v}` is not an addon version (like v1.19.5-eksbuild.1) or `latest`"),
                 ));
             }
         }

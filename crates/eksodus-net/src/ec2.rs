@@ -661,6 +661,12 @@ impl Network {
     /// Plans `spec`'s network: offline validation and layout, then discovery and diff. A converged network
     /// gives an empty plan.
     pub async fn plan(&self, spec: &EnvironmentSpec) -> Result<Plan, Error> {
+        Ok(self.plan_with_discovery(spec).await?.0)
+    }
+
+    /// [`Network::plan`], also returning what discovery found (its physical ID → key map lets other components
+    /// name network resources by key).
+    pub async fn plan_with_discovery(&self, spec: &EnvironmentSpec) -> Result<(Plan, Discovery), Error> {
         let errs = crate::validate(spec);
         if !errs.is_empty() {
             return Err(Error::Core(eksodus_core::Error::Invalid(eksodus_core::spec::FieldErrors(errs))));
@@ -678,7 +684,21 @@ impl Network {
         let found = self.discover().await?;
         let plan = plan::diff(&self.desired(spec, layout.as_ref()), &found.observed);
         plan.critical_path_calls()?; // rejects cycles and dangling dependencies before anything runs
-        Ok(plan)
+        Ok((plan, found))
+    }
+
+    /// Free addresses per subnet (`DescribeSubnets`), for the upgrade preflight.
+    pub async fn subnet_free(&self, ids: &[String]) -> Result<BTreeMap<String, u32>, Error> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let r = self
+            .read("DescribeSubnets", || self.ec2.describe_subnets().set_subnet_ids(Some(ids.to_vec())).send())
+            .await?;
+        Ok(r.subnets()
+            .iter()
+            .filter_map(|s| Some((s.subnet_id()?.to_string(), s.available_ip_address_count()? as u32)))
+            .collect())
     }
 
     /// The plan that removes everything this environment's network owns.

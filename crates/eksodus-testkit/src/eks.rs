@@ -112,6 +112,9 @@ struct ClusterExtras {
     addons: BTreeMap<String, (Value, u32)>,
     /// Describes left before an update settles.
     update_pending: BTreeMap<String, u32>,
+    /// `logging` and `resourcesVpcConfig` fields set by `UpdateClusterConfig` (moto would replace the whole
+    /// VPC config), merged into `DescribeCluster`.
+    config: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -244,6 +247,14 @@ impl EksState {
         if let Some(v) = &x.version {
             body["cluster"]["version"] = json!(v);
         }
+        if let Some(l) = x.config.get("logging") {
+            body["cluster"]["logging"] = l.clone();
+        }
+        if let Some(Value::Object(v)) = x.config.get("resourcesVpcConfig") {
+            for (k, val) in v {
+                body["cluster"]["resourcesVpcConfig"][k] = val.clone();
+            }
+        }
         let name = body.pointer("/cluster/name").and_then(Value::as_str).unwrap_or_default().to_string();
         if x.cluster_pending.0 > 0 {
             x.cluster_pending.0 -= 1;
@@ -292,13 +303,36 @@ impl EksState {
     /// request changes something else (then moto answers).
     pub fn update_access_config(&self, account: &str, region: &str, cluster: &str, request: &[u8]) -> Option<Answer> {
         let body: Value = serde_json::from_slice(request).ok()?;
-        let wanted = body.pointer("/accessConfig/authenticationMode")?.as_str()?.to_string();
         let mut clusters = self.clusters.lock().expect("eks state");
         let x = clusters.entry((account.into(), region.into(), cluster.into())).or_insert_with(|| ClusterExtras {
             mode: "CONFIG_MAP".into(),
             bootstrap_admin: true,
             ..Default::default()
         });
+        let Some(wanted) = body.pointer("/accessConfig/authenticationMode").and_then(Value::as_str).map(String::from)
+        else {
+            // logging or endpoint access: EKS changes one kind of setting per update
+            let (typ, params) = if let Some(l) = body.get("logging") {
+                x.config.insert("logging".into(), l.clone());
+                ("LoggingUpdate", json!([{"type": "ClusterLogging", "value": l.to_string()}]))
+            } else if let Some(v) = body.get("resourcesVpcConfig").and_then(Value::as_object) {
+                let slot = x.config.entry("resourcesVpcConfig").or_insert_with(|| json!({}));
+                for (k, val) in v {
+                    slot[k] = val.clone();
+                }
+                let params: Vec<Value> =
+                    v.iter().map(|(k, val)| json!({"type": k, "value": val.to_string()})).collect();
+                ("EndpointAccessUpdate", json!(params))
+            } else {
+                return Some(err(
+                    400,
+                    "InvalidParameterException",
+                    "No changes needed for the logging config provided".into(),
+                ));
+            };
+            let u = new_update(x, typ, params, 0);
+            return Some((StatusCode::OK, json!({"update": u}), None));
+        };
         let rank = |m: &str| match m {
             "CONFIG_MAP" => Some(0),
             "API_AND_CONFIG_MAP" => Some(1),

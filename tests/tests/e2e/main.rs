@@ -8,6 +8,7 @@ mod access_awsauth;
 mod access_entries;
 mod access_iam;
 mod eks_emulation;
+mod env_lifecycle;
 mod fake_kube;
 mod net_lifecycle;
 mod net_resilience;

@@ -1,0 +1,643 @@
+//! The whole environment as one plan (feature `aws`): network, IAM, the EKS cluster with nodegroups and
+//! addons, access entries and Pod Identity associations; `up` until converged, `upgrade` with preflight,
+//! and `down` in dependency order with a leftover report. This is what `cargo xtask plan|up|down|upgrade`
+//! and the demo call; a service embedding eksodus calls the same.
+//!
+//! **Rounds.** Some resources cannot be planned before others exist: IRSA roles need the cluster's OIDC
+//! issuer, and addons that use them need the roles. [`Environment::plan`] lists those as `deferred`;
+//! [`Environment::up`] applies, plans again, and stops when a plan is empty (at most [`MAX_ROUNDS`]), so a
+//! finished `up` has itself shown that a re-plan is empty.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use serde::Serialize;
+
+use eksodus_access::entries::AccessEntries;
+use eksodus_access::iam::Iam;
+use eksodus_core::engine::{ApplyOptions, ApplyReport, Engine, Router};
+use eksodus_core::events::{Event, EventSink};
+use eksodus_core::plan::{Action, Plan};
+use eksodus_core::spec::{EnvironmentSpec, FieldErrors};
+use eksodus_net::ec2::Network;
+
+use crate::addons;
+use crate::eks::{self, ClusterInfo, Eks, Found, Inputs, CLUSTER_KEY};
+use crate::kube_side::{self, Cleanup};
+use crate::token::Credentials;
+use crate::upgrade::Preflight;
+use crate::Error;
+
+/// Plan-apply rounds `up` makes before giving up on convergence.
+pub const MAX_ROUNDS: usize = 4;
+
+/// Checks a spec offline: structure, the network layout, instance types, addon roles. No AWS call.
+pub fn validate(spec: &EnvironmentSpec) -> Result<(), Error> {
+    let errs = eksodus_net::validate(spec);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Core(eksodus_core::Error::Invalid(FieldErrors(errs))))
+    }
+}
+
+/// One plan of the whole environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvPlan {
+    /// The steps, across components.
+    pub plan: Plan,
+    /// Resources that wait for a later round, with why.
+    pub deferred: Vec<String>,
+    /// Things worth knowing that change nothing.
+    pub notes: Vec<String>,
+    /// The cluster as found.
+    pub cluster: Option<ClusterInfo>,
+    /// Account ID.
+    pub account: String,
+}
+
+impl EnvPlan {
+    /// Whether nothing would change and nothing waits.
+    pub fn is_converged(&self) -> bool {
+        self.plan.is_empty() && self.deferred.is_empty()
+    }
+}
+
+/// One round of `up`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// What was planned.
+    pub plan: EnvPlan,
+    /// What applying it did.
+    pub report: ApplyReport,
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// Rounds that changed something.
+    pub rounds: Vec<Round>,
+    /// The final, empty plan.
+    pub converged: EnvPlan,
+    /// ENIConfig objects applied in the cluster (custom networking).
+    pub eni_configs: Vec<String>,
+    /// Kubernetes work skipped, and why.
+    pub kube_skipped: Option<String>,
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownReport {
+    /// The Kubernetes-side cleanup, when the cluster was reachable.
+    pub cleanup: Option<Cleanup>,
+    /// Kubernetes work skipped, and why.
+    pub kube_skipped: Option<String>,
+    /// The destroy plan.
+    pub plan: Plan,
+    /// What applying it did (its `leftovers` are what could not be removed, or was removed though foreign).
+    pub report: ApplyReport,
+    /// Tagged resources still there afterwards.
+    pub remaining: Vec<String>,
+}
+
+/// What `upgrade` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeReport {
+    /// Each step's preflight.
+    pub preflights: Vec<Preflight>,
+    /// The upgrade plan.
+    pub plan: Plan,
+    /// What applying it did.
+    pub report: Option<ApplyReport>,
+}
+
+/// How the Kubernetes side is reached.
+#[derive(Clone)]
+pub enum KubeAccess {
+    /// Through the cluster's endpoint with a native token made from these credentials.
+    Token(Credentials),
+    /// A ready client (tests, the demo's fake API server, a caller with its own configuration).
+    Client(kube::Client),
+    /// Not at all: Kubernetes-side steps are skipped and reported.
+    None,
+}
+
+impl std::fmt::Debug for KubeAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KubeAccess::Token(_) => "Token",
+            KubeAccess::Client(_) => "Client",
+            KubeAccess::None => "None",
+        })
+    }
+}
+
+/// One environment: its spec and a reconciler per component.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The spec.
+    pub spec: EnvironmentSpec,
+    /// Network reconciler.
+    pub network: Network,
+    /// IAM reconciler.
+    pub iam: Iam,
+    /// EKS reconciler.
+    pub eks: Eks,
+    ec2: aws_sdk_ec2::Client,
+    eks_client: aws_sdk_eks::Client,
+    sts: aws_sdk_sts::Client,
+    options: ApplyOptions,
+    kube: KubeAccess,
+    force: bool,
+}
+
+fn access_err(e: eksodus_core::engine::StepError) -> Error {
+    Error::Aws(e)
+}
+
+impl Environment {
+    /// An environment for `spec` on the AWS `conf` points at. Validates the spec first (no AWS call).
+    pub fn new(conf: &SdkConfig, spec: EnvironmentSpec, options: ApplyOptions) -> Result<Self, Error> {
+        validate(&spec)?;
+        let ec2 = aws_sdk_ec2::Client::new(conf);
+        let eks_client = aws_sdk_eks::Client::new(conf);
+        Ok(Environment {
+            network: Network::new(ec2.clone(), &spec).with_retry(options),
+            iam: Iam::new(aws_sdk_iam::Client::new(conf), &spec).with_retry(options),
+            eks: Eks::new(eks_client.clone(), &spec).with_retry(options),
+            ec2,
+            eks_client,
+            sts: aws_sdk_sts::Client::new(conf),
+            spec,
+            options,
+            kube: KubeAccess::None,
+            force: false,
+        })
+    }
+
+    /// How to reach the cluster's API server (for ENIConfigs, the pre-delete cleanup, the deprecated-API check).
+    pub fn with_kube(mut self, kube: KubeAccess) -> Self {
+        self.kube = kube;
+        self
+    }
+
+    /// Skips the access-entry lockout guard.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    fn entries(&self, account: &str, mode: Option<eksodus_core::spec::AuthenticationMode>) -> AccessEntries {
+        AccessEntries::new(self.eks_client.clone(), &self.spec)
+            .with_retry(self.options)
+            .with_account(account)
+            .with_known_mode(mode)
+            .force(self.force)
+    }
+
+    async fn account(&self, cluster: Option<&ClusterInfo>) -> Result<String, Error> {
+        if let Some(c) = cluster.filter(|c| !c.account.is_empty()) {
+            return Ok(c.account.clone());
+        }
+        let r = eksodus_core::engine::retry(&self.options, || async {
+            self.sts
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| eksodus_core::aws::step_error("STS GetCallerIdentity", e))
+        })
+        .await?;
+        Ok(r.account().unwrap_or_default().to_string())
+    }
+
+    /// Plans the whole environment. Fails, before any write, on specs EKS cannot take (a version it does not
+    /// offer, a skipped or backwards minor version, an addon version not offered for the cluster's version).
+    pub async fn plan(&self) -> Result<EnvPlan, Error> {
+        let spec = &self.spec;
+        let mut notes = Vec::new();
+        let (net_plan, net_found) = self.network.plan_with_discovery(spec).await?;
+        let ids_to_keys: HashMap<String, String> = net_found.keys.clone();
+        let found = self.eks.discover(&ids_to_keys).await?;
+        if let Some(c) = &found.cluster {
+            if !c.owned {
+                return Err(Error::Spec {
+                    field: "name".into(),
+                    message: format!(
+                        "an EKS cluster named {} exists and is not owned by this environment; eksodus will not adopt or change it",
+                        c.name
+                    ),
+                });
+            }
+        }
+        let owned_cluster = found.cluster.as_ref().filter(|c| c.owned);
+        let account = self.account(owned_cluster).await?;
+        let issuer = owned_cluster
+            .and_then(|c| c.oidc_issuer.clone())
+            .or_else(|| spec.access.as_ref().and_then(|a| a.oidc_issuer.clone()));
+        let iam_desired = self.iam.desired(spec, issuer.as_deref(), &account);
+        let iam_found = self.iam.discover(spec).await.map_err(access_err)?;
+        let iam_plan = eksodus_core::plan::diff(&iam_desired, &iam_found);
+        let iam_keys: BTreeSet<String> = iam_desired.iter().map(|d| d.key.clone()).collect();
+        let mut deferred = Vec::new();
+        if issuer.is_none() {
+            let n = spec.access.as_ref().map(|a| a.service_accounts.len()).unwrap_or(0)
+                + usize::from(spec.access.as_ref().is_some_and(|a| a.iam.cni_irsa));
+            if n > 0 || spec.cluster.as_ref().is_some_and(|c| c.addons.iter().any(|a| !a.policies.is_empty())) {
+                deferred.push("oidc and role/irsa/*: need the cluster's OIDC issuer".to_string());
+            }
+        }
+
+        let mut plan = net_plan;
+        plan.extend(iam_plan);
+        if let Some(c) = &spec.cluster {
+            let version = match owned_cluster {
+                None => c.version.clone(),
+                Some(cl) => {
+                    check_version(&c.version, &cl.version)?;
+                    cl.version.clone()
+                }
+            };
+            let needs_catalogue = c.addons.iter().any(|a| match found.addons.get(&a.name) {
+                None => true,
+                Some(installed) => a.version.as_deref().is_some_and(|v| v != installed),
+            });
+            let catalogue = if needs_catalogue { Some(self.eks.catalogue(&version).await?) } else { None };
+            let layout = match spec.network.existing {
+                None => Some(eksodus_net::layout::plan(spec)?),
+                Some(_) => None,
+            };
+            let (mut private, mut public, mut cluster_subnets) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
+            match (&layout, &spec.network.existing) {
+                (Some(l), _) => {
+                    for s in &l.subnets {
+                        match s.tier {
+                            eksodus_net::layout::Tier::Private => {
+                                private.insert(s.az.clone(), s.key());
+                            }
+                            eksodus_net::layout::Tier::Public => {
+                                public.insert(s.az.clone(), s.key());
+                            }
+                            _ => {}
+                        }
+                    }
+                    cluster_subnets = if private.is_empty() {
+                        public.values().cloned().collect()
+                    } else {
+                        private.values().cloned().collect()
+                    };
+                }
+                (None, Some(ex)) => {
+                    for id in &ex.subnet_ids {
+                        private.insert(id.clone(), id.clone());
+                        public.insert(id.clone(), id.clone());
+                        cluster_subnets.push(id.clone());
+                    }
+                }
+                (None, None) => {}
+            }
+            let sgs: Vec<String> =
+                if plan.steps.iter().any(|s| s.key == "sg/cluster") { vec!["sg/cluster".into()] } else { vec![] };
+            let cni = eksodus_net::layout::cni_options(spec);
+            let creating_ngs = c.nodegroups.iter().any(|n| !found.nodegroups.contains_key(&n.name));
+            let types: Vec<String> = c.nodegroups.iter().flat_map(|n| n.instance_types.clone()).collect();
+            let vcpus = if creating_ngs && !types.is_empty() {
+                eksodus_net::ec2::describe_vcpus(&self.ec2, &types).await.unwrap_or_default()
+            } else {
+                BTreeMap::new()
+            };
+            let max_pods: BTreeMap<String, u32> = types
+                .iter()
+                .filter_map(|t| {
+                    let l = eksodus_net::cni::limits(t).ok()?;
+                    Some((t.clone(), eksodus_net::cni::max_pods(l, &cni, vcpus.get(t).copied(), false).value))
+                })
+                .collect();
+            let inputs = Inputs {
+                account: &account,
+                version: &version,
+                catalogue: catalogue.as_ref(),
+                installed_addons: &found.addons,
+                iam_keys: &iam_keys,
+                cluster_subnets,
+                private_subnets: private,
+                public_subnets: public,
+                security_groups: sgs,
+                max_pods: max_pods.clone(),
+            };
+            let set = self.eks.desired(spec, &inputs)?;
+            deferred.extend(set.deferred);
+            plan.extend(self.eks.diff(&set.desired, &found)?);
+            for n in &c.nodegroups {
+                if let Some(m) = n.instance_types.iter().filter_map(|t| max_pods.get(t).copied()).min() {
+                    notes.push(format!(
+                        "nodegroup {}: max pods {m} per node ({:?} mode)",
+                        n.name, spec.network.cni.mode
+                    ));
+                }
+            }
+
+            // access entries and Pod Identity associations live in the cluster
+            let mut access = match owned_cluster {
+                Some(cl) => self.entries(&account, cl.authentication_mode).plan(spec).await.map_err(access_err)?,
+                None => {
+                    let mut desired = self.entries(&account, None).desired(spec);
+                    desired.retain(|d| d.kind != "cluster-auth-mode"); // CreateCluster sets the mode
+                    for d in &mut desired {
+                        d.depends_on.retain(|k| k != "auth-mode");
+                    }
+                    eksodus_core::plan::diff(&desired, &[])
+                }
+            };
+            for s in &mut access.steps {
+                s.depends_on.push(CLUSTER_KEY.into());
+                s.observed_depends_on.push(CLUSTER_KEY.into());
+                if s.kind == "pod-identity-association" {
+                    let role = format!("role/pod/{}", s.key.trim_start_matches("pod-identity/"));
+                    if iam_keys.contains(&role) {
+                        s.depends_on.push(role.clone());
+                    }
+                    s.observed_depends_on.push(role);
+                }
+            }
+            plan.extend(access);
+        } else if owned_cluster.is_some() {
+            notes.push(
+                "the spec has no cluster section, but a cluster of this environment exists (down removes it)".into(),
+            );
+        }
+        plan.critical_path_calls()?;
+        Ok(EnvPlan { plan, deferred, notes, cluster: found.cluster, account })
+    }
+
+    /// The router that sends each kind to its reconciler.
+    pub fn router<'a>(&'a self, entries: &'a AccessEntries) -> Router<'a> {
+        Router::new()
+            .route(eksodus_net::ec2::KINDS, &self.network)
+            .route(eksodus_access::iam::KINDS, &self.iam)
+            .route(eks::KINDS, &self.eks)
+            .route(eksodus_access::entries::KINDS, entries)
+    }
+
+    /// Applies one plan.
+    pub async fn apply(&self, plan: &EnvPlan, events: &EventSink) -> Result<ApplyReport, Error> {
+        let entries = self.entries(&plan.account, plan.cluster.as_ref().and_then(|c| c.authentication_mode));
+        let router = self.router(&entries);
+        Ok(Engine::new(self.options).apply(&plan.plan, &router, events).await?)
+    }
+
+    /// Plans and applies until a plan is empty. Stops at the first round with a failure.
+    pub async fn up(&self, events: &EventSink) -> Result<UpReport, Error> {
+        let mut rounds = Vec::new();
+        for round in 1..=MAX_ROUNDS {
+            let t = Instant::now();
+            events.emit(Event::PhaseStarted { phase: format!("plan (round {round})"), total: 0 });
+            let p = self.plan().await?;
+            events.emit(Event::PhaseFinished {
+                phase: format!("plan (round {round})"),
+                elapsed_ms: t.elapsed().as_millis() as u64,
+            });
+            if p.is_converged() {
+                let (eni_configs, kube_skipped) = self.kube_after_up(&p).await?;
+                return Ok(UpReport { rounds, converged: p, eni_configs, kube_skipped });
+            }
+            if p.plan.is_empty() {
+                return Err(Error::Spec {
+                    field: "spec".into(),
+                    message: format!("nothing left to do, but these still wait: {}", p.deferred.join("; ")),
+                });
+            }
+            let report = self.apply(&p, events).await?;
+            let ok = report.is_success();
+            rounds.push(Round { plan: p, report: report.clone() });
+            if !ok {
+                return Err(Error::Incomplete {
+                    failures: report.failures().map(|(id, e)| format!("{id}: {e}")).collect(),
+                });
+            }
+        }
+        let last: Vec<String> = rounds
+            .last()
+            .map(|r| {
+                r.plan
+                    .plan
+                    .changes()
+                    .map(|s| {
+                        let fields: Vec<String> = s
+                            .changes
+                            .iter()
+                            .map(|c| {
+                                format!(
+                                    "{} {} -> {}",
+                                    c.field,
+                                    c.from.as_ref().map_or("(none)".into(), |v| v.to_string()),
+                                    c.to.as_ref().map_or("(none)".into(), |v| v.to_string())
+                                )
+                            })
+                            .collect();
+                        format!("{} ({})", s.id, fields.join(", "))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Err(Error::Spec {
+            field: "spec".into(),
+            message: format!("no empty plan after {MAX_ROUNDS} rounds; still changing: {}", last.join("; ")),
+        })
+    }
+
+    fn kube_client(&self, info: &ClusterInfo) -> Result<Option<kube::Client>, Error> {
+        match &self.kube {
+            KubeAccess::None => Ok(None),
+            KubeAccess::Client(c) => Ok(Some(c.clone())),
+            KubeAccess::Token(creds) => kube_side::client_for(info, &self.spec.region, creds).map(Some),
+        }
+    }
+
+    /// The ENIConfigs of custom networking, once the cluster and the pod subnets exist.
+    async fn kube_after_up(&self, p: &EnvPlan) -> Result<(Vec<String>, Option<String>), Error> {
+        if self.spec.network.cni.custom_networking.is_none() {
+            return Ok((vec![], None));
+        }
+        let Some(info) = p.cluster.as_ref().filter(|c| c.owned) else { return Ok((vec![], None)) };
+        let Some(client) = self.kube_client(info)? else {
+            return Ok((vec![], Some("no access to the cluster's API server: ENIConfigs not applied".into())));
+        };
+        let found = self.network.discover().await?;
+        let by_key: HashMap<&str, &str> =
+            found.observed.iter().map(|o| (o.key.as_str(), o.physical_id.as_str())).collect();
+        let layout = eksodus_net::layout::plan(&self.spec)?;
+        let mut pods = BTreeMap::new();
+        for s in layout.subnets.iter().filter(|s| s.tier == eksodus_net::layout::Tier::Pods) {
+            if let Some(id) = by_key.get(s.key().as_str()) {
+                pods.insert(s.az.clone(), id.to_string());
+            }
+        }
+        let sgs: Vec<String> = by_key.get("sg/cluster").map(|s| vec![s.to_string()]).unwrap_or_default();
+        let objs = addons::eni_configs(&pods, &sgs);
+        Ok((kube_side::apply_eni_configs(&client, &objs).await?, None))
+    }
+
+    /// The plan that removes everything the environment owns.
+    pub async fn destroy_plan(&self) -> Result<(Plan, Option<ClusterInfo>, String), Error> {
+        let (_, net_found) = (Plan::default(), self.network.discover().await?);
+        let found = self.eks.discover(&net_found.keys).await?;
+        let owned = found.cluster.clone().filter(|c| c.owned);
+        let mut plan = Plan::destroy(&net_found.observed);
+        plan.extend(self.iam.destroy_plan(&self.spec).await.map_err(access_err)?);
+        plan.extend(Plan::destroy(&found.observed));
+        let account = match &owned {
+            Some(c) => c.account.clone(),
+            None => String::new(),
+        };
+        if let Some(c) = &owned {
+            // the cluster takes its entries with it; deleting owned ones first keeps the order the API documents
+            let mut access =
+                self.entries(&account, c.authentication_mode).force(true).destroy_plan().await.map_err(access_err)?;
+            for s in &mut access.steps {
+                s.observed_depends_on.push(CLUSTER_KEY.into());
+                if s.kind == "pod-identity-association" {
+                    s.observed_depends_on.push(format!("role/pod/{}", s.key.trim_start_matches("pod-identity/")));
+                }
+            }
+            plan.extend(access);
+        }
+        Ok((plan, found.cluster, account))
+    }
+
+    /// Removes the environment: the Kubernetes-side cleanup first when the cluster is reachable, then every
+    /// owned resource in dependency order; reports what could not be removed.
+    pub async fn down(&self, events: &EventSink, cleanup_timeout: Duration) -> Result<DownReport, Error> {
+        let (plan, cluster, account) = self.destroy_plan().await?;
+        let mut cleanup = None;
+        let mut kube_skipped = None;
+        if let Some(info) = cluster.as_ref().filter(|c| c.owned && c.status == "ACTIVE") {
+            match self.kube_client(info)? {
+                Some(client) => cleanup = Some(kube_side::delete_load_balancers(&client, cleanup_timeout).await?),
+                None => {
+                    kube_skipped = Some(
+                        "no access to the cluster's API server: LoadBalancer Services and Ingresses were not deleted first; their load balancers may hold the VPC"
+                            .into(),
+                    )
+                }
+            }
+        }
+        let entries = self.entries(&account, cluster.as_ref().and_then(|c| c.authentication_mode)).force(true);
+        let router = self.router(&entries);
+        let report = Engine::new(self.options).apply(&plan, &router, events).await?;
+        let remaining = self.remaining().await?;
+        Ok(DownReport { cleanup, kube_skipped, plan, report, remaining })
+    }
+
+    /// Every tagged resource of the environment that still exists.
+    pub async fn remaining(&self) -> Result<Vec<String>, Error> {
+        let mut left = self.network.tagged_leftovers().await?;
+        left.extend(
+            self.iam
+                .discover(&self.spec)
+                .await
+                .map_err(access_err)?
+                .into_iter()
+                .map(|o| format!("{} {}", o.kind, o.physical_id)),
+        );
+        let found = self.eks.discover(&HashMap::new()).await?;
+        left.extend(found.observed.iter().map(|o| format!("{} {}", o.kind, o.physical_id)));
+        Ok(left)
+    }
+
+    /// The upgrade to `to`: preflights and plan, from discovered state.
+    pub async fn upgrade_plan(&self, to: &str) -> Result<(Vec<Preflight>, Plan, Found), Error> {
+        let net = self.network.discover().await?;
+        let found = self.eks.discover(&net.keys).await?;
+        let pinned: BTreeMap<String, String> = self
+            .spec
+            .cluster
+            .iter()
+            .flat_map(|c| &c.addons)
+            .filter_map(|a| a.version.clone().filter(|v| v != "latest").map(|v| (a.name.clone(), v)))
+            .collect();
+        let subnet_ids = found.cluster.as_ref().map(|c| c.subnet_ids.clone()).unwrap_or_default();
+        let free = self.network.subnet_free(&subnet_ids).await?;
+        let deprecated = match found.cluster.as_ref() {
+            Some(info) => match self.kube_client(info)? {
+                Some(client) => kube_side::deprecated_apis(&client).await,
+                None => None,
+            },
+            None => None,
+        };
+        let (pre, plan) = self.eks.upgrade_plan(&found, to, &pinned, free, deprecated).await?;
+        Ok((pre, plan, found))
+    }
+
+    /// Upgrades to `to` one minor version at a time: control plane, then addons, then nodegroups per step.
+    /// Safe to re-run after a crash: the plan comes from what the cluster runs now.
+    pub async fn upgrade(&self, to: &str, events: &EventSink) -> Result<UpgradeReport, Error> {
+        let (preflights, plan, _) = self.upgrade_plan(to).await?;
+        if plan.is_empty() {
+            return Ok(UpgradeReport { preflights, plan, report: None });
+        }
+        let report = Engine::new(self.options).apply(&plan, &self.eks, events).await?;
+        Ok(UpgradeReport { preflights, plan, report: Some(report) })
+    }
+
+    /// What a kubeconfig needs, from `DescribeCluster`.
+    pub async fn cluster_access(&self) -> Result<crate::kubeconfig::ClusterAccess, Error> {
+        let found = self.eks.discover(&HashMap::new()).await?;
+        let c = found.cluster.ok_or_else(|| Error::Spec {
+            field: "name".into(),
+            message: format!("no EKS cluster named {} exists", self.spec.name),
+        })?;
+        Ok(crate::kubeconfig::ClusterAccess {
+            arn: c.arn.clone(),
+            name: c.name.clone(),
+            region: self.spec.region.clone(),
+            endpoint: c.endpoint.clone().unwrap_or_default(),
+            certificate_authority_data: c.certificate_authority.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// Compares the spec's version with the running cluster's: equal is fine; anything else names the way forward.
+pub fn check_version(spec: &str, running: &str) -> Result<(), Error> {
+    use eksodus_core::spec::parse_version;
+    if spec == running {
+        return Ok(());
+    }
+    let (s, r) = (parse_version(spec).map(|v| v.1), parse_version(running).map(|v| v.1));
+    let message = match (s, r) {
+        (Some(s), Some(r)) if s < r => {
+            format!("the cluster runs {running} and EKS cannot go back to {spec}; set cluster.version to {running}")
+        }
+        (Some(s), Some(r)) if s > r + 1 => format!(
+            "the cluster runs {running}; {spec} skips {} minor version(s) and EKS moves one at a time: run `upgrade --to {spec}`, which goes through each",
+            s - r - 1
+        ),
+        _ => format!("the cluster runs {running}; run `upgrade --to {spec}` (with its preflight) to move it"),
+    };
+    Err(Error::Spec { field: "cluster.version".into(), message })
+}
+
+/// Whether a plan step is one the environment planner would never apply without asking (a delete or a
+/// replacement): drivers use it to ask for confirmation.
+pub fn is_destructive(action: Action) -> bool {
+    matches!(action, Action::Delete | Action::Replace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_mismatches_name_the_way_forward() {
+        assert!(check_version("1.31", "1.31").is_ok());
+        let e = check_version("1.33", "1.31").unwrap_err().to_string();
+        assert!(
+            e.starts_with("cluster.version:") && e.contains("skips 1 minor") && e.contains("upgrade --to 1.33"),
+            "{e}"
+        );
+        let e = check_version("1.32", "1.31").unwrap_err().to_string();
+        assert!(e.contains("upgrade --to 1.32"), "{e}");
+        let e = check_version("1.30", "1.31").unwrap_err().to_string();
+        assert!(e.contains("cannot go back"), "{e}");
+    }
+}

@@ -1,0 +1,68 @@
+//! The error type of eksodus-cluster.
+
+/// Errors of the EKS planners, reconciler and environment driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The spec asks for something EKS or the cluster cannot give; names the spec field at fault.
+    #[error("{field}: {message}")]
+    Spec {
+        /// Dotted spec path.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The upgrade preflight found blockers; nothing was changed.
+    #[error("upgrade to {target} blocked: {}", blockers.join("; "))]
+    Preflight {
+        /// The version the blocked step goes to.
+        target: String,
+        /// What blocks it.
+        blockers: Vec<String>,
+    },
+    /// The plan would replace the cluster (every workload and the etcd data would go).
+    #[error("the plan replaces the EKS cluster because {} changed; EKS cannot change them in place. Delete the environment first if that is what you want", fields.join(", "))]
+    ClusterReplacement {
+        /// The immutable fields that differ.
+        fields: Vec<String>,
+    },
+    /// Applying a plan left steps failed (each listed with its error) or skipped; a re-run continues.
+    #[error("{} step(s) failed: {}", failures.len(), failures.join("; "))]
+    Incomplete {
+        /// `step: error` per failed step.
+        failures: Vec<String>,
+    },
+    /// An AWS call made outside the engine (discovery, validation) failed.
+    #[error("{0}")]
+    Aws(#[source] eksodus_core::engine::StepError),
+    /// The network component failed.
+    #[cfg(feature = "aws")]
+    #[error(transparent)]
+    Network(#[from] eksodus_net::Error),
+    /// The access component failed.
+    #[cfg(feature = "aws")]
+    #[error(transparent)]
+    Access(#[from] eksodus_access::Error),
+    /// A Kubernetes call failed.
+    #[cfg(feature = "aws")]
+    #[error("Kubernetes: {what}")]
+    Kube {
+        /// The call and object.
+        what: String,
+        /// The kube-rs error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The engine failed (a cycle, an incomplete apply, ...), or the spec is invalid.
+    #[error(transparent)]
+    Core(#[from] eksodus_core::Error),
+}
+
+impl From<eksodus_core::engine::StepError> for Error {
+    fn from(e: eksodus_core::engine::StepError) -> Self {
+        Error::Aws(e)
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

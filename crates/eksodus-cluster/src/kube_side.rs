@@ -1,0 +1,166 @@
+//! The Kubernetes side of the lifecycle (feature `aws`): a client for an EKS cluster from its endpoint, CA
+//! and a native token; the ENIConfig objects of custom networking; the cleanup before a delete (Services of
+//! type LoadBalancer and Ingresses, whose controllers own AWS load balancers and security groups in the VPC);
+//! and the deprecated-API metric the upgrade preflight reads.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::Client;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::eks::ClusterInfo;
+use crate::token::{self, Credentials, UnixTime};
+use crate::upgrade::{self, DeprecatedApi};
+use crate::Error;
+
+/// Field manager of eksodus's server-side applies.
+pub const FIELD_MANAGER: &str = "eksodus";
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}
+
+/// A client for an EKS cluster: its endpoint and CA from `DescribeCluster`, and a native EKS token presigned
+/// with `creds` (valid 15 minutes; make a new client for work that may outlast it).
+pub fn client_for(info: &ClusterInfo, region: &str, creds: &Credentials) -> Result<Client, Error> {
+    use base64::Engine as _;
+    let endpoint = info.endpoint.clone().ok_or_else(|| Error::Spec {
+        field: "cluster".into(),
+        message: format!("cluster {} has no endpoint yet", info.name),
+    })?;
+    let url = endpoint.parse().map_err(|e| Error::Spec {
+        field: "cluster".into(),
+        message: format!("cluster endpoint `{endpoint}` is not a URL: {e}"),
+    })?;
+    let mut conf = kube::Config::new(url);
+    if let Some(ca) = &info.certificate_authority {
+        let pem = base64::engine::general_purpose::STANDARD.decode(ca).unwrap_or_default();
+        let ders: Vec<Vec<u8>> = pem_to_der(&pem);
+        if !ders.is_empty() {
+            conf.root_cert = Some(ders);
+        }
+    }
+    let tok = token::token(&info.name, region, creds, UnixTime::now());
+    conf.auth_info.token = Some(tok.into());
+    Client::try_from(conf).map_err(kube_err("building the client"))
+}
+
+fn pem_to_der(pem: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN CERTIFICATE-----") {
+            inside = true;
+            cur.clear();
+        } else if line.starts_with("-----END CERTIFICATE-----") {
+            inside = false;
+            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(cur.trim()) {
+                out.push(der);
+            }
+        } else if inside {
+            cur.push_str(line.trim());
+        }
+    }
+    out
+}
+
+/// Server-side applies the ENIConfig objects (cluster-scoped, `crd.k8s.amazonaws.com/v1alpha1`). Returns
+/// their names.
+pub async fn apply_eni_configs(client: &Client, objects: &[Value]) -> Result<Vec<String>, Error> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("crd.k8s.amazonaws.com", "v1alpha1", "ENIConfig"),
+        "eniconfigs",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let mut names = Vec::new();
+    for o in objects {
+        let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o))
+            .await
+            .map_err(kube_err(format!("apply ENIConfig {name}")))?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// What the pre-delete cleanup removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cleanup {
+    /// `namespace/name` of the deleted LoadBalancer Services.
+    pub services: Vec<String>,
+    /// `namespace/name` of the deleted Ingresses.
+    pub ingresses: Vec<String>,
+    /// What was still there when the wait ended.
+    pub remaining: Vec<String>,
+}
+
+fn lb_services(list: Vec<Service>) -> Vec<(String, String)> {
+    list.into_iter()
+        .filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"))
+        .map(|s| (s.metadata.namespace.unwrap_or_default(), s.metadata.name.unwrap_or_default()))
+        .collect()
+}
+
+/// Deletes every Service of type LoadBalancer and every Ingress, then waits (up to `timeout`) until they are
+/// gone: their controllers delete the AWS load balancers and security groups first (finalizers), which would
+/// otherwise keep the VPC from being deleted.
+pub async fn delete_load_balancers(client: &Client, timeout: Duration) -> Result<Cleanup, Error> {
+    let services: Api<Service> = Api::all(client.clone());
+    let ingresses: Api<Ingress> = Api::all(client.clone());
+    let mut out = Cleanup::default();
+    let svcs = lb_services(services.list(&ListParams::default()).await.map_err(kube_err("list Services"))?.items);
+    for (ns, name) in &svcs {
+        match Api::<Service>::namespaced(client.clone(), ns).delete(name, &DeleteParams::background()).await {
+            Ok(_) => out.services.push(format!("{ns}/{name}")),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::Kube { what: format!("delete Service {ns}/{name}"), source: e }),
+        }
+    }
+    let ings = ingresses.list(&ListParams::default()).await.map_err(kube_err("list Ingresses"))?.items;
+    for i in ings {
+        let (ns, name) = (i.metadata.namespace.unwrap_or_default(), i.metadata.name.unwrap_or_default());
+        match Api::<Ingress>::namespaced(client.clone(), &ns).delete(&name, &DeleteParams::background()).await {
+            Ok(_) => out.ingresses.push(format!("{ns}/{name}")),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::Kube { what: format!("delete Ingress {ns}/{name}"), source: e }),
+        }
+    }
+    let start = Instant::now();
+    let mut interval = Duration::from_millis(100);
+    loop {
+        let left_svcs =
+            lb_services(services.list(&ListParams::default()).await.map_err(kube_err("list Services"))?.items);
+        let left_ings = ingresses.list(&ListParams::default()).await.map_err(kube_err("list Ingresses"))?.items;
+        let mut left: Vec<String> = left_svcs.iter().map(|(n, s)| format!("Service {n}/{s}")).collect();
+        left.extend(left_ings.iter().map(|i| {
+            format!(
+                "Ingress {}/{}",
+                i.metadata.namespace.clone().unwrap_or_default(),
+                i.metadata.name.clone().unwrap_or_default()
+            )
+        }));
+        if left.is_empty() || start.elapsed() >= timeout {
+            out.remaining = left;
+            return Ok(out);
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The deprecated APIs clients still request, from the API server's `/metrics`; `None` when they cannot be
+/// read (no permission, or a server that does not serve metrics).
+pub async fn deprecated_apis(client: &Client) -> Option<Vec<DeprecatedApi>> {
+    let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
+    let text = client.request_text(req).await.ok()?;
+    Some(upgrade::parse_deprecated_metric(&text))
+}

@@ -1,0 +1,239 @@
+//! The whole environment on the emulator: up (network, IAM, cluster, nodegroups, addons, access), an empty
+//! plan, an upgrade across two minor versions, down with nothing tagged left; crash-resume of `up` and of
+//! `upgrade` at every write; bad specs refused before any write.
+
+use std::time::Duration;
+
+use eksodus_cluster::environment::{Environment, KubeAccess};
+use eksodus_core::aws::AwsTarget;
+use eksodus_core::engine::ApplyOptions;
+use eksodus_core::events::EventSink;
+use eksodus_core::spec::EnvironmentSpec;
+use eksodus_e2e::spec;
+use eksodus_testkit::{FaultConfig, LocalAws};
+use k8s_openapi::api::core::v1::Service;
+
+/// A small but complete environment: 2 zones, one NAT, custom networking, a nodegroup, four addons (two with
+/// IRSA roles), a Pod Identity association and an access entry.
+pub const ENV: &str = r#"
+name: envtest
+region: us-east-1
+tags: {team: platform}
+network:
+  cidr: 10.60.0.0/16
+  azs: 2
+  nat: single
+  cni:
+    mode: prefix-delegation
+    custom_networking: {secondary_cidr: 100.64.0.0/20}
+access:
+  iam: {cni_irsa: true}
+  authentication_mode: API_AND_CONFIG_MAP
+  pod_identities:
+    - {namespace: shop, name: checkout, policies: [arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess]}
+  entries:
+    - principal_arn: arn:aws:iam::123456789012:role/platform-admins
+      policies: [{policy: AmazonEKSClusterAdminPolicy}]
+cluster:
+  version: "1.31"
+  logging: [api, audit]
+  nodegroups:
+    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}}
+  addons:
+    - {name: vpc-cni}
+    - {name: kube-proxy}
+    - {name: coredns}
+    - {name: aws-ebs-csi-driver, policies: [arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy]}
+"#;
+
+pub struct Setup {
+    pub aws: LocalAws,
+    pub conf: aws_config::SdkConfig,
+    pub kube: eksodus_testkit::kubeapi::FakeKube,
+}
+
+pub async fn setup(faults: FaultConfig) -> Setup {
+    let aws = LocalAws::start(faults).await.expect("emulator");
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let kube = eksodus_testkit::kubeapi::FakeKube::start().await.expect("fake API server");
+    kube.register("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs", "ENIConfig", false);
+    Setup { aws, conf, kube }
+}
+
+impl Setup {
+    pub fn env(&self, spec: &EnvironmentSpec) -> Environment {
+        let client = kube::Client::try_from(kube::Config::new(self.kube.url().parse().unwrap())).unwrap();
+        Environment::new(&self.conf, spec.clone(), ApplyOptions::fast()).unwrap().with_kube(KubeAccess::Client(client))
+    }
+}
+
+fn with_version(s: &EnvironmentSpec, v: &str) -> EnvironmentSpec {
+    let mut s = s.clone();
+    s.cluster.as_mut().unwrap().version = v.into();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_plan_upgrade_down_leaves_nothing() {
+    let s = spec(ENV);
+    let st = setup(FaultConfig { eks_pending_describes: 2, ..Default::default() }).await;
+    let env = st.env(&s);
+    let up = env.up(&EventSink::discard()).await.unwrap();
+    assert!(up.rounds.len() >= 2, "IRSA roles and their addons need a second round");
+    assert!(up.converged.is_converged());
+    assert_eq!(up.eni_configs, vec!["us-east-1a", "us-east-1b"]);
+    let found = env.eks.discover(&Default::default()).await.unwrap();
+    let c = found.cluster.clone().unwrap();
+    assert_eq!((c.version.as_str(), c.status.as_str()), ("1.31", "ACTIVE"));
+    assert_eq!(found.nodegroups["general"].0, "1.31");
+    assert_eq!(found.addons.len(), 4);
+    let cni = found.observed.iter().find(|o| o.key == "eks/addon/vpc-cni").unwrap();
+    assert!(cni.props["configuration"].as_str().unwrap().contains("ENABLE_PREFIX_DELEGATION"));
+    assert!(cni.props["role_arn"].as_str().unwrap().ends_with("role/eksodus/envtest/envtest-kube-system-aws-node"));
+
+    let again = env.plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    // a changed setting updates in place
+    let mut changed = s.clone();
+    let c = changed.cluster.as_mut().unwrap();
+    c.logging = vec!["api".into()];
+    c.nodegroups[0].desired = 3;
+    let p = st.env(&changed).plan().await.unwrap();
+    let ids: Vec<&str> = p.plan.changes().map(|c| c.key.as_str()).collect();
+    assert_eq!(ids, vec!["eks/cluster", "eks/nodegroup/general"]);
+    st.env(&changed).up(&EventSink::discard()).await.unwrap();
+    let s = changed;
+
+    // the spec asking two minors ahead is refused, naming the way
+    let e = st.env(&with_version(&s, "1.33")).plan().await.unwrap_err().to_string();
+    assert!(e.contains("cluster.version") && e.contains("upgrade --to 1.33"), "{e}");
+
+    let up2 = env.upgrade("1.33", &EventSink::discard()).await.unwrap();
+    assert_eq!(up2.preflights.len(), 2);
+    assert!(up2.report.unwrap().is_success());
+    let found = env.eks.discover(&Default::default()).await.unwrap();
+    assert_eq!(found.cluster.unwrap().version, "1.33");
+    assert_eq!(found.nodegroups["general"].0, "1.33");
+    assert_eq!(found.addons["kube-proxy"], "v1.33.0-eksbuild.1");
+    assert_eq!(found.addons["coredns"], "v1.12.1-eksbuild.2");
+    let s133 = with_version(&s, "1.33");
+    let p = st.env(&s133).plan().await.unwrap();
+    assert!(p.is_converged(), "{:#?}", p.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    // upgrading again is a no-op
+    assert!(env.upgrade("1.33", &EventSink::discard()).await.unwrap().plan.is_empty());
+
+    // a LoadBalancer Service holds an AWS load balancer: down deletes it first
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    let client = kube::Client::try_from(kube::Config::new(st.kube.url().parse().unwrap())).unwrap();
+    kube::Api::<Service>::namespaced(client, "default").create(&Default::default(), &svc).await.unwrap();
+
+    let down = st.env(&s133).down(&EventSink::discard(), Duration::from_secs(10)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert_eq!(down.cleanup.unwrap().services, vec!["default/web"]);
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    let again = st.env(&s133).down(&EventSink::discard(), Duration::from_secs(1)).await.unwrap();
+    assert!(again.plan.is_empty(), "down is idempotent");
+}
+
+/// Writes a clean `up` makes.
+async fn writes_of_clean_up(s: &EnvironmentSpec) -> usize {
+    let st = setup(FaultConfig::default()).await;
+    st.env(s).up(&EventSink::discard()).await.unwrap();
+    st.aws.proxy.stats().mutations_applied()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_resumes_after_a_crash_at_every_kth_write() {
+    let s = spec(ENV);
+    let m = writes_of_clean_up(&s).await;
+    assert!(m >= 40, "a clean up makes {m} writes");
+    // every write in the EKS part (the network's are covered one by one in net_resilience), every 7th before
+    let ks: Vec<u64> = (1..=m as u64).filter(|k| k % 7 == 0 || *k + 24 > m as u64).collect();
+    for k in ks {
+        let st = setup(FaultConfig { crash_after_mutations: Some(k), ..Default::default() }).await;
+        let crashed = st.env(&s).up(&EventSink::discard()).await;
+        assert!(crashed.is_err() || k >= m as u64, "k={k}: the crash must interrupt up");
+        st.aws.proxy.heal();
+        let env = st.env(&s);
+        env.up(&EventSink::discard()).await.unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
+        let p = env.plan().await.unwrap();
+        assert!(p.is_converged(), "k={k}: {:?}", p.plan.changes().map(|c| &c.id).collect::<Vec<_>>());
+        let found = env.eks.discover(&Default::default()).await.unwrap();
+        assert_eq!((found.nodegroups.len(), found.addons.len()), (1, 4), "k={k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_resumes_after_a_crash_at_every_write() {
+    let s = spec(ENV);
+    let mut k = 1;
+    loop {
+        let st = setup(FaultConfig::default()).await;
+        let env = st.env(&s);
+        env.up(&EventSink::discard()).await.unwrap();
+        st.aws.proxy.set_config(FaultConfig { crash_after_mutations: Some(k), ..st.aws.proxy.config() });
+        let crashed = env.upgrade("1.33", &EventSink::discard()).await;
+        let finished = matches!(&crashed, Ok(r) if r.report.as_ref().is_some_and(|r| r.is_success()));
+        st.aws.proxy.heal();
+        let env = st.env(&s);
+        let r = env.upgrade("1.33", &EventSink::discard()).await.unwrap_or_else(|e| panic!("k={k}: {e}"));
+        assert!(r.report.is_none_or(|r| r.is_success()), "k={k}");
+        let found = env.eks.discover(&Default::default()).await.unwrap();
+        assert_eq!(found.cluster.unwrap().version, "1.33", "k={k}");
+        assert_eq!(found.nodegroups["general"].0, "1.33", "k={k}");
+        let p = st.env(&with_version(&s, "1.33")).plan().await.unwrap();
+        assert!(p.is_converged(), "k={k}: {:?}", p.plan.changes().map(|c| &c.id).collect::<Vec<_>>());
+        if finished {
+            break;
+        }
+        k += 1;
+    }
+    assert!(k >= 6, "an upgrade across two minors makes {k} writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_specs_fail_before_any_write() {
+    let st = setup(FaultConfig::default()).await;
+    let bad_version = ENV.replace("version: \"1.31\"", "version: \"1.27\"");
+    let e = eksodus_core::spec::EnvironmentSpec::from_yaml(&bad_version)
+        .map(|s| Environment::new(&st.conf, s, ApplyOptions::fast()).map(|_| ()))
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cluster.version") && e.contains("1.27"), "{e}");
+    assert_eq!(st.aws.proxy.stats().total(), 0, "an unsupported version needs no AWS call");
+
+    let not_offered = ENV.replace("{name: coredns}", "{name: coredns, version: v1.10.1-eksbuild.18}");
+    let e = st.env(&spec(&not_offered)).plan().await.unwrap_err().to_string();
+    assert!(
+        e.contains("cluster.addons[2].version")
+            && e.contains("not offered for Kubernetes 1.31")
+            && e.contains("v1.11.4"),
+        "{e}"
+    );
+    let unknown = ENV.replace("{name: coredns}", "{name: kube-dns}");
+    let e = st.env(&spec(&unknown)).plan().await.unwrap_err().to_string();
+    assert!(e.contains("cluster.addons[2].version") && e.contains("no addon `kube-dns`"), "{e}");
+    assert_eq!(st.aws.proxy.stats().mutations_applied(), 0);
+
+    // a skipped minor on an existing cluster: refused by plan, before any write
+    st.env(&spec(ENV)).up(&EventSink::discard()).await.unwrap();
+    st.aws.proxy.reset_stats();
+    let e = st.env(&with_version(&spec(ENV), "1.33")).plan().await.unwrap_err().to_string();
+    assert!(e.contains("skips 1 minor"), "{e}");
+    let e = st.env(&spec(ENV)).upgrade("1.30", &EventSink::discard()).await.unwrap_err().to_string();
+    assert!(e.contains("cannot go back"), "{e}");
+    assert_eq!(st.aws.proxy.stats().mutations_applied(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_nodegroup_reports_its_health_issue() {
+    let st = setup(FaultConfig { eks_fail: vec!["general".into()], ..Default::default() }).await;
+    let e = st.env(&spec(ENV)).up(&EventSink::discard()).await.unwrap_err().to_string();
+    assert!(e.contains("AsgInstanceLaunchFailures"), "{e}");
+}
