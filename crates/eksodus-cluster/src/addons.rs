@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn cni_configuration_follows_the_network_and_user_values_win() {
         let mut spec = EnvironmentSpec::from_yaml(
-            "name: t\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  cni:\n    mode: prefix-delegation\n    custom_networking:\n      secondary_cidr: 100.64.0.0/16\n",
+            "name: t\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 2\n  cni:\n    mode: prefix-delegation\n    custom_networking:\n      secondary_cidr: 100.64.0.0/16\n",
         )
         .unwrap();
         let c =
