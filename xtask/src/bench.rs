@@ -1,5 +1,6 @@
 //! `cargo xtask bench net`: planner speed, apply wall time against the critical-path bound under 200 ms of
-//! injected latency per call, and the calls of a no-op re-plan. Prints numbers; asserts nothing.
+//! injected latency per call, and the calls of a no-op re-plan. `cargo xtask bench up`: the same for the whole
+//! environment (network, IAM, cluster, nodegroups, addons, access). Prints numbers; asserts nothing.
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 pub async fn run(what: &str) -> Result<()> {
     match what {
         "net" => net().await,
-        other => bail!("unknown benchmark `{other}` (known: net)"),
+        "up" => up().await,
+        other => bail!("unknown benchmark `{other}` (known: net, up)"),
     }
 }
 
@@ -156,5 +158,77 @@ async fn net() -> Result<()> {
         ..Default::default()
     });
     engine.apply(&net.destroy_plan().await?, &net, &EventSink::discard()).await?.into_result()?;
+    Ok(())
+}
+
+/// The whole environment of the demo spec under 200 ms per call: each round's apply against its plan's critical
+/// path, the full `up` wall time, and the calls of a no-op re-plan by operation.
+async fn up() -> Result<()> {
+    use eksodus_cluster::environment::Environment;
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    outln!("bench up ({profile} build, 200 ms injected per AWS call)");
+    let spec = EnvironmentSpec::from_yaml(SPEC)?;
+    let aws = LocalAws::start(FaultConfig::default()).await?;
+    let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
+    let env = Environment::new(&conf, spec.clone(), ApplyOptions::fast())?;
+    // warm the emulator's lazily loaded services, then inject latency
+    env.plan().await?;
+    aws.proxy.set_config(FaultConfig {
+        latency: LATENCY,
+        account_id: Some(aws.account_id.clone()),
+        ..Default::default()
+    });
+    aws.proxy.reset_stats();
+    let start = Instant::now();
+    let (mut apply_wall, mut cp_total, mut round) = (Duration::ZERO, 0u32, 0);
+    loop {
+        round += 1;
+        let t = Instant::now();
+        let p = env.plan().await?;
+        let plan_time = t.elapsed();
+        if p.is_converged() {
+            outln!("round {round}: plan {:.2}s, empty", plan_time.as_secs_f64());
+            break;
+        }
+        let cp = p.plan.critical_path_calls()?;
+        let t = Instant::now();
+        env.apply(&p, &EventSink::discard()).await?.into_result()?;
+        let wall = t.elapsed();
+        outln!(
+            "round {round}: plan {:.2}s; apply {} operations, wall {:.2}s, critical path {cp} calls = {:.2}s, ratio {:.3}",
+            plan_time.as_secs_f64(),
+            p.plan.changes().count(),
+            wall.as_secs_f64(),
+            (LATENCY * cp).as_secs_f64(),
+            wall.as_secs_f64() / (LATENCY * cp).as_secs_f64()
+        );
+        apply_wall += wall;
+        cp_total += cp;
+        if round > eksodus_cluster::environment::MAX_ROUNDS {
+            bail!("no empty plan after {round} rounds");
+        }
+    }
+    let bound = LATENCY * cp_total;
+    outln!(
+        "applies: wall {:.2}s against the critical-path bound {:.2}s ({cp_total} calls): ratio {:.3} (target <= 1.15)",
+        apply_wall.as_secs_f64(),
+        bound.as_secs_f64(),
+        apply_wall.as_secs_f64() / bound.as_secs_f64()
+    );
+    outln!("full up, plans included: {:.2}s, {} calls", start.elapsed().as_secs_f64(), aws.proxy.stats().total());
+    aws.proxy.reset_stats();
+    let t = Instant::now();
+    let again = env.plan().await?;
+    let s = aws.proxy.stats();
+    outln!(
+        "no-op re-plan: {} calls (target <= 25), {:.2}s, empty: {}\n  {}",
+        s.total(),
+        t.elapsed().as_secs_f64(),
+        again.is_converged(),
+        s.by_operation().iter().map(|(k, v)| format!("{k} x{v}")).collect::<Vec<_>>().join(", ")
+    );
+    aws.proxy.set_config(FaultConfig { account_id: Some(aws.account_id.clone()), ..Default::default() });
+    let down = env.down(&EventSink::discard(), Duration::from_secs(5)).await?;
+    down.report.into_result()?;
     Ok(())
 }

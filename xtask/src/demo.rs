@@ -1,17 +1,22 @@
-//! `cargo xtask demo`: the main job end to end on the local emulator, with a summary.
+//! `cargo xtask demo`: the main job end to end on the local emulator, with a summary: the whole environment up,
+//! an empty second plan, an upgrade across two minor versions, then down with nothing left.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use eksodus_cluster::environment::{Environment, KubeAccess};
 use eksodus_core::aws::AwsTarget;
-use eksodus_core::engine::{ApplyOptions, Engine, Router};
-use eksodus_core::spec::{EnvironmentSpec, FieldErrors};
-use eksodus_net::ec2::Network;
+use eksodus_core::engine::ApplyOptions;
+use eksodus_core::spec::EnvironmentSpec;
+use eksodus_testkit::kubeapi::FakeKube;
 use eksodus_testkit::{FaultConfig, LocalAws};
 
 use crate::render;
 
 const SPEC: &str = include_str!("../../examples/demo.yaml");
+
+/// The version the demo upgrades to: two minors past the spec's.
+const UPGRADE_TO: &str = "1.33";
 
 struct Phase {
     name: &'static str,
@@ -30,25 +35,31 @@ pub async fn run(keep: bool) -> Result<()> {
     let total = Instant::now();
     heading("Spec (examples/demo.yaml)");
     let spec = EnvironmentSpec::from_yaml(SPEC)?;
-    let errs = eksodus_net::validate(&spec);
-    if !errs.is_empty() {
-        bail!(eksodus_core::Error::Invalid(FieldErrors(errs)));
-    }
-    outln!("environment `{}` in {}: valid", spec.name, spec.region);
+    eksodus_cluster::environment::validate(&spec)?;
+    let c = spec.cluster.as_ref().expect("the demo spec has a cluster");
+    outln!(
+        "environment `{}` in {}: valid; Kubernetes {}, {} nodegroup(s), {} addon(s)",
+        spec.name,
+        spec.region,
+        c.version,
+        c.nodegroups.len(),
+        c.addons.len()
+    );
 
     heading("Layout (offline)");
-    let layout = eksodus_net::layout::plan(&spec)?;
-    out!("{}", render::layout(&layout));
+    out!("{}", render::layout(&eksodus_net::layout::plan(&spec)?));
 
     eprintln!("\nstarting the local AWS emulator (moto {})...", eksodus_testkit::moto::MOTO_VERSION);
-    let aws = LocalAws::start(FaultConfig::default()).await?;
+    let aws = LocalAws::start(FaultConfig { eks_pending_describes: 2, ..Default::default() }).await?;
     let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
-    let net = Network::new(aws_sdk_ec2::Client::new(&conf), &spec).with_retry(ApplyOptions::fast());
-    let iam = eksodus_access::iam::Iam::new(aws_sdk_iam::Client::new(&conf), &spec).with_retry(ApplyOptions::fast());
-    let issuer = spec.access.as_ref().and_then(|a| a.oidc_issuer.clone());
-    let account = aws.account_id.clone();
-    let router = Router::new().route(eksodus_net::ec2::KINDS, &net).route(eksodus_access::iam::KINDS, &iam);
-    let engine = Engine::new(ApplyOptions::fast());
+    // The emulated cluster's endpoint leads nowhere; a fake API server stands in for its Kubernetes side.
+    let kube = FakeKube::start().await?;
+    kube.register("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs", "ENIConfig", false);
+    let client = || -> Result<kube::Client> { Ok(kube::Client::try_from(kube::Config::new(kube.url().parse()?))?) };
+    let env_for = |s: &EnvironmentSpec| -> Result<Environment> {
+        Ok(Environment::new(&conf, s.clone(), ApplyOptions::fast())?.with_kube(KubeAccess::Client(client()?)))
+    };
+    let env = env_for(&spec)?;
     let mut phases = Vec::new();
     let mut measure = |name: &'static str, start: Instant, note: String, aws: &LocalAws| {
         let s = aws.proxy.stats();
@@ -64,63 +75,103 @@ pub async fn run(keep: bool) -> Result<()> {
 
     heading("Plan");
     let t = Instant::now();
-    let mut plan = net.plan(&spec).await?;
-    plan.extend(iam.plan(&spec, issuer.as_deref(), &account).await?);
-    out!("{}", render::plan(&plan));
-    let cp = plan.critical_path_calls()?;
-    outln!("critical path: {cp} sequential API calls");
-    measure("plan", t, plan.summary().to_string(), &aws);
+    let plan = env.plan().await?;
+    out!("{}", render::plan(&plan.plan));
+    for d in &plan.deferred {
+        outln!("  (after this round) {d}");
+    }
+    outln!("critical path: {} sequential API calls", plan.plan.critical_path_calls()?);
+    measure("plan", t, plan.plan.summary().to_string(), &aws);
 
-    heading("Apply");
+    heading("Up");
     let t = Instant::now();
     let progress = render::Progress::new(false);
-    let report = engine.apply(&plan, &router, &progress.sink()).await?;
-    out!("{}", render::report(&report));
-    measure("apply", t, format!("{} operations", report.ops.len()), &aws);
-    report.into_result()?;
+    let up = env.up(&progress.sink()).await?;
+    for (i, r) in up.rounds.iter().enumerate() {
+        outln!("round {}: {}", i + 1, r.plan.plan.summary());
+        out!("{}", render::report(&r.report));
+    }
+    outln!("ENIConfigs in the cluster: {}", up.eni_configs.join(", "));
+    let ops: usize = up.rounds.iter().map(|r| r.report.ops.len()).sum();
+    measure("up", t, format!("{ops} operations in {} round(s)", up.rounds.len()), &aws);
 
     heading("Plan again");
     let t = Instant::now();
-    let mut again = net.plan(&spec).await?;
-    again.extend(iam.plan(&spec, issuer.as_deref(), &account).await?);
-    out!("{}", render::plan(&again));
-    if !again.is_empty() {
-        bail!("the plan after apply is not empty");
+    let again = env.plan().await?;
+    out!("{}", render::plan(&again.plan));
+    if !again.is_converged() {
+        bail!("the plan after up is not empty");
+    }
+    let calls = aws.proxy.stats().total();
+    measure("re-plan", t, format!("no changes, {calls} AWS calls"), &aws);
+
+    heading("A workload with a load balancer");
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "storefront", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}
+    }))?;
+    kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(client()?, "default")
+        .create(&Default::default(), &svc)
+        .await?;
+    outln!("Service default/storefront (type LoadBalancer) created; down must remove it before the VPC");
+
+    heading(&format!("Upgrade {} -> {UPGRADE_TO}", c.version));
+    let t = Instant::now();
+    let progress = render::Progress::new(false);
+    let up2 = env.upgrade(UPGRADE_TO, &progress.sink()).await?;
+    for p in &up2.preflights {
+        out!("{}", crate::env::render_preflight(p));
+    }
+    out!("{}", render::plan(&up2.plan));
+    if let Some(r) = &up2.report {
+        out!("{}", render::report(r));
+        r.clone().into_result()?;
+    }
+    measure("upgrade", t, format!("{} -> {UPGRADE_TO}, {} steps", c.version, up2.plan.changes().count()), &aws);
+
+    let mut upgraded = spec.clone();
+    if let Some(c) = upgraded.cluster.as_mut() {
+        c.version = UPGRADE_TO.into();
+    }
+    let env = env_for(&upgraded)?;
+    heading(&format!("Plan again (spec at {UPGRADE_TO})"));
+    let t = Instant::now();
+    let again = env.plan().await?;
+    out!("{}", render::plan(&again.plan));
+    if !again.is_converged() {
+        bail!("the plan after the upgrade is not empty");
     }
     measure("re-plan", t, "no changes".into(), &aws);
 
     if keep {
         outln!("\n--keep: leaving the environment in place (the emulator stops with this process)");
     } else {
-        heading("Destroy");
+        heading("Down");
         let t = Instant::now();
-        let mut destroy = net.destroy_plan().await?;
-        destroy.extend(iam.destroy_plan(&spec).await?);
-        outln!("Plan: {}.", destroy.summary());
         let progress = render::Progress::new(false);
-        let report = engine.apply(&destroy, &router, &progress.sink()).await?;
-        out!("{}", render::report(&report));
-        measure(
-            "destroy",
-            t,
-            format!("{} operations, {} leftover note(s)", report.ops.len(), report.leftovers.len()),
-            &aws,
-        );
-        report.into_result()?;
+        let down = env.down(&progress.sink(), Duration::from_secs(30)).await?;
+        if let Some(c) = &down.cleanup {
+            outln!("Kubernetes first: deleted LoadBalancer Services {:?}, Ingresses {:?}", c.services, c.ingresses);
+        }
+        out!("{}", render::report(&down.report));
+        down.report.clone().into_result()?;
+        measure("down", t, format!("{} operations", down.report.ops.len()), &aws);
 
         heading("What is left");
-        let t = Instant::now();
-        let mut left = net.tagged_leftovers().await?;
-        left.extend(iam.discover(&spec).await?.into_iter().map(|o| format!("{} {}", o.kind, o.physical_id)));
-        if left.is_empty() {
-            outln!("nothing tagged eksodus.io/environment={} (VPCs, subnets, gateways, addresses, route tables, security groups, interfaces, IAM roles, OIDC providers)", spec.name);
+        if down.remaining.is_empty() && down.report.leftovers.is_empty() {
+            outln!(
+                "nothing tagged eksodus.io/environment={} (VPC, subnets, gateways, addresses, route tables, security groups, interfaces, IAM roles, OIDC provider, cluster, nodegroups, addons, access entries)",
+                spec.name
+            );
         } else {
-            for l in &left {
+            for l in &down.remaining {
                 outln!("  {l}");
             }
-            bail!("{} tagged resource(s) remain", left.len());
+            for l in &down.report.leftovers {
+                outln!("  {}: {}", l.resource, l.reason);
+            }
+            bail!("{} tagged resource(s) remain", down.remaining.len());
         }
-        measure("leftover check", t, "0 left".into(), &aws);
     }
 
     heading("Summary");
@@ -129,7 +180,7 @@ pub async fn run(keep: bool) -> Result<()> {
         outln!("{:<15} {:>7.2}s {:>10} {:>7}  {}", p.name, p.seconds, p.calls, p.writes, p.note);
     }
     outln!(
-        "total {:.1}s on the local emulator (moto: resources are ready at once; real NAT gateways take minutes)",
+        "total {:.1}s on the local emulator (it holds EKS resources in CREATING/UPDATING for two describes; real clusters take 10-15 minutes)",
         total.elapsed().as_secs_f64()
     );
     Ok(())

@@ -22,6 +22,7 @@ macro_rules! out {
 mod access;
 mod bench;
 mod demo;
+mod env;
 mod render;
 mod run_tests;
 
@@ -54,6 +55,23 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Show what `up` would do to the whole environment (exit 0: converged, 2: changes pending).
+    Plan(env::EnvArgs),
+    /// Create or update the whole environment (network, IAM, cluster, nodegroups, addons, access) until a new
+    /// plan is empty.
+    Up(env::EnvArgs),
+    /// Remove everything the environment owns: Kubernetes load balancers first, then nodegroups, addons,
+    /// access entries, the cluster, IAM and the network; report what is left.
+    Down(env::EnvArgs),
+    /// Upgrade the cluster one minor version at a time (control plane, addons, nodegroups), with a preflight
+    /// per step; re-run after an interruption to continue.
+    Upgrade {
+        #[command(flatten)]
+        args: env::EnvArgs,
+        /// Target Kubernetes version (`1.33`).
+        #[arg(long)]
+        to: String,
     },
     /// The VPC layer.
     Net {
@@ -114,7 +132,7 @@ enum Cmd {
     },
     /// Benchmarks (not timed tests).
     Bench {
-        /// Which: `net`.
+        /// Which: `net` or `up`.
         what: String,
     },
 }
@@ -145,6 +163,9 @@ enum LocalCmd {
     Stop,
     /// Say whether it runs, and where.
     Status,
+    /// (internal) Serve the proxy in front of the emulator until killed.
+    #[command(hide = true)]
+    Serve,
 }
 
 #[derive(Args)]
@@ -221,8 +242,12 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Validate { file, json } => validate(&file, json),
+        Cmd::Plan(a) => env::plan(a).await,
+        Cmd::Up(a) => env::up(a).await,
+        Cmd::Down(a) => env::down(a).await,
+        Cmd::Upgrade { args, to } => env::upgrade(args, to).await,
         Cmd::Net { cmd } => net(cmd).await,
-        Cmd::Local { cmd } => local(cmd),
+        Cmd::Local { cmd } => local(cmd).await,
         Cmd::Access { cmd } => access::run(cmd).await,
         Cmd::Token { file, local, profile } => token(&file, local, profile).await,
         Cmd::Kubeconfig { file, out, local, profile, aws_cli } => kubeconfig(&file, out, local, profile, aws_cli).await,
@@ -296,29 +321,73 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
     Ok(if errs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn local(cmd: LocalCmd) -> Result<ExitCode> {
-    use eksodus_testkit::moto::Daemon;
+async fn local(cmd: LocalCmd) -> Result<ExitCode> {
+    use eksodus_testkit::moto::{Daemon, ProxyDaemon};
     match cmd {
         LocalCmd::Start => {
-            let d = Daemon::ensure()?;
-            outln!("local AWS emulator at {} (pid {})", d.endpoint(), d.pid);
+            let p = local_endpoint().await?;
+            outln!("local AWS emulator at {p}");
         }
-        LocalCmd::Stop => outln!("{}", if Daemon::stop()? { "stopped" } else { "was not running" }),
+        LocalCmd::Stop => {
+            let proxy = ProxyDaemon::stop();
+            let moto = Daemon::stop()?;
+            outln!("{}", if proxy || moto { "stopped" } else { "was not running" });
+        }
         LocalCmd::Status => match Daemon::running() {
-            Some(d) => outln!("running at {} (pid {})", d.endpoint(), d.pid),
+            Some(d) => match ProxyDaemon::running(&d) {
+                Some(p) => outln!("running at {} (proxy pid {}, moto pid {})", p.endpoint(), p.pid, d.pid),
+                None => outln!("moto runs at {} (pid {}); its proxy does not", d.endpoint(), d.pid),
+            },
             None => outln!("not running"),
         },
+        LocalCmd::Serve => {
+            let d = Daemon::running().context("the moto daemon is not running")?;
+            ProxyDaemon::serve(d).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local emulator's endpoint: moto behind the testkit's proxy (which answers the EKS calls moto lacks),
+/// both started as background processes when not running.
+async fn local_endpoint() -> Result<String> {
+    use eksodus_testkit::moto::{Daemon, ProxyDaemon};
+    let d = tokio::task::spawn_blocking(Daemon::ensure).await??;
+    if let Some(p) = ProxyDaemon::running(&d) {
+        return Ok(p.endpoint());
+    }
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(eksodus_testkit::moto::venv_dir().with_file_name("eksodus-local-proxy.log"))?;
+    std::process::Command::new(std::env::current_exe()?)
+        .args(["local", "serve"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting the local proxy")?;
+    let p = tokio::task::spawn_blocking(move || ProxyDaemon::wait_for(&d)).await??;
+    Ok(p.endpoint())
 }
 
 /// The AWS target of a command: the local emulator, or the standard chain with the spec's region.
 async fn target(region: &str, local: bool, profile: Option<String>) -> Result<AwsTarget> {
     if local {
-        let d = tokio::task::spawn_blocking(eksodus_testkit::moto::Daemon::ensure).await??;
-        return Ok(AwsTarget::local(region, &d.endpoint()));
+        return Ok(AwsTarget::local(region, &local_endpoint().await?));
     }
     Ok(AwsTarget { region: region.to_string(), profile, ..AwsTarget::default() })
+}
+
+/// The credentials the SDK configuration resolves to (for native EKS tokens).
+async fn credentials(conf: &aws_config::SdkConfig) -> Result<eksodus_cluster::token::Credentials> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = conf.credentials_provider().context("no AWS credentials configured")?;
+    let c = provider.provide_credentials().await.context("loading AWS credentials")?;
+    Ok(eksodus_cluster::token::Credentials {
+        access_key_id: c.access_key_id().to_string(),
+        secret_access_key: c.secret_access_key().to_string(),
+        session_token: c.session_token().map(String::from),
+    })
 }
 
 fn confirm(what: &str, yes: bool) -> Result<()> {
@@ -433,18 +502,11 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
     }
 }
 
-async fn token(file: &PathBuf, local: bool, profile: Option<String>) -> Result<ExitCode> {
-    use aws_credential_types::provider::ProvideCredentials;
-    use eksodus_cluster::token::{exec_credential, Credentials, UnixTime};
-    let spec = EnvironmentSpec::load(file)?;
+async fn token(file: &std::path::Path, local: bool, profile: Option<String>) -> Result<ExitCode> {
+    use eksodus_cluster::token::{exec_credential, UnixTime};
+    let spec = env::load_any(file)?;
     let conf = target(&spec.region, local, profile).await?.load().await;
-    let provider = conf.credentials_provider().context("no AWS credentials configured")?;
-    let c = provider.provide_credentials().await.context("loading AWS credentials")?;
-    let creds = Credentials {
-        access_key_id: c.access_key_id().to_string(),
-        secret_access_key: c.secret_access_key().to_string(),
-        session_token: c.session_token().map(String::from),
-    };
+    let creds = credentials(&conf).await?;
     outln!("{}", serde_json::to_string(&exec_credential(&spec.name, &spec.region, &creds, UnixTime::now()))?);
     Ok(ExitCode::SUCCESS)
 }
@@ -456,24 +518,11 @@ async fn kubeconfig(
     profile: Option<String>,
     aws_cli: bool,
 ) -> Result<ExitCode> {
-    use eksodus_cluster::kubeconfig::{document, merge, ClusterAccess, ExecCommand};
-    let spec = EnvironmentSpec::load(file)?;
+    use eksodus_cluster::kubeconfig::{document, merge, ExecCommand};
+    let spec = env::load_any(file)?;
     let conf = target(&spec.region, local, profile.clone()).await?.load().await;
-    let eks = aws_sdk_eks::Client::new(&conf);
-    let d = eks
-        .describe_cluster()
-        .name(&spec.name)
-        .send()
-        .await
-        .with_context(|| format!("DescribeCluster {}", spec.name))?;
-    let c = d.cluster().context("DescribeCluster returned no cluster")?;
-    let access = ClusterAccess {
-        arn: c.arn().unwrap_or_default().to_string(),
-        name: spec.name.clone(),
-        region: spec.region.clone(),
-        endpoint: c.endpoint().unwrap_or_default().to_string(),
-        certificate_authority_data: c.certificate_authority().and_then(|a| a.data()).unwrap_or_default().to_string(),
-    };
+    let environment = eksodus_cluster::environment::Environment::new(&conf, spec, ApplyOptions::default())?;
+    let access = environment.cluster_access().await?;
     let exec = if aws_cli {
         ExecCommand::aws_cli(&access)
     } else {

@@ -1110,15 +1110,7 @@ impl Eks {
     async fn create_cluster(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let s = &op.step;
         let w = s.desired.clone().unwrap_or_default();
-        if let Some(c) = self.describe_cluster().await? {
-            // an earlier attempt (or run) made it: wait for it, if it is ours
-            if !tags::is_owned(&tag_map(c.tags()), &self.env, COMPONENT) {
-                return Err(StepError::permanent(format!(
-                    "an EKS cluster named {} exists and is not owned by environment {}",
-                    self.name, self.env
-                )));
-            }
-            self.wait_cluster(ctx, "cluster creation", None).await?;
+        if ctx.attempt > 1 && self.adopt_cluster(ctx).await? {
             return Ok(Some(self.name.clone()));
         }
         let subnets = strings(&w, "subnets").iter().map(|k| self.resolve(ctx, k)).collect::<Result<Vec<_>, _>>()?;
@@ -1177,11 +1169,30 @@ impl Eks {
         }
         match req.send().await {
             Ok(_) => {}
-            Err(e) if error_code(&e) == Some("ResourceInUseException") => {}
+            Err(e) if error_code(&e) == Some("ResourceInUseException") => {
+                // made by an attempt whose answer was lost, or by someone else
+                if self.adopt_cluster(ctx).await? {
+                    return Ok(Some(self.name.clone()));
+                }
+            }
             Err(e) => return Err(step_error(format!("CreateCluster {}", self.name), e)),
         }
         self.wait_cluster(ctx, "cluster creation", None).await?;
         Ok(Some(self.name.clone()))
+    }
+
+    /// A retried create first looks for what an earlier attempt made: `true` when the cluster exists, is
+    /// ours, and is now ACTIVE; an error when it exists and is not ours.
+    async fn adopt_cluster(&self, ctx: &OpContext) -> Result<bool, StepError> {
+        let Some(c) = self.describe_cluster().await? else { return Ok(false) };
+        if !tags::is_owned(&tag_map(c.tags()), &self.env, COMPONENT) {
+            return Err(StepError::permanent(format!(
+                "an EKS cluster named {} exists and is not owned by environment {}",
+                self.name, self.env
+            )));
+        }
+        self.wait_cluster(ctx, "cluster creation", None).await?;
+        Ok(true)
     }
 
     async fn update_cluster(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
@@ -1284,14 +1295,7 @@ impl Eks {
         let s = &op.step;
         let w = s.desired.clone().unwrap_or_default();
         let name = text(&w, "name").unwrap_or_default();
-        if let Some(n) = self.describe_nodegroup(&name).await? {
-            if !tags::is_owned(&tag_map(n.tags()), &self.env, COMPONENT) {
-                return Err(StepError::permanent(format!(
-                    "nodegroup {name} exists in cluster {} and is not owned by environment {}",
-                    self.name, self.env
-                )));
-            }
-            self.wait_nodegroup(ctx, &name, None, false).await?;
+        if ctx.attempt > 1 && self.adopt_nodegroup(ctx, &name).await? {
             return Ok(Some(name));
         }
         let subnets = strings(&w, "subnets").iter().map(|k| self.resolve(ctx, k)).collect::<Result<Vec<_>, _>>()?;
@@ -1340,11 +1344,27 @@ impl Eks {
             .await;
         match r {
             Ok(_) => {}
-            Err(e) if error_code(&e) == Some("ResourceInUseException") => {}
+            Err(e) if error_code(&e) == Some("ResourceInUseException") => {
+                if self.adopt_nodegroup(ctx, &name).await? {
+                    return Ok(Some(name));
+                }
+            }
             Err(e) => return Err(step_error(format!("CreateNodegroup {name}"), e)),
         }
         self.wait_nodegroup(ctx, &name, None, false).await?;
         Ok(Some(name))
+    }
+
+    async fn adopt_nodegroup(&self, ctx: &OpContext, name: &str) -> Result<bool, StepError> {
+        let Some(n) = self.describe_nodegroup(name).await? else { return Ok(false) };
+        if !tags::is_owned(&tag_map(n.tags()), &self.env, COMPONENT) {
+            return Err(StepError::permanent(format!(
+                "nodegroup {name} exists in cluster {} and is not owned by environment {}",
+                self.name, self.env
+            )));
+        }
+        self.wait_nodegroup(ctx, name, None, false).await?;
+        Ok(true)
     }
 
     async fn update_nodegroup(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
@@ -1498,14 +1518,7 @@ impl Eks {
         let s = &op.step;
         let w = s.desired.clone().unwrap_or_default();
         let name = text(&w, "name").unwrap_or_default();
-        if let Some(a) = self.describe_addon(&name).await? {
-            if !tags::is_owned(&tag_map(a.tags()), &self.env, COMPONENT) {
-                return Err(StepError::permanent(format!(
-                    "addon {name} is installed in cluster {} and not owned by environment {}; remove it or leave it out of the spec",
-                    self.name, self.env
-                )));
-            }
-            self.wait_addon(ctx, &name, None, false).await?;
+        if ctx.attempt > 1 && self.adopt_addon(ctx, &name).await? {
             return Ok(Some(name));
         }
         let r = self
@@ -1525,11 +1538,27 @@ impl Eks {
             .await;
         match r {
             Ok(_) => {}
-            Err(e) if error_code(&e) == Some("ResourceInUseException") => {}
+            Err(e) if error_code(&e) == Some("ResourceInUseException") => {
+                if self.adopt_addon(ctx, &name).await? {
+                    return Ok(Some(name));
+                }
+            }
             Err(e) => return Err(step_error(format!("CreateAddon {name}"), e)),
         }
         self.wait_addon(ctx, &name, None, false).await?;
         Ok(Some(name))
+    }
+
+    async fn adopt_addon(&self, ctx: &OpContext, name: &str) -> Result<bool, StepError> {
+        let Some(a) = self.describe_addon(name).await? else { return Ok(false) };
+        if !tags::is_owned(&tag_map(a.tags()), &self.env, COMPONENT) {
+            return Err(StepError::permanent(format!(
+                "addon {name} is installed in cluster {} and not owned by environment {}; remove it or leave it out of the spec",
+                self.name, self.env
+            )));
+        }
+        self.wait_addon(ctx, name, None, false).await?;
+        Ok(true)
     }
 
     async fn addon_update(

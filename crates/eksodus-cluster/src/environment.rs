@@ -330,9 +330,11 @@ impl Environment {
             plan.extend(self.eks.diff(&set.desired, &found)?);
             for n in &c.nodegroups {
                 if let Some(m) = n.instance_types.iter().filter_map(|t| max_pods.get(t).copied()).min() {
+                    let mode = serde_json::to_value(spec.network.cni.mode).ok();
                     notes.push(format!(
-                        "nodegroup {}: max pods {m} per node ({:?} mode)",
-                        n.name, spec.network.cni.mode
+                        "nodegroup {}: max pods {m} per node ({} mode)",
+                        n.name,
+                        mode.as_ref().and_then(|v| v.as_str()).unwrap_or("?")
                     ));
                 }
             }

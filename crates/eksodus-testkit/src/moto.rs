@@ -278,6 +278,70 @@ impl Daemon {
     }
 }
 
+/// The fault proxy in front of the [`Daemon`], serving the EKS operations moto lacks to `--local` commands.
+/// It runs in a process of its own ([`ProxyDaemon::serve`]), started by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProxyDaemon {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its process ID.
+    pub pid: u32,
+    /// The moto daemon's port it forwards to.
+    pub upstream: u16,
+}
+
+impl ProxyDaemon {
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn state_file() -> PathBuf {
+        venv_dir().with_file_name("eksodus-local-proxy.json")
+    }
+
+    /// The running proxy in front of `moto`, if any.
+    pub fn running(moto: &Daemon) -> Option<ProxyDaemon> {
+        let p: ProxyDaemon = serde_json::from_str(&fs::read_to_string(Self::state_file()).ok()?).ok()?;
+        let alive = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, p.port).into(), Duration::from_secs(1)).is_ok();
+        (alive && p.upstream == moto.port).then_some(p)
+    }
+
+    /// Serves until the process is killed: a proxy without faults in front of `moto`, recorded in the state
+    /// file so later commands find it.
+    pub async fn serve(moto: Daemon) -> Result<(), Error> {
+        let proxy = crate::proxy::FaultProxy::start(&moto.endpoint(), crate::proxy::FaultConfig::default()).await?;
+        let port = proxy.endpoint().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let me = ProxyDaemon { port, pid: std::process::id(), upstream: moto.port };
+        fs::write(Self::state_file(), serde_json::to_string(&me).expect("serializable"))
+            .map_err(|e| Error::Io { what: "recording the proxy daemon".into(), source: e })?;
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+
+    /// Waits (up to 30 s) for a proxy that `serve` is starting in front of `moto`.
+    pub fn wait_for(moto: &Daemon) -> Result<ProxyDaemon, Error> {
+        for _ in 0..300 {
+            if let Some(p) = Self::running(moto) {
+                return Ok(p);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(Error::Install("the local proxy did not start".into()))
+    }
+
+    /// Stops the proxy; returns whether one was running.
+    pub fn stop() -> bool {
+        let Some(p) =
+            fs::read_to_string(Self::state_file()).ok().and_then(|t| serde_json::from_str::<ProxyDaemon>(&t).ok())
+        else {
+            return false;
+        };
+        let _ = fs::remove_file(Self::state_file());
+        Command::new("kill").arg(p.pid.to_string()).status().is_ok_and(|s| s.success())
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

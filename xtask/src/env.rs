@@ -1,0 +1,226 @@
+//! `plan|up|down|upgrade`: the whole environment, rendered. All decisions are `eksodus_cluster::environment`'s.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use eksodus_cluster::environment::{EnvPlan, Environment, KubeAccess};
+use eksodus_cluster::upgrade::{Preflight, Status};
+use eksodus_core::engine::ApplyOptions;
+use eksodus_core::spec::EnvironmentSpec;
+
+use crate::render;
+
+/// Arguments shared by the environment commands.
+#[derive(Args)]
+pub struct EnvArgs {
+    /// The spec file: eksodus's own, or an eksctl ClusterConfig.
+    #[arg(short = 'f', long = "file")]
+    pub file: std::path::PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print JSON on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Use the local emulator (started if needed) instead of AWS.
+    #[arg(long)]
+    pub local: bool,
+    /// AWS profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Skip the access-entry lockout guard.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Loads an eksodus spec or an eksctl ClusterConfig (refusing one with fields eksodus cannot carry over).
+pub fn load_any(file: &Path) -> Result<EnvironmentSpec> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if eksodus_cluster::eksctl::is_eksctl(&text) {
+        let imp = eksodus_cluster::eksctl::import(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        if !imp.unsupported.is_empty() {
+            let list: Vec<String> = imp.unsupported.iter().map(|u| format!("  {}: {}", u.path, u.reason)).collect();
+            bail!("{} uses eksctl fields eksodus cannot carry over:\n{}", file.display(), list.join("\n"));
+        }
+        return Ok(imp.spec);
+    }
+    Ok(EnvironmentSpec::from_yaml(&text)?)
+}
+
+async fn environment(a: &EnvArgs) -> Result<Environment> {
+    let spec = load_any(&a.file)?;
+    let conf = crate::target(&spec.region, a.local, a.profile.clone()).await?.load().await;
+    let kube = if a.local {
+        KubeAccess::None // the emulated cluster's endpoint leads nowhere
+    } else {
+        KubeAccess::Token(crate::credentials(&conf).await?)
+    };
+    Ok(Environment::new(&conf, spec, ApplyOptions::default())?.with_kube(kube).force(a.force))
+}
+
+fn render_env_plan(p: &EnvPlan) -> String {
+    let mut out = render::plan(&p.plan);
+    for d in &p.deferred {
+        let _ = writeln!(out, "  (after this round) {d}");
+    }
+    for n in &p.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    out
+}
+
+fn plan_json(p: &EnvPlan) -> serde_json::Value {
+    serde_json::json!({
+        "plan": render::plan_json(&p.plan),
+        "deferred": p.deferred,
+        "notes": p.notes,
+        "cluster": p.cluster,
+    })
+}
+
+/// `plan`: exit 0 when converged, 2 when something would change.
+pub async fn plan(a: EnvArgs) -> Result<ExitCode> {
+    let env = environment(&a).await?;
+    let p = env.plan().await?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&plan_json(&p))?);
+    } else {
+        out!("{}", render_env_plan(&p));
+    }
+    Ok(if p.is_converged() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// `up`: plan, confirm, apply in rounds until the plan is empty.
+pub async fn up(a: EnvArgs) -> Result<ExitCode> {
+    let env = environment(&a).await?;
+    let p = env.plan().await?;
+    if !a.json {
+        out!("{}", render_env_plan(&p));
+    }
+    if p.is_converged() {
+        if a.json {
+            outln!("{}", serde_json::json!({"plan": plan_json(&p), "rounds": []}));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if p.plan.changes().any(|s| eksodus_cluster::environment::is_destructive(s.action)) {
+        eprintln!("This plan deletes or replaces resources.");
+    }
+    crate::confirm("apply these changes", a.yes)?;
+    let progress = render::Progress::new(a.json);
+    let report = env.up(&progress.sink()).await?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (i, r) in report.rounds.iter().enumerate() {
+            outln!("\nRound {}: {}", i + 1, r.plan.plan.summary());
+            out!("{}", render::report(&r.report));
+        }
+        if !report.eni_configs.is_empty() {
+            outln!("ENIConfigs applied: {}", report.eni_configs.join(", "));
+        }
+        if let Some(s) = &report.kube_skipped {
+            outln!("skipped: {s}");
+        }
+        outln!("Converged: a new plan is empty.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `down`: plan the removal, confirm, clean up the Kubernetes side, remove, report what is left.
+pub async fn down(a: EnvArgs) -> Result<ExitCode> {
+    let env = environment(&a).await?;
+    let (plan, _, _) = env.destroy_plan().await?;
+    if !a.json {
+        out!("{}", render::plan(&plan));
+    }
+    if plan.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::confirm("destroy these resources", a.yes)?;
+    let progress = render::Progress::new(a.json);
+    let report = env.down(&progress.sink(), Duration::from_secs(600)).await?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if let Some(c) = &report.cleanup {
+            outln!(
+                "Kubernetes cleanup: {} LoadBalancer Service(s), {} Ingress(es) deleted{}",
+                c.services.len(),
+                c.ingresses.len(),
+                if c.remaining.is_empty() {
+                    String::new()
+                } else {
+                    format!("; still there: {}", c.remaining.join(", "))
+                }
+            );
+        }
+        if let Some(s) = &report.kube_skipped {
+            outln!("skipped: {s}");
+        }
+        out!("{}", render::report(&report.report));
+        if report.remaining.is_empty() {
+            outln!("Nothing tagged eksodus.io/environment={} is left.", env.spec.name);
+        } else {
+            outln!("Still there:");
+            for l in &report.remaining {
+                outln!("  {l}");
+            }
+        }
+    }
+    if !report.report.is_success() || !report.remaining.is_empty() {
+        bail!("down left {} resource(s)", report.remaining.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A preflight as a table.
+pub fn render_preflight(p: &Preflight) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Preflight {} -> {}:", p.from, p.to);
+    for c in &p.checks {
+        let mark = match c.status {
+            Status::Pass => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skipped => "skip",
+        };
+        let _ = writeln!(out, "  [{mark}] {:<20} {}", c.name, c.detail);
+    }
+    out
+}
+
+/// `upgrade --to`: preflight every step, show the plan, confirm, apply.
+pub async fn upgrade(a: EnvArgs, to: String) -> Result<ExitCode> {
+    let env = environment(&a).await?;
+    let (preflights, plan, _) = env.upgrade_plan(&to).await?;
+    if !a.json {
+        for p in &preflights {
+            out!("{}", render_preflight(p));
+        }
+        out!("{}", render::plan(&plan));
+    }
+    if plan.is_empty() {
+        if a.json {
+            outln!("{}", serde_json::json!({"preflights": preflights, "plan": render::plan_json(&plan)}));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::confirm(&format!("upgrade to {to}"), a.yes)?;
+    let progress = render::Progress::new(a.json);
+    let report = env.upgrade(&to, &progress.sink()).await?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some(r) = &report.report {
+        out!("{}", render::report(r));
+        outln!("Set cluster.version to {to} in the spec so the next plan is empty.");
+    }
+    if report.report.as_ref().is_some_and(|r| !r.is_success()) {
+        bail!("the upgrade did not finish; run it again to continue from where the cluster is");
+    }
+    Ok(ExitCode::SUCCESS)
+}
