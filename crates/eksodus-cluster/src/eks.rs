@@ -280,9 +280,17 @@ impl Eks {
         cidrs.sort();
         let mut subnets = inp.cluster_subnets.clone();
         subnets.sort();
-        let key_arn = c.encryption.as_ref().and_then(|e| e.key_arn.clone());
+        let created_key = crate::kms::wanted(spec).is_some();
+        let key_arn = if created_key {
+            Some(crate::kms::KEY.to_string())
+        } else {
+            c.encryption.as_ref().and_then(|e| e.key_arn.clone())
+        };
         let cluster_role = "role/cluster".to_string();
         let mut deps: Vec<String> = vec![cluster_role.clone()];
+        if created_key {
+            deps.push(crate::kms::KEY.into());
+        }
         deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
         deps.extend(inp.security_groups.iter().filter(|s| !is_physical(s)).cloned());
         let mut p = json!({
@@ -536,6 +544,8 @@ impl Eks {
         let mut cidrs: Vec<String> = vpc.map(|v| v.public_access_cidrs().to_vec()).unwrap_or_default();
         cidrs.sort();
         let public = vpc.map(|v| v.endpoint_public_access()).unwrap_or(true);
+        let encryption_key: Option<String> =
+            c.encryption_config().iter().find_map(|e| e.provider().and_then(|p| p.key_arn())).map(|k| key_of(k));
         let mut p = json!({
             "name": c.name(),
             "version": info.version,
@@ -546,13 +556,16 @@ impl Eks {
             "endpoint_private": vpc.map(|v| v.endpoint_private_access()).unwrap_or(false),
             "public_cidrs": if public { json!(cidrs) } else { json!([]) },
             "logging": logging,
-            "encryption_key": c.encryption_config().iter().find_map(|e| e.provider().and_then(|p| p.key_arn())),
+            "encryption_key": encryption_key.clone(),
             "tags": t,
         });
         if let Some(s) = c.kubernetes_network_config().and_then(|k| k.service_ipv4_cidr()) {
             p["service_cidr"] = json!(s);
         }
         let mut cdeps = vec!["role/cluster".to_string()];
+        if encryption_key.as_deref() == Some(crate::kms::KEY) {
+            cdeps.push(crate::kms::KEY.into());
+        }
         cdeps.extend(subnets.iter().chain(sgs.iter()).filter(|s| !is_physical(s)).cloned());
         found.observed.push(Observed {
             key: CLUSTER_KEY.into(),
@@ -1147,6 +1160,7 @@ impl Eks {
             );
         }
         if let Some(k) = text(&w, "encryption_key") {
+            let k = if k == crate::kms::KEY { ctx.physical_id(&k)? } else { k };
             req = req.encryption_config(secrets_encryption(k));
         }
         if let Some(cidr) = text(&w, "service_cidr") {

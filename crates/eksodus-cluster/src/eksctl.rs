@@ -499,7 +499,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
     let mut encryption = None;
     if let Some(v) = top.get("secretsEncryption") {
         let mut r = Reader::new("secretsEncryption", v).ok_or("secretsEncryption must be a mapping")?;
-        encryption = Some(EncryptionSpec { key_arn: r.str("keyARN") });
+        encryption = Some(EncryptionSpec { key_arn: r.str("keyARN"), deletion_window_days: 30 });
         r.rest(&mut un, not_mapped);
     }
     let mut logging = Vec::new();

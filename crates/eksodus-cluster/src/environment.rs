@@ -144,6 +144,8 @@ pub struct Environment {
     pub iam: Iam,
     /// EKS reconciler.
     pub eks: Eks,
+    /// KMS reconciler (the secrets key eksodus creates when the spec names none).
+    pub kms: crate::kms::Kms,
     ec2: aws_sdk_ec2::Client,
     eks_client: aws_sdk_eks::Client,
     sts: aws_sdk_sts::Client,
@@ -166,6 +168,7 @@ impl Environment {
             network: Network::new(ec2.clone(), &spec).with_retry(options),
             iam: Iam::new(aws_sdk_iam::Client::new(conf), &spec).with_retry(options),
             eks: Eks::new(eks_client.clone(), &spec).with_retry(options),
+            kms: crate::kms::Kms::new(aws_sdk_kms::Client::new(conf), &spec).with_retry(options),
             ec2,
             eks_client,
             sts: aws_sdk_sts::Client::new(conf),
@@ -217,7 +220,11 @@ impl Environment {
         let spec = &self.spec;
         let mut notes = Vec::new();
         let (net_plan, net_found) = self.network.plan_with_discovery(spec).await?;
-        let ids_to_keys: HashMap<String, String> = net_found.keys.clone();
+        let mut ids_to_keys: HashMap<String, String> = net_found.keys.clone();
+        let kms_found = if crate::kms::wanted(spec).is_some() { self.kms.discover().await? } else { vec![] };
+        for o in &kms_found {
+            ids_to_keys.insert(o.physical_id.clone(), o.key.clone());
+        }
         let found = self.eks.discover(&ids_to_keys).await?;
         if let Some(c) = &found.cluster {
             if !c.owned {
@@ -250,6 +257,7 @@ impl Environment {
 
         let mut plan = net_plan;
         plan.extend(iam_plan);
+        plan.extend(eksodus_core::plan::diff(&self.kms.desired(spec), &kms_found));
         if let Some(c) = &spec.cluster {
             let version = match owned_cluster {
                 None => c.version.clone(),
@@ -378,6 +386,7 @@ impl Environment {
             .route(eksodus_net::ec2::KINDS, &self.network)
             .route(eksodus_access::iam::KINDS, &self.iam)
             .route(eks::KINDS, &self.eks)
+            .route(crate::kms::KINDS, &self.kms)
             .route(eksodus_access::entries::KINDS, entries)
     }
 
@@ -482,10 +491,17 @@ impl Environment {
 
     /// The plan that removes everything the environment owns.
     pub async fn destroy_plan(&self) -> Result<(Plan, Option<ClusterInfo>, String), Error> {
-        let (_, net_found) = (Plan::default(), self.network.discover().await?);
-        let found = self.eks.discover(&net_found.keys).await?;
+        let net_found = self.network.discover().await?;
+        let mut keys = net_found.keys.clone();
+        // a key already scheduled for deletion is on its way out: not planned again, not reported as left
+        let kms_found: Vec<_> = self.kms.discover().await?.into_iter().filter(|o| !pending_deletion(o)).collect();
+        for o in &kms_found {
+            keys.insert(o.physical_id.clone(), o.key.clone());
+        }
+        let found = self.eks.discover(&keys).await?;
         let owned = found.cluster.clone().filter(|c| c.owned);
         let mut plan = Plan::destroy(&net_found.observed);
+        plan.extend(Plan::destroy(&kms_found));
         plan.extend(self.iam.destroy_plan(&self.spec).await.map_err(access_err)?);
         plan.extend(Plan::destroy(&found.observed));
         let account = match &owned {
@@ -544,6 +560,8 @@ impl Environment {
         );
         let found = self.eks.discover(&HashMap::new()).await?;
         left.extend(found.observed.iter().map(|o| format!("{} {}", o.kind, o.physical_id)));
+        let keys = self.kms.discover().await?;
+        left.extend(keys.iter().filter(|o| !pending_deletion(o)).map(|o| format!("{} {}", o.kind, o.physical_id)));
         Ok(left)
     }
 
@@ -597,6 +615,10 @@ impl Environment {
             certificate_authority_data: c.certificate_authority.clone().unwrap_or_default(),
         })
     }
+}
+
+fn pending_deletion(o: &eksodus_core::plan::Observed) -> bool {
+    o.props.get("state").and_then(|s| s.as_str()) == Some("PendingDeletion")
 }
 
 /// Compares the spec's version with the running cluster's: equal is fine; anything else names the way forward.

@@ -21,6 +21,8 @@ pub mod eks;
 #[cfg(feature = "aws")]
 pub mod environment;
 #[cfg(feature = "aws")]
+pub mod kms;
+#[cfg(feature = "aws")]
 pub mod kube_side;
 
 pub use error::{Error, Result};

@@ -101,6 +101,10 @@ pub struct EncryptionSpec {
     /// An existing key's ARN; absent means eksodus creates a key and an alias.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_arn: Option<String>,
+    /// Days a created key waits, after `down`, before KMS deletes it (7 to 30; KMS's default is 30). Until
+    /// then an `up` of the same environment takes the key back, and the secrets it encrypted stay readable.
+    #[serde(default = "thirty")]
+    pub deletion_window_days: u32,
 }
 
 /// A managed nodegroup.
@@ -148,6 +152,10 @@ pub struct NodegroupSpec {
 
 fn one() -> u32 {
     1
+}
+
+fn thirty() -> u32 {
+    30
 }
 
 fn on_demand() -> String {
@@ -967,6 +975,14 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
             errs.push(FieldError::new(
                 format!("cluster.logging[{i}]"),
                 format!("`{l}` is not one of {}", LOG_TYPES.join(", ")),
+            ));
+        }
+    }
+    if let Some(e) = &c.encryption {
+        if !(7..=30).contains(&e.deletion_window_days) {
+            errs.push(FieldError::new(
+                "cluster.encryption.deletion_window_days",
+                format!("{} is not between 7 and 30 days, as KMS requires", e.deletion_window_days),
             ));
         }
     }

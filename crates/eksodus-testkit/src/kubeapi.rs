@@ -10,6 +10,7 @@
 //! - a cluster-wide `resourceVersion` bumped on every write; a PUT or patch carrying a stale
 //!   `metadata.resourceVersion` gets 409 `Conflict`; `NotFound` and `AlreadyExists` as `Status` objects with
 //!   the apiserver's reasons and messages;
+//! - `/metrics` as Prometheus text (settable, for the deprecated-API gauge);
 //! - namespaces: a namespaced object needs its namespace to exist (`default`, `kube-system`, `kube-public` do).
 
 use std::collections::BTreeMap;
@@ -105,6 +106,10 @@ fn builtin() -> Vec<ResourceType> {
     ]
 }
 
+/// What `/metrics` serves until [`FakeKube::set_metrics`]: the deprecated-API gauge's header, no series (no
+/// client has requested a deprecated API).
+pub const DEFAULT_METRICS: &str = "# HELP apiserver_requested_deprecated_apis [STABLE] Gauge of deprecated APIs that have been requested, broken out by API group, version, resource, subresource, and removed_release.\n# TYPE apiserver_requested_deprecated_apis gauge\n";
+
 type Key = (String, String, String, String); // group, plural, namespace, name
 
 #[derive(Default)]
@@ -118,6 +123,7 @@ struct State {
     rv: AtomicU64,
     uid: AtomicU64,
     requests: AtomicU64,
+    metrics: Mutex<String>,
 }
 
 /// A running fake API server; stops when dropped.
@@ -146,6 +152,7 @@ impl FakeKube {
             rv: AtomicU64::new(1000),
             uid: AtomicU64::new(1),
             requests: AtomicU64::new(0),
+            metrics: Mutex::new(DEFAULT_METRICS.to_string()),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state.insert_raw("", "namespaces", "", ns, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
@@ -169,6 +176,12 @@ impl FakeKube {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: fake\n  user: {{token: fake}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake, namespace: default}}\ncurrent-context: fake\n",
             self.url()
         )
+    }
+
+    /// Sets the Prometheus text `/metrics` serves (the upgrade preflight reads
+    /// `apiserver_requested_deprecated_apis` there).
+    pub fn set_metrics(&self, text: &str) {
+        *self.state.metrics.lock().expect("metrics") = text.to_string();
     }
 
     /// Serves another resource type (a CRD's, for instance) from now on.
@@ -294,6 +307,14 @@ impl State {
         let path = parts.uri.path().to_string();
         let q = query(&parts.uri);
         if parts.method == Method::GET {
+            if path == "/metrics" {
+                let text = self.metrics.lock().expect("metrics").clone();
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(text)))
+                    .expect("response");
+            }
             if let Some(resp) = self.discovery(&path) {
                 return resp;
             }

@@ -237,3 +237,57 @@ async fn a_failed_nodegroup_reports_its_health_issue() {
     let e = st.env(&spec(ENV)).up(&EventSink::discard()).await.unwrap_err().to_string();
     assert!(e.contains("AsgInstanceLaunchFailures"), "{e}");
 }
+
+/// Encryption without a named key: eksodus makes one with an alias; `down` schedules its deletion instead of
+/// deleting it; an `up` inside the window takes the same key back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_secrets_key_survives_down_until_its_window_ends() {
+    let yaml =
+        ENV.replace("  logging: [api, audit]\n", "  logging: [api, audit]\n  encryption: {deletion_window_days: 7}\n");
+    let s = spec(&yaml);
+    let st = setup(FaultConfig::default()).await;
+    let env = st.env(&s);
+    env.up(&EventSink::discard()).await.unwrap();
+    let key = env.kms.discover().await.unwrap().pop().expect("the key");
+    let found = env.eks.discover(&Default::default()).await.unwrap();
+    let cluster = found.observed.iter().find(|o| o.key == "eks/cluster").unwrap();
+    assert_eq!(cluster.props["encryption_key"], key.physical_id.as_str());
+    assert!(env.plan().await.unwrap().is_converged());
+
+    let down = env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?} {:?}", down.remaining, env.kms.discover().await.unwrap());
+    let note = down.report.leftovers.iter().find(|l| l.resource.contains(&key.physical_id)).expect("a note on the key");
+    assert!(note.reason.contains("7 days"), "{}", note.reason);
+    assert!(env.destroy_plan().await.unwrap().0.is_empty(), "a pending key is not planned again");
+
+    env.up(&EventSink::discard()).await.unwrap();
+    let again = env.kms.discover().await.unwrap().pop().unwrap();
+    assert_eq!(again.physical_id, key.physical_id, "the same key, taken back");
+    assert_eq!(again.props["state"], "Enabled");
+    env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+}
+
+/// The upgrade preflight reads the API server's deprecated-API gauge and blocks a step that removes an API
+/// clients still use; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preflight_blocks_on_a_removed_api_still_in_use() {
+    let s = spec(ENV);
+    let st = setup(FaultConfig::default()).await;
+    let env = st.env(&s);
+    env.up(&EventSink::discard()).await.unwrap();
+    st.kube.set_metrics(
+        "apiserver_requested_deprecated_apis{group=\"flowcontrol.apiserver.k8s.io\",removed_release=\"1.32\",resource=\"flowschemas\",subresource=\"\",version=\"v1beta3\"} 1\n",
+    );
+    st.aws.proxy.reset_stats();
+    let e = env.upgrade("1.33", &EventSink::discard()).await.unwrap_err().to_string();
+    assert!(
+        e.contains("upgrade to 1.32 blocked") && e.contains("flowcontrol.apiserver.k8s.io/v1beta3 flowschemas"),
+        "{e}"
+    );
+    assert_eq!(st.aws.proxy.stats().mutations_applied(), 0);
+    st.kube.set_metrics(eksodus_testkit::kubeapi::DEFAULT_METRICS);
+    let (pre, _, _) = env.upgrade_plan("1.33").await.unwrap();
+    let check = pre[0].checks.iter().find(|c| c.name == "deprecated-apis").unwrap();
+    assert_eq!(check.status, eksodus_cluster::upgrade::Status::Pass);
+}
