@@ -545,7 +545,7 @@ impl Eks {
         cidrs.sort();
         let public = vpc.map(|v| v.endpoint_public_access()).unwrap_or(true);
         let encryption_key: Option<String> =
-            c.encryption_config().iter().find_map(|e| e.provider().and_then(|p| p.key_arn())).map(|k| key_of(k));
+            c.encryption_config().iter().find_map(|e| e.provider().and_then(|p| p.key_arn())).map(&key_of);
         let mut p = json!({
             "name": c.name(),
             "version": info.version,
