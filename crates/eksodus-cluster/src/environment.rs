@@ -652,6 +652,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_spec_and_the_examples_are_valid() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("## A spec").expect("README has a spec section");
+        let block = &readme[start..];
+        let block = &block[block.find("```yaml\n").expect("a yaml block") + 8..];
+        let block = &block[..block.find("```").expect("closed")];
+        for (name, text) in [
+            ("README", block),
+            ("examples/demo.yaml", include_str!("../../../examples/demo.yaml")),
+            ("examples/minimal.yaml", include_str!("../../../examples/minimal.yaml")),
+        ] {
+            let spec = EnvironmentSpec::from_yaml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            validate(&spec).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
     fn version_mismatches_name_the_way_forward() {
         assert!(check_version("1.31", "1.31").is_ok());
         let e = check_version("1.33", "1.31").unwrap_err().to_string();
