@@ -10,6 +10,9 @@
 //! - a cluster-wide `resourceVersion` bumped on every write; a PUT or patch carrying a stale
 //!   `metadata.resourceVersion` gets 409 `Conflict`; `NotFound` and `AlreadyExists` as `Status` objects with
 //!   the apiserver's reasons and messages;
+//! - server-side apply ownership per field manager: applying a field another manager applied with a different
+//!   value is a 409 `Conflict` unless `force=true` (which takes the field over);
+//! - CRDs: creating one serves its types from then on (discovery included) and reports it `Established`;
 //! - `/metrics` as Prometheus text (settable, for the deprecated-API gauge);
 //! - namespaces: a namespaced object needs its namespace to exist (`default`, `kube-system`, `kube-public` do).
 
@@ -116,6 +119,51 @@ type Key = (String, String, String, String); // group, plural, namespace, name
 struct Store {
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
+    /// Server-side apply ownership: object → field manager → the leaf fields it applied.
+    managers: BTreeMap<Key, BTreeMap<String, std::collections::BTreeSet<String>>>,
+}
+
+/// Leaf fields of an applied object (arrays count as one field), as `.spec.replicas`, minus identity.
+fn leaf_fields(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                let p = format!("{prefix}.{k}");
+                if matches!(
+                    p.as_str(),
+                    ".apiVersion" | ".kind" | ".metadata.name" | ".metadata.namespace" | ".metadata.resourceVersion"
+                ) {
+                    continue;
+                }
+                leaf_fields(x, &p, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+}
+
+fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let pointer: String =
+        path.split('.').skip(1).map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1"))).collect();
+    v.pointer(&pointer)
+}
+
+/// A CRD's served types: (group, version, plural, kind, namespaced).
+fn crd_types(crd: &Value) -> Vec<ResourceType> {
+    let g = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
+    let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
+    let kind = crd.pointer("/spec/names/kind").and_then(Value::as_str).unwrap_or_default();
+    let namespaced = crd.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .map(|v| ResourceType::new(g, v, plural, kind, namespaced))
+        .collect()
 }
 
 struct State {
@@ -148,7 +196,7 @@ impl FakeKube {
         let addr =
             listener.local_addr().map_err(|e| Error::Io { what: "fake API server address".into(), source: e })?;
         let state = Arc::new(State {
-            store: Mutex::new(Store { types: builtin(), objects: BTreeMap::new() }),
+            store: Mutex::new(Store { types: builtin(), ..Default::default() }),
             rv: AtomicU64::new(1000),
             uid: AtomicU64::new(1),
             requests: AtomicU64::new(0),
@@ -558,6 +606,18 @@ impl State {
             return respond(StatusCode::CREATED, obj);
         }
         meta.insert("resourceVersion".into(), json!(self.next_rv().to_string()));
+        if t.rt.group == "apiextensions.k8s.io" && t.rt.plural == "customresourcedefinitions" {
+            // the apiextensions controller: serve the new types and report the CRD Established
+            for rt in crd_types(&obj) {
+                if !store.types.contains(&rt) {
+                    store.types.push(rt);
+                }
+            }
+            obj["status"] = json!({"conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}
+            ]});
+        }
         store.objects.insert(key, obj.clone());
         respond(StatusCode::CREATED, obj)
     }
@@ -670,7 +730,34 @@ impl State {
                     Ok(v) => v,
                     Err(e) => return status(400, "BadRequest", format!("error decoding YAML: {e}"), json!({})),
                 };
-                match current {
+                let manager = q.get("fieldManager").cloned().unwrap_or_default();
+                let force = q.get("force").is_some_and(|f| f == "true");
+                let mut fields = std::collections::BTreeSet::new();
+                leaf_fields(&applied, "", &mut fields);
+                let key = Self::key(t, name);
+                // fields another manager applied with a different value are a conflict unless forced
+                if let Some(cur) = &current {
+                    let store = self.store.lock().expect("store");
+                    let owners = store.managers.get(&key).cloned().unwrap_or_default();
+                    drop(store);
+                    let mut conflicts = Vec::new();
+                    for (m, owned) in owners.iter().filter(|(m, _)| **m != manager) {
+                        for f in owned.intersection(&fields) {
+                            if at_path(cur, f) != at_path(&applied, f) {
+                                conflicts.push(format!("conflict with \"{m}\": {f}"));
+                            }
+                        }
+                    }
+                    if !conflicts.is_empty() && !force {
+                        return status(
+                            409,
+                            "Conflict",
+                            format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, conflicts.join("\n")),
+                            json!({"name": name, "group": t.rt.group, "kind": t.rt.plural, "causes": conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": c})).collect::<Vec<_>>()}),
+                        );
+                    }
+                }
+                let resp = match current {
                     None => {
                         let mut obj = applied;
                         if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -684,7 +771,17 @@ impl State {
                         json_patch::merge(&mut cur, &applied);
                         self.write(t, name, cur, rv, dry)
                     }
+                };
+                if resp.status().is_success() && !dry {
+                    let mut store = self.store.lock().expect("store");
+                    let owners = store.managers.entry(key).or_default();
+                    for (m, owned) in owners.iter_mut().filter(|(m, _)| **m != manager) {
+                        let _ = m;
+                        owned.retain(|f| !fields.contains(f));
+                    }
+                    owners.insert(manager, fields);
                 }
+                resp
             }
             "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 let Some(mut cur) = current else { return self.not_found(t, name) };
@@ -723,6 +820,7 @@ impl State {
         };
         if !dry {
             store.objects.remove(&key);
+            store.managers.remove(&key);
             if t.rt.plural == "namespaces" {
                 store.objects.retain(|(_, _, ns, _), _| ns != name);
             }

@@ -1,0 +1,643 @@
+//! Live clusters (feature `kube`): export every listable resource of a source (preferred versions, paginated
+//! lists; the source is only ever read), and apply a prepared set to a target with server-side apply: a
+//! dry-run diff first, waves in order with bounded concurrency inside each, CRDs waited for until Established,
+//! webhooks held until their Services have ready endpoints, a journal so an interrupted apply resumes and a
+//! re-run is a no-op, and per-object errors (conflicts, immutable fields) that do not stop the rest.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{verbs, ApiCapabilities, Discovery, Scope};
+use kube::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::io;
+use crate::object::Obj;
+use crate::source::{DocError, Read};
+use crate::Error;
+
+/// Field manager of every apply.
+pub const FIELD_MANAGER: &str = "eksodus";
+
+fn kerr(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}
+
+/// Progress of a long operation, for drivers to render.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Progress {
+    /// A resource type was listed.
+    Listed {
+        /// `group/Kind`.
+        resource: String,
+        /// Objects found.
+        count: usize,
+    },
+    /// A wave started.
+    Wave {
+        /// Wave number.
+        wave: u32,
+        /// Objects in it.
+        objects: usize,
+    },
+    /// One object is done (applied, unchanged, skipped by the journal, or failed).
+    Object {
+        /// The object.
+        object: String,
+        /// What happened.
+        outcome: Outcome,
+    },
+}
+
+/// A progress callback.
+pub type OnProgress = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Reads every listable resource of a cluster (preferred versions; paginated). Subresources and resources that
+/// cannot be listed are skipped; a resource that fails to list is a per-resource error, the rest goes on.
+pub async fn export(client: &Client, page: u32, on: &OnProgress) -> Result<Read, Error> {
+    let discovery = Discovery::new(client.clone()).run().await.map_err(kerr("discovery"))?;
+    let mut out = Read::default();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if !caps.supports_operation(verbs::LIST) || ar.plural.contains('/') {
+                continue;
+            }
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+            let mut token: Option<String> = None;
+            let mut count = 0;
+            loop {
+                let mut lp = ListParams::default().limit(page);
+                if let Some(t) = &token {
+                    lp = lp.continue_token(t);
+                }
+                match api.list(&lp).await {
+                    Ok(list) => {
+                        for item in list.items {
+                            let mut v = serde_json::to_value(&item).unwrap_or(Value::Null);
+                            // list items carry no apiVersion/kind of their own
+                            v["apiVersion"] = Value::String(ar.api_version.clone());
+                            v["kind"] = Value::String(ar.kind.clone());
+                            out.objects.push(Obj(v));
+                            count += 1;
+                        }
+                        token = list.metadata.continue_.filter(|t| !t.is_empty());
+                        if token.is_none() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        out.errors.push(DocError {
+                            at: format!("list {}", ar.plural),
+                            object: None,
+                            reason: e.to_string(),
+                        });
+                        break;
+                    }
+                }
+            }
+            on(&Progress::Listed { resource: format!("{}/{}", ar.group, ar.kind), count });
+        }
+    }
+    Ok(out)
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// It did not exist and would be / was created.
+    Created,
+    /// It existed and changed in these fields (paths; Secret values never shown).
+    Updated {
+        /// Changed field paths.
+        fields: Vec<String>,
+    },
+    /// Already as wanted.
+    Unchanged,
+    /// The journal says an earlier run applied exactly this.
+    Journaled,
+    /// The server refused it.
+    Failed {
+        /// `Conflict`, `Invalid`, `NotFound`, ... (the Status reason).
+        reason: String,
+        /// The server's message.
+        message: String,
+    },
+    /// It was not tried (its wave's precondition failed).
+    Held {
+        /// Why.
+        why: String,
+    },
+}
+
+/// One object's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectResult {
+    /// The object.
+    pub object: String,
+    /// Its wave.
+    pub wave: u32,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// The result of a plan (dry run) or an apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Per object, in apply order.
+    pub objects: Vec<ObjectResult>,
+    /// Wall time.
+    pub elapsed_ms: u64,
+}
+
+impl ApplyReport {
+    /// Counts by outcome name.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for o in &self.objects {
+            let k = match o.outcome {
+                Outcome::Created => "created",
+                Outcome::Updated { .. } => "updated",
+                Outcome::Unchanged => "unchanged",
+                Outcome::Journaled => "journaled",
+                Outcome::Failed { .. } => "failed",
+                Outcome::Held { .. } => "held",
+            };
+            *m.entry(k).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Whether every object is in place.
+    pub fn is_success(&self) -> bool {
+        self.objects.iter().all(|o| !matches!(o.outcome, Outcome::Failed { .. } | Outcome::Held { .. }))
+    }
+}
+
+/// Apply settings.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Requests in flight within a wave.
+    pub concurrency: usize,
+    /// Validate with the server and diff, store nothing.
+    pub dry_run: bool,
+    /// Where the journal lives (`None`: no journal).
+    pub journal: Option<PathBuf>,
+    /// How long to wait for CRDs to be Established and webhook Services to have endpoints.
+    pub wait: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { concurrency: 16, dry_run: false, journal: None, wait: Duration::from_secs(120) }
+    }
+}
+
+/// The journal of applies to one target: one line per object applied, with the hash of what was applied.
+#[derive(Debug, Default)]
+struct Journal {
+    done: HashMap<String, String>,
+    file: Option<std::fs::File>,
+}
+
+impl Journal {
+    fn open(path: Option<&Path>) -> Result<Journal, Error> {
+        let Some(path) = path else { return Ok(Journal::default()) };
+        let mut done = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            for line in text.lines() {
+                // a line cut by a crash does not parse and is ignored: that object is applied again
+                if let Ok(e) = serde_json::from_str::<JournalLine>(line) {
+                    done.insert(e.object, e.hash);
+                }
+            }
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io(format!("opening journal {}", path.display())))?;
+        Ok(Journal { done, file: Some(file) })
+    }
+
+    fn record(&mut self, object: &str, hash: &str) -> Result<(), Error> {
+        if let Some(f) = &mut self.file {
+            let line =
+                serde_json::to_string(&JournalLine { object: object.into(), hash: hash.into() }).expect("serializable");
+            writeln!(f, "{line}").map_err(io("writing the journal"))?;
+        }
+        self.done.insert(object.into(), hash.into());
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct JournalLine {
+    object: String,
+    hash: String,
+}
+
+/// The journal file of a target, next to the bundle: one per API server URL.
+pub fn journal_path(bundle: &Path, client_url: &str) -> PathBuf {
+    let h = Sha256::digest(client_url.as_bytes());
+    let id: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    bundle.join(format!("journal-{id}.jsonl"))
+}
+
+fn hash(o: &Obj) -> String {
+    let h = Sha256::digest(serde_json::to_vec(&o.0).unwrap_or_default());
+    h.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fields the server owns: never part of a diff.
+fn comparable(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "selfLink"] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    v
+}
+
+/// Paths that differ between two values (leaves, `a.b[2].c`).
+pub fn changed_paths(before: &Value, after: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => changed_paths(x, y, &p, out),
+                    _ => out.push(p),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                changed_paths(x, y, &format!("{prefix}[{i}]"), out);
+            }
+        }
+        (a, b) if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+struct Target {
+    client: Client,
+    discovery: Discovery,
+}
+
+impl Target {
+    async fn new(client: &Client) -> Result<Target, Error> {
+        let discovery = Discovery::new(client.clone()).run().await.map_err(kerr("discovery"))?;
+        Ok(Target { client: client.clone(), discovery })
+    }
+
+    fn api(&self, o: &Obj) -> Result<(Api<DynamicObject>, ApiCapabilities), String> {
+        let (g, v) = match o.api_version().rsplit_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", o.api_version()),
+        };
+        let gvk = GroupVersionKind::gvk(g, v, o.kind());
+        let (ar, caps): (ApiResource, ApiCapabilities) = self
+            .discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| format!("the target serves no {} {}", o.api_version(), o.kind()))?;
+        let api = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(self.client.clone(), o.namespace(), &ar),
+            Scope::Cluster => Api::all_with(self.client.clone(), &ar),
+        };
+        Ok((api, caps))
+    }
+
+    async fn one(&self, o: &Obj, dry_run: bool) -> Outcome {
+        let (api, _) = match self.api(o) {
+            Ok(a) => a,
+            Err(m) => return Outcome::Failed { reason: "NotFound".into(), message: m },
+        };
+        let current = match api.get_opt(o.name()).await {
+            Ok(c) => c.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
+            Err(e) => return failed(e),
+        };
+        let mut pp = PatchParams::apply(FIELD_MANAGER);
+        if dry_run {
+            pp = pp.dry_run();
+        }
+        match api.patch(o.name(), &pp, &Patch::Apply(&o.0)).await {
+            Ok(after) => {
+                let after = serde_json::to_value(after).unwrap_or(Value::Null);
+                match current {
+                    None => Outcome::Created,
+                    Some(before) => {
+                        let mut fields = Vec::new();
+                        changed_paths(&comparable(&before), &comparable(&after), "", &mut fields);
+                        if fields.is_empty() {
+                            Outcome::Unchanged
+                        } else {
+                            Outcome::Updated { fields }
+                        }
+                    }
+                }
+            }
+            Err(e) => failed(e),
+        }
+    }
+}
+
+fn failed(e: kube::Error) -> Outcome {
+    match e {
+        kube::Error::Api(s) => Outcome::Failed { reason: s.reason.clone(), message: s.message.clone() },
+        other => Outcome::Failed { reason: "Error".into(), message: other.to_string() },
+    }
+}
+
+/// Applies (or, with `dry_run`, diffs) objects in their waves. Per-object failures are reported; the rest
+/// proceeds. Objects the journal records with the same content are not sent again.
+pub async fn apply(
+    client: &Client,
+    objects: &[(Obj, u32)],
+    opts: &ApplyOptions,
+    on: &OnProgress,
+) -> Result<ApplyReport, Error> {
+    let start = Instant::now();
+    let mut target = Target::new(client).await?;
+    let journal = Mutex::new(if opts.dry_run { Journal::default() } else { Journal::open(opts.journal.as_deref())? });
+    let mut waves: BTreeMap<u32, Vec<&Obj>> = BTreeMap::new();
+    for (o, w) in objects {
+        waves.entry(*w).or_default().push(o);
+    }
+    let mut results: Vec<ObjectResult> = Vec::new();
+    for (wave, objs) in waves {
+        on(&Progress::Wave { wave, objects: objs.len() });
+        // webhooks only once their Services have ready endpoints (a webhook without a backend blocks the API)
+        let mut held: BTreeMap<String, String> = BTreeMap::new();
+        if !opts.dry_run {
+            for o in objs.iter().filter(|o| o.group() == "admissionregistration.k8s.io") {
+                if let Err(why) = wait_for_backends(client, o, opts.wait).await {
+                    held.insert(o.obj_ref().to_string(), why);
+                }
+            }
+        }
+        let tgt = &target;
+        let journal = &journal;
+        let done: Vec<ObjectResult> = stream::iter(objs.iter().copied())
+            .map(|o| {
+                let held = held.get(&o.obj_ref().to_string()).cloned();
+                async move {
+                    let name = o.obj_ref().to_string();
+                    let h = hash(o);
+                    let outcome = if let Some(why) = held {
+                        Outcome::Held { why }
+                    } else if journal.lock().expect("journal").done.get(&name) == Some(&h) {
+                        Outcome::Journaled
+                    } else {
+                        let out = tgt.one(o, opts.dry_run).await;
+                        if !opts.dry_run && !matches!(out, Outcome::Failed { .. }) {
+                            if let Err(e) = journal.lock().expect("journal").record(&name, &h) {
+                                return ObjectResult {
+                                    object: name,
+                                    wave,
+                                    outcome: Outcome::Failed { reason: "Journal".into(), message: e.to_string() },
+                                };
+                            }
+                        }
+                        out
+                    };
+                    on(&Progress::Object { object: name.clone(), outcome: outcome.clone() });
+                    ObjectResult { object: name, wave, outcome }
+                }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+        let mut done = done;
+        done.sort_by(|a, b| a.object.cmp(&b.object));
+        // CRDs must be Established before their custom resources; then the target serves new types
+        let crds: Vec<&Obj> = objs.iter().copied().filter(|o| o.kind() == "CustomResourceDefinition").collect();
+        if !crds.is_empty() && !opts.dry_run {
+            for c in &crds {
+                if let Err(why) = wait_established(client, c.name(), opts.wait).await {
+                    if let Some(r) = done.iter_mut().find(|r| r.object == c.obj_ref().to_string()) {
+                        r.outcome = Outcome::Failed { reason: "NotEstablished".into(), message: why };
+                    }
+                }
+            }
+            target = Target::new(client).await?;
+        }
+        results.extend(done);
+    }
+    Ok(ApplyReport { objects: results, elapsed_ms: start.elapsed().as_millis() as u64 })
+}
+
+async fn wait_established(client: &Client, name: &str, timeout: Duration) -> Result<(), String> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(c)) = api.get_opt(name).await {
+            let ok = c
+                .data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+            if ok {
+                return Ok(());
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!("CRD {name} was not Established after {}s", timeout.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_for_backends(client: &Client, hook: &Obj, timeout: Duration) -> Result<(), String> {
+    let services: Vec<(String, String)> = hook
+        .get("/webhooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|w| {
+            Some((
+                w.pointer("/clientConfig/service/namespace")?.as_str()?.to_string(),
+                w.pointer("/clientConfig/service/name")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let start = Instant::now();
+    for (ns, name) in services {
+        let api: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), &ns);
+        loop {
+            let ready = api.get_opt(&name).await.ok().flatten().is_some_and(|e| {
+                e.subsets.unwrap_or_default().iter().any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()))
+            });
+            if ready {
+                break;
+            }
+            if start.elapsed() >= timeout {
+                return Err(format!(
+                    "Service {ns}/{name} has no ready endpoints after {}s; the webhook would block the API",
+                    timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// One workload's rollout, or one Service's new address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// The object.
+    pub object: String,
+    /// Whether it is ready.
+    pub ready: bool,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Workload rollouts.
+    pub rollouts: Vec<Check>,
+    /// `namespace/name`: old addresses → new addresses, for the DNS cutover.
+    pub load_balancers: BTreeMap<String, (Vec<String>, Vec<String>)>,
+}
+
+impl Verification {
+    /// Whether every workload rolled out and every load balancer has an address.
+    pub fn is_success(&self) -> bool {
+        self.rollouts.iter().all(|c| c.ready) && self.load_balancers.values().all(|(_, new)| !new.is_empty())
+    }
+}
+
+fn rollout(o: &Value, kind: &str) -> Option<(bool, String)> {
+    let n = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let gen_ok = n("/status/observedGeneration") >= n("/metadata/generation");
+    Some(match kind {
+        "Deployment" => {
+            let want = o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let (upd, avail) = (n("/status/updatedReplicas"), n("/status/availableReplicas"));
+            (gen_ok && upd >= want && avail >= want, format!("{avail}/{want} available, {upd} updated"))
+        }
+        "StatefulSet" => {
+            let want = o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let ready = n("/status/readyReplicas");
+            (gen_ok && ready >= want, format!("{ready}/{want} ready"))
+        }
+        "DaemonSet" => {
+            let (want, ready) = (n("/status/desiredNumberScheduled"), n("/status/numberReady"));
+            (gen_ok && want > 0 && ready >= want, format!("{ready}/{want} ready"))
+        }
+        "Job" => {
+            let complete = o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Complete" && c["status"] == "True"));
+            (complete, format!("{} succeeded", n("/status/succeeded")))
+        }
+        _ => return None,
+    })
+}
+
+/// Waits (up to `timeout`) for the workloads among `objects` to roll out in the target, and reads the new
+/// load-balancer addresses of its Services. `old_lbs` come from the export's report.
+pub async fn verify(
+    client: &Client,
+    objects: &[(Obj, u32)],
+    old_lbs: &BTreeMap<String, Vec<String>>,
+    timeout: Duration,
+) -> Result<Verification, Error> {
+    let target = Target::new(client).await?;
+    let start = Instant::now();
+    let mut v = Verification::default();
+    let workloads: Vec<&Obj> = objects
+        .iter()
+        .map(|(o, _)| o)
+        .filter(|o| {
+            matches!((o.group(), o.kind()), ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job"))
+        })
+        .collect();
+    for o in workloads {
+        let Ok((api, _)) = target.api(o) else { continue };
+        loop {
+            let cur =
+                api.get_opt(o.name()).await.ok().flatten().map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
+            let (ready, detail) = match &cur {
+                None => (false, "missing in the target".to_string()),
+                Some(c) => rollout(c, o.kind()).unwrap_or((true, String::new())),
+            };
+            if ready || start.elapsed() >= timeout {
+                v.rollouts.push(Check { object: o.obj_ref().to_string(), ready, detail });
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    for (o, _) in objects.iter().filter(|(o, _)| o.kind() == "Service" && o.group().is_empty()) {
+        if o.get("/spec/type").and_then(Value::as_str) != Some("LoadBalancer") {
+            continue;
+        }
+        let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), o.namespace());
+        let new: Vec<String> = api
+            .get_opt(o.name())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.status?.load_balancer?.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.hostname.or(i.ip))
+            .collect();
+        let key = format!("{}/{}", o.namespace(), o.name());
+        v.load_balancers.insert(key.clone(), (old_lbs.get(&key).cloned().unwrap_or_default(), new));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diffs_name_paths_and_ignore_server_fields() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1", "labels": {"a": "1"}}, "data": {"k": "v", "gone": "x"}, "spec": {"ports": [{"port": 1}]}});
+        let b = json!({"metadata": {"name": "x", "resourceVersion": "2", "labels": {"a": "2"}}, "data": {"k": "v"}, "spec": {"ports": [{"port": 2}]}, "status": {"x": 1}});
+        let mut out = Vec::new();
+        changed_paths(&comparable(&a), &comparable(&b), "", &mut out);
+        assert_eq!(out, vec!["data.gone", "metadata.labels.a", "spec.ports[0].port"]);
+    }
+
+    #[test]
+    fn rollouts_are_judged_like_kubectl_rollout_status() {
+        let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "availableReplicas": 3}});
+        assert!(rollout(&d, "Deployment").unwrap().0);
+        let d = json!({"metadata": {"generation": 3}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "availableReplicas": 3}});
+        assert!(!rollout(&d, "Deployment").unwrap().0, "an unobserved generation is not rolled out");
+        let j = json!({"status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}});
+        assert!(rollout(&j, "Job").unwrap().0);
+        assert!(rollout(&json!({}), "ConfigMap").is_none());
+    }
+}
