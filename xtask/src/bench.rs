@@ -1,6 +1,8 @@
 //! `cargo xtask bench net`: planner speed, apply wall time against the critical-path bound under 200 ms of
 //! injected latency per call, and the calls of a no-op re-plan. `cargo xtask bench up`: the same for the whole
-//! environment (network, IAM, cluster, nodegroups, addons, access). Prints numbers; asserts nothing.
+//! environment (network, IAM, cluster, nodegroups, addons, access). `cargo xtask bench migrate`: preparing 100k
+//! objects, and applying 5k to a fresh API server against kubectl and against the server's own ceiling.
+//! Prints numbers; asserts nothing.
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,8 @@ pub async fn run(what: &str) -> Result<()> {
     match what {
         "net" => net().await,
         "up" => up().await,
-        other => bail!("unknown benchmark `{other}` (known: net, up)"),
+        "migrate" => migrate().await,
+        other => bail!("unknown benchmark `{other}` (known: net, up, migrate)"),
     }
 }
 
@@ -230,5 +233,149 @@ async fn up() -> Result<()> {
     aws.proxy.set_config(FaultConfig { account_id: Some(aws.account_id.clone()), ..Default::default() });
     let down = env.down(&EventSink::discard(), Duration::from_secs(5)).await?;
     down.report.into_result()?;
+    Ok(())
+}
+
+/// Peak resident memory of this process so far (`VmHWM`), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `n` generated objects over `namespaces` namespaces: ConfigMaps, Secrets, Deployments that use them, Services.
+fn generated(n: usize, namespaces: usize) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = (0..namespaces)
+        .map(|i| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("bench-{i}")}}))
+        .collect();
+    for i in 0..n {
+        let ns = format!("bench-{}", i % namespaces);
+        let id = i / 4;
+        out.push(match i % 4 {
+            0 => json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cfg-{id}"), "namespace": ns, "uid": "x", "resourceVersion": "1"}, "data": {"key": "value"}}),
+            1 => json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("sec-{id}"), "namespace": ns}, "type": "Opaque", "data": {"p": "cGFzcw=="}}),
+            2 => json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("app-{id}"), "namespace": ns, "labels": {"app": format!("app-{id}")}},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("app-{id}")}}, "template": {"metadata": {"labels": {"app": format!("app-{id}")}},
+                "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27", "envFrom": [{"configMapRef": {"name": format!("cfg-{id}")}}, {"secretRef": {"name": format!("sec-{id}")}}]}]}}},
+                "status": {"replicas": 1}}),
+            _ => json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("app-{id}"), "namespace": ns}, "spec": {"clusterIP": "10.0.0.1", "selector": {"app": format!("app-{id}")}, "ports": [{"port": 80}]}}),
+        });
+    }
+    out
+}
+
+async fn migrate() -> Result<()> {
+    use eksodus_migrate::bundle::prepare;
+    use eksodus_migrate::live::{self, ApplyOptions as MigrateOptions, OnProgress};
+    use eksodus_migrate::object::Obj;
+    use eksodus_testkit::kubeapi::FakeKube;
+    use futures::StreamExt;
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    outln!("bench migrate ({profile} build)");
+
+    // 1. prepare 100k objects (filter, transform, order)
+    let before = peak_rss_mib();
+    let read = eksodus_migrate::source::Read {
+        objects: generated(100_000, 100).into_iter().map(Obj).collect(),
+        errors: vec![],
+    };
+    let loaded = peak_rss_mib();
+    let t = Instant::now();
+    let rules = eksodus_migrate::transform::Rules::from_yaml(
+        "image_registries: {docker.io/library/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/hub/}\n",
+    )?;
+    let p = prepare(read, "bench", &Default::default(), &rules);
+    let took = t.elapsed();
+    outln!(
+        "prepare {} objects into {} waves: {:.2}s; peak RSS {:.0} MiB (objects loaded: {:.0} MiB, before: {:.0} MiB)",
+        p.objects.len(),
+        p.objects.iter().map(|(_, w)| *w).max().unwrap_or(0) + 1,
+        took.as_secs_f64(),
+        peak_rss_mib(),
+        loaded,
+        before
+    );
+    drop(p);
+
+    // 2. apply 5k objects to a fresh server three ways
+    let objs = generated(5_000, 10);
+    let read = eksodus_migrate::source::Read { objects: objs.iter().cloned().map(Obj).collect(), errors: vec![] };
+    let p = prepare(read, "bench", &Default::default(), &Default::default());
+    let quiet: OnProgress = std::sync::Arc::new(|_| {});
+    let client =
+        |k: &FakeKube| -> Result<kube::Client> { Ok(kube::Client::try_from(kube::Config::new(k.url().parse()?))?) };
+
+    let server = FakeKube::start().await?;
+    let c = client(&server)?;
+    let t = Instant::now();
+    let r = live::apply(&c, &p.objects, &MigrateOptions { concurrency: 16, ..Default::default() }, &quiet).await?;
+    let ours = t.elapsed();
+    outln!("eksodus apply: {} objects in {:.2}s ({:?})", p.objects.len(), ours.as_secs_f64(), r.counts());
+
+    // the ceiling: the same objects, 16 requests in flight, no ordering, no discovery
+    let server = FakeKube::start().await?;
+    let c = client(&server)?;
+    let discovery = kube::discovery::Discovery::new(c.clone()).run().await?;
+    let mut list: Vec<Obj> = p.objects.iter().map(|(o, _)| o.clone()).collect();
+    list.sort_by_key(|o| o.kind() != "Namespace"); // namespaces must exist; the rest in any order
+    let (nss, rest): (Vec<Obj>, Vec<Obj>) = list.into_iter().partition(|o| o.kind() == "Namespace");
+    let t = Instant::now();
+    for batch in [nss, rest] {
+        let d = &discovery;
+        let c = &c;
+        futures::stream::iter(batch)
+            .map(|o| async move {
+                let (g, v) = o.api_version().rsplit_once('/').unwrap_or(("", o.api_version()));
+                let (ar, _) = d.resolve_gvk(&kube::core::GroupVersionKind::gvk(g, v, o.kind())).expect("served");
+                let api: kube::Api<kube::api::DynamicObject> = if o.namespace().is_empty() {
+                    kube::Api::all_with(c.clone(), &ar)
+                } else {
+                    kube::Api::namespaced_with(c.clone(), o.namespace(), &ar)
+                };
+                api.patch(o.name(), &kube::api::PatchParams::apply("ceiling"), &kube::api::Patch::Apply(&o.0))
+                    .await
+                    .map(|_| ())
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    let ceiling = t.elapsed();
+    outln!("ceiling (16 concurrent applies, unordered): {:.2}s", ceiling.as_secs_f64());
+
+    // kubectl, on the same kind of fresh server
+    let server = FakeKube::start().await?;
+    let dir = tempfile::tempdir()?;
+    for (i, (o, _)) in p.objects.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i:05}.json")), serde_json::to_vec(&o.0)?)?;
+    }
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, server.kubeconfig())?;
+    let t = Instant::now();
+    let out = std::process::Command::new("kubectl")
+        .args(["apply", "--server-side", "--validate=false", "-f"])
+        .arg(dir.path())
+        .env("KUBECONFIG", &kc)
+        .output();
+    let kubectl = t.elapsed();
+    match out {
+        Ok(o) if o.status.success() => outln!("kubectl apply --server-side -f DIR: {:.2}s", kubectl.as_secs_f64()),
+        Ok(o) => outln!(
+            "kubectl apply --server-side failed after {:.2}s: {}",
+            kubectl.as_secs_f64(),
+            String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("")
+        ),
+        Err(e) => outln!("kubectl not runnable: {e}"),
+    }
+    outln!(
+        "ratios: eksodus / ceiling = {:.3} (target <= 1.10); kubectl / eksodus = {:.2}",
+        ours.as_secs_f64() / ceiling.as_secs_f64(),
+        kubectl.as_secs_f64() / ours.as_secs_f64()
+    );
     Ok(())
 }

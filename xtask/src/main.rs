@@ -23,6 +23,7 @@ mod access;
 mod bench;
 mod demo;
 mod env;
+mod migrate;
 mod render;
 mod run_tests;
 
@@ -72,6 +73,11 @@ enum Cmd {
         /// Target Kubernetes version (`1.33`).
         #[arg(long)]
         to: String,
+    },
+    /// Move workloads between clusters: export to a bundle, plan, apply, verify.
+    Migrate {
+        #[command(subcommand)]
+        cmd: migrate::MigrateCmd,
     },
     /// The VPC layer.
     Net {
@@ -132,7 +138,7 @@ enum Cmd {
     },
     /// Benchmarks (not timed tests).
     Bench {
-        /// Which: `net` or `up`.
+        /// Which: `net`, `up` or `migrate`.
         what: String,
     },
 }
@@ -247,6 +253,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Down(a) => env::down(a).await,
         Cmd::Upgrade { args, to } => env::upgrade(args, to).await,
         Cmd::Net { cmd } => net(cmd).await,
+        Cmd::Migrate { cmd } => migrate::run(cmd).await,
         Cmd::Local { cmd } => local(cmd).await,
         Cmd::Access { cmd } => access::run(cmd).await,
         Cmd::Token { file, local, profile } => token(&file, local, profile).await,

@@ -122,8 +122,11 @@ pub enum Outcome {
         /// Changed field paths.
         fields: Vec<String>,
     },
-    /// Already as wanted.
+    /// Already as wanted (dry run).
     Unchanged,
+    /// It existed and was applied (changed or not: an apply does not read first; re-applying what is there
+    /// changes nothing on the server, not even its resourceVersion).
+    Applied,
     /// The journal says an earlier run applied exactly this.
     Journaled,
     /// The server refused it.
@@ -169,6 +172,7 @@ impl ApplyReport {
                 Outcome::Created => "created",
                 Outcome::Updated { .. } => "updated",
                 Outcome::Unchanged => "unchanged",
+                Outcome::Applied => "applied",
                 Outcome::Journaled => "journaled",
                 Outcome::Failed { .. } => "failed",
                 Outcome::Held { .. } => "held",
@@ -331,6 +335,9 @@ impl Target {
             Ok(a) => a,
             Err(m) => return Outcome::Failed { reason: "NotFound".into(), message: m },
         };
+        if !dry_run {
+            return self.apply_one(&api, o).await;
+        }
         let current = match api.get_opt(o.name()).await {
             Ok(c) => c.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
             Err(e) => return failed(e),
@@ -356,6 +363,37 @@ impl Target {
                 }
             }
             Err(e) => failed(e),
+        }
+    }
+}
+
+impl Target {
+    /// One server-side apply, one request: the status code tells a create (201) from an apply to an existing
+    /// object (200), so applying costs no read.
+    async fn apply_one(&self, api: &Api<DynamicObject>, o: &Obj) -> Outcome {
+        let req = match kube::core::Request::new(api.resource_url()).patch(
+            o.name(),
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&o.0),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed { reason: "BadRequest".into(), message: e.to_string() },
+        };
+        let resp = match self.client.send(req.map(kube::client::Body::from)).await {
+            Ok(r) => r,
+            Err(e) => return failed(e),
+        };
+        let code = resp.status();
+        if code.is_success() {
+            return if code == http::StatusCode::CREATED { Outcome::Created } else { Outcome::Applied };
+        }
+        let body = resp.into_body().collect_bytes().await.unwrap_or_default();
+        match serde_json::from_slice::<kube::core::Status>(&body) {
+            Ok(st) => Outcome::Failed { reason: st.reason, message: st.message },
+            Err(_) => Outcome::Failed {
+                reason: code.as_str().into(),
+                message: String::from_utf8_lossy(&body).chars().take(300).collect(),
+            },
         }
     }
 }

@@ -122,11 +122,17 @@ async fn export_apply_resume_reapply() {
     // a re-run is a no-op: with the journal nothing is sent; without it the server finds nothing to change
     let again = live::apply(&dst.client, &objects, &opts, &quiet()).await.unwrap();
     assert!(again.objects.iter().all(|o| o.outcome == Outcome::Journaled), "{:?}", again.counts());
+    let before = snapshot(&dst.client, &dst.namespace).await;
     let again = live::apply(&dst.client, &objects, &ApplyOptions::default(), &quiet()).await.unwrap();
+    assert!(again.objects.iter().all(|o| o.outcome == Outcome::Applied), "{:?}", again.counts());
+    assert_eq!(snapshot(&dst.client, &dst.namespace).await, before, "re-applying changed something");
+    let dry = live::apply(&dst.client, &objects, &ApplyOptions { dry_run: true, ..Default::default() }, &quiet())
+        .await
+        .unwrap();
     assert!(
-        again.objects.iter().all(|o| o.outcome == Outcome::Unchanged),
+        dry.objects.iter().all(|o| o.outcome == Outcome::Unchanged),
         "{:?}",
-        again.objects.iter().filter(|o| o.outcome != Outcome::Unchanged).collect::<Vec<_>>()
+        dry.objects.iter().filter(|o| o.outcome != Outcome::Unchanged).collect::<Vec<_>>()
     );
 
     // every object is in the target as transformed
@@ -175,11 +181,16 @@ fn contains(got: &Value, want: &Value) -> bool {
 }
 
 async fn src_snapshot(c: &Cluster) -> Vec<(String, String)> {
-    let read = live::export(&c.client, 500, &quiet()).await.unwrap();
+    snapshot(&c.client, &c.namespace).await
+}
+
+/// Every object of a namespace with its resourceVersion.
+async fn snapshot(client: &kube::Client, ns: &str) -> Vec<(String, String)> {
+    let read = live::export(client, 500, &quiet()).await.unwrap();
     let mut v: Vec<(String, String)> = read
         .objects
         .iter()
-        .filter(|o| o.namespace() == c.namespace)
+        .filter(|o| o.namespace() == ns)
         .map(|o| {
             (
                 o.obj_ref().to_string(),

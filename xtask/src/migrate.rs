@@ -1,0 +1,239 @@
+//! `cargo xtask migrate export|plan|apply|verify`: renders what `eksodus_migrate` does.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use eksodus_migrate::bundle::{self, prepare};
+use eksodus_migrate::filter::Filters;
+use eksodus_migrate::live::{self, ApplyOptions, OnProgress, Outcome, Progress};
+use eksodus_migrate::transform::Rules;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Migration commands.
+#[derive(Subcommand)]
+pub enum MigrateCmd {
+    /// Read a cluster (or a directory of manifests), filter, transform and order it into a bundle.
+    Export(ExportArgs),
+    /// Dry-run the bundle against the target: what would be created or changed, per object (exit 2 when
+    /// something would change).
+    Plan(TargetArgs),
+    /// Apply the bundle with server-side apply, wave by wave; resumes where an interrupted run stopped.
+    Apply(TargetArgs),
+    /// Wait for the bundle's workloads to roll out in the target; show load-balancer addresses old -> new.
+    Verify(TargetArgs),
+}
+
+/// `migrate export`.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The source cluster's context.
+    #[arg(long, conflicts_with = "from_dir")]
+    from_context: Option<String>,
+    /// A directory of manifests (YAML, JSON, Lists) instead of a cluster.
+    #[arg(long)]
+    from_dir: Option<PathBuf>,
+    /// The bundle directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Kubeconfig file (default: the standard one).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Mapping rules (storage classes, ingress classes, registries, IRSA roles, namespaces) as YAML.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Only these namespaces.
+    #[arg(long = "include-namespace")]
+    include_namespaces: Vec<String>,
+    /// Never these namespaces.
+    #[arg(long = "exclude-namespace")]
+    exclude_namespaces: Vec<String>,
+    /// Only these resources (`apps/Deployment`, `ConfigMap`).
+    #[arg(long = "include-resource")]
+    include_resources: Vec<String>,
+    /// Never these resources.
+    #[arg(long = "exclude-resource")]
+    exclude_resources: Vec<String>,
+    /// Label selector.
+    #[arg(long, short = 'l')]
+    selector: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The commands that talk to the target.
+#[derive(Args)]
+pub struct TargetArgs {
+    /// The bundle directory.
+    bundle: PathBuf,
+    /// The target cluster's context.
+    #[arg(long)]
+    to_context: Option<String>,
+    /// Kubeconfig file (default: the standard one).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Do not ask before applying.
+    #[arg(long)]
+    yes: bool,
+    /// Requests in flight within a wave.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds to wait for CRDs, webhook backends, and (verify) rollouts.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn client(kubeconfig: Option<&Path>, context: Option<&String>) -> Result<(kube::Client, String)> {
+    let options = kube::config::KubeConfigOptions { context: context.cloned(), ..Default::default() };
+    let config = match kubeconfig {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await?
+        }
+        None => kube::Config::from_kubeconfig(&options).await.context("no kubeconfig (give --kubeconfig)")?,
+    };
+    let url = config.cluster_url.to_string();
+    Ok((kube::Client::try_from(config)?, url))
+}
+
+fn bar(json: bool, total: u64, what: &str) -> ProgressBar {
+    let b = ProgressBar::with_draw_target(
+        Some(total),
+        if json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+    );
+    b.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    b.set_message(what.to_string());
+    b
+}
+
+/// Runs one migration command.
+pub async fn run(cmd: MigrateCmd) -> Result<ExitCode> {
+    match cmd {
+        MigrateCmd::Export(a) => export(a).await,
+        MigrateCmd::Plan(a) => apply(a, true).await,
+        MigrateCmd::Apply(a) => apply(a, false).await,
+        MigrateCmd::Verify(a) => verify(a).await,
+    }
+}
+
+async fn export(a: ExportArgs) -> Result<ExitCode> {
+    let rules = match &a.rules {
+        Some(p) => Rules::from_yaml(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?,
+        None => Rules::default(),
+    };
+    let filters = Filters {
+        include_namespaces: a.include_namespaces,
+        exclude_namespaces: a.exclude_namespaces,
+        include_resources: a.include_resources,
+        exclude_resources: a.exclude_resources,
+        selector: a.selector,
+        include_system_namespaces: false,
+    };
+    filters.validate()?;
+    let (read, source) = match (&a.from_dir, &a.from_context) {
+        (Some(d), _) => (eksodus_migrate::source::read_dir(d)?, format!("directory {}", d.display())),
+        (None, ctx) => {
+            let (c, url) = client(a.kubeconfig.as_deref(), ctx.as_ref()).await?;
+            let b = bar(a.json, 0, "listing");
+            let bb = b.clone();
+            let on: OnProgress = Arc::new(move |p| {
+                if let Progress::Listed { count, .. } = p {
+                    bb.inc(*count as u64);
+                }
+            });
+            let r = live::export(&c, 500, &on).await?;
+            b.finish_and_clear();
+            (r, format!("cluster {url}"))
+        }
+    };
+    let p = prepare(read, &source, &filters, &rules);
+    bundle::write(&a.out, &p)?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&p.report)?);
+    } else {
+        let waves = p.objects.iter().map(|(_, w)| *w).max().map_or(0, |w| w + 1);
+        outln!("{} object(s) in {waves} wave(s) written to {}", p.report.objects, a.out.display());
+        outln!("{} left out (reasons in report.json)", p.report.excluded.len());
+        for e in &p.report.errors {
+            outln!("  error: {}: {}", e.at, e.reason);
+        }
+        for c in &p.report.cycles {
+            outln!("  cycle: {}", c.join(" -> "));
+        }
+    }
+    Ok(if p.report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn apply(a: TargetArgs, dry_run: bool) -> Result<ExitCode> {
+    let (objects, _) = bundle::read(&a.bundle)?;
+    let (c, url) = client(a.kubeconfig.as_deref(), a.to_context.as_ref()).await?;
+    if !dry_run {
+        crate::confirm(&format!("apply {} object(s) to {url}", objects.len()), a.yes)?;
+    }
+    let b = bar(a.json, objects.len() as u64, if dry_run { "diffing" } else { "applying" });
+    let bb = b.clone();
+    let on: OnProgress = Arc::new(move |p| {
+        if let Progress::Object { .. } = p {
+            bb.inc(1);
+        }
+    });
+    let opts = ApplyOptions {
+        concurrency: a.concurrency,
+        dry_run,
+        journal: (!dry_run).then(|| live::journal_path(&a.bundle, &url)),
+        wait: Duration::from_secs(a.timeout),
+    };
+    let report = live::apply(&c, &objects, &opts, &on).await?;
+    b.finish_and_clear();
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for o in &report.objects {
+            match &o.outcome {
+                Outcome::Created => outln!("  + {}", o.object),
+                Outcome::Updated { fields } => outln!("  ~ {}: {}", o.object, fields.join(", ")),
+                Outcome::Failed { reason, message } => outln!("  ! {}: {reason}: {message}", o.object),
+                Outcome::Held { why } => outln!("  ! {}: held: {why}", o.object),
+                Outcome::Unchanged | Outcome::Journaled | Outcome::Applied => {}
+            }
+        }
+        outln!("{:?} in {:.1}s", report.counts(), report.elapsed_ms as f64 / 1000.0);
+    }
+    if !report.is_success() {
+        bail!("some objects were not applied; fix them and run again (the journal skips what is done)");
+    }
+    let changes = report.objects.iter().any(|o| matches!(o.outcome, Outcome::Created | Outcome::Updated { .. }));
+    Ok(if dry_run && changes { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+async fn verify(a: TargetArgs) -> Result<ExitCode> {
+    let (objects, report) = bundle::read(&a.bundle)?;
+    let (c, _) = client(a.kubeconfig.as_deref(), a.to_context.as_ref()).await?;
+    let v = live::verify(&c, &objects, &report.load_balancers, Duration::from_secs(a.timeout)).await?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for r in &v.rollouts {
+            outln!("  {} {}: {}", if r.ready { "ok  " } else { "WAIT" }, r.object, r.detail);
+        }
+        for (svc, (old, new)) in &v.load_balancers {
+            outln!(
+                "  DNS {svc}: {} -> {}",
+                old.join(","),
+                if new.is_empty() { "(pending)".into() } else { new.join(",") }
+            );
+        }
+    }
+    Ok(if v.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
