@@ -1,0 +1,309 @@
+//! Kubernetes objects out of an etcd snapshot or data directory, with no etcd or API server running: the
+//! dead-control-plane case. Everything readable is recovered; what is not is listed with its page, key and
+//! reason.
+//!
+//! Layers: [`bolt`] (the bbolt file), [`mvcc`] (etcd's revisions), [`keys`] (keys to resources), [`envelope`]
+//! (protobuf, JSON or encrypted values), [`pb`] (the protobuf wire format). [`Snapshot`] ties them together.
+
+pub mod bolt;
+pub mod envelope;
+pub mod keys;
+pub mod mvcc;
+pub mod pb;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use bolt::Damage;
+
+/// Errors that stop a read as a whole (per-key problems are [`Damage`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a bbolt file at all, or both meta pages are unreadable.
+    #[error("{path}: {message}")]
+    NotBolt {
+        /// The path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// What `etcdctl snapshot save` appended, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Integrity {
+    /// A trailing sha256 matches the content.
+    HashMatches,
+    /// A trailing sha256 is there and does not match: the file changed after it was saved.
+    HashMismatch,
+    /// No trailing hash (a data directory's `db`, or a copied file).
+    NoHash,
+}
+
+/// One live key at the chosen revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// The etcd key.
+    pub key: String,
+    /// The resource it holds (when the key layout is known).
+    pub resource: Option<keys::Resource>,
+    /// Creation revision.
+    pub create_revision: i64,
+    /// Last modification revision (the object's resourceVersion).
+    pub mod_revision: i64,
+    /// The stored value.
+    #[serde(skip)]
+    pub value: Vec<u8>,
+}
+
+/// A snapshot read to a revision.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The file read.
+    pub path: PathBuf,
+    /// Trailing-hash check.
+    pub integrity: Integrity,
+    /// The meta page used.
+    pub meta: bolt::Meta,
+    /// What etcd's `meta` bucket says.
+    pub info: mvcc::MetaInfo,
+    /// Lowest and highest main revision present.
+    pub revisions: Option<(i64, i64)>,
+    /// The revision read at.
+    pub revision: i64,
+    /// Live keys, sorted.
+    pub entries: Vec<Entry>,
+    /// Pages in the freelist.
+    pub free_pages: usize,
+    /// What could not be read.
+    pub damage: Vec<Damage>,
+}
+
+/// The file to read: a snapshot file, or `member/snap/db` inside a data directory.
+pub fn db_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        let inner = p.join("member/snap/db");
+        if inner.exists() {
+            return inner;
+        }
+        return p.join("snap/db");
+    }
+    p.to_path_buf()
+}
+
+/// Checks the sha256 `etcdctl snapshot save` appends (the file's length is then 32 past a multiple of 512).
+pub fn integrity(data: &[u8]) -> (Integrity, &[u8]) {
+    if data.len() % 512 == 32 && data.len() > 32 {
+        let (body, sum) = data.split_at(data.len() - 32);
+        let ok = Sha256::digest(body).as_slice() == sum;
+        return (if ok { Integrity::HashMatches } else { Integrity::HashMismatch }, body);
+    }
+    (Integrity::NoHash, data)
+}
+
+impl Snapshot {
+    /// Reads a snapshot file or data directory at `revision` (`None`: the newest).
+    pub fn open(path: &Path, revision: Option<i64>) -> Result<Snapshot, Error> {
+        let file = db_path(path);
+        let data = std::fs::read(&file).map_err(|source| Error::Io { path: file.display().to_string(), source })?;
+        Self::from_bytes(&file, &data, revision)
+    }
+
+    /// Reads a snapshot's bytes.
+    pub fn from_bytes(path: &Path, data: &[u8], revision: Option<i64>) -> Result<Snapshot, Error> {
+        let (integrity, body) = integrity(data);
+        let mut db =
+            bolt::Db::open(body).map_err(|message| Error::NotBolt { path: path.display().to_string(), message })?;
+        let free_pages = db.freelist().len();
+        let mut meta_items = Vec::new();
+        if let Some(b) = db.bucket(b"meta") {
+            db.walk(b, "meta", &mut |it| {
+                if let bolt::Item::Value(k, v) = it {
+                    meta_items.push((k.to_vec(), v.to_vec()));
+                }
+            });
+        } else {
+            db.damage.push(Damage { page: None, key: Some("meta".into()), reason: "no meta bucket".into() });
+        }
+        let info = mvcc::meta_info(&meta_items);
+        let mut raw: Vec<(&[u8], &[u8])> = Vec::new();
+        match db.bucket(b"key") {
+            Some(b) => db.walk(b, "key", &mut |it| {
+                if let bolt::Item::Value(k, v) = it {
+                    raw.push((k, v));
+                }
+            }),
+            None => db.damage.push(Damage {
+                page: None,
+                key: Some("key".into()),
+                reason: "no key bucket: not an etcd v3 database".into(),
+            }),
+        }
+        // a damaged branch can reorder what is read; the revision order is what counts
+        raw.sort_by(|a, b| a.0.cmp(b.0));
+        let state = mvcc::state(raw, revision);
+        let mut damage = db.damage;
+        damage.extend(state.damage);
+        let entries = state
+            .keys
+            .into_values()
+            .map(|kv| {
+                let key = String::from_utf8_lossy(&kv.key).to_string();
+                Entry {
+                    resource: keys::resource(&key, "/registry").ok(),
+                    key,
+                    create_revision: kv.create_revision,
+                    mod_revision: kv.mod_revision,
+                    value: kv.value,
+                }
+            })
+            .collect();
+        let newest = state.revisions.map_or(0, |r| r.1);
+        Ok(Snapshot {
+            path: path.to_path_buf(),
+            integrity,
+            meta: db.meta,
+            info,
+            revisions: state.revisions,
+            revision: revision.map_or(newest, |r| r.min(newest)),
+            entries,
+            free_pages,
+            damage,
+        })
+    }
+
+    /// Counts of live keys per resource (`group/resource`, or the key's second segment when unknown).
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for e in &self.entries {
+            let k = match &e.resource {
+                Some(r) if r.group.is_empty() => r.resource.clone(),
+                Some(r) => format!("{}/{}", r.group, r.resource),
+                None => format!("(other) {}", e.key.split('/').take(3).collect::<Vec<_>>().join("/")),
+            };
+            *m.entry(k).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Counts by value encoding (`protobuf`, `json`, `encrypted:<provider>`, `unknown`).
+    pub fn encodings(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for e in &self.entries {
+            let k = match envelope::classify(&e.value) {
+                Ok(envelope::Stored::Protobuf { .. }) => "protobuf".to_string(),
+                Ok(envelope::Stored::Json(_)) => "json".to_string(),
+                Ok(envelope::Stored::Encrypted { provider, .. }) => format!("encrypted:{provider}"),
+                Err(_) => "unknown".to_string(),
+            };
+            *m.entry(k).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// The inspection report (`cargo xtask etcd inspect`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The file.
+    pub path: String,
+    /// Trailing hash.
+    pub integrity: Integrity,
+    /// Page size, transaction ID, pages in use.
+    pub meta: bolt::Meta,
+    /// etcd's meta bucket.
+    pub info: mvcc::MetaInfo,
+    /// Revision range.
+    pub revisions: Option<(i64, i64)>,
+    /// Live keys.
+    pub keys: usize,
+    /// Live keys per resource.
+    pub resources: BTreeMap<String, usize>,
+    /// Values per encoding.
+    pub encodings: BTreeMap<String, usize>,
+    /// Free pages.
+    pub free_pages: usize,
+    /// Damage.
+    pub damage: Vec<Damage>,
+}
+
+impl From<&Snapshot> for Inspection {
+    fn from(s: &Snapshot) -> Self {
+        Inspection {
+            path: s.path.display().to_string(),
+            integrity: s.integrity.clone(),
+            meta: s.meta,
+            info: s.info.clone(),
+            revisions: s.revisions,
+            keys: s.entries.len(),
+            resources: s.counts(),
+            encodings: s.encodings(),
+            free_pages: s.free_pages,
+            damage: s.damage.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mvcc::{encode_kv, revision_key, KeyValue, Revision};
+
+    fn snapshot_bytes() -> Vec<u8> {
+        let kv = |k: &str, rev: i64, v: &[u8]| KeyValue {
+            key: k.into(),
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            value: v.to_vec(),
+            lease: 0,
+        };
+        let keys = vec![
+            (
+                revision_key(Revision { main: 2, sub: 0 }, false),
+                encode_kv(&kv("/registry/configmaps/a/x", 2, b"{\"kind\":\"ConfigMap\"}")),
+            ),
+            (
+                revision_key(Revision { main: 3, sub: 0 }, false),
+                encode_kv(&kv("/registry/namespaces/a", 3, b"{\"kind\":\"Namespace\"}")),
+            ),
+        ];
+        let mut meta = vec![(b"consistent_index".to_vec(), 9u64.to_be_bytes().to_vec())];
+        meta.push((b"finishedCompactRev".to_vec(), revision_key(Revision { main: 1, sub: 0 }, false)));
+        bolt::testutil::build(&[("key", keys), ("meta", meta)])
+    }
+
+    #[test]
+    fn reads_keys_with_and_without_the_trailing_hash() {
+        let mut data = snapshot_bytes();
+        let s = Snapshot::from_bytes(Path::new("t"), &data, None).unwrap();
+        assert_eq!(s.integrity, Integrity::NoHash);
+        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.info.consistent_index, Some(9));
+        assert_eq!(s.info.finished_compact, Some(1));
+        assert_eq!(s.counts()["configmaps"], 1);
+        assert_eq!(s.encodings()["json"], 2);
+        let sum = Sha256::digest(&data).to_vec();
+        data.extend_from_slice(&sum);
+        assert_eq!(Snapshot::from_bytes(Path::new("t"), &data, None).unwrap().integrity, Integrity::HashMatches);
+        let n = data.len();
+        data[n - 1] ^= 1;
+        assert_eq!(Snapshot::from_bytes(Path::new("t"), &data, None).unwrap().integrity, Integrity::HashMismatch);
+        let at2 = Snapshot::from_bytes(Path::new("t"), &snapshot_bytes(), Some(2)).unwrap();
+        assert_eq!(at2.entries.len(), 1);
+    }
+}
