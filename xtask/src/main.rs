@@ -23,6 +23,7 @@ mod access;
 mod bench;
 mod demo;
 mod env;
+mod etcd;
 mod migrate;
 mod render;
 mod run_tests;
@@ -78,6 +79,11 @@ enum Cmd {
     Migrate {
         #[command(subcommand)]
         cmd: migrate::MigrateCmd,
+    },
+    /// Read Kubernetes objects out of an etcd snapshot or data directory (no etcd or API server needed).
+    Etcd {
+        #[command(subcommand)]
+        cmd: etcd::EtcdCmd,
     },
     /// The VPC layer.
     Net {
@@ -254,6 +260,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Upgrade { args, to } => env::upgrade(args, to).await,
         Cmd::Net { cmd } => net(cmd).await,
         Cmd::Migrate { cmd } => migrate::run(cmd).await,
+        Cmd::Etcd { cmd } => etcd::run(cmd),
         Cmd::Local { cmd } => local(cmd).await,
         Cmd::Access { cmd } => access::run(cmd).await,
         Cmd::Token { file, local, profile } => token(&file, local, profile).await,

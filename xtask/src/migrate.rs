@@ -34,8 +34,14 @@ pub struct ExportArgs {
     #[arg(long, conflicts_with = "from_dir")]
     from_context: Option<String>,
     /// A directory of manifests (YAML, JSON, Lists) instead of a cluster.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_etcd_snapshot")]
     from_dir: Option<PathBuf>,
+    /// An etcd snapshot file or data directory instead of a cluster (the dead-control-plane case).
+    #[arg(long)]
+    from_etcd_snapshot: Option<PathBuf>,
+    /// With `--from-etcd-snapshot`: read at this revision instead of the newest.
+    #[arg(long)]
+    revision: Option<i64>,
     /// The bundle directory to write.
     #[arg(long)]
     out: PathBuf,
@@ -141,9 +147,13 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
         include_system_namespaces: false,
     };
     filters.validate()?;
-    let (read, source) = match (&a.from_dir, &a.from_context) {
-        (Some(d), _) => (eksodus_migrate::source::read_dir(d)?, format!("directory {}", d.display())),
-        (None, ctx) => {
+    let (read, source) = match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
+        (Some(d), _, _) => (eksodus_migrate::source::read_dir(d)?, format!("directory {}", d.display())),
+        (None, Some(f), _) => {
+            let (read, snap) = eksodus_migrate::source::read_etcd(f, a.revision)?;
+            (read, format!("etcd snapshot {} at revision {}", f.display(), snap.revision))
+        }
+        (None, None, ctx) => {
             let (c, url) = client(a.kubeconfig.as_deref(), ctx.as_ref()).await?;
             let b = bar(a.json, 0, "listing");
             let bb = b.clone();

@@ -6,6 +6,7 @@
 //! (protobuf, JSON or encrypted values), [`pb`] (the protobuf wire format). [`Snapshot`] ties them together.
 
 pub mod bolt;
+pub mod decode;
 pub mod envelope;
 pub mod keys;
 pub mod mvcc;
@@ -214,6 +215,51 @@ impl Snapshot {
         }
         m
     }
+}
+
+/// An object recovered from a snapshot, or why it could not be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovered {
+    /// The object as the API server would serve it (`metadata.resourceVersion` is the key's mod revision).
+    Object(serde_json::Value),
+    /// It could not be read back.
+    Lost {
+        /// The etcd key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Decodes one stored value of `entry` to the JSON the API server would serve.
+pub fn recover(entry: &Entry) -> Recovered {
+    let lost = |reason: String| Recovered::Lost { key: entry.key.clone(), reason };
+    let mut obj = match envelope::classify(&entry.value) {
+        Ok(envelope::Stored::Protobuf { api_version, kind, raw, content_encoding, .. }) => {
+            if !content_encoding.is_empty() {
+                return lost(format!("content encoding {content_encoding} is not supported"));
+            }
+            match decode::object(&api_version, &kind, raw) {
+                Ok(v) => v,
+                Err(e) => return lost(e),
+            }
+        }
+        Ok(envelope::Stored::Json(b)) => match serde_json::from_slice::<serde_json::Value>(b) {
+            Ok(v) => v,
+            Err(e) => return lost(format!("JSON value does not parse: {e}")),
+        },
+        Ok(envelope::Stored::Encrypted { provider, key_name, .. }) if provider == "kms" => {
+            return lost(format!("encrypted by KMS{}: the key lives in KMS and cannot be used offline", if key_name.is_empty() { String::new() } else { format!(" ({key_name})") }))
+        }
+        Ok(envelope::Stored::Encrypted { provider, key_name, .. }) => {
+            return lost(format!("encrypted with {provider} key `{key_name}`; decryption with an EncryptionConfiguration is not implemented yet"))
+        }
+        Err(e) => return lost(e),
+    };
+    if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.insert("resourceVersion".into(), serde_json::Value::String(entry.mod_revision.to_string()));
+    }
+    Recovered::Object(obj)
 }
 
 /// The inspection report (`cargo xtask etcd inspect`).

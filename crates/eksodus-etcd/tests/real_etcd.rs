@@ -180,7 +180,15 @@ fn snapshots_read_back_exactly() {
         }
         other => panic!("{other:?}"),
     }
+    // decoded to the object the API server would serve: the fixture's JSON twin, at its etcd revision
+    let mut want: Value = serde_json::from_slice(&fixture("core.v1.ConfigMap.json")).unwrap();
+    want["metadata"]["resourceVersion"] = json!(r_cm2.to_string());
+    assert_eq!(eksodus_etcd::recover(web), eksodus_etcd::Recovered::Object(want));
     let w = get("/registry/example.com/widgets/shop/w").unwrap();
+    match eksodus_etcd::recover(w) {
+        eksodus_etcd::Recovered::Object(v) => assert_eq!(v["kind"], "Widget"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(w.resource.as_ref().unwrap().resource, "widgets");
     assert_eq!(s.counts()["configmaps"], 352);
     // the same through every etcdctl-visible key: etcd and the reader agree on the whole key space

@@ -130,6 +130,35 @@ pub fn read_text(text: &str, name: &str, json: bool, out: &mut Read, seen: &mut 
     }
 }
 
+/// Reads the objects of an etcd snapshot (or data directory) at `revision` (`None`: the newest). Keys that
+/// could not be read back (damage, encryption, unknown encodings) are per-key errors; the rest is returned.
+#[cfg(feature = "etcd")]
+pub fn read_etcd(path: &Path, revision: Option<i64>) -> Result<(Read, eksodus_etcd::Snapshot), Error> {
+    let snap = eksodus_etcd::Snapshot::open(path, revision)
+        .map_err(|e| Error::Bundle { path: path.display().to_string(), message: e.to_string() })?;
+    let mut out = Read::default();
+    let mut seen = BTreeSet::new();
+    for d in &snap.damage {
+        out.errors.push(DocError {
+            at: format!("{}{}", path.display(), d.page.map(|p| format!(" page {p}")).unwrap_or_default()),
+            object: d.key.clone(),
+            reason: d.reason.clone(),
+        });
+    }
+    for e in &snap.entries {
+        if e.resource.is_none() {
+            continue; // internal keys of the API server (allocators, leases of API servers), not objects
+        }
+        match eksodus_etcd::recover(e) {
+            eksodus_etcd::Recovered::Object(v) => take(v, &e.key, &mut out, &mut seen),
+            eksodus_etcd::Recovered::Lost { key, reason } => {
+                out.errors.push(DocError { at: key, object: None, reason })
+            }
+        }
+    }
+    Ok((out, snap))
+}
+
 /// Splits a YAML stream at `---` lines (a marker may carry a comment); `...` ends a document.
 pub fn split_documents(text: &str) -> Vec<String> {
     let mut docs = vec![String::new()];
