@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Subcommand)]
 pub enum MigrateCmd {
     /// Read a cluster (or a directory of manifests), filter, transform and order it into a bundle.
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Dry-run the bundle against the target: what would be created or changed, per object (exit 2 when
     /// something would change).
     Plan(TargetArgs),
@@ -42,6 +42,9 @@ pub struct ExportArgs {
     /// With `--from-etcd-snapshot`: read at this revision instead of the newest.
     #[arg(long)]
     revision: Option<i64>,
+    /// With `--from-etcd-snapshot`: the API server's EncryptionConfiguration, to decrypt values encrypted at rest.
+    #[arg(long)]
+    encryption_config: Option<PathBuf>,
     /// The bundle directory to write.
     #[arg(long)]
     out: PathBuf,
@@ -126,7 +129,7 @@ fn bar(json: bool, total: u64, what: &str) -> ProgressBar {
 /// Runs one migration command.
 pub async fn run(cmd: MigrateCmd) -> Result<ExitCode> {
     match cmd {
-        MigrateCmd::Export(a) => export(a).await,
+        MigrateCmd::Export(a) => export(*a).await,
         MigrateCmd::Plan(a) => apply(a, true).await,
         MigrateCmd::Apply(a) => apply(a, false).await,
         MigrateCmd::Verify(a) => verify(a).await,
@@ -147,10 +150,20 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
         include_system_namespaces: false,
     };
     filters.validate()?;
+    let t_read = std::time::Instant::now();
     let (read, source) = match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
         (Some(d), _, _) => (eksodus_migrate::source::read_dir(d)?, format!("directory {}", d.display())),
         (None, Some(f), _) => {
-            let (read, snap) = eksodus_migrate::source::read_etcd(f, a.revision)?;
+            let keys = match &a.encryption_config {
+                Some(p) => Some(
+                    eksodus_etcd::encryption::Keys::from_config(
+                        &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+                    )
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                ),
+                None => None,
+            };
+            let (read, snap) = eksodus_migrate::source::read_etcd(f, a.revision, keys.as_ref())?;
             (read, format!("etcd snapshot {} at revision {}", f.display(), snap.revision))
         }
         (None, None, ctx) => {
@@ -167,8 +180,21 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
             (r, format!("cluster {url}"))
         }
     };
+    let read_s = t_read.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
     let p = prepare(read, &source, &filters, &rules);
+    let prepare_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
     bundle::write(&a.out, &p)?;
+    let write_s = t.elapsed().as_secs_f64();
+    if std::env::var_os("EKSODUS_REPORT_PEAK_RSS").is_some() {
+        eprintln!("phases: read {read_s:.2}s, prepare {prepare_s:.2}s, write {write_s:.2}s");
+        // for `cargo xtask bench etcd`, which runs the export as a process of its own
+        let hwm = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+        eprintln!("peak RSS MiB: {}", hwm.map_or("?".into(), |k| (k / 1024).to_string()));
+    }
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&p.report)?);
     } else {

@@ -131,6 +131,12 @@ fn snapshots_read_back_exactly() {
     let dep = fixture("apps.v1.Deployment.pb");
     let ns = fixture("core.v1.Namespace.pb");
     let r_ns = etcd.put("/registry/namespaces/shop", &ns);
+    // a Secret encrypted at rest with aesgcm, bound to its etcd key
+    let key: Vec<u8> = (0u8..32).collect();
+    let enc =
+        eksodus_etcd::encryption::encrypt("aesgcm", "k1", &key, &[5u8; 12], &secret, b"/registry/secrets/shop/api")
+            .unwrap();
+    etcd.put("/registry/secrets/shop/api", &enc);
     let r_cm1 = etcd.put("/registry/configmaps/shop/web", &cm);
     etcd.put("/registry/secrets/shop/db", &secret);
     etcd.put("/registry/deployments/shop/web", &dep);
@@ -184,6 +190,15 @@ fn snapshots_read_back_exactly() {
     let mut want: Value = serde_json::from_slice(&fixture("core.v1.ConfigMap.json")).unwrap();
     want["metadata"]["resourceVersion"] = json!(r_cm2.to_string());
     assert_eq!(eksodus_etcd::recover(web), eksodus_etcd::Recovered::Object(want));
+    let api = get("/registry/secrets/shop/api").unwrap();
+    assert!(
+        matches!(eksodus_etcd::recover(api), eksodus_etcd::Recovered::Lost { ref reason, .. } if reason.contains("EncryptionConfiguration"))
+    );
+    let mut keys = eksodus_etcd::encryption::Keys::default();
+    keys.insert("aesgcm", "k1", key.clone());
+    let mut want_secret: Value = serde_json::from_slice(&fixture("core.v1.Secret.json")).unwrap();
+    want_secret["metadata"]["resourceVersion"] = json!(api.mod_revision.to_string());
+    assert_eq!(eksodus_etcd::recover_with(api, Some(&keys)), eksodus_etcd::Recovered::Object(want_secret));
     let w = get("/registry/example.com/widgets/shop/w").unwrap();
     match eksodus_etcd::recover(w) {
         eksodus_etcd::Recovered::Object(v) => assert_eq!(v["kind"], "Widget"),
@@ -191,6 +206,7 @@ fn snapshots_read_back_exactly() {
     }
     assert_eq!(w.resource.as_ref().unwrap().resource, "widgets");
     assert_eq!(s.counts()["configmaps"], 352);
+    assert_eq!(s.encodings()["encrypted:aesgcm"], 1);
     // the same through every etcdctl-visible key: etcd and the reader agree on the whole key space
     let listed =
         etcd.call("/v3/kv/range", json!({"key": b64(b"/"), "range_end": b64(b"0"), "keys_only": true})).unwrap();

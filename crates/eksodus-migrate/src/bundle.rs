@@ -160,6 +160,94 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(io(format!("writing {}", path.display())))
 }
 
+/// YAML for a JSON value, block style, every string double-quoted with JSON's escapes (a JSON string is a valid
+/// YAML double-quoted scalar, so nothing can be misread as a number, a bool or a date). Several times faster than
+/// a general YAML emitter, which matters at tens of thousands of objects.
+pub fn to_yaml(v: &Value) -> String {
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) => serde_json::to_string(s).expect("a string serializes"),
+            other => other.to_string(),
+        }
+    }
+    fn emit(v: &Value, indent: usize, out: &mut String) {
+        let pad = " ".repeat(indent);
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    out.push_str(&pad);
+                    out.push_str(&serde_json::to_string(k).expect("a key serializes"));
+                    out.push(':');
+                    match x {
+                        Value::Object(c) if !c.is_empty() => {
+                            out.push('\n');
+                            emit(x, indent + 2, out);
+                        }
+                        Value::Array(c) if !c.is_empty() => {
+                            out.push('\n');
+                            emit(x, indent, out);
+                        }
+                        Value::Object(_) => out.push_str(" {}\n"),
+                        Value::Array(_) => out.push_str(" []\n"),
+                        s => {
+                            out.push(' ');
+                            out.push_str(&scalar(s));
+                            out.push('\n');
+                        }
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    out.push_str(&pad);
+                    out.push_str("- ");
+                    match x {
+                        Value::Object(c) if !c.is_empty() => {
+                            // the first key on the dash line, the rest aligned under it
+                            let mut inner = String::new();
+                            emit(x, indent + 2, &mut inner);
+                            out.push_str(inner.trim_start());
+                        }
+                        Value::Array(c) if !c.is_empty() => {
+                            out.push('\n');
+                            emit(x, indent + 2, out);
+                        }
+                        Value::Object(_) => out.push_str("{}\n"),
+                        Value::Array(_) => out.push_str("[]\n"),
+                        s => {
+                            out.push_str(&scalar(s));
+                            out.push('\n');
+                        }
+                    }
+                }
+            }
+            s => {
+                out.push_str(&pad);
+                out.push_str(&scalar(s));
+                out.push('\n');
+            }
+        }
+    }
+    let mut out = String::new();
+    match v {
+        Value::Object(m) if m.is_empty() => out.push_str("{}\n"),
+        Value::Array(a) if a.is_empty() => out.push_str("[]\n"),
+        _ => emit(v, 0, &mut out),
+    }
+    out
+}
+
+fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("writing {}", path.display())))?;
+    f.write_all(bytes).map_err(io(format!("writing {}", path.display())))
+}
+
 /// Writes a bundle (replacing the objects of an earlier one in the same directory).
 pub fn write(dir: &Path, p: &Prepared) -> Result<Manifest, Error> {
     let objects = dir.join("objects");
@@ -167,23 +255,55 @@ pub fn write(dir: &Path, p: &Prepared) -> Result<Manifest, Error> {
         std::fs::remove_dir_all(&objects).map_err(io(format!("clearing {}", objects.display())))?;
     }
     std::fs::create_dir_all(&objects).map_err(io(format!("creating {}", objects.display())))?;
-    let mut m = Manifest::default();
-    for (i, (o, wave)) in p.objects.iter().enumerate() {
-        let file = format!(
+    let file_of = |i: usize, o: &Obj| {
+        format!(
             "objects/{i:06}-{}-{}{}.yaml",
             safe(&o.kind().to_ascii_lowercase()),
             if o.namespace().is_empty() { String::new() } else { format!("{}-", safe(o.namespace())) },
             safe(o.name())
-        );
-        let yaml = serde_yaml::to_string(&o.0)
-            .map_err(|e| Error::Bundle { path: dir.display().to_string(), message: e.to_string() })?;
-        write_private(&dir.join(&file), yaml.as_bytes())?;
+        )
+    };
+    // serializing and writing tens of thousands of files is the slow part: spread it over the cores
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let chunk = p.objects.len().div_ceil(threads).max(1);
+    let results: Vec<Result<(), Error>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = p
+            .objects
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let file_of = &file_of;
+                sc.spawn(move || -> Result<(), Error> {
+                    for (j, (o, _)) in part.iter().enumerate() {
+                        let file = file_of(c * chunk + j, o);
+                        let yaml = to_yaml(&o.0);
+                        // the directory was just made: a new file gets mode 0600 at creation
+                        write_new_private(&dir.join(&file), yaml.as_bytes())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Bundle { path: dir.display().to_string(), message: "a writer thread panicked".into() })
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    let mut m = Manifest::default();
+    for (i, (o, wave)) in p.objects.iter().enumerate() {
         m.objects.push(Entry {
             api_version: o.api_version().into(),
             kind: o.kind().into(),
             namespace: (!o.namespace().is_empty()).then(|| o.namespace().to_string()),
             name: o.name().into(),
-            file,
+            file: file_of(i, o),
             wave: *wave,
         });
     }
@@ -283,5 +403,43 @@ mod tests {
         let shown = redact(&back[1].0);
         assert_eq!(shown["data"]["password"], "(redacted)");
         assert!(!serde_json::to_string(&report).unwrap().contains("c2VjcmV0"), "the report holds no secret value");
+    }
+
+    proptest::proptest! {
+        /// The YAML written for any JSON value reads back as that value.
+        #[test]
+        fn yaml_round_trips(v in arb_json()) {
+            let text = to_yaml(&v);
+            let back: Value = serde_yaml::from_str(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}\n{text}")))?;
+            proptest::prop_assert_eq!(back, v, "{}", text);
+        }
+    }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[ -~]{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("yes"),
+                Just("1.0"),
+                Just("~"),
+                Just("- x"),
+                Just("a: b"),
+                Just("#c"),
+                Just("\n\t\"x\"é"),
+                Just("2026-01-01")
+            ]
+            .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z:.#/ -]{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 }

@@ -133,8 +133,12 @@ pub fn read_text(text: &str, name: &str, json: bool, out: &mut Read, seen: &mut 
 /// Reads the objects of an etcd snapshot (or data directory) at `revision` (`None`: the newest). Keys that
 /// could not be read back (damage, encryption, unknown encodings) are per-key errors; the rest is returned.
 #[cfg(feature = "etcd")]
-pub fn read_etcd(path: &Path, revision: Option<i64>) -> Result<(Read, eksodus_etcd::Snapshot), Error> {
-    let snap = eksodus_etcd::Snapshot::open(path, revision)
+pub fn read_etcd(
+    path: &Path,
+    revision: Option<i64>,
+    keys: Option<&eksodus_etcd::encryption::Keys>,
+) -> Result<(Read, eksodus_etcd::Snapshot), Error> {
+    let mut snap = eksodus_etcd::Snapshot::open(path, revision)
         .map_err(|e| Error::Bundle { path: path.display().to_string(), message: e.to_string() })?;
     let mut out = Read::default();
     let mut seen = BTreeSet::new();
@@ -145,11 +149,12 @@ pub fn read_etcd(path: &Path, revision: Option<i64>) -> Result<(Read, eksodus_et
             reason: d.reason.clone(),
         });
     }
-    for e in &snap.entries {
+    // each stored value is dropped once decoded, so the values and the objects are never both held whole
+    for e in std::mem::take(&mut snap.entries) {
         if e.resource.is_none() {
             continue; // internal keys of the API server (allocators, leases of API servers), not objects
         }
-        match eksodus_etcd::recover(e) {
+        match eksodus_etcd::recover_with(&e, keys) {
             eksodus_etcd::Recovered::Object(v) => take(v, &e.key, &mut out, &mut seen),
             eksodus_etcd::Recovered::Lost { key, reason } => {
                 out.errors.push(DocError { at: key, object: None, reason })
