@@ -213,6 +213,18 @@ where
     se
 }
 
+/// What a waiter sees of a nodegroup or addon.
+struct Member {
+    status: String,
+    version: Option<String>,
+    health: String,
+}
+
+/// EKS health issues as one line: `code: message; ...`.
+fn health<'a>(issues: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>) -> String {
+    issues.map(|(c, m)| format!("{}: {}", c.unwrap_or("?"), m.unwrap_or_default())).collect::<Vec<_>>().join("; ")
+}
+
 fn strings(m: &Map<String, Value>, k: &str) -> Vec<String> {
     m.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect()
 }
@@ -506,19 +518,13 @@ impl Eks {
             subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
             health: c
                 .health()
-                .map(|h| {
-                    h.issues()
-                        .iter()
-                        .map(|i| {
-                            format!(
-                                "{}: {}",
-                                i.code().map(|c| c.as_str()).unwrap_or("?"),
-                                i.message().unwrap_or_default()
-                            )
-                        })
-                        .collect()
+                .map(|h| h.issues())
+                .unwrap_or_default()
+                .iter()
+                .map(|i| {
+                    format!("{}: {}", i.code().map(|c| c.as_str()).unwrap_or("?"), i.message().unwrap_or_default())
                 })
-                .unwrap_or_default(),
+                .collect(),
             owned,
         };
         let mut found = Found { cluster: Some(info.clone()), ..Default::default() };
@@ -947,18 +953,13 @@ impl Eks {
                 "FAILED" => WaitState::Failed(format!(
                     "cluster {} FAILED: {}",
                     self.name,
-                    c.health()
-                        .map(|h| h
-                            .issues()
+                    health(
+                        c.health()
+                            .map(|h| h.issues())
+                            .unwrap_or_default()
                             .iter()
-                            .map(|i| format!(
-                                "{}: {}",
-                                i.code().map(|c| c.as_str()).unwrap_or("?"),
-                                i.message().unwrap_or_default()
-                            ))
-                            .collect::<Vec<_>>()
-                            .join("; "))
-                        .unwrap_or_default()
+                            .map(|i| (i.code().map(|c| c.as_str()), i.message()))
+                    )
                 )),
                 other => WaitState::Pending(format!("cluster {other}")),
             })
@@ -994,36 +995,61 @@ impl Eks {
         version: Option<&str>,
         gone: bool,
     ) -> Result<(), StepError> {
-        ctx.wait_until(&format!("nodegroup {ng}"), self.wait_timeout(ctx, "eks-nodegroup"), || async {
-            let Some(n) = self.describe_nodegroup(ng).await? else {
-                return Ok(if gone {
-                    WaitState::Ready(())
-                } else {
-                    WaitState::Failed(format!("nodegroup {ng} disappeared"))
-                });
-            };
-            let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-            if gone {
-                return Ok(WaitState::Pending(format!("nodegroup {status}")));
-            }
-            Ok(match status.as_str() {
-                "ACTIVE" if version.is_none_or(|v| n.version() == Some(v)) => WaitState::Ready(()),
-                "CREATE_FAILED" | "DELETE_FAILED" | "DEGRADED" => WaitState::Failed(format!(
-                    "nodegroup {ng} {status}: {}",
-                    n.health()
-                        .map(|h| h
-                            .issues()
+        let what = format!("nodegroup {ng}");
+        self.wait_member(
+            ctx,
+            &what,
+            "eks-nodegroup",
+            version,
+            gone,
+            &["CREATE_FAILED", "DELETE_FAILED", "DEGRADED"],
+            || async {
+                Ok(self.describe_nodegroup(ng).await?.map(|n| Member {
+                    status: n.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    version: n.version().map(String::from),
+                    health: health(
+                        n.health()
+                            .map(|h| h.issues())
+                            .unwrap_or_default()
                             .iter()
-                            .map(|i| format!(
-                                "{}: {}",
-                                i.code().map(|c| c.as_str()).unwrap_or("?"),
-                                i.message().unwrap_or_default()
-                            ))
-                            .collect::<Vec<_>>()
-                            .join("; "))
-                        .unwrap_or_default()
-                )),
-                other => WaitState::Pending(format!("nodegroup {other}")),
+                            .map(|i| (i.code().map(|c| c.as_str()), i.message())),
+                    ),
+                }))
+            },
+        )
+        .await
+    }
+
+    /// Polls a nodegroup or addon until it is ACTIVE (at `version`, when given), gone (`gone`), or in a failed
+    /// status (then with EKS's health issues).
+    #[allow(clippy::too_many_arguments)]
+    async fn wait_member<F, Fut>(
+        &self,
+        ctx: &OpContext,
+        what: &str,
+        kind: &str,
+        version: Option<&str>,
+        gone: bool,
+        failed: &[&str],
+        fetch: F,
+    ) -> Result<(), StepError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Member>, StepError>>,
+    {
+        ctx.wait_until(what, self.wait_timeout(ctx, kind), || async {
+            let Some(m) = fetch().await? else {
+                return Ok(if gone { WaitState::Ready(()) } else { WaitState::Failed(format!("{what} disappeared")) });
+            };
+            if gone {
+                return Ok(WaitState::Pending(format!("{what} {}", m.status)));
+            }
+            Ok(if m.status == "ACTIVE" && version.is_none_or(|v| m.version.as_deref() == Some(v)) {
+                WaitState::Ready(())
+            } else if failed.contains(&m.status.as_str()) {
+                WaitState::Failed(format!("{what} {}: {}", m.status, m.health))
+            } else {
+                WaitState::Pending(format!("{what} {}", m.status))
             })
         })
         .await
@@ -1044,37 +1070,20 @@ impl Eks {
         version: Option<&str>,
         gone: bool,
     ) -> Result<(), StepError> {
-        ctx.wait_until(&format!("addon {name}"), self.wait_timeout(ctx, "eks-addon"), || async {
-            let Some(a) = self.describe_addon(name).await? else {
-                return Ok(if gone {
-                    WaitState::Ready(())
-                } else {
-                    WaitState::Failed(format!("addon {name} disappeared"))
-                });
-            };
-            let status = a.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-            if gone {
-                return Ok(WaitState::Pending(format!("addon {status}")));
-            }
-            Ok(match status.as_str() {
-                "ACTIVE" if version.is_none_or(|v| a.addon_version() == Some(v)) => WaitState::Ready(()),
-                "CREATE_FAILED" | "UPDATE_FAILED" | "DELETE_FAILED" | "DEGRADED" => WaitState::Failed(format!(
-                    "addon {name} {status}: {}",
+        let what = format!("addon {name}");
+        let failed = ["CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "DEGRADED"];
+        self.wait_member(ctx, &what, "eks-addon", version, gone, &failed, || async {
+            Ok(self.describe_addon(name).await?.map(|a| Member {
+                status: a.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                version: a.addon_version().map(String::from),
+                health: health(
                     a.health()
-                        .map(|h| h
-                            .issues()
-                            .iter()
-                            .map(|i| format!(
-                                "{}: {}",
-                                i.code().map(|c| c.as_str()).unwrap_or("?"),
-                                i.message().unwrap_or_default()
-                            ))
-                            .collect::<Vec<_>>()
-                            .join("; "))
+                        .map(|h| h.issues())
                         .unwrap_or_default()
-                )),
-                other => WaitState::Pending(format!("addon {other}")),
-            })
+                        .iter()
+                        .map(|i| (i.code().map(|c| c.as_str()), i.message())),
+                ),
+            }))
         })
         .await
     }
