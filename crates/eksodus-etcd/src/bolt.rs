@@ -8,7 +8,9 @@
 //! Nothing here trusts the file: every offset is bounds checked, every page is visited at most once per walk,
 //! and what cannot be read becomes a [`Damage`] entry while the rest is still returned.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::os::unix::fs::FileExt;
 
 use serde::Serialize;
 
@@ -97,38 +99,84 @@ fn meta_at(data: &[u8], off: usize, page: u64) -> Result<Meta, String> {
     })
 }
 
-/// A bbolt file in memory.
+/// Where the pages come from: bytes in memory, or a file read page by page (so a large snapshot is never held
+/// whole).
+#[derive(Debug)]
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    File { file: std::fs::File, len: u64 },
+}
+
+impl<'a> Source<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Source::Bytes(b) => b.len(),
+            Source::File { len, .. } => *len as usize,
+        }
+    }
+
+    /// `len` bytes at `off`, or `None` past the end.
+    fn read(&self, off: usize, len: usize) -> Option<Cow<'a, [u8]>> {
+        let end = off.checked_add(len)?;
+        if end > self.len() {
+            return None;
+        }
+        match self {
+            Source::Bytes(b) => b.get(off..end).map(Cow::Borrowed),
+            Source::File { file, .. } => {
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, off as u64).ok()?;
+                Some(Cow::Owned(buf))
+            }
+        }
+    }
+}
+
+/// A bbolt file.
 #[derive(Debug)]
 pub struct Db<'a> {
-    data: &'a [u8],
+    src: Source<'a>,
     /// The meta page in use.
     pub meta: Meta,
     /// Problems found so far.
     pub damage: Vec<Damage>,
 }
 
-/// One key/value of a bucket, or a nested bucket.
+/// One key/value of a bucket, or a nested bucket; borrowed from the page being read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item<'a> {
+pub enum Item<'b> {
     /// A key and its value.
-    Value(&'a [u8], &'a [u8]),
+    Value(&'b [u8], &'b [u8]),
     /// A nested bucket.
-    Bucket(&'a [u8], BucketRef<'a>),
+    Bucket(&'b [u8], BucketRef),
 }
 
 /// Where a bucket's tree starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BucketRef<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketRef {
     /// A tree rooted at a page.
     Page(u64),
-    /// An inline bucket: its single leaf page is in the parent's value.
-    Inline(&'a [u8]),
+    /// An inline bucket: its single leaf page, copied out of the parent's value.
+    Inline(Vec<u8>),
 }
 
 impl<'a> Db<'a> {
     /// Opens a file's bytes: picks the valid meta page with the highest transaction ID (bbolt's rule). Fails
     /// only when neither meta page is valid.
     pub fn open(data: &'a [u8]) -> Result<Db<'a>, String> {
+        Self::open_source(Source::Bytes(data))
+    }
+
+    /// Opens a file, read page by page; `len` is how much of it is the database (a snapshot's trailing hash is
+    /// not).
+    pub fn open_file(file: std::fs::File, len: u64) -> Result<Db<'static>, String> {
+        Db::open_source(Source::File { file, len })
+    }
+
+    fn open_source(src: Source<'a>) -> Result<Db<'a>, String> {
+        // meta pages are small: read enough for both at any plausible page size
+        let head = src.read(0, src.len().min(2 * 65536)).unwrap_or(Cow::Borrowed(&[]));
+        let data: &[u8] = &head;
         let m0 = meta_at(data, 0, 0);
         // the second meta page is one page in; its size comes from whichever meta is readable
         let size = match &m0 {
@@ -161,28 +209,26 @@ impl<'a> Db<'a> {
         if !(512..=1 << 20).contains(&meta.page_size) {
             return Err(format!("page size {} is not plausible", meta.page_size));
         }
-        Ok(Db { data, meta, damage })
+        Ok(Db { src, meta, damage })
     }
 
     /// The bytes of page `id` including its overflow pages, and its header fields (flags, count).
-    fn page(&self, id: u64) -> Result<(&'a [u8], u16, u16), String> {
+    fn page(&self, id: u64) -> Result<(Cow<'a, [u8]>, u16, u16), String> {
         let ps = self.meta.page_size as usize;
         let off = (id as usize).checked_mul(ps).ok_or("page offset overflow")?;
-        let head =
-            self.data.get(off..off + PAGE_HEADER).ok_or_else(|| format!("page {id} is past the end of the file"))?;
-        let pid = u64_at(head, 0).unwrap_or(0);
+        let head = self.src.read(off, PAGE_HEADER).ok_or_else(|| format!("page {id} is past the end of the file"))?;
+        let pid = u64_at(&head, 0).unwrap_or(0);
         if pid != id {
             return Err(format!("page {id} says it is page {pid}"));
         }
-        let flags = u16_at(head, 8).unwrap_or(0);
-        let count = u16_at(head, 10).unwrap_or(0);
-        let overflow = u32_at(head, 12).unwrap_or(0) as usize;
+        let flags = u16_at(&head, 8).unwrap_or(0);
+        let count = u16_at(&head, 10).unwrap_or(0);
+        let overflow = u32_at(&head, 12).unwrap_or(0) as usize;
         let len = overflow.checked_add(1).and_then(|n| n.checked_mul(ps)).ok_or("overflow count overflow")?;
-        let end = off.checked_add(len).ok_or("page end overflow")?;
-        let bytes = self.data.get(off..end.min(self.data.len())).ok_or("page out of range")?;
-        if end > self.data.len() {
-            return Err(format!("page {id} ({} overflow pages) runs past the end of the file", overflow));
-        }
+        let bytes = self
+            .src
+            .read(off, len)
+            .ok_or_else(|| format!("page {id} ({overflow} overflow pages) runs past the end of the file"))?;
         Ok((bytes, flags, count))
     }
 
@@ -193,6 +239,7 @@ impl<'a> Db<'a> {
         }
         match self.page(self.meta.freelist) {
             Ok((b, flags, count)) if flags & FREELIST_FLAG != 0 => {
+                let b: &[u8] = &b;
                 let (mut n, mut start) = (count as usize, PAGE_HEADER);
                 if count == 0xFFFF {
                     n = u64_at(b, PAGE_HEADER).unwrap_or(0) as usize;
@@ -216,17 +263,17 @@ impl<'a> Db<'a> {
     }
 
     /// The root bucket.
-    pub fn root(&self) -> BucketRef<'a> {
+    pub fn root(&self) -> BucketRef {
         BucketRef::Page(self.meta.root)
     }
 
     /// Every item of a bucket, in key order, calling `f` for each; damaged subtrees are skipped and recorded.
-    pub fn walk(&mut self, bucket: BucketRef<'a>, name: &str, f: &mut dyn FnMut(Item<'a>)) {
+    pub fn walk(&mut self, bucket: BucketRef, name: &str, f: &mut dyn FnMut(Item<'_>)) {
         let mut seen = BTreeSet::new();
         match bucket {
             BucketRef::Page(id) => self.walk_page(id, name, &mut seen, f),
             BucketRef::Inline(bytes) => {
-                if let Err(e) = self.leaf(bytes, None, name, f) {
+                if let Err(e) = self.leaf(&bytes, None, name, f) {
                     self.damage.push(Damage {
                         page: None,
                         key: Some(name.into()),
@@ -237,7 +284,7 @@ impl<'a> Db<'a> {
         }
     }
 
-    fn walk_page(&mut self, id: u64, name: &str, seen: &mut BTreeSet<u64>, f: &mut dyn FnMut(Item<'a>)) {
+    fn walk_page(&mut self, id: u64, name: &str, seen: &mut BTreeSet<u64>, f: &mut dyn FnMut(Item<'_>)) {
         if !seen.insert(id) {
             self.damage.push(Damage {
                 page: Some(id),
@@ -265,7 +312,7 @@ impl<'a> Db<'a> {
             let mut children = Vec::with_capacity(count as usize);
             for i in 0..count as usize {
                 let e = PAGE_HEADER + i * ELEMENT;
-                match u64_at(bytes, e + 8) {
+                match u64_at(&bytes, e + 8) {
                     Some(child) => children.push(child),
                     None => {
                         self.damage.push(Damage {
@@ -281,7 +328,7 @@ impl<'a> Db<'a> {
                 self.walk_page(c, name, seen, f);
             }
         } else if flags & LEAF_FLAG != 0 {
-            if let Err(e) = self.leaf(bytes, Some(id), name, f) {
+            if let Err(e) = self.leaf(&bytes, Some(id), name, f) {
                 self.damage.push(Damage { page: Some(id), key: Some(name.into()), reason: e });
             }
         } else {
@@ -294,13 +341,7 @@ impl<'a> Db<'a> {
     }
 
     /// The elements of a leaf page (`bytes` starts at its header).
-    fn leaf(
-        &mut self,
-        bytes: &'a [u8],
-        id: Option<u64>,
-        name: &str,
-        f: &mut dyn FnMut(Item<'a>),
-    ) -> Result<(), String> {
+    fn leaf(&mut self, bytes: &[u8], id: Option<u64>, name: &str, f: &mut dyn FnMut(Item<'_>)) -> Result<(), String> {
         let flags = u16_at(bytes, 8).ok_or("leaf header cut off")?;
         if flags & LEAF_FLAG == 0 {
             return Err(format!("flags {flags:#x}: not a leaf"));
@@ -334,7 +375,7 @@ impl<'a> Db<'a> {
                     continue;
                 };
                 let b = if root == 0 {
-                    BucketRef::Inline(v.get(BUCKET_HEADER..).unwrap_or_default())
+                    BucketRef::Inline(v.get(BUCKET_HEADER..).unwrap_or_default().to_vec())
                 } else {
                     BucketRef::Page(root)
                 };
@@ -347,7 +388,7 @@ impl<'a> Db<'a> {
     }
 
     /// A named bucket directly under the root.
-    pub fn bucket(&mut self, name: &[u8]) -> Option<BucketRef<'a>> {
+    pub fn bucket(&mut self, name: &[u8]) -> Option<BucketRef> {
         let mut found = None;
         let root = self.root();
         self.walk(root, "(root)", &mut |it| {

@@ -117,19 +117,51 @@ pub fn integrity(data: &[u8]) -> (Integrity, &[u8]) {
     (Integrity::NoHash, data)
 }
 
+/// [`integrity`] for a file, hashing it in chunks.
+fn file_integrity(f: &std::fs::File, len: u64) -> std::io::Result<Integrity> {
+    use std::os::unix::fs::FileExt;
+    if len % 512 != 32 || len <= 32 {
+        return Ok(Integrity::NoHash);
+    }
+    let body = len - 32;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    while off < body {
+        let n = (body - off).min(buf.len() as u64) as usize;
+        f.read_exact_at(&mut buf[..n], off)?;
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+    let mut sum = [0u8; 32];
+    f.read_exact_at(&mut sum, body)?;
+    Ok(if h.finalize().as_slice() == sum { Integrity::HashMatches } else { Integrity::HashMismatch })
+}
+
 impl Snapshot {
-    /// Reads a snapshot file or data directory at `revision` (`None`: the newest).
+    /// Reads a snapshot file or data directory at `revision` (`None`: the newest), page by page: the file is
+    /// never held whole, only the live keys' newest values.
     pub fn open(path: &Path, revision: Option<i64>) -> Result<Snapshot, Error> {
         let file = db_path(path);
-        let data = std::fs::read(&file).map_err(|source| Error::Io { path: file.display().to_string(), source })?;
-        Self::from_bytes(&file, &data, revision)
+        let io = |source| Error::Io { path: file.display().to_string(), source };
+        let f = std::fs::File::open(&file).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        let integrity = file_integrity(&f, len).map_err(io)?;
+        let body = if integrity == Integrity::NoHash { len } else { len - 32 };
+        let db = bolt::Db::open_file(f, body)
+            .map_err(|message| Error::NotBolt { path: file.display().to_string(), message })?;
+        Ok(Self::read(&file, integrity, db, revision))
     }
 
     /// Reads a snapshot's bytes.
     pub fn from_bytes(path: &Path, data: &[u8], revision: Option<i64>) -> Result<Snapshot, Error> {
         let (integrity, body) = integrity(data);
-        let mut db =
+        let db =
             bolt::Db::open(body).map_err(|message| Error::NotBolt { path: path.display().to_string(), message })?;
+        Ok(Self::read(path, integrity, db, revision))
+    }
+
+    fn read(path: &Path, integrity: Integrity, mut db: bolt::Db<'_>, revision: Option<i64>) -> Snapshot {
         let free_pages = db.freelist().len();
         let mut meta_items = Vec::new();
         if let Some(b) = db.bucket(b"meta") {
@@ -142,11 +174,11 @@ impl Snapshot {
             db.damage.push(Damage { page: None, key: Some("meta".into()), reason: "no meta bucket".into() });
         }
         let info = mvcc::meta_info(&meta_items);
-        let mut raw: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut fold = mvcc::Fold::new(revision);
         match db.bucket(b"key") {
             Some(b) => db.walk(b, "key", &mut |it| {
                 if let bolt::Item::Value(k, v) = it {
-                    raw.push((k, v));
+                    fold.push(k, v);
                 }
             }),
             None => db.damage.push(Damage {
@@ -155,9 +187,7 @@ impl Snapshot {
                 reason: "no key bucket: not an etcd v3 database".into(),
             }),
         }
-        // a damaged branch can reorder what is read; the revision order is what counts
-        raw.sort_by(|a, b| a.0.cmp(b.0));
-        let state = mvcc::state(raw, revision);
+        let state = fold.finish();
         let mut damage = db.damage;
         damage.extend(state.damage);
         let entries = state
@@ -175,7 +205,7 @@ impl Snapshot {
             })
             .collect();
         let newest = state.revisions.map_or(0, |r| r.1);
-        Ok(Snapshot {
+        Snapshot {
             path: path.to_path_buf(),
             integrity,
             meta: db.meta,
@@ -185,7 +215,7 @@ impl Snapshot {
             entries,
             free_pages,
             damage,
-        })
+        }
     }
 
     /// Counts of live keys per resource (`group/resource`, or the key's second segment when unknown).

@@ -143,8 +143,62 @@ pub struct State {
     pub damage: Vec<Damage>,
 }
 
-/// Folds `key`-bucket entries (in bucket order, which is revision order) into the state at `at` (`None`: the
-/// newest).
+/// The state at a revision, built one `key`-bucket entry at a time in any order (a damaged branch can reorder
+/// what is read): for each key the entry with the highest revision at or below `at` wins. Only the winners'
+/// values are held.
+#[derive(Debug, Default)]
+pub struct Fold {
+    at: Option<i64>,
+    keys: std::collections::HashMap<Vec<u8>, (Revision, Option<KeyValue>)>,
+    revisions: Option<(i64, i64)>,
+    damage: Vec<Damage>,
+}
+
+impl Fold {
+    /// A fold for the state at `at` (`None`: the newest).
+    pub fn new(at: Option<i64>) -> Self {
+        Fold { at, ..Default::default() }
+    }
+
+    /// Takes one entry.
+    pub fn push(&mut self, k: &[u8], v: &[u8]) {
+        let Some((rev, tomb)) = parse_revision(k) else {
+            self.damage.push(Damage { page: None, key: Some(hex(k)), reason: "not a revision key".into() });
+            return;
+        };
+        self.revisions = Some(match self.revisions {
+            None => (rev.main, rev.main),
+            Some((lo, hi)) => (lo.min(rev.main), hi.max(rev.main)),
+        });
+        if self.at.is_some_and(|a| rev.main > a) {
+            return;
+        }
+        let kv = match decode_kv(v) {
+            Ok(kv) => kv,
+            Err(e) => {
+                self.damage.push(Damage {
+                    page: None,
+                    key: Some(format!("revision {}/{}", rev.main, rev.sub)),
+                    reason: format!("KeyValue: {e}"),
+                });
+                return;
+            }
+        };
+        let newer = self.keys.get(&kv.key).is_none_or(|(r, _)| rev > *r);
+        if newer {
+            let key = kv.key.clone();
+            self.keys.insert(key, (rev, (!tomb).then_some(kv)));
+        }
+    }
+
+    /// The state.
+    pub fn finish(self) -> State {
+        let keys = self.keys.into_iter().filter_map(|(k, (_, kv))| kv.map(|kv| (k, kv))).collect();
+        State { keys, revisions: self.revisions, damage: self.damage }
+    }
+}
+
+/// Folds `key`-bucket entries into the state at `at` (`None`: the newest).
 pub fn state<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, at: Option<i64>) -> State {
     let mut s = State::default();
     for (k, v) in entries {
