@@ -1456,12 +1456,9 @@ impl Eks {
                 );
             }
             let r = req.send().await.map_err(|e| busy(format!("UpdateNodegroupConfig {name}"), e))?;
-            let id = r.update().and_then(|u| u.id()).map(String::from);
-            match id {
-                Some(id) if self.update_known(&id, Some(&name), None).await => {
-                    self.wait_update(ctx, &id, Some(&name), None).await?
-                }
-                _ => self.wait_nodegroup(ctx, &name, None, false).await?,
+            match r.update().and_then(|u| u.id()) {
+                Some(id) => self.wait_update(ctx, id, Some(&name), None).await?,
+                None => self.wait_nodegroup(ctx, &name, None, false).await?,
             }
         }
         if changed("tags") {
@@ -1482,20 +1479,6 @@ impl Eks {
             }
         }
         Ok(Some(name))
-    }
-
-    /// Whether `DescribeUpdate` knows an update (moto's `UpdateNodegroupConfig` answers with an ID it cannot
-    /// describe; EKS always can).
-    async fn update_known(&self, id: &str, nodegroup: Option<&str>, addon: Option<&str>) -> bool {
-        self.eks
-            .describe_update()
-            .name(&self.name)
-            .update_id(id)
-            .set_nodegroup_name(nodegroup.map(String::from))
-            .set_addon_name(addon.map(String::from))
-            .send()
-            .await
-            .is_ok()
     }
 
     async fn nodegroup_version(
@@ -1619,9 +1602,7 @@ impl Eks {
         }
         let r = req.send().await.map_err(|e| busy(format!("UpdateAddon {name}"), e))?;
         if let Some(id) = r.update().and_then(|u| u.id()) {
-            if self.update_known(id, None, Some(name)).await {
-                self.wait_update(ctx, id, None, Some(name)).await?;
-            }
+            self.wait_update(ctx, id, None, Some(name)).await?;
         }
         self.wait_addon(ctx, name, version.as_deref(), false).await
     }

@@ -367,7 +367,17 @@ impl EksState {
         Some((StatusCode::OK, json!({"update": update}), None))
     }
 
-    /// `DescribeUpdate` of an update made here; `None` for moto's own.
+    /// Remembers an update moto made (`UpdateNodegroupConfig`), which moto's own `DescribeUpdate` cannot find.
+    pub fn update_made(&self, account: &str, region: &str, cluster: &str, response: &Value) {
+        let Some(u) = response.get("update") else { return };
+        let Some(id) = u.get("id").and_then(Value::as_str) else { return };
+        let mut clusters = self.clusters.lock().expect("eks state");
+        if let Some(x) = clusters.get_mut(&(account.into(), region.into(), cluster.into())) {
+            x.updates.insert(id.to_string(), u.clone());
+        }
+    }
+
+    /// `DescribeUpdate` of an update made here or recorded by [`EksState::update_made`]; `None` otherwise.
     pub fn describe_update(&self, account: &str, region: &str, cluster: &str, id: &str) -> Option<Answer> {
         let mut clusters = self.clusters.lock().expect("eks state");
         let x = clusters.get_mut(&(account.into(), region.into(), cluster.into()))?;

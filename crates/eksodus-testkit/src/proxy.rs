@@ -379,6 +379,11 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                             }
                         }
                         "DeleteCluster" => st.eks.cluster_deleted(&account, &region, cluster),
+                        "UpdateNodegroupConfig" => {
+                            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                                st.eks.update_made(&account, &region, cluster, &v);
+                            }
+                        }
                         "DescribeCluster" => {
                             if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&b) {
                                 st.eks.decorate_describe(&account, &region, &mut v, &behaviour);
