@@ -86,7 +86,7 @@ pub async fn run(keep: bool) -> Result<()> {
     heading("Up");
     let t = Instant::now();
     let progress = render::Progress::new(false);
-    let up = env.up(&progress.sink()).await?;
+    let up = env.up_from(plan, &progress.sink()).await?;
     for (i, r) in up.rounds.iter().enumerate() {
         outln!("round {}: {}", i + 1, r.plan.plan.summary());
         out!("{}", render::report(&r.report));

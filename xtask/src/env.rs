@@ -112,7 +112,7 @@ pub async fn up(a: EnvArgs) -> Result<ExitCode> {
     }
     crate::confirm("apply these changes", a.yes)?;
     let progress = render::Progress::new(a.json);
-    let report = env.up(&progress.sink()).await?;
+    let report = env.up_from(p, &progress.sink()).await?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -134,16 +134,16 @@ pub async fn up(a: EnvArgs) -> Result<ExitCode> {
 /// `down`: plan the removal, confirm, clean up the Kubernetes side, remove, report what is left.
 pub async fn down(a: EnvArgs) -> Result<ExitCode> {
     let env = environment(&a).await?;
-    let (plan, _, _) = env.destroy_plan().await?;
+    let destroy = env.destroy_plan().await?;
     if !a.json {
-        out!("{}", render::plan(&plan));
+        out!("{}", render::plan(&destroy.0));
     }
-    if plan.is_empty() {
+    if destroy.0.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     crate::confirm("destroy these resources", a.yes)?;
     let progress = render::Progress::new(a.json);
-    let report = env.down(&progress.sink(), Duration::from_secs(600)).await?;
+    let report = env.down_from(destroy, &progress.sink(), Duration::from_secs(600)).await?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -212,7 +212,7 @@ pub async fn upgrade(a: EnvArgs, to: String) -> Result<ExitCode> {
     }
     crate::confirm(&format!("upgrade to {to}"), a.yes)?;
     let progress = render::Progress::new(a.json);
-    let report = env.upgrade(&to, &progress.sink()).await?;
+    let report = env.upgrade_from(preflights, plan, &progress.sink()).await?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if let Some(r) = &report.report {

@@ -399,15 +399,28 @@ impl Environment {
 
     /// Plans and applies until a plan is empty. Stops at the first round with a failure.
     pub async fn up(&self, events: &EventSink) -> Result<UpReport, Error> {
+        self.up_from(self.plan().await?, events).await
+    }
+
+    /// [`Environment::up`] starting with `first`, a plan just made (the one a driver showed and the user
+    /// confirmed): that plan is applied as it is, not made again.
+    pub async fn up_from(&self, first: EnvPlan, events: &EventSink) -> Result<UpReport, Error> {
         let mut rounds = Vec::new();
+        let mut first = Some(first);
         for round in 1..=MAX_ROUNDS {
-            let t = Instant::now();
-            events.emit(Event::PhaseStarted { phase: format!("plan (round {round})"), total: 0 });
-            let p = self.plan().await?;
-            events.emit(Event::PhaseFinished {
-                phase: format!("plan (round {round})"),
-                elapsed_ms: t.elapsed().as_millis() as u64,
-            });
+            let p = match first.take() {
+                Some(p) => p,
+                None => {
+                    let t = Instant::now();
+                    events.emit(Event::PhaseStarted { phase: format!("plan (round {round})"), total: 0 });
+                    let p = self.plan().await?;
+                    events.emit(Event::PhaseFinished {
+                        phase: format!("plan (round {round})"),
+                        elapsed_ms: t.elapsed().as_millis() as u64,
+                    });
+                    p
+                }
+            };
             if p.is_converged() {
                 let (eni_configs, kube_skipped) = self.kube_after_up(&p).await?;
                 return Ok(UpReport { rounds, converged: p, eni_configs, kube_skipped });
@@ -526,7 +539,18 @@ impl Environment {
     /// Removes the environment: the Kubernetes-side cleanup first when the cluster is reachable, then every
     /// owned resource in dependency order; reports what could not be removed.
     pub async fn down(&self, events: &EventSink, cleanup_timeout: Duration) -> Result<DownReport, Error> {
-        let (plan, cluster, account) = self.destroy_plan().await?;
+        self.down_from(self.destroy_plan().await?, events, cleanup_timeout).await
+    }
+
+    /// [`Environment::down`] applying `destroy`, a plan from [`Environment::destroy_plan`] (the one a driver
+    /// showed and the user confirmed).
+    pub async fn down_from(
+        &self,
+        destroy: (Plan, Option<ClusterInfo>, String),
+        events: &EventSink,
+        cleanup_timeout: Duration,
+    ) -> Result<DownReport, Error> {
+        let (plan, cluster, account) = destroy;
         let mut cleanup = None;
         let mut kube_skipped = None;
         if let Some(info) = cluster.as_ref().filter(|c| c.owned && c.status == "ACTIVE") {
@@ -593,6 +617,17 @@ impl Environment {
     /// Safe to re-run after a crash: the plan comes from what the cluster runs now.
     pub async fn upgrade(&self, to: &str, events: &EventSink) -> Result<UpgradeReport, Error> {
         let (preflights, plan, _) = self.upgrade_plan(to).await?;
+        self.upgrade_from(preflights, plan, events).await
+    }
+
+    /// Applies an upgrade plan from [`Environment::upgrade_plan`] (the one a driver showed and the user
+    /// confirmed).
+    pub async fn upgrade_from(
+        &self,
+        preflights: Vec<Preflight>,
+        plan: Plan,
+        events: &EventSink,
+    ) -> Result<UpgradeReport, Error> {
         if plan.is_empty() {
             return Ok(UpgradeReport { preflights, plan, report: None });
         }
