@@ -13,20 +13,8 @@ use eksodus_etcd::{Integrity, Snapshot};
 use serde_json::{json, Value};
 
 fn b64(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in b.chunks(3) {
-        let n =
-            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 fn free_port() -> u16 {
@@ -148,11 +136,10 @@ fn snapshots_read_back_exactly() {
     for i in 0..400 {
         etcd.put(&format!("/registry/configmaps/bulk/cm-{i:04}"), &cm);
     }
-    let mut cm2 = cm.clone();
-    let n = cm2.len();
-    cm2[n - 1] ^= 0; // same length, same bytes: an update that writes a new revision
-    cm2.extend_from_slice(b"");
+    // the same object written again: an update, so a new mod revision and the old create revision
+    let cm2 = cm.clone();
     let r_cm2 = etcd.put("/registry/configmaps/shop/web", &cm2);
+    assert!(r_cm2 > r_cm1);
     let r_del = etcd.delete("/registry/secrets/shop/db");
     for i in 0..50 {
         etcd.delete(&format!("/registry/configmaps/bulk/cm-{i:04}"));
