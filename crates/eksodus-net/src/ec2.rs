@@ -156,6 +156,22 @@ fn is_gone(code: Option<&str>) -> bool {
 }
 
 impl Network {
+    /// A lookup inside an operation, retried on its own with the read policy: one throttled read must not throw
+    /// away the writes the attempt already made and start it over.
+    async fn op_read<T, E, F, Fut>(&self, what: String, mut call: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        retry(&self.reads, || {
+            let fut = call();
+            let what = what.clone();
+            async move { fut.await.map_err(|e| step_error(what, e)) }
+        })
+        .await
+    }
+
     /// One read, retried on throttling and transient errors with the reconciler's read policy.
     async fn read<T, E, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Error>
     where
@@ -1380,13 +1396,7 @@ impl Network {
     }
 
     async fn find_cidr_association(&self, vpc: &str, cidr: &str) -> Result<Option<String>, StepError> {
-        let r = self
-            .ec2
-            .describe_vpcs()
-            .vpc_ids(vpc)
-            .send()
-            .await
-            .map_err(|e| step_error(format!("DescribeVpcs {vpc}"), e))?;
+        let r = self.op_read(format!("DescribeVpcs {vpc}"), || self.ec2.describe_vpcs().vpc_ids(vpc).send()).await?;
         Ok(r.vpcs()
             .iter()
             .flat_map(|v| v.cidr_block_association_set())
@@ -1402,12 +1412,10 @@ impl Network {
 
     async fn find_association(&self, subnet: &str) -> Result<Option<(String, String)>, StepError> {
         let r = self
-            .ec2
-            .describe_route_tables()
-            .filters(filter("association.subnet-id", subnet))
-            .send()
-            .await
-            .map_err(|e| step_error(format!("DescribeRouteTables for {subnet}"), e))?;
+            .op_read(format!("DescribeRouteTables for {subnet}"), || {
+                self.ec2.describe_route_tables().filters(filter("association.subnet-id", subnet)).send()
+            })
+            .await?;
         Ok(r.route_tables().iter().find_map(|t| {
             t.associations()
                 .iter()
@@ -1420,12 +1428,10 @@ impl Network {
     /// the CNI or a load balancer controller) and its route-table association. Interfaces in use are reported.
     async fn clear_subnet(&self, subnet: &str, ctx: &OpContext) -> Result<(), StepError> {
         let enis = self
-            .ec2
-            .describe_network_interfaces()
-            .filters(filter("subnet-id", subnet))
-            .send()
-            .await
-            .map_err(|e| step_error(format!("DescribeNetworkInterfaces in {subnet}"), e))?;
+            .op_read(format!("DescribeNetworkInterfaces in {subnet}"), || {
+                self.ec2.describe_network_interfaces().filters(filter("subnet-id", subnet)).send()
+            })
+            .await?;
         for n in enis.network_interfaces() {
             let eni = n.network_interface_id().unwrap_or_default();
             // a NAT gateway's own interface outlives it briefly (and for ever on the emulator): it was ours
@@ -1466,12 +1472,10 @@ impl Network {
     /// their rules so groups referencing each other can go.
     async fn clear_vpc(&self, vpc: &str, ctx: &OpContext) -> Result<(), StepError> {
         let r = self
-            .ec2
-            .describe_security_groups()
-            .filters(filter("vpc-id", vpc))
-            .send()
-            .await
-            .map_err(|e| step_error(format!("DescribeSecurityGroups in {vpc}"), e))?;
+            .op_read(format!("DescribeSecurityGroups in {vpc}"), || {
+                self.ec2.describe_security_groups().filters(filter("vpc-id", vpc)).send()
+            })
+            .await?;
         let foreign: Vec<_> = r.security_groups().iter().filter(|g| g.group_name() != Some("default")).collect();
         for g in &foreign {
             let gid = g.group_id().unwrap_or_default();
@@ -1501,12 +1505,10 @@ impl Network {
     /// Revokes rules in other groups that refer to `group`, which would block its deletion.
     async fn unreference_group(&self, group: &str, ctx: &OpContext) -> Result<(), StepError> {
         let r = self
-            .ec2
-            .describe_security_groups()
-            .filters(filter("ip-permission.group-id", group))
-            .send()
-            .await
-            .map_err(|e| step_error(format!("DescribeSecurityGroups referencing {group}"), e))?;
+            .op_read(format!("DescribeSecurityGroups referencing {group}"), || {
+                self.ec2.describe_security_groups().filters(filter("ip-permission.group-id", group)).send()
+            })
+            .await?;
         for g in r.security_groups() {
             let gid = g.group_id().unwrap_or_default();
             if gid == group {
