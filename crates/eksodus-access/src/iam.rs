@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_iam::types::Tag;
 use aws_sdk_iam::Client;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use futures::future::try_join_all;
 use serde_json::{json, Map, Value};
 
@@ -117,10 +119,7 @@ fn propagation(code: Option<&str>, message: &str) -> bool {
     }
 }
 
-fn iam_error<E>(
-    what: String,
-    e: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> StepError
+fn iam_error<E>(what: String, e: SdkError<E, HttpResponse>) -> StepError
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -643,63 +642,99 @@ impl Iam {
             .collect()
     }
 
+    /// One idempotent removal: `NoSuchEntity` counts as done, `DeleteConflict` is transient (something is
+    /// still attached, or IAM has not caught up), throttling and 5xx retry this call alone.
+    async fn removal<T, E, F, Fut>(&self, what: String, mut call: F) -> Result<(), StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        retry(&self.reads, || {
+            let fut = call();
+            let what = what.clone();
+            async move {
+                match fut.await {
+                    Ok(_) => Ok(()),
+                    Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
+                    Err(e) if error_code(&e) == Some("DeleteConflict") => {
+                        let mut se = iam_error(what, e);
+                        se.class = ErrorClass::Transient;
+                        Err(se)
+                    }
+                    Err(e) => Err(iam_error(what, e)),
+                }
+            }
+        })
+        .await
+    }
+
     async fn delete(&self, op: &Operation) -> Result<Option<String>, StepError> {
         let s = &op.step;
         let id = s.physical_id.clone().unwrap_or_default();
         let gone = |c: Option<&str>| c == Some("NoSuchEntity");
         match s.kind.as_str() {
             "iam-role" => {
-                let attached = match self.iam.list_attached_role_policies().role_name(&id).send().await {
-                    Ok(r) => r
-                        .attached_policies()
-                        .iter()
-                        .filter_map(|p| p.policy_arn().map(String::from))
-                        .collect::<Vec<_>>(),
-                    Err(e) if gone(error_code(&e)) => return Ok(Some(id)),
-                    Err(e) => return Err(iam_error(format!("ListAttachedRolePolicies {id}"), e)),
-                };
-                let idr = id.as_str();
-                try_join_all(attached.iter().map(|p| async move {
-                    match self.iam.detach_role_policy().role_name(idr).policy_arn(p).send().await {
-                        Ok(_) => Ok(()),
-                        Err(e) if gone(error_code(&e)) => Ok(()),
-                        Err(e) => Err(iam_error(format!("DetachRolePolicy {p} from {idr}"), e)),
+                // Each call retries on its own (throttling, 5xx), so a fault late in the sequence does not
+                // repeat the calls before it; "already gone" counts as done.
+                let attached = retry(&self.reads, || async {
+                    match self.iam.list_attached_role_policies().role_name(&id).send().await {
+                        Ok(r) => Ok(Some(
+                            r.attached_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect(),
+                        )),
+                        Err(e) if gone(error_code(&e)) => Ok(None),
+                        Err(e) => Err(iam_error(format!("ListAttachedRolePolicies {id}"), e)),
                     }
+                })
+                .await?;
+                let Some(attached): Option<Vec<String>> = attached else { return Ok(Some(id)) };
+                let idr = id.as_str();
+                try_join_all(attached.iter().map(|p| {
+                    self.removal(format!("DetachRolePolicy {p} from {idr}"), move || {
+                        self.iam.detach_role_policy().role_name(idr).policy_arn(p).send()
+                    })
                 }))
                 .await?;
-                if let Ok(inline) = self.iam.list_role_policies().role_name(&id).send().await {
-                    for p in inline.policy_names() {
-                        let _ = self.iam.delete_role_policy().role_name(&id).policy_name(p).send().await;
-                    }
+                let inline = retry(&self.reads, || async {
+                    self.iam
+                        .list_role_policies()
+                        .role_name(&id)
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("ListRolePolicies {id}"), e))
+                })
+                .await?;
+                for p in inline.policy_names() {
+                    self.removal(format!("DeleteRolePolicy {p} of {id}"), || {
+                        self.iam.delete_role_policy().role_name(&id).policy_name(p).send()
+                    })
+                    .await?;
                 }
-                if let Ok(profiles) = self.iam.list_instance_profiles_for_role().role_name(&id).send().await {
-                    for p in profiles.instance_profiles() {
-                        let _ = self
-                            .iam
-                            .remove_role_from_instance_profile()
-                            .instance_profile_name(p.instance_profile_name())
-                            .role_name(&id)
-                            .send()
-                            .await;
-                    }
+                let profiles = retry(&self.reads, || async {
+                    self.iam
+                        .list_instance_profiles_for_role()
+                        .role_name(&id)
+                        .send()
+                        .await
+                        .map_err(|e| iam_error(format!("ListInstanceProfilesForRole {id}"), e))
+                })
+                .await?;
+                for p in profiles.instance_profiles() {
+                    let name = p.instance_profile_name();
+                    self.removal(format!("RemoveRoleFromInstanceProfile {name} {id}"), || {
+                        self.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(&id).send()
+                    })
+                    .await?;
                 }
-                match self.iam.delete_role().role_name(&id).send().await {
-                    Ok(_) => {}
-                    Err(e) if gone(error_code(&e)) => {}
-                    Err(e) if error_code(&e) == Some("DeleteConflict") => {
-                        let mut se = iam_error(format!("DeleteRole {id}"), e);
-                        se.class = ErrorClass::Transient;
-                        return Err(se);
-                    }
-                    Err(e) => return Err(iam_error(format!("DeleteRole {id}"), e)),
-                }
+                // DeleteConflict: something attached meanwhile (or IAM has not caught up); the engine retries
+                // the whole operation, which lists again
+                self.removal(format!("DeleteRole {id}"), || self.iam.delete_role().role_name(&id).send()).await?;
             }
             "oidc-provider" => {
-                match self.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(&id).send().await {
-                    Ok(_) => {}
-                    Err(e) if gone(error_code(&e)) => {}
-                    Err(e) => return Err(iam_error(format!("DeleteOpenIDConnectProvider {id}"), e)),
-                }
+                self.removal(format!("DeleteOpenIDConnectProvider {id}"), || {
+                    self.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(&id).send()
+                })
+                .await?
             }
             other => return Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
         }

@@ -172,6 +172,23 @@ impl Network {
         .await
     }
 
+    /// One idempotent removal inside an operation (a delete, detach, disassociate or revoke): "already gone"
+    /// counts as done, and throttling or a transient error retries this call alone with the read policy, so a
+    /// fault late in a multi-call operation does not throw away the calls before it.
+    async fn op_gone<T, E, F, Fut>(&self, what: String, mut call: F) -> Result<(), StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        retry(&self.reads, || {
+            let fut = call();
+            let what = what.clone();
+            async move { gone_ok(what, fut.await) }
+        })
+        .await
+    }
+
     /// One read, retried on throttling and transient errors with the reconciler's read policy.
     async fn read<T, E, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Error>
     where
@@ -1291,74 +1308,90 @@ impl Network {
         match s.kind.as_str() {
             "vpc" => {
                 self.clear_vpc(&id, ctx).await?;
-                gone_ok(what("DeleteVpc"), self.ec2.delete_vpc().vpc_id(&id).send().await)?;
+                self.op_gone(what("DeleteVpc"), || self.ec2.delete_vpc().vpc_id(&id).send()).await?;
             }
-            "vpc-cidr" => gone_ok(
-                what("DisassociateVpcCidrBlock"),
-                self.ec2.disassociate_vpc_cidr_block().association_id(&id).send().await,
-            )?,
+            "vpc-cidr" => {
+                self.op_gone(what("DisassociateVpcCidrBlock"), || {
+                    self.ec2.disassociate_vpc_cidr_block().association_id(&id).send()
+                })
+                .await?
+            }
             "subnet" => {
                 self.clear_subnet(&id, ctx).await?;
-                gone_ok(what("DeleteSubnet"), self.ec2.delete_subnet().subnet_id(&id).send().await)?;
+                self.op_gone(what("DeleteSubnet"), || self.ec2.delete_subnet().subnet_id(&id).send()).await?;
             }
             "internet-gateway" => {
-                let g = self.ec2.describe_internet_gateways().internet_gateway_ids(&id).send().await;
+                let g = self
+                    .op_read(what("DescribeInternetGateways"), || {
+                        self.ec2.describe_internet_gateways().internet_gateway_ids(&id).send()
+                    })
+                    .await;
                 if let Ok(g) = g {
                     for a in g.internet_gateways().iter().flat_map(|g| g.attachments()) {
                         if let Some(v) = a.vpc_id() {
-                            gone_ok(
-                                what("DetachInternetGateway"),
-                                self.ec2.detach_internet_gateway().internet_gateway_id(&id).vpc_id(v).send().await,
-                            )?;
+                            self.op_gone(what("DetachInternetGateway"), || {
+                                self.ec2.detach_internet_gateway().internet_gateway_id(&id).vpc_id(v).send()
+                            })
+                            .await?;
                         }
                     }
                 }
-                gone_ok(
-                    what("DeleteInternetGateway"),
-                    self.ec2.delete_internet_gateway().internet_gateway_id(&id).send().await,
-                )?;
+                self.op_gone(what("DeleteInternetGateway"), || {
+                    self.ec2.delete_internet_gateway().internet_gateway_id(&id).send()
+                })
+                .await?;
             }
-            "eip" => gone_ok(what("ReleaseAddress"), self.ec2.release_address().allocation_id(&id).send().await)?,
+            "eip" => {
+                self.op_gone(what("ReleaseAddress"), || self.ec2.release_address().allocation_id(&id).send()).await?
+            }
             "nat-gateway" => {
                 // its interface normally goes with it; remove it if it outlives the gateway (it does on moto)
-                let enis: Vec<String> = match self.ec2.describe_nat_gateways().nat_gateway_ids(&id).send().await {
-                    Ok(r) => r
-                        .nat_gateways()
-                        .iter()
-                        .flat_map(|n| n.nat_gateway_addresses())
-                        .filter_map(|a| a.network_interface_id().map(String::from))
-                        .collect(),
-                    Err(e) if is_gone(error_code(&e)) => vec![],
-                    // not knowing its interface would leak it and block the subnet: retry this attempt instead
-                    Err(e) => return Err(step_error(what("DescribeNatGateways"), e)),
-                };
-                gone_ok(what("DeleteNatGateway"), self.ec2.delete_nat_gateway().nat_gateway_id(&id).send().await)?;
+                // not knowing its interface would leak it and block the subnet: a failed read fails the attempt
+                let enis: Vec<String> = retry(&self.reads, || async {
+                    match self.ec2.describe_nat_gateways().nat_gateway_ids(&id).send().await {
+                        Ok(r) => Ok(r
+                            .nat_gateways()
+                            .iter()
+                            .flat_map(|n| n.nat_gateway_addresses())
+                            .filter_map(|a| a.network_interface_id().map(String::from))
+                            .collect()),
+                        Err(e) if is_gone(error_code(&e)) => Ok(vec![]),
+                        Err(e) => Err(step_error(what("DescribeNatGateways"), e)),
+                    }
+                })
+                .await?;
+                self.op_gone(what("DeleteNatGateway"), || self.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
+                    .await?;
                 self.wait_nat(ctx, &id, false).await?;
                 for eni in enis {
-                    gone_ok(
-                        format!("DeleteNetworkInterface {eni} of {id}"),
-                        self.ec2.delete_network_interface().network_interface_id(&eni).send().await,
-                    )?;
+                    self.op_gone(format!("DeleteNetworkInterface {eni} of {id}"), || {
+                        self.ec2.delete_network_interface().network_interface_id(&eni).send()
+                    })
+                    .await?;
                 }
             }
             "route-table" => {
                 // associations are their own resources and are gone by now; foreign ones would block the delete
-                gone_ok(what("DeleteRouteTable"), self.ec2.delete_route_table().route_table_id(&id).send().await)?;
+                self.op_gone(what("DeleteRouteTable"), || self.ec2.delete_route_table().route_table_id(&id).send())
+                    .await?;
             }
             "route" => {
                 let (rtb, dest) = id.split_once('|').unwrap_or((&id, "0.0.0.0/0"));
-                gone_ok(
-                    what("DeleteRoute"),
-                    self.ec2.delete_route().route_table_id(rtb).destination_cidr_block(dest).send().await,
-                )?;
+                self.op_gone(what("DeleteRoute"), || {
+                    self.ec2.delete_route().route_table_id(rtb).destination_cidr_block(dest).send()
+                })
+                .await?;
             }
-            "rt-association" => gone_ok(
-                what("DisassociateRouteTable"),
-                self.ec2.disassociate_route_table().association_id(&id).send().await,
-            )?,
+            "rt-association" => {
+                self.op_gone(what("DisassociateRouteTable"), || {
+                    self.ec2.disassociate_route_table().association_id(&id).send()
+                })
+                .await?
+            }
             "security-group" => {
                 self.unreference_group(&id, ctx).await?;
-                gone_ok(what("DeleteSecurityGroup"), self.ec2.delete_security_group().group_id(&id).send().await)?;
+                self.op_gone(what("DeleteSecurityGroup"), || self.ec2.delete_security_group().group_id(&id).send())
+                    .await?;
             }
             other => return Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
         }
@@ -1438,10 +1471,10 @@ impl Network {
             let ours = n.interface_type().is_some_and(|t| t.as_str() == "nat_gateway")
                 || n.description().is_some_and(|d| d.starts_with("Interface for NAT Gateway"));
             if n.status().is_some_and(|s| s.as_str() == "available") {
-                gone_ok(
-                    format!("DeleteNetworkInterface {eni}"),
-                    self.ec2.delete_network_interface().network_interface_id(eni).send().await,
-                )?;
+                self.op_gone(format!("DeleteNetworkInterface {eni}"), || {
+                    self.ec2.delete_network_interface().network_interface_id(eni).send()
+                })
+                .await?;
                 if ctx.attempt == 1 && !ours {
                     ctx.leftover(
                         format!("network-interface {eni} in {subnet}"),
@@ -1460,10 +1493,10 @@ impl Network {
         }
         // moto keeps a deleted subnet's association; real EC2 drops it. Disassociating first works on both.
         if let Some((aid, _)) = self.find_association(subnet).await? {
-            gone_ok(
-                format!("DisassociateRouteTable {aid}"),
-                self.ec2.disassociate_route_table().association_id(&aid).send().await,
-            )?;
+            self.op_gone(format!("DisassociateRouteTable {aid}"), || {
+                self.ec2.disassociate_route_table().association_id(&aid).send()
+            })
+            .await?;
         }
         Ok(())
     }
@@ -1480,20 +1513,22 @@ impl Network {
         for g in &foreign {
             let gid = g.group_id().unwrap_or_default();
             if !g.ip_permissions().is_empty() {
-                gone_ok(
-                    format!("RevokeSecurityGroupIngress {gid}"),
+                self.op_gone(format!("RevokeSecurityGroupIngress {gid}"), || {
                     self.ec2
                         .revoke_security_group_ingress()
                         .group_id(gid)
                         .set_ip_permissions(Some(g.ip_permissions().to_vec()))
                         .send()
-                        .await,
-                )?;
+                })
+                .await?;
             }
         }
         for g in &foreign {
             let gid = g.group_id().unwrap_or_default();
-            gone_ok(format!("DeleteSecurityGroup {gid}"), self.ec2.delete_security_group().group_id(gid).send().await)?;
+            self.op_gone(format!("DeleteSecurityGroup {gid}"), || {
+                self.ec2.delete_security_group().group_id(gid).send()
+            })
+            .await?;
             ctx.leftover(
                 format!("security-group {gid} ({}) in {vpc}", g.group_name().unwrap_or("?")),
                 "not created by eksodus but left in its VPC; removed",
@@ -1523,10 +1558,10 @@ impl Network {
             if perms.is_empty() {
                 continue;
             }
-            gone_ok(
-                format!("RevokeSecurityGroupIngress {gid}"),
-                self.ec2.revoke_security_group_ingress().group_id(gid).set_ip_permissions(Some(perms)).send().await,
-            )?;
+            self.op_gone(format!("RevokeSecurityGroupIngress {gid}"), || {
+                self.ec2.revoke_security_group_ingress().group_id(gid).set_ip_permissions(Some(perms.clone())).send()
+            })
+            .await?;
             ctx.leftover(
                 format!("rules of security-group {gid} referring to {group}"),
                 "blocked the deletion of our group; revoked",
