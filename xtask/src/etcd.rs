@@ -76,6 +76,7 @@ pub fn run(cmd: EtcdCmd) -> Result<ExitCode> {
                 resource: None,
                 create_revision: 0,
                 mod_revision: 0,
+                revision: eksodus_etcd::mvcc::Revision { main: 0, sub: 0 },
                 value,
             };
             match eksodus_etcd::recover(&entry) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use eksodus_migrate::bundle::{self, prepare};
+use eksodus_migrate::bundle;
 use eksodus_migrate::filter::Filters;
 use eksodus_migrate::live::{self, ApplyOptions, OnProgress, Outcome, Progress};
 use eksodus_migrate::transform::Rules;
@@ -150,24 +150,36 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
         include_system_namespaces: false,
     };
     filters.validate()?;
-    let t_read = std::time::Instant::now();
-    let (read, source) = match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
-        (Some(d), _, _) => (eksodus_migrate::source::read_dir(d)?, format!("directory {}", d.display())),
+    let t = std::time::Instant::now();
+    // objects are filtered, transformed and written while the source is still being read
+    let source = match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
+        (Some(d), _, _) => format!("directory {}", d.display()),
+        (None, Some(f), _) => format!("etcd snapshot {}", f.display()),
+        (None, None, _) => "cluster".to_string(),
+    };
+    let export = bundle::Export::new(&a.out, &source, filters, rules)?;
+    let feed = |read: eksodus_migrate::source::Read| {
+        read.errors.into_iter().for_each(|e| export.error(e));
+        read.objects.into_iter().for_each(|o| export.push(o));
+    };
+    match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
+        (Some(d), _, _) => feed(eksodus_migrate::source::read_dir(d)?),
         (None, Some(f), _) => {
             let keys = match &a.encryption_config {
-                Some(p) => Some(
+                Some(p) => Some(Arc::new(
                     eksodus_etcd::encryption::Keys::from_config(
                         &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
                     )
                     .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-                ),
+                )),
                 None => None,
             };
-            let (read, snap) = eksodus_migrate::source::read_etcd(f, a.revision, keys.as_ref())?;
-            (read, format!("etcd snapshot {} at revision {}", f.display(), snap.revision))
+            let snap = eksodus_migrate::source::stream_etcd(f, a.revision, keys, &mut |job| export.push_job(job))?;
+            export.set_source(format!("etcd snapshot {} at revision {}", f.display(), snap.revision));
         }
         (None, None, ctx) => {
             let (c, url) = client(a.kubeconfig.as_deref(), ctx.as_ref()).await?;
+            export.set_source(format!("cluster {url}"));
             let b = bar(a.json, 0, "listing");
             let bb = b.clone();
             let on: OnProgress = Arc::new(move |p| {
@@ -177,38 +189,35 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
             });
             let r = live::export(&c, 500, &on).await?;
             b.finish_and_clear();
-            (r, format!("cluster {url}"))
+            feed(r);
         }
-    };
-    let read_s = t_read.elapsed().as_secs_f64();
+    }
+    let read_s = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
-    let p = prepare(read, &source, &filters, &rules);
-    let prepare_s = t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    bundle::write(&a.out, &p)?;
-    let write_s = t.elapsed().as_secs_f64();
+    let done = export.finish()?;
+    let finish_s = t.elapsed().as_secs_f64();
     if std::env::var_os("EKSODUS_REPORT_PEAK_RSS").is_some() {
-        eprintln!("phases: read {read_s:.2}s, prepare {prepare_s:.2}s, write {write_s:.2}s");
+        eprintln!("phases: read+write {read_s:.2}s, order+manifest {finish_s:.2}s");
         // for `cargo xtask bench etcd`, which runs the export as a process of its own
         let hwm = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         });
         eprintln!("peak RSS MiB: {}", hwm.map_or("?".into(), |k| (k / 1024).to_string()));
     }
+    let report = &done.report;
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&p.report)?);
+        outln!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        let waves = p.objects.iter().map(|(_, w)| *w).max().map_or(0, |w| w + 1);
-        outln!("{} object(s) in {waves} wave(s) written to {}", p.report.objects, a.out.display());
-        outln!("{} left out (reasons in report.json)", p.report.excluded.len());
-        for e in &p.report.errors {
+        outln!("{} object(s) in {} wave(s) written to {}", report.objects, done.waves(), a.out.display());
+        outln!("{} left out (reasons in report.json)", report.excluded.len());
+        for e in &report.errors {
             outln!("  error: {}: {}", e.at, e.reason);
         }
-        for c in &p.report.cycles {
+        for c in &report.cycles {
             outln!("  cycle: {}", c.join(" -> "));
         }
     }
-    Ok(if p.report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn apply(a: TargetArgs, dry_run: bool) -> Result<ExitCode> {

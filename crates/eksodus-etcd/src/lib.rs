@@ -67,7 +67,10 @@ pub struct Entry {
     pub create_revision: i64,
     /// Last modification revision (the object's resourceVersion).
     pub mod_revision: i64,
-    /// The stored value.
+    /// The `key`-bucket revision of this version (`main` is `mod_revision`).
+    #[serde(skip)]
+    pub revision: mvcc::Revision,
+    /// The stored value (empty in a [`Snapshot::scan`]: see [`Snapshot::for_each_value`]).
     #[serde(skip)]
     pub value: Vec<u8>,
 }
@@ -93,6 +96,8 @@ pub struct Snapshot {
     pub free_pages: usize,
     /// What could not be read.
     pub damage: Vec<Damage>,
+    /// Whether `entries` hold their values (false after [`Snapshot::scan`]).
+    held: bool,
 }
 
 /// The file to read: a snapshot file, or `member/snap/db` inside a data directory.
@@ -142,15 +147,80 @@ impl Snapshot {
     /// Reads a snapshot file or data directory at `revision` (`None`: the newest), page by page: the file is
     /// never held whole, only the live keys' newest values.
     pub fn open(path: &Path, revision: Option<i64>) -> Result<Snapshot, Error> {
+        Self::open_file(path, revision, true)
+    }
+
+    /// Like [`open`](Self::open), holding no values: only keys, revisions and damage. Memory does not grow
+    /// with the values' size; [`for_each_value`](Self::for_each_value) reads them again one at a time.
+    pub fn scan(path: &Path, revision: Option<i64>) -> Result<Snapshot, Error> {
+        Self::open_file(path, revision, false)
+    }
+
+    fn open_file(path: &Path, revision: Option<i64>, keep_values: bool) -> Result<Snapshot, Error> {
         let file = db_path(path);
         let io = |source| Error::Io { path: file.display().to_string(), source };
         let f = std::fs::File::open(&file).map_err(io)?;
         let len = f.metadata().map_err(io)?.len();
-        let integrity = file_integrity(&f, len).map_err(io)?;
-        let body = if integrity == Integrity::NoHash { len } else { len - 32 };
-        let db = bolt::Db::open_file(f, body)
-            .map_err(|message| Error::NotBolt { path: file.display().to_string(), message })?;
-        Ok(Self::read(&file, integrity, db, revision))
+        // whether a trailing hash is there follows from the length; checking it runs beside the read
+        let hashed = len % 512 == 32 && len > 32;
+        let body = if hashed { len - 32 } else { len };
+        let hf = f.try_clone().map_err(io)?;
+        let (integrity, snap) = std::thread::scope(|sc| {
+            let h = sc.spawn(move || file_integrity(&hf, len));
+            let snap = bolt::Db::open_file(f, body)
+                .map_err(|message| Error::NotBolt { path: file.display().to_string(), message })
+                .map(|db| Self::read(&file, Integrity::NoHash, db, revision, keep_values));
+            let integrity = h.join().unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")));
+            (integrity, snap)
+        });
+        let mut snap = snap?;
+        snap.integrity = integrity.map_err(io)?;
+        Ok(snap)
+    }
+
+    /// Calls `f` with every live entry and its stored value, in the file's order (not the keys' order). After
+    /// [`scan`](Self::scan) the values are read again from the file page by page, so one is held at a time;
+    /// otherwise the held values are used. Entries whose value is not found again (the file changed since
+    /// the scan) come back as damage.
+    pub fn for_each_value(&self, mut f: impl FnMut(&Entry, &[u8])) -> Result<Vec<Damage>, Error> {
+        if self.held {
+            for e in &self.entries {
+                f(e, &e.value);
+            }
+            return Ok(vec![]);
+        }
+        let io = |source| Error::Io { path: self.path.display().to_string(), source };
+        let file = std::fs::File::open(&self.path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let body = if self.integrity == Integrity::NoHash { len } else { len.saturating_sub(32) };
+        let mut db = bolt::Db::open_file(file, body)
+            .map_err(|message| Error::NotBolt { path: self.path.display().to_string(), message })?;
+        let wanted: std::collections::HashMap<mvcc::Revision, usize> =
+            self.entries.iter().enumerate().map(|(i, e)| (e.revision, i)).collect();
+        let mut seen = vec![false; self.entries.len()];
+        if let Some(b) = db.bucket(b"key") {
+            db.walk(b, "key", &mut |it| {
+                let bolt::Item::Value(k, v) = it else { return };
+                let Some(&i) = mvcc::parse_revision(k).and_then(|(r, _)| wanted.get(&r)) else { return };
+                if seen[i] {
+                    return;
+                }
+                if let Some(value) = mvcc::kv_value(v) {
+                    seen[i] = true;
+                    f(&self.entries[i], value);
+                }
+            });
+        }
+        Ok(seen
+            .iter()
+            .zip(&self.entries)
+            .filter(|(s, _)| !**s)
+            .map(|(_, e)| Damage {
+                page: None,
+                key: Some(e.key.clone()),
+                reason: "its value was not found on the second read (did the file change?)".into(),
+            })
+            .collect())
     }
 
     /// Reads a snapshot's bytes.
@@ -158,10 +228,16 @@ impl Snapshot {
         let (integrity, body) = integrity(data);
         let db =
             bolt::Db::open(body).map_err(|message| Error::NotBolt { path: path.display().to_string(), message })?;
-        Ok(Self::read(path, integrity, db, revision))
+        Ok(Self::read(path, integrity, db, revision, true))
     }
 
-    fn read(path: &Path, integrity: Integrity, mut db: bolt::Db<'_>, revision: Option<i64>) -> Snapshot {
+    fn read(
+        path: &Path,
+        integrity: Integrity,
+        mut db: bolt::Db<'_>,
+        revision: Option<i64>,
+        keep_values: bool,
+    ) -> Snapshot {
         let free_pages = db.freelist().len();
         let mut meta_items = Vec::new();
         if let Some(b) = db.bucket(b"meta") {
@@ -174,7 +250,7 @@ impl Snapshot {
             db.damage.push(Damage { page: None, key: Some("meta".into()), reason: "no meta bucket".into() });
         }
         let info = mvcc::meta_info(&meta_items);
-        let mut fold = mvcc::Fold::new(revision);
+        let mut fold = if keep_values { mvcc::Fold::new(revision) } else { mvcc::Fold::without_values(revision) };
         match db.bucket(b"key") {
             Some(b) => db.walk(b, "key", &mut |it| {
                 if let bolt::Item::Value(k, v) = it {
@@ -193,13 +269,14 @@ impl Snapshot {
         let entries = state
             .keys
             .into_values()
-            .map(|kv| {
+            .map(|(revision, kv)| {
                 let key = String::from_utf8_lossy(&kv.key).to_string();
                 Entry {
                     resource: keys::resource(&key, "/registry").ok(),
                     key,
                     create_revision: kv.create_revision,
                     mod_revision: kv.mod_revision,
+                    revision,
                     value: kv.value,
                 }
             })
@@ -215,6 +292,7 @@ impl Snapshot {
             entries,
             free_pages,
             damage,
+            held: keep_values,
         }
     }
 
@@ -270,9 +348,14 @@ pub fn recover(entry: &Entry) -> Recovered {
 /// Like [`recover`], decrypting values encrypted at rest with `keys` (from the API server's
 /// EncryptionConfiguration).
 pub fn recover_with(entry: &Entry, keys: Option<&encryption::Keys>) -> Recovered {
+    recover_value(entry, &entry.value, keys)
+}
+
+/// Like [`recover_with`] for a value read separately (see [`Snapshot::for_each_value`]).
+pub fn recover_value(entry: &Entry, value: &[u8], keys: Option<&encryption::Keys>) -> Recovered {
     let lost = |reason: String| Recovered::Lost { key: entry.key.clone(), reason };
     let decrypted;
-    let mut value: &[u8] = &entry.value;
+    let mut value: &[u8] = value;
     if let Ok(envelope::Stored::Encrypted { provider, key_name, ciphertext, .. }) = envelope::classify(value) {
         if provider != "kms" {
             let Some(keys) = keys else {
@@ -429,5 +512,27 @@ mod tests {
         assert_eq!(Snapshot::from_bytes(Path::new("t"), &data, None).unwrap().integrity, Integrity::HashMismatch);
         let at2 = Snapshot::from_bytes(Path::new("t"), &snapshot_bytes(), Some(2)).unwrap();
         assert_eq!(at2.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_scan_reads_the_values_again_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = snapshot_bytes();
+        data.extend_from_slice(&Sha256::digest(&data));
+        let path = dir.path().join("snap.db");
+        std::fs::write(&path, &data).unwrap();
+        let held = Snapshot::open(&path, None).unwrap();
+        let scanned = Snapshot::scan(&path, None).unwrap();
+        assert_eq!(scanned.integrity, Integrity::HashMatches);
+        assert!(scanned.entries.iter().all(|e| e.value.is_empty()));
+        let mut streamed = Vec::new();
+        let lost = scanned.for_each_value(|e, v| streamed.push((e.key.clone(), v.to_vec()))).unwrap();
+        assert!(lost.is_empty());
+        streamed.sort();
+        let want: Vec<(String, Vec<u8>)> = held.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        assert_eq!(streamed, want);
+        // a file that changed under the reader: what is missing is reported, not silently dropped
+        std::fs::write(&path, b"").unwrap();
+        assert!(scanned.for_each_value(|_, _| {}).is_err());
     }
 }

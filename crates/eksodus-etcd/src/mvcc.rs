@@ -66,6 +66,11 @@ pub struct KeyValue {
 
 /// Decodes a `mvccpb.KeyValue`.
 pub fn decode_kv(b: &[u8]) -> Result<KeyValue, String> {
+    decode_kv_with(b, true)
+}
+
+/// Decodes a `mvccpb.KeyValue`, leaving `value` empty unless `with_value`.
+pub fn decode_kv_with(b: &[u8], with_value: bool) -> Result<KeyValue, String> {
     let mut kv = KeyValue { key: vec![], create_revision: 0, mod_revision: 0, version: 0, value: vec![], lease: 0 };
     for (n, w) in pb::fields(b)? {
         match (n, w) {
@@ -73,7 +78,7 @@ pub fn decode_kv(b: &[u8]) -> Result<KeyValue, String> {
             (2, Wire::Varint(x)) => kv.create_revision = x as i64,
             (3, Wire::Varint(x)) => kv.mod_revision = x as i64,
             (4, Wire::Varint(x)) => kv.version = x as i64,
-            (5, Wire::Bytes(x)) => kv.value = x.to_vec(),
+            (5, Wire::Bytes(x)) if with_value => kv.value = x.to_vec(),
             (6, Wire::Varint(x)) => kv.lease = x as i64,
             _ => {}
         }
@@ -82,6 +87,17 @@ pub fn decode_kv(b: &[u8]) -> Result<KeyValue, String> {
         return Err("KeyValue without a key".into());
     }
     Ok(kv)
+}
+
+/// The `value` field of a `mvccpb.KeyValue`, without copying it (`None` when the message does not parse).
+pub fn kv_value(b: &[u8]) -> Option<&[u8]> {
+    let mut out: &[u8] = &[];
+    for (n, w) in pb::fields(b).ok()? {
+        if let (5, Wire::Bytes(x)) = (n, w) {
+            out = x;
+        }
+    }
+    Some(out)
 }
 
 /// Encodes a `mvccpb.KeyValue` (tests and tools).
@@ -135,8 +151,8 @@ pub fn meta_info(items: &[(Vec<u8>, Vec<u8>)]) -> MetaInfo {
 /// deletion.
 #[derive(Debug, Default)]
 pub struct State {
-    /// Live keys and their version.
-    pub keys: BTreeMap<Vec<u8>, KeyValue>,
+    /// Live keys, the `key`-bucket revision of their version, and the version.
+    pub keys: BTreeMap<Vec<u8>, (Revision, KeyValue)>,
     /// Lowest and highest main revision seen.
     pub revisions: Option<(i64, i64)>,
     /// Entries that could not be read.
@@ -145,10 +161,11 @@ pub struct State {
 
 /// The state at a revision, built one `key`-bucket entry at a time in any order (a damaged branch can reorder
 /// what is read): for each key the entry with the highest revision at or below `at` wins. Only the winners'
-/// values are held.
+/// values are held, and none at all by a fold [`without_values`](Fold::without_values).
 #[derive(Debug, Default)]
 pub struct Fold {
     at: Option<i64>,
+    skip_values: bool,
     keys: std::collections::HashMap<Vec<u8>, (Revision, Option<KeyValue>)>,
     revisions: Option<(i64, i64)>,
     damage: Vec<Damage>,
@@ -158,6 +175,12 @@ impl Fold {
     /// A fold for the state at `at` (`None`: the newest).
     pub fn new(at: Option<i64>) -> Self {
         Fold { at, ..Default::default() }
+    }
+
+    /// A fold that keeps revisions and metadata only: the values are read again later (see
+    /// [`crate::Snapshot::for_each_value`]), so memory does not grow with their size.
+    pub fn without_values(at: Option<i64>) -> Self {
+        Fold { at, skip_values: true, ..Default::default() }
     }
 
     /// Takes one entry.
@@ -173,7 +196,7 @@ impl Fold {
         if self.at.is_some_and(|a| rev.main > a) {
             return;
         }
-        let kv = match decode_kv(v) {
+        let kv = match decode_kv_with(v, !self.skip_values) {
             Ok(kv) => kv,
             Err(e) => {
                 self.damage.push(Damage {
@@ -193,7 +216,7 @@ impl Fold {
 
     /// The state.
     pub fn finish(self) -> State {
-        let keys = self.keys.into_iter().filter_map(|(k, (_, kv))| kv.map(|kv| (k, kv))).collect();
+        let keys = self.keys.into_iter().filter_map(|(k, (r, kv))| kv.map(|kv| (k, (r, kv)))).collect();
         State { keys, revisions: self.revisions, damage: self.damage }
     }
 }
@@ -227,7 +250,7 @@ pub fn state<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, at: Op
         if tomb {
             s.keys.remove(&kv.key);
         } else {
-            s.keys.insert(kv.key.clone(), kv);
+            s.keys.insert(kv.key.clone(), (rev, kv));
         }
     }
     s
@@ -270,10 +293,10 @@ mod tests {
         let it = || entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
         let now = state(it(), None);
         assert_eq!(now.keys.len(), 1);
-        assert_eq!(now.keys[b"/a".as_slice()].value, b"2");
+        assert_eq!(now.keys[b"/a".as_slice()].1.value, b"2");
         assert_eq!(now.revisions, Some((2, 5)));
         let then = state(it(), Some(3));
-        assert_eq!(then.keys[b"/a".as_slice()].value, b"1");
-        assert_eq!(then.keys[b"/b".as_slice()].value, b"x");
+        assert_eq!(then.keys[b"/a".as_slice()].1.value, b"1");
+        assert_eq!(then.keys[b"/b".as_slice()].1.value, b"x");
     }
 }

@@ -126,6 +126,8 @@ fn snapshots_read_back_exactly() {
             .unwrap();
     etcd.put("/registry/secrets/shop/api", &enc);
     let r_cm1 = etcd.put("/registry/configmaps/shop/web", &cm);
+    // the fixture under the key the API server would give it (the others are under keys of other names)
+    etcd.put("/registry/configmaps/namespaceValue/nameValue", &cm);
     etcd.put("/registry/secrets/shop/db", &secret);
     etcd.put("/registry/deployments/shop/web", &dep);
     etcd.put(
@@ -192,7 +194,7 @@ fn snapshots_read_back_exactly() {
         other => panic!("{other:?}"),
     }
     assert_eq!(w.resource.as_ref().unwrap().resource, "widgets");
-    assert_eq!(s.counts()["configmaps"], 352);
+    assert_eq!(s.counts()["configmaps"], 353);
     assert_eq!(s.encodings()["encrypted:aesgcm"], 1);
     // the same through every etcdctl-visible key: etcd and the reader agree on the whole key space
     let listed =
@@ -202,6 +204,51 @@ fn snapshots_read_back_exactly() {
     // an older revision (above the compaction) reads as it was
     let old = Snapshot::open(&file, Some(r_del + 60)).unwrap();
     assert!(old.entries.iter().all(|e| e.mod_revision <= r_del + 60));
+
+    // the streaming reader: a scan holds no values, and reading them again gives exactly what `open` held
+    let scanned = Snapshot::scan(&file, None).unwrap();
+    assert_eq!(scanned.integrity, Integrity::HashMatches);
+    assert_eq!(scanned.entries.len(), s.entries.len());
+    assert!(scanned.entries.iter().all(|e| e.value.is_empty()));
+    let mut streamed = std::collections::BTreeMap::new();
+    let lost = scanned
+        .for_each_value(|e, v| {
+            assert!(streamed.insert(e.key.clone(), v.to_vec()).is_none(), "{} twice", e.key);
+        })
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    for e in &s.entries {
+        assert_eq!(streamed[&e.key], e.value, "{}", e.key);
+    }
+
+    // into a migration bundle while streaming (what `cargo xtask migrate export --from-etcd-snapshot` does):
+    // the same bundle as reading everything first, then preparing and writing it
+    let keys = std::sync::Arc::new(keys);
+    let (read, _) = eksodus_migrate::source::read_etcd(&file, None, Some(&keys)).unwrap();
+    // a value without a name is an error of its key; so is every object stored under a key of another name
+    let other_names = read.errors.iter().filter(|e| e.reason.contains("but its key is for")).count();
+    assert_eq!(other_names, 350 + 4, "{:?}", read.errors); // bulk; shop/web, the secret, deployment, namespace
+    assert_eq!(read.errors.len(), other_names + 1, "{:?}", read.errors);
+    assert_eq!(read.objects.len(), 2, "the fixture under its own key, and the custom resource");
+    let held = tempfile::tempdir().unwrap();
+    let prepared = eksodus_migrate::bundle::prepare(read, "etcd", &Default::default(), &Default::default());
+    let manifest = eksodus_migrate::bundle::write(held.path(), &prepared).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let ex = eksodus_migrate::bundle::Export::new(out.path(), "etcd", Default::default(), Default::default()).unwrap();
+    eksodus_migrate::source::stream_etcd(&file, None, Some(keys), &mut |j| ex.push_job(j)).unwrap();
+    let done = ex.finish().unwrap();
+    assert_eq!(done.manifest, manifest);
+    let mut want = prepared.report.errors.clone();
+    want.sort_by(|a, b| (&a.at, &a.object).cmp(&(&b.at, &b.object)));
+    assert_eq!(done.report.errors, want);
+    for name in ["nameValue", "w"] {
+        assert!(done.manifest.objects.iter().any(|e| e.name == name), "{name} is in the bundle");
+    }
+    for e in &manifest.objects {
+        let (a, b) =
+            (std::fs::read(held.path().join(&e.file)).unwrap(), std::fs::read(out.path().join(&e.file)).unwrap());
+        assert_eq!(a, b, "{}", e.file);
+    }
 
     // the data directory reads too (no trailing hash)
     let live = Snapshot::open(&etcd.data, None).unwrap();

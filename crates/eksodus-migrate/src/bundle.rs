@@ -3,9 +3,10 @@
 //! when namespaced, `name`, `file`, `wave`), one YAML file per object, and `report.json`. Every file is written
 //! with mode 0600: bundles hold Secrets.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::error::io;
 use crate::filter::{exclusion, Filters};
 use crate::object::{Obj, ObjRef};
-use crate::order::{order, Edge};
+use crate::order::{order, order_indexed, Edge, Node};
 use crate::source::{DocError, Read};
 use crate::transform::{self, Rules};
 use crate::Error;
@@ -248,69 +249,382 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(io(format!("writing {}", path.display())))
 }
 
-/// Writes a bundle (replacing the objects of an earlier one in the same directory).
-pub fn write(dir: &Path, p: &Prepared) -> Result<Manifest, Error> {
+/// File names inside a bundle: `objects/<namespace>/<kind>[.<group>]_<name>.yaml`, cluster-scoped objects under
+/// `objects/_cluster/` (`_` is in no Kubernetes name, so neither the directory nor the separator can clash).
+/// Per-namespace directories also let writers run in parallel without contending for one directory's lock.
+/// Returns the directory and the file name without `.yaml`.
+fn file_base(o: &Obj) -> (String, String) {
+    let sub = if o.namespace().is_empty() { "_cluster".to_string() } else { safe(o.namespace()) };
+    let kind = safe(&o.kind().to_ascii_lowercase());
+    let group = if o.group().is_empty() { String::new() } else { format!(".{}", safe(o.group())) };
+    let base = format!("objects/{sub}/{kind}{group}_{}", safe(o.name()));
+    (sub, base)
+}
+
+/// The `n`th candidate file for a base (only names outside Kubernetes' rules, from hand-written manifests,
+/// can need a second).
+fn candidate(base: &str, n: u32) -> String {
+    if n == 1 {
+        format!("{base}.yaml")
+    } else {
+        format!("{base}-{n}.yaml")
+    }
+}
+
+/// The per-namespace directories made so far.
+#[derive(Default)]
+struct Dirs(HashSet<String>);
+
+impl Dirs {
+    fn ensure(&mut self, dir: &Path, sub: String) -> Result<(), Error> {
+        if !self.0.contains(&sub) {
+            let d = dir.join("objects").join(&sub);
+            std::fs::create_dir_all(&d).map_err(io(format!("creating {}", d.display())))?;
+            self.0.insert(sub);
+        }
+        Ok(())
+    }
+}
+
+/// Unique file names for objects written later (a prepared bundle knows all its names up front).
+#[derive(Default)]
+struct Names {
+    used: HashSet<String>,
+    dirs: Dirs,
+}
+
+impl Names {
+    /// A new, unique file for `o`, its directory created.
+    fn claim(&mut self, dir: &Path, o: &Obj) -> Result<String, Error> {
+        let (sub, base) = file_base(o);
+        self.dirs.ensure(dir, sub)?;
+        let mut n = 1;
+        while !self.used.insert(candidate(&base, n)) {
+            n += 1;
+        }
+        Ok(candidate(&base, n))
+    }
+}
+
+/// Writes `bytes` to a new file for `o` (mode 0600 from creation), the file system telling whether a name is
+/// taken, so a streamed export keeps no set of names. Returns the file, relative to `dir`.
+fn write_new(dir: &Path, dirs: &Mutex<Dirs>, o: &Obj, bytes: &[u8]) -> Result<String, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (sub, base) = file_base(o);
+    dirs.lock().unwrap_or_else(|p| p.into_inner()).ensure(dir, sub)?;
+    let mut n = 1;
+    loop {
+        let file = candidate(&base, n);
+        let path = dir.join(&file);
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(mut f) => {
+                f.write_all(bytes).map_err(io(format!("writing {}", path.display())))?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(io(format!("writing {}", path.display()))(e)),
+        }
+    }
+}
+
+fn entry(o: &Obj, file: String, wave: u32) -> Entry {
+    Entry {
+        api_version: o.api_version().into(),
+        kind: o.kind().into(),
+        namespace: (!o.namespace().is_empty()).then(|| o.namespace().to_string()),
+        name: o.name().into(),
+        file,
+        wave,
+    }
+}
+
+fn clear_objects(dir: &Path) -> Result<(), Error> {
     let objects = dir.join("objects");
     if objects.exists() {
         std::fs::remove_dir_all(&objects).map_err(io(format!("clearing {}", objects.display())))?;
     }
-    std::fs::create_dir_all(&objects).map_err(io(format!("creating {}", objects.display())))?;
-    let file_of = |i: usize, o: &Obj| {
-        format!(
-            "objects/{i:06}-{}-{}{}.yaml",
-            safe(&o.kind().to_ascii_lowercase()),
-            if o.namespace().is_empty() { String::new() } else { format!("{}-", safe(o.namespace())) },
-            safe(o.name())
-        )
-    };
+    std::fs::create_dir_all(&objects).map_err(io(format!("creating {}", objects.display())))
+}
+
+fn write_index(dir: &Path, m: &Manifest, report: &Report) -> Result<(), Error> {
+    write_private(&dir.join("manifest.json"), &serde_json::to_vec_pretty(m).expect("serializable"))?;
+    write_private(&dir.join("report.json"), &serde_json::to_vec_pretty(report).expect("serializable"))
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).min(8)
+}
+
+/// Writes a prepared bundle (replacing the objects of an earlier one in the same directory).
+pub fn write(dir: &Path, p: &Prepared) -> Result<Manifest, Error> {
+    clear_objects(dir)?;
+    let mut names = Names::default();
+    let mut m = Manifest::default();
+    for (o, wave) in &p.objects {
+        m.objects.push(entry(o, names.claim(dir, o)?, *wave));
+    }
     // serializing and writing tens of thousands of files is the slow part: spread it over the cores
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-    let chunk = p.objects.len().div_ceil(threads).max(1);
-    let results: Vec<Result<(), Error>> = std::thread::scope(|sc| {
+    let chunk = p.objects.len().div_ceil(workers()).max(1);
+    std::thread::scope(|sc| {
         let handles: Vec<_> = p
             .objects
             .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let file_of = &file_of;
+            .zip(m.objects.chunks(chunk))
+            .map(|(part, files)| {
                 sc.spawn(move || -> Result<(), Error> {
-                    for (j, (o, _)) in part.iter().enumerate() {
-                        let file = file_of(c * chunk + j, o);
-                        let yaml = to_yaml(&o.0);
+                    for ((o, _), e) in part.iter().zip(files) {
                         // the directory was just made: a new file gets mode 0600 at creation
-                        write_new_private(&dir.join(&file), yaml.as_bytes())?;
+                        write_new_private(&dir.join(&e.file), to_yaml(&o.0).as_bytes())?;
                     }
                     Ok(())
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Bundle { path: dir.display().to_string(), message: "a writer thread panicked".into() })
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(panicked(dir))))
+    })?;
+    write_index(dir, &m, &p.report)?;
+    Ok(m)
+}
+
+fn panicked(dir: &Path) -> Error {
+    Error::Bundle { path: dir.display().to_string(), message: "a writer thread panicked".into() }
+}
+
+const BATCH: usize = 32;
+
+/// One unit of work for an [`Export`]: produces an object (decoding it, typically) or says why it cannot.
+pub type Job = Box<dyn FnOnce() -> Result<Obj, DocError> + Send>;
+
+/// What an [`Export`] wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exported {
+    /// `manifest.json`.
+    pub manifest: Manifest,
+    /// `report.json`.
+    pub report: Report,
+}
+
+impl Exported {
+    /// Number of apply waves.
+    pub fn waves(&self) -> u32 {
+        self.manifest.objects.iter().map(|e| e.wave + 1).max().unwrap_or(0)
+    }
+}
+
+/// A bundle written while its source is still being read: the same filters, transforms, order and files as
+/// [`prepare`] + [`write`], without holding the objects. Worker threads run each [`Job`] (so decoding is
+/// parallel too), filter, transform, serialize and write the object, and keep only its manifest entry and
+/// the [`Node`] ordering needs; [`finish`](Export::finish) orders them and writes `manifest.json` and
+/// `report.json`. Memory stays flat in the number of objects, except for one kind: objects with owner
+/// references wait (as compact JSON) until every object is known, because whether their owner is migrated
+/// decides whether they are.
+pub struct Export {
+    tx: Option<mpsc::SyncSender<Vec<Job>>>,
+    /// Jobs go to the workers in batches: one channel message per object costs more than a small object.
+    batch: Mutex<Vec<Job>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    filters: Filters,
+    rules: Rules,
+    dirs: Mutex<Dirs>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    report: Report,
+    written: Vec<(Entry, Node)>,
+    /// References (before transforms) of every object that passed the filters.
+    kept: Vec<ObjRef>,
+    /// Objects with owner references, as JSON, decided in `finish`.
+    deferred: Vec<Vec<u8>>,
+    failure: Option<Error>,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self, o: Obj) {
+        if let Some(reason) = exclusion(&o, &self.filters) {
+            self.state().report.excluded.push(Excluded { object: o.obj_ref().to_string(), reason });
+            return;
+        }
+        let owned = o.get("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        if owned {
+            let json = serde_json::to_vec(&o.0).expect("a JSON value serializes");
+            let mut st = self.state();
+            st.kept.push(o.obj_ref());
+            st.deferred.push(json);
+            return;
+        }
+        self.state().kept.push(o.obj_ref());
+        // without owner references, the set of migrated objects changes nothing in the transforms
+        if let Err(e) = self.put(o, &BTreeSet::new()) {
+            self.state().failure.get_or_insert(e);
+        }
+    }
+
+    fn put(&self, mut o: Obj, migrated: &BTreeSet<ObjRef>) -> Result<(), Error> {
+        let lb = lb_addresses(&o);
+        let applied = transform::apply(&mut o, &self.rules, migrated);
+        let node = Node::of(&o);
+        let file = write_new(&self.dir, &self.dirs, &o, to_yaml(&o.0).as_bytes())?;
+        let mut st = self.state();
+        if let Some(lb) = lb {
+            st.report.load_balancers.insert(format!("{}/{}", o.namespace(), o.name()), lb);
+        }
+        if !applied.is_empty() {
+            st.report.transforms.insert(node.obj.to_string(), applied.iter().map(|s| s.to_string()).collect());
+        }
+        st.written.push((entry(&o, file, 0), node));
+        Ok(())
+    }
+}
+
+impl Export {
+    /// Starts a bundle in `dir` (replacing the objects of an earlier one there).
+    pub fn new(dir: &Path, source: &str, filters: Filters, rules: Rules) -> Result<Export, Error> {
+        clear_objects(dir)?;
+        let state = State { report: Report { source: source.into(), ..Default::default() }, ..Default::default() };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            filters,
+            rules,
+            dirs: Mutex::default(),
+            state: Mutex::new(state),
+        });
+        let n = workers();
+        // bounded: a fast reader waits for the writers instead of queueing the whole source in memory
+        let (tx, rx) = mpsc::sync_channel::<Vec<Job>>(n * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = (0..n)
+            .map(|_| {
+                let (rx, shared) = (rx.clone(), shared.clone());
+                std::thread::spawn(move || loop {
+                    let jobs = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(jobs) = jobs else { return };
+                    for job in jobs {
+                        match job() {
+                            Ok(o) => shared.take(o),
+                            Err(e) => shared.state().report.errors.push(e),
+                        }
+                    }
                 })
             })
-            .collect()
-    });
-    for r in results {
-        r?;
+            .collect();
+        Ok(Export { tx: Some(tx), batch: Mutex::default(), workers, shared })
     }
-    let mut m = Manifest::default();
-    for (i, (o, wave)) in p.objects.iter().enumerate() {
-        m.objects.push(Entry {
-            api_version: o.api_version().into(),
-            kind: o.kind().into(),
-            namespace: (!o.namespace().is_empty()).then(|| o.namespace().to_string()),
-            name: o.name().into(),
-            file: file_of(i, o),
-            wave: *wave,
-        });
+
+    /// Queues an object.
+    pub fn push(&self, o: Obj) {
+        self.push_job(Box::new(move || Ok(o)));
     }
-    let text = serde_json::to_vec_pretty(&m).expect("serializable");
-    write_private(&dir.join("manifest.json"), &text)?;
-    write_private(&dir.join("report.json"), &serde_json::to_vec_pretty(&p.report).expect("serializable"))?;
-    Ok(m)
+
+    /// Queues a job that makes an object (it runs on a worker thread).
+    pub fn push_job(&self, job: Job) {
+        let full = {
+            let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            b.push(job);
+            (b.len() >= BATCH).then(|| std::mem::take(&mut *b))
+        };
+        if let Some(jobs) = full {
+            self.send(jobs);
+        }
+    }
+
+    fn send(&self, jobs: Vec<Job>) {
+        if let Some(tx) = &self.tx {
+            // the workers outlive the sender; a send fails only if they all panicked, which finish reports
+            let _ = tx.send(jobs);
+        }
+    }
+
+    /// Names the source in the report (when it is known only once reading started).
+    pub fn set_source(&self, source: String) {
+        self.shared.state().report.source = source;
+    }
+
+    /// Records a document or key that could not be read.
+    pub fn error(&self, e: DocError) {
+        self.shared.state().report.errors.push(e);
+    }
+
+    /// Waits for the queued work, decides the objects with owner references, orders everything and writes
+    /// `manifest.json` and `report.json`.
+    pub fn finish(mut self) -> Result<Exported, Error> {
+        let rest = std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner()));
+        self.send(rest);
+        drop(self.tx.take());
+        let mut panics = 0;
+        for w in self.workers.drain(..) {
+            panics += usize::from(w.join().is_err());
+        }
+        if panics > 0 {
+            return Err(panicked(&self.shared.dir));
+        }
+        let mut st = std::mem::take(&mut *self.shared.state());
+        if let Some(e) = st.failure.take() {
+            return Err(e);
+        }
+        let kept = std::mem::take(&mut st.kept);
+        let migrated: BTreeSet<ObjRef> =
+            if st.deferred.is_empty() { BTreeSet::new() } else { kept.into_iter().collect() };
+        for json in std::mem::take(&mut st.deferred) {
+            let o = Obj(serde_json::from_slice(&json).expect("written by serde_json"));
+            if let Some(owner) = transform::owned_by_migrated_controller(&o, &migrated) {
+                st.report.excluded.push(Excluded {
+                    object: o.obj_ref().to_string(),
+                    reason: format!("owned by {owner}, which is migrated and makes it again"),
+                });
+                continue;
+            }
+            self.shared.put(o, &migrated)?;
+            let mut more = std::mem::take(&mut *self.shared.state());
+            st.written.append(&mut more.written);
+            st.report.transforms.append(&mut more.report.transforms);
+            st.report.load_balancers.append(&mut more.report.load_balancers);
+        }
+        drop(migrated);
+        let (entries, nodes): (Vec<Entry>, Vec<Node>) = std::mem::take(&mut st.written).into_iter().unzip();
+        let ord = order_indexed(&nodes);
+        let mut report = st.report;
+        report.cycles = ord.cycles.iter().map(|c| c.iter().map(ToString::to_string).collect()).collect();
+        report.backward_edges =
+            ord.backward.iter().map(|e: &Edge| format!("{} -> {} ({})", e.from, e.to, e.why)).collect();
+        drop(nodes);
+        let mut objects: Vec<((u32, usize), Entry)> = ord
+            .of
+            .into_iter()
+            .zip(entries)
+            .map(|((w, at), mut e)| {
+                e.wave = w;
+                ((w, at), e)
+            })
+            .collect();
+        objects.sort_unstable_by_key(|(k, _)| *k);
+        // workers finish in any order: sort what they reported so a run's report is deterministic
+        report.excluded.sort_by(|a, b| a.object.cmp(&b.object));
+        report.errors.sort_by(|a, b| (&a.at, &a.object).cmp(&(&b.at, &b.object)));
+        report.objects = objects.len();
+        let manifest = Manifest { objects: objects.into_iter().map(|(_, e)| e).collect() };
+        write_index(&self.shared.dir, &manifest, &report)?;
+        Ok(Exported { manifest, report })
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
 }
 
 /// Reads a bundle: its objects with their waves in manifest order, and its report.
@@ -360,8 +674,67 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_bundle_round_trips_privately_in_order() {
-        let input = Read {
+    fn a_streamed_export_writes_what_prepare_and_write_do() {
+        let mut input = sample();
+        input.objects.push(Obj(
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "shop"}}),
+        ));
+        // owned by a migrated controller: left out; owned by something not migrated: kept, reference dropped
+        input.objects.push(Obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w-cfg",
+            "namespace": "shop", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
+            "controller": true}]}})));
+        input.objects.push(Obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orphan",
+            "namespace": "shop", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Gone", "name": "g",
+            "controller": true}]}})));
+        input.errors.push(DocError { at: "x.yaml#0".into(), object: None, reason: "not YAML".into() });
+        let p = prepare(input.clone(), "test", &Filters::default(), &Rules::default());
+        let a = tempfile::tempdir().unwrap();
+        let m = write(a.path(), &p).unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let ex = Export::new(b.path(), "test", Filters::default(), Rules::default()).unwrap();
+        // the reverse order, from several threads' worth of jobs: the result must not depend on either
+        for e in input.errors {
+            ex.error(e);
+        }
+        for o in input.objects.into_iter().rev() {
+            ex.push(o);
+        }
+        let done = ex.finish().unwrap();
+        assert_eq!(done.manifest, m);
+        let mut want = p.report.clone();
+        want.excluded.sort_by(|x, y| x.object.cmp(&y.object));
+        assert_eq!(done.report, want);
+        assert!(done.report.excluded.iter().any(|e| e.object == "ConfigMap shop/w-cfg"));
+        assert_eq!(done.waves(), m.objects.iter().map(|e| e.wave).max().unwrap() + 1);
+        for e in &m.objects {
+            let (x, y) =
+                (std::fs::read(a.path().join(&e.file)).unwrap(), std::fs::read(b.path().join(&e.file)).unwrap());
+            assert_eq!(x, y, "{}", e.file);
+        }
+        let orphan = m.objects.iter().find(|e| e.name == "orphan").unwrap();
+        let text = std::fs::read_to_string(b.path().join(&orphan.file)).unwrap();
+        assert!(!text.contains("ownerReferences"), "a dangling owner reference is dropped: {text}");
+        assert_eq!(
+            std::fs::read(a.path().join("report.json")).unwrap().len(),
+            std::fs::read(b.path().join("report.json")).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn names_that_clash_get_their_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = Export::new(dir.path(), "test", Filters::default(), Rules::default()).unwrap();
+        // not valid Kubernetes names, but a hand-written manifest can hold them: both map to `a_b`
+        ex.push(Obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a:b", "namespace": "n"}})));
+        ex.push(Obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a;b", "namespace": "n"}})));
+        let done = ex.finish().unwrap();
+        let files: BTreeSet<&str> = done.manifest.objects.iter().map(|e| e.file.as_str()).collect();
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert!(files.contains("objects/n/configmap_a_b.yaml"));
+    }
+
+    fn sample() -> Read {
+        Read {
             objects: vec![
                 Obj(
                     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "uid": "1"}, "spec": {}}),
@@ -381,7 +754,12 @@ mod tests {
                 ),
             ],
             errors: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn a_bundle_round_trips_privately_in_order() {
+        let input = sample();
         let p = prepare(input, "test", &Filters::default(), &Rules::default());
         let order: Vec<String> = p.objects.iter().map(|(o, _)| o.obj_ref().to_string()).collect();
         assert_eq!(order, vec!["Namespace shop", "Secret shop/db", "apps/Deployment shop/web", "Service shop/web"]);

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::io;
 use crate::object::Obj;
+use crate::object::Ptr;
 use crate::source::{DocError, Read};
 use crate::Error;
 
@@ -494,7 +495,7 @@ async fn wait_established(client: &Client, name: &str, timeout: Duration) -> Res
         if let Ok(Some(c)) = api.get_opt(name).await {
             let ok = c
                 .data
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
             if ok {
@@ -516,8 +517,8 @@ async fn wait_for_backends(client: &Client, hook: &Obj, timeout: Duration) -> Re
         .flatten()
         .filter_map(|w| {
             Some((
-                w.pointer("/clientConfig/service/namespace")?.as_str()?.to_string(),
-                w.pointer("/clientConfig/service/name")?.as_str()?.to_string(),
+                w.at("/clientConfig/service/namespace")?.as_str()?.to_string(),
+                w.at("/clientConfig/service/name")?.as_str()?.to_string(),
             ))
         })
         .collect();
@@ -571,16 +572,16 @@ impl Verification {
 }
 
 fn rollout(o: &Value, kind: &str) -> Option<(bool, String)> {
-    let n = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let n = |p: &str| o.at(p).and_then(Value::as_i64).unwrap_or(0);
     let gen_ok = n("/status/observedGeneration") >= n("/metadata/generation");
     Some(match kind {
         "Deployment" => {
-            let want = o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let want = o.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
             let (upd, avail) = (n("/status/updatedReplicas"), n("/status/availableReplicas"));
             (gen_ok && upd >= want && avail >= want, format!("{avail}/{want} available, {upd} updated"))
         }
         "StatefulSet" => {
-            let want = o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let want = o.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
             let ready = n("/status/readyReplicas");
             (gen_ok && ready >= want, format!("{ready}/{want} ready"))
         }
@@ -590,7 +591,7 @@ fn rollout(o: &Value, kind: &str) -> Option<(bool, String)> {
         }
         "Job" => {
             let complete = o
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Complete" && c["status"] == "True"));
             (complete, format!("{} succeeded", n("/status/succeeded")))

@@ -44,6 +44,63 @@ impl fmt::Display for ObjRef {
     }
 }
 
+/// JSON pointers (RFC 6901) like `Value::pointer`, without its allocation per token (it unescapes every
+/// token with two `String::replace`s): they run many times per object on every object of an export.
+pub trait Ptr {
+    /// The value at `pointer`.
+    fn at(&self, pointer: &str) -> Option<&Value>;
+    /// The value at `pointer`, mutably.
+    fn at_mut(&mut self, pointer: &str) -> Option<&mut Value>;
+}
+
+fn token(t: &str) -> std::borrow::Cow<'_, str> {
+    if t.contains('~') {
+        t.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        t.into()
+    }
+}
+
+/// An array index as RFC 6901 spells it: digits, no leading zero.
+fn index(t: &str) -> Option<usize> {
+    if t.starts_with('+') || (t.starts_with('0') && t.len() != 1) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+impl Ptr for Value {
+    fn at(&self, pointer: &str) -> Option<&Value> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let mut cur = self;
+        for t in pointer.strip_prefix('/')?.split('/') {
+            cur = match cur {
+                Value::Object(m) => m.get(token(t).as_ref())?,
+                Value::Array(a) => a.get(index(t)?)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+
+    fn at_mut(&mut self, pointer: &str) -> Option<&mut Value> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let mut cur = self;
+        for t in pointer.strip_prefix('/')?.split('/') {
+            cur = match cur {
+                Value::Object(m) => m.get_mut(token(t).as_ref())?,
+                Value::Array(a) => a.get_mut(index(t)?)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+}
+
 /// The group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
 pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
@@ -69,11 +126,11 @@ impl Obj {
     }
     /// `metadata.name`.
     pub fn name(&self) -> &str {
-        self.0.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+        self.0.at("/metadata/name").and_then(Value::as_str).unwrap_or_default()
     }
     /// `metadata.namespace` (empty when absent).
     pub fn namespace(&self) -> &str {
-        self.0.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default()
+        self.0.at("/metadata/namespace").and_then(Value::as_str).unwrap_or_default()
     }
     /// Its reference.
     pub fn obj_ref(&self) -> ObjRef {
@@ -82,18 +139,18 @@ impl Obj {
     /// `metadata.labels`.
     pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
         self.0
-            .pointer("/metadata/labels")
+            .at("/metadata/labels")
             .and_then(Value::as_object)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default()
     }
     /// `metadata.ownerReferences`.
     pub fn owner_refs(&self) -> Vec<Value> {
-        self.0.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
+        self.0.at("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
     }
     /// The value at a JSON pointer.
     pub fn get(&self, pointer: &str) -> Option<&Value> {
-        self.0.pointer(pointer)
+        self.0.at(pointer)
     }
 }
 
@@ -139,5 +196,30 @@ mod tests {
             Obj(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}})).obj_ref().to_string(),
             "Namespace a"
         );
+    }
+
+    #[test]
+    fn pointers_resolve_like_serde_json() {
+        let mut v = json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": "r", "a~b": 1}},
+            "spec": {"ports": [{"port": 80}, {"port": 443}]}, "": {"x": 2}});
+        for p in [
+            "",
+            "/metadata",
+            "/metadata/annotations/eks.amazonaws.com~1role-arn",
+            "/metadata/annotations/a~0b",
+            "/spec/ports/1/port",
+            "/spec/ports/2",
+            "/spec/ports/x",
+            "/spec/ports/01",
+            "/spec/ports/+1",
+            "/spec/ports/0",
+            "//x",
+            "no-slash",
+            "/metadata/name",
+        ] {
+            assert_eq!(v.at(p), v.pointer(p), "{p}");
+            let want = v.clone().pointer_mut(p).cloned();
+            assert_eq!(v.at_mut(p).cloned(), want, "{p}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::object::Ptr;
 use crate::object::{Obj, ObjRef};
 use crate::transform::pod_specs;
 
@@ -70,20 +71,20 @@ pub fn references(o: &Obj) -> Vec<(ObjRef, String)> {
             }
         }
         for v in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(n) = s(v.pointer("/configMap/name")) {
+            if let Some(n) = s(v.at("/configMap/name")) {
                 out.push((ObjRef::new("", "ConfigMap", &ns, &n), "volume".into()));
             }
-            if let Some(n) = s(v.pointer("/secret/secretName")) {
+            if let Some(n) = s(v.at("/secret/secretName")) {
                 out.push((ObjRef::new("", "Secret", &ns, &n), "volume".into()));
             }
-            if let Some(n) = s(v.pointer("/persistentVolumeClaim/claimName")) {
+            if let Some(n) = s(v.at("/persistentVolumeClaim/claimName")) {
                 out.push((ObjRef::new("", "PersistentVolumeClaim", &ns, &n), "volume".into()));
             }
-            for src in v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(n) = s(src.pointer("/configMap/name")) {
+            for src in v.at("/projected/sources").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(n) = s(src.at("/configMap/name")) {
                     out.push((ObjRef::new("", "ConfigMap", &ns, &n), "projected volume".into()));
                 }
-                if let Some(n) = s(src.pointer("/secret/name")) {
+                if let Some(n) = s(src.at("/secret/name")) {
                     out.push((ObjRef::new("", "Secret", &ns, &n), "projected volume".into()));
                 }
             }
@@ -91,18 +92,18 @@ pub fn references(o: &Obj) -> Vec<(ObjRef, String)> {
         for list in ["containers", "initContainers"] {
             for c in spec.get(list).and_then(Value::as_array).into_iter().flatten() {
                 for e in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
-                    if let Some(n) = s(e.pointer("/configMapRef/name")) {
+                    if let Some(n) = s(e.at("/configMapRef/name")) {
                         out.push((ObjRef::new("", "ConfigMap", &ns, &n), "envFrom".into()));
                     }
-                    if let Some(n) = s(e.pointer("/secretRef/name")) {
+                    if let Some(n) = s(e.at("/secretRef/name")) {
                         out.push((ObjRef::new("", "Secret", &ns, &n), "envFrom".into()));
                     }
                 }
                 for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
-                    if let Some(n) = s(e.pointer("/valueFrom/configMapKeyRef/name")) {
+                    if let Some(n) = s(e.at("/valueFrom/configMapKeyRef/name")) {
                         out.push((ObjRef::new("", "ConfigMap", &ns, &n), "env".into()));
                     }
-                    if let Some(n) = s(e.pointer("/valueFrom/secretKeyRef/name")) {
+                    if let Some(n) = s(e.at("/valueFrom/secretKeyRef/name")) {
                         out.push((ObjRef::new("", "Secret", &ns, &n), "env".into()));
                     }
                 }
@@ -123,7 +124,7 @@ pub fn references(o: &Obj) -> Vec<(ObjRef, String)> {
         }
         ("apps", "StatefulSet") => {
             for t in o.get("/spec/volumeClaimTemplates").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(sc) = s(t.pointer("/spec/storageClassName")) {
+                if let Some(sc) = s(t.at("/spec/storageClassName")) {
                     out.push((ObjRef::new("storage.k8s.io", "StorageClass", "", &sc), "volumeClaimTemplates".into()));
                 }
             }
@@ -136,7 +137,7 @@ pub fn references(o: &Obj) -> Vec<(ObjRef, String)> {
         ("admissionregistration.k8s.io", _) => {
             for w in o.get("/webhooks").and_then(Value::as_array).into_iter().flatten() {
                 if let (Some(sns), Some(n)) =
-                    (s(w.pointer("/clientConfig/service/namespace")), s(w.pointer("/clientConfig/service/name")))
+                    (s(w.at("/clientConfig/service/namespace")), s(w.at("/clientConfig/service/name")))
                 {
                     out.push((ObjRef::new("", "Service", &sns, &n), "webhook clientConfig".into()));
                 }
@@ -147,17 +148,31 @@ pub fn references(o: &Obj) -> Vec<(ObjRef, String)> {
     out
 }
 
-/// The CRD that serves a custom resource: `plural.group` is its name; the plural is not in the object, so the
-/// edge is made by matching the CRD's `spec.group` and `spec.names.kind`.
-fn crd_edges(objs: &[Obj]) -> HashMap<(String, String), ObjRef> {
-    objs.iter()
-        .filter(|o| o.group() == "apiextensions.k8s.io" && o.kind() == "CustomResourceDefinition")
-        .filter_map(|o| {
-            let g = o.get("/spec/group")?.as_str()?.to_string();
-            let k = o.get("/spec/names/kind")?.as_str()?.to_string();
-            Some(((g, k), o.obj_ref()))
-        })
-        .collect()
+/// What ordering needs of one object: its reference, the references it makes, and for a CRD the group and
+/// kind it serves. Small enough to keep for every object of a large export while the objects themselves are
+/// already written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The object.
+    pub obj: ObjRef,
+    /// References it makes ([`references`]), whether or not the targets are in the run.
+    pub refs: Vec<(ObjRef, String)>,
+    /// For a CustomResourceDefinition: the `(group, kind)` it serves.
+    pub serves: Option<(String, String)>,
+}
+
+impl Node {
+    /// The node of an object.
+    pub fn of(o: &Obj) -> Node {
+        let serves = (o.group() == "apiextensions.k8s.io" && o.kind() == "CustomResourceDefinition")
+            .then(|| {
+                let g = o.get("/spec/group")?.as_str()?.to_string();
+                let k = o.get("/spec/names/kind")?.as_str()?.to_string();
+                Some((g, k))
+            })
+            .flatten();
+        Node { obj: o.obj_ref(), refs: references(o), serves }
+    }
 }
 
 /// The apply order.
@@ -187,83 +202,167 @@ impl Order {
 
 /// Orders objects. Pure; deterministic.
 pub fn order(objs: &[Obj]) -> Order {
-    let present: BTreeSet<ObjRef> = objs.iter().map(Obj::obj_ref).collect();
-    let crds = crd_edges(objs);
-    let mut edges = Vec::new();
-    let mut backward = Vec::new();
-    for o in objs {
-        let from = o.obj_ref();
-        let mut refs = references(o);
-        if let Some(crd) = crds.get(&(o.group().to_string(), o.kind().to_string())) {
-            refs.push((crd.clone(), "custom resource of".into()));
-        }
-        for (to, why) in refs {
-            if to == from || !present.contains(&to) {
-                continue;
-            }
-            let e = Edge { from: from.clone(), to: to.clone(), why };
-            if rank_of(&to.group, &to.kind) > rank_of(&from.group, &from.kind) {
-                backward.push(e);
-            } else {
-                edges.push(e);
-            }
-        }
+    order_nodes(&objs.iter().map(Node::of).collect::<Vec<_>>())
+}
+
+/// Orders objects by their [`Node`]s. Pure; deterministic.
+pub fn order_nodes(nodes: &[Node]) -> Order {
+    let g = Graph::new(nodes);
+    let edge = |&(f, t, why): &(usize, usize, &str)| Edge {
+        from: g.node(f).obj.clone(),
+        to: g.node(t).obj.clone(),
+        why: why.to_string(),
+    };
+    Order {
+        waves: (0..g.first.len()).map(|c| (g.node(c).obj.clone(), g.wave[c])).collect(),
+        edges: g.edges.iter().map(edge).collect(),
+        cycles: g.cycles.clone(),
+        backward: g.backward.iter().map(edge).collect(),
     }
-    edges.sort();
-    edges.dedup();
-    backward.sort();
-    backward.dedup();
-    // sub-waves inside each category: longest path over intra-category edges; cycles found by Kahn's algorithm
-    let mut by_rank: BTreeMap<u32, Vec<ObjRef>> = BTreeMap::new();
-    for r in &present {
-        by_rank.entry(rank_of(&r.group, &r.kind)).or_default().push(r.clone());
+}
+
+/// What an export needs of the order: for each input node (aligned with them) its wave and its position in
+/// reference order (sorting by the pair gives the apply order), and what the report shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    /// `(wave, position in reference order)` of each input node.
+    pub of: Vec<(u32, usize)>,
+    /// Cycles found (their members).
+    pub cycles: Vec<Vec<ObjRef>>,
+    /// Edges that point to a later category.
+    pub backward: Vec<Edge>,
+}
+
+/// [`order_nodes`] without the full [`Order`]: cheaper for tens of thousands of objects.
+pub fn order_indexed(nodes: &[Node]) -> Positions {
+    let g = Graph::new(nodes);
+    let of = nodes
+        .iter()
+        .map(|n| {
+            let c = g.id[&n.obj];
+            (g.wave[c], c)
+        })
+        .collect();
+    let backward = g
+        .backward
+        .iter()
+        .map(|&(f, t, why)| Edge { from: g.node(f).obj.clone(), to: g.node(t).obj.clone(), why: why.to_string() })
+        .collect();
+    Positions { of, cycles: g.cycles, backward }
+}
+
+/// The dependency graph over integer IDs assigned in reference order, so the result does not depend on the
+/// input's order and a large run is not dominated by comparing references.
+struct Graph<'a> {
+    nodes: &'a [Node],
+    /// Canonical ID of each reference.
+    id: HashMap<&'a ObjRef, usize>,
+    /// Input index of each canonical ID.
+    first: Vec<usize>,
+    /// Wave of each canonical ID.
+    wave: Vec<u32>,
+    edges: Vec<(usize, usize, &'a str)>,
+    backward: Vec<(usize, usize, &'a str)>,
+    cycles: Vec<Vec<ObjRef>>,
+}
+
+impl<'a> Graph<'a> {
+    fn node(&self, c: usize) -> &'a Node {
+        &self.nodes[self.first[c]]
     }
-    let mut waves = BTreeMap::new();
-    let mut cycles = Vec::new();
-    let mut base = 0u32;
-    for (rk, members) in by_rank {
-        let set: BTreeSet<&ObjRef> = members.iter().collect();
-        let mut deps: BTreeMap<&ObjRef, Vec<&ObjRef>> = BTreeMap::new();
-        let mut rdeps: BTreeMap<&ObjRef, Vec<&ObjRef>> = BTreeMap::new();
-        for e in edges.iter().filter(|e| set.contains(&e.from) && set.contains(&e.to)) {
-            deps.entry(&e.from).or_default().push(&e.to);
-            rdeps.entry(&e.to).or_default().push(&e.from);
+
+    fn new(nodes: &'a [Node]) -> Graph<'a> {
+        let mut sorted: Vec<usize> = (0..nodes.len()).collect();
+        sorted.sort_by(|&a, &b| nodes[a].obj.cmp(&nodes[b].obj));
+        // canonical IDs in reference order; a reference given twice is one object
+        let mut id: HashMap<&ObjRef, usize> = HashMap::with_capacity(nodes.len());
+        let mut first: Vec<usize> = Vec::with_capacity(nodes.len());
+        for &i in &sorted {
+            if let std::collections::hash_map::Entry::Vacant(v) = id.entry(&nodes[i].obj) {
+                v.insert(first.len());
+                first.push(i);
+            }
         }
-        let mut indeg: BTreeMap<&ObjRef, usize> =
-            members.iter().map(|m| (m, deps.get(m).map_or(0, Vec::len))).collect();
-        let mut level: BTreeMap<&ObjRef, u32> = BTreeMap::new();
-        let mut ready: Vec<&ObjRef> = indeg.iter().filter(|(_, d)| **d == 0).map(|(m, _)| *m).collect();
-        while let Some(m) = ready.pop() {
-            let l = deps.get(m).into_iter().flatten().filter_map(|d| level.get(d)).map(|l| l + 1).max().unwrap_or(0);
-            level.insert(m, l);
-            for r in rdeps.get(m).into_iter().flatten() {
-                let d = indeg.get_mut(r).expect("member");
-                *d -= 1;
-                if *d == 0 {
-                    ready.push(r);
+        let node = |c: usize| &nodes[first[c]];
+        let m = first.len();
+        let rank: Vec<u32> = (0..m).map(|c| rank_of(&node(c).obj.group, &node(c).obj.kind)).collect();
+        // the CRD that serves a custom resource: `plural.group` is its name, but the plural is not in the object,
+        // so the edge is made by matching the CRD's `spec.group` and `spec.names.kind`
+        let mut crds: HashMap<(&str, &str), usize> = HashMap::new();
+        for c in 0..m {
+            if let Some((g, k)) = &node(c).serves {
+                crds.entry((g.as_str(), k.as_str())).or_insert(c);
+            }
+        }
+        let mut edges: Vec<(usize, usize, &str)> = Vec::new();
+        let mut backward: Vec<(usize, usize, &str)> = Vec::new();
+        for c in 0..m {
+            let n = node(c);
+            let crd = crds.get(&(n.obj.group.as_str(), n.obj.kind.as_str())).map(|&t| (t, "custom resource of"));
+            let refs = n.refs.iter().filter_map(|(to, why)| Some((*id.get(to)?, why.as_str())));
+            for (t, why) in refs.chain(crd) {
+                if t == c {
+                    continue;
+                }
+                if rank[t] > rank[c] {
+                    backward.push((c, t, why));
+                } else {
+                    edges.push((c, t, why));
                 }
             }
         }
-        let stuck: Vec<ObjRef> = members.iter().filter(|m| !level.contains_key(m)).cloned().collect();
-        let top = level.values().copied().max().map_or(0, |m| m + 1);
-        if !stuck.is_empty() {
-            cycles.push(stuck.clone());
+        // IDs are in reference order, so this is the order of the references
+        edges.sort_unstable();
+        edges.dedup();
+        backward.sort_unstable();
+        backward.dedup();
+        // sub-waves inside each category: longest path over intra-category edges; cycles found by Kahn's algorithm
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); m];
+        let mut rdeps: Vec<Vec<usize>> = vec![Vec::new(); m];
+        for &(f, t, _) in edges.iter().filter(|(f, t, _)| rank[*f] == rank[*t]) {
+            deps[f].push(t);
+            rdeps[t].push(f);
         }
-        for m in &members {
-            let l = level.get(m).copied().unwrap_or(top);
-            waves.insert(m.clone(), base + l);
+        let mut by_rank: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (c, r) in rank.iter().enumerate() {
+            by_rank.entry(*r).or_default().push(c);
         }
-        let used = if stuck.is_empty() { top } else { top + 1 };
-        let _ = rk;
-        base += used.max(1);
+        let mut wave = vec![0u32; m];
+        let mut indeg: Vec<usize> = deps.iter().map(Vec::len).collect();
+        let mut level: Vec<Option<u32>> = vec![None; m];
+        let mut cycles = Vec::new();
+        let mut base = 0u32;
+        for members in by_rank.values() {
+            let mut ready: Vec<usize> = members.iter().copied().filter(|&c| indeg[c] == 0).collect();
+            while let Some(c) = ready.pop() {
+                let l = deps[c].iter().filter_map(|&d| level[d]).map(|l| l + 1).max().unwrap_or(0);
+                level[c] = Some(l);
+                for &r in &rdeps[c] {
+                    indeg[r] -= 1;
+                    if indeg[r] == 0 {
+                        ready.push(r);
+                    }
+                }
+            }
+            let stuck: Vec<usize> = members.iter().copied().filter(|&c| level[c].is_none()).collect();
+            let top = members.iter().filter_map(|&c| level[c]).max().map_or(0, |l| l + 1);
+            if !stuck.is_empty() {
+                cycles.push(stuck.iter().map(|&c| node(c).obj.clone()).collect());
+            }
+            for &c in members {
+                wave[c] = base + level[c].unwrap_or(top);
+            }
+            let used = if stuck.is_empty() { top } else { top + 1 };
+            base += used.max(1);
+        }
+        // dense numbering
+        let used: BTreeSet<u32> = wave.iter().copied().collect();
+        let dense: HashMap<u32, u32> = used.iter().enumerate().map(|(i, w)| (*w, i as u32)).collect();
+        for w in &mut wave {
+            *w = dense[w];
+        }
+        Graph { nodes, id, first, wave, edges, backward, cycles }
     }
-    // dense numbering
-    let used: BTreeSet<u32> = waves.values().copied().collect();
-    let dense: BTreeMap<u32, u32> = used.iter().enumerate().map(|(i, w)| (*w, i as u32)).collect();
-    for w in waves.values_mut() {
-        *w = dense[w];
-    }
-    Order { waves, edges, cycles, backward }
 }
 
 #[cfg(test)]

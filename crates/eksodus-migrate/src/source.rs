@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::io;
+use crate::object::Ptr;
 use crate::object::{Obj, ObjRef};
 use crate::Error;
 
@@ -58,14 +59,33 @@ fn take(v: Value, at: &str, into: &mut Read, seen: &mut BTreeSet<ObjRef>) {
         return;
     };
     let kind = m.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let api = m.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if kind.ends_with("List") && m.get("items").is_some_and(Value::is_array) {
         for (i, item) in m["items"].as_array().cloned().unwrap_or_default().into_iter().enumerate() {
             take(item, &format!("{at} items[{i}]"), into, seen);
         }
         return;
     }
-    let name = m.get("metadata").and_then(|md| md.get("name")).and_then(Value::as_str).unwrap_or_default();
+    match check(v, at) {
+        Ok(o) => {
+            let r = o.obj_ref();
+            if !seen.insert(r.clone()) {
+                into.errors.push(DocError {
+                    at: at.into(),
+                    object: Some(r.to_string()),
+                    reason: "duplicate: the same object appears earlier; the first one is kept".into(),
+                });
+                return;
+            }
+            into.objects.push(o);
+        }
+        Err(e) => into.errors.push(e),
+    }
+}
+
+/// One object with the fields every object needs (`kind`, `apiVersion`, `metadata.name`).
+fn check(v: Value, at: &str) -> Result<Obj, DocError> {
+    let field = |p: &str| v.at(p).and_then(Value::as_str).unwrap_or_default();
+    let (kind, api, name) = (field("/kind"), field("/apiVersion"), field("/metadata/name"));
     let mut missing = Vec::new();
     if kind.is_empty() {
         missing.push("kind");
@@ -77,24 +97,13 @@ fn take(v: Value, at: &str, into: &mut Read, seen: &mut BTreeSet<ObjRef>) {
         missing.push("metadata.name");
     }
     if !missing.is_empty() {
-        into.errors.push(DocError {
+        return Err(DocError {
             at: at.into(),
             object: (!name.is_empty()).then(|| name.to_string()),
             reason: format!("missing {}", missing.join(", ")),
         });
-        return;
     }
-    let o = Obj(v);
-    let r = o.obj_ref();
-    if !seen.insert(r.clone()) {
-        into.errors.push(DocError {
-            at: at.into(),
-            object: Some(r.to_string()),
-            reason: "duplicate: the same object appears earlier; the first one is kept".into(),
-        });
-        return;
-    }
-    into.objects.push(o);
+    Ok(Obj(v))
 }
 
 /// Reads every `.yaml`, `.yml` and `.json` file under `dir` (sorted, recursively).
@@ -138,30 +147,75 @@ pub fn read_etcd(
     revision: Option<i64>,
     keys: Option<&eksodus_etcd::encryption::Keys>,
 ) -> Result<(Read, eksodus_etcd::Snapshot), Error> {
-    let mut snap = eksodus_etcd::Snapshot::open(path, revision)
-        .map_err(|e| Error::Bundle { path: path.display().to_string(), message: e.to_string() })?;
     let mut out = Read::default();
-    let mut seen = BTreeSet::new();
-    for d in &snap.damage {
-        out.errors.push(DocError {
-            at: format!("{}{}", path.display(), d.page.map(|p| format!(" page {p}")).unwrap_or_default()),
-            object: d.key.clone(),
-            reason: d.reason.clone(),
-        });
-    }
-    // each stored value is dropped once decoded, so the values and the objects are never both held whole
-    for e in std::mem::take(&mut snap.entries) {
-        if e.resource.is_none() {
-            continue; // internal keys of the API server (allocators, leases of API servers), not objects
-        }
-        match eksodus_etcd::recover_with(&e, keys) {
-            eksodus_etcd::Recovered::Object(v) => take(v, &e.key, &mut out, &mut seen),
-            eksodus_etcd::Recovered::Lost { key, reason } => {
-                out.errors.push(DocError { at: key, object: None, reason })
-            }
-        }
-    }
+    let keys = keys.cloned().map(std::sync::Arc::new);
+    let snap = stream_etcd(path, revision, keys, &mut |job| match job() {
+        Ok(o) => out.objects.push(o),
+        Err(e) => out.errors.push(e),
+    })?;
     Ok((out, snap))
+}
+
+/// Streams the objects of an etcd snapshot (or data directory) at `revision` as jobs (see
+/// [`crate::bundle::Export`]): the snapshot is scanned for keys and revisions first, then its values are read
+/// again page by page, and each becomes a job that decrypts and decodes it. Neither the values nor the objects
+/// are ever all held. Damage and keys that cannot be read back are jobs that return their error. Returns the
+/// scan (revision range, damage, counts).
+#[cfg(feature = "etcd")]
+pub fn stream_etcd(
+    path: &Path,
+    revision: Option<i64>,
+    keys: Option<std::sync::Arc<eksodus_etcd::encryption::Keys>>,
+    push: &mut dyn FnMut(crate::bundle::Job),
+) -> Result<eksodus_etcd::Snapshot, Error> {
+    let failed = |e: eksodus_etcd::Error| Error::Bundle { path: path.display().to_string(), message: e.to_string() };
+    let snap = eksodus_etcd::Snapshot::scan(path, revision).map_err(failed)?;
+    let damage = |d: &eksodus_etcd::Damage| DocError {
+        at: format!("{}{}", path.display(), d.page.map(|p| format!(" page {p}")).unwrap_or_default()),
+        object: d.key.clone(),
+        reason: d.reason.clone(),
+    };
+    for d in &snap.damage {
+        let e = damage(d);
+        push(Box::new(move || Err(e)));
+    }
+    let lost = snap
+        .for_each_value(|entry, value| {
+            if entry.resource.is_none() {
+                return; // internal keys of the API server (allocators, leases of API servers), not objects
+            }
+            let (entry, value, keys) = (entry.clone(), value.to_vec(), keys.clone());
+            push(Box::new(move || match eksodus_etcd::recover_value(&entry, &value, keys.as_deref()) {
+                eksodus_etcd::Recovered::Object(v) => matches_key(check(v, &entry.key)?, &entry),
+                eksodus_etcd::Recovered::Lost { key, reason } => Err(DocError { at: key, object: None, reason }),
+            }));
+        })
+        .map_err(failed)?;
+    for d in &lost {
+        let e = damage(d);
+        push(Box::new(move || Err(e)));
+    }
+    Ok(snap)
+}
+
+/// The API server derives a key from the object's namespace and name, so a stored object that names itself
+/// otherwise was not written by it (or is damaged): it is an error of its key rather than a second copy of
+/// whatever it claims to be.
+#[cfg(feature = "etcd")]
+fn matches_key(o: Obj, entry: &eksodus_etcd::Entry) -> Result<Obj, DocError> {
+    match &entry.resource {
+        Some(r) if r.namespace != o.namespace() || r.name != o.name() => Err(DocError {
+            at: entry.key.clone(),
+            object: Some(o.obj_ref().to_string()),
+            reason: format!(
+                "the stored object is {} but its key is for {}{}; left out",
+                o.obj_ref(),
+                if r.namespace.is_empty() { String::new() } else { format!("{}/", r.namespace) },
+                r.name
+            ),
+        }),
+        _ => Ok(o),
+    }
 }
 
 /// Splits a YAML stream at `---` lines (a marker may carry a comment); `...` ends a document.

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::object::Ptr;
 use crate::object::{Obj, ObjRef};
 
 /// The user's mappings, from a rules file.
@@ -62,7 +63,7 @@ const PVC_BINDING_ANNOTATIONS: &[&str] = &[
 ];
 
 fn remove(v: &mut Value, pointer_parent: &str, key: &str) -> bool {
-    match v.pointer_mut(pointer_parent).and_then(Value::as_object_mut) {
+    match v.at_mut(pointer_parent).and_then(Value::as_object_mut) {
         Some(m) => m.remove(key).is_some(),
         None => false,
     }
@@ -125,7 +126,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
     }
     hit("strip-controller-uid", uid);
     // owner references: only those to migrated owners would make sense, and their UIDs change anyway
-    if let Some(refs) = v.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned() {
+    if let Some(refs) = v.at("/metadata/ownerReferences").and_then(Value::as_array).cloned() {
         let dangling = refs.iter().any(|r| {
             let (g, k) = (
                 crate::object::group_of(r.get("apiVersion").and_then(Value::as_str).unwrap_or_default()),
@@ -141,7 +142,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
 
     match (group.as_str(), kind.as_str()) {
         ("", "Service") => {
-            let headless = v.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
+            let headless = v.at("/spec/clusterIP").and_then(Value::as_str) == Some("None");
             if !headless {
                 let a = remove(v, "/spec", "clusterIP");
                 let b = remove(v, "/spec", "clusterIPs");
@@ -149,7 +150,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
             }
             if !rules.keep_node_ports {
                 let mut np = false;
-                if let Some(ports) = v.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+                if let Some(ports) = v.at_mut("/spec/ports").and_then(Value::as_array_mut) {
                     for p in ports {
                         np |= p.as_object_mut().is_some_and(|m| m.remove("nodePort").is_some());
                     }
@@ -157,7 +158,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
                 hit("strip-node-ports", np);
             }
             hit("strip-health-check-node-port", remove(v, "/spec", "healthCheckNodePort"));
-            let lb = v.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
+            let lb = v.at("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
             let mut ann = false;
             for k in &rules.remove_service_annotations {
                 ann |= remove(v, "/metadata/annotations", k);
@@ -185,7 +186,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
         }
         ("apps", "StatefulSet") => {
             let mut sc = false;
-            if let Some(ts) = v.pointer_mut("/spec/volumeClaimTemplates").and_then(Value::as_array_mut) {
+            if let Some(ts) = v.at_mut("/spec/volumeClaimTemplates").and_then(Value::as_array_mut) {
                 for t in ts {
                     sc |= map_str(t, "/spec/storageClassName", &rules.storage_classes);
                     if let Some(m) = t.as_object_mut() {
@@ -201,8 +202,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
             hit("ingress-class", a || b);
         }
         ("", "ServiceAccount") => {
-            let key =
-                format!("{}/{}", o_ns(v), v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default());
+            let key = format!("{}/{}", o_ns(v), v.at("/metadata/name").and_then(Value::as_str).unwrap_or_default());
             if let Some(arn) = rules.irsa.get(&key) {
                 let meta = v["metadata"].as_object_mut().expect("object metadata");
                 let a = meta.entry("annotations").or_insert_with(|| json!({}));
@@ -214,7 +214,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
         }
         ("rbac.authorization.k8s.io", "RoleBinding") | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             let mut r = false;
-            if let Some(subjects) = v.pointer_mut("/subjects").and_then(Value::as_array_mut) {
+            if let Some(subjects) = v.at_mut("/subjects").and_then(Value::as_array_mut) {
                 for s in subjects {
                     r |= map_str(s, "/namespace", &rules.namespaces);
                 }
@@ -226,7 +226,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
     // images in every pod spec
     let mut img = false;
     for p in pod_spec_paths(&kind) {
-        if let Some(spec) = v.pointer_mut(p) {
+        if let Some(spec) = v.at_mut(p) {
             for list in ["containers", "initContainers", "ephemeralContainers"] {
                 if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
                     for c in cs {
@@ -251,7 +251,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
     }
     hit("namespace-rename", ns);
     for empty in ["/metadata/annotations", "/metadata/labels"] {
-        if v.pointer(empty).and_then(Value::as_object).is_some_and(Map::is_empty) {
+        if v.at(empty).and_then(Value::as_object).is_some_and(Map::is_empty) {
             let key = empty.rsplit('/').next().unwrap_or_default().to_string();
             remove(v, "/metadata", &key);
         }
@@ -260,14 +260,14 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
 }
 
 fn o_ns(v: &Value) -> String {
-    v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string()
+    v.at("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn map_str(v: &mut Value, pointer: &str, map: &BTreeMap<String, String>) -> bool {
-    let Some(cur) = v.pointer(pointer).and_then(Value::as_str) else { return false };
+    let Some(cur) = v.at(pointer).and_then(Value::as_str) else { return false };
     let Some(new) = map.get(cur) else { return false };
     let new = new.clone();
-    if let Some(slot) = v.pointer_mut(pointer) {
+    if let Some(slot) = v.at_mut(pointer) {
         *slot = json!(new);
     }
     true
