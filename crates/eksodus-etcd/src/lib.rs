@@ -310,17 +310,25 @@ impl Snapshot {
         m
     }
 
-    /// Counts by value encoding (`protobuf`, `json`, `encrypted:<provider>`, `unknown`).
+    /// Counts by value encoding (`protobuf`, `json`, `encrypted:<provider>`, `unknown`; `unreadable` for values
+    /// a [`scan`](Self::scan) could not read again).
     pub fn encodings(&self) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
-        for e in &self.entries {
-            let k = match envelope::classify(&e.value) {
+        let read = self.for_each_value(|_, v| {
+            let k = match envelope::classify(v) {
                 Ok(envelope::Stored::Protobuf { .. }) => "protobuf".to_string(),
                 Ok(envelope::Stored::Json(_)) => "json".to_string(),
                 Ok(envelope::Stored::Encrypted { provider, .. }) => format!("encrypted:{provider}"),
                 Err(_) => "unknown".to_string(),
             };
             *m.entry(k).or_insert(0) += 1;
+        });
+        let lost = match read {
+            Ok(lost) => lost.len(),
+            Err(_) => self.entries.len() - m.values().sum::<usize>(),
+        };
+        if lost > 0 {
+            m.insert("unreadable".to_string(), lost);
         }
         m
     }
@@ -528,6 +536,7 @@ mod tests {
         let mut streamed = Vec::new();
         let lost = scanned.for_each_value(|e, v| streamed.push((e.key.clone(), v.to_vec()))).unwrap();
         assert!(lost.is_empty());
+        assert_eq!(scanned.encodings(), held.encodings());
         streamed.sort();
         let want: Vec<(String, Vec<u8>)> = held.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         assert_eq!(streamed, want);
