@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::io;
 use crate::filter::{exclusion, Filters};
 use crate::object::{Obj, ObjRef};
-use crate::order::{order, order_indexed, Edge, Node};
+use crate::order::{order, order_indexed_refs, Edge, Node};
 use crate::source::{DocError, Read};
 use crate::transform::{self, Rules};
 use crate::Error;
@@ -92,10 +92,12 @@ pub fn prepare(read: Read, source: &str, filters: &Filters, rules: &Rules) -> Pr
             });
             continue;
         }
-        if let Some(lb) = lb_addresses(&o) {
+        let lb = lb_addresses(&o);
+        let applied = transform::apply(&mut o, rules, &candidates);
+        // keyed by the name in the target: `verify` looks the old addresses up by the bundle's objects
+        if let Some(lb) = lb {
             report.load_balancers.insert(format!("{}/{}", o.namespace(), o.name()), lb);
         }
-        let applied = transform::apply(&mut o, rules, &candidates);
         if !applied.is_empty() {
             report.transforms.insert(o.obj_ref().to_string(), applied.iter().map(|s| s.to_string()).collect());
         }
@@ -254,10 +256,14 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Per-namespace directories also let writers run in parallel without contending for one directory's lock.
 /// Returns the directory and the file name without `.yaml`.
 fn file_base(o: &Obj) -> (String, String) {
-    let sub = if o.namespace().is_empty() { "_cluster".to_string() } else { safe(o.namespace()) };
-    let kind = safe(&o.kind().to_ascii_lowercase());
-    let group = if o.group().is_empty() { String::new() } else { format!(".{}", safe(o.group())) };
-    let base = format!("objects/{sub}/{kind}{group}_{}", safe(o.name()));
+    file_base_of(o.group(), o.kind(), o.namespace(), o.name())
+}
+
+fn file_base_of(group: &str, kind: &str, namespace: &str, name: &str) -> (String, String) {
+    let sub = if namespace.is_empty() { "_cluster".to_string() } else { safe(namespace) };
+    let kind = safe(&kind.to_ascii_lowercase());
+    let group = if group.is_empty() { String::new() } else { format!(".{}", safe(group)) };
+    let base = format!("objects/{sub}/{kind}{group}_{}", safe(name));
     (sub, base)
 }
 
@@ -307,8 +313,8 @@ impl Names {
 }
 
 /// Writes `bytes` to a new file for `o` (mode 0600 from creation), the file system telling whether a name is
-/// taken, so a streamed export keeps no set of names. Returns the file, relative to `dir`.
-fn write_new(dir: &Path, dirs: &Mutex<Dirs>, o: &Obj, bytes: &[u8]) -> Result<String, Error> {
+/// taken, so a streamed export keeps no set of names. Returns which [`candidate`] it got.
+fn write_new(dir: &Path, dirs: &Mutex<Dirs>, o: &Obj, bytes: &[u8]) -> Result<u32, Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let (sub, base) = file_base(o);
     dirs.lock().unwrap_or_else(|p| p.into_inner()).ensure(dir, sub)?;
@@ -319,7 +325,7 @@ fn write_new(dir: &Path, dirs: &Mutex<Dirs>, o: &Obj, bytes: &[u8]) -> Result<St
         match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
             Ok(mut f) => {
                 f.write_all(bytes).map_err(io(format!("writing {}", path.display())))?;
-                return Ok(file);
+                return Ok(n);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
             Err(e) => return Err(io(format!("writing {}", path.display()))(e)),
@@ -434,12 +440,39 @@ struct Shared {
     state: Mutex<State>,
 }
 
+/// What an export keeps of a written object: enough to order it and make its manifest entry.
+struct Written {
+    /// Shared between objects of one `apiVersion`.
+    api_version: Arc<str>,
+    /// Which [`candidate`] file it was written to.
+    n: u32,
+    node: Node,
+    /// Whether transforms changed its reference (its reference before them is then in `State::kept`).
+    renamed: bool,
+}
+
+impl Written {
+    fn entry(&self, wave: u32) -> Entry {
+        let r = &self.node.obj;
+        Entry {
+            api_version: self.api_version.to_string(),
+            kind: r.kind.clone(),
+            namespace: (!r.namespace.is_empty()).then(|| r.namespace.clone()),
+            name: r.name.clone(),
+            file: candidate(&file_base_of(&r.group, &r.kind, &r.namespace, &r.name).1, self.n),
+            wave,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     report: Report,
-    written: Vec<(Entry, Node)>,
-    /// References (before transforms) of every object that passed the filters.
+    written: Vec<Written>,
+    /// References before transforms of the objects that passed the filters, where the written ones do not
+    /// say it: waiting objects, and objects the transforms renamed.
     kept: Vec<ObjRef>,
+    api_versions: HashSet<Arc<str>>,
     /// Objects with owner references, as JSON, decided in `finish`.
     deferred: Vec<Vec<u8>>,
     failure: Option<Error>,
@@ -463,26 +496,39 @@ impl Shared {
             st.deferred.push(json);
             return;
         }
-        self.state().kept.push(o.obj_ref());
         // without owner references, the set of migrated objects changes nothing in the transforms
-        if let Err(e) = self.put(o, &BTreeSet::new()) {
+        if let Err(e) = self.put(o, &BTreeSet::new(), true) {
             self.state().failure.get_or_insert(e);
         }
     }
 
-    fn put(&self, mut o: Obj, migrated: &BTreeSet<ObjRef>) -> Result<(), Error> {
+    /// Transforms and writes one object; `new` when its reference is not yet in `State::kept`.
+    fn put(&self, mut o: Obj, migrated: &BTreeSet<ObjRef>, new: bool) -> Result<(), Error> {
         let lb = lb_addresses(&o);
+        let before = o.obj_ref();
         let applied = transform::apply(&mut o, &self.rules, migrated);
         let node = Node::of(&o);
-        let file = write_new(&self.dir, &self.dirs, &o, to_yaml(&o.0).as_bytes())?;
+        let n = write_new(&self.dir, &self.dirs, &o, to_yaml(&o.0).as_bytes())?;
+        let renamed = node.obj != before;
         let mut st = self.state();
+        if renamed && new {
+            st.kept.push(before);
+        }
+        let api_version = match st.api_versions.get(o.api_version()) {
+            Some(a) => a.clone(),
+            None => {
+                let a: Arc<str> = o.api_version().into();
+                st.api_versions.insert(a.clone());
+                a
+            }
+        };
         if let Some(lb) = lb {
             st.report.load_balancers.insert(format!("{}/{}", o.namespace(), o.name()), lb);
         }
         if !applied.is_empty() {
             st.report.transforms.insert(node.obj.to_string(), applied.iter().map(|s| s.to_string()).collect());
         }
-        st.written.push((entry(&o, file, 0), node));
+        st.written.push(Written { api_version, n, node, renamed });
         Ok(())
     }
 }
@@ -573,8 +619,12 @@ impl Export {
             return Err(e);
         }
         let kept = std::mem::take(&mut st.kept);
-        let migrated: BTreeSet<ObjRef> =
-            if st.deferred.is_empty() { BTreeSet::new() } else { kept.into_iter().collect() };
+        let migrated: BTreeSet<ObjRef> = if st.deferred.is_empty() {
+            BTreeSet::new()
+        } else {
+            let written = st.written.iter().filter(|w| !w.renamed).map(|w| w.node.obj.clone());
+            kept.into_iter().chain(written).collect()
+        };
         for json in std::mem::take(&mut st.deferred) {
             let o = Obj(serde_json::from_slice(&json).expect("written by serde_json"));
             if let Some(owner) = transform::owned_by_migrated_controller(&o, &migrated) {
@@ -584,35 +634,30 @@ impl Export {
                 });
                 continue;
             }
-            self.shared.put(o, &migrated)?;
+            self.shared.put(o, &migrated, false)?;
             let mut more = std::mem::take(&mut *self.shared.state());
             st.written.append(&mut more.written);
             st.report.transforms.append(&mut more.report.transforms);
             st.report.load_balancers.append(&mut more.report.load_balancers);
         }
         drop(migrated);
-        let (entries, nodes): (Vec<Entry>, Vec<Node>) = std::mem::take(&mut st.written).into_iter().unzip();
-        let ord = order_indexed(&nodes);
+        let written = std::mem::take(&mut st.written);
+        let ord = {
+            // ordering borrows the nodes where they are
+            let nodes: Vec<&Node> = written.iter().map(|w| &w.node).collect();
+            order_indexed_refs(&nodes)
+        };
         let mut report = st.report;
         report.cycles = ord.cycles.iter().map(|c| c.iter().map(ToString::to_string).collect()).collect();
         report.backward_edges =
             ord.backward.iter().map(|e: &Edge| format!("{} -> {} ({})", e.from, e.to, e.why)).collect();
-        drop(nodes);
-        let mut objects: Vec<((u32, usize), Entry)> = ord
-            .of
-            .into_iter()
-            .zip(entries)
-            .map(|((w, at), mut e)| {
-                e.wave = w;
-                ((w, at), e)
-            })
-            .collect();
+        let mut objects: Vec<((u32, usize), &Written)> = ord.of.iter().copied().zip(&written).collect();
         objects.sort_unstable_by_key(|(k, _)| *k);
         // workers finish in any order: sort what they reported so a run's report is deterministic
         report.excluded.sort_by(|a, b| a.object.cmp(&b.object));
         report.errors.sort_by(|a, b| (&a.at, &a.object).cmp(&(&b.at, &b.object)));
         report.objects = objects.len();
-        let manifest = Manifest { objects: objects.into_iter().map(|(_, e)| e).collect() };
+        let manifest = Manifest { objects: objects.into_iter().map(|((w, _), o)| o.entry(w)).collect() };
         write_index(&self.shared.dir, &manifest, &report)?;
         Ok(Exported { manifest, report })
     }
@@ -675,6 +720,13 @@ mod tests {
 
     #[test]
     fn a_streamed_export_writes_what_prepare_and_write_do() {
+        streamed_equals_prepared(Rules::default());
+        // renamed objects: the owner check still sees the names before the transforms
+        let rename = Rules { namespaces: [("shop".to_string(), "store".to_string())].into(), ..Default::default() };
+        streamed_equals_prepared(rename);
+    }
+
+    fn streamed_equals_prepared(rules: Rules) {
         let mut input = sample();
         input.objects.push(Obj(
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "shop"}}),
@@ -687,11 +739,11 @@ mod tests {
             "namespace": "shop", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Gone", "name": "g",
             "controller": true}]}})));
         input.errors.push(DocError { at: "x.yaml#0".into(), object: None, reason: "not YAML".into() });
-        let p = prepare(input.clone(), "test", &Filters::default(), &Rules::default());
+        let p = prepare(input.clone(), "test", &Filters::default(), &rules);
         let a = tempfile::tempdir().unwrap();
         let m = write(a.path(), &p).unwrap();
         let b = tempfile::tempdir().unwrap();
-        let ex = Export::new(b.path(), "test", Filters::default(), Rules::default()).unwrap();
+        let ex = Export::new(b.path(), "test", Filters::default(), rules.clone()).unwrap();
         // the reverse order, from several threads' worth of jobs: the result must not depend on either
         for e in input.errors {
             ex.error(e);

@@ -155,7 +155,8 @@ pub fn references(o: &Obj) -> Vec<(ObjRef, String)> {
 pub struct Node {
     /// The object.
     pub obj: ObjRef,
-    /// References it makes ([`references`]), whether or not the targets are in the run.
+    /// References it makes ([`references`]), whether or not the targets are in the run, except the one to
+    /// its namespace: that follows from `obj` and is not stored (most objects make no other reference).
     pub refs: Vec<(ObjRef, String)>,
     /// For a CustomResourceDefinition: the `(group, kind)` it serves.
     pub serves: Option<(String, String)>,
@@ -171,7 +172,10 @@ impl Node {
                 Some((g, k))
             })
             .flatten();
-        Node { obj: o.obj_ref(), refs: references(o), serves }
+        let mut refs = references(o);
+        refs.retain(|(r, why)| !(why == "namespace" && r.kind == "Namespace" && r.group.is_empty()));
+        refs.shrink_to_fit();
+        Node { obj: o.obj_ref(), refs, serves }
     }
 }
 
@@ -207,7 +211,8 @@ pub fn order(objs: &[Obj]) -> Order {
 
 /// Orders objects by their [`Node`]s. Pure; deterministic.
 pub fn order_nodes(nodes: &[Node]) -> Order {
-    let g = Graph::new(nodes);
+    let nodes: Vec<&Node> = nodes.iter().collect();
+    let g = Graph::new(&nodes);
     let edge = |&(f, t, why): &(usize, usize, &str)| Edge {
         from: g.node(f).obj.clone(),
         to: g.node(t).obj.clone(),
@@ -235,6 +240,11 @@ pub struct Positions {
 
 /// [`order_nodes`] without the full [`Order`]: cheaper for tens of thousands of objects.
 pub fn order_indexed(nodes: &[Node]) -> Positions {
+    order_indexed_refs(&nodes.iter().collect::<Vec<_>>())
+}
+
+/// [`order_indexed`] over borrowed nodes.
+pub fn order_indexed_refs(nodes: &[&Node]) -> Positions {
     let g = Graph::new(nodes);
     let of = nodes
         .iter()
@@ -254,7 +264,7 @@ pub fn order_indexed(nodes: &[Node]) -> Positions {
 /// The dependency graph over integer IDs assigned in reference order, so the result does not depend on the
 /// input's order and a large run is not dominated by comparing references.
 struct Graph<'a> {
-    nodes: &'a [Node],
+    nodes: &'a [&'a Node],
     /// Canonical ID of each reference.
     id: HashMap<&'a ObjRef, usize>,
     /// Input index of each canonical ID.
@@ -268,10 +278,10 @@ struct Graph<'a> {
 
 impl<'a> Graph<'a> {
     fn node(&self, c: usize) -> &'a Node {
-        &self.nodes[self.first[c]]
+        self.nodes[self.first[c]]
     }
 
-    fn new(nodes: &'a [Node]) -> Graph<'a> {
+    fn new(nodes: &'a [&'a Node]) -> Graph<'a> {
         let mut sorted: Vec<usize> = (0..nodes.len()).collect();
         sorted.sort_by(|&a, &b| nodes[a].obj.cmp(&nodes[b].obj));
         // canonical IDs in reference order; a reference given twice is one object
@@ -294,13 +304,18 @@ impl<'a> Graph<'a> {
                 crds.entry((g.as_str(), k.as_str())).or_insert(c);
             }
         }
+        let namespaces: HashMap<&str, usize> = (0..m)
+            .filter(|&c| node(c).obj.group.is_empty() && node(c).obj.kind == "Namespace")
+            .map(|c| (node(c).obj.name.as_str(), c))
+            .collect();
         let mut edges: Vec<(usize, usize, &str)> = Vec::new();
         let mut backward: Vec<(usize, usize, &str)> = Vec::new();
         for c in 0..m {
             let n = node(c);
             let crd = crds.get(&(n.obj.group.as_str(), n.obj.kind.as_str())).map(|&t| (t, "custom resource of"));
+            let ns = namespaces.get(n.obj.namespace.as_str()).map(|&t| (t, "namespace"));
             let refs = n.refs.iter().filter_map(|(to, why)| Some((*id.get(to)?, why.as_str())));
-            for (t, why) in refs.chain(crd) {
+            for (t, why) in ns.into_iter().chain(refs).chain(crd) {
                 if t == c {
                     continue;
                 }
