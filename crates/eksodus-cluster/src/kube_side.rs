@@ -46,9 +46,16 @@ pub fn client_for(info: &ClusterInfo, region: &str, creds: &Credentials) -> Resu
             conf.root_cert = Some(ders);
         }
     }
-    let tok = token::token(&info.name, region, creds, UnixTime::now());
-    conf.auth_info.token = Some(tok.into());
-    Client::try_from(conf).map_err(kube_err("building the client"))
+    // a bearer token per request, signed again before it expires: clients live through long waits
+    let fresh = std::sync::Arc::new(token::Fresh::new(&info.name, region, creds.clone()));
+    let auth = tower::util::MapRequestLayer::new(move |mut req: http::Request<kube::client::Body>| {
+        if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {}", fresh.at(UnixTime::now()))) {
+            req.headers_mut().insert(http::header::AUTHORIZATION, v);
+        }
+        req
+    });
+    let builder = kube::client::ClientBuilder::try_from(conf).map_err(kube_err("building the client"))?;
+    Ok(builder.with_layer(&auth).build())
 }
 
 fn pem_to_der(pem: &[u8]) -> Vec<Vec<u8>> {
@@ -163,4 +170,54 @@ pub async fn deprecated_apis(client: &Client) -> Option<Vec<DeprecatedApi>> {
     let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
     let text = client.request_text(req).await.ok()?;
     Some(upgrade::parse_deprecated_metric(&text))
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    /// The client signs every request with an EKS token (a loopback listener stands in for the API server and
+    /// records what arrives).
+    #[tokio::test]
+    async fn every_request_carries_an_eks_token() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = vec![0u8; 16384];
+                let n = s.read(&mut buf).unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+                let body = r#"{"major":"1","minor":"33","gitVersion":"v1.33.0","gitCommit":"x","gitTreeState":"clean","buildDate":"2025-01-01T00:00:00Z","goVersion":"go1.24","compiler":"gc","platform":"linux/amd64"}"#;
+                write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+            seen
+        });
+        let info = ClusterInfo { name: "demo".into(), endpoint: Some(format!("http://{addr}")), ..Default::default() };
+        let creds =
+            Credentials { access_key_id: "AKID".into(), secret_access_key: "secret".into(), session_token: None };
+        let client = client_for(&info, "us-east-1", &creds).unwrap();
+        for _ in 0..2 {
+            assert_eq!(client.apiserver_version().await.unwrap().minor, "33");
+        }
+        for req in server.join().unwrap() {
+            let auth = req
+                .lines()
+                .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+                .unwrap_or_else(|| panic!("no Authorization header in {req}"));
+            let tok = auth.strip_prefix("Bearer ").unwrap();
+            assert!(tok.starts_with(token::PREFIX), "{tok}");
+            use base64::Engine as _;
+            let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&tok[token::PREFIX.len()..]).unwrap();
+            let url = String::from_utf8(url).unwrap();
+            assert!(url.contains("Action=GetCallerIdentity") && url.contains("x-k8s-aws-id"), "{url}");
+        }
+    }
 }

@@ -148,6 +148,37 @@ pub fn token(cluster: &str, region: &str, creds: &Credentials, at: UnixTime) -> 
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(presigned_url(cluster, region, creds, at)))
 }
 
+/// A token kept fresh for a long-lived client: the same token until [`REFRESH_AFTER_SECONDS`] have passed since
+/// it was signed, then a new one. A Kubernetes client that asks it for every request (a delete waiting for load
+/// balancers to go, an upgrade's preflight) never sends a token EKS has stopped accepting.
+#[derive(Debug)]
+pub struct Fresh {
+    cluster: String,
+    region: String,
+    creds: Credentials,
+    current: std::sync::Mutex<Option<(UnixTime, String)>>,
+}
+
+impl Fresh {
+    /// Tokens for `cluster` in `region`, signed with `creds`.
+    pub fn new(cluster: &str, region: &str, creds: Credentials) -> Self {
+        Fresh { cluster: cluster.into(), region: region.into(), creds, current: std::sync::Mutex::new(None) }
+    }
+
+    /// The token to send at `now`.
+    pub fn at(&self, now: UnixTime) -> String {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cur {
+            Some((signed, tok)) if now.0 >= signed.0 && now.0 - signed.0 < REFRESH_AFTER_SECONDS => tok.clone(),
+            _ => {
+                let tok = token(&self.cluster, &self.region, &self.creds, now);
+                *cur = Some((now, tok.clone()));
+                tok
+            }
+        }
+    }
+}
+
 /// The `ExecCredential` a kubeconfig `exec` entry expects on stdout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -233,5 +264,21 @@ mod tests {
         assert_eq!(v["apiVersion"], "client.authentication.k8s.io/v1beta1");
         assert_eq!(v["status"]["expirationTimestamp"], "2026-01-02T03:18:05Z");
         assert!(v["status"]["token"].as_str().unwrap().starts_with(PREFIX));
+    }
+
+    #[test]
+    fn a_fresh_token_is_signed_again_before_eks_would_refuse_it() {
+        let creds =
+            Credentials { access_key_id: "AKID".into(), secret_access_key: "secret".into(), session_token: None };
+        let fresh = Fresh::new("c", "us-east-1", creds.clone());
+        let t0 = UnixTime(1_700_000_000);
+        let first = fresh.at(t0);
+        assert_eq!(first, token("c", "us-east-1", &creds, t0));
+        assert_eq!(fresh.at(UnixTime(t0.0 + 60)), first, "reused while valid");
+        assert_eq!(fresh.at(UnixTime(t0.0 + REFRESH_AFTER_SECONDS - 1)), first);
+        let later = UnixTime(t0.0 + REFRESH_AFTER_SECONDS);
+        assert_eq!(fresh.at(later), token("c", "us-east-1", &creds, later), "signed again at the refresh point");
+        // a clock that went back (a suspended laptop, NTP) signs again rather than trusting an unknown age
+        assert_eq!(fresh.at(t0), first);
     }
 }
