@@ -250,23 +250,34 @@ fn peak_rss_mib() -> f64 {
 
 /// `n` generated objects over `namespaces` namespaces: ConfigMaps, Secrets, Deployments that use them, Services.
 fn generated(n: usize, namespaces: usize) -> Vec<serde_json::Value> {
-    let mut out: Vec<serde_json::Value> = (0..namespaces)
-        .map(|i| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("bench-{i}")}}))
-        .collect();
-    for i in 0..n {
-        let ns = format!("bench-{}", i % namespaces);
-        let id = i / 4;
-        out.push(match i % 4 {
-            0 => json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cfg-{id}"), "namespace": ns, "uid": "x", "resourceVersion": "1"}, "data": {"key": "value"}}),
-            1 => json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("sec-{id}"), "namespace": ns}, "type": "Opaque", "data": {"p": "cGFzcw=="}}),
-            2 => json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("app-{id}"), "namespace": ns, "labels": {"app": format!("app-{id}")}},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("app-{id}")}}, "template": {"metadata": {"labels": {"app": format!("app-{id}")}},
-                "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27", "envFrom": [{"configMapRef": {"name": format!("cfg-{id}")}}, {"secretRef": {"name": format!("sec-{id}")}}]}]}}},
-                "status": {"replicas": 1}}),
-            _ => json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("app-{id}"), "namespace": ns}, "spec": {"clusterIP": "10.0.0.1", "selector": {"app": format!("app-{id}")}, "ports": [{"port": 80}]}}),
-        });
+    (0..namespaces).map(namespace).chain((0..n).map(|i| generated_object(i, namespaces))).collect()
+}
+
+fn namespace(i: usize) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("bench-{i}")}})
+}
+
+/// The `i`th generated object.
+fn generated_object(i: usize, namespaces: usize) -> serde_json::Value {
+    let ns = format!("bench-{}", i % namespaces);
+    let id = i / 4;
+    match i % 4 {
+        0 => {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cfg-{id}"), "namespace": ns, "uid": "x", "resourceVersion": "1"}, "data": {"key": "value"}})
+        }
+        1 => {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("sec-{id}"), "namespace": ns}, "type": "Opaque", "data": {"p": "cGFzcw=="}})
+        }
+        2 => {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("app-{id}"), "namespace": ns, "labels": {"app": format!("app-{id}")}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("app-{id}")}}, "template": {"metadata": {"labels": {"app": format!("app-{id}")}},
+            "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27", "envFrom": [{"configMapRef": {"name": format!("cfg-{id}")}}, {"secretRef": {"name": format!("sec-{id}")}}]}]}}},
+            "status": {"replicas": 1}})
+        }
+        _ => {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("app-{id}"), "namespace": ns}, "spec": {"clusterIP": "10.0.0.1", "selector": {"app": format!("app-{id}")}, "ports": [{"port": 80}]}})
+        }
     }
-    out
 }
 
 async fn migrate() -> Result<()> {
@@ -278,17 +289,39 @@ async fn migrate() -> Result<()> {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     outln!("bench migrate ({profile} build)");
 
-    // 1. prepare 100k objects (filter, transform, order)
+    let rules = eksodus_migrate::transform::Rules::from_yaml(
+        "image_registries: {docker.io/library/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/hub/}\n",
+    )?;
+    // 1. stream 100k objects, made one at a time, into a bundle: what `migrate export` does (first, so the
+    // process's peak memory is this step's)
     let before = peak_rss_mib();
+    let dir = tempfile::tempdir()?;
+    let t = Instant::now();
+    let export = eksodus_migrate::bundle::Export::new(dir.path(), "bench", Default::default(), rules.clone())?;
+    for i in 0..100 {
+        export.push(Obj(namespace(i)));
+    }
+    for i in 0..100_000 {
+        export.push(Obj(generated_object(i, 100)));
+    }
+    let done = export.finish()?;
+    outln!(
+        "stream {} objects into a bundle (filter, transform, order, one YAML file each): {:.2}s, {} waves; peak RSS {:.0} MiB (before: {:.0} MiB)",
+        done.report.objects,
+        t.elapsed().as_secs_f64(),
+        done.waves(),
+        peak_rss_mib(),
+        before
+    );
+    drop(dir);
+
+    // 2. the same, held in memory: prepare (filter, transform, order) without writing
     let read = eksodus_migrate::source::Read {
         objects: generated(100_000, 100).into_iter().map(Obj).collect(),
         errors: vec![],
     };
     let loaded = peak_rss_mib();
     let t = Instant::now();
-    let rules = eksodus_migrate::transform::Rules::from_yaml(
-        "image_registries: {docker.io/library/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/hub/}\n",
-    )?;
     let p = prepare(read, "bench", &Default::default(), &rules);
     let took = t.elapsed();
     outln!(
@@ -302,7 +335,7 @@ async fn migrate() -> Result<()> {
     );
     drop(p);
 
-    // 2. apply 5k objects to a fresh server three ways
+    // 3. apply 5k objects to a fresh server three ways
     let objs = generated(5_000, 10);
     let read = eksodus_migrate::source::Read { objects: objs.iter().cloned().map(Obj).collect(), errors: vec![] };
     let p = prepare(read, "bench", &Default::default(), &Default::default());
