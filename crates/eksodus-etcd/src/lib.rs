@@ -499,6 +499,16 @@ mod tests {
                 }
                 let _ = Inspection::from(&s);
             }
+            // the same bytes as a file, scanned and read again value by value
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("snap.db");
+            std::fs::write(&path, &data).unwrap();
+            if let Ok(s) = Snapshot::scan(&path, None) {
+                let _ = s.for_each_value(|e, v| {
+                    let _ = recover_value(e, v, None);
+                });
+                let _ = Inspection::from(&s);
+            }
         }
     }
 
