@@ -187,9 +187,13 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
                     bb.inc(*count as u64);
                 }
             });
-            let r = live::export(&c, 500, &on).await?;
+            // each page goes to the export's writers as it arrives
+            live::export_into(&c, 500, &on, &mut |r| match r {
+                Ok(o) => export.push(o),
+                Err(e) => export.error(e),
+            })
+            .await?;
             b.finish_and_clear();
-            feed(r);
         }
     }
     let read_s = t.elapsed().as_secs_f64();

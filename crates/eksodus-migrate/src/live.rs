@@ -66,8 +66,24 @@ pub type OnProgress = Arc<dyn Fn(&Progress) + Send + Sync>;
 /// Reads every listable resource of a cluster (preferred versions; paginated). Subresources and resources that
 /// cannot be listed are skipped; a resource that fails to list is a per-resource error, the rest goes on.
 pub async fn export(client: &Client, page: u32, on: &OnProgress) -> Result<Read, Error> {
-    let discovery = Discovery::new(client.clone()).run().await.map_err(kerr("discovery"))?;
     let mut out = Read::default();
+    export_into(client, page, on, &mut |r| match r {
+        Ok(o) => out.objects.push(o),
+        Err(e) => out.errors.push(e),
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Like [`export`], handing each object (or list error) to `sink` as its page arrives instead of collecting
+/// them, so a [`crate::bundle::Export`] can write a large cluster with only one page in memory.
+pub async fn export_into(
+    client: &Client,
+    page: u32,
+    on: &OnProgress,
+    sink: &mut (dyn FnMut(Result<Obj, DocError>) + Send),
+) -> Result<(), Error> {
+    let discovery = Discovery::new(client.clone()).run().await.map_err(kerr("discovery"))?;
     for group in discovery.groups() {
         for (ar, caps) in group.recommended_resources() {
             if !caps.supports_operation(verbs::LIST) || ar.plural.contains('/') {
@@ -88,7 +104,7 @@ pub async fn export(client: &Client, page: u32, on: &OnProgress) -> Result<Read,
                             // list items carry no apiVersion/kind of their own
                             v["apiVersion"] = Value::String(ar.api_version.clone());
                             v["kind"] = Value::String(ar.kind.clone());
-                            out.objects.push(Obj(v));
+                            sink(Ok(Obj(v)));
                             count += 1;
                         }
                         token = list.metadata.continue_.filter(|t| !t.is_empty());
@@ -97,11 +113,7 @@ pub async fn export(client: &Client, page: u32, on: &OnProgress) -> Result<Read,
                         }
                     }
                     Err(e) => {
-                        out.errors.push(DocError {
-                            at: format!("list {}", ar.plural),
-                            object: None,
-                            reason: e.to_string(),
-                        });
+                        sink(Err(DocError { at: format!("list {}", ar.plural), object: None, reason: e.to_string() }));
                         break;
                     }
                 }
@@ -109,7 +121,7 @@ pub async fn export(client: &Client, page: u32, on: &OnProgress) -> Result<Read,
             on(&Progress::Listed { resource: format!("{}/{}", ar.group, ar.kind), count });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What happened to one object.

@@ -96,9 +96,30 @@ async fn export_apply_resume_reapply() {
     assert!(!got.iter().any(|g| g.starts_with("ReplicaSet/")), "controller-owned objects are left to the controller");
     assert!(!got.contains("ServiceAccount/default") && !got.contains("ConfigMap/kube-root-ca.crt"));
     let bundle_dir = tempfile::tempdir().unwrap();
-    bundle::write(bundle_dir.path(), &p).unwrap();
+    let manifest = bundle::write(bundle_dir.path(), &p).unwrap();
     let (objects, report) = bundle::read(bundle_dir.path()).unwrap();
     assert_eq!(objects.len(), p.objects.len());
+    // streamed page by page into the writers (what `migrate export` does): the same bundle
+    let streamed_dir = tempfile::tempdir().unwrap();
+    let export =
+        bundle::Export::new(streamed_dir.path(), "source", filters.clone(), rules(&src.namespace, &dst.namespace))
+            .unwrap();
+    live::export_into(&src.client, 3, &quiet(), &mut |r| match r {
+        Ok(o) => export.push(o),
+        Err(e) => export.error(e),
+    })
+    .await
+    .unwrap();
+    let streamed = export.finish().unwrap();
+    assert_eq!(streamed.manifest, manifest);
+    for e in &manifest.objects {
+        assert_eq!(
+            std::fs::read(bundle_dir.path().join(&e.file)).unwrap(),
+            std::fs::read(streamed_dir.path().join(&e.file)).unwrap(),
+            "{}",
+            e.file
+        );
+    }
 
     // dry run: everything would be created, nothing stored
     let dry = live::apply(&dst.client, &objects, &ApplyOptions { dry_run: true, ..Default::default() }, &quiet())
