@@ -644,7 +644,43 @@ impl Iam {
 
     /// One idempotent removal: `NoSuchEntity` counts as done, `DeleteConflict` is transient (something is
     /// still attached, or IAM has not caught up), throttling and 5xx retry this call alone.
-    async fn removal<T, E, F, Fut>(&self, what: String, mut call: F) -> Result<(), StepError>
+    async fn removal<T, E, F, Fut>(&self, what: String, call: F) -> Result<(), StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.op_call(what, call, |what, r| match r {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
+            Err(e) if error_code(&e) == Some("DeleteConflict") => {
+                let mut se = iam_error(what, e);
+                se.class = ErrorClass::Transient;
+                Err(se)
+            }
+            Err(e) => Err(iam_error(what, e)),
+        })
+        .await
+    }
+
+    /// One read inside an operation, retried on its own.
+    async fn op_read<T, E, F, Fut>(&self, what: String, call: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.op_call(what, call, |what, r| r.map_err(|e| iam_error(what, e))).await
+    }
+
+    /// One call inside an operation, retried on its own with the read policy; `judge` turns its outcome into
+    /// the step's.
+    async fn op_call<T, U, E, F, Fut>(
+        &self,
+        what: String,
+        mut call: F,
+        judge: fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>,
+    ) -> Result<U, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -653,18 +689,7 @@ impl Iam {
         retry(&self.reads, || {
             let fut = call();
             let what = what.clone();
-            async move {
-                match fut.await {
-                    Ok(_) => Ok(()),
-                    Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
-                    Err(e) if error_code(&e) == Some("DeleteConflict") => {
-                        let mut se = iam_error(what, e);
-                        se.class = ErrorClass::Transient;
-                        Err(se)
-                    }
-                    Err(e) => Err(iam_error(what, e)),
-                }
-            }
+            async move { judge(what, fut.await) }
         })
         .await
     }
@@ -695,30 +720,20 @@ impl Iam {
                     })
                 }))
                 .await?;
-                let inline = retry(&self.reads, || async {
-                    self.iam
-                        .list_role_policies()
-                        .role_name(&id)
-                        .send()
-                        .await
-                        .map_err(|e| iam_error(format!("ListRolePolicies {id}"), e))
-                })
-                .await?;
+                let inline = self
+                    .op_read(format!("ListRolePolicies {id}"), || self.iam.list_role_policies().role_name(&id).send())
+                    .await?;
                 for p in inline.policy_names() {
                     self.removal(format!("DeleteRolePolicy {p} of {id}"), || {
                         self.iam.delete_role_policy().role_name(&id).policy_name(p).send()
                     })
                     .await?;
                 }
-                let profiles = retry(&self.reads, || async {
-                    self.iam
-                        .list_instance_profiles_for_role()
-                        .role_name(&id)
-                        .send()
-                        .await
-                        .map_err(|e| iam_error(format!("ListInstanceProfilesForRole {id}"), e))
-                })
-                .await?;
+                let profiles = self
+                    .op_read(format!("ListInstanceProfilesForRole {id}"), || {
+                        self.iam.list_instance_profiles_for_role().role_name(&id).send()
+                    })
+                    .await?;
                 for p in profiles.instance_profiles() {
                     let name = p.instance_profile_name();
                     self.removal(format!("RemoveRoleFromInstanceProfile {name} {id}"), || {

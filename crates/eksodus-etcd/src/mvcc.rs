@@ -223,37 +223,11 @@ impl Fold {
 
 /// Folds `key`-bucket entries into the state at `at` (`None`: the newest).
 pub fn state<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, at: Option<i64>) -> State {
-    let mut s = State::default();
+    let mut fold = Fold::new(at);
     for (k, v) in entries {
-        let Some((rev, tomb)) = parse_revision(k) else {
-            s.damage.push(Damage { page: None, key: Some(hex(k)), reason: "not a revision key".into() });
-            continue;
-        };
-        s.revisions = Some(match s.revisions {
-            None => (rev.main, rev.main),
-            Some((lo, hi)) => (lo.min(rev.main), hi.max(rev.main)),
-        });
-        if at.is_some_and(|a| rev.main > a) {
-            continue;
-        }
-        let kv = match decode_kv(v) {
-            Ok(kv) => kv,
-            Err(e) => {
-                s.damage.push(Damage {
-                    page: None,
-                    key: Some(format!("revision {}/{}", rev.main, rev.sub)),
-                    reason: format!("KeyValue: {e}"),
-                });
-                continue;
-            }
-        };
-        if tomb {
-            s.keys.remove(&kv.key);
-        } else {
-            s.keys.insert(kv.key.clone(), (rev, kv));
-        }
+        fold.push(k, v);
     }
-    s
+    fold.finish()
 }
 
 fn hex(b: &[u8]) -> String {

@@ -158,24 +158,35 @@ fn is_gone(code: Option<&str>) -> bool {
 impl Network {
     /// A lookup inside an operation, retried on its own with the read policy: one throttled read must not throw
     /// away the writes the attempt already made and start it over.
-    async fn op_read<T, E, F, Fut>(&self, what: String, mut call: F) -> Result<T, StepError>
+    async fn op_read<T, E, F, Fut>(&self, what: String, call: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        retry(&self.reads, || {
-            let fut = call();
-            let what = what.clone();
-            async move { fut.await.map_err(|e| step_error(what, e)) }
-        })
-        .await
+        self.op_call(what, call, |what, r| r.map_err(|e| step_error(what, e))).await
     }
 
     /// One idempotent removal inside an operation (a delete, detach, disassociate or revoke): "already gone"
     /// counts as done, and throttling or a transient error retries this call alone with the read policy, so a
     /// fault late in a multi-call operation does not throw away the calls before it.
-    async fn op_gone<T, E, F, Fut>(&self, what: String, mut call: F) -> Result<(), StepError>
+    async fn op_gone<T, E, F, Fut>(&self, what: String, call: F) -> Result<(), StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.op_call(what, call, gone_ok).await
+    }
+
+    /// One call inside an operation, retried on its own with the read policy; `judge` turns its outcome into
+    /// the step's.
+    async fn op_call<T, U, E, F, Fut>(
+        &self,
+        what: String,
+        mut call: F,
+        judge: fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>,
+    ) -> Result<U, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -184,7 +195,7 @@ impl Network {
         retry(&self.reads, || {
             let fut = call();
             let what = what.clone();
-            async move { gone_ok(what, fut.await) }
+            async move { judge(what, fut.await) }
         })
         .await
     }
