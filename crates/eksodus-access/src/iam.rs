@@ -72,6 +72,9 @@ pub struct Iam {
     reads: ApplyOptions,
 }
 
+/// How a call inside an operation turns its outcome into the step's (see `op_call`).
+type Judge<T, U, E> = fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>;
+
 fn props(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
@@ -675,12 +678,7 @@ impl Iam {
 
     /// One call inside an operation, retried on its own with the read policy; `judge` turns its outcome into
     /// the step's.
-    async fn op_call<T, U, E, F, Fut>(
-        &self,
-        what: String,
-        mut call: F,
-        judge: fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>,
-    ) -> Result<U, StepError>
+    async fn op_call<T, U, E, F, Fut>(&self, what: String, mut call: F, judge: Judge<T, U, E>) -> Result<U, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,

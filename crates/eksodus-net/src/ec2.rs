@@ -136,6 +136,9 @@ pub struct Discovery {
     pub keys: HashMap<String, String>,
 }
 
+/// How a call inside an operation turns its outcome into the step's (see `op_call`).
+type Judge<T, U, E> = fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>;
+
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
@@ -181,12 +184,7 @@ impl Network {
 
     /// One call inside an operation, retried on its own with the read policy; `judge` turns its outcome into
     /// the step's.
-    async fn op_call<T, U, E, F, Fut>(
-        &self,
-        what: String,
-        mut call: F,
-        judge: fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>,
-    ) -> Result<U, StepError>
+    async fn op_call<T, U, E, F, Fut>(&self, what: String, mut call: F, judge: Judge<T, U, E>) -> Result<U, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
