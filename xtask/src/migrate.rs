@@ -152,18 +152,17 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
     filters.validate()?;
     let t = std::time::Instant::now();
     // objects are filtered, transformed and written while the source is still being read
-    let source = match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
-        (Some(d), _, _) => format!("directory {}", d.display()),
-        (None, Some(f), _) => format!("etcd snapshot {}", f.display()),
-        (None, None, _) => "cluster".to_string(),
-    };
-    let export = bundle::Export::new(&a.out, &source, filters, rules)?;
+    // each source names itself once it is open (the revision read, the cluster's URL)
+    let export = bundle::Export::new(&a.out, "", filters, rules)?;
     let feed = |read: eksodus_migrate::source::Read| {
         read.errors.into_iter().for_each(|e| export.error(e));
         read.objects.into_iter().for_each(|o| export.push(o));
     };
     match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
-        (Some(d), _, _) => feed(eksodus_migrate::source::read_dir(d)?),
+        (Some(d), _, _) => {
+            export.set_source(format!("directory {}", d.display()));
+            feed(eksodus_migrate::source::read_dir(d)?)
+        }
         (None, Some(f), _) => {
             let keys = match &a.encryption_config {
                 Some(p) => Some(Arc::new(

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::io;
 use crate::filter::{exclusion, Filters};
 use crate::object::{Obj, ObjRef};
-use crate::order::{order, order_indexed_refs, Edge, Node};
+use crate::order::{order, order_indexed, Edge, Node};
 use crate::source::{DocError, Read};
 use crate::transform::{self, Rules};
 use crate::Error;
@@ -645,7 +645,7 @@ impl Export {
         let ord = {
             // ordering borrows the nodes where they are
             let nodes: Vec<&Node> = written.iter().map(|w| &w.node).collect();
-            order_indexed_refs(&nodes)
+            order_indexed(&nodes)
         };
         let mut report = st.report;
         report.cycles = ord.cycles.iter().map(|c| c.iter().map(ToString::to_string).collect()).collect();

@@ -238,13 +238,9 @@ pub struct Positions {
     pub backward: Vec<Edge>,
 }
 
-/// [`order_nodes`] without the full [`Order`]: cheaper for tens of thousands of objects.
-pub fn order_indexed(nodes: &[Node]) -> Positions {
-    order_indexed_refs(&nodes.iter().collect::<Vec<_>>())
-}
-
-/// [`order_indexed`] over borrowed nodes.
-pub fn order_indexed_refs(nodes: &[&Node]) -> Positions {
+/// [`order_nodes`] without the full [`Order`]: cheaper for tens of thousands of objects. The nodes are
+/// borrowed, so a caller keeping them inside larger records need not copy them out.
+pub fn order_indexed(nodes: &[&Node]) -> Positions {
     let g = Graph::new(nodes);
     let of = nodes
         .iter()

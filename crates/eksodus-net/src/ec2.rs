@@ -199,18 +199,13 @@ impl Network {
     }
 
     /// One read, retried on throttling and transient errors with the reconciler's read policy.
-    async fn read<T, E, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Error>
+    async fn read<T, E, F, Fut>(&self, what: &'static str, call: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        retry(&self.reads, || {
-            let fut = call();
-            async move { fut.await.map_err(|e| step_error(what, e)) }
-        })
-        .await
-        .map_err(Error::Aws)
+        self.op_read(what.to_string(), call).await.map_err(Error::Aws)
     }
 }
 
