@@ -127,47 +127,69 @@ network:
   nat: single
 ";
 
-/// A Kubernetes cluster for a test: the real one `EKSODUS_TEST_KUBECONFIG` names, or a fresh fake API server.
-/// Tests work in their own throw-away namespace either way.
+/// A Kubernetes cluster for a test: the testkit's real API server when `EKSODUS_KUBE_APISERVER` names the
+/// binary (what CI does), else the real cluster a kubeconfig variable names, else a fresh fake API server.
+/// Tests work in their own throw-away namespace either way, and say on stdout which server they ran on.
 pub struct Cluster {
     /// Client for it.
     pub client: kube::Client,
-    /// The fake server, when not on a real cluster.
+    /// The fake server, when on neither a real server nor a real cluster.
     pub fake: Option<eksodus_testkit::kubeapi::FakeKube>,
+    /// The testkit's real API server (shared by the tests of this binary), when on one.
+    pub real: Option<std::sync::Arc<eksodus_testkit::realkube::SharedKube>>,
     /// The test's namespace.
     pub namespace: String,
 }
 
+/// Which server the Kubernetes-side tests run on: `real` (testkit), `external` (a kubeconfig) or `fake`.
+pub fn kube_kind() -> &'static str {
+    if eksodus_testkit::realkube::RealKube::available() {
+        "real"
+    } else if std::env::var_os("EKSODUS_TEST_KUBECONFIG").is_some() {
+        "external"
+    } else {
+        "fake"
+    }
+}
+
 impl Cluster {
-    /// Connects (or starts a fake) and creates a namespace named after `test`.
+    /// Connects (or starts a server) and creates a namespace named after `test`.
     pub async fn start(test: &str) -> Cluster {
         Self::start_with(test, "EKSODUS_TEST_KUBECONFIG").await
     }
 
-    /// Like [`Cluster::start`], reading the kubeconfig path from `env_var`.
+    /// Like [`Cluster::start`]; `env_var` names the kubeconfig variable of an external cluster, and a name
+    /// ending in `_TARGET` picks the second real server (the migration target).
     pub async fn start_with(test: &str, env_var: &str) -> Cluster {
-        use k8s_openapi::api::core::v1::Namespace;
-        let (client, fake) = match std::env::var(env_var) {
-            Ok(path) => {
-                let kc = kube::config::Kubeconfig::read_from(&path).expect("readable kubeconfig");
-                let conf = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig");
-                (kube::Client::try_from(conf).expect("client"), None)
-            }
-            Err(_) => {
-                let fake = eksodus_testkit::kubeapi::FakeKube::start().await.expect("fake API server");
-                let conf = kube::Config::new(fake.url().parse().expect("url"));
-                (kube::Client::try_from(conf).expect("client"), Some(fake))
-            }
+        use eksodus_testkit::realkube::RealKube;
+        let slot = if env_var.ends_with("_TARGET") { "target" } else { "source" };
+        let (client, fake, real) = if RealKube::available() {
+            let shared = RealKube::shared(slot).await.expect("real API server");
+            let client = shared.get().client().await.expect("client");
+            println!("[{test}] on the real API server ({slot}, {})", shared.get().url());
+            (client, None, Some(shared))
+        } else if let Ok(path) = std::env::var(env_var) {
+            let kc = kube::config::Kubeconfig::read_from(&path).expect("readable kubeconfig");
+            let conf = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig");
+            println!("[{test}] on the cluster {env_var} names");
+            (kube::Client::try_from(conf).expect("client"), None, None)
+        } else {
+            let fake = eksodus_testkit::kubeapi::FakeKube::start().await.expect("fake API server");
+            let conf = kube::Config::new(fake.url().parse().expect("url"));
+            println!(
+                "[{test}] on the fake API server ({} not set: no real API server here)",
+                eksodus_testkit::realkube::BINARY_VAR
+            );
+            (kube::Client::try_from(conf).expect("client"), Some(fake), None)
         };
-        let suffix: u32 = std::process::id()
-            ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
-        let namespace = format!("eksodus-test-{test}-{:x}", suffix % 0xffffff);
-        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
-        kube::Api::<Namespace>::all(client.clone())
-            .create(&Default::default(), &ns)
-            .await
-            .expect("create test namespace");
-        Cluster { client, fake, namespace }
+        let namespace = unique_name(&format!("eksodus-test-{test}"));
+        create_namespace(&client, &namespace).await;
+        Cluster { client, fake, real, namespace }
+    }
+
+    /// Whether this is a real API server (the testkit's or an external cluster's).
+    pub fn is_real(&self) -> bool {
+        self.fake.is_none()
     }
 
     /// Deletes the test namespace (on a real cluster this matters).
@@ -175,4 +197,20 @@ impl Cluster {
         use k8s_openapi::api::core::v1::Namespace;
         let _ = kube::Api::<Namespace>::all(self.client.clone()).delete(&self.namespace, &Default::default()).await;
     }
+}
+
+/// `prefix-` and a suffix unique in this run (names of namespaces and cluster-scoped objects on shared servers).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let suffix = (std::process::id() ^ t).wrapping_add(N.fetch_add(1, Ordering::SeqCst) * 7919) % 0xffffff;
+    format!("{prefix}-{suffix:x}")
+}
+
+/// Creates a namespace.
+pub async fn create_namespace(client: &kube::Client, name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    kube::Api::<Namespace>::all(client.clone()).create(&Default::default(), &ns).await.expect("create test namespace");
 }

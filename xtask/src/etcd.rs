@@ -72,23 +72,12 @@ pub fn run(cmd: EtcdCmd) -> Result<ExitCode> {
         }
         EtcdCmd::Decode { file } => {
             let value = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let entry = eksodus_etcd::Entry {
-                key: file.display().to_string(),
-                resource: None,
-                create_revision: 0,
-                mod_revision: 0,
-                revision: eksodus_etcd::mvcc::Revision { main: 0, sub: 0 },
-                value,
-            };
-            match eksodus_etcd::recover(&entry) {
-                eksodus_etcd::Recovered::Object(mut v) => {
-                    if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-                        m.remove("resourceVersion"); // a bare value has no revision
-                    }
+            match eksodus_etcd::decode_value(&value, b"", None) {
+                Ok(v) => {
                     outln!("{}", serde_json::to_string_pretty(&v)?);
                     Ok(ExitCode::SUCCESS)
                 }
-                eksodus_etcd::Recovered::Lost { reason, .. } => {
+                Err(reason) => {
                     eprintln!("cannot decode {}: {reason}", file.display());
                     Ok(ExitCode::from(1))
                 }

@@ -361,7 +361,25 @@ pub fn recover_with(entry: &Entry, keys: Option<&encryption::Keys>) -> Recovered
 
 /// Like [`recover_with`] for a value read separately (see [`Snapshot::for_each_value`]).
 pub fn recover_value(entry: &Entry, value: &[u8], keys: Option<&encryption::Keys>) -> Recovered {
-    let lost = |reason: String| Recovered::Lost { key: entry.key.clone(), reason };
+    match decode_value(value, entry.key.as_bytes(), keys) {
+        Ok(mut obj) => {
+            if entry.mod_revision > 0 {
+                if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                    m.insert("resourceVersion".into(), serde_json::Value::String(entry.mod_revision.to_string()));
+                }
+            }
+            Recovered::Object(obj)
+        }
+        Err(reason) => Recovered::Lost { key: entry.key.clone(), reason },
+    }
+}
+
+/// Decodes one stored value (as `etcdctl get --print-value-only` prints it) to the JSON the API server would
+/// serve, faithful to its bytes: fields present on the wire are kept, `metadata.resourceVersion` included when
+/// the value holds one (the API server's own writes leave it out; the revision is etcd's). `key` is the etcd
+/// key, the authenticated data of `aesgcm` values.
+pub fn decode_value(value: &[u8], key: &[u8], keys: Option<&encryption::Keys>) -> Result<serde_json::Value, String> {
+    let lost = |reason: String| Err(reason);
     let decrypted;
     let mut value: &[u8] = value;
     if let Ok(envelope::Stored::Encrypted { provider, key_name, ciphertext, .. }) = envelope::classify(value) {
@@ -371,7 +389,7 @@ pub fn recover_value(entry: &Entry, value: &[u8], keys: Option<&encryption::Keys
                     "encrypted with {provider} key `{key_name}`: give the API server's EncryptionConfiguration"
                 ));
             };
-            match keys.decrypt(&provider, &key_name, ciphertext, entry.key.as_bytes()) {
+            match keys.decrypt(&provider, &key_name, ciphertext, key) {
                 Ok(plain) => {
                     decrypted = plain;
                     value = &decrypted;
@@ -380,7 +398,7 @@ pub fn recover_value(entry: &Entry, value: &[u8], keys: Option<&encryption::Keys
             }
         }
     }
-    let mut obj = match envelope::classify(value) {
+    let obj = match envelope::classify(value) {
         Ok(envelope::Stored::Protobuf { api_version, kind, raw, content_encoding, .. }) => {
             if !content_encoding.is_empty() {
                 return lost(format!("content encoding {content_encoding} is not supported"));
@@ -405,10 +423,7 @@ pub fn recover_value(entry: &Entry, value: &[u8], keys: Option<&encryption::Keys
         }
         Err(e) => return lost(e),
     };
-    if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        m.insert("resourceVersion".into(), serde_json::Value::String(entry.mod_revision.to_string()));
-    }
-    Recovered::Object(obj)
+    Ok(obj)
 }
 
 /// The inspection report (`cargo xtask etcd inspect`).

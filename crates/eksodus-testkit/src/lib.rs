@@ -3,7 +3,9 @@
 //! - [`moto`]: installs the pinned `moto[server]` into a virtualenv under `target/` and runs it on 127.0.0.1;
 //! - [`proxy`]: counts calls per operation and injects latency, throttling, 5xx, dropped connections and crashes;
 //! - [`LocalAws`]: one isolated account on the process's shared server, behind its own proxy;
-//! - [`kubeapi`]: a fake Kubernetes API server over real HTTP (two instances are two clusters).
+//! - [`kubeapi`]: a fake Kubernetes API server over real HTTP (two instances are two clusters);
+//! - [`realkube`]: a real `kube-apiserver` with its own etcd, when [`realkube::BINARY_VAR`] names the binary;
+//! - [`supervise`]: child processes that stop by PID when dropped or when the test process dies.
 //!
 //! Nothing here is needed at run time by the library crates; `xtask --local` and the demo use it too.
 
@@ -11,6 +13,8 @@ pub mod eks;
 pub mod kubeapi;
 pub mod moto;
 pub mod proxy;
+pub mod realkube;
+pub mod supervise;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -23,15 +23,19 @@ pub struct Moto {
     port: u16,
 }
 
+/// The cargo target directory (`$CARGO_TARGET_DIR`, else the workspace's `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
 /// Where the virtualenv lives: `$EKSODUS_VENV`, else `eksodus-venv` in the cargo target directory.
 pub fn venv_dir() -> PathBuf {
     if let Ok(v) = std::env::var("EKSODUS_VENV") {
         return PathBuf::from(v);
     }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("eksodus-venv")
+    target_dir().join("eksodus-venv")
 }
 
 fn venv_python(venv: &Path) -> PathBuf {

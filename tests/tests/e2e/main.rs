@@ -14,3 +14,4 @@ mod migrate;
 mod net_lifecycle;
 mod net_resilience;
 mod net_specs;
+mod real_kube;
