@@ -72,7 +72,12 @@ pub fn run(cmd: EtcdCmd) -> Result<ExitCode> {
         }
         EtcdCmd::Decode { file } => {
             let value = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            match eksodus_etcd::decode_value(&value, b"", None) {
+            // `etcdctl get --print-value-only` ends the value with a newline of its own
+            let decoded = eksodus_etcd::decode_value(&value, b"", None).or_else(|e| match value.strip_suffix(b"\n") {
+                Some(v) => eksodus_etcd::decode_value(v, b"", None),
+                None => Err(e),
+            });
+            match decoded {
                 Ok(v) => {
                     outln!("{}", serde_json::to_string_pretty(&v)?);
                     Ok(ExitCode::SUCCESS)

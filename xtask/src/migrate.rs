@@ -239,7 +239,8 @@ async fn apply(a: TargetArgs, dry_run: bool) -> Result<ExitCode> {
     let opts = ApplyOptions {
         concurrency: a.concurrency,
         dry_run,
-        journal: (!dry_run).then(|| live::journal_path(&a.bundle, &url)),
+        // one journal per cluster: a target recreated at the same URL is a new cluster, applied to again
+        journal: if dry_run { None } else { Some(live::journal_path(&a.bundle, &live::TargetId::of(&c, &url).await?)) },
         wait: Duration::from_secs(a.timeout),
     };
     let report = live::apply(&c, &objects, &opts, &on).await?;
@@ -272,6 +273,20 @@ async fn verify(a: TargetArgs) -> Result<ExitCode> {
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        for m in &v.missing {
+            outln!("  MISSING {m}");
+        }
+        for (o, fields) in &v.different {
+            outln!("  DIFFERS {o}: {}", fields.join(", "));
+        }
+        for (o, why) in &v.unreadable {
+            outln!("  UNREADABLE {o}: {why}");
+        }
+        outln!(
+            "{} of {} object(s) in the target as the bundle has them",
+            objects.len() - v.missing.len() - v.different.len() - v.unreadable.len(),
+            objects.len()
+        );
         for r in &v.rollouts {
             outln!("  {} {}: {}", if r.ready { "ok  " } else { "WAIT" }, r.object, r.detail);
         }

@@ -5,7 +5,9 @@
 //! - [`plan`]: desired vs observed resources and the pure [`diff`](plan::diff) into a typed [`Plan`](plan::Plan);
 //! - [`engine`]: applying a plan as a dependency DAG with bounded concurrency, retries and waiters;
 //! - [`events`]: progress events (libraries never print);
-//! - `aws` (feature `aws`): SDK configuration with retries owned by the engine, and error classification.
+//! - [`retry`]: the one retry policy of every remote call (per call, budgeted in time, adaptive rate);
+//! - `aws` (feature `aws`): SDK configuration with retries owned by eksodus, and error classification;
+//! - `kube` (feature `kube`): Kubernetes calls under the same policy.
 //!
 //! ```
 //! use eksodus_core::spec::EnvironmentSpec;
@@ -19,8 +21,11 @@ pub mod aws;
 pub mod engine;
 mod error;
 pub mod events;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod permissions;
 pub mod plan;
+pub mod retry;
 pub mod spec;
 pub mod tags;
 

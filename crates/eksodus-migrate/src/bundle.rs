@@ -72,11 +72,32 @@ fn lb_addresses(o: &Obj) -> Option<Vec<String>> {
     (!list.is_empty()).then_some(list)
 }
 
+/// The transform name a version conversion is reported under.
+pub const SERVED_VERSION: &str = "served-version";
+
+/// `o` in a version the target serves ([`crate::convert`]); `None` (with the error recorded) when it cannot be.
+fn served(o: Obj, errors: &mut Vec<DocError>, converted: &mut HashSet<ObjRef>) -> Option<Obj> {
+    let name = o.obj_ref().to_string();
+    match crate::convert::to_served(o) {
+        Ok(crate::convert::Converted::Unchanged(o)) => Some(o),
+        Ok(crate::convert::Converted::From { obj, .. }) => {
+            converted.insert(obj.obj_ref());
+            Some(obj)
+        }
+        Err(reason) => {
+            errors.push(DocError { at: name.clone(), object: Some(name), reason });
+            None
+        }
+    }
+}
+
 /// Filters, transforms and orders what a source read.
 pub fn prepare(read: Read, source: &str, filters: &Filters, rules: &Rules) -> Prepared {
     let mut report = Report { source: source.into(), errors: read.errors, ..Default::default() };
     let mut kept = Vec::new();
+    let mut converted = HashSet::new();
     for o in read.objects {
+        let Some(o) = served(o, &mut report.errors, &mut converted) else { continue };
         match exclusion(&o, filters) {
             Some(reason) => report.excluded.push(Excluded { object: o.obj_ref().to_string(), reason }),
             None => kept.push(o),
@@ -93,7 +114,11 @@ pub fn prepare(read: Read, source: &str, filters: &Filters, rules: &Rules) -> Pr
             continue;
         }
         let lb = lb_addresses(&o);
-        let applied = transform::apply(&mut o, rules, &candidates);
+        let was_converted = converted.contains(&o.obj_ref());
+        let mut applied = transform::apply(&mut o, rules, &candidates);
+        if was_converted {
+            applied.insert(0, SERVED_VERSION);
+        }
         // keyed by the name in the target: `verify` looks the old addresses up by the bundle's objects
         if let Some(lb) = lb {
             report.load_balancers.insert(format!("{}/{}", o.namespace(), o.name()), lb);
@@ -163,81 +188,173 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(io(format!("writing {}", path.display())))
 }
 
-/// YAML for a JSON value, block style, every string double-quoted with JSON's escapes (a JSON string is a valid
-/// YAML double-quoted scalar, so nothing can be misread as a number, a bool or a date). Several times faster than
-/// a general YAML emitter, which matters at tens of thousands of objects.
+/// YAML for a JSON value as `kubectl get -o yaml` would show it: block style, an object's `apiVersion`, `kind`
+/// and `metadata` first, plain scalars wherever no YAML parser could read them as anything but the string
+/// they are, multi-line strings as literal blocks, and everything else double-quoted with JSON's escapes (a
+/// JSON string is a valid YAML double-quoted scalar). Hand-written because it is several times faster than a
+/// general YAML emitter, which matters at tens of thousands of objects; a property test reads every output back.
 pub fn to_yaml(v: &Value) -> String {
-    fn scalar(v: &Value) -> String {
-        match v {
-            Value::String(s) => serde_json::to_string(s).expect("a string serializes"),
-            other => other.to_string(),
-        }
-    }
-    fn emit(v: &Value, indent: usize, out: &mut String) {
-        let pad = " ".repeat(indent);
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    out.push_str(&pad);
-                    out.push_str(&serde_json::to_string(k).expect("a key serializes"));
-                    out.push(':');
-                    match x {
-                        Value::Object(c) if !c.is_empty() => {
-                            out.push('\n');
-                            emit(x, indent + 2, out);
-                        }
-                        Value::Array(c) if !c.is_empty() => {
-                            out.push('\n');
-                            emit(x, indent, out);
-                        }
-                        Value::Object(_) => out.push_str(" {}\n"),
-                        Value::Array(_) => out.push_str(" []\n"),
-                        s => {
-                            out.push(' ');
-                            out.push_str(&scalar(s));
-                            out.push('\n');
-                        }
-                    }
-                }
-            }
-            Value::Array(a) => {
-                for x in a {
-                    out.push_str(&pad);
-                    out.push_str("- ");
-                    match x {
-                        Value::Object(c) if !c.is_empty() => {
-                            // the first key on the dash line, the rest aligned under it
-                            let mut inner = String::new();
-                            emit(x, indent + 2, &mut inner);
-                            out.push_str(inner.trim_start());
-                        }
-                        Value::Array(c) if !c.is_empty() => {
-                            out.push('\n');
-                            emit(x, indent + 2, out);
-                        }
-                        Value::Object(_) => out.push_str("{}\n"),
-                        Value::Array(_) => out.push_str("[]\n"),
-                        s => {
-                            out.push_str(&scalar(s));
-                            out.push('\n');
-                        }
-                    }
-                }
-            }
-            s => {
-                out.push_str(&pad);
-                out.push_str(&scalar(s));
-                out.push('\n');
-            }
-        }
-    }
     let mut out = String::new();
     match v {
         Value::Object(m) if m.is_empty() => out.push_str("{}\n"),
         Value::Array(a) if a.is_empty() => out.push_str("[]\n"),
-        _ => emit(v, 0, &mut out),
+        Value::Object(m) => {
+            // the identity of a Kubernetes object first
+            let first = ["apiVersion", "kind", "metadata"];
+            let head = first.iter().filter_map(|k| m.get_key_value(*k));
+            let rest = m.iter().filter(|(k, _)| !first.contains(&k.as_str()));
+            for (k, x) in head.chain(rest) {
+                yaml_entry(k, x, 0, &mut out);
+            }
+        }
+        Value::Array(_) => yaml_emit(v, 0, &mut out),
+        s => {
+            yaml_scalar(s, 0, &mut out);
+            out.push('\n');
+        }
     }
     out
+}
+
+/// Whether a string can be written as a plain YAML scalar and read back as the same string by YAML 1.1 and
+/// 1.2 parsers alike (so `yes`, `on`, `~`, `0x1F`, `1_000`, `2026-01-01` and `1:20` are quoted).
+fn plain_ok(s: &str) -> bool {
+    let Some(first) = s.chars().next() else { return false };
+    if !(first.is_ascii_alphanumeric() || first == '/' || first == '_' || first == '.') {
+        return false;
+    }
+    if s.ends_with(' ') || s.ends_with(':') || s.contains(": ") || s.contains(" #") {
+        return false;
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || " _./:@+=,-()".contains(c)) {
+        return false;
+    }
+    // words YAML 1.1 reads as booleans or null, whatever their case
+    const WORDS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf"];
+    let lower = s.to_ascii_lowercase();
+    if WORDS.contains(&lower.trim_start_matches('.')) {
+        return false;
+    }
+    // anything with a digit made only of number-and-time characters could be an int, a float (.5, 1e3,
+    // 1_000), a base-60 number or a timestamp in one YAML version or another
+    let numeric = s.chars().any(|c| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_hexdigit() || "+-._:xXoObBtTzZ ".contains(c));
+    !numeric
+}
+
+/// A string as a YAML scalar on the current line: plain, a literal block (multi-line text), or double-quoted.
+fn yaml_string(s: &str, indent: usize, out: &mut String) {
+    if plain_ok(s) {
+        out.push_str(s);
+        return;
+    }
+    let block_ok = s.contains('\n')
+        && !s.starts_with([' ', '\n'])
+        && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+        && s.split('\n').all(|l| !l.ends_with([' ', '\t']));
+    if !block_ok {
+        out.push_str(&serde_json::to_string(s).expect("a string serializes"));
+        return;
+    }
+    let body = s.trim_end_matches('\n');
+    let trailing = s.len() - body.len();
+    out.push_str(match trailing {
+        0 => "|-",
+        1 => "|",
+        _ => "|+",
+    });
+    let pad = " ".repeat(indent + 2);
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    // `|+` keeps the final newlines: write the ones after the last line as empty lines
+    for _ in 1..trailing.max(1) {
+        out.push('\n');
+    }
+}
+
+fn yaml_scalar(v: &Value, indent: usize, out: &mut String) {
+    match v {
+        Value::String(s) => yaml_string(s, indent, out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn yaml_key(k: &str, out: &mut String) {
+    if plain_ok(k) && !k.contains(':') {
+        out.push_str(k);
+    } else {
+        out.push_str(&serde_json::to_string(k).expect("a key serializes"));
+    }
+}
+
+/// `key: value` at `indent`, its children below.
+fn yaml_entry(k: &str, x: &Value, indent: usize, out: &mut String) {
+    out.push_str(&" ".repeat(indent));
+    yaml_key(k, out);
+    out.push(':');
+    match x {
+        Value::Object(c) if !c.is_empty() => {
+            out.push('\n');
+            yaml_emit(x, indent + 2, out);
+        }
+        // a sequence under a key sits at the key's indentation, as kubectl writes it
+        Value::Array(c) if !c.is_empty() => {
+            out.push('\n');
+            yaml_emit(x, indent, out);
+        }
+        Value::Object(_) => out.push_str(" {}\n"),
+        Value::Array(_) => out.push_str(" []\n"),
+        s => {
+            out.push(' ');
+            yaml_scalar(s, indent, out);
+            out.push('\n');
+        }
+    }
+}
+
+fn yaml_emit(v: &Value, indent: usize, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                yaml_entry(k, x, indent, out);
+            }
+        }
+        Value::Array(a) => {
+            let pad = " ".repeat(indent);
+            for x in a {
+                out.push_str(&pad);
+                out.push_str("- ");
+                match x {
+                    Value::Object(c) if !c.is_empty() => {
+                        // the first key on the dash line, the rest aligned under it
+                        let mut inner = String::new();
+                        yaml_emit(x, indent + 2, &mut inner);
+                        out.push_str(&inner[indent + 2..]);
+                    }
+                    Value::Array(c) if !c.is_empty() => {
+                        out.push('\n');
+                        yaml_emit(x, indent + 2, out);
+                    }
+                    Value::Object(_) => out.push_str("{}\n"),
+                    Value::Array(_) => out.push_str("[]\n"),
+                    s => {
+                        yaml_scalar(s, indent + 2, out);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        s => {
+            out.push_str(&" ".repeat(indent));
+            yaml_scalar(s, indent, out);
+            out.push('\n');
+        }
+    }
 }
 
 fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -475,6 +592,8 @@ struct State {
     api_versions: HashSet<Arc<str>>,
     /// Objects with owner references, as JSON, decided in `finish`.
     deferred: Vec<Vec<u8>>,
+    /// Objects converted to a served version (few: only removed versions are converted).
+    converted: HashSet<ObjRef>,
     failure: Option<Error>,
 }
 
@@ -484,6 +603,18 @@ impl Shared {
     }
 
     fn take(&self, o: Obj) {
+        let o = {
+            let mut errors = Vec::new();
+            let mut converted = HashSet::new();
+            let Some(o) = served(o, &mut errors, &mut converted) else {
+                self.state().report.errors.extend(errors);
+                return;
+            };
+            if !converted.is_empty() {
+                self.state().converted.extend(converted);
+            }
+            o
+        };
         if let Some(reason) = exclusion(&o, &self.filters) {
             self.state().report.excluded.push(Excluded { object: o.obj_ref().to_string(), reason });
             return;
@@ -506,7 +637,10 @@ impl Shared {
     fn put(&self, mut o: Obj, migrated: &BTreeSet<ObjRef>, new: bool) -> Result<(), Error> {
         let lb = lb_addresses(&o);
         let before = o.obj_ref();
-        let applied = transform::apply(&mut o, &self.rules, migrated);
+        let mut applied = transform::apply(&mut o, &self.rules, migrated);
+        if self.state().converted.contains(&before) {
+            applied.insert(0, SERVED_VERSION);
+        }
         let node = Node::of(&o);
         let n = write_new(&self.dir, &self.dirs, &o, to_yaml(&o.0).as_bytes())?;
         let renamed = node.obj != before;
@@ -845,6 +979,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn object_files_read_like_kubectl_output() {
+        let o = json!({"data": {"nginx.conf": "server {\n  listen 80;\n}\n", "enabled": "yes", "port": "8080", "mode": "production"},
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app.kubernetes.io/name": "web"}}, "kind": "ConfigMap", "apiVersion": "v1"});
+        assert_eq!(
+            to_yaml(&o),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  namespace: shop\n  labels:\n    app.kubernetes.io/name: web\ndata:\n  nginx.conf: |\n    server {\n      listen 80;\n    }\n  enabled: \"yes\"\n  port: \"8080\"\n  mode: production\n"
+        );
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}}});
+        assert_eq!(
+            to_yaml(&d),
+            "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n        ports:\n        - containerPort: 80\n"
+        );
+    }
+
     fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
@@ -860,7 +1009,18 @@ mod tests {
                 Just("a: b"),
                 Just("#c"),
                 Just("\n\t\"x\"é"),
-                Just("2026-01-01")
+                Just("2026-01-01"),
+                Just("0x1F"),
+                Just("1_000"),
+                Just("1:20"),
+                Just(".5"),
+                Just("ON"),
+                Just("server {\n  listen 80;\n}\n"),
+                Just("a\n\nb"),
+                Just("x\n\n\n"),
+                Just("trailing \nspace"),
+                Just("line\n  indented\n"),
+                Just("tab\tin\nblock")
             ]
             .prop_map(|s| Value::String(s.into())),
         ];

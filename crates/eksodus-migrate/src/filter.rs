@@ -66,11 +66,57 @@ pub fn exclusion(o: &Obj, f: &Filters) -> Option<String> {
     None
 }
 
-/// The objects never migrated unless asked for, and why: what the cluster itself makes or owns.
+/// `metadata.annotations[key]`.
+fn annotation<'a>(o: &'a Obj, key: &str) -> Option<&'a str> {
+    o.get("/metadata/annotations").and_then(|a| a.get(key)).and_then(|v| v.as_str())
+}
+
+/// `metadata.labels[key]`.
+fn label<'a>(o: &'a Obj, key: &str) -> Option<&'a str> {
+    o.get("/metadata/labels").and_then(|a| a.get(key)).and_then(|v| v.as_str())
+}
+
+/// The objects never migrated unless asked for, and why: what the cluster itself makes or owns. The list is
+/// checked against every object an empty Kubernetes 1.36 API server holds (`testdata/empty-apiserver-1.36.jsonl`,
+/// and an end-to-end test on a real server): a target makes all of them itself.
 pub fn default_exclusion(o: &Obj, include_system: bool) -> Option<&'static str> {
     let (g, k, ns, name) = (o.group(), o.kind(), o.namespace(), o.name());
     let system = |n: &str| SYSTEM_NAMESPACES.contains(&n);
     Some(match (g, k) {
+        ("", "Service") if ns == "default" && name == "kubernetes" => {
+            "the API server's own Service, which every cluster makes"
+        }
+        // the API server reconciles its bootstrap RBAC at every start unless a user turned that off on an object
+        // (autoupdate "false"): then it is the user's, and migrated
+        ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding")
+            if label(o, "kubernetes.io/bootstrapping") == Some("rbac-defaults")
+                && annotation(o, "rbac.authorization.kubernetes.io/autoupdate") != Some("false") =>
+        {
+            "bootstrap RBAC the API server keeps up to date (kubernetes.io/bootstrapping=rbac-defaults)"
+        }
+        ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding") if name.starts_with("eks:") => {
+            "made by EKS in every cluster"
+        }
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
+            if annotation(o, "apf.kubernetes.io/autoupdate-spec") != Some("false")
+                && (annotation(o, "apf.kubernetes.io/autoupdate-spec").is_some()
+                    || matches!(name, "exempt" | "catch-all")) =>
+        {
+            "API priority and fairness configuration the API server maintains (apf.kubernetes.io/autoupdate-spec)"
+        }
+        ("scheduling.k8s.io", "PriorityClass") if name.starts_with("system-") => {
+            "a built-in priority class (system- names are reserved)"
+        }
+        ("networking.k8s.io", "IPAddress") => "ClusterIP allocator state: the target allocates its own addresses",
+        ("networking.k8s.io", "ServiceCIDR") if name == "kubernetes" => {
+            "the cluster's default Service CIDR, made from its API server's flags"
+        }
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            "certificate requests belong to the nodes and users of the cluster that signed them"
+        }
+        ("resource.k8s.io", "ResourceSlice") => "published by the drivers on the cluster's nodes",
+        ("internal.apiserver.k8s.io", "StorageVersion") => "the API servers' own storage bookkeeping",
+        ("coordination.k8s.io", "LeaseCandidate") => "leases are held by running controllers",
         ("", "Namespace") if !include_system && (system(name) || name == "default") => "a namespace every cluster has",
         _ if !include_system && system(ns) => "in a system namespace",
         ("", "Node") => "nodes belong to the cluster, not to its workloads",
@@ -165,6 +211,31 @@ mod tests {
             let obj = o(v);
             assert_eq!(default_exclusion(&obj, false).is_some(), excluded, "{}", obj.obj_ref());
         }
+    }
+
+    /// Everything an empty API server holds is something a target makes itself.
+    #[test]
+    fn nothing_of_an_empty_api_server_is_migrated() {
+        let text = include_str!("../testdata/empty-apiserver-1.36.jsonl");
+        let mut n = 0;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let obj = o(serde_json::from_str(line).unwrap());
+            assert!(default_exclusion(&obj, false).is_some(), "{} would be migrated", obj.obj_ref());
+            n += 1;
+        }
+        assert!(n > 190, "{n} objects");
+        // a bootstrap role a user took over (autoupdate off) is the user's
+        let taken = o(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "edit", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "false"}}}),
+        );
+        assert_eq!(default_exclusion(&taken, false), None);
+        let mine = o(
+            json!({"apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema", "metadata": {"name": "batch-jobs"}}),
+        );
+        assert_eq!(default_exclusion(&mine, false), None);
+        let pc =
+            o(json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}}));
+        assert_eq!(default_exclusion(&pc, false), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! journal and verification.
 
 pub mod bundle;
+pub mod convert;
 mod error;
 pub mod filter;
 pub mod object;

@@ -4,7 +4,7 @@
 //! webhooks held until their Services have ready endpoints, a journal so an interrupted apply resumes and a
 //! re-run is a no-op, and per-object errors (conflicts, immutable fields) that do not stop the rest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,19 @@ use crate::Error;
 
 /// Field manager of every apply.
 pub const FIELD_MANAGER: &str = "eksodus";
+
+/// One Kubernetes call under the retry policy of every remote call (429, 5xx and lost connections retried).
+async fn retried<T, F, Fut>(f: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    eksodus_core::kube::call(f).await
+}
+
+async fn discover(client: &Client) -> Result<Discovery, Error> {
+    retried(|| Discovery::new(client.clone()).run()).await.map_err(kerr("discovery"))
+}
 
 fn kerr(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let what = what.into();
@@ -83,7 +96,7 @@ pub async fn export_into(
     on: &OnProgress,
     sink: &mut (dyn FnMut(Result<Obj, DocError>) + Send),
 ) -> Result<(), Error> {
-    let discovery = Discovery::new(client.clone()).run().await.map_err(kerr("discovery"))?;
+    let discovery = discover(client).await?;
     for group in discovery.groups() {
         for (ar, caps) in group.recommended_resources() {
             if !caps.supports_operation(verbs::LIST) || ar.plural.contains('/') {
@@ -97,7 +110,7 @@ pub async fn export_into(
                 if let Some(t) = &token {
                     lp = lp.continue_token(t);
                 }
-                match api.list(&lp).await {
+                match retried(|| api.list(&lp)).await {
                     Ok(list) => {
                         for item in list.items {
                             let mut v = serde_json::to_value(&item).unwrap_or(Value::Null);
@@ -266,10 +279,32 @@ struct JournalLine {
     hash: String,
 }
 
-/// The journal file of a target, next to the bundle: one per API server URL.
-pub fn journal_path(bundle: &Path, client_url: &str) -> PathBuf {
-    let h = Sha256::digest(client_url.as_bytes());
-    let id: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+/// Who a target cluster is: its API server's URL and the UID of its `kube-system` namespace. A cluster recreated
+/// at the same URL has a new UID, so it gets a new journal and everything is applied to it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetId {
+    /// The API server's URL.
+    pub url: String,
+    /// `kube-system`'s UID.
+    pub uid: String,
+}
+
+impl TargetId {
+    /// Reads the identity of the cluster `client` talks to; `url` is the API server URL it was made for.
+    pub async fn of(client: &Client, url: &str) -> Result<TargetId, Error> {
+        let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let ks = retried(|| ns.get("kube-system")).await.map_err(kerr("reading namespace kube-system"))?;
+        Ok(TargetId { url: url.to_string(), uid: ks.metadata.uid.unwrap_or_default() })
+    }
+}
+
+/// The journal file of a target, next to the bundle: one per cluster (URL and `kube-system` UID).
+pub fn journal_path(bundle: &Path, target: &TargetId) -> PathBuf {
+    let mut h = Sha256::new();
+    h.update(target.url.as_bytes());
+    h.update([0]);
+    h.update(target.uid.as_bytes());
+    let id: String = h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
     bundle.join(format!("journal-{id}.jsonl"))
 }
 
@@ -322,7 +357,7 @@ struct Target {
 
 impl Target {
     async fn new(client: &Client) -> Result<Target, Error> {
-        let discovery = Discovery::new(client.clone()).run().await.map_err(kerr("discovery"))?;
+        let discovery = discover(client).await?;
         Ok(Target { client: client.clone(), discovery })
     }
 
@@ -351,7 +386,7 @@ impl Target {
         if !dry_run {
             return self.apply_one(&api, o).await;
         }
-        let current = match api.get_opt(o.name()).await {
+        let current = match retried(|| api.get_opt(o.name())).await {
             Ok(c) => c.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
             Err(e) => return failed(e),
         };
@@ -359,7 +394,8 @@ impl Target {
         if dry_run {
             pp = pp.dry_run();
         }
-        match api.patch(o.name(), &pp, &Patch::Apply(&o.0)).await {
+        let patch = Patch::Apply(&o.0);
+        match retried(|| api.patch(o.name(), &pp, &patch)).await {
             Ok(after) => {
                 let after = serde_json::to_value(after).unwrap_or(Value::Null);
                 match current {
@@ -381,8 +417,47 @@ impl Target {
 }
 
 impl Target {
+    /// The objects of `objs` the target already holds as the bundle has them ([`mismatches`] finds nothing),
+    /// found with one paginated list per resource and namespace instead of a read per object.
+    async fn already_in_place(&self, objs: &[&Obj]) -> HashSet<String> {
+        let mut groups: BTreeMap<(String, String, String), Vec<&Obj>> = BTreeMap::new();
+        for o in objs {
+            groups
+                .entry((o.api_version().to_string(), o.kind().to_string(), o.namespace().to_string()))
+                .or_default()
+                .push(o);
+        }
+        let mut found = HashSet::new();
+        for ((_, _, _), members) in groups {
+            let Ok((api, _)) = self.api(members[0]) else { continue };
+            let wanted: HashMap<&str, &Obj> = members.iter().map(|o| (o.name(), *o)).collect();
+            let mut lp = ListParams::default().limit(500);
+            loop {
+                let Ok(page) = retried(|| api.list(&lp)).await else { break };
+                for item in &page.items {
+                    let Some(o) = item.metadata.name.as_deref().and_then(|n| wanted.get(n)) else { continue };
+                    let mut got = serde_json::to_value(item).unwrap_or(Value::Null);
+                    // list items carry no apiVersion/kind of their own
+                    got["apiVersion"] = Value::String(o.api_version().to_string());
+                    got["kind"] = Value::String(o.kind().to_string());
+                    let mut diff = Vec::new();
+                    mismatches(&as_stored(o), &got, "", &mut diff);
+                    if diff.is_empty() {
+                        found.insert(o.obj_ref().to_string());
+                    }
+                }
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(c) => lp = lp.continue_token(&c),
+                    None => break,
+                }
+            }
+        }
+        found
+    }
+
     /// One server-side apply, one request: the status code tells a create (201) from an apply to an existing
-    /// object (200), so applying costs no read.
+    /// object (200), so applying costs no read. A throttled, failed (5xx) or lost request is sent again: an
+    /// apply is idempotent.
     async fn apply_one(&self, api: &Api<DynamicObject>, o: &Obj) -> Outcome {
         let req = match kube::core::Request::new(api.resource_url()).patch(
             o.name(),
@@ -392,21 +467,26 @@ impl Target {
             Ok(r) => r,
             Err(e) => return Outcome::Failed { reason: "BadRequest".into(), message: e.to_string() },
         };
-        let resp = match self.client.send(req.map(kube::client::Body::from)).await {
-            Ok(r) => r,
-            Err(e) => return failed(e),
-        };
-        let code = resp.status();
-        if code.is_success() {
-            return if code == http::StatusCode::CREATED { Outcome::Created } else { Outcome::Applied };
-        }
-        let body = resp.into_body().collect_bytes().await.unwrap_or_default();
-        match serde_json::from_slice::<kube::core::Status>(&body) {
-            Ok(st) => Outcome::Failed { reason: st.reason, message: st.message },
-            Err(_) => Outcome::Failed {
-                reason: code.as_str().into(),
-                message: String::from_utf8_lossy(&body).chars().take(300).collect(),
-            },
+        let result = retried(|| async {
+            let resp = self.client.send(req.clone().map(kube::client::Body::from)).await?;
+            let code = resp.status();
+            if code.is_success() {
+                return Ok(if code == http::StatusCode::CREATED { Outcome::Created } else { Outcome::Applied });
+            }
+            let body = resp.into_body().collect_bytes().await.unwrap_or_default();
+            let status = serde_json::from_slice::<kube::core::Status>(&body).unwrap_or_else(|_| {
+                kube::core::Status::failure(
+                    &String::from_utf8_lossy(&body).chars().take(300).collect::<String>(),
+                    code.canonical_reason().unwrap_or("Error"),
+                )
+                .with_code(code.as_u16())
+            });
+            Err(kube::Error::Api(Box::new(status)))
+        })
+        .await;
+        match result {
+            Ok(outcome) => outcome,
+            Err(e) => failed(e),
         }
     }
 }
@@ -445,8 +525,21 @@ pub async fn apply(
                 }
             }
         }
+        // what the target already holds as the bundle has it is not written again: re-applying an unchanged
+        // bundle changes nothing, not even a resourceVersion (some kinds, PVCs among them, are rewritten by any
+        // update because the server defaults them on read)
+        let in_place = if opts.dry_run {
+            HashSet::new()
+        } else {
+            let pending: Vec<&Obj> = {
+                let j = journal.lock().expect("journal");
+                objs.iter().copied().filter(|o| j.done.get(&o.obj_ref().to_string()) != Some(&hash(o))).collect()
+            };
+            target.already_in_place(&pending).await
+        };
         let tgt = &target;
         let journal = &journal;
+        let in_place = &in_place;
         let done: Vec<ObjectResult> = stream::iter(objs.iter().copied())
             .map(|o| {
                 let held = held.get(&o.obj_ref().to_string()).cloned();
@@ -458,7 +551,8 @@ pub async fn apply(
                     } else if journal.lock().expect("journal").done.get(&name) == Some(&h) {
                         Outcome::Journaled
                     } else {
-                        let out = tgt.one(o, opts.dry_run).await;
+                        let out =
+                            if in_place.contains(&name) { Outcome::Unchanged } else { tgt.one(o, opts.dry_run).await };
                         if !opts.dry_run && !matches!(out, Outcome::Failed { .. }) {
                             if let Err(e) = journal.lock().expect("journal").record(&name, &h) {
                                 return ObjectResult {
@@ -504,7 +598,7 @@ async fn wait_established(client: &Client, name: &str, timeout: Duration) -> Res
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let start = Instant::now();
     loop {
-        if let Ok(Some(c)) = api.get_opt(name).await {
+        if let Ok(Some(c)) = retried(|| api.get_opt(name)).await {
             let ok = c
                 .data
                 .at("/status/conditions")
@@ -536,12 +630,8 @@ async fn wait_for_backends(client: &Client, hook: &Obj, timeout: Duration) -> Re
         .collect();
     let start = Instant::now();
     for (ns, name) in services {
-        let api: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), &ns);
         loop {
-            let ready = api.get_opt(&name).await.ok().flatten().is_some_and(|e| {
-                e.subsets.unwrap_or_default().iter().any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()))
-            });
-            if ready {
+            if service_has_ready_endpoints(client, &ns, &name).await {
                 break;
             }
             if start.elapsed() >= timeout {
@@ -554,6 +644,27 @@ async fn wait_for_backends(client: &Client, hook: &Obj, timeout: Duration) -> Re
         }
     }
     Ok(())
+}
+
+/// Whether a Service has a ready endpoint: an EndpointSlice of it (label `kubernetes.io/service-name`) with an
+/// endpoint not marked unready, or, on clusters that still fill them, an Endpoints object with an address.
+async fn service_has_ready_endpoints(client: &Client, ns: &str, name: &str) -> bool {
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+    if let Ok(list) = retried(|| slices.list(&lp)).await {
+        let ready = list
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .any(|e| !e.addresses.is_empty() && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true));
+        if ready {
+            return true;
+        }
+    }
+    let eps: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), ns);
+    retried(|| eps.get_opt(name)).await.ok().flatten().is_some_and(|e| {
+        e.subsets.unwrap_or_default().iter().any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()))
+    })
 }
 
 /// One workload's rollout, or one Service's new address.
@@ -570,6 +681,13 @@ pub struct Check {
 /// What verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Verification {
+    /// Objects of the bundle the target does not have.
+    pub missing: Vec<String>,
+    /// Objects of the target that differ from the bundle's, with the differing field paths (values are never
+    /// shown: they may be Secret data).
+    pub different: BTreeMap<String, Vec<String>>,
+    /// Objects that could not be read (the reason).
+    pub unreadable: BTreeMap<String, String>,
     /// Workload rollouts.
     pub rollouts: Vec<Check>,
     /// `namespace/name`: old addresses → new addresses, for the DNS cutover.
@@ -577,9 +695,16 @@ pub struct Verification {
 }
 
 impl Verification {
-    /// Whether every workload rolled out and every load balancer has an address.
+    /// Whether every object of the bundle is in the target as the bundle has it.
+    pub fn objects_match(&self) -> bool {
+        self.missing.is_empty() && self.different.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// Whether every object matches, every workload rolled out and every load balancer has an address.
     pub fn is_success(&self) -> bool {
-        self.rollouts.iter().all(|c| c.ready) && self.load_balancers.values().all(|(_, new)| !new.is_empty())
+        self.objects_match()
+            && self.rollouts.iter().all(|c| c.ready)
+            && self.load_balancers.values().all(|(_, new)| !new.is_empty())
     }
 }
 
@@ -612,8 +737,59 @@ fn rollout(o: &Value, kind: &str) -> Option<(bool, String)> {
     })
 }
 
-/// Waits (up to `timeout`) for the workloads among `objects` to roll out in the target, and reads the new
-/// load-balancer addresses of its Services. `old_lbs` come from the export's report.
+/// The paths where `want` (an object of the bundle) is not contained in `got` (the target's object): every
+/// field the bundle sets must be there with the same value; the server may add fields (defaults, its own
+/// metadata) and elements of sets it manages. A `null` in the bundle matches an absent field.
+pub fn mismatches(want: &Value, got: &Value, at: &str, out: &mut Vec<String>) {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let p = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                match g.get(k) {
+                    Some(gv) => mismatches(wv, gv, &p, out),
+                    None if wv.is_null() => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                mismatches(wv, gv, &format!("{at}[{i}]"), out);
+            }
+        }
+        (Value::Null, Value::Array(g)) if g.is_empty() => {}
+        (Value::Null, Value::Object(g)) if g.is_empty() => {}
+        (w, g) if w == g => {}
+        _ => out.push(at.to_string()),
+    }
+}
+
+/// The bundle object as the server will store it, where the two spell the same thing differently
+/// (`stringData` is stored as base64 `data`).
+fn as_stored(o: &Obj) -> Value {
+    let mut v = comparable(&o.0);
+    if o.group().is_empty() && o.kind() == "Secret" {
+        if let Some(Value::Object(sd)) = v.as_object_mut().and_then(|m| m.remove("stringData")) {
+            use base64::Engine as _;
+            let data = v
+                .as_object_mut()
+                .expect("an object")
+                .entry("data")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(d) = data.as_object_mut() {
+                for (k, x) in sd {
+                    let text = x.as_str().unwrap_or_default();
+                    d.insert(k, Value::String(base64::engine::general_purpose::STANDARD.encode(text)));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Checks that every object of the bundle is in the target and contains what the bundle has ([`mismatches`]),
+/// waits (up to `timeout`) for the workloads among them to roll out, and reads the new load-balancer addresses
+/// of its Services. `old_lbs` come from the export's report.
 pub async fn verify(
     client: &Client,
     objects: &[(Obj, u32)],
@@ -623,6 +799,40 @@ pub async fn verify(
     let target = Target::new(client).await?;
     let start = Instant::now();
     let mut v = Verification::default();
+    let tgt = &target;
+    let found: Vec<(String, Result<Option<Vec<String>>, String>)> = stream::iter(objects.iter().map(|(o, _)| o))
+        .map(|o| async move {
+            let name = o.obj_ref().to_string();
+            // a kind the target does not serve (its CRD is missing): the object is missing too
+            let Ok((api, _)) = tgt.api(o) else { return (name, Ok(None)) };
+            let r = match retried(|| api.get_opt(o.name())).await {
+                Ok(None) => Ok(None),
+                Ok(Some(got)) => {
+                    let got = serde_json::to_value(got).unwrap_or(Value::Null);
+                    let mut diff = Vec::new();
+                    mismatches(&as_stored(o), &got, "", &mut diff);
+                    Ok(Some(diff))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            (name, r)
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (name, r) in found {
+        match r {
+            Ok(None) => v.missing.push(name),
+            Ok(Some(diff)) if diff.is_empty() => {}
+            Ok(Some(diff)) => {
+                v.different.insert(name, diff);
+            }
+            Err(e) => {
+                v.unreadable.insert(name, e);
+            }
+        }
+    }
+    v.missing.sort();
     let workloads: Vec<&Obj> = objects
         .iter()
         .map(|(o, _)| o)
@@ -633,8 +843,11 @@ pub async fn verify(
     for o in workloads {
         let Ok((api, _)) = target.api(o) else { continue };
         loop {
-            let cur =
-                api.get_opt(o.name()).await.ok().flatten().map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
+            let cur = retried(|| api.get_opt(o.name()))
+                .await
+                .ok()
+                .flatten()
+                .map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
             let (ready, detail) = match &cur {
                 None => (false, "missing in the target".to_string()),
                 Some(c) => rollout(c, o.kind()).unwrap_or((true, String::new())),
@@ -651,8 +864,7 @@ pub async fn verify(
             continue;
         }
         let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), o.namespace());
-        let new: Vec<String> = api
-            .get_opt(o.name())
+        let new: Vec<String> = retried(|| api.get_opt(o.name()))
             .await
             .ok()
             .flatten()
@@ -679,6 +891,23 @@ mod tests {
         let mut out = Vec::new();
         changed_paths(&comparable(&a), &comparable(&b), "", &mut out);
         assert_eq!(out, vec!["data.gone", "metadata.labels.a", "spec.ports[0].port"]);
+    }
+
+    #[test]
+    fn verification_finds_what_differs_but_not_what_the_server_added() {
+        let want = json!({"metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"k": "v"}, "rules": null});
+        let got =
+            json!({"metadata": {"name": "c", "uid": "u", "labels": {"a": "1", "added": "x"}}, "data": {"k": "v"}});
+        let mut out = Vec::new();
+        mismatches(&want, &got, "", &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let got = json!({"metadata": {"name": "c", "labels": {"a": "2"}}, "data": {}});
+        mismatches(&want, &got, "", &mut out);
+        assert_eq!(out, vec!["metadata.labels.a", "data.k"]);
+        let secret = Obj(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"p": "hunter2"}}),
+        );
+        assert_eq!(as_stored(&secret)["data"]["p"], "aHVudGVyMg==");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the report lists, per object, the rules that changed it.
 //!
 //! Always: server-populated fields go (uid, resourceVersion, generation, creationTimestamp, deletionTimestamp,
-//! managedFields, selfLink, status, the last-applied annotation, controller-uid labels and selectors), Service
+//! managedFields, selfLink, status, the last-applied annotation, controller-uid labels and selectors), finalizers
+//! (unless a rule keeps them), a Namespace's `spec.finalizers` (the target's API server sets its own), Service
 //! cluster IPs (unless headless) and node ports (unless pinned), PVC binding annotations and volume names. From
 //! the [`Rules`]: storage classes, ingress classes, load-balancer annotations, image registries, IRSA role ARNs
 //! and namespace renames.
@@ -35,6 +36,9 @@ pub struct Rules {
     pub namespaces: BTreeMap<String, String>,
     /// Keep Services' node ports instead of letting the target pick.
     pub keep_node_ports: bool,
+    /// Finalizers carried over (every other one is dropped: a finalizer belongs to a controller of the source,
+    /// and one nobody on the target removes blocks every delete there).
+    pub keep_finalizers: Vec<String>,
 }
 
 impl Rules {
@@ -125,6 +129,22 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
         uid |= remove(v, "/spec/template/metadata/labels", l);
     }
     hit("strip-controller-uid", uid);
+    let mut fin = false;
+    if let Some(list) = v.at_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+        let before = list.len();
+        list.retain(|f| f.as_str().is_some_and(|f| rules.keep_finalizers.iter().any(|k| k == f)));
+        fin = list.len() != before;
+        if list.is_empty() {
+            remove(v, "/metadata", "finalizers");
+        }
+    }
+    if group.is_empty() && kind == "Namespace" {
+        fin |= remove(v, "/spec", "finalizers");
+        if v.at("/spec").and_then(Value::as_object).is_some_and(Map::is_empty) {
+            remove(v, "", "spec");
+        }
+    }
+    hit("strip-finalizers", fin);
     // owner references: only those to migrated owners would make sense, and their UIDs change anyway
     if let Some(refs) = v.at("/metadata/ownerReferences").and_then(Value::as_array).cloned() {
         let dangling = refs.iter().any(|r| {
@@ -164,8 +184,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
                 ann |= remove(v, "/metadata/annotations", k);
             }
             if lb && !rules.load_balancer_annotations.is_empty() {
-                let meta = v["metadata"].as_object_mut().expect("object metadata");
-                let a = meta.entry("annotations").or_insert_with(|| json!({}));
+                let a = annotations_mut(v);
                 for (k, val) in &rules.load_balancer_annotations {
                     if a.get(k) != Some(&json!(val)) {
                         a[k] = json!(val);
@@ -204,8 +223,7 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
         ("", "ServiceAccount") => {
             let key = format!("{}/{}", o_ns(v), v.at("/metadata/name").and_then(Value::as_str).unwrap_or_default());
             if let Some(arn) = rules.irsa.get(&key) {
-                let meta = v["metadata"].as_object_mut().expect("object metadata");
-                let a = meta.entry("annotations").or_insert_with(|| json!({}));
+                let a = annotations_mut(v);
                 if a.get(IRSA_ANNOTATION) != Some(&json!(arn)) {
                     a[IRSA_ANNOTATION] = json!(arn);
                     hit("irsa-role", true);
@@ -259,6 +277,20 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
     applied
 }
 
+/// `metadata.annotations`, made when missing (an object without `metadata` gets one: it is an embedder's
+/// object, and a transform never panics on it).
+fn annotations_mut(v: &mut Value) -> &mut Value {
+    if !v.get("metadata").is_some_and(Value::is_object) {
+        v["metadata"] = json!({});
+    }
+    let meta = v["metadata"].as_object_mut().expect("made an object above");
+    let a = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !a.is_object() {
+        *a = json!({});
+    }
+    a
+}
+
 fn o_ns(v: &Value) -> String {
     v.at("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string()
 }
@@ -301,7 +333,7 @@ mod tests {
     #[test]
     fn every_rule_does_what_it_says() {
         let rules = Rules::from_yaml(
-            "storage_classes: {gp2: gp3}\ningress_classes: {nginx: alb}\nload_balancer_annotations: {service.beta.kubernetes.io/aws-load-balancer-type: external}\nremove_service_annotations: [cloud.google.com/neg]\nimage_registries: {docker.io/library/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/hub/, gcr.io/acme/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/acme/}\nirsa: {shop/api: 'arn:aws:iam::111122223333:role/api'}\nnamespaces: {legacy: shop}\n",
+            "storage_classes: {gp2: gp3}\ningress_classes: {nginx: alb}\nload_balancer_annotations: {service.beta.kubernetes.io/aws-load-balancer-type: external}\nremove_service_annotations: [cloud.google.com/neg]\nimage_registries: {docker.io/library/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/hub/, gcr.io/acme/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/acme/}\nirsa: {shop/api: 'arn:aws:iam::111122223333:role/api'}\nnamespaces: {legacy: shop}\nkeep_finalizers: [example.com/keep]\n",
         )
         .unwrap();
         let cases: Vec<(Vec<&str>, Value, Value)> = vec![
@@ -362,6 +394,16 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
             ),
             (
+                vec!["strip-finalizers", "strip-pvc-binding"],
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p", "namespace": "a", "finalizers": ["kubernetes.io/pvc-protection", "example.com/keep"]}, "spec": {"volumeName": "pv-1"}}),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p", "namespace": "a", "finalizers": ["example.com/keep"]}, "spec": {}}),
+            ),
+            (
+                vec!["strip-finalizers"],
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}, "spec": {"finalizers": ["kubernetes"]}}),
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+            ),
+            (
                 vec!["drop-dangling-owner-references"],
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "a", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Thing", "name": "t", "uid": "u"}]}}),
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "a"}}),
@@ -390,6 +432,20 @@ mod tests {
         assert!(applied.is_empty());
         let e = Rules::from_yaml("storage_class: {a: b}\n").unwrap_err().to_string();
         assert!(e.contains("storage_class"), "{e}");
+    }
+
+    #[test]
+    fn objects_without_metadata_do_not_panic() {
+        let rules =
+            Rules::from_yaml("irsa: {/x: 'arn:aws:iam::1:role/r'}\nload_balancer_annotations: {a: b}\n").unwrap();
+        for v in [
+            json!({"apiVersion": "v1", "kind": "ServiceAccount"}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": "oops", "spec": {"type": "LoadBalancer"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}, "spec": {"finalizers": "x"}}),
+            json!("not an object"),
+        ] {
+            let _ = run(v, &rules);
+        }
     }
 
     #[test]

@@ -15,3 +15,4 @@ mod net_lifecycle;
 mod net_resilience;
 mod net_specs;
 mod real_kube;
+mod real_migration;

@@ -131,7 +131,7 @@ async fn export_apply_resume_reapply() {
     assert!(cm.get_opt("web-config").await.unwrap().is_none(), "a dry run stores nothing");
 
     // an interrupted apply: only the first waves got through
-    let journal = live::journal_path(bundle_dir.path(), "target");
+    let journal = live::journal_path(bundle_dir.path(), &live::TargetId { url: "target".into(), uid: "u".into() });
     let opts = ApplyOptions { journal: Some(journal.clone()), concurrency: 4, ..Default::default() };
     let cut = objects.iter().position(|(o, _)| o.kind() == "Deployment").unwrap();
     let first = live::apply(&dst.client, &objects[..cut], &opts, &quiet()).await.unwrap();
