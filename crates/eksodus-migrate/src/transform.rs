@@ -139,12 +139,15 @@ pub fn apply(o: &mut Obj, rules: &Rules, migrated: &BTreeSet<ObjRef>) -> Vec<&'s
         }
     }
     if group.is_empty() && kind == "Namespace" {
+        // the API server sets this label to the namespace's name on every write
+        stripped |= remove(v, "/metadata/labels", "kubernetes.io/metadata.name");
         fin |= remove(v, "/spec", "finalizers");
         if v.at("/spec").and_then(Value::as_object).is_some_and(Map::is_empty) {
             remove(v, "", "spec");
         }
     }
     hit("strip-finalizers", fin);
+    hit("strip-server-fields", stripped);
     // owner references: only those to migrated owners would make sense, and their UIDs change anyway
     if let Some(refs) = v.at("/metadata/ownerReferences").and_then(Value::as_array).cloned() {
         let dangling = refs.iter().any(|r| {
@@ -399,8 +402,8 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p", "namespace": "a", "finalizers": ["example.com/keep"]}, "spec": {}}),
             ),
             (
-                vec!["strip-finalizers"],
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}, "spec": {"finalizers": ["kubernetes"]}}),
+                vec!["strip-finalizers", "strip-server-fields"],
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}, "spec": {"finalizers": ["kubernetes"]}}),
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
             ),
             (

@@ -16,7 +16,7 @@
 //! - `/metrics` as Prometheus text (settable, for the deprecated-API gauge);
 //! - namespaces: a namespaced object needs its namespace to exist (`default`, `kube-system`, `kube-public` do).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -34,6 +34,9 @@ use crate::Error;
 /// A resource type the server serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceType {
+    /// Served from a CustomResourceDefinition (its list items carry `apiVersion` and `kind`, and every object
+    /// has a `generation`).
+    pub custom: bool,
     /// API group (empty for core).
     pub group: String,
     /// Version.
@@ -49,6 +52,7 @@ pub struct ResourceType {
 impl ResourceType {
     fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
         ResourceType {
+            custom: false,
             group: group.into(),
             version: version.into(),
             plural: plural.into(),
@@ -115,42 +119,161 @@ pub const DEFAULT_METRICS: &str = "# HELP apiserver_requested_deprecated_apis [S
 
 type Key = (String, String, String, String); // group, plural, namespace, name
 
+/// A field path, its segments joined by NUL (keys such as `app.kubernetes.io/name` hold dots).
+type Path = String;
+
+fn path_of(segs: &[&str]) -> Path {
+    segs.join("\0")
+}
+
+/// `.data.x`, as the API server names a field in conflicts.
+fn dotted(p: &str) -> String {
+    p.split('\0').map(|s| format!(".{s}")).collect()
+}
+
+/// One entry of `metadata.managedFields`: a manager, its operation, and the leaf fields it owns.
+#[derive(Debug, Clone)]
+struct Owner {
+    manager: String,
+    operation: &'static str,
+    api_version: String,
+    fields: BTreeSet<Path>,
+}
+
 #[derive(Default)]
 struct Store {
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
-    /// Server-side apply ownership: object → field manager → the leaf fields it applied.
-    managers: BTreeMap<Key, BTreeMap<String, std::collections::BTreeSet<String>>>,
+    /// Field ownership per object, in the order managers first wrote.
+    owners: BTreeMap<Key, Vec<Owner>>,
 }
 
-/// Leaf fields of an applied object (arrays count as one field), as `.spec.replicas`, minus identity.
-fn leaf_fields(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, x) in m {
-                let p = format!("{prefix}.{k}");
-                if matches!(
-                    p.as_str(),
-                    ".apiVersion" | ".kind" | ".metadata.name" | ".metadata.namespace" | ".metadata.resourceVersion"
-                ) {
-                    continue;
+/// Fields no manager owns: identity, server-set metadata, status.
+fn unowned(segs: &[&str]) -> bool {
+    matches!(
+        segs,
+        ["apiVersion"]
+            | ["kind"]
+            | ["status", ..]
+            | ["metadata", "name" | "namespace" | "resourceVersion" | "uid" | "creationTimestamp" | "generation"]
+            | ["metadata", "managedFields" | "deletionTimestamp" | "selfLink", ..]
+    )
+}
+
+/// Leaf fields of an object (arrays are atomic, an empty map is a leaf), minus the fields no manager owns.
+fn leaf_fields(v: &Value) -> BTreeSet<Path> {
+    fn walk<'a>(v: &'a Value, segs: &mut Vec<&'a str>, out: &mut BTreeSet<Path>) {
+        if unowned(segs) {
+            return;
+        }
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, x) in m {
+                    segs.push(k);
+                    walk(x, segs, out);
+                    segs.pop();
                 }
-                leaf_fields(x, &p, out);
+            }
+            _ if segs.is_empty() => {}
+            _ => {
+                out.insert(path_of(segs));
             }
         }
-        _ => {
-            out.insert(prefix.to_string());
+    }
+    let mut out = BTreeSet::new();
+    walk(v, &mut Vec::new(), &mut out);
+    out
+}
+
+fn at_path<'a>(v: &'a Value, p: &str) -> Option<&'a Value> {
+    p.split('\0').try_fold(v, |cur, seg| cur.get(seg))
+}
+
+/// Removes a field and the maps it leaves empty.
+fn remove_path(v: &mut Value, p: &str) {
+    fn go(v: &mut Value, segs: &[&str]) {
+        let Some(m) = v.as_object_mut() else { return };
+        match segs {
+            [last] => {
+                m.remove(*last);
+            }
+            [first, rest @ ..] => {
+                if let Some(child) = m.get_mut(*first) {
+                    go(child, rest);
+                    if child.as_object().is_some_and(|c| c.is_empty()) {
+                        m.remove(*first);
+                    }
+                }
+            }
+            [] => {}
+        }
+    }
+    let segs: Vec<&str> = p.split('\0').collect();
+    go(v, &segs);
+}
+
+/// Fields whose value differs between `old` and `new` (or that only one has).
+fn changed_fields(old: Option<&Value>, new: &Value) -> (BTreeSet<Path>, BTreeSet<Path>) {
+    let after = leaf_fields(new);
+    let before = old.map(leaf_fields).unwrap_or_default();
+    let changed = after.iter().filter(|p| old.and_then(|o| at_path(o, p)) != at_path(new, p)).cloned().collect();
+    let removed = before.difference(&after).cloned().collect();
+    (changed, removed)
+}
+
+/// `metadata.managedFields` as the API server writes it (`fieldsV1` as nested `f:` maps).
+fn managed_fields(owners: &[Owner]) -> Value {
+    let entries: Vec<Value> = owners
+        .iter()
+        .filter(|o| !o.fields.is_empty())
+        .map(|o| {
+            let mut root = Map::new();
+            for p in &o.fields {
+                let mut cur = &mut root;
+                for seg in p.split('\0') {
+                    cur = cur
+                        .entry(format!("f:{seg}"))
+                        .or_insert_with(|| json!({}))
+                        .as_object_mut()
+                        .expect("fieldsV1 nodes are maps");
+                }
+            }
+            json!({"manager": o.manager, "operation": o.operation, "apiVersion": o.api_version,
+                   "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": root})
+        })
+        .collect();
+    Value::Array(entries)
+}
+
+/// Puts `metadata.managedFields` on an object as served (left out when nobody owns a field).
+fn show_owners(obj: &mut Value, owners: &[Owner]) {
+    let mf = managed_fields(owners);
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if mf.as_array().is_some_and(Vec::is_empty) {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), mf);
         }
     }
 }
 
-fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let pointer: String =
-        path.split('.').skip(1).map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1"))).collect();
-    v.pointer(&pointer)
+/// Kinds whose objects carry `metadata.generation` on a real API server (custom resources always do).
+fn has_generation(t: &ResourceType) -> bool {
+    t.custom
+        || matches!(
+            t.group.as_str(),
+            "apps"
+                | "batch"
+                | "policy"
+                | "autoscaling"
+                | "networking.k8s.io"
+                | "apiextensions.k8s.io"
+                | "admissionregistration.k8s.io"
+                | "flowcontrol.apiserver.k8s.io"
+        )
 }
 
-/// A CRD's served types: (group, version, plural, kind, namespaced).
+/// A CRD's served types.
 fn crd_types(crd: &Value) -> Vec<ResourceType> {
     let g = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
     let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
@@ -162,7 +285,7 @@ fn crd_types(crd: &Value) -> Vec<ResourceType> {
         .flatten()
         .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
         .filter_map(|v| v.get("name").and_then(Value::as_str))
-        .map(|v| ResourceType::new(g, v, plural, kind, namespaced))
+        .map(|v| ResourceType { custom: true, ..ResourceType::new(g, v, plural, kind, namespaced) })
         .collect()
 }
 
@@ -234,7 +357,8 @@ impl FakeKube {
 
     /// Serves another resource type (a CRD's, for instance) from now on.
     pub fn register(&self, group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) {
-        self.state.store.lock().expect("store").types.push(ResourceType::new(group, version, plural, kind, namespaced));
+        let rt = ResourceType { custom: true, ..ResourceType::new(group, version, plural, kind, namespaced) };
+        self.state.store.lock().expect("store").types.push(rt);
     }
 }
 
@@ -252,13 +376,22 @@ fn respond(code: StatusCode, body: Value) -> Response<Full<Bytes>> {
         .expect("valid response")
 }
 
-/// The apiserver's answer to a path it does not serve.
+/// The API server's answer to a path it does not serve: Go's plain-text "404 page not found".
 fn no_route() -> Box<Response<Full<Bytes>>> {
-    Box::new(status(404, "NotFound", "the server could not find the requested resource".into(), json!({})))
+    Box::new(
+        Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from_static(b"404 page not found\n")))
+            .expect("valid response"),
+    )
 }
 
-/// A `Status` object as the apiserver writes it.
-fn status(code: u16, reason: &str, message: String, details: Value) -> Response<Full<Bytes>> {
+/// A `Status` object as the apiserver writes it (empty details fields left out, as Go's `omitempty` does).
+fn status(code: u16, reason: &str, message: String, mut details: Value) -> Response<Full<Bytes>> {
+    if let Some(d) = details.as_object_mut() {
+        d.retain(|_, v| !(v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)));
+    }
     respond(
         StatusCode::from_u16(code).expect("status code"),
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "details": details, "code": code}),
@@ -303,6 +436,118 @@ fn matches_selector(obj: &Value, selector: &str) -> bool {
     })
 }
 
+/// The resource name in messages: `configmaps`, `widgets.example.com`.
+fn resource_name(rt: &ResourceType) -> String {
+    if rt.group.is_empty() {
+        rt.plural.clone()
+    } else {
+        format!("{}.{}", rt.plural, rt.group)
+    }
+}
+
+/// The field manager of a request: `fieldManager`, else the client's User-Agent up to its `/`, else `unknown`.
+fn manager_of(q: &BTreeMap<String, String>, ua: Option<&str>) -> String {
+    q.get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .or_else(|| ua.and_then(|u| u.split('/').next()).filter(|u| !u.is_empty()).map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// What the API server's strategies and admission do to a new object of a built-in kind: empty maps left out,
+/// `stringData` folded into a Secret's `data`, the storage-protection finalizers added.
+fn admit(rt: &ResourceType, obj: &mut Value, create: bool) {
+    if rt.custom {
+        return;
+    }
+    if rt.group.is_empty() && rt.kind == "Secret" {
+        if let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+            use base64::Engine as _;
+            let data = obj.as_object_mut().expect("an object").entry("data").or_insert_with(|| json!({}));
+            for (k, v) in sd {
+                data[k] = json!(base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default()));
+            }
+        }
+    }
+    for (parent, key) in [("/metadata", "labels"), ("/metadata", "annotations"), ("", "data"), ("", "binaryData")] {
+        let empty = obj.pointer(&format!("{parent}/{key}")).is_some_and(|v| v.as_object().is_some_and(Map::is_empty));
+        if empty {
+            if let Some(m) = obj.pointer_mut(parent).and_then(Value::as_object_mut) {
+                m.remove(key);
+            }
+        }
+    }
+    let finalizer = match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "PersistentVolumeClaim") => Some("kubernetes.io/pvc-protection"),
+        ("", "PersistentVolume") => Some("kubernetes.io/pv-protection"),
+        _ => None,
+    };
+    if let (true, Some(f)) = (create, finalizer) {
+        let meta = obj["metadata"].as_object_mut().expect("metadata");
+        let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            if !a.iter().any(|x| x == f) {
+                a.push(json!(f));
+            }
+        }
+    }
+    if create && rt.group.is_empty() && rt.kind == "Namespace" {
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        obj["status"] = json!({"phase": "Active"});
+        let meta = obj["metadata"].as_object_mut().expect("metadata");
+        let name = meta.get("name").cloned().unwrap_or(json!(""));
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        labels["kubernetes.io/metadata.name"] = name;
+    }
+}
+
+/// A CRD as its create returns it: conversion and list kind defaulted, status not yet filled.
+fn crd_defaults(obj: &mut Value) {
+    let kind = obj.pointer("/spec/names/kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    if let Some(names) = obj.pointer_mut("/spec/names").and_then(Value::as_object_mut) {
+        names.entry("listKind").or_insert_with(|| json!(format!("{kind}List")));
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.entry("conversion").or_insert_with(|| json!({"strategy": "None"}));
+    }
+    let stored: Vec<Value> = obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter_map(|v| v.get("name").cloned())
+        .collect();
+    obj["status"] = json!({"conditions": null, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": stored});
+}
+
+/// A CRD once the apiextensions controllers accepted its names and established it.
+fn crd_established(obj: &mut Value) {
+    let names = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    obj["status"]["acceptedNames"] = names;
+    obj["status"]["conditions"] = json!([
+        {"type": "NamesAccepted", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "NoConflicts", "message": "no conflicts found"},
+        {"type": "Established", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
+    ]);
+}
+
+/// Merges `applied` into `cur` as server-side apply does for maps (lists and scalars are replaced).
+fn merge_applied(cur: &mut Value, applied: &Value) {
+    match (cur, applied) {
+        (Value::Object(c), Value::Object(a)) => {
+            for (k, v) in a {
+                match c.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge_applied(slot, v),
+                    _ => {
+                        c.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (c, a) => *c = a.clone(),
+    }
+}
+
 impl State {
     fn next_rv(&self) -> u64 {
         self.rv.fetch_add(1, Ordering::SeqCst) + 1
@@ -331,6 +576,7 @@ impl State {
             ["namespaces", ns, plural, name, "status"] => (ns.to_string(), *plural, Some(name.to_string())),
             [plural] => (String::new(), *plural, None),
             [plural, name] => (String::new(), *plural, Some(name.to_string())),
+            [plural, name, "status"] => (String::new(), *plural, Some(name.to_string())),
             _ => return Err(no_route()),
         };
         // `/api/v1/namespaces/{name}` is the namespace object itself
@@ -342,9 +588,7 @@ impl State {
         let store = self.store.lock().expect("store");
         let rt = store.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural).cloned();
         drop(store);
-        let rt = rt.ok_or_else(|| {
-            status(404, "NotFound", "the server could not find the requested resource".into(), json!({}))
-        })?;
+        let rt = rt.ok_or_else(no_route)?;
         Ok(Target { rt, namespace, name })
     }
 
@@ -374,6 +618,11 @@ impl State {
         let dry = q.get("dryRun").is_some_and(|v| v == "All");
         let ctype =
             parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+        let ua = parts.headers.get("user-agent").and_then(|v| v.to_str().ok());
+        let manager = manager_of(&q, ua);
+        let bad_body = |e: serde_json::Error| {
+            status(400, "BadRequest", format!("the body of the request was in an unknown format: {e}"), json!({}))
+        };
         match (parts.method.clone(), &t.name) {
             (Method::GET, None) => self.list(&t, &q),
             (Method::GET, Some(n)) => match self.get(&t, n) {
@@ -381,24 +630,14 @@ impl State {
                 None => self.not_found(&t, n),
             },
             (Method::POST, None) => match serde_json::from_slice::<Value>(&body) {
-                Ok(obj) => self.create(&t, obj, dry),
-                Err(e) => status(
-                    400,
-                    "BadRequest",
-                    format!("the body of the request was in an unknown format: {e}"),
-                    json!({}),
-                ),
+                Ok(obj) => self.create(&t, obj, dry, &manager, "Update"),
+                Err(e) => bad_body(e),
             },
             (Method::PUT, Some(n)) => match serde_json::from_slice::<Value>(&body) {
-                Ok(obj) => self.replace(&t, n, obj, dry),
-                Err(e) => status(
-                    400,
-                    "BadRequest",
-                    format!("the body of the request was in an unknown format: {e}"),
-                    json!({}),
-                ),
+                Ok(obj) => self.replace(&t, n, obj, dry, &manager),
+                Err(e) => bad_body(e),
             },
-            (Method::PATCH, Some(n)) => self.patch(&t, n, &ctype, &body, &q, dry),
+            (Method::PATCH, Some(n)) => self.patch(&t, n, &ctype, &body, &q, dry, &manager),
             (Method::DELETE, Some(n)) => self.delete(&t, n, dry),
             _ => status(
                 405,
@@ -417,8 +656,13 @@ impl State {
                 .iter()
                 .filter(|t| t.group == group && t.version == version)
                 .map(|t| {
-                    json!({"name": t.plural, "singularName": t.singular(), "namespaced": t.namespaced, "kind": t.kind,
-                           "verbs": ["create", "delete", "get", "list", "patch", "update"]})
+                    // a namespace cannot be deleted as a collection
+                    let verbs = if t.plural == "namespaces" {
+                        json!(["create", "delete", "get", "list", "patch", "update", "watch"])
+                    } else {
+                        json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+                    };
+                    json!({"name": t.plural, "singularName": t.singular(), "namespaced": t.namespaced, "kind": t.kind, "verbs": verbs})
                 })
                 .collect();
             let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
@@ -451,18 +695,13 @@ impl State {
             }
             ["apis", g, v] => {
                 if !store.types.iter().any(|t| t.group == *g && t.version == *v) {
-                    return Some(status(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource".into(),
-                        json!({}),
-                    ));
+                    return Some(*no_route());
                 }
                 respond(StatusCode::OK, list(g, v))
             }
             ["version"] => respond(
                 StatusCode::OK,
-                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-eksodus-fake", "platform": "linux/amd64"}),
+                json!({"major": "1", "minor": "36", "gitVersion": "v1.36.2-eksodus-fake", "platform": "linux/amd64"}),
             ),
             _ => return None,
         })
@@ -477,43 +716,69 @@ impl State {
         )
     }
 
+    /// The object as served: with its managed fields.
     fn get(&self, t: &Target, name: &str) -> Option<Value> {
-        self.store.lock().expect("store").objects.get(&Self::key(t, name)).cloned()
+        let store = self.store.lock().expect("store");
+        let key = Self::key(t, name);
+        let mut o = store.objects.get(&key).cloned()?;
+        show_owners(&mut o, store.owners.get(&key).map(Vec::as_slice).unwrap_or(&[]));
+        Some(o)
     }
 
     fn not_found(&self, t: &Target, name: &str) -> Response<Full<Bytes>> {
-        let res = if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
         status(
             404,
             "NotFound",
-            format!("{res} \"{name}\" not found"),
+            format!("{} \"{name}\" not found", resource_name(&t.rt)),
             json!({"name": name, "group": t.rt.group, "kind": t.rt.plural}),
         )
     }
 
+    /// A list page. The continue token is the position in the type's key order after the last key scanned, so,
+    /// as on the API server, a page filled by a selector says "continue" while any key is left, matching or not.
     fn list(&self, t: &Target, q: &BTreeMap<String, String>) -> Response<Full<Bytes>> {
-        let store = self.store.lock().expect("store");
-        let mut items: Vec<Value> = store
-            .objects
-            .iter()
-            .filter(|((g, p, ns, _), _)| {
-                *g == t.rt.group
-                    && *p == t.rt.plural
-                    && (!t.rt.namespaced || t.namespace.is_empty() || *ns == t.namespace)
-            })
-            .map(|(_, v)| v.clone())
-            .filter(|o| q.get("labelSelector").is_none_or(|s| matches_selector(o, s)))
-            .collect();
-        drop(store);
+        let keys: Vec<Key> = {
+            let store = self.store.lock().expect("store");
+            store
+                .objects
+                .keys()
+                .filter(|(g, p, ns, _)| {
+                    *g == t.rt.group
+                        && *p == t.rt.plural
+                        && (!t.rt.namespaced || t.namespace.is_empty() || *ns == t.namespace)
+                })
+                .cloned()
+                .collect()
+        };
         let start: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
         let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let total = items.len();
-        items = items.into_iter().skip(start).take(limit).collect();
-        let next = start + items.len();
+        let selector = q.get("labelSelector").filter(|s| !s.is_empty());
+        let mut items = Vec::new();
+        let mut pos = start;
+        while pos < keys.len() && items.len() < limit {
+            let k = &keys[pos];
+            pos += 1;
+            let Some(mut o) = self.get(&Target { rt: t.rt.clone(), namespace: k.2.clone(), name: None }, &k.3) else {
+                continue;
+            };
+            if selector.is_some_and(|s| !matches_selector(&o, s)) {
+                continue;
+            }
+            // items of a built-in list carry no apiVersion/kind of their own
+            if !t.rt.custom {
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                }
+            }
+            items.push(o);
+        }
         let mut meta = json!({"resourceVersion": self.rv.load(Ordering::SeqCst).to_string()});
-        if next < total {
-            meta["continue"] = json!(next.to_string());
-            meta["remainingItemCount"] = json!(total - next);
+        if pos < keys.len() {
+            meta["continue"] = json!(pos.to_string());
+            if selector.is_none() {
+                meta["remainingItemCount"] = json!(keys.len() - pos);
+            }
         }
         respond(
             StatusCode::OK,
@@ -521,24 +786,33 @@ impl State {
         )
     }
 
-    fn namespace_missing(&self, t: &Target) -> Option<Response<Full<Bytes>>> {
+    /// Why an object cannot be created in `t`'s namespace: it does not exist, or it is being deleted.
+    fn namespace_refuses(&self, t: &Target, name: &str) -> Option<Response<Full<Bytes>>> {
         if !t.rt.namespaced {
             return None;
         }
-        let exists = self.store.lock().expect("store").objects.contains_key(&(
-            String::new(),
-            "namespaces".into(),
-            String::new(),
-            t.namespace.clone(),
-        ));
-        (!exists).then(|| {
-            status(
+        let store = self.store.lock().expect("store");
+        let ns = store.objects.get(&(String::new(), "namespaces".into(), String::new(), t.namespace.clone())).cloned();
+        drop(store);
+        match ns {
+            None => Some(status(
                 404,
                 "NotFound",
                 format!("namespaces \"{}\" not found", t.namespace),
                 json!({"name": t.namespace, "kind": "namespaces"}),
-            )
-        })
+            )),
+            Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Some(status(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                    resource_name(&t.rt),
+                    t.namespace
+                ),
+                json!({"name": name, "group": t.rt.group, "kind": t.rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {} is being terminated", t.namespace), "field": "metadata.namespace"}]}),
+            )),
+            Some(_) => None,
+        }
     }
 
     fn stamp(&self, t: &Target, obj: &mut Value, name: &str) {
@@ -553,7 +827,34 @@ impl State {
         }
     }
 
-    fn create(&self, t: &Target, mut obj: Value, dry: bool) -> Response<Full<Bytes>> {
+    /// Records an Update operation's ownership: `manager` owns what it changed, others lose it, and removed fields
+    /// are nobody's.
+    fn record_update(store: &mut Store, key: &Key, manager: &str, api_version: &str, old: Option<&Value>, new: &Value) {
+        let (changed, removed) = changed_fields(old, new);
+        let owners = store.owners.entry(key.clone()).or_default();
+        for o in owners.iter_mut() {
+            o.fields.retain(|f| !changed.contains(f) && !removed.contains(f));
+        }
+        match owners.iter_mut().find(|o| o.manager == manager && o.operation == "Update") {
+            Some(o) => o.fields.extend(changed),
+            None => owners.push(Owner {
+                manager: manager.into(),
+                operation: "Update",
+                api_version: api_version.into(),
+                fields: changed,
+            }),
+        }
+        owners.retain(|o| !o.fields.is_empty());
+    }
+
+    fn create(
+        &self,
+        t: &Target,
+        mut obj: Value,
+        dry: bool,
+        manager: &str,
+        operation: &'static str,
+    ) -> Response<Full<Bytes>> {
         if !obj.is_object() {
             return status(400, "BadRequest", "the body must be an object".into(), json!({}));
         }
@@ -572,24 +873,25 @@ impl State {
                             "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
                             t.rt.kind
                         ),
-                        json!({"kind": t.rt.kind}),
+                        json!({"kind": t.rt.kind, "causes": [{"reason": "FieldValueRequired", "message": "Required value: name or generateName is required", "field": "metadata.name"}]}),
                     )
                 }
             },
         };
-        if let Some(resp) = self.namespace_missing(t) {
+        if let Some(resp) = self.namespace_refuses(t, &name) {
             return resp;
         }
         self.stamp(t, &mut obj, &name);
+        // an applier owns what it applied; an updater owns everything the object holds after admission
+        let applied_fields = leaf_fields(&obj);
+        admit(&t.rt, &mut obj, true);
         let key = Self::key(t, &name);
         let mut store = self.store.lock().expect("store");
         if store.objects.contains_key(&key) {
-            let res =
-                if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
             return status(
                 409,
                 "AlreadyExists",
-                format!("{res} \"{name}\" already exists"),
+                format!("{} \"{name}\" already exists", resource_name(&t.rt)),
                 json!({"name": name, "group": t.rt.group, "kind": t.rt.plural}),
             );
         }
@@ -599,30 +901,47 @@ impl State {
             json!(format!("00000000-0000-4000-8000-{:012}", self.uid.fetch_add(1, Ordering::SeqCst))),
         );
         meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
-        meta.insert("generation".into(), json!(1));
-        meta.remove("managedFields");
-        if dry {
-            meta.insert("resourceVersion".into(), json!(""));
-            return respond(StatusCode::CREATED, obj);
+        if has_generation(&t.rt) {
+            meta.insert("generation".into(), json!(1));
         }
-        meta.insert("resourceVersion".into(), json!(self.next_rv().to_string()));
-        if t.rt.group == "apiextensions.k8s.io" && t.rt.plural == "customresourcedefinitions" {
-            // the apiextensions controller: serve the new types and report the CRD Established
+        meta.remove("managedFields");
+        meta.remove("resourceVersion");
+        let is_crd = t.rt.group == "apiextensions.k8s.io" && t.rt.plural == "customresourcedefinitions";
+        if is_crd {
+            crd_defaults(&mut obj);
+        }
+        let fields = if operation == "Apply" {
+            leaf_fields(&obj).intersection(&applied_fields).cloned().collect()
+        } else {
+            leaf_fields(&obj)
+        };
+        let owner = Owner { manager: manager.into(), operation, api_version: t.rt.api_version(), fields };
+        let mut shown = obj.clone();
+        show_owners(&mut shown, std::slice::from_ref(&owner));
+        if dry {
+            return respond(StatusCode::CREATED, shown);
+        }
+        let rv = self.next_rv().to_string();
+        obj["metadata"]["resourceVersion"] = json!(rv);
+        shown["metadata"]["resourceVersion"] = json!(rv);
+        store.owners.insert(key.clone(), vec![owner]);
+        if is_crd {
+            // the apiextensions controllers: serve the new types and establish the CRD (a later write)
             for rt in crd_types(&obj) {
                 if !store.types.contains(&rt) {
                     store.types.push(rt);
                 }
             }
-            obj["status"] = json!({"conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}
-            ]});
+            crd_established(&mut obj);
+            obj["metadata"]["resourceVersion"] = json!(self.next_rv().to_string());
         }
-        store.objects.insert(key, obj.clone());
-        respond(StatusCode::CREATED, obj)
+        store.objects.insert(key, obj);
+        respond(StatusCode::CREATED, shown)
     }
 
-    /// Stores `new` over `old`, keeping server-owned metadata; `precondition` is the client's resourceVersion.
+    /// Stores `new` over the current object after an update by `manager` (a PUT or a non-apply patch, or a server-side
+    /// apply whose ownership the caller records); `precondition` is the client's resourceVersion.
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         t: &Target,
@@ -630,6 +949,8 @@ impl State {
         mut new: Value,
         precondition: Option<String>,
         dry: bool,
+        manager: &str,
+        apply_owners: Option<Vec<Owner>>,
     ) -> Response<Full<Bytes>> {
         let key = Self::key(t, name);
         let mut store = self.store.lock().expect("store");
@@ -640,56 +961,58 @@ impl State {
         let current = old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
         if let Some(p) = precondition.filter(|p| !p.is_empty()) {
             if p != current {
-                let res =
-                    if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) };
                 return status(
                     409,
                     "Conflict",
-                    format!("Operation cannot be fulfilled on {res} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+                    format!("Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again", resource_name(&t.rt)),
                     json!({"name": name, "group": t.rt.group, "kind": t.rt.plural}),
                 );
             }
         }
         self.stamp(t, &mut new, name);
+        admit(&t.rt, &mut new, false);
         let meta = new["metadata"].as_object_mut().expect("metadata");
-        for k in ["uid", "creationTimestamp"] {
-            if let Some(v) = old.pointer(&format!("/metadata/{k}")) {
-                meta.insert(k.into(), v.clone());
-            }
+        for k in ["uid", "creationTimestamp", "generation", "deletionTimestamp"] {
+            match old.pointer(&format!("/metadata/{k}")) {
+                Some(v) => meta.insert(k.into(), v.clone()),
+                None => meta.remove(k),
+            };
         }
         meta.remove("managedFields");
-        let changed = {
-            let strip = |v: &Value| {
-                let mut v = v.clone();
-                if let Some(m) = v["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
-                    m.remove("generation");
-                }
-                v
-            };
-            strip(&old) != strip(&new)
-        };
-        let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-        let meta = new["metadata"].as_object_mut().expect("metadata");
-        if !changed {
-            // a no-op write does not bump the resourceVersion, as the apiserver does
-            meta.insert("resourceVersion".into(), json!(current));
-            meta.insert("generation".into(), json!(generation));
-            return respond(StatusCode::OK, new);
+        meta.insert("resourceVersion".into(), json!(current));
+        // status is written through its subresource only (kept from the stored object on a main-resource write)
+        if let Some(st) = old.get("status") {
+            new["status"] = st.clone();
+        } else if let Some(m) = new.as_object_mut() {
+            m.remove("status");
         }
-        let spec_changed = old.get("spec") != new.get("spec");
-        let meta = new["metadata"].as_object_mut().expect("metadata");
-        meta.insert("generation".into(), json!(if spec_changed { generation + 1 } else { generation }));
-        if dry {
-            meta.insert("resourceVersion".into(), json!(current));
-            return respond(StatusCode::OK, new);
+        let owners_before = store.owners.get(&key).cloned().unwrap_or_default();
+        let mut scratch = Store { owners: [(key.clone(), owners_before.clone())].into(), ..Default::default() };
+        match apply_owners {
+            Some(o) => {
+                scratch.owners.insert(key.clone(), o);
+            }
+            None => Self::record_update(&mut scratch, &key, manager, &t.rt.api_version(), Some(&old), &new),
         }
-        meta.insert("resourceVersion".into(), json!(self.next_rv().to_string()));
-        store.objects.insert(key, new.clone());
+        let owners = scratch.owners.remove(&key).unwrap_or_default();
+        let changed = old != new;
+        if changed && old.get("spec") != new.get("spec") {
+            if let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64) {
+                new["metadata"]["generation"] = json!(g + 1);
+            }
+        }
+        let ownership_changed = managed_fields(&owners) != managed_fields(&owners_before);
+        if (changed || ownership_changed) && !dry {
+            new["metadata"]["resourceVersion"] = json!(self.next_rv().to_string());
+            store.owners.insert(key.clone(), owners.clone());
+            store.objects.insert(key, new.clone());
+        }
+        // a no-op write stores nothing and keeps the resourceVersion, as the API server does
+        show_owners(&mut new, &owners);
         respond(StatusCode::OK, new)
     }
 
-    fn replace(&self, t: &Target, name: &str, mut obj: Value, dry: bool) -> Response<Full<Bytes>> {
+    fn replace(&self, t: &Target, name: &str, mut obj: Value, dry: bool, manager: &str) -> Response<Full<Bytes>> {
         if !obj.get("metadata").is_some_and(Value::is_object) {
             obj["metadata"] = json!({});
         }
@@ -703,13 +1026,12 @@ impl State {
                 );
             }
         }
+        // built-in kinds allow an update without a resourceVersion (unconditional)
         let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
-        if rv.as_deref().is_none_or(str::is_empty) && self.get(t, name).is_some() {
-            return status(422, "Invalid", format!("{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update", t.rt.kind), json!({"name": name, "kind": t.rt.kind}));
-        }
-        self.write(t, name, obj, rv, dry)
+        self.write(t, name, obj, rv, dry, manager, None)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn patch(
         &self,
         t: &Target,
@@ -718,70 +1040,21 @@ impl State {
         body: &[u8],
         q: &BTreeMap<String, String>,
         dry: bool,
+        manager: &str,
     ) -> Response<Full<Bytes>> {
         let ctype = ctype.split(';').next().unwrap_or("").trim();
-        let current = self.get(t, name);
+        let current = self.store.lock().expect("store").objects.get(&Self::key(t, name)).cloned();
         match ctype {
             "application/apply-patch+yaml" => {
                 if q.get("fieldManager").is_none_or(String::is_empty) {
-                    return status(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(), json!({}));
+                    return status(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+                        json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]}));
                 }
                 let applied: Value = match serde_yaml::from_slice(body) {
                     Ok(v) => v,
                     Err(e) => return status(400, "BadRequest", format!("error decoding YAML: {e}"), json!({})),
                 };
-                let manager = q.get("fieldManager").cloned().unwrap_or_default();
-                let force = q.get("force").is_some_and(|f| f == "true");
-                let mut fields = std::collections::BTreeSet::new();
-                leaf_fields(&applied, "", &mut fields);
-                let key = Self::key(t, name);
-                // fields another manager applied with a different value are a conflict unless forced
-                if let Some(cur) = &current {
-                    let store = self.store.lock().expect("store");
-                    let owners = store.managers.get(&key).cloned().unwrap_or_default();
-                    drop(store);
-                    let mut conflicts = Vec::new();
-                    for (m, owned) in owners.iter().filter(|(m, _)| **m != manager) {
-                        for f in owned.intersection(&fields) {
-                            if at_path(cur, f) != at_path(&applied, f) {
-                                conflicts.push(format!("conflict with \"{m}\": {f}"));
-                            }
-                        }
-                    }
-                    if !conflicts.is_empty() && !force {
-                        return status(
-                            409,
-                            "Conflict",
-                            format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, conflicts.join("\n")),
-                            json!({"name": name, "group": t.rt.group, "kind": t.rt.plural, "causes": conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": c})).collect::<Vec<_>>()}),
-                        );
-                    }
-                }
-                let resp = match current {
-                    None => {
-                        let mut obj = applied;
-                        if !obj.get("metadata").is_some_and(Value::is_object) {
-                            obj["metadata"] = json!({});
-                        }
-                        obj["metadata"]["name"] = json!(name);
-                        self.create(t, obj, dry)
-                    }
-                    Some(mut cur) => {
-                        let rv = applied.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
-                        json_patch::merge(&mut cur, &applied);
-                        self.write(t, name, cur, rv, dry)
-                    }
-                };
-                if resp.status().is_success() && !dry {
-                    let mut store = self.store.lock().expect("store");
-                    let owners = store.managers.entry(key).or_default();
-                    for (m, owned) in owners.iter_mut().filter(|(m, _)| **m != manager) {
-                        let _ = m;
-                        owned.retain(|f| !fields.contains(f));
-                    }
-                    owners.insert(manager, fields);
-                }
-                resp
+                self.apply(t, name, applied, current, q.get("force").is_some_and(|f| f == "true"), dry, manager)
             }
             "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 let Some(mut cur) = current else { return self.not_found(t, name) };
@@ -791,7 +1064,7 @@ impl State {
                 };
                 let rv = p.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
                 json_patch::merge(&mut cur, &p);
-                self.write(t, name, cur, rv, dry)
+                self.write(t, name, cur, rv, dry, manager, None)
             }
             "application/json-patch+json" => {
                 let Some(mut cur) = current else { return self.not_found(t, name) };
@@ -800,32 +1073,172 @@ impl State {
                     Err(e) => return status(400, "BadRequest", format!("error decoding patch: {e}"), json!({})),
                 };
                 let before_rv = cur.pointer("/metadata/resourceVersion").cloned();
-                if let Err(e) = json_patch::patch(&mut cur, &p.0) {
+                if json_patch::patch(&mut cur, &p.0).is_err() {
                     // a failed `test` operation is how JSON-patch clients express preconditions
-                    return status(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"), json!({}));
+                    return status(422, "Invalid", "the server rejected our request due to an error in our request".into(), json!({}));
                 }
                 let rv = cur.pointer("/metadata/resourceVersion").filter(|v| Some(*v) != before_rv.as_ref()).and_then(Value::as_str).map(String::from);
-                self.write(t, name, cur, rv, dry)
+                self.write(t, name, cur, rv, dry, manager, None)
             }
             other => status(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other})"), json!({})),
         }
     }
 
+    /// Server-side apply: fields other managers own with another value are conflicts unless forced (then taken
+    /// from them); the same value is owned together; fields this manager applied before and applies no more
+    /// are removed unless someone else owns them.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        t: &Target,
+        name: &str,
+        mut applied: Value,
+        current: Option<Value>,
+        force: bool,
+        dry: bool,
+        manager: &str,
+    ) -> Response<Full<Bytes>> {
+        if !applied.get("metadata").is_some_and(Value::is_object) {
+            applied["metadata"] = json!({});
+        }
+        applied["metadata"]["name"] = json!(name);
+        let Some(cur) = current else {
+            return self.create(t, applied, dry, manager, "Apply");
+        };
+        let mut want = leaf_fields(&applied);
+        let key = Self::key(t, name);
+        let mut owners = self.store.lock().expect("store").owners.get(&key).cloned().unwrap_or_default();
+        // conflicts: grouped by manager for the message, in ownership order for the causes
+        let mut causes = Vec::new();
+        let mut by_manager: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for o in owners.iter().filter(|o| !(o.manager == manager && o.operation == "Apply")) {
+            for f in o.fields.intersection(&want) {
+                if at_path(&cur, f) != at_path(&applied, f) {
+                    causes.push(json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", o.manager), "field": dotted(f)}));
+                    by_manager.entry(o.manager.clone()).or_default().push(dotted(f));
+                }
+            }
+        }
+        if !causes.is_empty() && !force {
+            let n = causes.len();
+            let text: Vec<String> = by_manager
+                .iter()
+                .map(|(m, fs)| {
+                    format!(
+                        "conflicts with \"{m}\":\n{}",
+                        fs.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
+                    )
+                })
+                .collect();
+            let message = if n == 1 {
+                let (m, fs) = by_manager.iter().next().expect("one conflict");
+                format!("Apply failed with 1 conflict: conflict with \"{m}\": {}", fs[0])
+            } else {
+                format!("Apply failed with {n} conflicts: {}", text.join("\n"))
+            };
+            return status(409, "Conflict", message, json!({"causes": causes}));
+        }
+        let mut next = cur.clone();
+        let previous: BTreeSet<Path> = owners
+            .iter()
+            .find(|o| o.manager == manager && o.operation == "Apply")
+            .map(|o| o.fields.clone())
+            .unwrap_or_default();
+        for f in previous.difference(&want) {
+            let shared =
+                owners.iter().any(|o| !(o.manager == manager && o.operation == "Apply") && o.fields.contains(f));
+            if !shared {
+                remove_path(&mut next, f);
+            }
+        }
+        if let Some(m) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        merge_applied(&mut next, &applied);
+        if force {
+            // forced: the conflicting fields change hands; fields applied with the value they have stay shared
+            for o in owners.iter_mut().filter(|o| !(o.manager == manager && o.operation == "Apply")) {
+                o.fields.retain(|f| !want.contains(f) || at_path(&cur, f) == at_path(&applied, f));
+            }
+        }
+        want.retain(|f| at_path(&next, f).is_some());
+        match owners.iter_mut().find(|o| o.manager == manager && o.operation == "Apply") {
+            Some(o) => o.fields = want,
+            None => owners.push(Owner {
+                manager: manager.into(),
+                operation: "Apply",
+                api_version: t.rt.api_version(),
+                fields: want,
+            }),
+        }
+        owners.retain(|o| !o.fields.is_empty());
+        self.write(t, name, next, None, dry, manager, Some(owners))
+    }
+
+    /// Deletes an object: gone at once (the answer is a `Success` status), or, with finalizers (or a namespace,
+    /// which the namespace controller empties first), marked for deletion and returned as it now is.
     fn delete(&self, t: &Target, name: &str, dry: bool) -> Response<Full<Bytes>> {
         let key = Self::key(t, name);
         let mut store = self.store.lock().expect("store");
-        let Some(obj) = store.objects.get(&key).cloned() else {
+        let Some(mut obj) = store.objects.get(&key).cloned() else {
             drop(store);
             return self.not_found(t, name);
         };
+        let is_crd = t.rt.group == "apiextensions.k8s.io" && t.rt.plural == "customresourcedefinitions";
+        let is_ns = t.rt.group.is_empty() && t.rt.plural == "namespaces";
+        let finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        if is_crd || is_ns || finalizers {
+            if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                obj["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                if is_crd {
+                    obj["metadata"]["finalizers"] = json!(["customresourcecleanup.apiextensions.k8s.io"]);
+                    if let Some(cs) = obj.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
+                        cs.push(json!({"type": "Terminating", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "InstanceDeletionPending", "message": "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon"}));
+                    }
+                }
+                if is_ns {
+                    obj["status"]["phase"] = json!("Terminating");
+                }
+                if !dry {
+                    obj["metadata"]["resourceVersion"] = json!(self.next_rv().to_string());
+                }
+            }
+            let mut shown = obj.clone();
+            show_owners(&mut shown, store.owners.get(&key).map(Vec::as_slice).unwrap_or(&[]));
+            if !dry {
+                if is_crd {
+                    // the apiextensions controller removes the custom resources, the types, then the CRD
+                    let gone = crd_types(&obj);
+                    store.types.retain(|rt| !gone.contains(rt));
+                    store.objects.retain(|(g, p, _, _), _| !gone.iter().any(|rt| &rt.group == g && &rt.plural == p));
+                    store.objects.remove(&key);
+                    store.owners.remove(&key);
+                } else {
+                    // a namespace stays Terminating (no controller empties it), as on a control plane without one
+                    store.objects.insert(key, obj);
+                }
+            }
+            return respond(StatusCode::OK, shown);
+        }
+        let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(json!(""));
         if !dry {
             store.objects.remove(&key);
-            store.managers.remove(&key);
-            if t.rt.plural == "namespaces" {
-                store.objects.retain(|(_, _, ns, _), _| ns != name);
-            }
+            store.owners.remove(&key);
             self.next_rv();
         }
-        respond(StatusCode::OK, obj)
+        respond(
+            StatusCode::OK,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                   "details": {"name": name, "group": t.rt.group, "kind": t.rt.plural, "uid": uid}})
+            .as_object()
+            .map(|m| {
+                let mut m = m.clone();
+                if let Some(d) = m.get_mut("details").and_then(Value::as_object_mut) {
+                    d.retain(|_, v| v.as_str() != Some(""));
+                }
+                Value::Object(m)
+            })
+            .unwrap_or_default(),
+        )
     }
 }

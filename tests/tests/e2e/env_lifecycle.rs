@@ -49,21 +49,75 @@ cluster:
 pub struct Setup {
     pub aws: LocalAws,
     pub conf: aws_config::SdkConfig,
+    /// The cluster's API server: the testkit's fake (settable `/metrics`), or a real one.
     pub kube: eksodus_testkit::kubeapi::FakeKube,
+    /// A real API server standing in for the cluster's, when the test asked for one and the machine has it.
+    pub real: Option<eksodus_testkit::realkube::RealKube>,
+    pub client: kube::Client,
 }
 
 pub async fn setup(faults: FaultConfig) -> Setup {
+    setup_kube(faults, false).await
+}
+
+/// The ENIConfig CRD, as the VPC CNI add-on installs it on EKS.
+const ENICONFIG_CRD: &str = r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "eniconfigs.crd.k8s.amazonaws.com"},
+  "spec": {"group": "crd.k8s.amazonaws.com", "scope": "Cluster", "names": {"plural": "eniconfigs", "singular": "eniconfig", "kind": "ENIConfig", "listKind": "ENIConfigList"},
+    "versions": [{"name": "v1alpha1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}"#;
+
+/// Like [`setup`]; with `real`, the cluster's Kubernetes side is a real API server of its own (ENIConfigs are
+/// cluster-scoped, so it is not shared) when the machine has one.
+pub async fn setup_kube(faults: FaultConfig, real: bool) -> Setup {
     let aws = LocalAws::start(faults).await.expect("emulator");
     let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
     let kube = eksodus_testkit::kubeapi::FakeKube::start().await.expect("fake API server");
     kube.register("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs", "ENIConfig", false);
-    Setup { aws, conf, kube }
+    let real = if real && eksodus_testkit::realkube::RealKube::available() {
+        let k = eksodus_testkit::realkube::RealKube::start(Default::default()).await.expect("real API server");
+        println!("the cluster's Kubernetes side is a real API server ({})", k.url());
+        Some(k)
+    } else {
+        if real {
+            println!("the cluster's Kubernetes side is the fake API server (no real one on this machine)");
+        }
+        None
+    };
+    let client = match &real {
+        Some(k) => {
+            let c = k.client().await.unwrap();
+            let crd: kube::api::DynamicObject = serde_json::from_str(ENICONFIG_CRD).unwrap();
+            let ar = kube::core::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+                "customresourcedefinitions",
+            );
+            kube::Api::<kube::api::DynamicObject>::all_with(c.clone(), &ar)
+                .create(&Default::default(), &crd)
+                .await
+                .unwrap();
+            wait_served(&c, "crd.k8s.amazonaws.com").await;
+            c
+        }
+        None => kube::Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap(),
+    };
+    Setup { aws, conf, kube, real, client }
+}
+
+async fn wait_served(c: &kube::Client, group: &str) {
+    for _ in 0..100 {
+        let d = kube::discovery::Discovery::new(c.clone()).run().await.unwrap();
+        if d.groups().any(|g| g.name() == group) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{group} never served");
 }
 
 impl Setup {
     pub fn env(&self, spec: &EnvironmentSpec) -> Environment {
-        let client = kube::Client::try_from(kube::Config::new(self.kube.url().parse().unwrap())).unwrap();
-        Environment::new(&self.conf, spec.clone(), ApplyOptions::fast()).unwrap().with_kube(KubeAccess::Client(client))
+        Environment::new(&self.conf, spec.clone(), ApplyOptions::fast())
+            .unwrap()
+            .with_kube(KubeAccess::Client(self.client.clone()))
     }
 }
 
@@ -76,7 +130,7 @@ fn with_version(s: &EnvironmentSpec, v: &str) -> EnvironmentSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_plan_upgrade_down_leaves_nothing() {
     let s = spec(ENV);
-    let st = setup(FaultConfig { eks_pending_describes: 2, ..Default::default() }).await;
+    let st = setup_kube(FaultConfig { eks_pending_describes: 2, ..Default::default() }, true).await;
     let env = st.env(&s);
     let up = env.up(&EventSink::discard()).await.unwrap();
     assert!(up.rounds.len() >= 2, "IRSA roles and their addons need a second round");
@@ -129,8 +183,7 @@ async fn up_plan_upgrade_down_leaves_nothing() {
         "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
     }))
     .unwrap();
-    let client = kube::Client::try_from(kube::Config::new(st.kube.url().parse().unwrap())).unwrap();
-    kube::Api::<Service>::namespaced(client, "default").create(&Default::default(), &svc).await.unwrap();
+    kube::Api::<Service>::namespaced(st.client.clone(), "default").create(&Default::default(), &svc).await.unwrap();
 
     let down = st.env(&s133).down(&EventSink::discard(), Duration::from_secs(10)).await.unwrap();
     assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());

@@ -10,6 +10,7 @@ mod access_iam;
 mod eks_emulation;
 mod env_lifecycle;
 mod fake_kube;
+mod kube_conformance;
 mod migrate;
 mod net_lifecycle;
 mod net_resilience;

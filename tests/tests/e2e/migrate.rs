@@ -145,7 +145,7 @@ async fn export_apply_resume_reapply() {
     assert!(again.objects.iter().all(|o| o.outcome == Outcome::Journaled), "{:?}", again.counts());
     let before = snapshot(&dst.client, &dst.namespace).await;
     let again = live::apply(&dst.client, &objects, &ApplyOptions::default(), &quiet()).await.unwrap();
-    assert!(again.objects.iter().all(|o| o.outcome == Outcome::Applied), "{:?}", again.counts());
+    assert!(again.objects.iter().all(|o| o.outcome == Outcome::Unchanged), "{:?}", again.counts());
     assert_eq!(snapshot(&dst.client, &dst.namespace).await, before, "re-applying changed something");
     let dry = live::apply(&dst.client, &objects, &ApplyOptions { dry_run: true, ..Default::default() }, &quiet())
         .await
@@ -265,28 +265,44 @@ async fn per_object_errors_do_not_stop_the_rest() {
     dst.cleanup().await;
 }
 
-/// CRDs go first and are waited for; their custom resources follow once the target serves them.
+/// CRDs go first and are waited for; their custom resources follow once the target serves them. The group is
+/// unique to the run, so the test can share a real API server with others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_resources_follow_their_crd() {
     let (src, dst) = source_and_target("migrate-crd").await;
-    if src.fake.is_none() {
-        return; // installing a CRD into a real cluster is beyond a test's business
-    }
-    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+    let group = format!("{}.example.com", eksodus_e2e::unique_name("crd"));
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
                  "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
     create_all(&src.client, &[crd]).await;
-    create_all(&src.client, &[json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": src.namespace}, "spec": {"size": 3}})]).await;
+    // a real server serves a new CRD's kind a moment after it is Established
+    let mut created = false;
+    for _ in 0..50 {
+        let d = kube::discovery::Discovery::new(src.client.clone()).run().await.unwrap();
+        if d.resolve_gvk(&GroupVersionKind::gvk(&group, "v1", "Widget")).is_some() {
+            create_all(&src.client, &[json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w", "namespace": src.namespace}, "spec": {"size": 3}})]).await;
+            created = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(created, "the source never served the CRD's kind");
     let read = live::export(&src.client, 100, &quiet()).await.unwrap();
     let filters = Filters { include_namespaces: vec![src.namespace.clone()], ..Default::default() };
     let p = prepare(read, "source", &filters, &rules(&src.namespace, &dst.namespace));
-    let waves: Vec<(String, u32)> = p.objects.iter().map(|(o, w)| (o.kind().to_string(), *w)).collect();
+    // the shared server holds other tests' CRDs: keep this test's
+    let objects: Vec<(Obj, u32)> = p
+        .objects
+        .into_iter()
+        .filter(|(o, _)| o.kind() != "CustomResourceDefinition" || o.name().ends_with(&group))
+        .collect();
+    let waves: Vec<(String, u32)> = objects.iter().map(|(o, w)| (o.kind().to_string(), *w)).collect();
     let crd_wave = waves.iter().find(|(k, _)| k == "CustomResourceDefinition").unwrap().1;
     let w_wave = waves.iter().find(|(k, _)| k == "Widget").unwrap().1;
     assert!(crd_wave < w_wave);
-    let r = live::apply(&dst.client, &p.objects, &ApplyOptions::default(), &quiet()).await.unwrap();
+    let r = live::apply(&dst.client, &objects, &ApplyOptions::default(), &quiet()).await.unwrap();
     assert!(r.is_success(), "{:?}", r.objects);
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
     let w: Api<DynamicObject> = Api::namespaced_with(dst.client.clone(), &dst.namespace, &ar);
     assert_eq!(w.get("w").await.unwrap().data["spec"]["size"], 3);
 }
