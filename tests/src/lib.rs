@@ -16,6 +16,8 @@ pub struct Env {
     pub aws: LocalAws,
     /// EC2 client through the proxy.
     pub ec2: Client,
+    /// The SDK configuration (for the caller keyed to this emulator account's proxy).
+    pub conf: aws_config::SdkConfig,
 }
 
 impl Env {
@@ -24,12 +26,14 @@ impl Env {
         let aws = LocalAws::start(faults).await.expect("local AWS emulator");
         let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
         let ec2 = Client::new(&conf);
-        Env { aws, ec2 }
+        Env { aws, ec2, conf }
     }
 
     /// The network reconciler for `spec`.
     pub fn network(&self, spec: &EnvironmentSpec) -> Network {
-        Network::new(self.ec2.clone(), spec).with_retry(ApplyOptions::fast())
+        Network::new(self.ec2.clone(), spec)
+            .with_retry(ApplyOptions::fast())
+            .with_calls(eksodus_core::aws::Calls::new("ec2", &self.conf))
     }
 
     /// Plans and applies `spec`'s network once; returns the report (which may hold failures).

@@ -35,6 +35,10 @@ pub struct EnvArgs {
     /// Skip the access-entry lockout guard.
     #[arg(long)]
     pub force: bool,
+    /// Do not talk to the cluster's API server (a private endpoint, a broken control plane): `down` removes the
+    /// load balancers its controllers made by their tags instead, `up` leaves the Kubernetes-side steps pending.
+    #[arg(long)]
+    pub skip_kubernetes: bool,
 }
 
 /// Loads an eksodus spec or an eksctl ClusterConfig (refusing one with fields eksodus cannot carry over).
@@ -54,8 +58,8 @@ pub fn load_any(file: &Path) -> Result<EnvironmentSpec> {
 async fn environment(a: &EnvArgs) -> Result<Environment> {
     let spec = load_any(&a.file)?;
     let conf = crate::target(&spec.region, a.local, a.profile.clone()).await?.load().await;
-    let kube = if a.local {
-        KubeAccess::None // the emulated cluster's endpoint leads nowhere
+    let kube = if a.local || a.skip_kubernetes {
+        KubeAccess::None // the emulated cluster's endpoint leads nowhere, or the user said not to try
     } else {
         KubeAccess::Token(crate::credentials(&conf).await?)
     };
@@ -162,7 +166,21 @@ pub async fn down(a: EnvArgs) -> Result<ExitCode> {
         if let Some(s) = &report.kube_skipped {
             outln!("skipped: {s}");
         }
+        if let Some(sw) = report.swept.as_ref().filter(|s| !s.load_balancers.is_empty() || !s.target_groups.is_empty())
+        {
+            outln!(
+                "removed by their cluster tags: {} load balancer(s), {} target group(s)",
+                sw.load_balancers.len(),
+                sw.target_groups.len()
+            );
+        }
+        for f in report.swept.iter().flat_map(|s| &s.failed) {
+            outln!("  could not remove: {f}");
+        }
         out!("{}", render::report(&report.report));
+        for n in &report.not_checked {
+            outln!("not checked: {n}");
+        }
         if report.remaining.is_empty() {
             outln!("Nothing tagged eksodus.io/environment={} is left.", env.spec.name);
         } else {

@@ -434,7 +434,8 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
         NetCmd::Plan(a) => {
             let spec = load(&a.file)?;
             let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
-            let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
+            let net =
+                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus_core::aws::Calls::new("ec2", &conf));
             let plan = net.plan(&spec).await?;
             if a.json {
                 outln!("{}", serde_json::to_string_pretty(&render::plan_json(&plan))?);
@@ -446,7 +447,8 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
         NetCmd::Apply(a) => {
             let spec = load(&a.file)?;
             let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
-            let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
+            let net =
+                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus_core::aws::Calls::new("ec2", &conf));
             let plan = net.plan(&spec).await?;
             let json = a.json;
             if !json {
@@ -478,7 +480,8 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
         NetCmd::Destroy(a) => {
             let spec = EnvironmentSpec::load(&a.file)?; // a spec that no longer validates can still be destroyed
             let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
-            let net = Network::new(aws_sdk_ec2_client(&conf), &spec);
+            let net =
+                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus_core::aws::Calls::new("ec2", &conf));
             let plan = net.destroy_plan().await?;
             if !a.json {
                 out!("{}", render::plan(&plan));

@@ -205,6 +205,7 @@ impl Progress {
                 self.line(format!("  ! {id} skipped: {because} failed"));
             }
             Event::Leftover { resource, reason } => self.line(format!("  leftover {resource}: {reason}")),
+            Event::Note { message } => self.line(format!("  note: {message}")),
             _ => {}
         }
     }

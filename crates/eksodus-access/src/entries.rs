@@ -15,7 +15,7 @@ use aws_sdk_eks::Client;
 use futures::future::try_join_all;
 use serde_json::{json, Map, Value};
 
-use eksodus_core::aws::{error_code, step_error};
+use eksodus_core::aws::{error_code, step_error, Calls};
 use eksodus_core::engine::{
     retry, ApplyOptions, BoxFuture, Executor, OpContext, OpKind, Operation, StepError, WaitState,
 };
@@ -100,12 +100,14 @@ pub struct AccessEntries {
     cluster: String,
     user_tags: std::collections::BTreeMap<String, String>,
     reads: ApplyOptions,
+    calls: Calls,
     known_mode: Option<Option<AuthenticationMode>>,
 }
 
 impl AccessEntries {
     /// For `spec`'s cluster (named after the environment).
     pub fn new(eks: Client, spec: &EnvironmentSpec) -> Self {
+        let calls = Calls::for_region("eks", &eks.config().region().map(|r| r.to_string()).unwrap_or_default());
         AccessEntries {
             eks,
             env: spec.name.clone(),
@@ -116,6 +118,7 @@ impl AccessEntries {
             cluster: spec.name.clone(),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
+            calls,
             known_mode: None,
         }
     }
@@ -136,7 +139,15 @@ impl AccessEntries {
 
     /// Uses `opts`' retry policy for reads made outside the engine.
     pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.calls = self.calls.with_policy(opts.calls);
         self.reads = opts;
+        self
+    }
+
+    /// Calls AWS through `calls` (keyed to the SDK configuration's region and endpoint, shared with every other
+    /// client of the process that talks to the same place).
+    pub fn with_calls(mut self, calls: Calls) -> Self {
+        self.calls = calls.with_policy(*self.calls.policy());
         self
     }
 
@@ -288,10 +299,8 @@ impl AccessEntries {
             Some(m) => m,
             None => {
                 let cluster = retry(&self.reads, || async {
-                    self.eks
-                        .describe_cluster()
-                        .name(c)
-                        .send()
+                    self.calls
+                        .read(|| self.eks.describe_cluster().name(c).send())
                         .await
                         .map_err(|e| step_error(format!("DescribeCluster {c}"), e))
                 })
@@ -323,11 +332,8 @@ impl AccessEntries {
             let mut token = None;
             loop {
                 let r = self
-                    .eks
-                    .list_access_entries()
-                    .cluster_name(c)
-                    .set_next_token(token.clone())
-                    .send()
+                    .calls
+                    .read(|| self.eks.list_access_entries().cluster_name(c).set_next_token(token.clone()).send())
                     .await
                     .map_err(|e| step_error(format!("ListAccessEntries {c}"), e))?;
                 all.extend(r.access_entries().iter().cloned());
@@ -341,11 +347,8 @@ impl AccessEntries {
         .await?;
         let details = try_join_all(principals.iter().map(|p| async move {
             retry(&self.reads, || async {
-                self.eks
-                    .describe_access_entry()
-                    .cluster_name(c)
-                    .principal_arn(p)
-                    .send()
+                self.calls
+                    .read(|| self.eks.describe_access_entry().cluster_name(c).principal_arn(p).send())
                     .await
                     .map_err(|e| step_error(format!("DescribeAccessEntry {p}"), e))
             })
@@ -388,11 +391,8 @@ impl AccessEntries {
     async fn policies_of(&self, principal: &str) -> Result<Vec<String>, StepError> {
         let c = &self.cluster;
         let pol = retry(&self.reads, || async {
-            self.eks
-                .list_associated_access_policies()
-                .cluster_name(c)
-                .principal_arn(principal)
-                .send()
+            self.calls
+                .read(|| self.eks.list_associated_access_policies().cluster_name(c).principal_arn(principal).send())
                 .await
                 .map_err(|e| step_error(format!("ListAssociatedAccessPolicies {principal}"), e))
         })
@@ -435,11 +435,10 @@ impl AccessEntries {
             let mut token = None;
             loop {
                 let r = self
-                    .eks
-                    .list_pod_identity_associations()
-                    .cluster_name(c)
-                    .set_next_token(token.clone())
-                    .send()
+                    .calls
+                    .read(|| {
+                        self.eks.list_pod_identity_associations().cluster_name(c).set_next_token(token.clone()).send()
+                    })
                     .await
                     .map_err(|e| step_error(format!("ListPodIdentityAssociations {c}"), e))?;
                 all.extend(r.associations().iter().filter_map(|a| a.association_id().map(String::from)));
@@ -453,11 +452,8 @@ impl AccessEntries {
         .await?;
         let found = try_join_all(ids.iter().map(|id| async move {
             retry(&self.reads, || async {
-                self.eks
-                    .describe_pod_identity_association()
-                    .cluster_name(c)
-                    .association_id(id)
-                    .send()
+                self.calls
+                    .read(|| self.eks.describe_pod_identity_association().cluster_name(c).association_id(id).send())
                     .await
                     .map_err(|e| step_error(format!("DescribePodIdentityAssociation {id}"), e))
             })
@@ -562,13 +558,16 @@ impl AccessEntries {
                     .build(),
                 None => AccessScope::builder().r#type(AccessScopeType::Cluster).build(),
             };
-            self.eks
-                .associate_access_policy()
-                .cluster_name(c)
-                .principal_arn(principal)
-                .policy_arn(arn)
-                .access_scope(s)
-                .send()
+            self.calls
+                .read(|| {
+                    self.eks
+                        .associate_access_policy()
+                        .cluster_name(c)
+                        .principal_arn(principal)
+                        .policy_arn(arn)
+                        .access_scope(s.clone())
+                        .send()
+                })
                 .await
                 .map(|_| ())
                 .map_err(|e| step_error(format!("AssociateAccessPolicy {arn} to {principal}"), e))
@@ -579,12 +578,15 @@ impl AccessEntries {
         try_join_all(remove.iter().map(|p| p.split('|').next().unwrap_or(p)).filter(|arn| !keep.contains(arn)).map(
             |arn| async move {
                 match self
-                    .eks
-                    .disassociate_access_policy()
-                    .cluster_name(c)
-                    .principal_arn(principal)
-                    .policy_arn(arn)
-                    .send()
+                    .calls
+                    .read(|| {
+                        self.eks
+                            .disassociate_access_policy()
+                            .cluster_name(c)
+                            .principal_arn(principal)
+                            .policy_arn(arn)
+                            .send()
+                    })
                     .await
                 {
                     Ok(_) => Ok(()),
@@ -600,25 +602,25 @@ impl AccessEntries {
     async fn set_mode(&self, mode: &str, ctx: &OpContext) -> Result<(), StepError> {
         let c = &self.cluster;
         let r = self
-            .eks
-            .update_cluster_config()
-            .name(c)
-            .access_config(
-                aws_sdk_eks::types::UpdateAccessConfigRequest::builder()
-                    .authentication_mode(EksMode::from(mode))
-                    .build(),
-            )
-            .send()
+            .calls
+            .read(|| {
+                self.eks
+                    .update_cluster_config()
+                    .name(c)
+                    .access_config(
+                        aws_sdk_eks::types::UpdateAccessConfigRequest::builder()
+                            .authentication_mode(EksMode::from(mode))
+                            .build(),
+                    )
+                    .send()
+            })
             .await
             .map_err(|e| step_error(format!("UpdateClusterConfig {c} authenticationMode={mode}"), e))?;
         let Some(id) = r.update().and_then(|u| u.id()).map(String::from) else { return Ok(()) };
         ctx.wait_until(&format!("authentication mode {mode} on {c}"), ctx.waits.timeout, || async {
             let u = self
-                .eks
-                .describe_update()
-                .name(c)
-                .update_id(&id)
-                .send()
+                .calls
+                .read(|| self.eks.describe_update().name(c).update_id(&id).send())
                 .await
                 .map_err(|e| step_error(format!("DescribeUpdate {id}"), e))?;
             let status = u.update().and_then(|u| u.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
@@ -660,15 +662,18 @@ impl Executor for AccessEntries {
                     let (ns, sa) = (get("namespace"), get("service_account"));
                     let t = tags::ownership(&self.env, self.component, &s.key, &self.user_tags);
                     let r = self
-                        .eks
-                        .create_pod_identity_association()
-                        .cluster_name(c)
-                        .namespace(&ns)
-                        .service_account(&sa)
-                        .role_arn(get("role_arn"))
-                        .set_tags(Some(t.into_iter().collect()))
-                        .client_request_token(ctx.client_token(s))
-                        .send()
+                        .calls
+                        .create(|| {
+                            self.eks
+                                .create_pod_identity_association()
+                                .cluster_name(c)
+                                .namespace(&ns)
+                                .service_account(&sa)
+                                .role_arn(get("role_arn"))
+                                .set_tags(Some(t.clone().into_iter().collect()))
+                                .client_request_token(ctx.client_token(s))
+                                .send()
+                        })
                         .await;
                     match r {
                         Ok(r) => Ok(r.association().and_then(|a| a.association_id()).map(String::from)),
@@ -685,19 +690,26 @@ impl Executor for AccessEntries {
                 }
                 ("pod-identity-association", OpKind::Update) => {
                     let id = s.physical_id.clone().unwrap_or_default();
-                    self.eks
-                        .update_pod_identity_association()
-                        .cluster_name(c)
-                        .association_id(&id)
-                        .role_arn(want.get("role_arn").and_then(Value::as_str).unwrap_or_default())
-                        .send()
+                    self.calls
+                        .read(|| {
+                            self.eks
+                                .update_pod_identity_association()
+                                .cluster_name(c)
+                                .association_id(&id)
+                                .role_arn(want.get("role_arn").and_then(Value::as_str).unwrap_or_default())
+                                .send()
+                        })
                         .await
                         .map_err(|e| step_error(format!("UpdatePodIdentityAssociation {id}"), e))?;
                     Ok(Some(id))
                 }
                 ("pod-identity-association", OpKind::Delete) => {
                     let id = s.physical_id.clone().unwrap_or_default();
-                    match self.eks.delete_pod_identity_association().cluster_name(c).association_id(&id).send().await {
+                    match self
+                        .calls
+                        .read(|| self.eks.delete_pod_identity_association().cluster_name(c).association_id(&id).send())
+                        .await
+                    {
                         Ok(_) => Ok(Some(id)),
                         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(Some(id)),
                         Err(e) => Err(step_error(format!("DeletePodIdentityAssociation {id}"), e)),
@@ -707,27 +719,29 @@ impl Executor for AccessEntries {
                     let principal = s.key.trim_start_matches("entry/").to_string();
                     let t = tags::ownership(&self.env, self.component, &s.key, &self.user_tags);
                     let r = self
-                        .eks
-                        .create_access_entry()
-                        .cluster_name(c)
-                        .principal_arn(&principal)
-                        .r#type(want["type"].as_str().unwrap_or("STANDARD"))
-                        .set_kubernetes_groups(Some(strings(&want, "groups")).filter(|g| !g.is_empty()))
-                        .set_username(want.get("username").and_then(Value::as_str).map(String::from))
-                        .set_tags(Some(t.into_iter().collect()))
-                        .client_request_token(ctx.client_token(s))
-                        .send()
+                        .calls
+                        .create(|| {
+                            self.eks
+                                .create_access_entry()
+                                .cluster_name(c)
+                                .principal_arn(&principal)
+                                .r#type(want["type"].as_str().unwrap_or("STANDARD"))
+                                .set_kubernetes_groups(Some(strings(&want, "groups")).filter(|g| !g.is_empty()))
+                                .set_username(want.get("username").and_then(Value::as_str).map(String::from))
+                                .set_tags(Some(t.clone().into_iter().collect()))
+                                .client_request_token(ctx.client_token(s))
+                                .send()
+                        })
                         .await;
                     let existing_policies = match r {
                         Ok(_) => vec![],
                         Err(e) if error_code(&e) == Some("ResourceInUseException") => {
                             // an earlier attempt created it: adopt it only if it carries our tags
                             let d = self
-                                .eks
-                                .describe_access_entry()
-                                .cluster_name(c)
-                                .principal_arn(&principal)
-                                .send()
+                                .calls
+                                .read(|| {
+                                    self.eks.describe_access_entry().cluster_name(c).principal_arn(&principal).send()
+                                })
                                 .await
                                 .map_err(|e| step_error(format!("DescribeAccessEntry {principal}"), e))?;
                             let ours = d.access_entry().and_then(|e| e.tags()).is_some_and(|t| {
@@ -752,13 +766,16 @@ impl Executor for AccessEntries {
                     if want.get("groups") != have.get("groups")
                         || (want.get("username").is_some() && want.get("username") != have.get("username"))
                     {
-                        self.eks
-                            .update_access_entry()
-                            .cluster_name(c)
-                            .principal_arn(&principal)
-                            .set_kubernetes_groups(Some(strings(&want, "groups")))
-                            .set_username(want.get("username").and_then(Value::as_str).map(String::from))
-                            .send()
+                        self.calls
+                            .read(|| {
+                                self.eks
+                                    .update_access_entry()
+                                    .cluster_name(c)
+                                    .principal_arn(&principal)
+                                    .set_kubernetes_groups(Some(strings(&want, "groups")))
+                                    .set_username(want.get("username").and_then(Value::as_str).map(String::from))
+                                    .send()
+                            })
                             .await
                             .map_err(|e| step_error(format!("UpdateAccessEntry {principal}"), e))?;
                     }
@@ -771,7 +788,11 @@ impl Executor for AccessEntries {
                 }
                 ("access-entry", OpKind::Delete) => {
                     let principal = s.physical_id.clone().unwrap_or_default();
-                    match self.eks.delete_access_entry().cluster_name(c).principal_arn(&principal).send().await {
+                    match self
+                        .calls
+                        .read(|| self.eks.delete_access_entry().cluster_name(c).principal_arn(&principal).send())
+                        .await
+                    {
                         Ok(_) => Ok(Some(principal)),
                         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(Some(principal)),
                         Err(e) => Err(step_error(format!("DeleteAccessEntry {principal}"), e)),

@@ -19,7 +19,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use futures::future::try_join_all;
 use serde_json::{json, Map, Value};
 
-use eksodus_core::aws::{error_code, step_error};
+use eksodus_core::aws::{error_code, step_error, Calls};
 use eksodus_core::engine::{
     retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError,
 };
@@ -70,6 +70,7 @@ pub struct Iam {
     partition: &'static str,
     user_tags: BTreeMap<String, String>,
     reads: ApplyOptions,
+    calls: Calls,
 }
 
 /// How a call inside an operation turns its outcome into the step's (see `op_call`).
@@ -137,18 +138,28 @@ where
 impl Iam {
     /// A reconciler for `spec`'s environment.
     pub fn new(iam: Client, spec: &EnvironmentSpec) -> Self {
+        let calls = Calls::for_region("iam", &iam.config().region().map(|r| r.to_string()).unwrap_or_default());
         Iam {
             iam,
             env: spec.name.clone(),
             partition: policy::partition(&spec.region),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
+            calls,
         }
     }
 
     /// Uses `opts`' retry policy for reads made outside the engine.
     pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.calls = self.calls.with_policy(opts.calls);
         self.reads = opts;
+        self
+    }
+
+    /// Calls AWS through `calls` (keyed to the SDK configuration's region and endpoint, shared with every other
+    /// client of the process that talks to the same place).
+    pub fn with_calls(mut self, calls: Calls) -> Self {
+        self.calls = calls.with_policy(*self.calls.policy());
         self
     }
 
@@ -283,11 +294,14 @@ impl Iam {
             let mut marker = None;
             loop {
                 let r = self
-                    .iam
-                    .get_account_authorization_details()
-                    .filter(aws_sdk_iam::types::EntityType::Role)
-                    .set_marker(marker.clone())
-                    .send()
+                    .calls
+                    .read(|| {
+                        self.iam
+                            .get_account_authorization_details()
+                            .filter(aws_sdk_iam::types::EntityType::Role)
+                            .set_marker(marker.clone())
+                            .send()
+                    })
                     .await
                     .map_err(|e| iam_error("GetAccountAuthorizationDetails".into(), e))?;
                 out.extend(r.role_detail_list().iter().filter(|d| d.path() == Some(path.as_str())).cloned());
@@ -301,9 +315,8 @@ impl Iam {
         .await?;
         let mut out: Vec<Observed> = roles.iter().filter_map(|r| self.observe_role(r)).collect();
         let providers = retry(&self.reads, || async {
-            self.iam
-                .list_open_id_connect_providers()
-                .send()
+            self.calls
+                .read(|| self.iam.list_open_id_connect_providers().send())
                 .await
                 .map_err(|e| iam_error("ListOpenIDConnectProviders".into(), e))
         })
@@ -311,10 +324,8 @@ impl Iam {
         for p in providers.open_id_connect_provider_list() {
             let Some(arn) = p.arn() else { continue };
             let r = retry(&self.reads, || async {
-                self.iam
-                    .get_open_id_connect_provider()
-                    .open_id_connect_provider_arn(arn)
-                    .send()
+                self.calls
+                    .read(|| self.iam.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send())
                     .await
                     .map_err(|e| iam_error(format!("GetOpenIDConnectProvider {arn}"), e))
             })
@@ -342,17 +353,13 @@ impl Iam {
     async fn observe_role_named(&self, name: &str) -> Result<Option<Observed>, StepError> {
         let (role, attached) = retry(&self.reads, || async {
             let role = self
-                .iam
-                .get_role()
-                .role_name(name)
-                .send()
+                .calls
+                .read(|| self.iam.get_role().role_name(name).send())
                 .await
                 .map_err(|e| iam_error(format!("GetRole {name}"), e))?;
             let attached = self
-                .iam
-                .list_attached_role_policies()
-                .role_name(name)
-                .send()
+                .calls
+                .read(|| self.iam.list_attached_role_policies().role_name(name).send())
                 .await
                 .map_err(|e| iam_error(format!("ListAttachedRolePolicies {name}"), e))?;
             Ok((role, attached))
@@ -422,18 +429,15 @@ impl Iam {
         let want_p = list(Some(want), "policies");
         let have_p = list(have, "policies");
         try_join_all(want_p.iter().filter(|p| !have_p.contains(p)).map(|p| async move {
-            self.iam
-                .attach_role_policy()
-                .role_name(name)
-                .policy_arn(p)
-                .send()
+            self.calls
+                .read(|| self.iam.attach_role_policy().role_name(name).policy_arn(p).send())
                 .await
                 .map_err(|e| iam_error(format!("AttachRolePolicy {p} to {name}"), e))
                 .map(|_| ())
         }))
         .await?;
         try_join_all(have_p.iter().filter(|p| !want_p.contains(p)).map(|p| async move {
-            match self.iam.detach_role_policy().role_name(name).policy_arn(p).send().await {
+            match self.calls.read(|| self.iam.detach_role_policy().role_name(name).policy_arn(p).send()).await {
                 Ok(_) => Ok(()),
                 Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
                 Err(e) => Err(iam_error(format!("DetachRolePolicy {p} from {name}"), e)),
@@ -444,30 +448,30 @@ impl Iam {
         if want.get("trust") != have.get("trust") {
             let doc: PolicyDocument = serde_json::from_value(want["trust"].clone())
                 .map_err(|e| StepError::permanent(format!("trust policy of {name}: {e}")))?;
-            self.iam
-                .update_assume_role_policy()
-                .role_name(name)
-                .policy_document(serde_json::to_string(&doc).expect("serializable"))
-                .send()
+            self.calls
+                .read(|| {
+                    self.iam
+                        .update_assume_role_policy()
+                        .role_name(name)
+                        .policy_document(serde_json::to_string(&doc).expect("serializable"))
+                        .send()
+                })
                 .await
                 .map_err(|e| iam_error(format!("UpdateAssumeRolePolicy {name}"), e))?;
         }
         if want.get("boundary") != have.get("boundary") {
             match want.get("boundary").and_then(Value::as_str) {
                 Some(b) => {
-                    self.iam
-                        .put_role_permissions_boundary()
-                        .role_name(name)
-                        .permissions_boundary(b)
-                        .send()
+                    self.calls
+                        .read(|| {
+                            self.iam.put_role_permissions_boundary().role_name(name).permissions_boundary(b).send()
+                        })
                         .await
                         .map_err(|e| iam_error(format!("PutRolePermissionsBoundary {name}"), e))?;
                 }
                 None => {
-                    self.iam
-                        .delete_role_permissions_boundary()
-                        .role_name(name)
-                        .send()
+                    self.calls
+                        .read(|| self.iam.delete_role_permissions_boundary().role_name(name).send())
                         .await
                         .map_err(|e| iam_error(format!("DeleteRolePermissionsBoundary {name}"), e))?;
                 }
@@ -496,7 +500,7 @@ impl Iam {
                 if let Some(b) = want.get("boundary").and_then(Value::as_str) {
                     req = req.permissions_boundary(b);
                 }
-                let have = match req.send().await {
+                let have = match self.calls.read(|| req.clone().send()).await {
                     Ok(_) => None,
                     Err(e) if error_code(&e) == Some("EntityAlreadyExists") => {
                         // an earlier attempt created it (or someone else did: then it is not ours to take)
@@ -531,21 +535,23 @@ impl Iam {
                     .filter_map(|v| v.as_str().map(String::from))
                     .collect();
                 let r = self
-                    .iam
-                    .create_open_id_connect_provider()
-                    .url(format!("https://{url}"))
-                    .set_client_id_list(Some(ids))
-                    .set_thumbprint_list(Some(thumbs))
-                    .set_tags(Some(self.tags(&s.key)))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.iam
+                            .create_open_id_connect_provider()
+                            .url(format!("https://{url}"))
+                            .set_client_id_list(Some(ids.clone()))
+                            .set_thumbprint_list(Some(thumbs.clone()))
+                            .set_tags(Some(self.tags(&s.key)))
+                            .send()
+                    })
                     .await;
                 match r {
                     Ok(r) => Ok(r.open_id_connect_provider_arn().map(String::from)),
                     Err(e) if error_code(&e) == Some("EntityAlreadyExists") => {
                         let list = self
-                            .iam
-                            .list_open_id_connect_providers()
-                            .send()
+                            .calls
+                            .read(|| self.iam.list_open_id_connect_providers().send())
                             .await
                             .map_err(|e| iam_error("ListOpenIDConnectProviders".into(), e))?;
                         let arn = list
@@ -575,11 +581,8 @@ impl Iam {
                 self.sync_role(&id, &want, Some(&have)).await?;
                 let missing = self.missing_tags(&want, &have);
                 if !missing.is_empty() {
-                    self.iam
-                        .tag_role()
-                        .role_name(&id)
-                        .set_tags(Some(missing))
-                        .send()
+                    self.calls
+                        .read(|| self.iam.tag_role().role_name(&id).set_tags(Some(missing.clone())).send())
                         .await
                         .map_err(|e| iam_error(format!("TagRole {id}"), e))?;
                 }
@@ -592,39 +595,51 @@ impl Iam {
                         .unwrap_or_default()
                 };
                 for c in list(&want, "client_ids").iter().filter(|c| !list(&have, "client_ids").contains(c)) {
-                    self.iam
-                        .add_client_id_to_open_id_connect_provider()
-                        .open_id_connect_provider_arn(&id)
-                        .client_id(c)
-                        .send()
+                    self.calls
+                        .read(|| {
+                            self.iam
+                                .add_client_id_to_open_id_connect_provider()
+                                .open_id_connect_provider_arn(&id)
+                                .client_id(c)
+                                .send()
+                        })
                         .await
                         .map_err(|e| iam_error(format!("AddClientIDToOpenIDConnectProvider {id}"), e))?;
                 }
                 for c in list(&have, "client_ids").iter().filter(|c| !list(&want, "client_ids").contains(c)) {
-                    self.iam
-                        .remove_client_id_from_open_id_connect_provider()
-                        .open_id_connect_provider_arn(&id)
-                        .client_id(c)
-                        .send()
+                    self.calls
+                        .read(|| {
+                            self.iam
+                                .remove_client_id_from_open_id_connect_provider()
+                                .open_id_connect_provider_arn(&id)
+                                .client_id(c)
+                                .send()
+                        })
                         .await
                         .map_err(|e| iam_error(format!("RemoveClientIDFromOpenIDConnectProvider {id}"), e))?;
                 }
                 if want.get("thumbprints") != have.get("thumbprints") {
-                    self.iam
-                        .update_open_id_connect_provider_thumbprint()
-                        .open_id_connect_provider_arn(&id)
-                        .set_thumbprint_list(Some(list(&want, "thumbprints")))
-                        .send()
+                    self.calls
+                        .read(|| {
+                            self.iam
+                                .update_open_id_connect_provider_thumbprint()
+                                .open_id_connect_provider_arn(&id)
+                                .set_thumbprint_list(Some(list(&want, "thumbprints")))
+                                .send()
+                        })
                         .await
                         .map_err(|e| iam_error(format!("UpdateOpenIDConnectProviderThumbprint {id}"), e))?;
                 }
                 let missing = self.missing_tags(&want, &have);
                 if !missing.is_empty() {
-                    self.iam
-                        .tag_open_id_connect_provider()
-                        .open_id_connect_provider_arn(&id)
-                        .set_tags(Some(missing))
-                        .send()
+                    self.calls
+                        .read(|| {
+                            self.iam
+                                .tag_open_id_connect_provider()
+                                .open_id_connect_provider_arn(&id)
+                                .set_tags(Some(missing.clone()))
+                                .send()
+                        })
                         .await
                         .map_err(|e| iam_error(format!("TagOpenIDConnectProvider {id}"), e))?;
                 }
@@ -701,7 +716,7 @@ impl Iam {
                 // Each call retries on its own (throttling, 5xx), so a fault late in the sequence does not
                 // repeat the calls before it; "already gone" counts as done.
                 let attached = retry(&self.reads, || async {
-                    match self.iam.list_attached_role_policies().role_name(&id).send().await {
+                    match self.calls.read(|| self.iam.list_attached_role_policies().role_name(&id).send()).await {
                         Ok(r) => Ok(Some(
                             r.attached_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect(),
                         )),

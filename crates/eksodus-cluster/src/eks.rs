@@ -26,7 +26,7 @@ use futures::future::try_join_all;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use eksodus_core::aws::{error_code, step_error};
+use eksodus_core::aws::{error_code, step_error, Calls};
 use eksodus_core::engine::{
     retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState,
 };
@@ -179,6 +179,7 @@ pub struct Eks {
     partition: &'static str,
     user_tags: BTreeMap<String, String>,
     reads: ApplyOptions,
+    calls: Calls,
 }
 
 fn props(v: Value) -> Map<String, Value> {
@@ -249,6 +250,7 @@ fn role_arn(partition: &str, account: &str, spec: &EnvironmentSpec, purpose: &st
 impl Eks {
     /// A reconciler for `spec`'s cluster (named after the environment).
     pub fn new(eks: Client, spec: &EnvironmentSpec) -> Self {
+        let calls = Calls::for_region("eks", &eks.config().region().map(|r| r.to_string()).unwrap_or_default());
         Eks {
             eks,
             name: spec.name.clone(),
@@ -256,12 +258,26 @@ impl Eks {
             partition: eksodus_access::policy::partition(&spec.region),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
+            calls,
         }
     }
 
     /// Uses `opts`' retry policy for reads made outside the engine.
     pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.calls = self.calls.with_policy(opts.calls);
         self.reads = opts;
+        self
+    }
+
+    /// The caller of EKS this reconciler uses.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// Calls AWS through `calls` (keyed to the SDK configuration's region and endpoint, shared with every other
+    /// client of the process that talks to the same place).
+    pub fn with_calls(mut self, calls: Calls) -> Self {
+        self.calls = calls.with_policy(*self.calls.policy());
         self
     }
 
@@ -488,7 +504,7 @@ impl Eks {
     }
 
     async fn describe_cluster(&self) -> Result<Option<aws_sdk_eks::types::Cluster>, StepError> {
-        match self.eks.describe_cluster().name(&self.name).send().await {
+        match self.calls.read(|| self.eks.describe_cluster().name(&self.name).send()).await {
             Ok(r) => Ok(r.cluster().cloned()),
             Err(e) if is_not_found(error_code(&e)) => Ok(None),
             Err(e) => Err(step_error(format!("DescribeCluster {}", self.name), e)),
@@ -587,11 +603,8 @@ impl Eks {
             let mut token = None;
             loop {
                 let r = self
-                    .eks
-                    .list_nodegroups()
-                    .cluster_name(&self.name)
-                    .set_next_token(token.clone())
-                    .send()
+                    .calls
+                    .read(|| self.eks.list_nodegroups().cluster_name(&self.name).set_next_token(token.clone()).send())
                     .await
                     .map_err(|e| step_error(format!("ListNodegroups {}", self.name), e))?;
                 ngs.extend(r.nodegroups().iter().cloned());
@@ -604,11 +617,8 @@ impl Eks {
             let mut token = None;
             loop {
                 let r = self
-                    .eks
-                    .list_addons()
-                    .cluster_name(&self.name)
-                    .set_next_token(token.clone())
-                    .send()
+                    .calls
+                    .read(|| self.eks.list_addons().cluster_name(&self.name).set_next_token(token.clone()).send())
                     .await
                     .map_err(|e| step_error(format!("ListAddons {}", self.name), e))?;
                 addons.extend(r.addons().iter().cloned());
@@ -641,7 +651,11 @@ impl Eks {
         key_of: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<Option<(Observed, String, String)>, StepError> {
         let r = retry(&self.reads, || async {
-            match self.eks.describe_nodegroup().cluster_name(&self.name).nodegroup_name(name).send().await {
+            match self
+                .calls
+                .read(|| self.eks.describe_nodegroup().cluster_name(&self.name).nodegroup_name(name).send())
+                .await
+            {
                 Ok(r) => Ok(r.nodegroup().cloned()),
                 Err(e) if is_not_found(error_code(&e)) => Ok(None),
                 Err(e) => Err(step_error(format!("DescribeNodegroup {name}"), e)),
@@ -701,7 +715,7 @@ impl Eks {
 
     async fn observe_addon(&self, name: &str) -> Result<Option<(Observed, String)>, StepError> {
         let r = retry(&self.reads, || async {
-            match self.eks.describe_addon().cluster_name(&self.name).addon_name(name).send().await {
+            match self.calls.read(|| self.eks.describe_addon().cluster_name(&self.name).addon_name(name).send()).await {
                 Ok(r) => Ok(r.addon().cloned()),
                 Err(e) if is_not_found(error_code(&e)) => Ok(None),
                 Err(e) => Err(step_error(format!("DescribeAddon {name}"), e)),
@@ -751,11 +765,14 @@ impl Eks {
             let mut token = None;
             loop {
                 let r = self
-                    .eks
-                    .describe_addon_versions()
-                    .kubernetes_version(version)
-                    .set_next_token(token.clone())
-                    .send()
+                    .calls
+                    .read(|| {
+                        self.eks
+                            .describe_addon_versions()
+                            .kubernetes_version(version)
+                            .set_next_token(token.clone())
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(format!("DescribeAddonVersions {version}"), e))?;
                 for a in r.addons() {
@@ -981,7 +998,8 @@ impl Eks {
     }
 
     async fn describe_nodegroup(&self, ng: &str) -> Result<Option<aws_sdk_eks::types::Nodegroup>, StepError> {
-        match self.eks.describe_nodegroup().cluster_name(&self.name).nodegroup_name(ng).send().await {
+        match self.calls.read(|| self.eks.describe_nodegroup().cluster_name(&self.name).nodegroup_name(ng).send()).await
+        {
             Ok(r) => Ok(r.nodegroup().cloned()),
             Err(e) if is_not_found(error_code(&e)) => Ok(None),
             Err(e) => Err(step_error(format!("DescribeNodegroup {ng}"), e)),
@@ -1056,7 +1074,7 @@ impl Eks {
     }
 
     async fn describe_addon(&self, name: &str) -> Result<Option<aws_sdk_eks::types::Addon>, StepError> {
-        match self.eks.describe_addon().cluster_name(&self.name).addon_name(name).send().await {
+        match self.calls.read(|| self.eks.describe_addon().cluster_name(&self.name).addon_name(name).send()).await {
             Ok(r) => Ok(r.addon().cloned()),
             Err(e) if is_not_found(error_code(&e)) => Ok(None),
             Err(e) => Err(step_error(format!("DescribeAddon {name}"), e)),
@@ -1098,13 +1116,16 @@ impl Eks {
     ) -> Result<(), StepError> {
         ctx.wait_until(&format!("update {id}"), self.wait_timeout(ctx, "eks-cluster"), || async {
             let r = self
-                .eks
-                .describe_update()
-                .name(&self.name)
-                .update_id(id)
-                .set_nodegroup_name(nodegroup.map(String::from))
-                .set_addon_name(addon.map(String::from))
-                .send()
+                .calls
+                .read(|| {
+                    self.eks
+                        .describe_update()
+                        .name(&self.name)
+                        .update_id(id)
+                        .set_nodegroup_name(nodegroup.map(String::from))
+                        .set_addon_name(addon.map(String::from))
+                        .send()
+                })
                 .await
                 .map_err(|e| step_error(format!("DescribeUpdate {id}"), e))?;
             let Some(u) = r.update() else { return Ok(WaitState::Failed(format!("update {id} not found"))) };
@@ -1190,7 +1211,7 @@ impl Eks {
             req =
                 req.upgrade_policy(UpgradePolicyRequest::builder().support_type(SupportType::from(t.as_str())).build());
         }
-        match req.send().await {
+        match self.calls.read(|| req.clone().send()).await {
             Ok(_) => {}
             Err(e) if error_code(&e) == Some("ResourceInUseException") => {
                 // made by an attempt whose answer was lost, or by someone else
@@ -1231,12 +1252,15 @@ impl Eks {
                 vpc = vpc.set_public_access_cidrs(Some(strings(&w, "public_cidrs")));
             }
             let r = self
-                .eks
-                .update_cluster_config()
-                .name(&self.name)
-                .resources_vpc_config(vpc.build())
-                .client_request_token(format!("{}-endpoint", &ctx.client_token(s)[..40]))
-                .send()
+                .calls
+                .read(|| {
+                    self.eks
+                        .update_cluster_config()
+                        .name(&self.name)
+                        .resources_vpc_config(vpc.clone().build())
+                        .client_request_token(format!("{}-endpoint", &ctx.client_token(s)[..40]))
+                        .send()
+                })
                 .await
                 .map_err(|e| busy(format!("UpdateClusterConfig endpoint {}", self.name), e))?;
             if let Some(id) = r.update().and_then(|u| u.id()) {
@@ -1265,12 +1289,15 @@ impl Eks {
                 );
             }
             let r = self
-                .eks
-                .update_cluster_config()
-                .name(&self.name)
-                .logging(Logging::builder().set_cluster_logging(Some(setups)).build())
-                .client_request_token(format!("{}-logging", &ctx.client_token(s)[..40]))
-                .send()
+                .calls
+                .read(|| {
+                    self.eks
+                        .update_cluster_config()
+                        .name(&self.name)
+                        .logging(Logging::builder().set_cluster_logging(Some(setups.clone())).build())
+                        .client_request_token(format!("{}-logging", &ctx.client_token(s)[..40]))
+                        .send()
+                })
                 .await
                 .map_err(|e| busy(format!("UpdateClusterConfig logging {}", self.name), e))?;
             if let Some(id) = r.update().and_then(|u| u.id()) {
@@ -1294,18 +1321,15 @@ impl Eks {
     }
 
     async fn tag(&self, arn: &str, key: &str) -> Result<(), StepError> {
-        self.eks
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(self.owner_tags(key)))
-            .send()
+        self.calls
+            .read(|| self.eks.tag_resource().resource_arn(arn).set_tags(Some(self.owner_tags(key))).send())
             .await
             .map_err(|e| step_error(format!("TagResource {arn}"), e))?;
         Ok(())
     }
 
     async fn delete_cluster(&self, ctx: &OpContext) -> Result<Option<String>, StepError> {
-        match self.eks.delete_cluster().name(&self.name).send().await {
+        match self.calls.read(|| self.eks.delete_cluster().name(&self.name).send()).await {
             Ok(_) => {}
             Err(e) if is_not_found(error_code(&e)) => return Ok(Some(self.name.clone())),
             Err(e) => return Err(busy(format!("DeleteCluster {}", self.name), e)),
@@ -1334,36 +1358,39 @@ impl Eks {
             tags.insert("eksodus.io/max-pods".into(), m.to_string());
         }
         let r = self
-            .eks
-            .create_nodegroup()
-            .cluster_name(&self.name)
-            .nodegroup_name(&name)
-            .version(text(&w, "version").unwrap_or_default())
-            .scaling_config(
-                NodegroupScalingConfig::builder()
-                    .min_size(n("min"))
-                    .max_size(n("max"))
-                    .desired_size(n("desired"))
-                    .build(),
-            )
-            .disk_size(w.get("disk_size").and_then(Value::as_i64).unwrap_or(DEFAULT_DISK_SIZE as i64) as i32)
-            .set_subnets(Some(subnets))
-            .set_instance_types(Some(strings(&w, "instance_types")))
-            .ami_type(AmiTypes::from(text(&w, "ami_type").unwrap_or_else(|| DEFAULT_AMI_TYPE.into()).as_str()))
-            .capacity_type(CapacityTypes::from(
-                text(&w, "capacity_type").unwrap_or_else(|| "ON_DEMAND".into()).as_str(),
-            ))
-            .node_role(text(&w, "node_role_arn").unwrap_or_default())
-            .set_labels((!labels.is_empty()).then_some(labels))
-            .set_taints(Some(taints(&w)).filter(|t| !t.is_empty()))
-            .update_config(
-                NodegroupUpdateConfig::builder()
-                    .max_unavailable(w.get("max_unavailable").and_then(Value::as_i64).unwrap_or(1) as i32)
-                    .build(),
-            )
-            .set_tags(Some(tags))
-            .client_request_token(ctx.client_token(s))
-            .send()
+            .calls
+            .create(|| {
+                self.eks
+                    .create_nodegroup()
+                    .cluster_name(&self.name)
+                    .nodegroup_name(&name)
+                    .version(text(&w, "version").unwrap_or_default())
+                    .scaling_config(
+                        NodegroupScalingConfig::builder()
+                            .min_size(n("min"))
+                            .max_size(n("max"))
+                            .desired_size(n("desired"))
+                            .build(),
+                    )
+                    .disk_size(w.get("disk_size").and_then(Value::as_i64).unwrap_or(DEFAULT_DISK_SIZE as i64) as i32)
+                    .set_subnets(Some(subnets.clone()))
+                    .set_instance_types(Some(strings(&w, "instance_types")))
+                    .ami_type(AmiTypes::from(text(&w, "ami_type").unwrap_or_else(|| DEFAULT_AMI_TYPE.into()).as_str()))
+                    .capacity_type(CapacityTypes::from(
+                        text(&w, "capacity_type").unwrap_or_else(|| "ON_DEMAND".into()).as_str(),
+                    ))
+                    .node_role(text(&w, "node_role_arn").unwrap_or_default())
+                    .set_labels((!labels.is_empty()).then_some(labels.clone()))
+                    .set_taints(Some(taints(&w)).filter(|t| !t.is_empty()))
+                    .update_config(
+                        NodegroupUpdateConfig::builder()
+                            .max_unavailable(w.get("max_unavailable").and_then(Value::as_i64).unwrap_or(1) as i32)
+                            .build(),
+                    )
+                    .set_tags(Some(tags.clone()))
+                    .client_request_token(ctx.client_token(s))
+                    .send()
+            })
             .await;
         match r {
             Ok(_) => {}
@@ -1455,7 +1482,11 @@ impl Eks {
                         .build(),
                 );
             }
-            let r = req.send().await.map_err(|e| busy(format!("UpdateNodegroupConfig {name}"), e))?;
+            let r = self
+                .calls
+                .read(|| req.clone().send())
+                .await
+                .map_err(|e| busy(format!("UpdateNodegroupConfig {name}"), e))?;
             match r.update().and_then(|u| u.id()) {
                 Some(id) => self.wait_update(ctx, id, Some(&name), None).await?,
                 None => self.wait_nodegroup(ctx, &name, None, false).await?,
@@ -1469,11 +1500,8 @@ impl Eks {
                         t.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
                     }
                 }
-                self.eks
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(t))
-                    .send()
+                self.calls
+                    .read(|| self.eks.tag_resource().resource_arn(arn).set_tags(Some(t.clone())).send())
                     .await
                     .map_err(|e| step_error(format!("TagResource {arn}"), e))?;
             }
@@ -1496,13 +1524,16 @@ impl Eks {
             return Ok(());
         }
         if n.version() != Some(version) && status == "ACTIVE" {
-            self.eks
-                .update_nodegroup_version()
-                .cluster_name(&self.name)
-                .nodegroup_name(name)
-                .version(version)
-                .client_request_token(token)
-                .send()
+            self.calls
+                .read(|| {
+                    self.eks
+                        .update_nodegroup_version()
+                        .cluster_name(&self.name)
+                        .nodegroup_name(name)
+                        .version(version)
+                        .client_request_token(token)
+                        .send()
+                })
                 .await
                 .map_err(|e| busy(format!("UpdateNodegroupVersion {name} to {version}"), e))?;
         }
@@ -1511,7 +1542,11 @@ impl Eks {
 
     async fn delete_nodegroup(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let name = op.step.physical_id.clone().unwrap_or_default();
-        match self.eks.delete_nodegroup().cluster_name(&self.name).nodegroup_name(&name).send().await {
+        match self
+            .calls
+            .read(|| self.eks.delete_nodegroup().cluster_name(&self.name).nodegroup_name(&name).send())
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_not_found(error_code(&e)) => return Ok(Some(name)),
             Err(e) => return Err(busy(format!("DeleteNodegroup {name}"), e)),
@@ -1528,19 +1563,22 @@ impl Eks {
             return Ok(Some(name));
         }
         let r = self
-            .eks
-            .create_addon()
-            .cluster_name(&self.name)
-            .addon_name(&name)
-            .addon_version(text(&w, "version").unwrap_or_default())
-            .set_service_account_role_arn(text(&w, "role_arn"))
-            .set_configuration_values(text(&w, "configuration"))
-            .resolve_conflicts(ResolveConflicts::from(
-                text(&w, "resolve_conflicts").unwrap_or_else(|| "OVERWRITE".into()).as_str(),
-            ))
-            .set_tags(Some(self.owner_tags(&s.key)))
-            .client_request_token(ctx.client_token(s))
-            .send()
+            .calls
+            .create(|| {
+                self.eks
+                    .create_addon()
+                    .cluster_name(&self.name)
+                    .addon_name(&name)
+                    .addon_version(text(&w, "version").unwrap_or_default())
+                    .set_service_account_role_arn(text(&w, "role_arn"))
+                    .set_configuration_values(text(&w, "configuration"))
+                    .resolve_conflicts(ResolveConflicts::from(
+                        text(&w, "resolve_conflicts").unwrap_or_else(|| "OVERWRITE".into()).as_str(),
+                    ))
+                    .set_tags(Some(self.owner_tags(&s.key)))
+                    .client_request_token(ctx.client_token(s))
+                    .send()
+            })
             .await;
         match r {
             Ok(_) => {}
@@ -1600,7 +1638,7 @@ impl Eks {
         if w.contains_key("role_arn") {
             req = req.service_account_role_arn(text(w, "role_arn").unwrap_or_default());
         }
-        let r = req.send().await.map_err(|e| busy(format!("UpdateAddon {name}"), e))?;
+        let r = self.calls.read(|| req.clone().send()).await.map_err(|e| busy(format!("UpdateAddon {name}"), e))?;
         if let Some(id) = r.update().and_then(|u| u.id()) {
             self.wait_update(ctx, id, None, Some(name)).await?;
         }
@@ -1609,7 +1647,7 @@ impl Eks {
 
     async fn delete_addon(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let name = op.step.physical_id.clone().unwrap_or_default();
-        match self.eks.delete_addon().cluster_name(&self.name).addon_name(&name).send().await {
+        match self.calls.read(|| self.eks.delete_addon().cluster_name(&self.name).addon_name(&name).send()).await {
             Ok(_) => {}
             Err(e) if is_not_found(error_code(&e)) => return Ok(Some(name)),
             Err(e) => return Err(busy(format!("DeleteAddon {name}"), e)),
@@ -1635,12 +1673,15 @@ impl Eks {
                     return Ok(Some(pid));
                 }
                 if at != target && status == "ACTIVE" {
-                    self.eks
-                        .update_cluster_version()
-                        .name(&self.name)
-                        .version(&target)
-                        .client_request_token(token)
-                        .send()
+                    self.calls
+                        .read(|| {
+                            self.eks
+                                .update_cluster_version()
+                                .name(&self.name)
+                                .version(&target)
+                                .client_request_token(token.clone())
+                                .send()
+                        })
                         .await
                         .map_err(|e| busy(format!("UpdateClusterVersion {} to {target}", self.name), e))?;
                 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use eksodus_access::entries::AccessEntries;
 use eksodus_access::iam::Iam;
+use eksodus_core::aws::{without_sdk_retries, Calls};
 use eksodus_core::engine::{ApplyOptions, ApplyReport, Engine, Router};
 use eksodus_core::events::{Event, EventSink};
 use eksodus_core::plan::{Action, Plan};
@@ -93,6 +94,11 @@ pub struct DownReport {
     pub cleanup: Option<Cleanup>,
     /// Kubernetes work skipped, and why.
     pub kube_skipped: Option<String>,
+    /// The load balancers and target groups the cluster's controllers made in the VPC, removed by their tags.
+    pub swept: Option<crate::sweep::Swept>,
+    /// What `down` could not check or deliberately leaves, for a person to look at (volumes with data, the
+    /// Kubernetes objects of an unreachable cluster).
+    pub not_checked: Vec<String>,
     /// The destroy plan.
     pub plan: Plan,
     /// What applying it did (its `leftovers` are what could not be removed, or was removed though foreign).
@@ -149,6 +155,8 @@ pub struct Environment {
     ec2: aws_sdk_ec2::Client,
     eks_client: aws_sdk_eks::Client,
     sts: aws_sdk_sts::Client,
+    calls: Calls,
+    sweeper: crate::sweep::Sweeper,
     options: ApplyOptions,
     kube: KubeAccess,
     force: bool,
@@ -160,18 +168,29 @@ fn access_err(e: eksodus_core::engine::StepError) -> Error {
 
 impl Environment {
     /// An environment for `spec` on the AWS `conf` points at. Validates the spec first (no AWS call).
+    ///
+    /// Whatever retry settings `conf` has, the SDK's own retries are turned off ([`without_sdk_retries`]):
+    /// eksodus retries every call itself and knows which ones may not be sent twice. Every call is paced by the
+    /// process's rate limiter for its service at `conf`'s region and endpoint.
     pub fn new(conf: &SdkConfig, spec: EnvironmentSpec, options: ApplyOptions) -> Result<Self, Error> {
         validate(&spec)?;
+        let conf = &without_sdk_retries(conf);
         let ec2 = aws_sdk_ec2::Client::new(conf);
         let eks_client = aws_sdk_eks::Client::new(conf);
         Ok(Environment {
-            network: Network::new(ec2.clone(), &spec).with_retry(options),
-            iam: Iam::new(aws_sdk_iam::Client::new(conf), &spec).with_retry(options),
-            eks: Eks::new(eks_client.clone(), &spec).with_retry(options),
-            kms: crate::kms::Kms::new(aws_sdk_kms::Client::new(conf), &spec).with_retry(options),
+            network: Network::new(ec2.clone(), &spec).with_retry(options).with_calls(Calls::new("ec2", conf)),
+            iam: Iam::new(aws_sdk_iam::Client::new(conf), &spec)
+                .with_retry(options)
+                .with_calls(Calls::new("iam", conf)),
+            eks: Eks::new(eks_client.clone(), &spec).with_retry(options).with_calls(Calls::new("eks", conf)),
+            kms: crate::kms::Kms::new(aws_sdk_kms::Client::new(conf), &spec)
+                .with_retry(options)
+                .with_calls(Calls::new("kms", conf)),
             ec2,
             eks_client,
             sts: aws_sdk_sts::Client::new(conf),
+            calls: Calls::new("sts", conf).with_policy(options.calls),
+            sweeper: crate::sweep::Sweeper::new(conf).with_policy(options.calls),
             spec,
             options,
             kube: KubeAccess::None,
@@ -194,6 +213,7 @@ impl Environment {
     fn entries(&self, account: &str, mode: Option<eksodus_core::spec::AuthenticationMode>) -> AccessEntries {
         AccessEntries::new(self.eks_client.clone(), &self.spec)
             .with_retry(self.options)
+            .with_calls(self.eks.calls().clone())
             .with_account(account)
             .with_known_mode(mode)
             .force(self.force)
@@ -204,9 +224,8 @@ impl Environment {
             return Ok(c.account.clone());
         }
         let r = eksodus_core::engine::retry(&self.options, || async {
-            self.sts
-                .get_caller_identity()
-                .send()
+            self.calls
+                .read(|| self.sts.get_caller_identity().send())
                 .await
                 .map_err(|e| eksodus_core::aws::step_error("STS GetCallerIdentity", e))
         })
@@ -422,7 +441,16 @@ impl Environment {
                 }
             };
             if p.is_converged() {
-                let (eni_configs, kube_skipped) = self.kube_after_up(&p).await?;
+                // the AWS side is converged: a cluster that does not answer leaves its Kubernetes-side steps
+                // pending (a later `up` does them), it does not fail what was built
+                let (eni_configs, kube_skipped) = match self.kube_after_up(&p).await {
+                    Ok(done) => done,
+                    Err(e) if e.is_kube() => (
+                        vec![],
+                        Some(format!("pending: cannot reach the cluster's API server ({e}); ENIConfigs not applied: run up again once it answers")),
+                    ),
+                    Err(e) => return Err(e),
+                };
                 return Ok(UpReport { rounds, converged: p, eni_configs, kube_skipped });
             }
             if p.plan.is_empty() {
@@ -553,22 +581,77 @@ impl Environment {
         let (plan, cluster, account) = destroy;
         let mut cleanup = None;
         let mut kube_skipped = None;
+        let mut not_checked = Vec::new();
         if let Some(info) = cluster.as_ref().filter(|c| c.owned && c.status == "ACTIVE") {
-            match self.kube_client(info)? {
-                Some(client) => cleanup = Some(kube_side::delete_load_balancers(&client, cleanup_timeout).await?),
-                None => {
-                    kube_skipped = Some(
-                        "no access to the cluster's API server: LoadBalancer Services and Ingresses were not deleted first; their load balancers may hold the VPC"
-                            .into(),
-                    )
-                }
+            // teardown never depends on the cluster answering: without it, what its controllers made in AWS is
+            // found by their tags instead
+            let unreachable = match self.kube_client(info) {
+                Ok(Some(client)) => match kube_side::delete_load_balancers(&client, cleanup_timeout).await {
+                    Ok(c) => {
+                        cleanup = Some(c);
+                        None
+                    }
+                    Err(e) => Some(format!("cannot reach the cluster's API server ({e})")),
+                },
+                Ok(None) => Some("Kubernetes skipped (no access to the cluster's API server was given)".to_string()),
+                Err(e) => Some(format!("cannot reach the cluster's API server ({e})")),
+            };
+            if let Some(why) = unreachable {
+                events.emit(Event::Note { message: format!("{why}: removing its load balancers by their tags") });
+                not_checked.push(format!(
+                    "{why}: Services and Ingresses were not deleted through it; the load balancers and target groups its controllers tagged were removed instead, and anything else its controllers made in AWS without those tags may remain"
+                ));
+                kube_skipped = Some(why);
             }
         }
+        let vpc = plan
+            .steps
+            .iter()
+            .find(|s| s.key == "vpc")
+            .and_then(|s| s.physical_id.clone())
+            .or_else(|| self.spec.network.existing.as_ref().map(|e| e.vpc_id.clone()));
+        let swept = match &vpc {
+            Some(vpc) => match self.sweeper.sweep(&self.spec.name, vpc).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    not_checked.push(format!("the load balancers in {vpc} could not be listed: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
         let entries = self.entries(&account, cluster.as_ref().and_then(|c| c.authentication_mode)).force(true);
         let router = self.router(&entries);
         let report = Engine::new(self.options).apply(&plan, &router, events).await?;
         let remaining = self.remaining().await?;
-        Ok(DownReport { cleanup, kube_skipped, plan, report, remaining })
+        not_checked.extend(self.cluster_volumes().await);
+        Ok(DownReport { cleanup, kube_skipped, swept, not_checked, plan, report, remaining })
+    }
+
+    /// EBS volumes the cluster's CSI driver or cloud provider made (tagged for the cluster): never deleted by
+    /// `down`, since they hold data, and named in its report.
+    async fn cluster_volumes(&self) -> Vec<String> {
+        let tag = crate::sweep::cluster_tag(&self.spec.name);
+        let f = aws_sdk_ec2::types::Filter::builder().name("tag-key").values(&tag).build();
+        let r = self.network_calls().read(|| self.ec2.describe_volumes().filters(f.clone()).send()).await;
+        match r {
+            Ok(v) => v
+                .volumes()
+                .iter()
+                .filter_map(|v| v.volume_id())
+                .map(|id| {
+                    format!("EBS volume {id} (made for the cluster's PersistentVolumes; left in place: it holds data)")
+                })
+                .collect(),
+            Err(e) => vec![format!(
+                "the cluster's EBS volumes could not be listed: {}",
+                eksodus_core::aws::step_error("DescribeVolumes", e)
+            )],
+        }
+    }
+
+    fn network_calls(&self) -> &Calls {
+        self.network.calls()
     }
 
     /// Every tagged resource of the environment that still exists.

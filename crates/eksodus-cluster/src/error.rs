@@ -45,7 +45,7 @@ pub enum Error {
     Access(#[from] eksodus_access::Error),
     /// A Kubernetes call failed.
     #[cfg(feature = "aws")]
-    #[error("Kubernetes: {what}")]
+    #[error("Kubernetes: {what}: {source}")]
     Kube {
         /// The call and object.
         what: String,
@@ -56,6 +56,17 @@ pub enum Error {
     /// The engine failed (a cycle, an incomplete apply, ...), or the spec is invalid.
     #[error(transparent)]
     Core(#[from] eksodus_core::Error),
+}
+
+impl Error {
+    /// Whether this is a failure to talk to the cluster's API server (as opposed to AWS or the spec).
+    pub fn is_kube(&self) -> bool {
+        #[cfg(feature = "aws")]
+        if matches!(self, Error::Kube { .. }) {
+            return true;
+        }
+        false
+    }
 }
 
 impl From<eksodus_core::engine::StepError> for Error {

@@ -12,7 +12,7 @@ use aws_sdk_kms::types::{KeyState, Tag};
 use aws_sdk_kms::Client;
 use serde_json::{json, Map, Value};
 
-use eksodus_core::aws::{error_code, step_error};
+use eksodus_core::aws::{error_code, step_error, Calls};
 use eksodus_core::engine::{retry, ApplyOptions, BoxFuture, Executor, OpContext, OpKind, Operation, StepError};
 use eksodus_core::plan::{Cost, Desired, Observed};
 use eksodus_core::spec::EnvironmentSpec;
@@ -61,24 +61,35 @@ pub struct Kms {
     env: String,
     user_tags: BTreeMap<String, String>,
     reads: ApplyOptions,
+    calls: Calls,
     window: u32,
 }
 
 impl Kms {
     /// A reconciler for `spec`'s key.
     pub fn new(kms: Client, spec: &EnvironmentSpec) -> Self {
+        let calls = Calls::for_region("kms", &kms.config().region().map(|r| r.to_string()).unwrap_or_default());
         Kms {
             kms,
             env: spec.name.clone(),
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
+            calls,
             window: wanted(spec).unwrap_or(30),
         }
     }
 
     /// Uses `opts`' retry policy for reads made outside the engine.
     pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.calls = self.calls.with_policy(opts.calls);
         self.reads = opts;
+        self
+    }
+
+    /// Calls AWS through `calls` (keyed to the SDK configuration's region and endpoint, shared with every other
+    /// client of the process that talks to the same place).
+    pub fn with_calls(mut self, calls: Calls) -> Self {
+        self.calls = calls.with_policy(*self.calls.policy());
         self
     }
 
@@ -107,10 +118,8 @@ impl Kms {
             let mut marker = None;
             loop {
                 let r = self
-                    .kms
-                    .list_aliases()
-                    .set_marker(marker.clone())
-                    .send()
+                    .calls
+                    .read(|| self.kms.list_aliases().set_marker(marker.clone()).send())
                     .await
                     .map_err(|e| step_error("ListAliases", e))?;
                 if let Some(a) = r.aliases().iter().find(|a| a.alias_name() == Some(name.as_str())) {
@@ -126,17 +135,13 @@ impl Kms {
         let Some(id) = target else { return Ok(vec![]) };
         let (meta, tag_list) = retry(&self.reads, || async {
             let d = self
-                .kms
-                .describe_key()
-                .key_id(&id)
-                .send()
+                .calls
+                .read(|| self.kms.describe_key().key_id(&id).send())
                 .await
                 .map_err(|e| step_error(format!("DescribeKey {id}"), e))?;
             let t = self
-                .kms
-                .list_resource_tags()
-                .key_id(&id)
-                .send()
+                .calls
+                .read(|| self.kms.list_resource_tags().key_id(&id).send())
                 .await
                 .map_err(|e| step_error(format!("ListResourceTags {id}"), e))?;
             Ok((d, t))
@@ -182,17 +187,20 @@ impl Kms {
             }
         }
         let k = self
-            .kms
-            .create_key()
-            .description(format!("eksodus {}: envelope encryption of Kubernetes secrets", self.env))
-            .set_tags(Some(self.tags()))
-            .send()
+            .calls
+            .create(|| {
+                self.kms
+                    .create_key()
+                    .description(format!("eksodus {}: envelope encryption of Kubernetes secrets", self.env))
+                    .set_tags(Some(self.tags()))
+                    .send()
+            })
             .await
             .map_err(|e| step_error("CreateKey", e))?;
         let Some(m) = k.key_metadata() else { return Err(StepError::permanent("CreateKey returned no key")) };
         let arn = m.arn().unwrap_or_default().to_string();
         let name = op.step.desired.as_ref().and_then(|d| d.get("alias")).and_then(Value::as_str).unwrap_or_default();
-        match self.kms.create_alias().alias_name(name).target_key_id(m.key_id()).send().await {
+        match self.calls.create(|| self.kms.create_alias().alias_name(name).target_key_id(m.key_id()).send()).await {
             Ok(_) => {}
             Err(e) if error_code(&e) == Some("AlreadyExistsException") => {
                 return Err(StepError::permanent(format!(
@@ -209,14 +217,15 @@ impl Kms {
         let id = key_id(&arn);
         let have: Map<String, Value> = op.step.observed.clone().unwrap_or_default();
         if have.get("state").and_then(Value::as_str) == Some("PendingDeletion") {
-            self.kms
-                .cancel_key_deletion()
-                .key_id(&id)
-                .send()
+            self.calls
+                .read(|| self.kms.cancel_key_deletion().key_id(&id).send())
                 .await
                 .map_err(|e| step_error(format!("CancelKeyDeletion {id}"), e))?;
         }
-        self.kms.enable_key().key_id(&id).send().await.map_err(|e| step_error(format!("EnableKey {id}"), e))?;
+        self.calls
+            .read(|| self.kms.enable_key().key_id(&id).send())
+            .await
+            .map_err(|e| step_error(format!("EnableKey {id}"), e))?;
         Ok(Some(arn))
     }
 
@@ -228,7 +237,11 @@ impl Kms {
             return Ok(Some(arn));
         }
         let window = self.window as i32;
-        match self.kms.schedule_key_deletion().key_id(&id).pending_window_in_days(window).send().await {
+        match self
+            .calls
+            .read(|| self.kms.schedule_key_deletion().key_id(&id).pending_window_in_days(window).send())
+            .await
+        {
             Ok(_) => {}
             Err(e) if error_code(&e) == Some("KMSInvalidStateException") => {} // already pending
             Err(e) => return Err(step_error(format!("ScheduleKeyDeletion {id}"), e)),

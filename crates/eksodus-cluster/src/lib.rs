@@ -6,7 +6,8 @@
 //!
 //! With the `aws` feature (default): the EKS reconciler ([`eks`]: control plane, nodegroups, addons, version
 //! steps), the Kubernetes side ([`kube_side`]: ENIConfigs, the pre-delete load-balancer cleanup, the
-//! deprecated-API metric), and [`environment::Environment`], which plans and applies network, IAM, cluster and
+//! deprecated-API metric), the sweep of what the cluster's controllers made in AWS ([`sweep`]), and
+//! [`environment::Environment`], which plans and applies network, IAM, cluster and
 //! access as one dependency graph.
 
 pub mod addons;
@@ -24,5 +25,7 @@ pub mod environment;
 pub mod kms;
 #[cfg(feature = "aws")]
 pub mod kube_side;
+#[cfg(feature = "aws")]
+pub mod sweep;
 
 pub use error::{Error, Result};

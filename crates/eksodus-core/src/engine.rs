@@ -298,6 +298,8 @@ pub struct ApplyOptions {
     pub max_delay: Duration,
     /// Waiter settings handed to executors.
     pub waits: WaitOptions,
+    /// The retry policy of each AWS or Kubernetes call an executor makes ([`crate::retry`]).
+    pub calls: crate::retry::Policy,
 }
 
 impl Default for ApplyOptions {
@@ -309,6 +311,7 @@ impl Default for ApplyOptions {
             throttle_base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(20),
             waits: WaitOptions::default(),
+            calls: crate::retry::Policy::default(),
         }
     }
 }
@@ -325,6 +328,7 @@ impl ApplyOptions {
                 max_interval: Duration::from_millis(200),
                 timeout: Duration::from_secs(60),
             },
+            calls: crate::retry::Policy::fast(),
             ..Self::default()
         }
     }
@@ -708,7 +712,7 @@ async fn run_op(
                 });
                 return Ok((pid, attempt));
             }
-            Err(e) if e.is_retryable() && attempt < opts.max_attempts => {
+            Err(e) if may_retry(&e, attempt, &opts) => {
                 let delay = backoff(&opts, e.class, attempt);
                 ctx.events.emit(Event::StepRetrying {
                     id: op.step.id.clone(),
@@ -727,8 +731,19 @@ async fn run_op(
     }
 }
 
-/// Runs a read (or any idempotent call) with the same retry policy the engine applies to operations:
-/// throttling and transient errors are retried with backoff, up to `opts.max_attempts`.
+/// Whether an operation (or a sequence of calls) is tried again after `e`. Each AWS and Kubernetes call is
+/// retried on its own ([`crate::retry`]), so what reaches this level is an ambiguous write (a create that may
+/// have happened: the operation looks before it creates again), an eventual-consistency answer, or throttling
+/// that outlasted a call's whole budget, which two more tries at most will not change.
+fn may_retry(e: &StepError, attempt: u32, opts: &ApplyOptions) -> bool {
+    match e.class {
+        ErrorClass::Permanent => false,
+        ErrorClass::Throttling => attempt < opts.max_attempts.min(3),
+        ErrorClass::Transient => attempt < opts.max_attempts,
+    }
+}
+
+/// Runs a sequence of calls with the retry policy the engine applies to operations ([`may_retry`]).
 pub async fn retry<T, F, Fut>(opts: &ApplyOptions, mut call: F) -> Result<T, StepError>
 where
     F: FnMut() -> Fut,
@@ -738,7 +753,7 @@ where
     loop {
         match call().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && attempt < opts.max_attempts => {
+            Err(e) if may_retry(&e, attempt, opts) => {
                 tokio::time::sleep(backoff(opts, e.class, attempt)).await;
                 attempt += 1;
             }

@@ -84,6 +84,11 @@ pub enum Event {
         /// Why it is reported.
         reason: String,
     },
+    /// Something a person should know while it runs (a step skipped, a fallback taken).
+    Note {
+        /// What happened.
+        message: String,
+    },
 }
 
 /// Where events go: a cheap, clonable callback.

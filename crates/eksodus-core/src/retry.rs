@@ -14,9 +14,10 @@
 //!
 //! The [`RateLimiter`] is a client-side token bucket per service and region (see [`limiter`]), shared by every
 //! call of the process, so fifty concurrent operations, or fifty environments in one operator, slow down
-//! together instead of throttling each other into failure: its rate falls by a factor on throttling (at most
-//! once per cool-down, so one burst counts once) and grows back additively with successes (AIMD), and it is
-//! unlimited until the first throttle.
+//! together instead of throttling each other into failure: its rate falls by a factor when throttling is
+//! congestion (a large share of the recent answers, not the odd throttle any busy account sees; at most once
+//! per cool-down, so one burst counts once) and grows back additively with successes (AIMD), and it is
+//! unlimited until congestion is first seen.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -203,6 +204,8 @@ struct Bucket {
     last_decrease: Option<Instant>,
     /// Send times of the last second, to know the rate that met the first throttle.
     recent: std::collections::VecDeque<Instant>,
+    /// The last answers: `true` for a throttle.
+    outcomes: std::collections::VecDeque<bool>,
     throttles: u64,
 }
 
@@ -215,6 +218,7 @@ impl Default for RateLimiter {
                 last_refill: Instant::now(),
                 last_decrease: None,
                 recent: Default::default(),
+                outcomes: Default::default(),
                 throttles: 0,
             }),
         }
@@ -234,6 +238,17 @@ impl RateLimiter {
     pub const MAX_RATE: f64 = 200.0;
     /// Burst size once limited.
     const BURST: f64 = 5.0;
+    /// How many recent answers the congestion share is taken over.
+    pub const WINDOW: usize = 40;
+    /// The share of throttles among the recent answers that counts as congestion.
+    pub const CONGESTION: f64 = 0.3;
+
+    fn remember(b: &mut Bucket, throttled: bool) {
+        b.outcomes.push_back(throttled);
+        if b.outcomes.len() > Self::WINDOW {
+            b.outcomes.pop_front();
+        }
+    }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -265,9 +280,14 @@ impl RateLimiter {
     pub fn on_throttle(&self) {
         let mut b = self.lock();
         b.throttles += 1;
+        Self::remember(&mut b, true);
         let now = Instant::now();
         if b.last_decrease.is_some_and(|t| now.duration_since(t) < Self::COOL_DOWN) {
             return;
+        }
+        let share = b.outcomes.iter().filter(|t| **t).count() as f64 / b.outcomes.len().max(1) as f64;
+        if b.outcomes.len() < 10 || share < Self::CONGESTION {
+            return; // the odd throttle: the call's own backoff is enough
         }
         let current = b.rate.unwrap_or_else(|| (b.recent.len() as f64).max(Self::MIN_RATE * 2.0));
         b.rate = Some((current * Self::DECREASE).max(Self::MIN_RATE));
@@ -279,6 +299,7 @@ impl RateLimiter {
     /// A call succeeded.
     pub fn on_success(&self) {
         let mut b = self.lock();
+        Self::remember(&mut b, false);
         if let Some(r) = b.rate {
             let next = r + Self::INCREASE;
             b.rate = (next < Self::MAX_RATE).then_some(next);
@@ -386,7 +407,17 @@ mod tests {
         for _ in 0..20 {
             l.acquire().await;
         }
+        // the odd throttle among successes is not congestion
+        for _ in 0..20 {
+            l.on_success();
+        }
         l.on_throttle();
+        assert_eq!(l.rate(), None);
+        // a third of the answers throttled is
+        for _ in 0..20 {
+            l.on_throttle();
+            l.on_success();
+        }
         let first = l.rate().unwrap();
         l.on_throttle(); // same burst: counted once
         assert_eq!(l.rate(), Some(first));
@@ -401,7 +432,7 @@ mod tests {
             l.on_success();
         }
         assert_eq!(l.rate(), None, "enough successes lift the limit");
-        assert_eq!(l.throttles(), 2);
+        assert_eq!(l.throttles(), 22);
     }
 
     #[test]

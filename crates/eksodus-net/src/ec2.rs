@@ -32,7 +32,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use serde_json::{json, Map, Value};
 
-use eksodus_core::aws::{error_code, step_error};
+use eksodus_core::aws::{error_code, step_error, Calls};
 use eksodus_core::engine::{
     retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState,
 };
@@ -125,6 +125,7 @@ pub struct Network {
     user_tags: BTreeMap<String, String>,
     adopted_vpc: Option<String>,
     reads: ApplyOptions,
+    calls: Calls,
 }
 
 /// What discovery found: the observed resources and their physical ID → key map.
@@ -163,7 +164,7 @@ impl Network {
     /// away the writes the attempt already made and start it over.
     async fn op_read<T, E, F, Fut>(&self, what: String, call: F) -> Result<T, StepError>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -175,25 +176,26 @@ impl Network {
     /// fault late in a multi-call operation does not throw away the calls before it.
     async fn op_gone<T, E, F, Fut>(&self, what: String, call: F) -> Result<(), StepError>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         self.op_call(what, call, gone_ok).await
     }
 
-    /// One call inside an operation, retried on its own with the read policy; `judge` turns its outcome into
-    /// the step's.
-    async fn op_call<T, U, E, F, Fut>(&self, what: String, mut call: F, judge: Judge<T, U, E>) -> Result<U, StepError>
+    /// One call inside an operation, retried on its own ([`Calls::read`]); `judge` turns its outcome into the
+    /// step's. An eventual-consistency answer the judge calls transient (a dependency still being released) is
+    /// tried again with the engine's backoff.
+    async fn op_call<T, U, E, F, Fut>(&self, what: String, call: F, judge: Judge<T, U, E>) -> Result<U, StepError>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        let call = &call;
         retry(&self.reads, || {
-            let fut = call();
             let what = what.clone();
-            async move { judge(what, fut.await) }
+            async move { judge(what, self.calls.read(call).await) }
         })
         .await
     }
@@ -201,7 +203,7 @@ impl Network {
     /// One read, retried on throttling and transient errors with the reconciler's read policy.
     async fn read<T, E, F, Fut>(&self, what: &'static str, call: F) -> Result<T, Error>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -245,8 +247,10 @@ where
 impl Network {
     /// A reconciler for `spec`'s environment.
     pub fn new(ec2: Client, spec: &EnvironmentSpec) -> Self {
+        let calls = Calls::for_region("ec2", &ec2.config().region().map(|r| r.to_string()).unwrap_or_default());
         Network {
             ec2,
+            calls,
             env: spec.name.clone(),
             user_tags: spec.tags.clone(),
             adopted_vpc: spec.network.existing.as_ref().map(|e| e.vpc_id.clone()),
@@ -254,9 +258,23 @@ impl Network {
         }
     }
 
-    /// Uses `opts`' retry policy for the reads made outside the engine (discovery, validation).
+    /// Uses `opts`' retry policies: its call policy for every AWS call, its operation policy for the
+    /// eventual-consistency retries inside operations.
     pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
         self.reads = opts;
+        self.calls = self.calls.with_policy(opts.calls);
+        self
+    }
+
+    /// The caller of EC2 this reconciler uses.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// Calls AWS through `calls` (keyed to the SDK configuration's region and endpoint, and so shared with every
+    /// other client of the process that talks to the same place).
+    pub fn with_calls(mut self, calls: Calls) -> Self {
+        self.calls = calls.with_policy(*self.calls.policy());
         self
     }
 
@@ -754,7 +772,7 @@ impl Network {
     async fn validate_existing_once(&self, spec: &EnvironmentSpec) -> Result<Vec<FieldError>, Error> {
         let Some(ex) = &spec.network.existing else { return Ok(vec![]) };
         let mut errs = Vec::new();
-        match self.ec2.describe_vpcs().vpc_ids(&ex.vpc_id).send().await {
+        match self.calls.read(|| self.ec2.describe_vpcs().vpc_ids(&ex.vpc_id).send()).await {
             Ok(_) => {}
             Err(e) if is_gone(error_code(&e)) => {
                 errs.push(FieldError::new("network.existing.vpc_id", format!("VPC {} does not exist", ex.vpc_id)));
@@ -762,13 +780,17 @@ impl Network {
             }
             Err(e) => return Err(Error::Aws(step_error("DescribeVpcs", e))),
         }
-        let subnets = match self.ec2.describe_subnets().set_subnet_ids(Some(ex.subnet_ids.clone())).send().await {
+        let subnets = match self
+            .calls
+            .read(|| self.ec2.describe_subnets().set_subnet_ids(Some(ex.subnet_ids.clone())).send())
+            .await
+        {
             Ok(r) => r.subnets().to_vec(),
             Err(e) if is_gone(error_code(&e)) => {
                 // find which ones are missing, one by one
                 let mut found = Vec::new();
                 for (i, id) in ex.subnet_ids.iter().enumerate() {
-                    match self.ec2.describe_subnets().subnet_ids(id).send().await {
+                    match self.calls.read(|| self.ec2.describe_subnets().subnet_ids(id).send()).await {
                         Ok(r) => found.extend(r.subnets().to_vec()),
                         Err(_) => errs.push(FieldError::new(
                             format!("network.existing.subnet_ids[{i}]"),
@@ -914,50 +936,40 @@ impl Network {
         Ok(match kind {
             "vpc" => {
                 let r = self
-                    .ec2
-                    .describe_vpcs()
-                    .set_filters(Some(f))
-                    .send()
+                    .calls
+                    .read(|| self.ec2.describe_vpcs().set_filters(Some(f.clone())).send())
                     .await
                     .map_err(se(format!("DescribeVpcs for {key}")))?;
                 first(r.vpcs().iter().map(|v| (v.vpc_id(), v.tags())).collect())
             }
             "subnet" => {
                 let r = self
-                    .ec2
-                    .describe_subnets()
-                    .set_filters(Some(f))
-                    .send()
+                    .calls
+                    .read(|| self.ec2.describe_subnets().set_filters(Some(f.clone())).send())
                     .await
                     .map_err(se(format!("DescribeSubnets for {key}")))?;
                 first(r.subnets().iter().map(|v| (v.subnet_id(), v.tags())).collect())
             }
             "internet-gateway" => {
                 let r = self
-                    .ec2
-                    .describe_internet_gateways()
-                    .set_filters(Some(f))
-                    .send()
+                    .calls
+                    .read(|| self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send())
                     .await
                     .map_err(se(format!("DescribeInternetGateways for {key}")))?;
                 first(r.internet_gateways().iter().map(|v| (v.internet_gateway_id(), v.tags())).collect())
             }
             "eip" => {
                 let r = self
-                    .ec2
-                    .describe_addresses()
-                    .set_filters(Some(f))
-                    .send()
+                    .calls
+                    .read(|| self.ec2.describe_addresses().set_filters(Some(f.clone())).send())
                     .await
                     .map_err(se(format!("DescribeAddresses for {key}")))?;
                 first(r.addresses().iter().map(|v| (v.allocation_id(), v.tags())).collect())
             }
             "nat-gateway" => {
                 let r = self
-                    .ec2
-                    .describe_nat_gateways()
-                    .set_filter(Some(f))
-                    .send()
+                    .calls
+                    .read(|| self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send())
                     .await
                     .map_err(se(format!("DescribeNatGateways for {key}")))?;
                 first(
@@ -970,20 +982,16 @@ impl Network {
             }
             "route-table" => {
                 let r = self
-                    .ec2
-                    .describe_route_tables()
-                    .set_filters(Some(f))
-                    .send()
+                    .calls
+                    .read(|| self.ec2.describe_route_tables().set_filters(Some(f.clone())).send())
                     .await
                     .map_err(se(format!("DescribeRouteTables for {key}")))?;
                 first(r.route_tables().iter().map(|v| (v.route_table_id(), v.tags())).collect())
             }
             "security-group" => {
                 let r = self
-                    .ec2
-                    .describe_security_groups()
-                    .set_filters(Some(f))
-                    .send()
+                    .calls
+                    .read(|| self.ec2.describe_security_groups().set_filters(Some(f.clone())).send())
                     .await
                     .map_err(se(format!("DescribeSecurityGroups for {key}")))?;
                 first(r.security_groups().iter().map(|v| (v.group_id(), v.tags())).collect())
@@ -1013,11 +1021,14 @@ impl Network {
         match s.kind.as_str() {
             "vpc" => {
                 let r = self
-                    .ec2
-                    .create_vpc()
-                    .cidr_block(str_of("cidr"))
-                    .tag_specifications(self.tag_spec(ResourceType::Vpc, key, &extra_tags))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_vpc()
+                            .cidr_block(str_of("cidr"))
+                            .tag_specifications(self.tag_spec(ResourceType::Vpc, key, &extra_tags))
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("CreateVpc"), e))?;
                 let id = r.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
@@ -1027,7 +1038,11 @@ impl Network {
             "vpc-cidr" => {
                 let vpc = ctx.physical_id("vpc")?;
                 let cidr = str_of("cidr");
-                match self.ec2.associate_vpc_cidr_block().vpc_id(&vpc).cidr_block(&cidr).send().await {
+                match self
+                    .calls
+                    .read(|| self.ec2.associate_vpc_cidr_block().vpc_id(&vpc).cidr_block(&cidr).send())
+                    .await
+                {
                     Ok(r) => Ok(r.cidr_block_association().and_then(|a| a.association_id()).map(String::from)),
                     Err(e) => {
                         // already associated (a lost response): find the association
@@ -1042,13 +1057,16 @@ impl Network {
             "subnet" => {
                 let vpc = ctx.physical_id("vpc")?;
                 let r = self
-                    .ec2
-                    .create_subnet()
-                    .vpc_id(vpc)
-                    .cidr_block(str_of("cidr"))
-                    .availability_zone(str_of("az"))
-                    .tag_specifications(self.tag_spec(ResourceType::Subnet, key, &extra_tags))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_subnet()
+                            .vpc_id(vpc.clone())
+                            .cidr_block(str_of("cidr"))
+                            .availability_zone(str_of("az"))
+                            .tag_specifications(self.tag_spec(ResourceType::Subnet, key, &extra_tags))
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("CreateSubnet"), e))?;
                 let id = r.subnet().and_then(|v| v.subnet_id()).unwrap_or_default().to_string();
@@ -1057,10 +1075,13 @@ impl Network {
             }
             "internet-gateway" => {
                 let r = self
-                    .ec2
-                    .create_internet_gateway()
-                    .tag_specifications(self.tag_spec(ResourceType::InternetGateway, key, &extra_tags))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_internet_gateway()
+                            .tag_specifications(self.tag_spec(ResourceType::InternetGateway, key, &extra_tags))
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("CreateInternetGateway"), e))?;
                 let id = r.internet_gateway().and_then(|v| v.internet_gateway_id()).unwrap_or_default().to_string();
@@ -1069,11 +1090,14 @@ impl Network {
             }
             "eip" => {
                 let r = self
-                    .ec2
-                    .allocate_address()
-                    .domain(DomainType::Vpc)
-                    .tag_specifications(self.tag_spec(ResourceType::ElasticIp, key, &extra_tags))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .allocate_address()
+                            .domain(DomainType::Vpc)
+                            .tag_specifications(self.tag_spec(ResourceType::ElasticIp, key, &extra_tags))
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("AllocateAddress"), e))?;
                 Ok(r.allocation_id().map(String::from))
@@ -1082,13 +1106,16 @@ impl Network {
                 let subnet = ctx.physical_id(&str_of("subnet"))?;
                 let alloc = ctx.physical_id(&str_of("eip"))?;
                 let r = self
-                    .ec2
-                    .create_nat_gateway()
-                    .subnet_id(subnet)
-                    .allocation_id(alloc)
-                    .client_token(ctx.client_token(s))
-                    .tag_specifications(self.tag_spec(ResourceType::Natgateway, key, &extra_tags))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_nat_gateway()
+                            .subnet_id(subnet.clone())
+                            .allocation_id(alloc.clone())
+                            .client_token(ctx.client_token(s))
+                            .tag_specifications(self.tag_spec(ResourceType::Natgateway, key, &extra_tags))
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("CreateNatGateway"), e))?;
                 let n = r.nat_gateway();
@@ -1101,11 +1128,14 @@ impl Network {
             "route-table" => {
                 let vpc = self.vpc_id(ctx)?;
                 let r = self
-                    .ec2
-                    .create_route_table()
-                    .vpc_id(vpc)
-                    .tag_specifications(self.tag_spec(ResourceType::RouteTable, key, &extra_tags))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_route_table()
+                            .vpc_id(vpc.clone())
+                            .tag_specifications(self.tag_spec(ResourceType::RouteTable, key, &extra_tags))
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("CreateRouteTable"), e))?;
                 Ok(r.route_table().and_then(|v| v.route_table_id()).map(String::from))
@@ -1118,7 +1148,7 @@ impl Network {
                 let mut req = self.ec2.create_route().route_table_id(&rtb).destination_cidr_block(&dest);
                 req =
                     if target_key.starts_with("nat/") { req.nat_gateway_id(&target) } else { req.gateway_id(&target) };
-                match req.send().await {
+                match self.calls.read(|| req.clone().send()).await {
                     Ok(_) => {}
                     Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
                         // a lost response, or someone else's route: make it point where we want
@@ -1128,7 +1158,10 @@ impl Network {
                         } else {
                             rep.gateway_id(&target)
                         };
-                        rep.send().await.map_err(|e| step_error(what("ReplaceRoute"), e))?;
+                        self.calls
+                            .read(|| rep.clone().send())
+                            .await
+                            .map_err(|e| step_error(what("ReplaceRoute"), e))?;
                     }
                     Err(e) => return Err(step_error(what("CreateRoute"), e)),
                 }
@@ -1137,7 +1170,11 @@ impl Network {
             "rt-association" => {
                 let rtb = ctx.physical_id(&str_of("route_table"))?;
                 let subnet = ctx.physical_id(&str_of("subnet"))?;
-                match self.ec2.associate_route_table().route_table_id(&rtb).subnet_id(&subnet).send().await {
+                match self
+                    .calls
+                    .read(|| self.ec2.associate_route_table().route_table_id(&rtb).subnet_id(&subnet).send())
+                    .await
+                {
                     Ok(r) => Ok(r.association_id().map(String::from)),
                     Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {
                         let (aid, current) = self
@@ -1145,11 +1182,14 @@ impl Network {
                             .await?
                             .ok_or_else(|| step_error(what("AssociateRouteTable"), e))?;
                         if current != rtb {
-                            self.ec2
-                                .replace_route_table_association()
-                                .association_id(&aid)
-                                .route_table_id(&rtb)
-                                .send()
+                            self.calls
+                                .read(|| {
+                                    self.ec2
+                                        .replace_route_table_association()
+                                        .association_id(&aid)
+                                        .route_table_id(&rtb)
+                                        .send()
+                                })
                                 .await
                                 .map_err(|e| step_error(what("ReplaceRouteTableAssociation"), e))
                                 .map(|r| r.new_association_id().map(String::from))
@@ -1163,13 +1203,16 @@ impl Network {
             "security-group" => {
                 let vpc = self.vpc_id(ctx)?;
                 let r = self
-                    .ec2
-                    .create_security_group()
-                    .vpc_id(vpc)
-                    .group_name(str_of("name"))
-                    .description(str_of("description"))
-                    .tag_specifications(self.tag_spec(ResourceType::SecurityGroup, key, &extra_tags))
-                    .send()
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_security_group()
+                            .vpc_id(vpc.clone())
+                            .group_name(str_of("name"))
+                            .description(str_of("description"))
+                            .tag_specifications(self.tag_spec(ResourceType::SecurityGroup, key, &extra_tags))
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("CreateSecurityGroup"), e))?;
                 let id = r.group_id().unwrap_or_default().to_string();
@@ -1207,7 +1250,11 @@ impl Network {
                     let b = AttributeBooleanValue::builder().value(v).build();
                     let req = self.ec2.modify_vpc_attribute().vpc_id(id);
                     let req = if attr == "support" { req.enable_dns_support(b) } else { req.enable_dns_hostnames(b) };
-                    req.send().await.map(|_| ()).map_err(|e| step_error(what("ModifyVpcAttribute"), e))
+                    self.calls
+                        .read(|| req.clone().send())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| step_error(what("ModifyVpcAttribute"), e))
                 };
                 if dns_s && bool_of("dns_support") {
                     set("support", true).await?;
@@ -1220,17 +1267,26 @@ impl Network {
                 }
             }
             "subnet" if differs("map_public_ip", json!(false)) => {
-                self.ec2
-                    .modify_subnet_attribute()
-                    .subnet_id(id)
-                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(bool_of("map_public_ip")).build())
-                    .send()
+                self.calls
+                    .read(|| {
+                        self.ec2
+                            .modify_subnet_attribute()
+                            .subnet_id(id)
+                            .map_public_ip_on_launch(
+                                AttributeBooleanValue::builder().value(bool_of("map_public_ip")).build(),
+                            )
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
             }
             "internet-gateway" if differs("attached", json!(false)) && bool_of("attached") => {
                 let vpc = self.vpc_id(ctx)?;
-                match self.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(&vpc).send().await {
+                match self
+                    .calls
+                    .read(|| self.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(&vpc).send())
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {}
                     Err(e) => return Err(step_error(what("AttachInternetGateway"), e)),
@@ -1241,7 +1297,13 @@ impl Network {
                     .ip_protocol("-1")
                     .user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build())
                     .build();
-                match self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm).send().await {
+                match self
+                    .calls
+                    .read(|| {
+                        self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm.clone()).send()
+                    })
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
                     Err(e) => return Err(step_error(what("AuthorizeSecurityGroupIngress"), e)),
@@ -1258,11 +1320,8 @@ impl Network {
                 .map(|(k, v)| Tag::builder().key(k).value(v.as_str().unwrap_or("")).build())
                 .collect();
             if !missing.is_empty() {
-                self.ec2
-                    .create_tags()
-                    .resources(id)
-                    .set_tags(Some(missing))
-                    .send()
+                self.calls
+                    .read(|| self.ec2.create_tags().resources(id).set_tags(Some(missing.clone())).send())
                     .await
                     .map_err(|e| step_error(what("CreateTags"), e))?;
             }
@@ -1283,17 +1342,23 @@ impl Network {
                 let mut rep = self.ec2.replace_route().route_table_id(&rtb).destination_cidr_block(dest);
                 rep =
                     if target_key.starts_with("nat/") { rep.nat_gateway_id(&target) } else { rep.gateway_id(&target) };
-                rep.send().await.map_err(|e| step_error(format!("ReplaceRoute for {}", s.key), e))?;
+                self.calls
+                    .read(|| rep.clone().send())
+                    .await
+                    .map_err(|e| step_error(format!("ReplaceRoute for {}", s.key), e))?;
                 Ok(Some(id))
             }
             "rt-association" => {
                 let rtb = ctx.physical_id(want.get("route_table").and_then(Value::as_str).unwrap_or(""))?;
                 let r = self
-                    .ec2
-                    .replace_route_table_association()
-                    .association_id(&id)
-                    .route_table_id(rtb)
-                    .send()
+                    .calls
+                    .read(|| {
+                        self.ec2
+                            .replace_route_table_association()
+                            .association_id(&id)
+                            .route_table_id(rtb.clone())
+                            .send()
+                    })
                     .await
                     .map_err(|e| step_error(format!("ReplaceRouteTableAssociation for {}", s.key), e))?;
                 Ok(r.new_association_id().map(String::from))
@@ -1352,7 +1417,7 @@ impl Network {
                 // its interface normally goes with it; remove it if it outlives the gateway (it does on moto)
                 // not knowing its interface would leak it and block the subnet: a failed read fails the attempt
                 let enis: Vec<String> = retry(&self.reads, || async {
-                    match self.ec2.describe_nat_gateways().nat_gateway_ids(&id).send().await {
+                    match self.calls.read(|| self.ec2.describe_nat_gateways().nat_gateway_ids(&id).send()).await {
                         Ok(r) => Ok(r
                             .nat_gateways()
                             .iter()
@@ -1409,7 +1474,7 @@ impl Network {
             format!("NAT gateway {id} to be deleted")
         };
         ctx.wait_until(&what, ctx.waits.timeout, || async {
-            let r = self.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await;
+            let r = self.calls.read(|| self.ec2.describe_nat_gateways().nat_gateway_ids(id).send()).await;
             let r = match r {
                 Err(e) if is_gone(error_code(&e)) && !available => return Ok(WaitState::Ready(())),
                 other => other.map_err(|e| step_error(format!("DescribeNatGateways {id}"), e))?,
@@ -1593,14 +1658,14 @@ impl Executor for Network {
 
 /// vCPU counts of instance types from EC2 DescribeInstanceTypes, for the max-pods caps.
 pub async fn describe_vcpus(ec2: &Client, types: &[String]) -> Result<BTreeMap<String, u32>, Error> {
+    let region = ec2.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let calls = Calls::for_region("ec2", &region);
     let mut out = BTreeMap::new();
     for chunk in types.chunks(100) {
         let wanted: Vec<aws_sdk_ec2::types::InstanceType> =
             chunk.iter().map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str())).collect();
-        let r = ec2
-            .describe_instance_types()
-            .set_instance_types(Some(wanted))
-            .send()
+        let r = calls
+            .read(|| ec2.describe_instance_types().set_instance_types(Some(wanted.clone())).send())
             .await
             .map_err(|e| Error::Aws(step_error("DescribeInstanceTypes", e)))?;
         for t in r.instance_types() {

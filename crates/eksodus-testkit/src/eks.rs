@@ -115,6 +115,8 @@ struct ClusterExtras {
     /// `logging` and `resourcesVpcConfig` fields set by `UpdateClusterConfig` (moto would replace the whole
     /// VPC config), merged into `DescribeCluster`.
     config: serde_json::Map<String, Value>,
+    /// Answers by `operation|path|clientRequestToken`.
+    answered: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -414,6 +416,24 @@ impl EksState {
         let x = clusters.entry((req.account.into(), req.region.into(), cluster.clone())).or_insert_with(|| {
             ClusterExtras { mode: "CONFIG_MAP".into(), bootstrap_admin: true, ..Default::default() }
         });
+        // EKS's idempotency: a request repeating an earlier one's clientRequestToken gets that request's answer
+        // and changes nothing (what a client retrying after a lost response relies on)
+        let token = body["clientRequestToken"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(|t| format!("{}|{}|{t}", req.operation, segs.join("/")));
+        if let Some(prev) = token.as_ref().and_then(|k| x.answered.get(k)) {
+            return (StatusCode::OK, prev.clone(), None);
+        }
+        let answer = Self::handle_extras(x, req, &cluster, &segs, &body);
+        if let (Some(k), true) = (token, answer.0.is_success()) {
+            x.answered.insert(k, answer.1.clone());
+        }
+        answer
+    }
+
+    fn handle_extras(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
+        let (cluster, segs, body) = (cluster.to_string(), segs.to_vec(), body.clone());
         if req.operation.contains("PodIdentityAssociation") {
             return pod_identity(x, req, &cluster, &segs, &body);
         }

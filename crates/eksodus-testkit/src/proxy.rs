@@ -38,6 +38,9 @@ pub struct FaultConfig {
     pub server_error_rate: f64,
     /// Share of calls whose connection is dropped (half before reaching moto, half after it acted).
     pub drop_rate: f64,
+    /// Share of calls whose response is lost after moto acted on them (the create that happened but whose
+    /// answer never came back).
+    pub lost_response_rate: f64,
     /// After this many mutating calls have reached moto, every further call fails with a dropped
     /// connection, and so does the response of the k-th itself: a process that died right after its k-th write.
     pub crash_after_mutations: Option<u64>,
@@ -190,6 +193,7 @@ impl FaultProxy {
         c.throttle_rate = 0.0;
         c.server_error_rate = 0.0;
         c.drop_rate = 0.0;
+        c.lost_response_rate = 0.0;
         c.crash_after_mutations = None;
         self.set_config(c);
     }
@@ -253,8 +257,10 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
     }
     if let Some(k) = cfg.crash_after_mutations {
         if !control && st.mutations.load(Ordering::SeqCst) >= k {
+            // the process is dead: nothing it sends gets anywhere. Answered with an error no caller retries, so
+            // the "dead" run ends at once instead of waiting out its retry budgets on a network that is gone
             record(Some(Fault::Crashed));
-            return Err(Dropped);
+            return Ok(crashed_response(&service));
         }
     }
     let (draw, before) = if control {
@@ -276,12 +282,15 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
     let t = cfg.throttle_rate;
     let s = t + cfg.server_error_rate;
     let d = s + cfg.drop_rate;
+    let l = d + cfg.lost_response_rate;
     let planned = if draw < t {
         Some(Fault::Throttled)
     } else if draw < s {
         Some(if before { Fault::ServerErrorBefore } else { Fault::ServerErrorAfter })
     } else if draw < d {
         Some(if before { Fault::DroppedBefore } else { Fault::DroppedAfter })
+    } else if draw < l {
+        Some(Fault::DroppedAfter)
     } else {
         None
     };
@@ -596,6 +605,16 @@ fn throttle_response(service: &str) -> Resp {
         "ec2" => ec2_error(StatusCode::SERVICE_UNAVAILABLE, "RequestLimitExceeded", "Request limit exceeded."),
         "iam" | "sts" => query_error(service, StatusCode::BAD_REQUEST, "Sender", "Throttling", "Rate exceeded"),
         _ => json_error(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "Rate exceeded"),
+    }
+}
+
+/// What every call gets once the simulated process has crashed: a client error no retry policy retries.
+fn crashed_response(service: &str) -> Resp {
+    let msg = "the simulated process crashed (eksodus test proxy): nothing is sent any more";
+    match service {
+        "ec2" => ec2_error(StatusCode::BAD_REQUEST, "EksodusTestCrashed", msg),
+        "iam" | "sts" => query_error(service, StatusCode::BAD_REQUEST, "Sender", "EksodusTestCrashed", msg),
+        _ => json_error(StatusCode::BAD_REQUEST, "EksodusTestCrashed", msg),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use eksodus_access::entries::AccessEntries;
 use eksodus_core::aws::AwsTarget;
+use eksodus_core::aws::Calls;
 use eksodus_core::engine::{ApplyOptions, Engine};
 use eksodus_core::events::EventSink;
 use eksodus_core::plan::Action;
@@ -45,7 +46,9 @@ async fn entries_and_mode_apply_replan_change_delete() {
     let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
     let eks = cluster(&aws).await;
     let mut s = spec(SPEC);
-    let ae = AccessEntries::new(eks.clone(), &s).with_retry(ApplyOptions::fast());
+    let ae = AccessEntries::new(eks.clone(), &s)
+        .with_retry(ApplyOptions::fast())
+        .with_calls(Calls::keyed("eks", &aws.endpoint()));
     let engine = Engine::new(ApplyOptions::fast());
 
     let plan = ae.plan(&s).await.unwrap();
@@ -138,7 +141,9 @@ async fn converges_after_a_crash_at_every_write() {
         let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
         let eks = cluster(&aws).await;
         aws.proxy.set_config(FaultConfig { crash_after_mutations: Some(k), ..aws.proxy.config() });
-        let ae = AccessEntries::new(eks, &s).with_retry(ApplyOptions::fast());
+        let ae = AccessEntries::new(eks, &s)
+            .with_retry(ApplyOptions::fast())
+            .with_calls(Calls::keyed("eks", &aws.endpoint()));
         let engine = Engine::new(ApplyOptions::fast());
         let crashed = match ae.plan(&s).await {
             Ok(p) => engine.apply(&p, &ae, &EventSink::discard()).await.unwrap().is_success(),
@@ -193,7 +198,10 @@ async fn aws_auth_migrates_to_access_entries() {
     let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
     let eks = cluster(&aws).await;
     let s = spec("name: entries\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\n");
-    let ae = AccessEntries::new(eks.clone(), &s).for_migration().with_retry(ApplyOptions::fast());
+    let ae = AccessEntries::new(eks.clone(), &s)
+        .for_migration()
+        .with_retry(ApplyOptions::fast())
+        .with_calls(Calls::keyed("eks", &aws.endpoint()));
     let (mp, plan) = ae.plan_migration(&aws_auth).await.unwrap();
     assert_eq!(mp.mode_steps, [eksodus_core::spec::AuthenticationMode::ApiAndConfigMap]);
     assert_eq!(mp.entries.len(), 3);
@@ -225,8 +233,13 @@ async fn pod_identity_roles_and_associations() {
         "name: entries\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\naccess:\n  pod_identities:\n    - {namespace: shop, name: checkout, policies: [arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess]}\n",
     );
     let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
-    let iam = eksodus_access::iam::Iam::new(aws_sdk_iam::Client::new(&conf), &s).with_retry(ApplyOptions::fast());
-    let ae = AccessEntries::new(eks, &s).with_account(&aws.account_id).with_retry(ApplyOptions::fast());
+    let iam = eksodus_access::iam::Iam::new(aws_sdk_iam::Client::new(&conf), &s)
+        .with_retry(ApplyOptions::fast())
+        .with_calls(Calls::new("iam", &conf));
+    let ae = AccessEntries::new(eks, &s)
+        .with_account(&aws.account_id)
+        .with_retry(ApplyOptions::fast())
+        .with_calls(Calls::keyed("eks", &aws.endpoint()));
     let engine = Engine::new(ApplyOptions::fast());
     let ip = iam.plan(&s, None, &aws.account_id).await.unwrap();
     assert!(ip.changes().any(|c| c.id == "role/pod/shop/checkout"));

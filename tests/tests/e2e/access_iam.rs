@@ -2,6 +2,7 @@
 
 use eksodus_access::iam::{Iam, ACTIONS};
 use eksodus_core::aws::AwsTarget;
+use eksodus_core::aws::Calls;
 use eksodus_core::engine::{ApplyOptions, Engine};
 use eksodus_core::events::EventSink;
 use eksodus_e2e::spec;
@@ -24,7 +25,9 @@ access:
 async fn setup(faults: FaultConfig) -> (LocalAws, Iam) {
     let aws = LocalAws::start(faults).await.unwrap();
     let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
-    let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec(SPEC)).with_retry(ApplyOptions::fast());
+    let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec(SPEC))
+        .with_retry(ApplyOptions::fast())
+        .with_calls(Calls::new("iam", &conf));
     (aws, iam)
 }
 

@@ -52,7 +52,7 @@ pub struct Setup {
     /// The cluster's API server: the testkit's fake (settable `/metrics`), or a real one.
     pub kube: eksodus_testkit::kubeapi::FakeKube,
     /// A real API server standing in for the cluster's, when the test asked for one and the machine has it.
-    pub real: Option<eksodus_testkit::realkube::RealKube>,
+    pub _real: Option<eksodus_testkit::realkube::RealKube>,
     pub client: kube::Client,
 }
 
@@ -99,7 +99,7 @@ pub async fn setup_kube(faults: FaultConfig, real: bool) -> Setup {
         }
         None => kube::Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap(),
     };
-    Setup { aws, conf, kube, real, client }
+    Setup { aws, conf, kube, _real: real, client }
 }
 
 async fn wait_served(c: &kube::Client, group: &str) {
@@ -121,7 +121,7 @@ impl Setup {
     }
 }
 
-fn with_version(s: &EnvironmentSpec, v: &str) -> EnvironmentSpec {
+pub fn with_version(s: &EnvironmentSpec, v: &str) -> EnvironmentSpec {
     let mut s = s.clone();
     s.cluster.as_mut().unwrap().version = v.into();
     s

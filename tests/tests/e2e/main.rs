@@ -8,6 +8,7 @@ mod access_awsauth;
 mod access_entries;
 mod access_iam;
 mod eks_emulation;
+mod env_faults;
 mod env_lifecycle;
 mod fake_kube;
 mod kube_conformance;
