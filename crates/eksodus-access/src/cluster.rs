@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use eksodus_core::kube::call as kcall;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -123,7 +124,7 @@ impl AwsAuthApi {
 
     /// The current mappings (empty when the ConfigMap does not exist).
     pub async fn read(&self) -> Result<AwsAuth, Error> {
-        let cm = self.api.get_opt(NAME).await.map_err(Error::Kube)?;
+        let cm = kcall(|| self.api.get_opt(NAME)).await.map_err(Error::Kube)?;
         let data: BTreeMap<String, String> = cm.and_then(|c| c.data).unwrap_or_default();
         AwsAuth::parse(&data).map_err(Error::Malformed)
     }
@@ -136,7 +137,7 @@ impl AwsAuthApi {
     {
         let pp = PostParams { dry_run: opts.dry_run, field_manager: Some(FIELD_MANAGER.into()) };
         for attempt in 1..=opts.max_attempts.max(1) {
-            let current = self.api.get_opt(NAME).await.map_err(Error::Kube)?;
+            let current = kcall(|| self.api.get_opt(NAME)).await.map_err(Error::Kube)?;
             let data: BTreeMap<String, String> = current.as_ref().and_then(|c| c.data.clone()).unwrap_or_default();
             let before = AwsAuth::parse(&data).map_err(Error::Malformed)?;
             let managed = managed_of(current.as_ref());
@@ -166,7 +167,7 @@ impl AwsAuthApi {
                         data: Some(after.render()),
                         ..Default::default()
                     };
-                    self.api.create(&pp, &cm).await.map(|_| true)
+                    kcall(|| self.api.create(&pp, &cm)).await.map(|_| true)
                 }
                 Some(cur) => {
                     let mut cm = cur.clone();
@@ -174,7 +175,7 @@ impl AwsAuthApi {
                     cm.metadata.annotations = Some(annotations);
                     cm.data = Some(after.render());
                     // metadata.resourceVersion is still the one read: the server refuses a stale write with 409
-                    self.api.replace(NAME, &pp, &cm).await.map(|_| false)
+                    kcall(|| self.api.replace(NAME, &pp, &cm)).await.map(|_| false)
                 }
             };
             match result {

@@ -515,6 +515,7 @@ impl Environment {
         let Some(client) = self.kube_client(info)? else {
             return Ok((vec![], Some("no access to the cluster's API server: ENIConfigs not applied".into())));
         };
+        kube_side::reachable(&client, Duration::from_secs(20)).await?;
         let found = self.network.discover().await?;
         let by_key: HashMap<&str, &str> =
             found.observed.iter().map(|o| (o.key.as_str(), o.physical_id.as_str())).collect();
@@ -586,7 +587,12 @@ impl Environment {
             // teardown never depends on the cluster answering: without it, what its controllers made in AWS is
             // found by their tags instead
             let unreachable = match self.kube_client(info) {
-                Ok(Some(client)) => match kube_side::delete_load_balancers(&client, cleanup_timeout).await {
+                Ok(Some(client)) => match async {
+                    kube_side::reachable(&client, Duration::from_secs(20)).await?;
+                    kube_side::delete_load_balancers(&client, cleanup_timeout).await
+                }
+                .await
+                {
                     Ok(c) => {
                         cleanup = Some(c);
                         None

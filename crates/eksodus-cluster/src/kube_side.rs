@@ -13,6 +13,8 @@ use kube::Client;
 use serde::Serialize;
 use serde_json::Value;
 
+use eksodus_core::kube::call as kcall;
+
 use crate::eks::ClusterInfo;
 use crate::token::{self, Credentials, UnixTime};
 use crate::upgrade::{self, DeprecatedApi};
@@ -91,12 +93,22 @@ pub async fn apply_eni_configs(client: &Client, objects: &[Value]) -> Result<Vec
     let mut names = Vec::new();
     for o in objects {
         let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o))
-            .await
-            .map_err(kube_err(format!("apply ENIConfig {name}")))?;
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(o);
+        kcall(|| api.patch(&name, &pp, &patch)).await.map_err(kube_err(format!("apply ENIConfig {name}")))?;
         names.push(name);
     }
     Ok(names)
+}
+
+/// Whether the cluster's API server answers (`/version`), trying for at most `patience`: a server that does not
+/// resolve or connect is not waited for the whole retry budget of a call.
+pub async fn reachable(client: &Client, patience: Duration) -> Result<(), Error> {
+    let policy = eksodus_core::retry::Policy { budget: patience, ..eksodus_core::kube::policy() };
+    eksodus_core::kube::call_with(&policy, || client.apiserver_version())
+        .await
+        .map(|_| ())
+        .map_err(|f| Error::Kube { what: format!("reaching the API server{}", f.tried()), source: f.error })
 }
 
 /// What the pre-delete cleanup removed.
@@ -124,18 +136,21 @@ pub async fn delete_load_balancers(client: &Client, timeout: Duration) -> Result
     let services: Api<Service> = Api::all(client.clone());
     let ingresses: Api<Ingress> = Api::all(client.clone());
     let mut out = Cleanup::default();
-    let svcs = lb_services(services.list(&ListParams::default()).await.map_err(kube_err("list Services"))?.items);
+    let (all, background) = (ListParams::default(), DeleteParams::background());
+    let svcs = lb_services(kcall(|| services.list(&all)).await.map_err(kube_err("list Services"))?.items);
     for (ns, name) in &svcs {
-        match Api::<Service>::namespaced(client.clone(), ns).delete(name, &DeleteParams::background()).await {
+        let api = Api::<Service>::namespaced(client.clone(), ns);
+        match kcall(|| api.delete(name, &background)).await {
             Ok(_) => out.services.push(format!("{ns}/{name}")),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(Error::Kube { what: format!("delete Service {ns}/{name}"), source: e }),
         }
     }
-    let ings = ingresses.list(&ListParams::default()).await.map_err(kube_err("list Ingresses"))?.items;
+    let ings = kcall(|| ingresses.list(&all)).await.map_err(kube_err("list Ingresses"))?.items;
     for i in ings {
         let (ns, name) = (i.metadata.namespace.unwrap_or_default(), i.metadata.name.unwrap_or_default());
-        match Api::<Ingress>::namespaced(client.clone(), &ns).delete(&name, &DeleteParams::background()).await {
+        let api = Api::<Ingress>::namespaced(client.clone(), &ns);
+        match kcall(|| api.delete(&name, &background)).await {
             Ok(_) => out.ingresses.push(format!("{ns}/{name}")),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(Error::Kube { what: format!("delete Ingress {ns}/{name}"), source: e }),
@@ -144,9 +159,8 @@ pub async fn delete_load_balancers(client: &Client, timeout: Duration) -> Result
     let start = Instant::now();
     let mut interval = Duration::from_millis(100);
     loop {
-        let left_svcs =
-            lb_services(services.list(&ListParams::default()).await.map_err(kube_err("list Services"))?.items);
-        let left_ings = ingresses.list(&ListParams::default()).await.map_err(kube_err("list Ingresses"))?.items;
+        let left_svcs = lb_services(kcall(|| services.list(&all)).await.map_err(kube_err("list Services"))?.items);
+        let left_ings = kcall(|| ingresses.list(&all)).await.map_err(kube_err("list Ingresses"))?.items;
         let mut left: Vec<String> = left_svcs.iter().map(|(n, s)| format!("Service {n}/{s}")).collect();
         left.extend(left_ings.iter().map(|i| {
             format!(
@@ -167,8 +181,12 @@ pub async fn delete_load_balancers(client: &Client, timeout: Duration) -> Result
 /// The deprecated APIs clients still request, from the API server's `/metrics`; `None` when they cannot be
 /// read (no permission, or a server that does not serve metrics).
 pub async fn deprecated_apis(client: &Client) -> Option<Vec<DeprecatedApi>> {
-    let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
-    let text = client.request_text(req).await.ok()?;
+    let text = kcall(|| async {
+        let req = http::Request::get("/metrics").body(Vec::new()).map_err(kube::Error::HttpError)?;
+        client.request_text(req).await
+    })
+    .await
+    .ok()?;
     Some(upgrade::parse_deprecated_metric(&text))
 }
 

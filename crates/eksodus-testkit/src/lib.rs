@@ -11,6 +11,7 @@
 
 pub mod eks;
 pub mod kubeapi;
+pub mod kubeproxy;
 pub mod moto;
 pub mod proxy;
 pub mod realkube;

@@ -12,6 +12,7 @@ mod env_faults;
 mod env_lifecycle;
 mod fake_kube;
 mod kube_conformance;
+mod kube_faults;
 mod migrate;
 mod net_lifecycle;
 mod net_resilience;
