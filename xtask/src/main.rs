@@ -24,6 +24,7 @@ mod bench;
 mod demo;
 mod env;
 mod etcd;
+mod fuzz;
 mod migrate;
 mod render;
 mod run_tests;
@@ -141,6 +142,15 @@ enum Cmd {
         /// Skip clippy (faster local iteration).
         #[arg(long)]
         no_clippy: bool,
+    },
+    /// Runs every fuzz target (cargo-fuzz on nightly where installed, else a stable mutation fuzzer); crashes
+    /// become regression inputs.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Only these targets (spec_yaml, eksctl, manifests, aws_auth, pb_decode, etcd_snapshot).
+        targets: Vec<String>,
     },
     /// Benchmarks (not timed tests).
     Bench {
@@ -267,6 +277,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Kubeconfig { file, out, local, profile, aws_cli } => kubeconfig(&file, out, local, profile, aws_cli).await,
         Cmd::Demo { keep } => demo::run(keep).await.map(|_| ExitCode::SUCCESS),
         Cmd::Test { no_clippy } => run_tests::run(!no_clippy),
+        Cmd::Fuzz { time, targets } => fuzz::run(time, &targets),
         Cmd::Bench { what } => bench::run(&what).await.map(|_| ExitCode::SUCCESS),
     }
 }
