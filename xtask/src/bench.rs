@@ -33,7 +33,8 @@ pub async fn run(what: &str) -> Result<()> {
         "up" => up().await,
         "migrate" => migrate().await,
         "etcd" => etcd(),
-        other => bail!("unknown benchmark `{other}` (known: net, up, migrate, etcd)"),
+        "faults" => faults().await,
+        other => bail!("unknown benchmark `{other}` (known: net, up, migrate, etcd, faults)"),
     }
 }
 
@@ -235,6 +236,55 @@ async fn up() -> Result<()> {
     aws.proxy.set_config(FaultConfig { account_id: Some(aws.account_id.clone()), ..Default::default() });
     let down = env.down(&EventSink::discard(), Duration::from_secs(5)).await?;
     down.report.into_result()?;
+    Ok(())
+}
+
+/// `up` of the demo environment at 200 ms per call with 0%, 10%, 20% and 40% of calls throttled, with the
+/// production retry policy: wall time and calls per run, and the ratio to the fault-free run.
+async fn faults() -> Result<()> {
+    use eksodus_cluster::environment::Environment;
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    outln!("bench faults ({profile} build, 200 ms per AWS call, the production retry policy, 3 seeds per rate)");
+    let spec = EnvironmentSpec::from_yaml(SPEC)?;
+    let mut base: Option<(f64, f64)> = None;
+    for rate in [0.0, 0.10, 0.20, 0.40] {
+        let (mut wall, mut calls, mut throttled, mut applying) = (0.0, 0.0, 0.0, 0.0);
+        let seeds = [42u64, 43, 44];
+        for seed in seeds {
+            let aws = LocalAws::start(FaultConfig::default()).await?;
+            let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
+            let env = Environment::new(&conf, spec.clone(), ApplyOptions::default())?;
+            env.plan().await?; // warm the emulator's lazily loaded services
+            aws.proxy.set_config(FaultConfig {
+                latency: LATENCY,
+                throttle_rate: rate,
+                seed,
+                account_id: Some(aws.account_id.clone()),
+                ..Default::default()
+            });
+            aws.proxy.reset_stats();
+            let t = Instant::now();
+            let up = env.up(&EventSink::discard()).await?;
+            wall += t.elapsed().as_secs_f64();
+            applying += up.rounds.iter().map(|r| r.report.elapsed_ms).sum::<u64>() as f64 / 1000.0;
+            let stats = aws.proxy.stats();
+            calls += stats.total() as f64;
+            throttled += stats.faults() as f64;
+            aws.proxy.set_config(FaultConfig { account_id: Some(aws.account_id.clone()), ..Default::default() });
+            env.down(&EventSink::discard(), Duration::from_secs(5)).await?.report.into_result()?;
+        }
+        let n = seeds.len() as f64;
+        let (wall, calls, throttled, applying) = (wall / n, calls / n, throttled / n, applying / n);
+        let (bw, bc) = *base.get_or_insert((wall, calls));
+        outln!(
+            "{:>3.0}% throttled: up in {wall:.1}s ({:.1}s planning, {applying:.1}s applying), {calls:.0} calls ({throttled:.0} throttled); ratio to fault-free: time {:.2}, calls {:.2}{}",
+            rate * 100.0,
+            wall - applying,
+            wall / bw,
+            calls / bc,
+            if (rate - 0.20).abs() < 1e-9 { " (target <= 1.5)" } else { "" }
+        );
+    }
     Ok(())
 }
 

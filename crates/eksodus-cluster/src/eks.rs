@@ -135,6 +135,43 @@ pub struct Found {
     pub addons: BTreeMap<String, String>,
 }
 
+impl Found {
+    /// Replaces the physical IDs of other components (subnets, security groups, the KMS key) with their keys
+    /// and adds those keys to the dependencies, as a discovery given the map would have: so EKS can be
+    /// discovered while the components it refers to still are.
+    pub fn rekey(&mut self, ids_to_keys: &HashMap<String, String>) {
+        for o in &mut self.observed {
+            let mut added = Vec::new();
+            for field in ["subnets", "security_groups"] {
+                if let Some(Value::Array(a)) = o.props.get_mut(field) {
+                    for v in a.iter_mut() {
+                        if let Some(k) = v.as_str().and_then(|s| ids_to_keys.get(s)) {
+                            added.push(k.clone());
+                            *v = json!(k);
+                        }
+                    }
+                    if field == "subnets" {
+                        a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
+                    }
+                }
+            }
+            if let Some(Value::String(s)) = o.props.get_mut("encryption_key") {
+                if let Some(k) = ids_to_keys.get(s.as_str()) {
+                    if k == crate::kms::KEY {
+                        added.push(k.clone());
+                    }
+                    *s = k.clone();
+                }
+            }
+            for k in added {
+                if !o.depends_on.contains(&k) {
+                    o.depends_on.push(k);
+                }
+            }
+        }
+    }
+}
+
 /// What the desired state depends on that only discovery knows.
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
@@ -599,39 +636,49 @@ impl Eks {
         });
 
         let (ngs, addon_names) = retry(&self.reads, || async {
-            let mut ngs = Vec::new();
-            let mut token = None;
-            loop {
-                let r = self
-                    .calls
-                    .read(|| self.eks.list_nodegroups().cluster_name(&self.name).set_next_token(token.clone()).send())
-                    .await
-                    .map_err(|e| step_error(format!("ListNodegroups {}", self.name), e))?;
-                ngs.extend(r.nodegroups().iter().cloned());
-                token = r.next_token().map(String::from);
-                if token.is_none() {
-                    break;
+            let nodegroups = async {
+                let mut ngs = Vec::new();
+                let mut token = None;
+                loop {
+                    let r = self
+                        .calls
+                        .read(|| {
+                            self.eks.list_nodegroups().cluster_name(&self.name).set_next_token(token.clone()).send()
+                        })
+                        .await
+                        .map_err(|e| step_error(format!("ListNodegroups {}", self.name), e))?;
+                    ngs.extend(r.nodegroups().iter().cloned());
+                    token = r.next_token().map(String::from);
+                    if token.is_none() {
+                        break;
+                    }
                 }
-            }
-            let mut addons = Vec::new();
-            let mut token = None;
-            loop {
-                let r = self
-                    .calls
-                    .read(|| self.eks.list_addons().cluster_name(&self.name).set_next_token(token.clone()).send())
-                    .await
-                    .map_err(|e| step_error(format!("ListAddons {}", self.name), e))?;
-                addons.extend(r.addons().iter().cloned());
-                token = r.next_token().map(String::from);
-                if token.is_none() {
-                    break;
+                Ok::<_, StepError>(ngs)
+            };
+            let addons = async {
+                let mut addons = Vec::new();
+                let mut token = None;
+                loop {
+                    let r = self
+                        .calls
+                        .read(|| self.eks.list_addons().cluster_name(&self.name).set_next_token(token.clone()).send())
+                        .await
+                        .map_err(|e| step_error(format!("ListAddons {}", self.name), e))?;
+                    addons.extend(r.addons().iter().cloned());
+                    token = r.next_token().map(String::from);
+                    if token.is_none() {
+                        break;
+                    }
                 }
-            }
-            Ok((ngs, addons))
+                Ok::<_, StepError>(addons)
+            };
+            tokio::try_join!(nodegroups, addons)
         })
         .await?;
-        let ng_found = try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))).await?;
-        let addon_found = try_join_all(addon_names.iter().map(|a| self.observe_addon(a))).await?;
+        let (ng_found, addon_found) = tokio::try_join!(
+            try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))),
+            try_join_all(addon_names.iter().map(|a| self.observe_addon(a))),
+        )?;
         for (o, version, status) in ng_found.into_iter().flatten() {
             let name = o.physical_id.clone();
             found.nodegroups.insert(name, (version, status));

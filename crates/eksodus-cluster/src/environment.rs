@@ -157,6 +157,7 @@ pub struct Environment {
     sts: aws_sdk_sts::Client,
     calls: Calls,
     sweeper: crate::sweep::Sweeper,
+    account: std::sync::OnceLock<String>,
     options: ApplyOptions,
     kube: KubeAccess,
     force: bool,
@@ -191,6 +192,7 @@ impl Environment {
             sts: aws_sdk_sts::Client::new(conf),
             calls: Calls::new("sts", conf).with_policy(options.calls),
             sweeper: crate::sweep::Sweeper::new(conf).with_policy(options.calls),
+            account: std::sync::OnceLock::new(),
             spec,
             options,
             kube: KubeAccess::None,
@@ -223,6 +225,10 @@ impl Environment {
         if let Some(c) = cluster.filter(|c| !c.account.is_empty()) {
             return Ok(c.account.clone());
         }
+        // an environment's credentials do not change account: asked once
+        if let Some(a) = self.account.get() {
+            return Ok(a.clone());
+        }
         let r = eksodus_core::engine::retry(&self.options, || async {
             self.calls
                 .read(|| self.sts.get_caller_identity().send())
@@ -230,7 +236,9 @@ impl Environment {
                 .map_err(|e| eksodus_core::aws::step_error("STS GetCallerIdentity", e))
         })
         .await?;
-        Ok(r.account().unwrap_or_default().to_string())
+        let a = r.account().unwrap_or_default().to_string();
+        let _ = self.account.set(a.clone());
+        Ok(a)
     }
 
     /// Plans the whole environment. Fails, before any write, on specs EKS cannot take (a version it does not
@@ -238,13 +246,27 @@ impl Environment {
     pub async fn plan(&self) -> Result<EnvPlan, Error> {
         let spec = &self.spec;
         let mut notes = Vec::new();
-        let (net_plan, net_found) = self.network.plan_with_discovery(spec).await?;
+        // reads that do not depend on each other run together: the network, the KMS key and IAM first (EKS's
+        // discovery needs the IDs they map to keys), then EKS, then what depends on the cluster
+        let want_kms = crate::kms::wanted(spec).is_some();
+        let no_keys = HashMap::new();
+        let ((net_plan, net_found), kms_found, iam_found, mut found) = tokio::try_join!(
+            async { self.network.plan_with_discovery(spec).await.map_err(Error::from) },
+            async {
+                if want_kms {
+                    self.kms.discover().await.map_err(Error::Aws)
+                } else {
+                    Ok(vec![])
+                }
+            },
+            async { self.iam.discover(spec).await.map_err(access_err) },
+            self.eks.discover(&no_keys),
+        )?;
         let mut ids_to_keys: HashMap<String, String> = net_found.keys.clone();
-        let kms_found = if crate::kms::wanted(spec).is_some() { self.kms.discover().await? } else { vec![] };
         for o in &kms_found {
             ids_to_keys.insert(o.physical_id.clone(), o.key.clone());
         }
-        let found = self.eks.discover(&ids_to_keys).await?;
+        found.rekey(&ids_to_keys);
         if let Some(c) = &found.cluster {
             if !c.owned {
                 return Err(Error::Spec {
@@ -262,7 +284,6 @@ impl Environment {
             .and_then(|c| c.oidc_issuer.clone())
             .or_else(|| spec.access.as_ref().and_then(|a| a.oidc_issuer.clone()));
         let iam_desired = self.iam.desired(spec, issuer.as_deref(), &account);
-        let iam_found = self.iam.discover(spec).await.map_err(access_err)?;
         let iam_plan = eksodus_core::plan::diff(&iam_desired, &iam_found);
         let iam_keys: BTreeSet<String> = iam_desired.iter().map(|d| d.key.clone()).collect();
         let mut deferred = Vec::new();
@@ -289,7 +310,24 @@ impl Environment {
                 None => true,
                 Some(installed) => a.version.as_deref().is_some_and(|v| v != installed),
             });
-            let catalogue = if needs_catalogue { Some(self.eks.catalogue(&version).await?) } else { None };
+            let creating_ngs = c.nodegroups.iter().any(|n| !found.nodegroups.contains_key(&n.name));
+            let types: Vec<String> = c.nodegroups.iter().flat_map(|n| n.instance_types.clone()).collect();
+            let (catalogue, vcpus) = tokio::try_join!(
+                async {
+                    if needs_catalogue {
+                        self.eks.catalogue(&version).await.map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                },
+                async {
+                    Ok::<_, Error>(if creating_ngs && !types.is_empty() {
+                        eksodus_net::ec2::describe_vcpus(&self.ec2, &types).await.unwrap_or_default()
+                    } else {
+                        BTreeMap::new()
+                    })
+                },
+            )?;
             let layout = match spec.network.existing {
                 None => Some(eksodus_net::layout::plan(spec)?),
                 Some(_) => None,
@@ -326,13 +364,6 @@ impl Environment {
             let sgs: Vec<String> =
                 if plan.steps.iter().any(|s| s.key == "sg/cluster") { vec!["sg/cluster".into()] } else { vec![] };
             let cni = eksodus_net::layout::cni_options(spec);
-            let creating_ngs = c.nodegroups.iter().any(|n| !found.nodegroups.contains_key(&n.name));
-            let types: Vec<String> = c.nodegroups.iter().flat_map(|n| n.instance_types.clone()).collect();
-            let vcpus = if creating_ngs && !types.is_empty() {
-                eksodus_net::ec2::describe_vcpus(&self.ec2, &types).await.unwrap_or_default()
-            } else {
-                BTreeMap::new()
-            };
             let max_pods: BTreeMap<String, u32> = types
                 .iter()
                 .filter_map(|t| {
