@@ -1,6 +1,9 @@
 //! Shared harness of the end-to-end tests in `tests/tests/`: an isolated emulator account per test, and the
 //! same plan → apply path that `cargo xtask net apply` takes.
 
+// Tests say on stdout which Kubernetes server they ran on, and when they skip and why.
+#![allow(clippy::print_stdout)]
+
 use aws_sdk_ec2::Client;
 use eksodus_core::aws::AwsTarget;
 use eksodus_core::engine::{ApplyOptions, ApplyReport, Engine};

@@ -127,7 +127,7 @@ fn crd_v1(v: &mut Value) -> Result<(), String> {
     let columns = spec.remove("additionalPrinterColumns");
     let single = spec.remove("version");
     let preserve = spec.remove("preserveUnknownFields").and_then(|p| p.as_bool()).unwrap_or(true);
-    if !spec.get("versions").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+    if spec.get("versions").and_then(Value::as_array).is_none_or(|a| a.is_empty()) {
         let Some(name) = single.as_ref().and_then(Value::as_str) else {
             return Err("a v1beta1 CustomResourceDefinition with neither spec.versions nor spec.version".into());
         };

@@ -787,6 +787,10 @@ fn as_stored(o: &Obj) -> Value {
     v
 }
 
+/// What looking an object up in the target found: absent, or present with the paths that differ; or why it
+/// could not be read.
+type Looked = Result<Option<Vec<String>>, String>;
+
 /// Checks that every object of the bundle is in the target and contains what the bundle has ([`mismatches`]),
 /// waits (up to `timeout`) for the workloads among them to roll out, and reads the new load-balancer addresses
 /// of its Services. `old_lbs` come from the export's report.
@@ -800,7 +804,7 @@ pub async fn verify(
     let start = Instant::now();
     let mut v = Verification::default();
     let tgt = &target;
-    let found: Vec<(String, Result<Option<Vec<String>>, String>)> = stream::iter(objects.iter().map(|(o, _)| o))
+    let found: Vec<(String, Looked)> = stream::iter(objects.iter().map(|(o, _)| o))
         .map(|o| async move {
             let name = o.obj_ref().to_string();
             // a kind the target does not serve (its CRD is missing): the object is missing too

@@ -4,6 +4,9 @@
 //! debug build), so eight binaries cost eight links and gigabytes of disk; one shares a single link and a single
 //! emulator process. Tests stay isolated by account (AWS) and namespace (Kubernetes), so they run in parallel.
 
+// Tests say on stdout which Kubernetes server they ran on, and when they skip and why.
+#![allow(clippy::print_stdout)]
+
 mod access_awsauth;
 mod access_entries;
 mod access_iam;

@@ -145,7 +145,7 @@ pub async fn populate(c: &kube::Client) {
     let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-5d9c", "namespace": "shop", "labels": {"app": "web", "pod-template-hash": "5d9c"},
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": dep_uid, "controller": true, "blockOwnerDeletion": true}]},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web", "pod-template-hash": "5d9c"}}, "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": "5d9c"}}, "spec": {"containers": [{"name": "web", "image": "docker.io/library/nginx:1.27"}]}}}});
-    create(c, &[rs.clone()]).await;
+    create(c, std::slice::from_ref(&rs)).await;
     let rs_uid = api_for(c, &d, &rs).await.get("web-5d9c").await.unwrap().metadata.uid.unwrap();
     create(c, &[json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-5d9c-abcde", "namespace": "shop", "labels": {"app": "web", "pod-template-hash": "5d9c"},
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c", "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]},
