@@ -46,8 +46,13 @@ pub enum AccessCmd {
         #[arg(long)]
         yes: bool,
     },
-    /// Print the least-privilege IAM policy eksodus needs for every AWS operation it performs.
-    IamPolicy,
+    /// Print the least-privilege IAM policy eksodus needs for every AWS call it makes on the environment of a
+    /// spec (up, upgrade, down; KMS actions only when the spec has eksodus create the secrets key).
+    IamPolicy {
+        /// The spec file (its name scopes iam:PassRole; its encryption decides the KMS actions).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,15 +143,7 @@ pub struct SpecAws {
 }
 
 async fn kube_client(k: &KubeArgs) -> Result<kube::Client> {
-    let options = kube::config::KubeConfigOptions { context: k.context.clone(), ..Default::default() };
-    let config = match &k.kubeconfig {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &options).await?
-        }
-        None => kube::Config::from_kubeconfig(&options).await.context("no kubeconfig (give --kubeconfig)")?,
-    };
-    Ok(kube::Client::try_from(config)?)
+    Ok(crate::kube_client(k.kubeconfig.as_deref(), k.context.as_ref()).await?.0)
 }
 
 fn mapping_json(m: &Mapping) -> Value {
@@ -303,7 +300,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
                 IamCmd::Apply(a) => (a, 1),
                 IamCmd::Destroy(a) => (a, 2),
             };
-            let spec = if mode == 2 { EnvironmentSpec::load(&a.file)? } else { load(&a.file)? };
+            let spec = if mode == 2 { eksodus::spec::read(&a.file)?.spec } else { load(&a.file)? };
             let conf = clients(&spec, &a.aws).await?;
             let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec);
             let account = account_of(&conf).await?;
@@ -349,14 +346,9 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
             outln!("next: {}", mp.next);
             run_plan(&plan, &ae, yes, false).await
         }
-        AccessCmd::IamPolicy => {
-            let all = eksodus_net::ec2::ACTIONS
-                .iter()
-                .chain(eksodus_access::iam::ACTIONS)
-                .chain(eksodus_access::entries::ACTIONS)
-                .chain(["sts:GetCallerIdentity"].iter())
-                .copied();
-            outln!("{}", serde_json::to_string_pretty(&eksodus_core::permissions::policy_document(all))?);
+        AccessCmd::IamPolicy { file } => {
+            let spec = load(&file)?;
+            outln!("{}", serde_json::to_string_pretty(&eksodus_cluster::policy::document(&spec))?);
             Ok(ExitCode::SUCCESS)
         }
     }

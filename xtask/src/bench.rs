@@ -332,7 +332,7 @@ fn generated_object(i: usize, namespaces: usize) -> serde_json::Value {
 
 async fn migrate() -> Result<()> {
     use eksodus_migrate::bundle::prepare;
-    use eksodus_migrate::live::{self, ApplyOptions as MigrateOptions, OnProgress};
+    use eksodus_migrate::live::{self, MigrateOptions, OnProgress};
     use eksodus_migrate::object::Obj;
     use futures::StreamExt;
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };

@@ -1,5 +1,8 @@
-//! `cargo xtask demo`: the main job end to end on the local emulator, with a summary: the whole environment up,
-//! an empty second plan, an upgrade across two minor versions, then down with nothing left.
+//! `cargo xtask demo`: the project's story end to end on the local emulator. A self-managed cluster's etcd
+//! snapshot (a real API server's, filled with a realistic workload, where the machine has one; the committed
+//! fixture otherwise) is all that is left of it; `recover` plans and then builds the new environment, gives
+//! the old aws-auth's people access, applies and verifies the workload and prints the DNS cutover table; a
+//! second plan is empty; an upgrade across two minor versions; `down` leaves nothing.
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +11,10 @@ use eksodus_cluster::environment::{Environment, KubeAccess};
 use eksodus_core::aws::AwsTarget;
 use eksodus_core::engine::ApplyOptions;
 use eksodus_core::spec::EnvironmentSpec;
-use eksodus_testkit::kubeapi::FakeKube;
 use eksodus_testkit::{FaultConfig, LocalAws};
 
 use crate::render;
+use eksodus::recover::{Recovery, RecoveryOptions};
 
 const SPEC: &str = include_str!("../../examples/demo.yaml");
 
@@ -49,17 +52,39 @@ pub async fn run(keep: bool) -> Result<()> {
     heading("Layout (offline)");
     out!("{}", render::layout(&eksodus_net::layout::plan(&spec)?));
 
+    heading("The lost cluster");
+    let work = tempfile::tempdir()?;
+    let snapshot = if eksodus_testkit::realkube::RealKube::available() {
+        eprintln!("starting a real API server for the old cluster, filling it with the workload...");
+        let s = eksodus_testkit::workload::lost_cluster_snapshot(work.path()).await.map_err(anyhow::Error::msg)?;
+        outln!("a self-managed cluster (a real kube-apiserver with etcd, Secrets encrypted with aescbc) held the workload;");
+        s
+    } else {
+        outln!(
+            "the committed snapshot of a self-managed cluster (Secrets encrypted with aescbc) holding the workload;"
+        );
+        fixture()
+    };
+    outln!(
+        "its etcd was saved to {} ({} KiB), then its control plane was lost.",
+        snapshot.file_name().and_then(|n| n.to_str()).unwrap_or("etcd.db"),
+        std::fs::metadata(&snapshot)?.len() / 1024
+    );
+
     eprintln!("\nstarting the local AWS emulator (moto {})...", eksodus_testkit::moto::MOTO_VERSION);
     let aws = LocalAws::start(FaultConfig { eks_pending_describes: 2, ..Default::default() }).await?;
     let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
-    // The emulated cluster's endpoint leads nowhere; a fake API server stands in for its Kubernetes side.
-    let kube = FakeKube::start().await?;
-    kube.register("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs", "ENIConfig", false);
-    let client = || -> Result<kube::Client> { Ok(kube::Client::try_from(kube::Config::new(kube.url().parse()?))?) };
+    // The emulated cluster's endpoint leads nowhere: an API server stands in for its Kubernetes side (a real
+    // one where the machine has it), with stand-ins for the controllers that roll out and give load balancers
+    let nc = eksodus_testkit::workload::NewCluster::start(true).await.map_err(anyhow::Error::msg)?;
+    let _controllers = eksodus_testkit::workload::Controllers::start(nc.client.clone());
     let env_for = |s: &EnvironmentSpec| -> Result<Environment> {
-        Ok(Environment::new(&conf, s.clone(), ApplyOptions::fast())?.with_kube(KubeAccess::Client(client()?)))
+        Ok(Environment::builder(s.clone())
+            .aws(&conf)
+            .options(ApplyOptions::fast())
+            .kube(KubeAccess::Client(nc.client.clone()))
+            .build()?)
     };
-    let env = env_for(&spec)?;
     let mut phases = Vec::new();
     let mut measure = |name: &'static str, start: Instant, note: String, aws: &LocalAws| {
         let s = aws.proxy.stats();
@@ -73,27 +98,36 @@ pub async fn run(keep: bool) -> Result<()> {
         aws.proxy.reset_stats();
     };
 
-    heading("Plan");
+    heading("Recover: the plan");
+    outln!(
+        "cargo xtask recover -f examples/demo.yaml --from-etcd-snapshot etcd.db --encryption-config encryption.yaml"
+    );
     let t = Instant::now();
-    let plan = env.plan().await?;
-    out!("{}", render::plan(&plan.plan));
-    for d in &plan.deferred {
-        outln!("  (after this round) {d}");
-    }
-    outln!("critical path: {} sequential API calls", plan.plan.critical_path_calls()?);
-    measure("plan", t, plan.plan.summary().to_string(), &aws);
+    let mut opts = RecoveryOptions::new(&snapshot, work.path().join(format!("recovery-{}", spec.name)));
+    opts.encryption_config = Some(eksodus_testkit::workload::ENCRYPTION.into());
+    opts.wait = Duration::from_secs(60);
+    let recovery = Recovery::new(spec.clone(), &conf, opts)?
+        .engine_options(ApplyOptions::fast())
+        .kube(KubeAccess::Client(nc.client.clone()));
+    let plan = recovery.plan(&eksodus::EventSink::discard()).await?;
+    out!("{}", crate::recover::render_plan(&plan));
+    outln!("critical path: {} sequential API calls", plan.environment.plan.critical_path_calls()?);
+    measure("recover plan", t, format!("{} objects, {}", plan.bundle.objects, plan.environment.plan.summary()), &aws);
 
-    heading("Up");
+    heading("Recover");
+    outln!("the new cluster's Kubernetes side: {}", nc.describe());
     let t = Instant::now();
     let progress = render::Progress::new(false);
-    let up = env.up_from(plan, &progress.sink()).await?;
-    for (i, r) in up.rounds.iter().enumerate() {
-        outln!("round {}: {}", i + 1, r.plan.plan.summary());
-        out!("{}", render::report(&r.report));
+    let report = recovery.run(&progress.sink()).await?;
+    drop(progress);
+    out!("{}", crate::recover::render_report(&report));
+    if !report.is_success() {
+        bail!("the recovery did not verify");
     }
-    outln!("ENIConfigs in the cluster: {}", up.eni_configs.join(", "));
-    let ops: usize = up.rounds.iter().map(|r| r.report.ops.len()).sum();
-    measure("up", t, format!("{ops} operations in {} round(s)", up.rounds.len()), &aws);
+    measure("recover", t, format!("{} objects recovered and verified", report.recovered), &aws);
+    let spec = recovery.spec().clone();
+    let c = spec.cluster.as_ref().expect("the demo spec has a cluster");
+    let env = env_for(&spec)?;
 
     heading("Plan again");
     let t = Instant::now();
@@ -104,16 +138,6 @@ pub async fn run(keep: bool) -> Result<()> {
     }
     let calls = aws.proxy.stats().total();
     measure("re-plan", t, format!("no changes, {calls} AWS calls"), &aws);
-
-    heading("A workload with a load balancer");
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "storefront", "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}
-    }))?;
-    kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(client()?, "default")
-        .create(&Default::default(), &svc)
-        .await?;
-    outln!("Service default/storefront (type LoadBalancer) created; down must remove it before the VPC");
 
     heading(&format!("Upgrade {} -> {UPGRADE_TO}", c.version));
     let t = Instant::now();
@@ -183,5 +207,23 @@ pub async fn run(keep: bool) -> Result<()> {
         "total {:.1}s on the local emulator (it holds EKS resources in CREATING/UPDATING for two describes; real clusters take 10-15 minutes)",
         total.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// The committed snapshot of the story's lost cluster.
+pub fn fixture() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/recovery/etcd.db")
+}
+
+/// Remakes [`fixture`] from a real API server.
+pub async fn record_fixture() -> Result<()> {
+    if !eksodus_testkit::realkube::RealKube::available() {
+        bail!("{} must name a kube-apiserver binary", eksodus_testkit::realkube::BINARY_VAR);
+    }
+    let dir = tempfile::tempdir()?;
+    let snap = eksodus_testkit::workload::lost_cluster_snapshot(dir.path()).await.map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(fixture().parent().expect("a parent"))?;
+    std::fs::copy(&snap, fixture())?;
+    outln!("{} ({} bytes)", fixture().display(), std::fs::metadata(fixture())?.len());
     Ok(())
 }

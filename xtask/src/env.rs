@@ -1,16 +1,13 @@
 //! `plan|up|down|upgrade`: the whole environment, rendered. All decisions are `eksodus_cluster::environment`'s.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use eksodus_cluster::environment::{EnvPlan, Environment, KubeAccess};
 use eksodus_cluster::upgrade::{Preflight, Status};
-use eksodus_core::engine::ApplyOptions;
-use eksodus_core::spec::EnvironmentSpec;
 
 use crate::render;
 
@@ -41,29 +38,16 @@ pub struct EnvArgs {
     pub skip_kubernetes: bool,
 }
 
-/// Loads an eksodus spec or an eksctl ClusterConfig (refusing one with fields eksodus cannot carry over).
-pub fn load_any(file: &Path) -> Result<EnvironmentSpec> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    if eksodus_cluster::eksctl::is_eksctl(&text) {
-        let imp = eksodus_cluster::eksctl::import(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        if !imp.unsupported.is_empty() {
-            let list: Vec<String> = imp.unsupported.iter().map(|u| format!("  {}: {}", u.path, u.reason)).collect();
-            bail!("{} uses eksctl fields eksodus cannot carry over:\n{}", file.display(), list.join("\n"));
-        }
-        return Ok(imp.spec);
-    }
-    Ok(EnvironmentSpec::from_yaml(&text)?)
-}
-
 async fn environment(a: &EnvArgs) -> Result<Environment> {
-    let spec = load_any(&a.file)?;
+    let spec = eksodus::spec::read(&a.file)?.spec;
     let conf = crate::target(&spec.region, a.local, a.profile.clone()).await?.load().await;
-    let kube = if a.local || a.skip_kubernetes {
-        KubeAccess::None // the emulated cluster's endpoint leads nowhere, or the user said not to try
-    } else {
-        KubeAccess::Token(crate::credentials(&conf).await?)
-    };
-    Ok(Environment::new(&conf, spec, ApplyOptions::default())?.with_kube(kube).force(a.force))
+    let mut b = Environment::builder(spec).aws(&conf).force(a.force);
+    if a.local || a.skip_kubernetes {
+        // the emulated cluster's endpoint leads nowhere, or the user said not to try
+        b = b.kube(KubeAccess::None);
+    }
+    // otherwise tokens are signed with the configuration's credentials, refreshed as they expire
+    Ok(b.build()?)
 }
 
 fn render_env_plan(p: &EnvPlan) -> String {
@@ -140,9 +124,9 @@ pub async fn down(a: EnvArgs) -> Result<ExitCode> {
     let env = environment(&a).await?;
     let destroy = env.destroy_plan().await?;
     if !a.json {
-        out!("{}", render::plan(&destroy.0));
+        out!("{}", render::plan(&destroy.plan));
     }
-    if destroy.0.is_empty() {
+    if destroy.plan.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     crate::confirm("destroy these resources", a.yes)?;

@@ -26,6 +26,7 @@ mod env;
 mod etcd;
 mod fuzz;
 mod migrate;
+mod recover;
 mod render;
 mod run_tests;
 
@@ -81,6 +82,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: migrate::MigrateCmd,
     },
+    /// Recover a dead cluster onto a new environment in one resumable command: inspect its etcd snapshot,
+    /// export the bundle, bring the environment up, give the old aws-auth's people access, apply, verify,
+    /// report (without --yes: print the plan; exit 2 when something would change).
+    Recover(Box<recover::RecoverArgs>),
+    /// Remake examples/recovery/etcd.db, the demo's lost cluster for machines without a real API server: a real
+    /// one (EKSODUS_KUBE_APISERVER) populated with the story's workload, its Secrets encrypted with aescbc.
+    #[command(hide = true)]
+    RecordRecoveryFixture,
     /// Read Kubernetes objects out of an etcd snapshot or data directory (no etcd or API server needed).
     Etcd {
         #[command(subcommand)]
@@ -271,6 +280,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Net { cmd } => net(cmd).await,
         Cmd::Migrate { cmd } => migrate::run(cmd).await,
         Cmd::Etcd { cmd } => etcd::run(cmd),
+        Cmd::Recover(a) => recover::run(*a).await,
+        Cmd::RecordRecoveryFixture => demo::record_fixture().await.map(|_| ExitCode::SUCCESS),
         Cmd::Local { cmd } => local(cmd).await,
         Cmd::Access { cmd } => access::run(cmd).await,
         Cmd::Token { file, local, profile } => token(&file, local, profile).await,
@@ -284,12 +295,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Loads and fully validates a spec offline; errors list every problem with its path.
 fn load(file: &PathBuf) -> Result<EnvironmentSpec> {
-    let spec = EnvironmentSpec::load(file)?;
-    let errs = eksodus_net::validate(&spec);
-    if !errs.is_empty() {
-        return Err(eksodus_core::Error::Invalid(FieldErrors(errs)).into());
-    }
-    Ok(spec)
+    Ok(eksodus::spec::from_file(file)?)
 }
 
 fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
@@ -317,12 +323,14 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
         }
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
-    let spec = match EnvironmentSpec::load(file) {
-        Ok(s) => s,
+    let spec = match eksodus::spec::read(file) {
+        Ok(s) => s.spec,
         Err(e) => {
             if json {
                 let (path, message) = match &e {
-                    eksodus_core::Error::Parse { path, message } => (path.clone(), message.clone()),
+                    eksodus::Error::Spec(eksodus_core::Error::Parse { path, message }) => {
+                        (path.clone(), message.clone())
+                    }
                     other => (String::new(), other.to_string()),
                 };
                 outln!("{}", serde_json::json!({"valid": false, "errors": [{"path": path, "message": message}]}));
@@ -415,6 +423,20 @@ async fn credentials(conf: &aws_config::SdkConfig) -> Result<eksodus_cluster::to
     })
 }
 
+/// A client from a kubeconfig file (default: the standard one) and context, with the API server's URL.
+async fn kube_client(kubeconfig: Option<&std::path::Path>, context: Option<&String>) -> Result<(kube::Client, String)> {
+    let options = kube::config::KubeConfigOptions { context: context.cloned(), ..Default::default() };
+    let config = match kubeconfig {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await?
+        }
+        None => kube::Config::from_kubeconfig(&options).await.context("no kubeconfig (give --kubeconfig)")?,
+    };
+    let url = config.cluster_url.to_string();
+    Ok((kube::Client::try_from(config)?, url))
+}
+
 fn confirm(what: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
@@ -489,7 +511,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NetCmd::Destroy(a) => {
-            let spec = EnvironmentSpec::load(&a.file)?; // a spec that no longer validates can still be destroyed
+            let spec = eksodus::spec::read(&a.file)?.spec; // a spec that no longer validates can still be destroyed
             let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
             let net =
                 Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus_core::aws::Calls::new("ec2", &conf));
@@ -532,7 +554,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
 
 async fn token(file: &std::path::Path, local: bool, profile: Option<String>) -> Result<ExitCode> {
     use eksodus_cluster::token::{exec_credential, UnixTime};
-    let spec = env::load_any(file)?;
+    let spec = eksodus::spec::read(file)?.spec;
     let conf = target(&spec.region, local, profile).await?.load().await;
     let creds = credentials(&conf).await?;
     outln!("{}", serde_json::to_string(&exec_credential(&spec.name, &spec.region, &creds, UnixTime::now()))?);
@@ -547,7 +569,7 @@ async fn kubeconfig(
     aws_cli: bool,
 ) -> Result<ExitCode> {
     use eksodus_cluster::kubeconfig::{document, merge, ExecCommand};
-    let spec = env::load_any(file)?;
+    let spec = eksodus::spec::read(file)?.spec;
     let conf = target(&spec.region, local, profile.clone()).await?.load().await;
     let environment = eksodus_cluster::environment::Environment::new(&conf, spec, ApplyOptions::default())?;
     let access = environment.cluster_access().await?;

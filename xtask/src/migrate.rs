@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use eksodus_migrate::bundle;
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, ApplyOptions, OnProgress, Outcome, Progress};
+use eksodus_migrate::live::{self, MigrateOptions, OnProgress, Outcome, Progress};
 use eksodus_migrate::transform::Rules;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -100,16 +100,7 @@ pub struct TargetArgs {
 }
 
 async fn client(kubeconfig: Option<&Path>, context: Option<&String>) -> Result<(kube::Client, String)> {
-    let options = kube::config::KubeConfigOptions { context: context.cloned(), ..Default::default() };
-    let config = match kubeconfig {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &options).await?
-        }
-        None => kube::Config::from_kubeconfig(&options).await.context("no kubeconfig (give --kubeconfig)")?,
-    };
-    let url = config.cluster_url.to_string();
-    Ok((kube::Client::try_from(config)?, url))
+    crate::kube_client(kubeconfig, context).await
 }
 
 fn bar(json: bool, total: u64, what: &str) -> ProgressBar {
@@ -236,7 +227,7 @@ async fn apply(a: TargetArgs, dry_run: bool) -> Result<ExitCode> {
             bb.inc(1);
         }
     });
-    let opts = ApplyOptions {
+    let opts = MigrateOptions {
         concurrency: a.concurrency,
         dry_run,
         // one journal per cluster: a target recreated at the same URL is a new cluster, applied to again

@@ -37,7 +37,11 @@ pub fn run(clippy: bool) -> Result<std::process::ExitCode> {
     step("doc tests", cargo().args(["test", "--workspace", "--doc"]))?;
     let deny = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
     if deny {
-        // advisories need the advisory database from the network; licenses, bans and sources do not
+        // cargo-deny reads the metadata of every target platform, but a build downloads only the host's crates
+        // (windows-sys and friends stay missing on a fresh machine): fetch them all first, which is a no-op
+        // when the registry cache already holds them. Advisories need the advisory database from the network;
+        // licenses, bans and sources do not.
+        step("fetch all platforms' crates", cargo().arg("fetch"))?;
         step("cargo deny", cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))?;
     } else {
         eprintln!("(cargo-deny not installed: skipping the license, ban and source checks)");

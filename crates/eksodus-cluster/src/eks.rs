@@ -884,9 +884,9 @@ impl Eks {
         deprecated_apis: Option<Vec<upgrade::DeprecatedApi>>,
     ) -> Result<(Vec<Preflight>, Plan), Error> {
         let Some(c) = found.cluster.as_ref().filter(|c| c.owned) else {
-            return Err(Error::Spec {
-                field: "cluster".into(),
-                message: format!("no cluster `{}` owned by this environment to upgrade", self.name),
+            return Err(Error::NotReady {
+                what: format!("environment {}", self.name),
+                message: "it owns no cluster to upgrade (run up first)".into(),
             });
         };
         let versions = upgrade::steps(&c.version, to).map_err(|m| Error::Spec { field: "--to".into(), message: m })?;

@@ -118,11 +118,26 @@ pub struct UpgradeReport {
     pub report: Option<ApplyReport>,
 }
 
+/// What `down` will remove: the plan, and what it needs to know to run it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestroyPlan {
+    /// The removal plan, in dependency order.
+    pub plan: Plan,
+    /// The cluster as found (owned or not), for the Kubernetes-side cleanup before it goes.
+    pub cluster: Option<ClusterInfo>,
+    /// The AWS account of the cluster (empty when there is none).
+    pub account: String,
+}
+
 /// How the Kubernetes side is reached.
 #[derive(Clone)]
 pub enum KubeAccess {
-    /// Through the cluster's endpoint with a native token made from these credentials.
+    /// Through the cluster's endpoint with a native token made from these credentials (a snapshot: use
+    /// [`KubeAccess::Provider`] for temporary credentials that outlive it).
     Token(Credentials),
+    /// Through the cluster's endpoint with native tokens signed with credentials asked of this provider for
+    /// every new token, so refreshed temporary credentials (SSO, assumed roles, instance roles) keep working.
+    Provider(aws_credential_types::provider::SharedCredentialsProvider),
     /// A ready client (tests, the demo's fake API server, a caller with its own configuration).
     Client(kube::Client),
     /// Not at all: Kubernetes-side steps are skipped and reported.
@@ -133,6 +148,7 @@ impl std::fmt::Debug for KubeAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             KubeAccess::Token(_) => "Token",
+            KubeAccess::Provider(_) => "Provider",
             KubeAccess::Client(_) => "Client",
             KubeAccess::None => "None",
         })
@@ -167,7 +183,80 @@ fn access_err(e: eksodus_core::engine::StepError) -> Error {
     Error::Aws(e)
 }
 
+/// Builds an [`Environment`]: `Environment::builder(spec).aws(&conf).build()`, with optional credentials for
+/// the cluster's tokens, Kubernetes access, engine options and the lockout override.
+#[derive(Debug)]
+pub struct EnvironmentBuilder {
+    spec: EnvironmentSpec,
+    conf: Option<SdkConfig>,
+    options: ApplyOptions,
+    kube: Option<KubeAccess>,
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    force: bool,
+}
+
+impl EnvironmentBuilder {
+    /// The AWS configuration (region, endpoint, credentials). Its SDK retry settings are replaced: eksodus
+    /// retries every call itself and knows which ones may not be sent twice.
+    pub fn aws(mut self, conf: &SdkConfig) -> Self {
+        self.conf = Some(conf.clone());
+        self
+    }
+
+    /// The credentials that sign the cluster's tokens, asked again for every token (default: `aws`'s own
+    /// provider).
+    pub fn credentials(mut self, provider: aws_credential_types::provider::SharedCredentialsProvider) -> Self {
+        self.credentials = Some(provider);
+        self
+    }
+
+    /// How the cluster's API server is reached (default: through its endpoint with tokens from
+    /// [`EnvironmentBuilder::credentials`]; [`KubeAccess::None`] skips the Kubernetes side).
+    pub fn kube(mut self, kube: KubeAccess) -> Self {
+        self.kube = Some(kube);
+        self
+    }
+
+    /// Engine options (concurrency, retries, waits).
+    pub fn options(mut self, options: ApplyOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Skips the access-entry lockout guard.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Validates the spec and builds the environment (no AWS call).
+    pub fn build(self) -> Result<Environment, Error> {
+        let conf = self.conf.ok_or_else(|| Error::Invalid {
+            what: "environment builder".into(),
+            message: "no AWS configuration: call .aws(&SdkConfig) first".into(),
+        })?;
+        let kube = match (self.kube, self.credentials.or_else(|| conf.credentials_provider())) {
+            (Some(k), _) => k,
+            (None, Some(p)) => KubeAccess::Provider(p),
+            (None, None) => KubeAccess::None,
+        };
+        Ok(Environment::new(&conf, self.spec, self.options)?.with_kube(kube).force(self.force))
+    }
+}
+
 impl Environment {
+    /// A builder for an environment of `spec`.
+    pub fn builder(spec: EnvironmentSpec) -> EnvironmentBuilder {
+        EnvironmentBuilder {
+            spec,
+            conf: None,
+            options: ApplyOptions::default(),
+            kube: None,
+            credentials: None,
+            force: false,
+        }
+    }
+
     /// An environment for `spec` on the AWS `conf` points at. Validates the spec first (no AWS call).
     ///
     /// Whatever retry settings `conf` has, the SDK's own retries are turned off ([`without_sdk_retries`]):
@@ -198,6 +287,18 @@ impl Environment {
             kube: KubeAccess::None,
             force: false,
         })
+    }
+
+    /// A client for the environment's cluster as [`KubeAccess`] says (`None` when it says not to reach it).
+    pub async fn kube(&self) -> Result<Option<kube::Client>, Error> {
+        let found = self.eks.discover(&HashMap::new()).await?;
+        match found.cluster.as_ref().filter(|c| c.owned) {
+            Some(info) => self.kube_client(info).await,
+            None => Err(Error::NotReady {
+                what: format!("environment {}", self.spec.name),
+                message: "it owns no cluster yet (run up first)".into(),
+            }),
+        }
     }
 
     /// How to reach the cluster's API server (for ENIConfigs, the pre-delete cleanup, the deprecated-API check).
@@ -485,8 +586,7 @@ impl Environment {
                 return Ok(UpReport { rounds, converged: p, eni_configs, kube_skipped });
             }
             if p.plan.is_empty() {
-                return Err(Error::Spec {
-                    field: "spec".into(),
+                return Err(Error::NotConverged {
                     message: format!("nothing left to do, but these still wait: {}", p.deferred.join("; ")),
                 });
             }
@@ -523,17 +623,19 @@ impl Environment {
                     .collect()
             })
             .unwrap_or_default();
-        Err(Error::Spec {
-            field: "spec".into(),
+        Err(Error::NotConverged {
             message: format!("no empty plan after {MAX_ROUNDS} rounds; still changing: {}", last.join("; ")),
         })
     }
 
-    fn kube_client(&self, info: &ClusterInfo) -> Result<Option<kube::Client>, Error> {
+    async fn kube_client(&self, info: &ClusterInfo) -> Result<Option<kube::Client>, Error> {
         match &self.kube {
             KubeAccess::None => Ok(None),
             KubeAccess::Client(c) => Ok(Some(c.clone())),
             KubeAccess::Token(creds) => kube_side::client_for(info, &self.spec.region, creds).map(Some),
+            KubeAccess::Provider(p) => {
+                kube_side::client_with_provider(info, &self.spec.region, p.clone()).await.map(Some)
+            }
         }
     }
 
@@ -543,7 +645,7 @@ impl Environment {
             return Ok((vec![], None));
         }
         let Some(info) = p.cluster.as_ref().filter(|c| c.owned) else { return Ok((vec![], None)) };
-        let Some(client) = self.kube_client(info)? else {
+        let Some(client) = self.kube_client(info).await? else {
             return Ok((vec![], Some("no access to the cluster's API server: ENIConfigs not applied".into())));
         };
         kube_side::reachable(&client, Duration::from_secs(20)).await?;
@@ -563,7 +665,7 @@ impl Environment {
     }
 
     /// The plan that removes everything the environment owns.
-    pub async fn destroy_plan(&self) -> Result<(Plan, Option<ClusterInfo>, String), Error> {
+    pub async fn destroy_plan(&self) -> Result<DestroyPlan, Error> {
         let net_found = self.network.discover().await?;
         let mut keys = net_found.keys.clone();
         // a key already scheduled for deletion is on its way out: not planned again, not reported as left
@@ -593,7 +695,7 @@ impl Environment {
             }
             plan.extend(access);
         }
-        Ok((plan, found.cluster, account))
+        Ok(DestroyPlan { plan, cluster: found.cluster, account })
     }
 
     /// Removes the environment: the Kubernetes-side cleanup first when the cluster is reachable, then every
@@ -606,18 +708,18 @@ impl Environment {
     /// showed and the user confirmed).
     pub async fn down_from(
         &self,
-        destroy: (Plan, Option<ClusterInfo>, String),
+        destroy: DestroyPlan,
         events: &EventSink,
         cleanup_timeout: Duration,
     ) -> Result<DownReport, Error> {
-        let (plan, cluster, account) = destroy;
+        let DestroyPlan { plan, cluster, account } = destroy;
         let mut cleanup = None;
         let mut kube_skipped = None;
         let mut not_checked = Vec::new();
         if let Some(info) = cluster.as_ref().filter(|c| c.owned && c.status == "ACTIVE") {
             // teardown never depends on the cluster answering: without it, what its controllers made in AWS is
             // found by their tags instead
-            let unreachable = match self.kube_client(info) {
+            let unreachable = match self.kube_client(info).await {
                 Ok(Some(client)) => match async {
                     kube_side::reachable(&client, Duration::from_secs(20)).await?;
                     kube_side::delete_load_balancers(&client, cleanup_timeout).await
@@ -723,7 +825,7 @@ impl Environment {
         let subnet_ids = found.cluster.as_ref().map(|c| c.subnet_ids.clone()).unwrap_or_default();
         let free = self.network.subnet_free(&subnet_ids).await?;
         let deprecated = match found.cluster.as_ref() {
-            Some(info) => match self.kube_client(info)? {
+            Some(info) => match self.kube_client(info).await? {
                 Some(client) => kube_side::deprecated_apis(&client).await,
                 None => None,
             },
@@ -758,9 +860,9 @@ impl Environment {
     /// What a kubeconfig needs, from `DescribeCluster`.
     pub async fn cluster_access(&self) -> Result<crate::kubeconfig::ClusterAccess, Error> {
         let found = self.eks.discover(&HashMap::new()).await?;
-        let c = found.cluster.ok_or_else(|| Error::Spec {
-            field: "name".into(),
-            message: format!("no EKS cluster named {} exists", self.spec.name),
+        let c = found.cluster.ok_or_else(|| Error::NotReady {
+            what: format!("environment {}", self.spec.name),
+            message: format!("no EKS cluster named {} exists (run up first)", self.spec.name),
         })?;
         Ok(crate::kubeconfig::ClusterAccess {
             arn: c.arn.clone(),

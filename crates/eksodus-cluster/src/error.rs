@@ -32,6 +32,31 @@ pub enum Error {
         /// `step: error` per failed step.
         failures: Vec<String>,
     },
+    /// A value that came from outside (a cluster's endpoint or CA, a file) is not what it must be.
+    #[error("{what}: {message}")]
+    Invalid {
+        /// What it is.
+        what: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Something is not ready for what was asked of it (a cluster without an endpoint yet).
+    #[error("{what} is not ready: {message}")]
+    NotReady {
+        /// What.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// `up` stopped without reaching an empty plan (something keeps changing, or waits on what never comes).
+    #[error("the environment did not converge: {message}")]
+    NotConverged {
+        /// What still changes or waits.
+        message: String,
+    },
+    /// AWS credentials could not be loaded.
+    #[error("AWS credentials: {0}")]
+    Credentials(String),
     /// An AWS call made outside the engine (discovery, validation) failed.
     #[error("{0}")]
     Aws(#[source] eksodus_core::engine::StepError),

@@ -31,23 +31,7 @@ fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 /// A client for an EKS cluster: its endpoint and CA from `DescribeCluster`, and a native EKS token presigned
 /// with `creds` (valid 15 minutes; make a new client for work that may outlast it).
 pub fn client_for(info: &ClusterInfo, region: &str, creds: &Credentials) -> Result<Client, Error> {
-    use base64::Engine as _;
-    let endpoint = info.endpoint.clone().ok_or_else(|| Error::Spec {
-        field: "cluster".into(),
-        message: format!("cluster {} has no endpoint yet", info.name),
-    })?;
-    let url = endpoint.parse().map_err(|e| Error::Spec {
-        field: "cluster".into(),
-        message: format!("cluster endpoint `{endpoint}` is not a URL: {e}"),
-    })?;
-    let mut conf = kube::Config::new(url);
-    if let Some(ca) = &info.certificate_authority {
-        let pem = base64::engine::general_purpose::STANDARD.decode(ca).unwrap_or_default();
-        let ders: Vec<Vec<u8>> = pem_to_der(&pem);
-        if !ders.is_empty() {
-            conf.root_cert = Some(ders);
-        }
-    }
+    let conf = cluster_config(info)?;
     // a bearer token per request, signed again before it expires: clients live through long waits
     let fresh = std::sync::Arc::new(token::Fresh::new(&info.name, region, creds.clone()));
     let auth = tower::util::MapRequestLayer::new(move |mut req: http::Request<kube::client::Body>| {
@@ -58,6 +42,94 @@ pub fn client_for(info: &ClusterInfo, region: &str, creds: &Credentials) -> Resu
     });
     let builder = kube::client::ClientBuilder::try_from(conf).map_err(kube_err("building the client"))?;
     Ok(builder.with_layer(&auth).build())
+}
+
+/// The current token of a client whose credentials come from a provider, renewed in the background.
+#[derive(Debug, Default)]
+struct TokenCell(std::sync::RwLock<String>);
+
+/// Mints a token with credentials fetched from `provider` now (so a provider's refreshed credentials are used).
+async fn mint(
+    provider: &aws_credential_types::provider::SharedCredentialsProvider,
+    cluster: &str,
+    region: &str,
+) -> Result<String, Error> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let c = provider.provide_credentials().await.map_err(|e| Error::Credentials(e.to_string()))?;
+    let creds = Credentials {
+        access_key_id: c.access_key_id().to_string(),
+        secret_access_key: c.secret_access_key().to_string(),
+        session_token: c.session_token().map(String::from),
+    };
+    Ok(token::token(cluster, region, &creds, UnixTime::now()))
+}
+
+/// A client for an EKS cluster whose tokens are signed with credentials from `provider`, asked again for every
+/// new token: temporary credentials (SSO, an assumed role, an instance role) that the provider refreshes keep
+/// working under a client that lives for hours. A background task renews the token before its 15 minutes end
+/// and stops when the client is gone.
+pub async fn client_with_provider(
+    info: &ClusterInfo,
+    region: &str,
+    provider: aws_credential_types::provider::SharedCredentialsProvider,
+) -> Result<Client, Error> {
+    let cell = std::sync::Arc::new(TokenCell(std::sync::RwLock::new(mint(&provider, &info.name, region).await?)));
+    let weak = std::sync::Arc::downgrade(&cell);
+    let (cluster, region_owned) = (info.name.clone(), region.to_string());
+    tokio::spawn(async move {
+        let renew = Duration::from_secs(token::REFRESH_AFTER_SECONDS - 60);
+        loop {
+            tokio::time::sleep(renew).await;
+            let Some(cell) = weak.upgrade() else { return };
+            // a failed renewal keeps the current token (still valid for a minute) and tries again soon
+            match mint(&provider, &cluster, &region_owned).await {
+                Ok(t) => *cell.0.write().unwrap_or_else(|p| p.into_inner()) = t,
+                Err(_) => {
+                    drop(cell);
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            }
+        }
+    });
+    let auth = tower::util::MapRequestLayer::new(move |mut req: http::Request<kube::client::Body>| {
+        let t = cell.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {t}")) {
+            req.headers_mut().insert(http::header::AUTHORIZATION, v);
+        }
+        req
+    });
+    let conf = cluster_config(info)?;
+    let builder = kube::client::ClientBuilder::try_from(conf).map_err(kube_err("building the client"))?;
+    Ok(builder.with_layer(&auth).build())
+}
+
+/// The endpoint and CA of a cluster as a kube-rs configuration (no credentials).
+fn cluster_config(info: &ClusterInfo) -> Result<kube::Config, Error> {
+    use base64::Engine as _;
+    let endpoint = info.endpoint.clone().ok_or_else(|| Error::NotReady {
+        what: format!("cluster {}", info.name),
+        message: "it has no endpoint yet".into(),
+    })?;
+    let url = endpoint.parse().map_err(|e| Error::Invalid {
+        what: format!("cluster {}'s endpoint", info.name),
+        message: format!("`{endpoint}` is not a URL: {e}"),
+    })?;
+    let mut conf = kube::Config::new(url);
+    if let Some(ca) = &info.certificate_authority {
+        let pem = base64::engine::general_purpose::STANDARD.decode(ca).map_err(|e| Error::Invalid {
+            what: format!("cluster {}'s certificate authority", info.name),
+            message: format!("not base64: {e}"),
+        })?;
+        let ders: Vec<Vec<u8>> = pem_to_der(&pem);
+        if ders.is_empty() {
+            return Err(Error::Invalid {
+                what: format!("cluster {}'s certificate authority", info.name),
+                message: "no PEM certificate in it".into(),
+            });
+        }
+        conf.root_cert = Some(ders);
+    }
+    Ok(conf)
 }
 
 fn pem_to_der(pem: &[u8]) -> Vec<Vec<u8>> {

@@ -26,6 +26,8 @@ pub mod kms;
 #[cfg(feature = "aws")]
 pub mod kube_side;
 #[cfg(feature = "aws")]
+pub mod policy;
+#[cfg(feature = "aws")]
 pub mod sweep;
 
 pub use error::{Error, Result};

@@ -17,15 +17,6 @@ pub enum Error {
     /// The spec parsed but is not valid; every problem is listed.
     #[error("{0}")]
     Invalid(#[source] FieldErrors),
-    /// Reading the spec file failed.
-    #[error("cannot read spec file `{path}`")]
-    Read {
-        /// The file.
-        path: String,
-        /// The IO error.
-        #[source]
-        source: std::io::Error,
-    },
     /// The plan is not a DAG: the listed steps depend on each other in a cycle.
     #[error("the plan has a dependency cycle through: {}", .0.join(" -> "))]
     Cycle(Vec<String>),

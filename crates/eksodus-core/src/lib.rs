@@ -23,7 +23,6 @@ mod error;
 pub mod events;
 #[cfg(feature = "kube")]
 pub mod kube;
-pub mod permissions;
 pub mod plan;
 pub mod retry;
 pub mod spec;

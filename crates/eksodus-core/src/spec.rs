@@ -570,14 +570,6 @@ impl EnvironmentSpec {
         })
     }
 
-    /// Reads and parses a spec file.
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let text =
-            std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.display().to_string(), source })?;
-        Self::from_yaml(&text)
-    }
-
     /// The availability zone names: explicit ones, or the region followed by `a`, `b`, ...
     pub fn az_names(&self) -> Vec<String> {
         match &self.network.azs {

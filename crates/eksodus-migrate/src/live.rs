@@ -182,14 +182,14 @@ pub struct ObjectResult {
 
 /// The result of a plan (dry run) or an apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApplyReport {
+pub struct MigrateReport {
     /// Per object, in apply order.
     pub objects: Vec<ObjectResult>,
     /// Wall time.
     pub elapsed_ms: u64,
 }
 
-impl ApplyReport {
+impl MigrateReport {
     /// Counts by outcome name.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
@@ -216,7 +216,7 @@ impl ApplyReport {
 
 /// Apply settings.
 #[derive(Debug, Clone)]
-pub struct ApplyOptions {
+pub struct MigrateOptions {
     /// Requests in flight within a wave.
     pub concurrency: usize,
     /// Validate with the server and diff, store nothing.
@@ -227,9 +227,9 @@ pub struct ApplyOptions {
     pub wait: Duration,
 }
 
-impl Default for ApplyOptions {
+impl Default for MigrateOptions {
     fn default() -> Self {
-        ApplyOptions { concurrency: 16, dry_run: false, journal: None, wait: Duration::from_secs(120) }
+        MigrateOptions { concurrency: 16, dry_run: false, journal: None, wait: Duration::from_secs(120) }
     }
 }
 
@@ -503,9 +503,9 @@ fn failed(e: kube::Error) -> Outcome {
 pub async fn apply(
     client: &Client,
     objects: &[(Obj, u32)],
-    opts: &ApplyOptions,
+    opts: &MigrateOptions,
     on: &OnProgress,
-) -> Result<ApplyReport, Error> {
+) -> Result<MigrateReport, Error> {
     let start = Instant::now();
     let mut target = Target::new(client).await?;
     let journal = Mutex::new(if opts.dry_run { Journal::default() } else { Journal::open(opts.journal.as_deref())? });
@@ -587,7 +587,7 @@ pub async fn apply(
         }
         results.extend(done);
     }
-    Ok(ApplyReport { objects: results, elapsed_ms: start.elapsed().as_millis() as u64 })
+    Ok(MigrateReport { objects: results, elapsed_ms: start.elapsed().as_millis() as u64 })
 }
 
 async fn wait_established(client: &Client, name: &str, timeout: Duration) -> Result<(), String> {

@@ -402,6 +402,8 @@ struct Target {
     rt: ResourceType,
     namespace: String,
     name: Option<String>,
+    /// The request is for the `status` subresource: only `status` is written.
+    status: bool,
 }
 
 fn query(uri: &hyper::Uri) -> BTreeMap<String, String> {
@@ -589,7 +591,8 @@ impl State {
         let rt = store.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural).cloned();
         drop(store);
         let rt = rt.ok_or_else(no_route)?;
-        Ok(Target { rt, namespace, name })
+        let status = matches!(rest, ["namespaces", _, _, _, "status"] | [_, _, "status"]);
+        Ok(Target { rt, namespace, name, status })
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -758,7 +761,9 @@ impl State {
         while pos < keys.len() && items.len() < limit {
             let k = &keys[pos];
             pos += 1;
-            let Some(mut o) = self.get(&Target { rt: t.rt.clone(), namespace: k.2.clone(), name: None }, &k.3) else {
+            let Some(mut o) =
+                self.get(&Target { rt: t.rt.clone(), namespace: k.2.clone(), name: None, status: false }, &k.3)
+            else {
                 continue;
             };
             if selector.is_some_and(|s| !matches_selector(&o, s)) {
@@ -969,6 +974,19 @@ impl State {
                 );
             }
         }
+        if t.status {
+            // the status subresource writes status and nothing else
+            let st = new.get("status").cloned();
+            new = old.clone();
+            match st {
+                Some(st) => new["status"] = st,
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
         self.stamp(t, &mut new, name);
         admit(&t.rt, &mut new, false);
         let meta = new["metadata"].as_object_mut().expect("metadata");
@@ -981,10 +999,12 @@ impl State {
         meta.remove("managedFields");
         meta.insert("resourceVersion".into(), json!(current));
         // status is written through its subresource only (kept from the stored object on a main-resource write)
-        if let Some(st) = old.get("status") {
-            new["status"] = st.clone();
-        } else if let Some(m) = new.as_object_mut() {
-            m.remove("status");
+        if !t.status {
+            if let Some(st) = old.get("status") {
+                new["status"] = st.clone();
+            } else if let Some(m) = new.as_object_mut() {
+                m.remove("status");
+            }
         }
         let owners_before = store.owners.get(&key).cloned().unwrap_or_default();
         let mut scratch = Store { owners: [(key.clone(), owners_before.clone())].into(), ..Default::default() };

@@ -5,7 +5,8 @@
 //! - [`LocalAws`]: one isolated account on the process's shared server, behind its own proxy;
 //! - [`kubeapi`]: a fake Kubernetes API server over real HTTP (two instances are two clusters);
 //! - [`realkube`]: a real `kube-apiserver` with its own etcd, when [`realkube::BINARY_VAR`] names the binary;
-//! - [`supervise`]: child processes that stop by PID when dropped or when the test process dies.
+//! - [`supervise`]: child processes that stop by PID when dropped or when the test process dies;
+//! - [`workload`]: the recovery story's workload, its stand-in controllers, and a lost cluster's snapshot.
 //!
 //! Nothing here is needed at run time by the library crates; `xtask --local` and the demo use it too.
 
@@ -16,6 +17,7 @@ pub mod moto;
 pub mod proxy;
 pub mod realkube;
 pub mod supervise;
+pub mod workload;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

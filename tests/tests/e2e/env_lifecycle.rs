@@ -60,57 +60,16 @@ pub async fn setup(faults: FaultConfig) -> Setup {
     setup_kube(faults, false).await
 }
 
-/// The ENIConfig CRD, as the VPC CNI add-on installs it on EKS.
-const ENICONFIG_CRD: &str = r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "eniconfigs.crd.k8s.amazonaws.com"},
-  "spec": {"group": "crd.k8s.amazonaws.com", "scope": "Cluster", "names": {"plural": "eniconfigs", "singular": "eniconfig", "kind": "ENIConfig", "listKind": "ENIConfigList"},
-    "versions": [{"name": "v1alpha1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}"#;
-
 /// Like [`setup`]; with `real`, the cluster's Kubernetes side is a real API server of its own (ENIConfigs are
 /// cluster-scoped, so it is not shared) when the machine has one.
 pub async fn setup_kube(faults: FaultConfig, real: bool) -> Setup {
     let aws = LocalAws::start(faults).await.expect("emulator");
     let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
-    let kube = eksodus_testkit::kubeapi::FakeKube::start().await.expect("fake API server");
-    kube.register("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs", "ENIConfig", false);
-    let real = if real && eksodus_testkit::realkube::RealKube::available() {
-        let k = eksodus_testkit::realkube::RealKube::start(Default::default()).await.expect("real API server");
-        println!("the cluster's Kubernetes side is a real API server ({})", k.url());
-        Some(k)
-    } else {
-        if real {
-            println!("the cluster's Kubernetes side is the fake API server (no real one on this machine)");
-        }
-        None
-    };
-    let client = match &real {
-        Some(k) => {
-            let c = k.client().await.unwrap();
-            let crd: kube::api::DynamicObject = serde_json::from_str(ENICONFIG_CRD).unwrap();
-            let ar = kube::core::ApiResource::from_gvk_with_plural(
-                &kube::core::GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-                "customresourcedefinitions",
-            );
-            kube::Api::<kube::api::DynamicObject>::all_with(c.clone(), &ar)
-                .create(&Default::default(), &crd)
-                .await
-                .unwrap();
-            wait_served(&c, "crd.k8s.amazonaws.com").await;
-            c
-        }
-        None => kube::Client::try_from(kube::Config::new(kube.url().parse().unwrap())).unwrap(),
-    };
-    Setup { aws, conf, kube, _real: real, client }
-}
-
-async fn wait_served(c: &kube::Client, group: &str) {
-    for _ in 0..100 {
-        let d = kube::discovery::Discovery::new(c.clone()).run().await.unwrap();
-        if d.groups().any(|g| g.name() == group) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let nc = eksodus_testkit::workload::NewCluster::start(real).await.expect("the cluster's API server");
+    if real {
+        println!("the cluster's Kubernetes side is {}", nc.describe());
     }
-    panic!("{group} never served");
+    Setup { aws, conf, kube: nc.fake, _real: nc.real, client: nc.client }
 }
 
 impl Setup {
@@ -191,6 +150,16 @@ async fn up_plan_upgrade_down_leaves_nothing() {
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
     let again = st.env(&s133).down(&EventSink::discard(), Duration::from_secs(1)).await.unwrap();
     assert!(again.plan.is_empty(), "down is idempotent");
+    policy_covers_every_call(&st, &s133);
+}
+
+/// The IAM policy `access iam-policy` prints for the spec allows every call the proxy saw (up, upgrade, down).
+fn policy_covers_every_call(st: &Setup, s: &EnvironmentSpec) {
+    let allowed = eksodus_cluster::policy::actions(s);
+    let seen = st.aws.proxy.stats().by_operation();
+    assert!(seen.len() > 30, "{seen:?}");
+    let missing: Vec<&String> = seen.keys().filter(|op| !allowed.contains(op.as_str())).collect();
+    assert!(missing.is_empty(), "called but not in the policy: {missing:?}");
 }
 
 /// Writes a clean `up` makes.
@@ -312,13 +281,14 @@ async fn a_created_secrets_key_survives_down_until_its_window_ends() {
     assert!(down.remaining.is_empty(), "{:?} {:?}", down.remaining, env.kms.discover().await.unwrap());
     let note = down.report.leftovers.iter().find(|l| l.resource.contains(&key.physical_id)).expect("a note on the key");
     assert!(note.reason.contains("7 days"), "{}", note.reason);
-    assert!(env.destroy_plan().await.unwrap().0.is_empty(), "a pending key is not planned again");
+    assert!(env.destroy_plan().await.unwrap().plan.is_empty(), "a pending key is not planned again");
 
     env.up(&EventSink::discard()).await.unwrap();
     let again = env.kms.discover().await.unwrap().pop().unwrap();
     assert_eq!(again.physical_id, key.physical_id, "the same key, taken back");
     assert_eq!(again.props["state"], "Enabled");
     env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    policy_covers_every_call(&st, &s);
 }
 
 /// The upgrade preflight reads the API server's deprecated-API gauge and blocks a step that removes an API

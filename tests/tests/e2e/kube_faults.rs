@@ -10,7 +10,7 @@ use eksodus_access::awsauth::{Edit, Mapping};
 use eksodus_access::cluster::{AwsAuthApi, EditOptions};
 use eksodus_e2e::Cluster;
 use eksodus_migrate::bundle::prepare;
-use eksodus_migrate::live::{self, ApplyOptions, OnProgress, TargetId};
+use eksodus_migrate::live::{self, MigrateOptions, OnProgress, TargetId};
 use eksodus_migrate::object::Obj;
 use eksodus_migrate::transform::Rules;
 use eksodus_testkit::kubeproxy::{KubeFaults, KubeProxy};
@@ -78,7 +78,7 @@ async fn a_migration_through_faults_ends_as_a_fault_free_one() {
     // fault-free
     let id = TargetId::of(&c.client, "direct").await.unwrap();
     let clean_journal = dir.path().join("clean.jsonl");
-    let opts = ApplyOptions { journal: Some(clean_journal.clone()), ..Default::default() };
+    let opts = MigrateOptions { journal: Some(clean_journal.clone()), ..Default::default() };
     let r = live::apply(&c.client, &bundle(&clean_ns), &opts, &quiet).await.unwrap();
     assert!(r.is_success(), "{:?}", r.counts());
     // through the faults
@@ -86,7 +86,7 @@ async fn a_migration_through_faults_ends_as_a_fault_free_one() {
     let pc = proxy.client().unwrap();
     assert_eq!(TargetId::of(&pc, "direct").await.unwrap(), id);
     let faulty_journal = dir.path().join("faulty.jsonl");
-    let opts = ApplyOptions { journal: Some(faulty_journal.clone()), ..Default::default() };
+    let opts = MigrateOptions { journal: Some(faulty_journal.clone()), ..Default::default() };
     let r = live::apply(&pc, &bundle(&faulty_ns), &opts, &quiet).await.unwrap();
     assert!(
         r.is_success(),

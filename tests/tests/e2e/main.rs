@@ -22,3 +22,4 @@ mod net_resilience;
 mod net_specs;
 mod real_kube;
 mod real_migration;
+mod recover;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use eksodus_e2e::Cluster;
 use eksodus_migrate::bundle::{self, prepare};
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, ApplyOptions, OnProgress, Outcome};
+use eksodus_migrate::live::{self, MigrateOptions, OnProgress, Outcome};
 use eksodus_migrate::object::Obj;
 use eksodus_migrate::transform::Rules;
 use kube::api::{Api, DynamicObject, PostParams};
@@ -127,7 +127,7 @@ async fn export_apply_resume_reapply() {
     }
 
     // dry run: everything would be created, nothing stored
-    let dry = live::apply(&dst.client, &objects, &ApplyOptions { dry_run: true, ..Default::default() }, &quiet())
+    let dry = live::apply(&dst.client, &objects, &MigrateOptions { dry_run: true, ..Default::default() }, &quiet())
         .await
         .unwrap();
     let created = dry.objects.iter().filter(|o| o.outcome == Outcome::Created).count();
@@ -137,7 +137,7 @@ async fn export_apply_resume_reapply() {
 
     // an interrupted apply: only the first waves got through
     let journal = live::journal_path(bundle_dir.path(), &live::TargetId { url: "target".into(), uid: "u".into() });
-    let opts = ApplyOptions { journal: Some(journal.clone()), concurrency: 4, ..Default::default() };
+    let opts = MigrateOptions { journal: Some(journal.clone()), concurrency: 4, ..Default::default() };
     let cut = objects.iter().position(|(o, _)| o.kind() == "Deployment").unwrap();
     let first = live::apply(&dst.client, &objects[..cut], &opts, &quiet()).await.unwrap();
     assert!(first.is_success(), "{:?}", first.objects);
@@ -149,10 +149,10 @@ async fn export_apply_resume_reapply() {
     let again = live::apply(&dst.client, &objects, &opts, &quiet()).await.unwrap();
     assert!(again.objects.iter().all(|o| o.outcome == Outcome::Journaled), "{:?}", again.counts());
     let before = snapshot(&dst.client, &dst.namespace).await;
-    let again = live::apply(&dst.client, &objects, &ApplyOptions::default(), &quiet()).await.unwrap();
+    let again = live::apply(&dst.client, &objects, &MigrateOptions::default(), &quiet()).await.unwrap();
     assert!(again.objects.iter().all(|o| o.outcome == Outcome::Unchanged), "{:?}", again.counts());
     assert_eq!(snapshot(&dst.client, &dst.namespace).await, before, "re-applying changed something");
-    let dry = live::apply(&dst.client, &objects, &ApplyOptions { dry_run: true, ..Default::default() }, &quiet())
+    let dry = live::apply(&dst.client, &objects, &MigrateOptions { dry_run: true, ..Default::default() }, &quiet())
         .await
         .unwrap();
     assert!(
@@ -259,7 +259,7 @@ async fn per_object_errors_do_not_stop_the_rest() {
             1,
         ),
     ];
-    let r = live::apply(&dst.client, &objects, &ApplyOptions::default(), &quiet()).await.unwrap();
+    let r = live::apply(&dst.client, &objects, &MigrateOptions::default(), &quiet()).await.unwrap();
     let by: std::collections::BTreeMap<&str, &Outcome> =
         r.objects.iter().map(|o| (o.object.as_str(), &o.outcome)).collect();
     let conflict = by.iter().find(|(k, _)| k.contains("shared")).unwrap().1;
@@ -305,7 +305,7 @@ async fn custom_resources_follow_their_crd() {
     let crd_wave = waves.iter().find(|(k, _)| k == "CustomResourceDefinition").unwrap().1;
     let w_wave = waves.iter().find(|(k, _)| k == "Widget").unwrap().1;
     assert!(crd_wave < w_wave);
-    let r = live::apply(&dst.client, &objects, &ApplyOptions::default(), &quiet()).await.unwrap();
+    let r = live::apply(&dst.client, &objects, &MigrateOptions::default(), &quiet()).await.unwrap();
     assert!(r.is_success(), "{:?}", r.objects);
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
     let w: Api<DynamicObject> = Api::namespaced_with(dst.client.clone(), &dst.namespace, &ar);

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use eksodus_migrate::bundle::{self, prepare, Export};
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, ApplyOptions, OnProgress, Outcome, TargetId};
+use eksodus_migrate::live::{self, MigrateOptions, OnProgress, Outcome, TargetId};
 use eksodus_migrate::object::Obj;
 use eksodus_migrate::transform::Rules;
 use eksodus_testkit::realkube::{Options, RealKube};
@@ -260,7 +260,7 @@ async fn export_apply_verify_and_recover_on_real_servers() {
     // apply: the webhook is held while its Service has no ready endpoint
     let target = TargetId::of(&dc, &dst.url()).await.unwrap();
     let journal = live::journal_path(dir.path(), &target);
-    let opts = ApplyOptions { journal: Some(journal.clone()), wait: Duration::from_secs(2), ..Default::default() };
+    let opts = MigrateOptions { journal: Some(journal.clone()), wait: Duration::from_secs(2), ..Default::default() };
     let first = live::apply(&dc, &objects, &opts, &quiet()).await.unwrap();
     let failed: Vec<_> = first.objects.iter().filter(|o| matches!(o.outcome, Outcome::Failed { .. })).collect();
     assert!(failed.is_empty(), "{failed:#?}");
@@ -285,7 +285,7 @@ async fn export_apply_verify_and_recover_on_real_servers() {
 
     // a re-apply of the unchanged bundle without a journal changes nothing
     let before = inventory(&dc).await;
-    let again = live::apply(&dc, &objects, &ApplyOptions::default(), &quiet()).await.unwrap();
+    let again = live::apply(&dc, &objects, &MigrateOptions::default(), &quiet()).await.unwrap();
     assert!(again.is_success(), "{:#?}", again.objects);
     let after = inventory(&dc).await;
     let mine: BTreeSet<String> = objects.iter().map(|(o, _)| o.obj_ref().to_string()).collect();
@@ -334,7 +334,7 @@ async fn export_apply_verify_and_recover_on_real_servers() {
     let target2 = TargetId::of(&dc, &dst.url()).await.unwrap();
     assert_eq!(target2.url, target.url);
     assert_ne!(target2.uid, target.uid);
-    let opts = ApplyOptions {
+    let opts = MigrateOptions {
         journal: Some(live::journal_path(dir.path(), &target2)),
         wait: Duration::from_secs(2),
         ..Default::default()

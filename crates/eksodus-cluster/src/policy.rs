@@ -1,0 +1,145 @@
+//! The IAM policy a principal needs to run eksodus on one environment: every action any reconciler sends
+//! (network, IAM, KMS, EKS, access entries, the load-balancer sweep, STS), with `iam:PassRole` limited to the
+//! environment's own roles and only to EKS and EC2, and KMS actions only when the spec asks for them.
+//!
+//! Built from each module's `ACTIONS` list, which a test holds to the calls the emulator's proxy saw during
+//! `up`, `upgrade` and `down` (`tests/tests/e2e/policy.rs`).
+
+use std::collections::BTreeSet;
+
+use eksodus_core::spec::EnvironmentSpec;
+use serde_json::{json, Value};
+
+/// Every action eksodus may send for `spec`, sorted, without duplicates (`service:Operation`).
+pub fn actions(spec: &EnvironmentSpec) -> BTreeSet<&'static str> {
+    let mut all: BTreeSet<&'static str> = BTreeSet::new();
+    all.extend(eksodus_net::ec2::ACTIONS);
+    all.extend(eksodus_access::iam::ACTIONS);
+    all.extend(eksodus_access::entries::ACTIONS);
+    all.extend(crate::eks::ACTIONS);
+    all.extend(crate::sweep::Sweeper::ACTIONS);
+    all.insert("sts:GetCallerIdentity");
+    if creates_key(spec) {
+        all.extend(crate::kms::ACTIONS);
+    }
+    // PassRole gets a statement of its own, scoped below
+    all.remove("iam:PassRole");
+    all
+}
+
+/// Whether `up` creates the cluster's secrets key (the spec asks for encryption and names no key).
+fn creates_key(spec: &EnvironmentSpec) -> bool {
+    spec.cluster.as_ref().and_then(|c| c.encryption.as_ref()).is_some_and(|e| e.key_arn.is_none())
+}
+
+/// The policy document (IAM JSON) for `spec`: unscoped statements per service for actions that do not
+/// support resource-level permissions on create, `iam:PassRole` only for roles named after the environment and
+/// only to EKS and EC2, the EKS service-linked roles, and a user's own KMS key by ARN.
+pub fn document(spec: &EnvironmentSpec) -> Value {
+    let actions = actions(spec);
+    let mut statements = Vec::new();
+    let mut by_service: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for a in &actions {
+        let service = a.split(':').next().unwrap_or_default();
+        by_service.entry(service).or_default().push(a);
+    }
+    for (service, list) in &by_service {
+        let sid: String = format!("Eksodus{}", service_sid(service));
+        statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": list, "Resource": "*"}));
+    }
+    // the roles the environment makes are named `<env>-<purpose>` (or its hashed form, same prefix)
+    statements.push(json!({
+        "Sid": "EksodusPassOwnRoles",
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": format!("arn:aws:iam::*:role/{}-*", spec.name),
+        "Condition": {"StringEquals": {"iam:PassedToService": ["eks.amazonaws.com", "ec2.amazonaws.com"]}}
+    }));
+    statements.push(json!({
+        "Sid": "EksodusServiceLinkedRoles",
+        "Effect": "Allow",
+        "Action": "iam:CreateServiceLinkedRole",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"iam:AWSServiceName": ["eks.amazonaws.com", "eks-nodegroup.amazonaws.com"]}}
+    }));
+    if let Some(arn) = spec.cluster.as_ref().and_then(|c| c.encryption.as_ref()).and_then(|e| e.key_arn.as_ref()) {
+        // EKS checks that the caller may use the key it is given for envelope encryption
+        statements.push(json!({
+            "Sid": "EksodusUseSecretsKey",
+            "Effect": "Allow",
+            "Action": ["kms:DescribeKey", "kms:CreateGrant"],
+            "Resource": arn,
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+fn service_sid(service: &str) -> String {
+    match service {
+        "ec2" => "Network".into(),
+        "iam" => "Iam".into(),
+        "eks" => "Eks".into(),
+        "kms" => "Kms".into(),
+        "sts" => "Sts".into(),
+        "elasticloadbalancing" => "LoadBalancerSweep".into(),
+        other => other.chars().filter(|c| c.is_ascii_alphanumeric()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> EnvironmentSpec {
+        serde_yaml::from_str(yaml).expect("spec")
+    }
+
+    const BASE: &str = "name: team-a\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 3\n";
+
+    #[test]
+    fn every_module_is_in_the_policy_and_pass_role_is_scoped() {
+        let s = spec(&format!(
+            "{BASE}cluster:\n  version: \"1.33\"\n  nodegroups:\n  - name: ng\n    instance_types: [m5.large]\n"
+        ));
+        let a = actions(&s);
+        for needed in [
+            "ec2:CreateVpc",
+            "iam:CreateRole",
+            "eks:CreateCluster",
+            "eks:CreateNodegroup",
+            "eks:UpdateClusterVersion",
+            "eks:CreateAddon",
+            "eks:CreateAccessEntry",
+            "elasticloadbalancing:DeleteLoadBalancer",
+            "sts:GetCallerIdentity",
+        ] {
+            assert!(a.contains(needed), "{needed} missing");
+        }
+        assert!(!a.iter().any(|x| x.starts_with("kms:")), "no key asked for, no KMS actions");
+        let doc = document(&s);
+        let text = doc.to_string();
+        assert!(text.contains("arn:aws:iam::*:role/team-a-*"));
+        let pass: Vec<&Value> =
+            doc["Statement"].as_array().unwrap().iter().filter(|st| st["Action"] == "iam:PassRole").collect();
+        assert_eq!(pass.len(), 1);
+        assert!(pass[0]["Condition"]["StringEquals"]["iam:PassedToService"].is_array());
+        // no statement grants PassRole on everything
+        for st in doc["Statement"].as_array().unwrap() {
+            if st["Resource"] == "*" {
+                assert!(!st["Action"].to_string().contains("iam:PassRole"), "{st}");
+            }
+        }
+    }
+
+    #[test]
+    fn kms_follows_the_spec() {
+        let created = spec(&format!("{BASE}cluster:\n  version: \"1.33\"\n  encryption: {{}}\n"));
+        assert!(actions(&created).contains("kms:CreateKey"));
+        let given = spec(&format!(
+            "{BASE}cluster:\n  version: \"1.33\"\n  encryption:\n    key_arn: arn:aws:kms:us-east-1:111122223333:key/abc\n"
+        ));
+        assert!(!actions(&given).contains("kms:CreateKey"));
+        let doc = document(&given).to_string();
+        assert!(doc.contains("kms:CreateGrant") && doc.contains("key/abc"), "{doc}");
+    }
+}

@@ -1,0 +1,127 @@
+//! Spec files: eksodus's own YAML, or an eksctl `ClusterConfig` imported field by field. Either way the
+//! result is validated as a whole (structure, network layout, VPC CNI capacity) before anything is done, and
+//! every problem is named by its field path.
+
+use std::path::Path;
+
+use eksodus_core::spec::{EnvironmentSpec, FieldErrors};
+
+use crate::Error;
+
+/// Where a spec came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// eksodus's own format.
+    Eksodus,
+    /// An eksctl `ClusterConfig`, imported.
+    Eksctl,
+}
+
+/// A spec read from text, not yet validated.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpecFile {
+    /// The spec.
+    pub spec: EnvironmentSpec,
+    /// Its format.
+    pub format: Format,
+}
+
+/// Parses `text` (named `origin` in errors) as either format; an eksctl file with fields eksodus cannot
+/// carry over is refused with every such field listed. No validation beyond the structure.
+pub fn parse(text: &str, origin: &str) -> Result<SpecFile, Error> {
+    if eksodus_cluster::eksctl::is_eksctl(text) {
+        let imported = eksodus_cluster::eksctl::import(text)
+            .map_err(|message| eksodus_core::Error::Parse { path: String::new(), message })
+            .map_err(|e| with_origin(e, origin))?;
+        if !imported.unsupported.is_empty() {
+            return Err(Error::Unsupported { path: origin.to_string(), fields: imported.unsupported });
+        }
+        return Ok(SpecFile { spec: imported.spec, format: Format::Eksctl });
+    }
+    let spec = EnvironmentSpec::from_yaml(text).map_err(|e| with_origin(e, origin))?;
+    Ok(SpecFile { spec, format: Format::Eksodus })
+}
+
+fn with_origin(e: eksodus_core::Error, origin: &str) -> Error {
+    match e {
+        eksodus_core::Error::Parse { path, message } => eksodus_core::Error::Parse {
+            path: if path.is_empty() { origin.to_string() } else { format!("{origin}: {path}") },
+            message,
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
+/// Reads a spec file of either format.
+pub fn read(path: impl AsRef<Path>) -> Result<SpecFile, Error> {
+    let path = path.as_ref();
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Every problem of a parsed spec, each with its field path: structure, then (with the `env` feature) the
+/// network layout and VPC CNI capacity. Empty when it is fit to plan.
+pub fn problems(spec: &EnvironmentSpec) -> Vec<eksodus_core::spec::FieldError> {
+    #[cfg(feature = "env")]
+    {
+        eksodus_net::validate(spec)
+    }
+    #[cfg(not(feature = "env"))]
+    {
+        spec.validate()
+    }
+}
+
+/// Reads and fully validates a spec file of either format: the spec, or every problem at once.
+pub fn from_file(path: impl AsRef<Path>) -> Result<EnvironmentSpec, Error> {
+    let f = read(path)?;
+    validated(f.spec)
+}
+
+/// Parses and fully validates spec text of either format.
+pub fn from_str(text: &str) -> Result<EnvironmentSpec, Error> {
+    validated(parse(text, "spec")?.spec)
+}
+
+fn validated(spec: EnvironmentSpec) -> Result<EnvironmentSpec, Error> {
+    let errs = problems(&spec);
+    if errs.is_empty() {
+        Ok(spec)
+    } else {
+        Err(eksodus_core::Error::Invalid(FieldErrors(errs)).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_formats_and_their_errors() {
+        let native = "name: a\nregion: eu-west-1\nnetwork:\n  cidr: 10.0.0.0/20\n  azs: 2\n";
+        let s = from_str(native).unwrap();
+        assert_eq!(s.name, "a");
+        let eksctl = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata:\n  name: b\n  region: us-west-2\n  version: \"1.32\"\n";
+        let f = parse(eksctl, "c.yaml").unwrap();
+        assert_eq!((f.format, f.spec.name.as_str()), (Format::Eksctl, "b"));
+        // an unknown field is named with its path and the file
+        let e = from_str("name: a\nregion: eu-west-1\nnetwork:\n  cidr: 10.0.0.0/20\n  azs: 2\n  zones: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network") && e.contains("zones"), "{e}");
+        // an eksctl field eksodus cannot carry is refused by its path
+        let un = format!("{eksctl}fargateProfiles:\n- name: fp\n  selectors: [{{namespace: default}}]\n");
+        let e = parse(&un, "c.yaml").unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported { fields, .. } if fields.iter().any(|f| f.path.starts_with("fargateProfiles"))),
+            "{e}"
+        );
+        // a spec that parses but does not fit is every problem at once
+        let bad = "name: Bad_Name\nregion: eu-west-1\nnetwork:\n  cidr: 10.0.0.0/27\n  azs: 2\n";
+        let e = from_str(bad).unwrap_err().to_string();
+        assert!(e.contains("name"), "{e}");
+    }
+}
