@@ -32,7 +32,9 @@ pub struct EditOptions {
     pub force: bool,
     /// Validate with the server (`dryRun=All`) but store nothing.
     pub dry_run: bool,
-    /// Node roles nodegroups use now (the guard refuses cutting them off).
+    /// Node roles nodegroups use now (the guard refuses cutting them off). Empty means "not known": then every
+    /// role the current aws-auth admits as a node (`system:nodes`) counts as in use, so an edit that does not
+    /// know the nodegroups cannot lock their nodes out either.
     pub nodegroup_roles: Vec<String>,
     /// The cluster's authentication mode.
     pub mode: AuthMode,
@@ -149,7 +151,17 @@ impl AwsAuthApi {
             }
             let snap =
                 |a: &AwsAuth| Snapshot { mode: opts.mode, mappings: a.mappings.clone(), entries: opts.entries.clone() };
-            guard::check(&snap(&before), &snap(&after), &opts.nodegroup_roles, opts.force).map_err(Error::Lockout)?;
+            let node_roles: Vec<String> = if opts.nodegroup_roles.is_empty() {
+                before
+                    .mappings
+                    .iter()
+                    .filter(|m| m.kind == Kind::Role && m.groups.iter().any(|g| g == "system:nodes"))
+                    .map(|m| m.arn.clone())
+                    .collect()
+            } else {
+                opts.nodegroup_roles.clone()
+            };
+            guard::check(&snap(&before), &snap(&after), &node_roles, opts.force).map_err(Error::Lockout)?;
             let mut annotations = current.as_ref().and_then(|c| c.metadata.annotations.clone()).unwrap_or_default();
             if new_managed.is_empty() {
                 annotations.remove(MANAGED_ANNOTATION);

@@ -118,6 +118,10 @@ pub struct UpgradeReport {
     pub report: Option<ApplyReport>,
 }
 
+/// The calls the environment makes itself (beside its reconcilers'), for the least-privilege policy: the
+/// account, and the volumes the cluster's CSI driver left (reported by `down`, never deleted).
+pub const ACTIONS: &[&str] = &["sts:GetCallerIdentity", "ec2:DescribeVolumes"];
+
 /// What `down` will remove: the plan, and what it needs to know to run it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DestroyPlan {

@@ -24,7 +24,10 @@ pub const COMPONENT: &str = crate::eks::COMPONENT;
 pub const KINDS: &[&str] = &["kms-key"];
 /// Key of the secrets key.
 pub const KEY: &str = "kms/secrets";
-/// The IAM actions this reconciler uses.
+/// The IAM actions every plan uses (looking for the key).
+pub const READ_ACTIONS: &[&str] = &["kms:ListAliases", "kms:DescribeKey", "kms:ListResourceTags"];
+
+/// The calls of creating, taking back and scheduling the deletion of a key (with [`READ_ACTIONS`]).
 pub const ACTIONS: &[&str] = &[
     "kms:CreateKey",
     "kms:CreateAlias",

@@ -1040,7 +1040,7 @@ impl Network {
                 let cidr = str_of("cidr");
                 match self
                     .calls
-                    .read(|| self.ec2.associate_vpc_cidr_block().vpc_id(&vpc).cidr_block(&cidr).send())
+                    .create(|| self.ec2.associate_vpc_cidr_block().vpc_id(&vpc).cidr_block(&cidr).send())
                     .await
                 {
                     Ok(r) => Ok(r.cidr_block_association().and_then(|a| a.association_id()).map(String::from)),

@@ -1,0 +1,32 @@
+//! Turns a directory of manifests into an ordered migration bundle (offline), and applies it to a cluster when
+//! a kubeconfig context is given: `cargo run -p eksodus --example migrate_dir -- DIR BUNDLE [CONTEXT]`.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eksodus::migrate::{bundle, filter::Filters, live, source, transform::Rules};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (dir, out) = match (args.next(), args.next()) {
+        (Some(d), Some(o)) => (PathBuf::from(d), PathBuf::from(o)),
+        _ => return Err("usage: migrate_dir DIR BUNDLE [CONTEXT]".into()),
+    };
+    let read = source::read_dir(&dir)?;
+    for e in &read.errors {
+        println!("unreadable: {}: {}", e.at, e.reason);
+    }
+    let prepared = bundle::prepare(read, &dir.display().to_string(), &Filters::default(), &Rules::default());
+    bundle::write(&out, &prepared)?;
+    println!("{} object(s) into {}", prepared.report.objects, out.display());
+    let Some(context) = args.next() else { return Ok(()) };
+    let options = kube::config::KubeConfigOptions { context: Some(context), ..Default::default() };
+    let client = kube::Client::try_from(kube::Config::from_kubeconfig(&options).await?)?;
+    let (objects, _) = bundle::read(&out)?;
+    let on: live::OnProgress = Arc::new(|_| {});
+    let report = live::apply(&client, &objects, &live::MigrateOptions::default(), &on).await?;
+    println!("{:?}", report.counts());
+    Ok(())
+}
