@@ -82,7 +82,8 @@ pub struct RecoveryOptions {
     pub rules: Rules,
     /// Read the snapshot at this revision instead of the newest.
     pub revision: Option<i64>,
-    /// Go on with a damaged snapshot (what cannot be read is reported as lost).
+    /// Go on with a damaged snapshot, or with objects that cannot be read (what cannot be read is reported as
+    /// lost). Without it, `run` refuses both before anything is created.
     pub accept_damage: bool,
     /// Requests in flight within an apply wave.
     pub concurrency: usize,
@@ -369,6 +370,18 @@ impl Recovery {
         std::fs::create_dir_all(&self.opts.dir).map_err(io(&self.opts.dir))?;
         let (_, mut journal) = self.inspect(events)?;
         let bundle = self.export(&mut journal, events)?;
+        if !bundle.lost.is_empty() && !self.opts.accept_damage {
+            // keys that could not be read (damage, or Secrets without the right encryption key) would be missing
+            // from the new cluster: refuse before anything is created, naming them
+            return Err(refuse(
+                Phase::Export,
+                format!(
+                    "{} object(s) of the snapshot cannot be read (is the encryption configuration the old API server's?); accept the damage to go on without them: {}",
+                    bundle.lost.len(),
+                    bundle.lost.join("; ")
+                ),
+            ));
+        }
         let env = self.environment()?;
 
         if !journal.done.contains_key(&Phase::Up) {

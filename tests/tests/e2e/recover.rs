@@ -110,11 +110,30 @@ async fn a_lost_cluster_is_recovered_onto_a_new_environment() {
     assert!(arns.contains(&"arn:aws:iam::123456789012:role/platform-admin"), "{arns:?}");
     assert!(arns.contains(&"arn:aws:iam::123456789012:role/developers"), "{arns:?}");
 
-    // a re-run changes nothing
+    // a re-run changes nothing, in AWS or in the cluster
     aws.proxy.reset_stats();
+    let before = versions(&nc.client).await;
     let again = recovery().run(&EventSink::discard()).await.unwrap();
     assert!(again.is_success());
     assert_eq!(aws.proxy.stats().mutations_applied(), 0, "a finished recovery run again writes nothing");
+    assert_eq!(versions(&nc.client).await, before, "a re-run changed objects in the new cluster");
+    // an interruption inside apply (the journal of the apply phase and its record gone, objects in place):
+    // the re-run applies nothing twice
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("recovery/recovery.json")).unwrap()).unwrap();
+    let mut j = journal.clone();
+    j["done"].as_object_mut().unwrap().remove("apply");
+    j["done"].as_object_mut().unwrap().remove("verify");
+    std::fs::write(dir.path().join("recovery/recovery.json"), serde_json::to_vec(&j).unwrap()).unwrap();
+    for f in std::fs::read_dir(dir.path().join("recovery/bundle")).unwrap() {
+        let p = f.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("journal-") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let resumed = recovery().run(&EventSink::discard()).await.unwrap();
+    assert!(resumed.is_success());
+    assert_eq!(versions(&nc.client).await, before, "objects already in place were applied again");
     assert!(!recovery().plan(&EventSink::discard()).await.unwrap().has_changes());
 
     // down leaves nothing
@@ -126,6 +145,59 @@ async fn a_lost_cluster_is_recovered_onto_a_new_environment() {
         .unwrap();
     let down = env.down(&EventSink::discard(), std::time::Duration::from_secs(5)).await.unwrap();
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+}
+
+/// `resourceVersion` of every object of the workload's namespaces (and its cluster-scoped objects) in `c`.
+async fn versions(c: &kube::Client) -> std::collections::BTreeMap<String, String> {
+    use kube::api::{Api, DynamicObject};
+    let d = kube::discovery::Discovery::new(c.clone()).run().await.unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for want in workload::expected_after_recovery() {
+        let (gk, name) = want.split_once(' ').unwrap();
+        let (group, kind) = gk.rsplit_once('/').unwrap_or(("", gk));
+        let (ar, caps) = d
+            .groups()
+            .filter(|g| g.name() == group)
+            .flat_map(|g| g.recommended_resources())
+            .find(|(ar, _)| ar.kind == kind)
+            .unwrap_or_else(|| panic!("{gk} not served"));
+        let api: Api<DynamicObject> = match (caps.scope, name.split_once('/')) {
+            (kube::discovery::Scope::Namespaced, Some((ns, _))) => Api::namespaced_with(c.clone(), ns, &ar),
+            _ => Api::all_with(c.clone(), &ar),
+        };
+        let short = name.rsplit('/').next().unwrap();
+        let o = api.get(short).await.unwrap_or_else(|e| panic!("{want}: {e}"));
+        out.insert(want.clone(), o.metadata.resource_version.unwrap_or_default());
+    }
+    out
+}
+
+/// Bad input fails before any AWS call, naming the problem: no snapshot; the wrong encryption key (Secrets
+/// cannot be read: listed by `plan`, refused by `run`); a spec that does not validate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_fails_before_any_aws_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+
+    let missing = dir.path().join("no-such.db");
+    let e = Recovery::new(spec(SPEC), &conf, options(&missing, dir.path())).unwrap_err().to_string();
+    assert!(e.contains("no-such.db"), "{e}");
+
+    let mut o = options(&fixture(), &dir.path().join("wrong-key"));
+    o.encryption_config = Some(
+        workload::ENCRYPTION
+            .replace("c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=", "d3Jvbmcta2V5LW9mLTMyLWJ5dGVzLWZvci10ZXN0cyE="),
+    );
+    let r = Recovery::new(spec(SPEC), &conf, o).unwrap();
+    let plan = r.plan(&EventSink::discard()).await.unwrap();
+    assert_eq!(plan.bundle.lost.len(), 2, "both Secrets: {:?}", plan.bundle.lost);
+    let e = r.run(&EventSink::discard()).await.unwrap_err().to_string();
+    assert!(e.contains("cannot be read") && e.contains("payments-api"), "{e}");
+
+    let e = eksodus::spec::from_str(&SPEC.replace("10.70.0.0/16", "10.70.0.0/28")).unwrap_err().to_string();
+    assert!(e.contains("network.cidr"), "{e}");
+    assert_eq!(aws.proxy.stats().mutations_applied(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
