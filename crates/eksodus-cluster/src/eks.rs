@@ -18,8 +18,8 @@ use std::time::Duration;
 use aws_sdk_eks::types::{
     AmiTypes, AuthenticationMode as EksMode, CapacityTypes, CreateAccessConfigRequest, EncryptionConfig,
     KubernetesNetworkConfigRequest, LogSetup, LogType, Logging, NodegroupScalingConfig, NodegroupUpdateConfig,
-    Provider, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
-    UpgradePolicyRequest, VpcConfigRequest,
+    Provider, RemoteAccessConfig, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload,
+    UpdateTaintsPayload, UpgradePolicyRequest, VpcConfigRequest,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;
@@ -487,7 +487,13 @@ impl Eks {
                 .map(|t| json!({"key": t.key, "value": t.value.clone().unwrap_or_default(), "effect": t.effect}))
                 .collect();
             taints.sort_by_key(|t| t.to_string());
-            let tags = self.user_tags.clone();
+            let mut tags = self.user_tags.clone();
+            tags.extend(n.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let remote_access = n.ssh.as_ref().map(|ssh| {
+                let mut groups = ssh.source_security_groups.clone();
+                groups.sort();
+                json!({"key_name": ssh.key_name, "source_security_groups": groups})
+            });
             let mut deps = vec![CLUSTER_KEY.to_string(), "role/node".to_string()];
             deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
             deps.extend(node_addon_keys.iter().cloned());
@@ -511,9 +517,11 @@ impl Eks {
                     "max_unavailable": n.max_unavailable.unwrap_or(1),
                     "max_pods": max_pods,
                     "tags": tags,
+                    "remote_access": remote_access,
                 })),
                 immutable: [
                     "name",
+                    "remote_access",
                     "instance_types",
                     "capacity_type",
                     "ami_type",
@@ -752,6 +760,11 @@ impl Eks {
                 "taints": taints,
                 "max_unavailable": n.update_config().and_then(|u| u.max_unavailable()).unwrap_or(1),
                 "tags": t,
+                "remote_access": n.remote_access().and_then(|r| r.ec2_ssh_key()).map(|key| {
+                    let mut groups = n.remote_access().map(|r| r.source_security_groups().to_vec()).unwrap_or_default();
+                    groups.sort();
+                    json!({"key_name": key, "source_security_groups": groups})
+                }),
                 "arn": n.nodegroup_arn(),
             })),
             depends_on: deps,
@@ -1401,9 +1414,21 @@ impl Eks {
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default();
         let mut tags = self.owner_tags(&s.key);
+        // the nodegroup's own tags over the environment's (ownership tags stay eksodus's)
+        if let Some(m) = w.get("tags").and_then(Value::as_object) {
+            for (k, v) in m {
+                tags.entry(k.clone()).or_insert_with(|| v.as_str().unwrap_or_default().to_string());
+            }
+        }
         if let Some(m) = w.get("max_pods").and_then(Value::as_u64) {
             tags.insert("eksodus.io/max-pods".into(), m.to_string());
         }
+        let remote_access = w.get("remote_access").and_then(Value::as_object).map(|r| {
+            RemoteAccessConfig::builder()
+                .ec2_ssh_key(text(r, "key_name").unwrap_or_default())
+                .set_source_security_groups(Some(strings(r, "source_security_groups")))
+                .build()
+        });
         let r = self
             .calls
             .create(|| {
@@ -1435,6 +1460,7 @@ impl Eks {
                             .build(),
                     )
                     .set_tags(Some(tags.clone()))
+                    .set_remote_access(remote_access.clone())
                     .client_request_token(ctx.client_token(s))
                     .send()
             })

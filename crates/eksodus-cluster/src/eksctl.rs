@@ -430,6 +430,47 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 "Bottlerocket" => Some("BOTTLEROCKET_x86_64".to_string()),
                 _ => None,
             });
+            let ng_tags: BTreeMap<String, String> = r
+                .get("tags")
+                .and_then(Value::as_mapping)
+                .map(|m| {
+                    m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect()
+                })
+                .unwrap_or_default();
+            // ssh: a named key pair with the groups allowed to reach it maps to EKS remote access; SSM alone
+            // needs nothing (the node role has AmazonSSMManagedInstanceCore); a key to import does not map
+            let mut ssh = None;
+            if let Some(sv) = r.get("ssh").cloned() {
+                let allow = sv.get("allow").and_then(Value::as_bool).unwrap_or(false);
+                let key = sv.get("publicKeyName").and_then(Value::as_str).map(String::from);
+                let groups: Vec<String> = sv
+                    .get("sourceSecurityGroupIds")
+                    .and_then(Value::as_sequence)
+                    .map(|g| g.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                for k in sv.as_mapping().into_iter().flat_map(|m| m.keys()).filter_map(Value::as_str) {
+                    let reason = match k {
+                        "allow" | "publicKeyName" | "sourceSecurityGroupIds" | "enableSsm" => continue,
+                        "publicKeyPath" | "publicKey" => "importing a public key is not supported; create an EC2 key pair and name it in `publicKeyName`".to_string(),
+                        other => not_mapped(other),
+                    };
+                    un.push(Unsupported { path: format!("{list}[{i}].ssh.{k}"), reason });
+                }
+                match (allow || key.is_some(), key) {
+                    (true, Some(key_name)) if !groups.is_empty() => {
+                        ssh = Some(eksodus_core::spec::SshSpec { key_name, source_security_groups: groups })
+                    }
+                    (true, Some(_)) => un.push(Unsupported {
+                        path: format!("{list}[{i}].ssh.sourceSecurityGroupIds"),
+                        reason: "SSH without source security groups opens port 22 to the internet; name the groups allowed to reach it".into(),
+                    }),
+                    (true, None) if sv.get("publicKeyPath").is_none() && sv.get("publicKey").is_none() => un.push(Unsupported {
+                        path: format!("{list}[{i}].ssh.publicKeyName"),
+                        reason: "eksctl's default key (~/.ssh/id_rsa.pub) would be imported; create an EC2 key pair and name it".into(),
+                    }),
+                    _ => {}
+                }
+            }
             nodegroups.push(NodegroupSpec {
                 name,
                 instance_types: types,
@@ -444,14 +485,14 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 zones: r.strings("availabilityZones"),
                 public: !private && managed,
                 max_unavailable,
+                tags: ng_tags,
+                ssh,
             });
             let why = |k: &str| {
                 match k {
-                "ssh" => "eksodus gives nodes no SSH access; use SSM Session Manager (the node role has AmazonSSMManagedInstanceCore)".to_string(),
                 "ami" | "preBootstrapCommands" | "overrideBootstrapCommand" | "launchTemplate" => format!("custom AMIs and launch templates (`{k}`) are not supported yet"),
                 "securityGroups" => "extra node security groups are not supported yet".to_string(),
                 "iam" => "nodegroup-specific IAM (addon policies) is not supported; give workloads IRSA or Pod Identity roles".to_string(),
-                "tags" => "nodegroup-specific tags are not supported; the environment's tags apply".to_string(),
                 other => not_mapped(other),
             }
             };
@@ -635,7 +676,7 @@ mod tests {
         let imp = import(&example("15-managed-nodes.yaml")).unwrap();
         let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
         for p in [
-            "managedNodeGroups[0].ssh",
+            "managedNodeGroups[0].ssh.publicKeyPath",
             "managedNodeGroups[0].securityGroups",
             "managedNodeGroups[0].iam",
             "managedNodeGroups[2].ami",
@@ -643,8 +684,21 @@ mod tests {
         ] {
             assert!(paths.contains(&p), "{p} not reported: {paths:?}");
         }
+        assert!(!paths.contains(&"managedNodeGroups[0].tags"), "nodegroup tags map: {paths:?}");
         let ng = &imp.spec.cluster.unwrap().nodegroups[0];
         assert_eq!((ng.min, ng.desired, ng.max, ng.max_unavailable), (2, 3, 4, Some(3)));
+        assert_eq!(ng.tags["nodegroup-role"], "worker");
+        assert!(ng.ssh.is_none(), "a key to import is refused, not guessed");
+
+        // a named key pair with the groups allowed to reach it is EKS remote access; SSM alone needs nothing
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nmanagedNodeGroups:\n- name: a\n  ssh: {allow: true, publicKeyName: ops, sourceSecurityGroupIds: [sg-0123]}\n- name: b\n  ssh: {enableSsm: true}\n- name: c\n  ssh: {allow: true, publicKeyName: ops}\n";
+        let imp = import(text).unwrap();
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        assert_eq!(ngs[0].ssh.as_ref().unwrap().key_name, "ops");
+        assert_eq!(ngs[0].ssh.as_ref().unwrap().source_security_groups, ["sg-0123"]);
+        assert!(ngs[1].ssh.is_none());
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["managedNodeGroups[2].ssh.sourceSecurityGroupIds"], "{:?}", imp.unsupported);
         assert_eq!(ng.taints[1].effect, "NO_EXECUTE");
 
         let imp = import(&example("35-iamidentitymappings.yaml")).unwrap();

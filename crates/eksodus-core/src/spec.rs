@@ -148,6 +148,27 @@ pub struct NodegroupSpec {
     /// Nodes replaced at once during updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<u32>,
+    /// Tags of the nodegroup itself, over the environment's (cost allocation, cluster-autoscaler discovery).
+    /// EKS does not copy a managed nodegroup's tags to its instances or volumes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Break-glass SSH to the nodes with an EC2 key pair (EKS remote access; fixed at creation: a change
+    /// replaces the nodegroup). Without it nodes are reached through SSM Session Manager (the node role has
+    /// `AmazonSSMManagedInstanceCore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshSpec>,
+}
+
+/// SSH access to a nodegroup's nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSpec {
+    /// The EC2 key pair's name.
+    pub key_name: String,
+    /// Security groups allowed to reach port 22 (`sg-...`); none opens it to the internet, as EKS does, so
+    /// validation asks for at least one.
+    #[serde(default)]
+    pub source_security_groups: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -1021,6 +1042,30 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
                     format!("cluster.nodegroups[{i}].taints[{j}].effect"),
                     format!("`{}` is not NO_SCHEDULE, NO_EXECUTE or PREFER_NO_SCHEDULE", t.effect),
                 ));
+            }
+        }
+        let mut tag_errs = Vec::new();
+        validate_tags(&n.tags, &mut tag_errs);
+        errs.extend(
+            tag_errs.into_iter().map(|e| FieldError::new(format!("cluster.nodegroups[{i}].{}", e.path), e.message)),
+        );
+        if let Some(ssh) = &n.ssh {
+            if ssh.key_name.trim().is_empty() || ssh.key_name.len() > 255 {
+                errs.push(FieldError::new(at("ssh.key_name"), "the key pair's name, 1 to 255 characters"));
+            }
+            if ssh.source_security_groups.is_empty() {
+                errs.push(FieldError::new(
+                    at("ssh.source_security_groups"),
+                    "name at least one security group allowed to reach port 22 (without one EKS opens it to 0.0.0.0/0)",
+                ));
+            }
+            for (j, g) in ssh.source_security_groups.iter().enumerate() {
+                if !g.starts_with("sg-") {
+                    errs.push(FieldError::new(
+                        format!("cluster.nodegroups[{i}].ssh.source_security_groups[{j}]"),
+                        format!("`{g}` is not a security group ID (sg-...)"),
+                    ));
+                }
             }
         }
         for (j, z) in n.zones.iter().enumerate() {

@@ -314,3 +314,32 @@ async fn the_preflight_blocks_on_a_removed_api_still_in_use() {
     let check = pre[0].checks.iter().find(|c| c.name == "deprecated-apis").unwrap();
     assert_eq!(check.status, eksodus_cluster::upgrade::Status::Pass);
 }
+
+/// A nodegroup's own tags and SSH (EKS remote access) are created as asked and read back equal: a re-plan is
+/// empty; a new SSH key replaces the nodegroup (EKS takes remote access only at creation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodegroup_tags_and_ssh_are_created_and_read_back() {
+    let yaml = ENV.replace(
+        "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}}\n",
+        "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general},\n       tags: {cost-center: web, k8s.io/cluster-autoscaler/enabled: \"true\"},\n       ssh: {key_name: ops, source_security_groups: [sg-0a1b2c3d]}}\n",
+    );
+    let s = spec(&yaml);
+    let st = setup(FaultConfig::default()).await;
+    let env = st.env(&s);
+    env.up(&EventSink::discard()).await.unwrap();
+    let found = env.eks.discover(&Default::default()).await.unwrap();
+    let ng = found.observed.iter().find(|o| o.key == "eks/nodegroup/general").unwrap();
+    assert_eq!(ng.props["remote_access"]["key_name"], "ops", "{:?}", ng.props);
+    assert_eq!(ng.props["remote_access"]["source_security_groups"][0], "sg-0a1b2c3d");
+    assert_eq!(ng.props["tags"]["cost-center"], "web");
+    assert_eq!(ng.props["tags"]["team"], "platform", "the environment's tags stay");
+    let again = env.plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    let mut other = s.clone();
+    other.cluster.as_mut().unwrap().nodegroups[0].ssh.as_mut().unwrap().key_name = "ops-2".into();
+    let p = st.env(&other).plan().await.unwrap();
+    let ng = p.plan.changes().find(|c| c.key == "eks/nodegroup/general").expect("the nodegroup changes");
+    assert!(ng.changes.iter().any(|c| c.field == "remote_access" && c.forces_replacement), "{:?}", ng.changes);
+    env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+}
