@@ -87,6 +87,11 @@ fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {
     t.iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
 }
 
+/// The logical key of the node role a nodegroup with its own policies gets.
+pub fn nodegroup_role_key(nodegroup: &str) -> String {
+    format!("role/node/{nodegroup}")
+}
+
 /// A role name of at most 64 characters: the readable form, or its head plus a hash when too long.
 pub fn role_name(env: &str, purpose: &str) -> String {
     let full = format!("{env}-{purpose}");
@@ -220,6 +225,27 @@ impl Iam {
                 vec![],
             ),
         ];
+        // a nodegroup with extra policies gets a node role of its own, so its policies reach only its nodes
+        for n in spec.cluster.iter().flat_map(|c| &c.nodegroups) {
+            if n.iam.attach_policies.is_empty() || n.iam.role_arn.is_some() {
+                continue;
+            }
+            let mut policies: Vec<String> = policy::NODE_POLICIES
+                .iter()
+                .map(|p| m(p))
+                .chain((!access.iam.cni_irsa).then(|| m(policy::CNI_POLICY)))
+                .chain(n.iam.attach_policies.iter().cloned())
+                .collect();
+            policies.sort();
+            policies.dedup();
+            out.push(role(
+                &nodegroup_role_key(&n.name),
+                role_name(&self.env, &format!("node-{}", n.name)),
+                PolicyDocument::trust_service("ec2.amazonaws.com"),
+                policies,
+                vec![],
+            ));
+        }
         let mut sas = access.service_accounts.clone();
         if access.iam.cni_irsa && !sas.iter().any(|s| s.namespace == "kube-system" && s.name == "aws-node") {
             sas.push(eksodus_core::spec::ServiceAccountRole {

@@ -494,7 +494,17 @@ impl Eks {
                 groups.sort();
                 json!({"key_name": ssh.key_name, "source_security_groups": groups})
             });
-            let mut deps = vec![CLUSTER_KEY.to_string(), "role/node".to_string()];
+            // the nodes' role: the user's, the nodegroup's own (extra policies), or the environment's
+            let (node_role_arn, role_dep) = match (&n.iam.role_arn, n.iam.attach_policies.is_empty()) {
+                (Some(arn), _) => (arn.clone(), None),
+                (None, false) => (
+                    role_arn(self.partition, inp.account, spec, &format!("node-{}", n.name)),
+                    Some(eksodus_access::iam::nodegroup_role_key(&n.name)),
+                ),
+                (None, true) => (role_arn(self.partition, inp.account, spec, "node"), Some("role/node".to_string())),
+            };
+            let mut deps = vec![CLUSTER_KEY.to_string()];
+            deps.extend(role_dep);
             deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
             deps.extend(node_addon_keys.iter().cloned());
             let key = nodegroup_key(&n.name);
@@ -510,7 +520,7 @@ impl Eks {
                     "ami_type": n.ami_type.clone().unwrap_or_else(|| DEFAULT_AMI_TYPE.into()),
                     "disk_size": n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
                     "subnets": subnets,
-                    "node_role_arn": role_arn(self.partition, inp.account, spec, "node"),
+                    "node_role_arn": node_role_arn,
                     "scaling": {"min": n.min, "max": n.max, "desired": n.desired},
                     "labels": n.labels,
                     "taints": taints,
@@ -740,7 +750,14 @@ impl Eks {
         let sc = n.scaling_config();
         let version = n.version().unwrap_or_default().to_string();
         let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-        let mut deps = vec![CLUSTER_KEY.to_string(), "role/node".to_string()];
+        // the role it sits on: its own (a nodegroup with extra policies) or the environment's
+        let own_role = eksodus_access::iam::role_name(&self.env, &format!("node-{name}"));
+        let role_key = if n.node_role().is_some_and(|r| r.ends_with(&format!("/{own_role}"))) {
+            eksodus_access::iam::nodegroup_role_key(name)
+        } else {
+            "role/node".to_string()
+        };
+        let mut deps = vec![CLUSTER_KEY.to_string(), role_key];
         deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
         let o = Observed {
             key,

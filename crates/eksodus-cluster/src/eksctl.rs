@@ -471,6 +471,29 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     _ => {}
                 }
             }
+            // iam: attachPolicyARNs (eksctl then attaches only those; eksodus keeps the node policies nodes need
+            // beside them) and instanceRoleARN map; addon policies and inline documents do not
+            let mut node_iam = eksodus_core::spec::NodeIamSpec::default();
+            if let Some(iv) = r.get("iam").cloned() {
+                for (k, v) in iv.as_mapping().into_iter().flatten() {
+                    let k = k.as_str().unwrap_or("?");
+                    match k {
+                        "attachPolicyARNs" => {
+                            node_iam.attach_policies = v
+                                .as_sequence()
+                                .map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                                .unwrap_or_default()
+                        }
+                        "instanceRoleARN" => node_iam.role_arn = v.as_str().map(String::from),
+                        "withAddonPolicies" if v.as_mapping().is_some_and(|m| m.values().all(|b| b.as_bool() != Some(true))) => {}
+                        "withAddonPolicies" => un.push(Unsupported {
+                            path: format!("{list}[{i}].iam.withAddonPolicies"),
+                            reason: "eksctl's addon policies are its own inline documents; give the addons IRSA or Pod Identity roles (cluster.addons[].policies), or list managed policy ARNs in attachPolicyARNs".into(),
+                        }),
+                        other => un.push(Unsupported { path: format!("{list}[{i}].iam.{other}"), reason: not_mapped(other) }),
+                    }
+                }
+            }
             nodegroups.push(NodegroupSpec {
                 name,
                 instance_types: types,
@@ -487,14 +510,14 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 max_unavailable,
                 tags: ng_tags,
                 ssh,
+                iam: node_iam,
             });
-            let why = |k: &str| {
-                match k {
-                "ami" | "preBootstrapCommands" | "overrideBootstrapCommand" | "launchTemplate" => format!("custom AMIs and launch templates (`{k}`) are not supported yet"),
+            let why = |k: &str| match k {
+                "ami" | "preBootstrapCommands" | "overrideBootstrapCommand" | "launchTemplate" => {
+                    format!("custom AMIs and launch templates (`{k}`) are not supported yet")
+                }
                 "securityGroups" => "extra node security groups are not supported yet".to_string(),
-                "iam" => "nodegroup-specific IAM (addon policies) is not supported; give workloads IRSA or Pod Identity roles".to_string(),
                 other => not_mapped(other),
-            }
             };
             r.rest(&mut un, why);
         }
@@ -678,7 +701,7 @@ mod tests {
         for p in [
             "managedNodeGroups[0].ssh.publicKeyPath",
             "managedNodeGroups[0].securityGroups",
-            "managedNodeGroups[0].iam",
+            "managedNodeGroups[0].iam.withAddonPolicies",
             "managedNodeGroups[2].ami",
             "managedNodeGroups[3].launchTemplate",
         ] {

@@ -57,6 +57,18 @@ pub fn document(spec: &EnvironmentSpec) -> Value {
         "Resource": format!("arn:aws:iam::*:role/{}-*", spec.name),
         "Condition": {"StringEquals": {"iam:PassedToService": ["eks.amazonaws.com", "ec2.amazonaws.com"]}}
     }));
+    // nodegroups on roles of the user's own: EKS must be handed them too
+    let own: Vec<&String> =
+        spec.cluster.iter().flat_map(|c| &c.nodegroups).filter_map(|n| n.iam.role_arn.as_ref()).collect();
+    if !own.is_empty() {
+        statements.push(json!({
+            "Sid": "EksodusPassNodegroupRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": own,
+            "Condition": {"StringEquals": {"iam:PassedToService": ["eks.amazonaws.com", "ec2.amazonaws.com"]}}
+        }));
+    }
     statements.push(json!({
         "Sid": "EksodusServiceLinkedRoles",
         "Effect": "Allow",
@@ -127,6 +139,10 @@ mod tests {
         let pass: Vec<&Value> =
             doc["Statement"].as_array().unwrap().iter().filter(|st| st["Action"] == "iam:PassRole").collect();
         assert_eq!(pass.len(), 1);
+        let mut own = s.clone();
+        own.cluster.as_mut().unwrap().nodegroups[0].iam.role_arn =
+            Some("arn:aws:iam::111122223333:role/gpu-nodes".into());
+        assert!(document(&own).to_string().contains("role/gpu-nodes"), "a user's node role can be passed");
         assert!(pass[0]["Condition"]["StringEquals"]["iam:PassedToService"].is_array());
         // no statement grants PassRole on everything
         for st in doc["Statement"].as_array().unwrap() {

@@ -157,6 +157,30 @@ pub struct NodegroupSpec {
     /// `AmazonSSMManagedInstanceCore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshSpec>,
+    /// The nodes' IAM role: the environment's node role (default), one of the nodegroup's own with extra
+    /// policies, or a role of the user's.
+    #[serde(default, skip_serializing_if = "NodeIamSpec::is_default")]
+    pub iam: NodeIamSpec,
+}
+
+/// A nodegroup's IAM role.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeIamSpec {
+    /// Managed or customer policy ARNs attached beside the node policies; the nodegroup then gets a role of its
+    /// own (`<environment>-node-<nodegroup>`), so other nodegroups do not get them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach_policies: Vec<String>,
+    /// An existing role (its ARN) for the nodes instead of one eksodus makes; eksodus never changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+impl NodeIamSpec {
+    /// Whether the nodegroup uses the environment's node role.
+    pub fn is_default(&self) -> bool {
+        self.attach_policies.is_empty() && self.role_arn.is_none()
+    }
 }
 
 /// SSH access to a nodegroup's nodes.
@@ -1049,6 +1073,25 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
         errs.extend(
             tag_errs.into_iter().map(|e| FieldError::new(format!("cluster.nodegroups[{i}].{}", e.path), e.message)),
         );
+        if n.iam.role_arn.is_some() && !n.iam.attach_policies.is_empty() {
+            errs.push(FieldError::new(
+                at("iam"),
+                "give either role_arn (a role of yours, never changed) or attach_policies (a role eksodus makes), not both",
+            ));
+        }
+        if let Some(r) = &n.iam.role_arn {
+            if !(r.starts_with("arn:") && r.contains(":role/")) {
+                errs.push(FieldError::new(at("iam.role_arn"), format!("`{r}` is not an IAM role ARN")));
+            }
+        }
+        for (j, p) in n.iam.attach_policies.iter().enumerate() {
+            if !(p.starts_with("arn:") && p.contains(":policy/")) {
+                errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].iam.attach_policies[{j}]"),
+                    format!("`{p}` is not an IAM policy ARN"),
+                ));
+            }
+        }
         if let Some(ssh) = &n.ssh {
             if ssh.key_name.trim().is_empty() || ssh.key_name.len() > 255 {
                 errs.push(FieldError::new(at("ssh.key_name"), "the key pair's name, 1 to 255 characters"));

@@ -123,6 +123,9 @@ struct ClusterExtras {
 struct NodegroupExtras {
     version: Option<String>,
     pending: (u32, &'static str),
+    /// Whether the create asked for remote access: moto answers a default `remoteAccess` (key `eksKeypair`)
+    /// for nodegroups created without one, which EKS does not.
+    remote_access: bool,
 }
 
 /// How the emulated EKS behaves: describes before resources settle, and which ones fail.
@@ -278,7 +281,11 @@ impl EksState {
             ..Default::default()
         });
         let version = body["version"].as_str().map(String::from).or_else(|| x.version.clone());
-        x.nodegroups.insert(ng.to_string(), NodegroupExtras { version, pending: (b.pending_describes, "CREATING") });
+        let remote_access = body.get("remoteAccess").is_some_and(|r| !r.is_null());
+        x.nodegroups.insert(
+            ng.to_string(),
+            NodegroupExtras { version, pending: (b.pending_describes, "CREATING"), remote_access },
+        );
     }
 
     /// Adds what moto lacks to a `DescribeNodegroup` answer: the upgraded version, pending and failed states.
@@ -291,6 +298,11 @@ impl EksState {
         let Some(n) = x.nodegroups.get_mut(&ng) else { return };
         if let Some(v) = &n.version {
             body["nodegroup"]["version"] = json!(v);
+        }
+        if !n.remote_access {
+            if let Some(m) = body["nodegroup"].as_object_mut() {
+                m.remove("remoteAccess");
+            }
         }
         if n.pending.0 > 0 {
             n.pending.0 -= 1;
@@ -704,7 +716,11 @@ fn lifecycle(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String
             }
             x.nodegroups.insert(
                 ng.clone(),
-                NodegroupExtras { version: Some(target.clone()), pending: (b.pending_describes, "UPDATING") },
+                NodegroupExtras {
+                    version: Some(target.clone()),
+                    pending: (b.pending_describes, "UPDATING"),
+                    remote_access: n.remote_access,
+                },
             );
             let u = new_update(
                 x,

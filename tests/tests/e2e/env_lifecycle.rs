@@ -315,13 +315,14 @@ async fn the_preflight_blocks_on_a_removed_api_still_in_use() {
     assert_eq!(check.status, eksodus_cluster::upgrade::Status::Pass);
 }
 
-/// A nodegroup's own tags and SSH (EKS remote access) are created as asked and read back equal: a re-plan is
-/// empty; a new SSH key replaces the nodegroup (EKS takes remote access only at creation).
+/// A nodegroup's own tags, SSH (EKS remote access) and node role with extra policies are created as asked and
+/// read back equal: a re-plan is empty; a new SSH key replaces the nodegroup (EKS takes remote access only at
+/// creation); down removes the nodegroup's role too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodegroup_tags_and_ssh_are_created_and_read_back() {
+async fn nodegroup_tags_ssh_and_roles_are_created_and_read_back() {
     let yaml = ENV.replace(
         "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}}\n",
-        "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general},\n       tags: {cost-center: web, k8s.io/cluster-autoscaler/enabled: \"true\"},\n       ssh: {key_name: ops, source_security_groups: [sg-0a1b2c3d]}}\n",
+        "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general},\n       tags: {cost-center: web, k8s.io/cluster-autoscaler/enabled: \"true\"},\n       ssh: {key_name: ops, source_security_groups: [sg-0a1b2c3d]}}\n    - {name: batch, instance_types: [m5.large], iam: {attach_policies: [arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess]}}\n",
     );
     let s = spec(&yaml);
     let st = setup(FaultConfig::default()).await;
@@ -333,6 +334,15 @@ async fn nodegroup_tags_and_ssh_are_created_and_read_back() {
     assert_eq!(ng.props["remote_access"]["source_security_groups"][0], "sg-0a1b2c3d");
     assert_eq!(ng.props["tags"]["cost-center"], "web");
     assert_eq!(ng.props["tags"]["team"], "platform", "the environment's tags stay");
+    assert!(ng.props["node_role_arn"].as_str().unwrap().ends_with("/envtest-node"), "{:?}", ng.props);
+    // a nodegroup with extra policies runs on a role of its own that has them
+    let batch = found.observed.iter().find(|o| o.key == "eks/nodegroup/batch").unwrap();
+    assert!(batch.props["node_role_arn"].as_str().unwrap().ends_with("/envtest-node-batch"), "{:?}", batch.props);
+    let iam = aws_sdk_iam::Client::new(&st.conf);
+    let attached = iam.list_attached_role_policies().role_name("envtest-node-batch").send().await.unwrap();
+    let arns: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+    assert!(arns.contains(&"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"), "{arns:?}");
+    assert!(arns.contains(&"arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"), "{arns:?}");
     let again = env.plan().await.unwrap();
     assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
 
@@ -341,5 +351,6 @@ async fn nodegroup_tags_and_ssh_are_created_and_read_back() {
     let p = st.env(&other).plan().await.unwrap();
     let ng = p.plan.changes().find(|c| c.key == "eks/nodegroup/general").expect("the nodegroup changes");
     assert!(ng.changes.iter().any(|c| c.field == "remote_access" && c.forces_replacement), "{:?}", ng.changes);
-    env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    let down = env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
