@@ -13,6 +13,7 @@ mod access_iam;
 mod eks_emulation;
 mod env_faults;
 mod env_lifecycle;
+mod examples;
 mod facade;
 mod fake_kube;
 mod kube_conformance;
