@@ -868,15 +868,22 @@ pub async fn verify(
             continue;
         }
         let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), o.namespace());
-        let new: Vec<String> = retried(|| api.get_opt(o.name()))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| s.status?.load_balancer?.ingress)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|i| i.hostname.or(i.ip))
-            .collect();
+        // the cloud's load balancer takes a while: wait for its address within the same time as rollouts
+        let new: Vec<String> = loop {
+            let new: Vec<String> = retried(|| api.get_opt(o.name()))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.status?.load_balancer?.ingress)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|i| i.hostname.or(i.ip))
+                .collect();
+            if !new.is_empty() || start.elapsed() >= timeout {
+                break new;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         let key = format!("{}/{}", o.namespace(), o.name());
         v.load_balancers.insert(key.clone(), (old_lbs.get(&key).cloned().unwrap_or_default(), new));
     }

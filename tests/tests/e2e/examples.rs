@@ -6,8 +6,18 @@ use std::process::Command;
 
 use eksodus_testkit::{FaultConfig, LocalAws};
 
-/// Builds the facade's examples (a no-op when `cargo test --all-targets` built them) and returns their folder.
+const EXAMPLES: [&str; 4] = ["plan_json", "up_and_down", "migrate_dir", "recover_from_etcd"];
+
+/// The facade's examples: those `cargo test --all-targets` built beside this binary, or built now when this
+/// test binary was built alone (building them with other features than the test run's would rebuild half the
+/// dependency tree, so a build happens only when one is missing).
 fn examples() -> PathBuf {
+    // test binaries live in target/<profile>/deps; examples in target/<profile>/examples
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap().join("examples");
+    if EXAMPLES.iter().all(|e| dir.join(e).exists()) {
+        return dir;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = Command::new(cargo)
@@ -16,9 +26,7 @@ fn examples() -> PathBuf {
         .output()
         .expect("cargo runs");
     assert!(out.status.success(), "building the examples: {}", String::from_utf8_lossy(&out.stderr));
-    // test binaries live in target/<profile>/deps; examples in target/<profile>/examples
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().join("examples")
+    dir
 }
 
 fn run(bin: &Path, aws: &LocalAws, args: &[&str]) -> (i32, String, String) {
