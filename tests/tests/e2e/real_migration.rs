@@ -27,18 +27,8 @@ use kube::core::GroupVersionKind;
 use kube::discovery::Discovery;
 use serde_json::{json, Value};
 
-/// The source's encryption at rest: Secrets with aescbc (a fixed test key).
-pub const ENCRYPTION: &str = "apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-- resources: [secrets]
-  providers:
-  - aescbc:
-      keys:
-      - name: key1
-        secret: c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=
-  - identity: {}
-";
+/// The source's encryption at rest: Secrets with aescbc (the testkit's fixed test key).
+pub use eksodus_testkit::workload::ENCRYPTION;
 
 fn quiet() -> OnProgress {
     Arc::new(|_| {})
@@ -212,15 +202,7 @@ async fn inventory(c: &kube::Client) -> BTreeMap<String, String> {
 }
 
 fn snapshot(kube: &RealKube, dir: &Path) -> std::path::PathBuf {
-    let file = dir.join("etcd.db");
-    let out = std::process::Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", &kube.etcd_endpoint(), "snapshot", "save"])
-        .arg(&file)
-        .output()
-        .expect("etcdctl (Debian's etcd-client) runs");
-    assert!(out.status.success(), "etcdctl snapshot save: {}", String::from_utf8_lossy(&out.stderr));
-    file
+    eksodus_testkit::workload::snapshot(kube, dir).expect("etcdctl snapshot save")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
