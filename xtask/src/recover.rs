@@ -161,7 +161,8 @@ pub fn render_report(r: &RecoveryReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     for p in &r.phases {
-        let _ = writeln!(s, "  {:<8} {:>8.1}s  {}", p.phase.as_str(), p.elapsed_ms as f64 / 1000.0, p.summary);
+        let when = if p.skipped { " (done before)" } else { "" };
+        let _ = writeln!(s, "  {:<8} {:>8.1}s  {}{when}", p.phase.as_str(), p.elapsed_ms as f64 / 1000.0, p.summary);
     }
     let _ = writeln!(s, "recovery time: {:.1}s", r.recovery_ms as f64 / 1000.0);
     let _ = writeln!(

@@ -183,7 +183,7 @@ pub struct PhaseTime {
     pub phase: Phase,
     /// Milliseconds it took (in the run that did it).
     pub elapsed_ms: u64,
-    /// Whether this run skipped it (done before).
+    /// Whether this run skipped it (an earlier run, or `plan` in this process, did it).
     pub skipped: bool,
     /// What it did, in a line.
     pub summary: String,
@@ -236,6 +236,9 @@ struct Journal {
     done: BTreeMap<Phase, PhaseTime>,
     inspection: Option<Inspection>,
     bundle: Option<BundleSummary>,
+    /// Phases this process finished (the others in `done` were finished by an earlier run).
+    #[serde(skip)]
+    ran: std::collections::BTreeSet<Phase>,
 }
 
 /// A recovery of one snapshot into the environment of one spec.
@@ -414,15 +417,22 @@ impl Recovery {
         let (objects, report) = bundle::read(&self.bundle_dir())?;
         if !journal.done.contains_key(&Phase::Apply) {
             let t = self.start(Phase::Apply, events);
-            let endpoint = env.cluster_access().await.map(|a| a.endpoint).unwrap_or_default();
-            let target = live::TargetId::of(&client, &endpoint).await?;
+            // the journal is per cluster: its kube-system UID tells a recreated cluster from the old one, so
+            // the label needs no second DescribeCluster for the endpoint
+            let label = format!("eks {}/{}", self.spec.region, self.spec.name);
+            let target = live::TargetId::of(&client, &label).await?;
             let opts = MigrateOptions {
                 concurrency: self.opts.concurrency,
                 dry_run: false,
                 journal: Some(live::journal_path(&self.bundle_dir(), &target)),
                 wait: self.opts.wait,
             };
+            let t_objects = Instant::now();
             let r = live::apply(&client, &objects, &opts, &progress(events, objects.len())).await?;
+            events.emit(Event::PhaseFinished {
+                phase: "recover/apply/objects".into(),
+                elapsed_ms: t_objects.elapsed().as_millis() as u64,
+            });
             if !r.is_success() {
                 let failed: Vec<String> = r
                     .objects
@@ -454,14 +464,19 @@ impl Recovery {
             .map(|(s, (old, new))| Cutover { service: s.clone(), old: old.clone(), new: new.clone() })
             .collect();
         let summary = format!("{} missing or different, {} not rolled out", unverified.len(), not_rolled_out.len());
+        // recorded only when it passes: a later run checks again
         if unverified.is_empty() && not_rolled_out.is_empty() {
             self.finish(&mut journal, Phase::Verify, t, summary, events)?;
-        } else {
-            // not recorded as done: a later run checks again
-            let _ = t;
         }
 
-        let phases: Vec<PhaseTime> = Phase::ALL.iter().filter_map(|p| journal.done.get(p).cloned()).collect();
+        let phases: Vec<PhaseTime> = Phase::ALL
+            .iter()
+            .filter_map(|p| journal.done.get(p).cloned())
+            .map(|mut p| {
+                p.skipped = !journal.ran.contains(&p.phase);
+                p
+            })
+            .collect();
         let out = RecoveryReport {
             recovery_ms: phases.iter().map(|p| p.elapsed_ms).sum(),
             phases,
@@ -494,6 +509,7 @@ impl Recovery {
         let elapsed_ms = t.elapsed().as_millis() as u64;
         events.emit(Event::PhaseFinished { phase: format!("recover/{}", phase.as_str()), elapsed_ms });
         journal.done.insert(phase, PhaseTime { phase, elapsed_ms, skipped: false, summary });
+        journal.ran.insert(phase);
         self.save_journal(journal)
     }
 
