@@ -312,7 +312,7 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
                 )?
             );
         } else if ok {
-            out!("{}", serde_yaml::to_string(&imp.spec)?);
+            out!("{}", serde_saphyr::to_string(&imp.spec)?);
         } else {
             for u in &imp.unsupported {
                 eprintln!("{}: unsupported: {}", u.path, u.reason);
@@ -347,7 +347,7 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::json!({"valid": errs.is_empty(), "errors": errs, "spec": spec}))?
         );
     } else if errs.is_empty() {
-        out!("{}", serde_yaml::to_string(&spec)?);
+        out!("{}", serde_saphyr::to_string(&spec)?);
     } else {
         eprintln!("{}", FieldErrors(errs.clone()));
     }
@@ -589,14 +589,16 @@ async fn kubeconfig(
         }
     };
     match out {
-        None => out!("{}", serde_yaml::to_string(&document(&access, &exec))?),
+        None => out!("{}", serde_saphyr::to_string(&document(&access, &exec))?),
         Some(path) => {
             let mut existing: serde_json::Value = match std::fs::read_to_string(&path) {
-                Ok(t) => serde_yaml::from_str(&t).with_context(|| format!("{} is not a kubeconfig", path.display()))?,
+                Ok(t) => {
+                    serde_saphyr::from_str(&t).with_context(|| format!("{} is not a kubeconfig", path.display()))?
+                }
                 Err(_) => serde_json::Value::Null,
             };
             merge(&mut existing, &access, &exec);
-            std::fs::write(&path, serde_yaml::to_string(&existing)?)?;
+            std::fs::write(&path, serde_saphyr::to_string(&existing)?)?;
             eprintln!("wrote context {} to {}", access.arn, path.display());
         }
     }

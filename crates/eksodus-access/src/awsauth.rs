@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_yaml::{Mapping as YamlMap, Value};
+use serde_json::Value;
+
+/// A YAML mapping as read from aws-auth (keys are strings; order kept).
+type YamlMap = serde_json::Map<String, Value>;
 
 /// `data` key of the role mappings.
 pub const MAP_ROLES: &str = "mapRoles";
@@ -108,11 +111,11 @@ impl Mapping {
         if let Some(u) = &self.username {
             m.insert("username".into(), u.clone().into());
         }
-        m.insert("groups".into(), Value::Sequence(self.groups.iter().map(|g| Value::String(g.clone())).collect()));
+        m.insert("groups".into(), Value::Array(self.groups.iter().map(|g| Value::String(g.clone())).collect()));
         for (k, v) in &self.extra.0 {
             m.insert(k.clone(), v.clone());
         }
-        Value::Mapping(m)
+        Value::Object(m)
     }
 }
 
@@ -201,8 +204,8 @@ pub enum Change {
     },
 }
 
-fn get_ci<'a>(m: &'a YamlMap, key: &str) -> Option<(&'a Value, &'a Value)> {
-    m.iter().find(|(k, _)| k.as_str().is_some_and(|k| k.eq_ignore_ascii_case(key)))
+fn get_ci<'a>(m: &'a YamlMap, key: &str) -> Option<(&'a String, &'a Value)> {
+    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key))
 }
 
 fn describe(v: &Value) -> &'static str {
@@ -211,9 +214,8 @@ fn describe(v: &Value) -> &'static str {
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
     }
 }
 
@@ -266,7 +268,7 @@ impl AwsAuth {
         for kind in [Kind::Role, Kind::User] {
             let section = kind.section();
             let Some(text) = data.get(section) else { continue };
-            let doc: Value = match serde_yaml::from_str(text) {
+            let doc: Value = match serde_saphyr::from_str(text) {
                 Ok(v) => v,
                 Err(e) => {
                     problems.push(Problem { path: section.into(), message: format!("is not valid YAML: {e}") });
@@ -275,7 +277,7 @@ impl AwsAuth {
             };
             let items = match doc {
                 Value::Null => continue,
-                Value::Sequence(s) => s,
+                Value::Array(s) => s,
                 other => {
                     problems.push(Problem {
                         path: section.into(),
@@ -287,7 +289,7 @@ impl AwsAuth {
             let mut seen: BTreeMap<String, usize> = BTreeMap::new();
             for (i, item) in items.into_iter().enumerate() {
                 let at = |f: &str| if f.is_empty() { format!("{section}[{i}]") } else { format!("{section}[{i}].{f}") };
-                let Value::Mapping(m) = item else {
+                let Value::Object(m) = item else {
                     problems
                         .push(Problem { path: at(""), message: format!("must be a mapping, got {}", describe(&item)) });
                     continue;
@@ -331,7 +333,7 @@ impl AwsAuth {
                 let mut groups = Vec::new();
                 match get_ci(&m, "groups") {
                     None | Some((_, Value::Null)) => {}
-                    Some((_, Value::Sequence(gs))) => {
+                    Some((_, Value::Array(gs))) => {
                         for (j, g) in gs.iter().enumerate() {
                             match g {
                                 Value::String(s) if !s.is_empty() => groups.push(s.clone()),
@@ -348,11 +350,9 @@ impl AwsAuth {
                 let extra: YamlMap = m
                     .iter()
                     .filter(|(k, _)| {
-                        !k.as_str().is_some_and(|k| {
-                            k.eq_ignore_ascii_case(kind.arn_key())
-                                || k.eq_ignore_ascii_case("username")
-                                || k.eq_ignore_ascii_case("groups")
-                        })
+                        !(k.eq_ignore_ascii_case(kind.arn_key())
+                            || k.eq_ignore_ascii_case("username")
+                            || k.eq_ignore_ascii_case("groups"))
                     })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
@@ -369,9 +369,9 @@ impl AwsAuth {
             }
         }
         if let Some(text) = data.get(MAP_ACCOUNTS) {
-            match serde_yaml::from_str::<Value>(text) {
+            match serde_saphyr::from_str::<Value>(text) {
                 Ok(Value::Null) => {}
-                Ok(Value::Sequence(s)) => {
+                Ok(Value::Array(s)) => {
                     for (i, a) in s.iter().enumerate() {
                         let id = match a {
                             Value::String(s) => Some(s.clone()),
@@ -386,7 +386,7 @@ impl AwsAuth {
                                 path: format!("{MAP_ACCOUNTS}[{i}]"),
                                 message: format!(
                                     "must be a 12-digit AWS account ID, got {}",
-                                    serde_yaml::to_string(a).unwrap_or_default().trim()
+                                    serde_saphyr::to_string(a).unwrap_or_default().trim()
                                 ),
                             }),
                         }
@@ -467,10 +467,7 @@ impl AwsAuth {
             if items.is_empty() && !self.original.contains_key(section) {
                 continue;
             }
-            out.insert(
-                section.to_string(),
-                serde_yaml::to_string(&Value::Sequence(items)).expect("YAML values render"),
-            );
+            out.insert(section.to_string(), serde_saphyr::to_string(&Value::Array(items)).expect("YAML values render"));
         }
         out
     }
@@ -500,16 +497,15 @@ impl AwsAuth {
 /// The `data` of an aws-auth ConfigMap manifest (or of a bare map of `mapRoles`/`mapUsers`/`mapAccounts`),
 /// as text from a file; the error names what is wrong.
 pub fn data_from_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let doc: Value = serde_saphyr::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
     let data = match doc.get("data") {
         Some(d) => d.clone(),
         None if [MAP_ROLES, MAP_USERS, MAP_ACCOUNTS].iter().any(|k| doc.get(*k).is_some()) => doc.clone(),
         None => return Err("no `data` with mapRoles, mapUsers or mapAccounts".into()),
     };
-    let Value::Mapping(m) = data else { return Err("data: must be a mapping of strings".into()) };
+    let Value::Object(m) = data else { return Err("data: must be a mapping of strings".into()) };
     let mut out = BTreeMap::new();
     for (k, v) in m {
-        let k = k.as_str().unwrap_or("?").to_string();
         match v {
             Value::String(s) => {
                 out.insert(k, s);
@@ -756,7 +752,7 @@ mod concurrency {
             let roles: Vec<Value> = initial.iter().map(|i| Mapping::role(&arn(*i), "x", &["g"]).to_yaml()).collect();
             let mut store = (0u64, {
                 let mut d = BTreeMap::new();
-                d.insert(MAP_ROLES.to_string(), serde_yaml::to_string(&Value::Sequence(roles)).unwrap());
+                d.insert(MAP_ROLES.to_string(), serde_saphyr::to_string(&Value::Array(roles)).unwrap());
                 d
             });
             // each editor: None = has not read; Some(v, data) = read at v and merged, about to write

@@ -807,7 +807,7 @@ impl Eks {
         }
         let cfg = a.configuration_values().filter(|s| !s.trim().is_empty()).map(|s| {
             serde_json::from_str::<Value>(s)
-                .or_else(|_| serde_yaml::from_str::<Value>(s))
+                .or_else(|_| serde_saphyr::from_str::<Value>(s))
                 .map(|v| addons::canonical_json(&v))
                 .unwrap_or_else(|_| s.to_string())
         });

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
+use serde_json::Value;
+
+type Mapping = serde_json::Map<String, Value>;
 
 use eksodus_core::spec::{
     AccessEntrySpec, AccessSpec, AddonSpec, AuthenticationMode, AzSpec, ClusterSpec, EncryptionSpec, EndpointSpec,
@@ -35,7 +37,7 @@ pub struct Imported {
 
 /// Whether a YAML document looks like an eksctl ClusterConfig.
 pub fn is_eksctl(text: &str) -> bool {
-    serde_yaml::from_str::<Value>(text).ok().is_some_and(|v| {
+    serde_saphyr::from_str::<Value>(text).ok().is_some_and(|v| {
         v.get("kind").and_then(Value::as_str) == Some("ClusterConfig")
             && v.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a.starts_with("eksctl.io/"))
     })
@@ -50,7 +52,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(path: impl Into<String>, v: &'a Value) -> Option<Self> {
-        v.as_mapping().map(|map| Reader { path: path.into(), map, used: vec![] })
+        v.as_object().map(|map| Reader { path: path.into(), map, used: vec![] })
     }
     fn get(&mut self, key: &'static str) -> Option<&'a Value> {
         self.used.push(key);
@@ -72,7 +74,7 @@ impl<'a> Reader<'a> {
     }
     fn strings(&mut self, key: &'static str) -> Vec<String> {
         self.get(key)
-            .and_then(Value::as_sequence)
+            .and_then(Value::as_array)
             .map(|s| s.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_default()
     }
@@ -86,7 +88,7 @@ impl<'a> Reader<'a> {
     /// Reports every key not read, with `reason`.
     fn rest(self, out: &mut Vec<Unsupported>, reason: impl Fn(&str) -> String) {
         for k in self.map.keys() {
-            let k = k.as_str().unwrap_or("?");
+            let k = k.as_str();
             if !self.used.contains(&k) {
                 out.push(Unsupported { path: self.at(k), reason: reason(k) });
             }
@@ -118,7 +120,7 @@ fn eksctl_effect(e: &str) -> String {
 
 /// Imports an eksctl ClusterConfig document.
 pub fn import(text: &str) -> Result<Imported, String> {
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let doc: Value = serde_saphyr::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
     let mut un = Vec::new();
     let mut top = Reader::new("", &doc).ok_or("the document is not a mapping")?;
     if top.str("kind").as_deref() != Some("ClusterConfig")
@@ -145,8 +147,8 @@ pub fn import(text: &str) -> Result<Imported, String> {
     }
     let tags: BTreeMap<String, String> = meta
         .get("tags")
-        .and_then(Value::as_mapping)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect())
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default();
     meta.rest(&mut un, not_mapped);
 
@@ -188,9 +190,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
             let mut zones = Vec::new();
             for tier in ["private", "public"] {
                 let key: &'static str = if tier == "private" { "private" } else { "public" };
-                if let Some(m) = subnets.get(key).and_then(Value::as_mapping) {
+                if let Some(m) = subnets.get(key).and_then(Value::as_object) {
                     for (az, sv) in m {
-                        let az = az.as_str().unwrap_or("?").to_string();
+                        let az = az.as_str().to_string();
                         let mut sr = Reader::new(format!("vpc.subnets.{tier}.{az}"), sv)
                             .ok_or("subnet entries must be mappings")?;
                         match sr.str("id") {
@@ -250,7 +252,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
         let mut iam = Reader::new("iam", v).ok_or("iam must be a mapping")?;
         // honoured as is: eksodus creates the cluster's OIDC provider as soon as the cluster has an issuer
         let _ = iam.bool("withOIDC");
-        if let Some(sas) = iam.get("serviceAccounts").and_then(Value::as_sequence) {
+        if let Some(sas) = iam.get("serviceAccounts").and_then(Value::as_array) {
             for (i, sa) in sas.iter().enumerate() {
                 let mut r =
                     Reader::new(format!("iam.serviceAccounts[{i}]"), sa).ok_or("service accounts must be mappings")?;
@@ -279,7 +281,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
         }
         iam.rest(&mut un, not_mapped);
     }
-    if let Some(ms) = top.get("iamIdentityMappings").and_then(Value::as_sequence) {
+    if let Some(ms) = top.get("iamIdentityMappings").and_then(Value::as_array) {
         for (i, m) in ms.iter().enumerate() {
             let mut r =
                 Reader::new(format!("iamIdentityMappings[{i}]"), m).ok_or("identity mappings must be mappings")?;
@@ -325,7 +327,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 }),
             }
         }
-        if let Some(es) = ac.get("accessEntries").and_then(Value::as_sequence) {
+        if let Some(es) = ac.get("accessEntries").and_then(Value::as_array) {
             for (i, e) in es.iter().enumerate() {
                 let mut r = Reader::new(format!("accessConfig.accessEntries[{i}]"), e)
                     .ok_or("access entries must be mappings")?;
@@ -334,7 +336,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     continue;
                 };
                 let mut policies = Vec::new();
-                if let Some(ps) = r.get("accessPolicies").and_then(Value::as_sequence) {
+                if let Some(ps) = r.get("accessPolicies").and_then(Value::as_array) {
                     for (j, p) in ps.iter().enumerate() {
                         let mut pr = Reader::new(format!("accessConfig.accessEntries[{i}].accessPolicies[{j}]"), p)
                             .ok_or("access policies must be mappings")?;
@@ -367,7 +369,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
     // nodegroups: managed, and self-managed ones carried over as managed where their fields allow
     let mut nodegroups = Vec::new();
     for (list, managed) in [("managedNodeGroups", true), ("nodeGroups", false)] {
-        let Some(ngs) = top.get(if managed { "managedNodeGroups" } else { "nodeGroups" }).and_then(Value::as_sequence)
+        let Some(ngs) = top.get(if managed { "managedNodeGroups" } else { "nodeGroups" }).and_then(Value::as_array)
         else {
             continue;
         };
@@ -386,14 +388,12 @@ pub fn import(text: &str) -> Result<Imported, String> {
             let max = r.u32("maxSize").unwrap_or(desired.max(min).max(1));
             let labels: BTreeMap<String, String> = r
                 .get("labels")
-                .and_then(Value::as_mapping)
-                .map(|m| {
-                    m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect()
-                })
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
                 .unwrap_or_default();
             let mut taints = Vec::new();
             match r.get("taints") {
-                Some(Value::Sequence(ts)) => {
+                Some(Value::Array(ts)) => {
                     for t in ts {
                         taints.push(TaintSpec {
                             key: t.get("key").and_then(Value::as_str).unwrap_or("").into(),
@@ -402,12 +402,12 @@ pub fn import(text: &str) -> Result<Imported, String> {
                         });
                     }
                 }
-                Some(Value::Mapping(m)) => {
+                Some(Value::Object(m)) => {
                     // the older form: key: "value:Effect"
                     for (k, v) in m {
                         let (value, effect) = v.as_str().unwrap_or("").split_once(':').unwrap_or(("", "NoSchedule"));
                         taints.push(TaintSpec {
-                            key: k.as_str().unwrap_or("").into(),
+                            key: k.as_str().into(),
                             value: Some(value.into()).filter(|v: &String| !v.is_empty()),
                             effect: eksctl_effect(effect),
                         });
@@ -419,8 +419,8 @@ pub fn import(text: &str) -> Result<Imported, String> {
             let private = r.bool("privateNetworking").unwrap_or(false);
             let max_unavailable =
                 r.get("updateConfig").and_then(|u| u.get("maxUnavailable")).and_then(Value::as_u64).map(|n| n as u32);
-            if let Some(u) = r.map.get("updateConfig").and_then(Value::as_mapping) {
-                for k in u.keys().filter_map(Value::as_str).filter(|k| *k != "maxUnavailable") {
+            if let Some(u) = r.map.get("updateConfig").and_then(Value::as_object) {
+                for k in u.keys().map(String::as_str).filter(|k| *k != "maxUnavailable") {
                     un.push(Unsupported { path: format!("{list}[{i}].updateConfig.{k}"), reason: not_mapped(k) });
                 }
             }
@@ -432,10 +432,8 @@ pub fn import(text: &str) -> Result<Imported, String> {
             });
             let ng_tags: BTreeMap<String, String> = r
                 .get("tags")
-                .and_then(Value::as_mapping)
-                .map(|m| {
-                    m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect()
-                })
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
                 .unwrap_or_default();
             // ssh: a named key pair with the groups allowed to reach it maps to EKS remote access; SSM alone
             // needs nothing (the node role has AmazonSSMManagedInstanceCore); a key to import does not map
@@ -445,10 +443,10 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 let key = sv.get("publicKeyName").and_then(Value::as_str).map(String::from);
                 let groups: Vec<String> = sv
                     .get("sourceSecurityGroupIds")
-                    .and_then(Value::as_sequence)
+                    .and_then(Value::as_array)
                     .map(|g| g.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                     .unwrap_or_default();
-                for k in sv.as_mapping().into_iter().flat_map(|m| m.keys()).filter_map(Value::as_str) {
+                for k in sv.as_object().into_iter().flat_map(|m| m.keys()).map(String::as_str) {
                     let reason = match k {
                         "allow" | "publicKeyName" | "sourceSecurityGroupIds" | "enableSsm" => continue,
                         "publicKeyPath" | "publicKey" => "importing a public key is not supported; create an EC2 key pair and name it in `publicKeyName`".to_string(),
@@ -475,17 +473,17 @@ pub fn import(text: &str) -> Result<Imported, String> {
             // beside them) and instanceRoleARN map; addon policies and inline documents do not
             let mut node_iam = eksodus_core::spec::NodeIamSpec::default();
             if let Some(iv) = r.get("iam").cloned() {
-                for (k, v) in iv.as_mapping().into_iter().flatten() {
-                    let k = k.as_str().unwrap_or("?");
+                for (k, v) in iv.as_object().into_iter().flatten() {
+                    let k = k.as_str();
                     match k {
                         "attachPolicyARNs" => {
                             node_iam.attach_policies = v
-                                .as_sequence()
+                                .as_array()
                                 .map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                                 .unwrap_or_default()
                         }
                         "instanceRoleARN" => node_iam.role_arn = v.as_str().map(String::from),
-                        "withAddonPolicies" if v.as_mapping().is_some_and(|m| m.values().all(|b| b.as_bool() != Some(true))) => {}
+                        "withAddonPolicies" if v.as_object().is_some_and(|m| m.values().all(|b| b.as_bool() != Some(true))) => {}
                         "withAddonPolicies" => un.push(Unsupported {
                             path: format!("{list}[{i}].iam.withAddonPolicies"),
                             reason: "eksctl's addon policies are its own inline documents; give the addons IRSA or Pod Identity roles (cluster.addons[].policies), or list managed policy ARNs in attachPolicyARNs".into(),
@@ -525,7 +523,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
 
     // addons
     let mut addons = Vec::new();
-    if let Some(list) = top.get("addons").and_then(Value::as_sequence) {
+    if let Some(list) = top.get("addons").and_then(Value::as_array) {
         for (i, a) in list.iter().enumerate() {
             let mut r = Reader::new(format!("addons[{i}]"), a).ok_or("addons must be mappings")?;
             let Some(name) = r.str("name") else {
@@ -533,9 +531,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 continue;
             };
             let mut policies = r.strings("attachPolicyARNs");
-            if let Some(w) = r.get("wellKnownPolicies").and_then(Value::as_mapping) {
+            if let Some(w) = r.get("wellKnownPolicies").and_then(Value::as_object) {
                 for (k, v) in w {
-                    let k = k.as_str().unwrap_or("?");
+                    let k = k.as_str();
                     match (v.as_bool(), well_known(k)) {
                         (Some(true), Some(p)) => policies.push(p.into()),
                         (Some(false), _) => {}
@@ -548,7 +546,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             }
             let configuration_values = r
                 .str("configurationValues")
-                .and_then(|c| serde_json::from_str(&c).or_else(|_| serde_yaml::from_str(&c)).ok());
+                .and_then(|c| serde_json::from_str(&c).or_else(|_| serde_saphyr::from_str(&c)).ok());
             addons.push(AddonSpec {
                 name,
                 version: r.str("version"),

@@ -105,7 +105,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> EnvironmentSpec {
-        serde_yaml::from_str(yaml).expect("spec")
+        serde_saphyr::from_str(yaml).expect("spec")
     }
 
     const BASE: &str = "name: team-a\nregion: us-east-1\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: 3\n";

@@ -606,13 +606,17 @@ impl std::error::Error for FieldErrors {}
 impl EnvironmentSpec {
     /// Parses a YAML (or JSON) document; a malformed one is an error naming the field path at fault.
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let path = if path == "." { String::new() } else { path };
-            Error::Parse { path, message: inner.to_string() }
+        // serde_path_to_error runs inside the deserializer's closure; the path it found is carried out beside the
+        // YAML error, which is what the closure must return.
+        let mut path = String::new();
+        serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let p = e.path().to_string();
+                path = if p == "." { String::new() } else { p };
+                e.into_inner()
+            })
         })
+        .map_err(|e| Error::Parse { path, message: e.to_string() })
     }
 
     /// The availability zone names: explicit ones, or the region followed by `a`, `b`, ...

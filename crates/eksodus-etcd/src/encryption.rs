@@ -25,13 +25,13 @@ struct Config {
 #[derive(Deserialize)]
 struct ResourceConfig {
     #[serde(default)]
-    providers: Vec<BTreeMap<String, serde_yaml::Value>>,
+    providers: Vec<BTreeMap<String, serde_json::Value>>,
 }
 
 impl Keys {
     /// Reads an EncryptionConfiguration (YAML or JSON); errors name the entry.
     pub fn from_config(text: &str) -> Result<Keys, String> {
-        let c: Config = serde_yaml::from_str(text).map_err(|e| format!("EncryptionConfiguration: {e}"))?;
+        let c: Config = serde_saphyr::from_str(text).map_err(|e| format!("EncryptionConfiguration: {e}"))?;
         let mut out = Keys::default();
         for (i, r) in c.resources.iter().enumerate() {
             for (j, p) in r.providers.iter().enumerate() {
@@ -39,7 +39,7 @@ impl Keys {
                     if !matches!(provider.as_str(), "aescbc" | "aesgcm" | "secretbox") {
                         continue; // identity, kms: nothing to hold offline
                     }
-                    let keys = v.get("keys").and_then(|k| k.as_sequence()).cloned().unwrap_or_default();
+                    let keys = v.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
                     for (n, k) in keys.iter().enumerate() {
                         let at = format!("resources[{i}].providers[{j}].{provider}.keys[{n}]");
                         let name = k.get("name").and_then(|x| x.as_str()).ok_or(format!("{at}.name is missing"))?;

@@ -818,7 +818,7 @@ pub fn read(dir: &Path) -> Result<(Vec<(Obj, u32)>, Report), Error> {
             return Err(bad(format!("objects[{i}].file `{}` leaves the bundle", e.file)));
         }
         let t = std::fs::read_to_string(dir.join(&e.file)).map_err(io(format!("reading {}", e.file)))?;
-        let v: Value = serde_yaml::from_str(&t).map_err(|err| bad(format!("{}: {err}", e.file)))?;
+        let v: Value = serde_saphyr::from_str(&t).map_err(|err| bad(format!("{}: {err}", e.file)))?;
         let o = Obj(v);
         if o.kind() != e.kind || o.name() != e.name || o.namespace() != e.namespace.as_deref().unwrap_or("") {
             return Err(bad(format!("objects[{i}]: {} holds {}, not {} {}", e.file, o.obj_ref(), e.kind, e.name)));
@@ -974,7 +974,7 @@ mod tests {
         #[test]
         fn yaml_round_trips(v in arb_json()) {
             let text = to_yaml(&v);
-            let back: Value = serde_yaml::from_str(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}\n{text}")))?;
+            let back: Value = serde_saphyr::from_str(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}\n{text}")))?;
             proptest::prop_assert_eq!(back, v, "{}", text);
         }
     }

@@ -646,6 +646,17 @@ async fn wait_for_backends(client: &Client, hook: &Obj, timeout: Duration) -> Re
     Ok(())
 }
 
+/// A slice's endpoints: a list up to Kubernetes 1.35, optional from 1.36 on (k8s-openapi follows the API, and the
+/// embedding application picks the version).
+// Only one of the two macros expands, so clippy sees a late initialization it cannot move.
+#[allow(clippy::needless_late_init)]
+fn slice_endpoints(s: &k8s_openapi::api::discovery::v1::EndpointSlice) -> &[k8s_openapi::api::discovery::v1::Endpoint] {
+    let endpoints: &[k8s_openapi::api::discovery::v1::Endpoint];
+    k8s_openapi::k8s_if_le_1_35! { endpoints = &s.endpoints; }
+    k8s_openapi::k8s_if_ge_1_36! { endpoints = s.endpoints.as_deref().unwrap_or_default(); }
+    endpoints
+}
+
 /// Whether a Service has a ready endpoint: an EndpointSlice of it (label `kubernetes.io/service-name`) with an
 /// endpoint not marked unready, or, on clusters that still fill them, an Endpoints object with an address.
 async fn service_has_ready_endpoints(client: &Client, ns: &str, name: &str) -> bool {
@@ -655,7 +666,7 @@ async fn service_has_ready_endpoints(client: &Client, ns: &str, name: &str) -> b
         let ready = list
             .items
             .iter()
-            .flat_map(|s| s.endpoints.iter())
+            .flat_map(slice_endpoints)
             .any(|e| !e.addresses.is_empty() && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true));
         if ready {
             return true;

@@ -132,7 +132,7 @@ pub fn read_text(text: &str, name: &str, json: bool, out: &mut Read, seen: &mut 
     // split on document markers ourselves, so one malformed document does not lose the ones after it
     for (i, doc) in split_documents(text).into_iter().enumerate() {
         let at = format!("{name}#{i}");
-        match serde_yaml::from_str::<Value>(&doc) {
+        match serde_saphyr::from_str::<Value>(&doc) {
             Ok(v) => take(v, &at, out, seen),
             Err(e) => out.errors.push(DocError { at, object: None, reason: format!("not YAML: {e}") }),
         }

@@ -44,8 +44,8 @@ pub struct Rules {
 impl Rules {
     /// Reads a rules file (YAML); errors name the field.
     pub fn from_yaml(text: &str) -> Result<Rules, crate::Error> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_yaml::with::singleton_map_recursive::deserialize(de).map_err(|e: serde_yaml::Error| crate::Error::Rules {
+        // Enums are maps keyed by the variant (`set: {...}`), serde-saphyr's native form for externally tagged enums.
+        serde_saphyr::from_str(text).map_err(|e: serde_saphyr::Error| crate::Error::Rules {
             field: e.location().map(|l| format!("line {}", l.line())).unwrap_or_else(|| "rules".into()),
             message: e.to_string(),
         })

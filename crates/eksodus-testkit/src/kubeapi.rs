@@ -1070,7 +1070,7 @@ impl State {
                     return status(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
                         json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]}));
                 }
-                let applied: Value = match serde_yaml::from_slice(body) {
+                let applied: Value = match serde_saphyr::from_slice(body) {
                     Ok(v) => v,
                     Err(e) => return status(400, "BadRequest", format!("error decoding YAML: {e}"), json!({})),
                 };
