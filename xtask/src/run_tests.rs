@@ -27,6 +27,8 @@ pub fn run(clippy: bool) -> Result<std::process::ExitCode> {
     if clippy {
         step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     }
+    // Every public item's docs build without a broken link or malformed HTML (an embedder reads them first).
+    step("docs", cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     eprintln!(
         "==> local AWS emulator: moto {} in {}",
         eksodus_testkit::moto::MOTO_VERSION,

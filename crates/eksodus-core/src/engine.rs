@@ -743,7 +743,7 @@ fn may_retry(e: &StepError, attempt: u32, opts: &ApplyOptions) -> bool {
     }
 }
 
-/// Runs a sequence of calls with the retry policy the engine applies to operations ([`may_retry`]).
+/// Runs a sequence of calls with the retry policy the engine applies to operations (what `may_retry` calls retryable).
 pub async fn retry<T, F, Fut>(opts: &ApplyOptions, mut call: F) -> Result<T, StepError>
 where
     F: FnMut() -> Fut,

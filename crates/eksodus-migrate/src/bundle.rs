@@ -535,7 +535,7 @@ impl Exported {
 }
 
 /// A bundle written while its source is still being read: the same filters, transforms, order and files as
-/// [`prepare`] + [`write`], without holding the objects. Worker threads run each [`Job`] (so decoding is
+/// [`prepare`] + [`write()`], without holding the objects. Worker threads run each [`Job`] (so decoding is
 /// parallel too), filter, transform, serialize and write the object, and keep only its manifest entry and
 /// the [`Node`] ordering needs; [`finish`](Export::finish) orders them and writes `manifest.json` and
 /// `report.json`. Memory stays flat in the number of objects, except for one kind: objects with owner

@@ -1,7 +1,7 @@
 //! The error type of eksodus-migrate.
 
 /// Errors of the migration pipeline. Problems with single objects are not errors of the run: they are listed
-/// per object in the [`crate::report::Report`] and the rest proceeds.
+/// per object in the [`crate::bundle::Report`] and the rest proceeds.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -10,7 +10,7 @@
 //! | `subnet/<tier>/<az>` | subnet | vpc (pods: vpc-cidr/secondary) |
 //! | `igw` | internet-gateway | vpc |
 //! | `eip/<az>` | eip | |
-//! | `nat/<az>` | nat-gateway | subnet/public/<az>, eip/<az>, igw |
+//! | `nat/<az>` | nat-gateway | `subnet/public/<az>`, `eip/<az>`, igw |
 //! | `rtb/public`, `rtb/private/<az>` | route-table | vpc |
 //! | `route/public/default`, `route/private/<az>/default` | route | its table, its target |
 //! | `rtassoc/<tier>/<az>` | rt-association | its table, its subnet |
