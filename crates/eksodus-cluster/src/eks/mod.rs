@@ -34,6 +34,13 @@ use eksodus_core::plan::{self, Action, Cost, Desired, Observed, Plan};
 use eksodus_core::spec::{AuthenticationMode, EnvironmentSpec};
 use eksodus_core::tags;
 
+mod props;
+#[cfg(test)]
+mod tests;
+
+use props::{from_props, to_props};
+pub use props::{AddonProps, NodegroupProps, RemoteAccessProps, Scaling, TaintProps};
+
 use crate::addons::{self, AddonVersion, Catalogue};
 use crate::upgrade::{self, ClusterState, Preflight};
 use crate::Error;
@@ -413,7 +420,7 @@ impl Eks {
                     }
                 },
             };
-            let mut role = Value::Null;
+            let mut role = None;
             let mut adeps = vec![CLUSTER_KEY.to_string()];
             let sa = addons::service_account(&a.name);
             let irsa = sa.map(|(ns, n)| format!("role/irsa/{ns}/{n}"));
@@ -435,7 +442,7 @@ impl Eks {
                     out.deferred.push(format!("{key}: waits for its IAM role {rk} (needs the cluster's OIDC issuer)"));
                     continue;
                 }
-                role = json!(role_arn(self.partition, inp.account, spec, &format!("{ns}-{n}")));
+                role = Some(role_arn(self.partition, inp.account, spec, &format!("{ns}-{n}")));
                 adeps.push(rk);
             }
             let user_cfg = a.configuration_values.as_ref();
@@ -444,14 +451,14 @@ impl Eks {
             let d = Desired {
                 key: key.clone(),
                 kind: "eks-addon".into(),
-                props: props(json!({
-                    "name": a.name,
-                    "version": version,
-                    "configuration": cfg.as_ref().map(addons::canonical_json),
-                    "role_arn": role,
-                    "resolve_conflicts": a.resolve_conflicts.clone().unwrap_or_else(|| "OVERWRITE".into()),
-                    "tags": self.user_tag_props(),
-                })),
+                props: to_props(&AddonProps {
+                    name: a.name.clone(),
+                    version,
+                    configuration: cfg.as_ref().map(addons::canonical_json),
+                    role_arn: role,
+                    resolve_conflicts: a.resolve_conflicts.clone().unwrap_or_else(|| "OVERWRITE".into()),
+                    tags: self.user_tags.clone(),
+                }),
                 immutable: vec!["name".into()],
                 depends_on: adeps,
                 cost: Cost::new(2, 2, 2),
@@ -481,18 +488,22 @@ impl Eks {
             let mut types = n.instance_types.clone();
             types.sort();
             let max_pods = types.iter().filter_map(|t| inp.max_pods.get(t).copied()).min();
-            let mut taints: Vec<Value> = n
+            let mut taints: Vec<TaintProps> = n
                 .taints
                 .iter()
-                .map(|t| json!({"key": t.key, "value": t.value.clone().unwrap_or_default(), "effect": t.effect}))
+                .map(|t| TaintProps {
+                    key: t.key.clone(),
+                    value: t.value.clone().unwrap_or_default(),
+                    effect: t.effect.clone(),
+                })
                 .collect();
-            taints.sort_by_key(|t| t.to_string());
+            taints.sort();
             let mut tags = self.user_tags.clone();
             tags.extend(n.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
             let remote_access = n.ssh.as_ref().map(|ssh| {
                 let mut groups = ssh.source_security_groups.clone();
                 groups.sort();
-                json!({"key_name": ssh.key_name, "source_security_groups": groups})
+                RemoteAccessProps { key_name: ssh.key_name.clone(), source_security_groups: groups }
             });
             // the nodes' role: the user's, the nodegroup's own (extra policies), or the environment's
             let (node_role_arn, role_dep) = match (&n.iam.role_arn, n.iam.attach_policies.is_empty()) {
@@ -512,23 +523,23 @@ impl Eks {
             out.desired.push(Desired {
                 key,
                 kind: "eks-nodegroup".into(),
-                props: props(json!({
-                    "name": n.name,
-                    "version": inp.version,
-                    "instance_types": types,
-                    "capacity_type": n.capacity_type,
-                    "ami_type": n.ami_type.clone().unwrap_or_else(|| DEFAULT_AMI_TYPE.into()),
-                    "disk_size": n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
-                    "subnets": subnets,
-                    "node_role_arn": node_role_arn,
-                    "scaling": {"min": n.min, "max": n.max, "desired": n.desired},
-                    "labels": n.labels,
-                    "taints": taints,
-                    "max_unavailable": n.max_unavailable.unwrap_or(1),
-                    "max_pods": max_pods,
-                    "tags": tags,
-                    "remote_access": remote_access,
-                })),
+                props: to_props(&NodegroupProps {
+                    name: n.name.clone(),
+                    version: inp.version.to_string(),
+                    instance_types: types,
+                    capacity_type: n.capacity_type.clone(),
+                    ami_type: n.ami_type.clone().unwrap_or_else(|| DEFAULT_AMI_TYPE.into()),
+                    disk_size: n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
+                    subnets,
+                    node_role_arn,
+                    scaling: Scaling { min: n.min, max: n.max, desired: n.desired },
+                    labels: n.labels.clone(),
+                    taints,
+                    max_unavailable: n.max_unavailable.unwrap_or(1),
+                    max_pods,
+                    tags,
+                    remote_access,
+                }),
                 immutable: [
                     "name",
                     "remote_access",
@@ -733,61 +744,7 @@ impl Eks {
             return Ok(None);
         }
         let Some(key) = t.get(tags::RESOURCE).cloned() else { return Ok(None) };
-        let mut types = n.instance_types().to_vec();
-        types.sort();
-        let mut subnets: Vec<String> = n.subnets().iter().map(|s| key_of(s)).collect();
-        subnets.sort();
-        let mut taints: Vec<Value> = n
-            .taints()
-            .iter()
-            .map(|t| {
-                json!({"key": t.key(), "value": t.value().unwrap_or_default(), "effect": t.effect().map(|e| e.as_str())})
-            })
-            .collect();
-        taints.sort_by_key(|t| t.to_string());
-        let labels: BTreeMap<String, String> =
-            n.labels().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-        let sc = n.scaling_config();
-        let version = n.version().unwrap_or_default().to_string();
-        let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-        // the role it sits on: its own (a nodegroup with extra policies) or the environment's
-        let own_role = eksodus_access::iam::role_name(&self.env, &format!("node-{name}"));
-        let role_key = if n.node_role().is_some_and(|r| r.ends_with(&format!("/{own_role}"))) {
-            eksodus_access::iam::nodegroup_role_key(name)
-        } else {
-            "role/node".to_string()
-        };
-        let mut deps = vec![CLUSTER_KEY.to_string(), role_key];
-        deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
-        let o = Observed {
-            key,
-            kind: "eks-nodegroup".into(),
-            physical_id: name.to_string(),
-            props: props(json!({
-                "name": name,
-                "version": version,
-                "instance_types": types,
-                "capacity_type": n.capacity_type().map(|c| c.as_str()),
-                "ami_type": n.ami_type().map(|a| a.as_str()),
-                "disk_size": n.disk_size(),
-                "subnets": subnets,
-                "node_role_arn": n.node_role(),
-                "scaling": {"min": sc.and_then(|s| s.min_size()), "max": sc.and_then(|s| s.max_size()), "desired": sc.and_then(|s| s.desired_size())},
-                "labels": labels,
-                "taints": taints,
-                "max_unavailable": n.update_config().and_then(|u| u.max_unavailable()).unwrap_or(1),
-                "tags": t,
-                "remote_access": n.remote_access().and_then(|r| r.ec2_ssh_key()).map(|key| {
-                    let mut groups = n.remote_access().map(|r| r.source_security_groups().to_vec()).unwrap_or_default();
-                    groups.sort();
-                    json!({"key_name": key, "source_security_groups": groups})
-                }),
-                "arn": n.nodegroup_arn(),
-            })),
-            depends_on: deps,
-            delete_cost: 2,
-        };
-        Ok(Some((o, version, status)))
+        Ok(Some(observed_nodegroup(&self.env, &n, key, key_of)))
     }
 
     async fn observe_addon(&self, name: &str) -> Result<Option<(Observed, String)>, StepError> {
@@ -1417,35 +1374,29 @@ impl Eks {
 
     async fn create_nodegroup(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let s = &op.step;
-        let w = s.desired.clone().unwrap_or_default();
-        let name = text(&w, "name").unwrap_or_default();
+        let w: NodegroupProps =
+            from_props(&s.key, &s.desired.clone().unwrap_or_default()).map_err(StepError::permanent)?;
+        let name = w.name.clone();
         if ctx.attempt > 1 && self.adopt_nodegroup(ctx, &name).await? {
             return Ok(Some(name));
         }
-        let subnets = strings(&w, "subnets").iter().map(|k| self.resolve(ctx, k)).collect::<Result<Vec<_>, _>>()?;
-        let sc = w.get("scaling").cloned().unwrap_or_default();
-        let n = |k: &str| sc.get(k).and_then(Value::as_i64).unwrap_or(1) as i32;
-        let labels: HashMap<String, String> = w
-            .get("labels")
-            .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-            .unwrap_or_default();
+        let subnets = w.subnets.iter().map(|k| self.resolve(ctx, k)).collect::<Result<Vec<_>, _>>()?;
+        let labels: HashMap<String, String> = w.labels.clone().into_iter().collect();
         let mut tags = self.owner_tags(&s.key);
         // the nodegroup's own tags over the environment's (ownership tags stay eksodus's)
-        if let Some(m) = w.get("tags").and_then(Value::as_object) {
-            for (k, v) in m {
-                tags.entry(k.clone()).or_insert_with(|| v.as_str().unwrap_or_default().to_string());
-            }
+        for (k, v) in &w.tags {
+            tags.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        if let Some(m) = w.get("max_pods").and_then(Value::as_u64) {
+        if let Some(m) = w.max_pods {
             tags.insert("eksodus.io/max-pods".into(), m.to_string());
         }
-        let remote_access = w.get("remote_access").and_then(Value::as_object).map(|r| {
+        let remote_access = w.remote_access.as_ref().map(|r| {
             RemoteAccessConfig::builder()
-                .ec2_ssh_key(text(r, "key_name").unwrap_or_default())
-                .set_source_security_groups(Some(strings(r, "source_security_groups")))
+                .ec2_ssh_key(&r.key_name)
+                .set_source_security_groups(Some(r.source_security_groups.clone()))
                 .build()
         });
+        let taints = sdk_taints(&w.taints);
         let r = self
             .calls
             .create(|| {
@@ -1453,29 +1404,17 @@ impl Eks {
                     .create_nodegroup()
                     .cluster_name(&self.name)
                     .nodegroup_name(&name)
-                    .version(text(&w, "version").unwrap_or_default())
-                    .scaling_config(
-                        NodegroupScalingConfig::builder()
-                            .min_size(n("min"))
-                            .max_size(n("max"))
-                            .desired_size(n("desired"))
-                            .build(),
-                    )
-                    .disk_size(w.get("disk_size").and_then(Value::as_i64).unwrap_or(DEFAULT_DISK_SIZE as i64) as i32)
+                    .version(&w.version)
+                    .scaling_config(scaling_config(&w.scaling))
+                    .disk_size(w.disk_size as i32)
                     .set_subnets(Some(subnets.clone()))
-                    .set_instance_types(Some(strings(&w, "instance_types")))
-                    .ami_type(AmiTypes::from(text(&w, "ami_type").unwrap_or_else(|| DEFAULT_AMI_TYPE.into()).as_str()))
-                    .capacity_type(CapacityTypes::from(
-                        text(&w, "capacity_type").unwrap_or_else(|| "ON_DEMAND".into()).as_str(),
-                    ))
-                    .node_role(text(&w, "node_role_arn").unwrap_or_default())
+                    .set_instance_types(Some(w.instance_types.clone()))
+                    .ami_type(AmiTypes::from(w.ami_type.as_str()))
+                    .capacity_type(CapacityTypes::from(w.capacity_type.as_str()))
+                    .node_role(&w.node_role_arn)
                     .set_labels((!labels.is_empty()).then_some(labels.clone()))
-                    .set_taints(Some(taints(&w)).filter(|t| !t.is_empty()))
-                    .update_config(
-                        NodegroupUpdateConfig::builder()
-                            .max_unavailable(w.get("max_unavailable").and_then(Value::as_i64).unwrap_or(1) as i32)
-                            .build(),
-                    )
+                    .set_taints(Some(taints.clone()).filter(|t| !t.is_empty()))
+                    .update_config(NodegroupUpdateConfig::builder().max_unavailable(w.max_unavailable as i32).build())
                     .set_tags(Some(tags.clone()))
                     .set_remote_access(remote_access.clone())
                     .client_request_token(ctx.client_token(s))
@@ -1509,12 +1448,14 @@ impl Eks {
 
     async fn update_nodegroup(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let s = &op.step;
-        let w = s.desired.clone().unwrap_or_default();
+        let w: NodegroupProps =
+            from_props(&s.key, &s.desired.clone().unwrap_or_default()).map_err(StepError::permanent)?;
+        // what EKS reported: read as found (fields EKS leaves out are empty)
         let have = s.observed.clone().unwrap_or_default();
         let name = s.physical_id.clone().unwrap_or_default();
         let changed = |f: &str| s.changes.iter().any(|c| c.field == f);
         if changed("version") {
-            self.nodegroup_version(ctx, &name, &text(&w, "version").unwrap_or_default(), &ctx.client_token(s)).await?;
+            self.nodegroup_version(ctx, &name, &w.version, &ctx.client_token(s)).await?;
         }
         if changed("scaling") || changed("labels") || changed("taints") || changed("max_unavailable") {
             let mut req = self
@@ -1524,26 +1465,15 @@ impl Eks {
                 .nodegroup_name(&name)
                 .client_request_token(format!("{}-config", &ctx.client_token(s)[..40]));
             if changed("scaling") {
-                let sc = w.get("scaling").cloned().unwrap_or_default();
-                let n = |k: &str| sc.get(k).and_then(Value::as_i64).unwrap_or(1) as i32;
-                req = req.scaling_config(
-                    NodegroupScalingConfig::builder()
-                        .min_size(n("min"))
-                        .max_size(n("max"))
-                        .desired_size(n("desired"))
-                        .build(),
-                );
+                req = req.scaling_config(scaling_config(&w.scaling));
             }
             if changed("labels") {
-                let obj = |m: &Map<String, Value>| -> BTreeMap<String, String> {
-                    m.get("labels")
-                        .and_then(Value::as_object)
-                        .map(|o| {
-                            o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
-                        })
-                        .unwrap_or_default()
-                };
-                let (want, had) = (obj(&w), obj(&have));
+                let had: BTreeMap<String, String> = have
+                    .get("labels")
+                    .and_then(Value::as_object)
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                    .unwrap_or_default();
+                let want = &w.labels;
                 let add: HashMap<String, String> =
                     want.iter().filter(|(k, v)| had.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
                 let remove: Vec<String> = had.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
@@ -1555,22 +1485,20 @@ impl Eks {
                 );
             }
             if changed("taints") {
-                let (want, had) = (taints(&w), taints(&have));
-                let add: Vec<Taint> = want.iter().filter(|t| !had.contains(t)).cloned().collect();
-                let remove: Vec<Taint> = had.iter().filter(|t| !want.contains(t)).cloned().collect();
+                let had: Vec<TaintProps> =
+                    have.get("taints").cloned().and_then(|t| serde_json::from_value(t).ok()).unwrap_or_default();
+                let add: Vec<TaintProps> = w.taints.iter().filter(|t| !had.contains(t)).cloned().collect();
+                let remove: Vec<TaintProps> = had.iter().filter(|t| !w.taints.contains(t)).cloned().collect();
                 req = req.taints(
                     UpdateTaintsPayload::builder()
-                        .set_add_or_update_taints((!add.is_empty()).then_some(add))
-                        .set_remove_taints((!remove.is_empty()).then_some(remove))
+                        .set_add_or_update_taints(Some(sdk_taints(&add)).filter(|t| !t.is_empty()))
+                        .set_remove_taints(Some(sdk_taints(&remove)).filter(|t| !t.is_empty()))
                         .build(),
                 );
             }
             if changed("max_unavailable") {
-                req = req.update_config(
-                    NodegroupUpdateConfig::builder()
-                        .max_unavailable(w.get("max_unavailable").and_then(Value::as_i64).unwrap_or(1) as i32)
-                        .build(),
-                );
+                req = req
+                    .update_config(NodegroupUpdateConfig::builder().max_unavailable(w.max_unavailable as i32).build());
             }
             let r = self
                 .calls
@@ -1585,11 +1513,7 @@ impl Eks {
         if changed("tags") {
             if let Some(arn) = have.get("arn").and_then(Value::as_str) {
                 let mut t = self.owner_tags(&s.key);
-                if let Some(x) = w.get("tags").and_then(Value::as_object) {
-                    for (k, v) in x {
-                        t.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-                    }
-                }
+                t.extend(w.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
                 self.calls
                     .read(|| self.eks.tag_resource().resource_arn(arn).set_tags(Some(t.clone())).send())
                     .await
@@ -1647,8 +1571,8 @@ impl Eks {
 
     async fn create_addon(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let s = &op.step;
-        let w = s.desired.clone().unwrap_or_default();
-        let name = text(&w, "name").unwrap_or_default();
+        let w: AddonProps = from_props(&s.key, &s.desired.clone().unwrap_or_default()).map_err(StepError::permanent)?;
+        let name = w.name.clone();
         if ctx.attempt > 1 && self.adopt_addon(ctx, &name).await? {
             return Ok(Some(name));
         }
@@ -1659,12 +1583,10 @@ impl Eks {
                     .create_addon()
                     .cluster_name(&self.name)
                     .addon_name(&name)
-                    .addon_version(text(&w, "version").unwrap_or_default())
-                    .set_service_account_role_arn(text(&w, "role_arn"))
-                    .set_configuration_values(text(&w, "configuration"))
-                    .resolve_conflicts(ResolveConflicts::from(
-                        text(&w, "resolve_conflicts").unwrap_or_else(|| "OVERWRITE".into()).as_str(),
-                    ))
+                    .addon_version(&w.version)
+                    .set_service_account_role_arn(w.role_arn.clone())
+                    .set_configuration_values(w.configuration.clone())
+                    .resolve_conflicts(ResolveConflicts::from(w.resolve_conflicts.as_str()))
                     .set_tags(Some(self.owner_tags(&s.key)))
                     .client_request_token(ctx.client_token(s))
                     .send()
@@ -1796,21 +1718,93 @@ fn secrets_encryption(key_arn: String) -> EncryptionConfig {
     EncryptionConfig::builder().resources("secrets").provider(Provider::builder().key_arn(key_arn).build()).build()
 }
 
-fn taints(m: &Map<String, Value>) -> Vec<Taint> {
-    m.get("taints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+/// A nodegroup as DescribeNodegroup reports it, in the shape of [`NodegroupProps`] (plus its ARN), with its
+/// version and status. `key_of` maps subnet IDs to the network component's keys.
+fn observed_nodegroup(
+    env: &str,
+    n: &aws_sdk_eks::types::Nodegroup,
+    key: String,
+    key_of: &(dyn Fn(&str) -> String + Sync),
+) -> (Observed, String, String) {
+    let name = n.nodegroup_name().unwrap_or_default();
+    let t = tag_map(n.tags());
+    let mut types = n.instance_types().to_vec();
+    types.sort();
+    let mut subnets: Vec<String> = n.subnets().iter().map(|s| key_of(s)).collect();
+    subnets.sort();
+    let mut taints: Vec<TaintProps> = n
+        .taints()
+        .iter()
+        .map(|t| TaintProps {
+            key: t.key().unwrap_or_default().into(),
+            value: t.value().unwrap_or_default().into(),
+            effect: t.effect().map(|e| e.as_str()).unwrap_or_default().into(),
+        })
+        .collect();
+    taints.sort();
+    let labels: BTreeMap<String, String> =
+        n.labels().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    let sc = n.scaling_config();
+    let version = n.version().unwrap_or_default().to_string();
+    let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+    // the role it sits on: its own (a nodegroup with extra policies) or the environment's
+    let own_role = eksodus_access::iam::role_name(env, &format!("node-{name}"));
+    let role_key = if n.node_role().is_some_and(|r| r.ends_with(&format!("/{own_role}"))) {
+        eksodus_access::iam::nodegroup_role_key(name)
+    } else {
+        "role/node".to_string()
+    };
+    let mut deps = vec![CLUSTER_KEY.to_string(), role_key];
+    deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
+    let o = Observed {
+        key,
+        kind: "eks-nodegroup".into(),
+        physical_id: name.to_string(),
+        props: props(json!({
+            "name": name,
+            "version": version,
+            "instance_types": types,
+            "capacity_type": n.capacity_type().map(|c| c.as_str()),
+            "ami_type": n.ami_type().map(|a| a.as_str()),
+            "disk_size": n.disk_size(),
+            "subnets": subnets,
+            "node_role_arn": n.node_role(),
+            "scaling": {"min": sc.and_then(|s| s.min_size()), "max": sc.and_then(|s| s.max_size()), "desired": sc.and_then(|s| s.desired_size())},
+            "labels": labels,
+            "taints": taints,
+            "max_unavailable": n.update_config().and_then(|u| u.max_unavailable()).unwrap_or(1),
+            "tags": t,
+            "remote_access": n.remote_access().and_then(|r| r.ec2_ssh_key()).map(|key| {
+                let mut groups = n.remote_access().map(|r| r.source_security_groups().to_vec()).unwrap_or_default();
+                groups.sort();
+                json!({"key_name": key, "source_security_groups": groups})
+            }),
+            "arn": n.nodegroup_arn(),
+        })),
+        depends_on: deps,
+        delete_cost: 2,
+    };
+    (o, version, status)
+}
+
+fn sdk_taints(t: &[TaintProps]) -> Vec<Taint> {
+    t.iter()
         .map(|t| {
-            let g = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let v = g("value");
             Taint::builder()
-                .key(g("key"))
-                .set_value((!v.is_empty()).then_some(v))
-                .effect(TaintEffect::from(g("effect").as_str()))
+                .key(&t.key)
+                .set_value((!t.value.is_empty()).then(|| t.value.clone()))
+                .effect(TaintEffect::from(t.effect.as_str()))
                 .build()
         })
         .collect()
+}
+
+fn scaling_config(s: &Scaling) -> NodegroupScalingConfig {
+    NodegroupScalingConfig::builder()
+        .min_size(s.min as i32)
+        .max_size(s.max as i32)
+        .desired_size(s.desired as i32)
+        .build()
 }
 
 impl Executor for Eks {
@@ -1830,17 +1824,19 @@ impl Executor for Eks {
                 ("eks-nodegroup", OpKind::Delete) => self.delete_nodegroup(op, ctx).await,
                 ("eks-addon", OpKind::Create) => self.create_addon(op, ctx).await,
                 ("eks-addon", OpKind::Update) => {
-                    let w = s.desired.clone().unwrap_or_default();
+                    let w: AddonProps =
+                        from_props(&s.key, &s.desired.clone().unwrap_or_default()).map_err(StepError::permanent)?;
                     let name = s.physical_id.clone().unwrap_or_default();
                     let changed = |f: &str| s.changes.iter().any(|c| c.field == f);
+                    // the update request: what changed (an absent field is left as it is)
                     let mut req = Map::new();
-                    req.insert("version".into(), w.get("version").cloned().unwrap_or(Value::Null));
-                    req.insert("resolve_conflicts".into(), w.get("resolve_conflicts").cloned().unwrap_or(Value::Null));
+                    req.insert("version".into(), json!(w.version));
+                    req.insert("resolve_conflicts".into(), json!(w.resolve_conflicts));
                     if changed("configuration") {
-                        req.insert("configuration".into(), w.get("configuration").cloned().unwrap_or(Value::Null));
+                        req.insert("configuration".into(), json!(w.configuration));
                     }
                     if changed("role_arn") {
-                        req.insert("role_arn".into(), w.get("role_arn").cloned().unwrap_or(Value::Null));
+                        req.insert("role_arn".into(), json!(w.role_arn));
                     }
                     if changed("version") || changed("configuration") || changed("role_arn") {
                         self.addon_update(ctx, &name, &req, &ctx.client_token(s)).await?;

@@ -1,0 +1,160 @@
+//! Typed desired properties of nodegroups and addons.
+//!
+//! The engine carries properties as JSON maps (plans compare, print and serialize them generically). Here the
+//! desired side is built from a type and read back into the same type before any call, so a key misspelled in
+//! the planner or the executor is a compile error, and a desired map that does not match the type (a plan file
+//! from another version) is a permanent error naming the resource, never a silent default such as a one-node
+//! group.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Scaling of a nodegroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scaling {
+    /// Minimum nodes.
+    pub min: u32,
+    /// Maximum nodes.
+    pub max: u32,
+    /// Desired nodes.
+    pub desired: u32,
+}
+
+/// A taint as EKS reports it (an empty value for none).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaintProps {
+    /// Key.
+    pub key: String,
+    /// Value (`""`: none).
+    pub value: String,
+    /// `NO_SCHEDULE`, `NO_EXECUTE` or `PREFER_NO_SCHEDULE`.
+    pub effect: String,
+}
+
+/// SSH access to the nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteAccessProps {
+    /// EC2 key pair.
+    pub key_name: String,
+    /// Security groups allowed to reach port 22 (sorted).
+    pub source_security_groups: Vec<String>,
+}
+
+/// What a managed nodegroup should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodegroupProps {
+    /// Nodegroup name.
+    pub name: String,
+    /// Kubernetes version.
+    pub version: String,
+    /// Instance types (sorted).
+    pub instance_types: Vec<String>,
+    /// `ON_DEMAND` or `SPOT`.
+    pub capacity_type: String,
+    /// EKS AMI type.
+    pub ami_type: String,
+    /// Root volume GiB.
+    pub disk_size: u32,
+    /// Subnets: keys of the network component or IDs (sorted).
+    pub subnets: Vec<String>,
+    /// The nodes' IAM role.
+    pub node_role_arn: String,
+    /// Scaling.
+    pub scaling: Scaling,
+    /// Kubernetes labels.
+    pub labels: BTreeMap<String, String>,
+    /// Taints (sorted).
+    pub taints: Vec<TaintProps>,
+    /// Nodes replaced at once in a rolling update.
+    pub max_unavailable: u32,
+    /// Max pods per node for the smallest instance type (`None`: not in eksodus-net's table).
+    pub max_pods: Option<u32>,
+    /// User tags (the environment's and the nodegroup's).
+    pub tags: BTreeMap<String, String>,
+    /// SSH access.
+    pub remote_access: Option<RemoteAccessProps>,
+}
+
+/// What an EKS addon should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonProps {
+    /// Addon name.
+    pub name: String,
+    /// Addon version.
+    pub version: String,
+    /// Configuration values as canonical JSON.
+    pub configuration: Option<String>,
+    /// IRSA role.
+    pub role_arn: Option<String>,
+    /// `OVERWRITE`, `PRESERVE` or `NONE`.
+    pub resolve_conflicts: String,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Properties as the engine carries them.
+pub fn to_props<T: Serialize>(t: &T) -> Map<String, Value> {
+    match serde_json::to_value(t) {
+        Ok(Value::Object(m)) => m,
+        // every type here is a struct of strings, numbers, maps and lists: it always serializes to an object
+        _ => unreachable!("typed properties serialize to a JSON object"),
+    }
+}
+
+/// Reads properties back into their type; `what` names the resource in the error.
+pub fn from_props<T: for<'de> Deserialize<'de>>(what: &str, m: &Map<String, Value>) -> Result<T, String> {
+    serde_json::from_value(Value::Object(m.clone()))
+        .map_err(|e| format!("the desired properties of {what} do not match what this version of eksodus plans: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodegroup() -> NodegroupProps {
+        NodegroupProps {
+            name: "general".into(),
+            version: "1.33".into(),
+            instance_types: vec!["m6i.large".into()],
+            capacity_type: "ON_DEMAND".into(),
+            ami_type: "AL2023_x86_64_STANDARD".into(),
+            disk_size: 20,
+            subnets: vec!["subnet/private/us-east-1a".into()],
+            node_role_arn: "arn:aws:iam::111122223333:role/demo-node".into(),
+            scaling: Scaling { min: 2, max: 5, desired: 3 },
+            labels: BTreeMap::new(),
+            taints: vec![],
+            max_unavailable: 1,
+            max_pods: Some(29),
+            tags: BTreeMap::new(),
+            remote_access: None,
+        }
+    }
+
+    #[test]
+    fn properties_round_trip() {
+        let n = nodegroup();
+        assert_eq!(from_props::<NodegroupProps>("nodegroup/general", &to_props(&n)).unwrap(), n);
+    }
+
+    #[test]
+    fn a_missing_or_misspelled_key_is_an_error_not_a_default() {
+        let mut m = to_props(&nodegroup());
+        let scaling = m["scaling"].as_object_mut().unwrap();
+        let desired = scaling.remove("desired").unwrap();
+        scaling.insert("desried".into(), desired);
+        let err = from_props::<NodegroupProps>("nodegroup/general", &m).unwrap_err();
+        assert!(err.contains("nodegroup/general") && err.contains("desried"), "{err}");
+        let mut m = to_props(&nodegroup());
+        m.remove("max_unavailable");
+        let err = from_props::<NodegroupProps>("nodegroup/general", &m).unwrap_err();
+        assert!(err.contains("max_unavailable"), "{err}");
+    }
+}

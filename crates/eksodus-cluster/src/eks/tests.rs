@@ -1,0 +1,211 @@
+//! The desired state of nodegroups and addons, and its diff against what DescribeNodegroup reports.
+
+use super::*;
+use aws_sdk_eks::types::{
+    CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupUpdateConfig, RemoteAccessConfig, Taint, TaintEffect,
+};
+
+const SPEC: &str = r#"
+name: shop
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.42.0.0/16, azs: 2}
+cluster:
+  version: "1.33"
+  nodegroups:
+    - name: general
+      instance_types: [t3.medium, m5.large]
+      min: 2
+      max: 6
+      desired: 3
+      zones: [us-east-1b]
+      labels: {workload: general}
+      taints:
+        - {key: b, value: x, effect: NO_SCHEDULE}
+        - {key: a, effect: NO_EXECUTE}
+      tags: {cost-center: shop}
+      ssh: {key_name: ops, source_security_groups: [sg-2, sg-1]}
+    - name: batch
+      instance_types: [c5.large]
+      iam: {attach_policies: ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]}
+"#;
+
+fn spec(yaml: &str) -> EnvironmentSpec {
+    EnvironmentSpec::from_yaml(yaml).expect("spec")
+}
+
+fn eks(spec: &EnvironmentSpec) -> Eks {
+    let conf = aws_sdk_eks::Config::builder()
+        .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
+        .region(aws_sdk_eks::config::Region::new(spec.region.clone()))
+        .build();
+    Eks::new(Client::from_conf(conf), spec)
+}
+
+struct Owned {
+    installed: BTreeMap<String, String>,
+    iam_keys: BTreeSet<String>,
+}
+
+fn desired(spec: &EnvironmentSpec) -> Result<DesiredSet, Error> {
+    let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
+    let zones = |tier: &str| -> BTreeMap<String, String> {
+        ["us-east-1a", "us-east-1b"].iter().map(|z| (z.to_string(), format!("subnet/{tier}/{z}"))).collect()
+    };
+    let inp = Inputs {
+        account: "111122223333",
+        version: "1.33",
+        catalogue: None,
+        installed_addons: &owned.installed,
+        iam_keys: &owned.iam_keys,
+        cluster_subnets: vec!["subnet/private/us-east-1a".into(), "subnet/private/us-east-1b".into()],
+        private_subnets: zones("private"),
+        public_subnets: zones("public"),
+        security_groups: vec!["sg/cluster".into()],
+        max_pods: [("t3.medium".to_string(), 17), ("m5.large".to_string(), 29)].into_iter().collect(),
+    };
+    eks(spec).desired(spec, &inp)
+}
+
+fn nodegroup(set: &DesiredSet, name: &str) -> (NodegroupProps, Desired) {
+    let d = set.desired.iter().find(|d| d.key == nodegroup_key(name)).expect("nodegroup planned").clone();
+    (from_props(&d.key, &d.props).expect("typed"), d)
+}
+
+#[test]
+fn nodegroup_desired_state_is_normalized_and_complete() {
+    let set = desired(&spec(SPEC)).unwrap();
+    let (general, d) = nodegroup(&set, "general");
+    assert_eq!(general.instance_types, ["m5.large", "t3.medium"], "sorted, so a reordering is no change");
+    assert_eq!(general.max_pods, Some(17), "the smallest instance type decides max pods");
+    assert_eq!(general.subnets, ["subnet/private/us-east-1b"], "only the nodegroup's zones");
+    assert_eq!(general.scaling, Scaling { min: 2, max: 6, desired: 3 });
+    assert_eq!(general.disk_size, DEFAULT_DISK_SIZE);
+    assert_eq!(general.ami_type, DEFAULT_AMI_TYPE);
+    assert_eq!(general.max_unavailable, 1);
+    assert_eq!(
+        general.taints.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect::<Vec<_>>(),
+        [("a", ""), ("b", "x")],
+        "sorted, an absent value as EKS reports it"
+    );
+    assert_eq!(general.tags.get("team").map(String::as_str), Some("platform"), "the environment's tags");
+    assert_eq!(general.tags.get("cost-center").map(String::as_str), Some("shop"), "and the nodegroup's");
+    assert_eq!(general.remote_access.as_ref().unwrap().source_security_groups, ["sg-1", "sg-2"]);
+    assert_eq!(general.node_role_arn, "arn:aws:iam::111122223333:role/eksodus/shop/shop-node");
+    assert!(d.depends_on.contains(&"role/node".to_string()) && d.depends_on.contains(&CLUSTER_KEY.to_string()));
+    assert!(d.depends_on.contains(&"subnet/private/us-east-1b".to_string()));
+    for f in ["instance_types", "subnets", "node_role_arn", "remote_access", "disk_size"] {
+        assert!(d.immutable.iter().any(|i| i == f), "{f} forces a replacement");
+    }
+
+    let (batch, d) = nodegroup(&set, "batch");
+    assert_eq!(batch.node_role_arn, "arn:aws:iam::111122223333:role/eksodus/shop/shop-node-batch", "its own role");
+    assert!(d.depends_on.contains(&eksodus_access::iam::nodegroup_role_key("batch")));
+    assert_eq!(batch.max_pods, None, "an instance type outside the table has no max pods");
+}
+
+#[test]
+fn a_nodegroup_without_a_subnet_in_its_zones_names_its_field() {
+    let text = SPEC.replace("zones: [us-east-1b]", "zones: [us-east-1z]");
+    match desired(&spec(&text)) {
+        Err(Error::Spec { field, message }) => {
+            assert_eq!(field, "cluster.nodegroups[0]");
+            assert!(message.contains("no private subnet"), "{message}");
+        }
+        other => panic!("expected a spec error, got {other:?}"),
+    }
+}
+
+/// What DescribeNodegroup returns for a nodegroup created from `p` (subnet IDs as the network's keys).
+fn described(p: &NodegroupProps, key: &str) -> Nodegroup {
+    let mut tags: HashMap<String, String> =
+        tags::ownership("shop", COMPONENT, key, &BTreeMap::new()).into_iter().collect();
+    tags.extend(p.tags.clone());
+    let mut n = Nodegroup::builder()
+        .nodegroup_name(&p.name)
+        .nodegroup_arn(format!("arn:aws:eks:us-east-1:111122223333:nodegroup/shop/{}/x", p.name))
+        .version(&p.version)
+        .set_instance_types(Some(p.instance_types.iter().rev().cloned().collect()))
+        .capacity_type(CapacityTypes::from(p.capacity_type.as_str()))
+        .ami_type(aws_sdk_eks::types::AmiTypes::from(p.ami_type.as_str()))
+        .disk_size(p.disk_size as i32)
+        .set_subnets(Some(p.subnets.clone()))
+        .node_role(&p.node_role_arn)
+        .scaling_config(
+            NodegroupScalingConfig::builder()
+                .min_size(p.scaling.min as i32)
+                .max_size(p.scaling.max as i32)
+                .desired_size(p.scaling.desired as i32)
+                .build(),
+        )
+        .set_labels(Some(p.labels.clone().into_iter().collect()))
+        .update_config(NodegroupUpdateConfig::builder().max_unavailable(p.max_unavailable as i32).build())
+        .set_tags(Some(tags))
+        .status(aws_sdk_eks::types::NodegroupStatus::Active);
+    for t in p.taints.iter().rev() {
+        n = n.taints(
+            Taint::builder()
+                .key(&t.key)
+                .set_value((!t.value.is_empty()).then(|| t.value.clone()))
+                .effect(TaintEffect::from(t.effect.as_str()))
+                .build(),
+        );
+    }
+    if let Some(r) = &p.remote_access {
+        n = n.remote_access(
+            RemoteAccessConfig::builder()
+                .ec2_ssh_key(&r.key_name)
+                .set_source_security_groups(Some(r.source_security_groups.iter().rev().cloned().collect()))
+                .build(),
+        );
+    }
+    n.build()
+}
+
+fn plan_against(desired: &DesiredSet, found: Vec<Observed>) -> Plan {
+    let s = spec(SPEC);
+    let ngs: Vec<Desired> = desired.desired.iter().filter(|d| d.kind == "eks-nodegroup").cloned().collect();
+    eks(&s).diff(&ngs, &Found { observed: found, ..Found::default() }).unwrap()
+}
+
+fn observe(p: &NodegroupProps, key: &str) -> Observed {
+    observed_nodegroup("shop", &described(p, key), key.to_string(), &|s: &str| s.to_string()).0
+}
+
+#[test]
+fn what_discovery_reads_back_after_a_create_plans_nothing() {
+    let set = desired(&spec(SPEC)).unwrap();
+    let found: Vec<Observed> = ["general", "batch"]
+        .iter()
+        .map(|n| {
+            let (p, d) = nodegroup(&set, n);
+            observe(&p, &d.key)
+        })
+        .collect();
+    let plan = plan_against(&set, found);
+    let changed: Vec<String> = plan.changes().map(|s| format!("{} {:?}", s.key, s.changes)).collect();
+    assert!(changed.is_empty(), "a re-plan after create is empty, got {changed:#?}");
+}
+
+#[test]
+fn scaling_labels_and_taints_update_in_place_and_instance_types_replace() {
+    let set = desired(&spec(SPEC)).unwrap();
+    let (p, d) = nodegroup(&set, "general");
+    let (b, bd) = nodegroup(&set, "batch");
+    let mut was = p.clone();
+    was.scaling.desired = 5;
+    was.labels.insert("old".into(), "yes".into());
+    was.taints.pop();
+    let plan = plan_against(&set, vec![observe(&was, &d.key), observe(&b, &bd.key)]);
+    let step = plan.steps.iter().find(|s| s.key == d.key).unwrap();
+    assert_eq!(step.action, Action::Update);
+    let fields: BTreeSet<&str> = step.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["labels", "scaling", "taints"].into_iter().collect());
+
+    let mut was = p.clone();
+    was.instance_types = vec!["m5.large".into()];
+    let plan = plan_against(&set, vec![observe(&was, &d.key), observe(&b, &bd.key)]);
+    let step = plan.steps.iter().find(|s| s.key == d.key).unwrap();
+    assert_eq!(step.action, Action::Replace, "{:?}", step.reasons);
+    assert!(step.reasons[0].contains("instance_types"), "{:?}", step.reasons);
+}
