@@ -100,7 +100,7 @@ pub struct AddonProps {
 }
 
 /// Properties as the engine carries them.
-pub fn to_props<T: Serialize>(t: &T) -> Map<String, Value> {
+pub(crate) fn to_props<T: Serialize>(t: &T) -> Map<String, Value> {
     match serde_json::to_value(t) {
         Ok(Value::Object(m)) => m,
         // every type here is a struct of strings, numbers, maps and lists: it always serializes to an object
@@ -109,7 +109,7 @@ pub fn to_props<T: Serialize>(t: &T) -> Map<String, Value> {
 }
 
 /// Reads properties back into their type; `what` names the resource in the error.
-pub fn from_props<T: for<'de> Deserialize<'de>>(what: &str, m: &Map<String, Value>) -> Result<T, String> {
+pub(crate) fn from_props<T: for<'de> Deserialize<'de>>(what: &str, m: &Map<String, Value>) -> Result<T, String> {
     serde_json::from_value(Value::Object(m.clone()))
         .map_err(|e| format!("the desired properties of {what} do not match what this version of eksodus plans: {e}"))
 }
