@@ -172,7 +172,7 @@ impl AccessEntries {
 
     /// Refuses a plan after which nobody could administer the cluster (an admin entry deleted, or a move to
     /// `API` with no admin entry).
-    fn guard(&self, found: &AccessDiscovery, plan: &Plan) -> Result<(), StepError> {
+    fn guard(&self, found: &AccessDiscovery, plan: &Plan) -> Result<(), crate::Error> {
         use crate::guard::{check, Snapshot};
         let Some(mode_before) = found.mode else { return Ok(()) };
         let mode_after = plan
@@ -208,7 +208,7 @@ impl AccessEntries {
         let mappings = self.mappings.clone().unwrap_or_default();
         let before = Snapshot { mode: mode_before, mappings: mappings.clone(), entries: found.all.clone() };
         let after = Snapshot { mode: mode_after, mappings, entries: after };
-        check(&before, &after, &[], self.force).map_err(|l| StepError::permanent(l.to_string()))
+        check(&before, &after, &[], self.force).map_err(crate::Error::Lockout)
     }
 
     /// The resources `spec` wants.
@@ -481,28 +481,38 @@ impl AccessEntries {
     }
 
     /// Plans access entries and the mode. Refuses, before anything runs, a mode that would go backwards.
-    pub async fn plan(&self, spec: &EnvironmentSpec) -> Result<Plan, StepError> {
+    ///
+    /// Errors: [`Invalid`](crate::Error::Invalid) naming the field, [`Lockout`](crate::Error::Lockout) from
+    /// the guard, [`Aws`](crate::Error::Aws) when discovery fails.
+    pub async fn plan(&self, spec: &EnvironmentSpec) -> Result<Plan, crate::Error> {
         let found = self.discover().await?;
+        let invalid = |field: &str, message: String| crate::Error::Invalid { field: field.into(), message };
         if let (Some(have), Some(want)) = (found.mode, spec.access.as_ref().and_then(|a| a.authentication_mode)) {
             if want < have {
-                return Err(StepError::permanent(format!(
-                    "access.authentication_mode: the cluster uses {} and EKS never moves back to {}; keep {} or later",
-                    have.as_str(),
-                    want.as_str(),
-                    have.as_str()
-                )));
+                return Err(invalid(
+                    "access.authentication_mode",
+                    format!(
+                        "the cluster uses {} and EKS never moves back to {}; keep {} or later",
+                        have.as_str(),
+                        want.as_str(),
+                        have.as_str()
+                    ),
+                ));
             }
         }
         if spec.access.as_ref().is_some_and(|a| !a.pod_identities.is_empty()) && self.account.is_none() {
-            return Err(StepError::permanent(
-                "access.pod_identities: the account ID is needed to name their roles (with_account)".to_string(),
+            return Err(invalid(
+                "access.pod_identities",
+                "the account ID is needed to name their roles (with_account)".to_string(),
             ));
         }
         let wants_entries = spec.access.as_ref().is_some_and(|a| !a.entries.is_empty());
         let mode_after = spec.access.as_ref().and_then(|a| a.authentication_mode).or(found.mode);
         if wants_entries && !mode_after.is_some_and(AuthenticationMode::reads_access_entries) {
-            return Err(StepError::permanent(
-                "access.entries: the cluster's authentication mode is CONFIG_MAP; set access.authentication_mode to API_AND_CONFIG_MAP".to_string(),
+            return Err(invalid(
+                "access.entries",
+                "the cluster's authentication mode is CONFIG_MAP; set access.authentication_mode to API_AND_CONFIG_MAP"
+                    .to_string(),
             ));
         }
         // the mode is never "deleted": a spec without one leaves it as it is
@@ -524,7 +534,7 @@ impl AccessEntries {
     pub async fn plan_migration(
         &self,
         aws_auth: &crate::awsauth::AwsAuth,
-    ) -> Result<(crate::migrate::MigrationPlan, Plan), StepError> {
+    ) -> Result<(crate::migrate::MigrationPlan, Plan), crate::Error> {
         let mut found = self.discover().await?;
         self.resolve_admins(&mut found).await?;
         let mode = found.mode.unwrap_or(AuthenticationMode::ConfigMap);
@@ -536,7 +546,7 @@ impl AccessEntries {
     }
 
     /// The plan that removes every owned entry (the mode stays).
-    pub async fn destroy_plan(&self) -> Result<Plan, StepError> {
+    pub async fn destroy_plan(&self) -> Result<Plan, crate::Error> {
         let mut found = self.discover().await?;
         found.observed.retain(|o| o.kind == "access-entry" || o.kind == "pod-identity-association");
         let plan = Plan::destroy(&found.observed);

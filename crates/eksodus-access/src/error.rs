@@ -19,6 +19,17 @@ pub enum Error {
         /// Rounds tried.
         attempts: u32,
     },
+    /// The spec (or a caller's input) asks for what the cluster cannot do; names the field; nothing was changed.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Dotted spec path (`access.authentication_mode`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An AWS call failed: its code and request ID are on the [`StepError`](eksodus_core::engine::StepError).
+    #[error(transparent)]
+    Aws(#[from] eksodus_core::engine::StepError),
     /// A Kubernetes API call failed.
     #[cfg(feature = "kube")]
     #[error("Kubernetes API: {0}")]

@@ -183,8 +183,14 @@ pub struct Environment {
     force: bool,
 }
 
-fn access_err(e: eksodus_core::engine::StepError) -> Error {
-    Error::Aws(e)
+/// An access error as the environment's: AWS failures stay [`Error::Aws`] (code and request ID on them), the
+/// rest ([`Lockout`](eksodus_access::Error::Lockout), [`Invalid`](eksodus_access::Error::Invalid)) stay typed
+/// under [`Error::Access`].
+fn access_err(e: eksodus_access::Error) -> Error {
+    match e {
+        eksodus_access::Error::Aws(s) => Error::Aws(s),
+        other => Error::Access(other),
+    }
 }
 
 /// Builds an [`Environment`]: `Environment::builder(spec).aws(&conf).build()`, with optional credentials for
@@ -341,7 +347,10 @@ impl Environment {
                 .map_err(|e| eksodus_core::aws::step_error("STS GetCallerIdentity", e))
         })
         .await?;
-        let a = r.account().unwrap_or_default().to_string();
+        let a = r.account().filter(|a| !a.is_empty()).map(str::to_string).ok_or_else(|| Error::Invalid {
+            what: "STS GetCallerIdentity".into(),
+            message: "the answer holds no account ID".into(),
+        })?;
         let _ = self.account.set(a.clone());
         Ok(a)
     }
@@ -364,7 +373,7 @@ impl Environment {
                     Ok(vec![])
                 }
             },
-            async { self.iam.discover(spec).await.map_err(access_err) },
+            async { self.iam.discover(spec).await.map_err(Error::Aws) },
             self.eks.discover(&no_keys),
         )?;
         let mut ids_to_keys: HashMap<String, String> = net_found.keys.clone();
@@ -426,8 +435,10 @@ impl Environment {
                     }
                 },
                 async {
+                    // a failed lookup is an error, not a silent default: without vCPUs the max-pods ceiling of
+                    // prefix delegation (110 below 30 vCPUs, 250 from there) would be guessed
                     Ok::<_, Error>(if creating_ngs && !types.is_empty() {
-                        eksodus_net::ec2::describe_vcpus(&self.ec2, &types).await.unwrap_or_default()
+                        eksodus_net::ec2::describe_vcpus(&self.ec2, &types).await?
                     } else {
                         BTreeMap::new()
                     })
@@ -681,7 +692,7 @@ impl Environment {
         let owned = found.cluster.clone().filter(|c| c.owned);
         let mut plan = Plan::destroy(&net_found.observed);
         plan.extend(Plan::destroy(&kms_found));
-        plan.extend(self.iam.destroy_plan(&self.spec).await.map_err(access_err)?);
+        plan.extend(self.iam.destroy_plan(&self.spec).await.map_err(Error::Aws)?);
         plan.extend(Plan::destroy(&found.observed));
         let account = match &owned {
             Some(c) => c.account.clone(),
@@ -804,7 +815,7 @@ impl Environment {
             self.iam
                 .discover(&self.spec)
                 .await
-                .map_err(access_err)?
+                .map_err(Error::Aws)?
                 .into_iter()
                 .map(|o| format!("{} {}", o.kind, o.physical_id)),
         );

@@ -287,7 +287,8 @@ where
         }
         _ => (ErrorClass::Permanent, None, DisplayErrorContext(&err).to_string()),
     };
-    StepError { class, code, message: format!("{what}: {detail}"), source: Some(Box::new(err)) }
+    let request_id = err.request_id().map(str::to_string);
+    StepError { class, code, request_id, message: format!("{what}: {detail}"), source: Some(Box::new(err)) }
 }
 
 #[cfg(test)]

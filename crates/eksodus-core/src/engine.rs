@@ -51,6 +51,8 @@ pub struct StepError {
     pub class: ErrorClass,
     /// The service's error code, when it gave one.
     pub code: Option<String>,
+    /// The service's request ID, when it answered (what AWS support asks for).
+    pub request_id: Option<String>,
     /// Human message (names the resource and the call).
     pub message: String,
     /// The underlying error.
@@ -61,12 +63,12 @@ pub struct StepError {
 impl StepError {
     /// A permanent error with a message.
     pub fn permanent(message: impl Into<String>) -> Self {
-        StepError { class: ErrorClass::Permanent, code: None, message: message.into(), source: None }
+        StepError { class: ErrorClass::Permanent, code: None, request_id: None, message: message.into(), source: None }
     }
 
     /// A transient error with a message.
     pub fn transient(message: impl Into<String>) -> Self {
-        StepError { class: ErrorClass::Transient, code: None, message: message.into(), source: None }
+        StepError { class: ErrorClass::Transient, code: None, request_id: None, message: message.into(), source: None }
     }
 
     /// Whether the retry loop may try again.
@@ -823,7 +825,13 @@ mod tests {
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if let Some((n, class)) = self.flaky.get(&op.step.id) {
                     if ctx.attempt <= *n {
-                        return Err(StepError { class: *class, code: None, message: "injected".into(), source: None });
+                        return Err(StepError {
+                            class: *class,
+                            code: None,
+                            request_id: None,
+                            message: "injected".into(),
+                            source: None,
+                        });
                     }
                 }
                 for dep in &op.step.depends_on {

@@ -92,8 +92,13 @@ async fn entries_and_mode_apply_replan_change_delete() {
     // the mode never goes back
     let mut back = s.clone();
     back.access.as_mut().unwrap().authentication_mode = Some(eksodus_core::spec::AuthenticationMode::ConfigMap);
-    let err = ae.plan(&back).await.unwrap_err().to_string();
-    assert!(err.contains("never moves back"), "{err}");
+    match ae.plan(&back).await.unwrap_err() {
+        eksodus_access::Error::Invalid { field, message } => {
+            assert_eq!(field, "access.authentication_mode");
+            assert!(message.contains("never moves back"), "{message}");
+        }
+        other => panic!("expected Invalid naming the field, got {other:?}"),
+    }
 
     // moving to API with the only non-creator admin entry gone would still leave the creator: allowed; but
     // deleting the creator is not ours, so build a case where ours is the last admin
@@ -106,8 +111,12 @@ async fn entries_and_mode_apply_replan_change_delete() {
         .send()
         .await
         .unwrap();
-    let err = ae.plan(&lone).await.unwrap_err().to_string();
-    assert!(err.contains("nobody with cluster-admin"), "{err}");
+    let err = ae.plan(&lone).await.unwrap_err();
+    assert!(
+        matches!(err, eksodus_access::Error::Lockout(eksodus_access::guard::Lockout::NoAdminLeft { .. })),
+        "a typed lockout refusal, got {err:?}"
+    );
+    assert!(err.to_string().contains("nobody with cluster-admin"), "{err}");
     assert!(ae.clone().force(true).plan(&lone).await.is_ok(), "force overrides the guard");
 
     // delete removes our three entries and not the creator's

@@ -121,3 +121,16 @@ async fn converges_after_a_crash_at_every_write_and_under_throttling() {
     }
     assert!(faults > 6, "only {faults} faults injected over three runs");
 }
+
+/// A failed AWS call keeps what support asks for: the service's error code and request ID, as fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_errors_carry_their_code_and_request_id() {
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let err = aws_sdk_iam::Client::new(&conf).get_role().role_name("no-such-role").send().await.unwrap_err();
+    let e = eksodus_core::aws::step_error("GetRole no-such-role", err);
+    assert_eq!(e.code.as_deref(), Some("NoSuchEntity"));
+    assert_eq!(e.class, eksodus_core::engine::ErrorClass::Permanent);
+    let id = e.request_id.clone().expect("a request ID");
+    assert!(!id.is_empty() && e.to_string().contains(&id), "{e}");
+}
