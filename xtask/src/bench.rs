@@ -332,7 +332,7 @@ fn generated_object(i: usize, namespaces: usize) -> serde_json::Value {
 
 async fn migrate() -> Result<()> {
     use eksodus_migrate::bundle::prepare;
-    use eksodus_migrate::live::{self, MigrateOptions, OnProgress};
+    use eksodus_migrate::live::{self, MigrateOptions};
     use eksodus_migrate::object::Obj;
     use futures::StreamExt;
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
@@ -398,7 +398,7 @@ async fn migrate() -> Result<()> {
             "fake (no real one here: set EKSODUS_KUBE_APISERVER)"
         }
     );
-    let quiet: OnProgress = std::sync::Arc::new(|_| {});
+    let quiet = eksodus_core::events::EventSink::discard();
 
     let server = BenchServer::start(real).await?;
     let c = server.client().await?;

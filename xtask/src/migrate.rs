@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use eksodus::{Event, EventSink};
 use eksodus_migrate::bundle;
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, MigrateOptions, OnProgress, Outcome, Progress};
+use eksodus_migrate::live::{self, MigrateOptions, Outcome};
 use eksodus_migrate::transform::Rules;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -103,6 +104,16 @@ async fn client(kubeconfig: Option<&Path>, context: Option<&String>) -> Result<(
     crate::kube_client(kubeconfig, context).await
 }
 
+/// A sink that moves `b` to each progress event's count.
+fn counting(b: &ProgressBar) -> EventSink {
+    let b = b.clone();
+    EventSink::new(move |e| {
+        if let Event::Progress { done, .. } = e {
+            b.set_position(*done);
+        }
+    })
+}
+
 fn bar(json: bool, total: u64, what: &str) -> ProgressBar {
     let b = ProgressBar::with_draw_target(
         Some(total),
@@ -144,7 +155,8 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
     let t = std::time::Instant::now();
     // objects are filtered, transformed and written while the source is still being read
     // each source names itself once it is open (the revision read, the cluster's URL)
-    let export = bundle::Export::new(&a.out, "", filters, rules)?;
+    let exported = bar(a.json, 0, "exported");
+    let export = bundle::Export::new(&a.out, "", filters, rules)?.with_events(counting(&exported));
     let feed = |read: eksodus_migrate::source::Read| {
         read.errors.into_iter().for_each(|e| export.error(e));
         read.objects.into_iter().for_each(|o| export.push(o));
@@ -171,14 +183,8 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
             let (c, url) = client(a.kubeconfig.as_deref(), ctx.as_ref()).await?;
             export.set_source(format!("cluster {url}"));
             let b = bar(a.json, 0, "listing");
-            let bb = b.clone();
-            let on: OnProgress = Arc::new(move |p| {
-                if let Progress::Listed { count, .. } = p {
-                    bb.inc(*count as u64);
-                }
-            });
             // each page goes to the export's writers as it arrives
-            live::export_into(&c, 500, &on, &mut |r| match r {
+            live::export_into(&c, 500, &counting(&b), &mut |r| match r {
                 Ok(o) => export.push(o),
                 Err(e) => export.error(e),
             })
@@ -189,6 +195,7 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
     let read_s = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
     let done = export.finish()?;
+    exported.finish_and_clear();
     let finish_s = t.elapsed().as_secs_f64();
     if std::env::var_os("EKSODUS_REPORT_PEAK_RSS").is_some() {
         eprintln!("phases: read+write {read_s:.2}s, order+manifest {finish_s:.2}s");
@@ -221,12 +228,6 @@ async fn apply(a: TargetArgs, dry_run: bool) -> Result<ExitCode> {
         crate::confirm(&format!("apply {} object(s) to {url}", objects.len()), a.yes)?;
     }
     let b = bar(a.json, objects.len() as u64, if dry_run { "diffing" } else { "applying" });
-    let bb = b.clone();
-    let on: OnProgress = Arc::new(move |p| {
-        if let Progress::Object { .. } = p {
-            bb.inc(1);
-        }
-    });
     let opts = MigrateOptions {
         concurrency: a.concurrency,
         dry_run,
@@ -234,7 +235,7 @@ async fn apply(a: TargetArgs, dry_run: bool) -> Result<ExitCode> {
         journal: if dry_run { None } else { Some(live::journal_path(&a.bundle, &live::TargetId::of(&c, &url).await?)) },
         wait: Duration::from_secs(a.timeout),
     };
-    let report = live::apply(&c, &objects, &opts, &on).await?;
+    let report = live::apply(&c, &objects, &opts, &counting(&b)).await?;
     b.finish_and_clear();
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -260,7 +261,9 @@ async fn apply(a: TargetArgs, dry_run: bool) -> Result<ExitCode> {
 async fn verify(a: TargetArgs) -> Result<ExitCode> {
     let (objects, report) = bundle::read(&a.bundle)?;
     let (c, _) = client(a.kubeconfig.as_deref(), a.to_context.as_ref()).await?;
-    let v = live::verify(&c, &objects, &report.load_balancers, Duration::from_secs(a.timeout)).await?;
+    let b = bar(a.json, objects.len() as u64, "verifying");
+    let v = live::verify(&c, &objects, &report.load_balancers, Duration::from_secs(a.timeout), &counting(&b)).await?;
+    b.finish_and_clear();
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {

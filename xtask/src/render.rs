@@ -206,6 +206,22 @@ impl Progress {
             }
             Event::Leftover { resource, reason } => self.line(format!("  leftover {resource}: {reason}")),
             Event::Note { message } => self.line(format!("  note: {message}")),
+            Event::Progress { phase, done, total, item, outcome } => {
+                if let Some(t) = total {
+                    self.overall.set_length(*t);
+                }
+                self.overall.set_prefix(phase.clone());
+                self.overall.set_position(*done);
+                // what needs a look gets a line of its own; the rest only moves the bar
+                if let (Some(item), Some(o @ ("failed" | "held" | "missing" | "different" | "unreadable"))) =
+                    (item, outcome.as_deref())
+                {
+                    self.line(format!("  ! {phase} {item}: {o}"));
+                }
+                if !self.tty && total.is_some_and(|t| t == *done) {
+                    eprintln!("{phase}: {done} done");
+                }
+            }
             _ => {}
         }
     }

@@ -84,6 +84,20 @@ pub enum Event {
         /// Why it is reported.
         reason: String,
     },
+    /// Progress through the units of a long operation: objects exported, applied or verified, keys read from
+    /// an etcd snapshot. Emitted as units finish (not necessarily for every one).
+    Progress {
+        /// The operation: `export`, `apply`, `verify`, `etcd`.
+        phase: String,
+        /// Units done so far.
+        done: u64,
+        /// Units in all, when known in advance.
+        total: Option<u64>,
+        /// The unit just done (`apps/Deployment shop/web`, a listed resource type), if one.
+        item: Option<String>,
+        /// What happened to it (`created`, `unchanged`, `failed`, `12 listed`), if anything to say.
+        outcome: Option<String>,
+    },
     /// Something a person should know while it runs (a step skipped, a fallback taken).
     Note {
         /// What happened.

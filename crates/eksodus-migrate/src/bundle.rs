@@ -550,11 +550,36 @@ pub struct Export {
 }
 
 struct Shared {
+    /// Where progress goes (objects read and written so far), if anywhere.
+    events: std::sync::OnceLock<eksodus_core::events::EventSink>,
+    /// Jobs done (objects made, or read errors).
+    done: std::sync::atomic::AtomicU64,
     dir: PathBuf,
     filters: Filters,
     rules: Rules,
     dirs: Mutex<Dirs>,
     state: Mutex<State>,
+}
+
+/// Objects between two progress events of an [`Export`].
+pub const PROGRESS_EVERY: u64 = 1000;
+
+impl Shared {
+    /// Counts one job; emits progress every [`PROGRESS_EVERY`] jobs, or now with `last`.
+    fn progress(&self, last: bool) {
+        use std::sync::atomic::Ordering;
+        let Some(events) = self.events.get() else { return };
+        let done = if last { self.done.load(Ordering::Relaxed) } else { self.done.fetch_add(1, Ordering::Relaxed) + 1 };
+        if last || done % PROGRESS_EVERY == 0 {
+            events.emit(eksodus_core::events::Event::Progress {
+                phase: "export".into(),
+                done,
+                total: None,
+                item: None,
+                outcome: None,
+            });
+        }
+    }
 }
 
 /// What an export keeps of a written object: enough to order it and make its manifest entry.
@@ -673,6 +698,8 @@ impl Export {
         clear_objects(dir)?;
         let state = State { report: Report { source: source.into(), ..Default::default() }, ..Default::default() };
         let shared = Arc::new(Shared {
+            events: std::sync::OnceLock::new(),
+            done: std::sync::atomic::AtomicU64::new(0),
             dir: dir.to_path_buf(),
             filters,
             rules,
@@ -694,11 +721,19 @@ impl Export {
                             Ok(o) => shared.take(o),
                             Err(e) => shared.state().report.errors.push(e),
                         }
+                        shared.progress(false);
                     }
                 })
             })
             .collect();
         Ok(Export { tx: Some(tx), batch: Mutex::default(), workers, shared })
+    }
+
+    /// Sends progress to `events`: [`Event::Progress`](eksodus_core::events::Event::Progress) with phase
+    /// `export` every [`PROGRESS_EVERY`] objects and once at the end.
+    pub fn with_events(self, events: eksodus_core::events::EventSink) -> Export {
+        let _ = self.shared.events.set(events);
+        self
     }
 
     /// Queues an object.
@@ -748,6 +783,7 @@ impl Export {
         if panics > 0 {
             return Err(panicked(&self.shared.dir));
         }
+        self.shared.progress(true);
         let mut st = std::mem::take(&mut *self.shared.state());
         if let Some(e) = st.failure.take() {
             return Err(e);
@@ -904,6 +940,32 @@ mod tests {
             std::fs::read(a.path().join("report.json")).unwrap().len(),
             std::fs::read(b.path().join("report.json")).unwrap().len()
         );
+    }
+
+    #[test]
+    fn an_export_reports_its_progress_in_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let events = eksodus_core::events::EventSink::new(move |e| {
+            if let eksodus_core::events::Event::Progress { phase, done, .. } = e {
+                s.lock().unwrap().push((phase.clone(), *done));
+            }
+        });
+        let ex = Export::new(dir.path(), "test", Filters::default(), Rules::default()).unwrap().with_events(events);
+        for i in 0..2 * PROGRESS_EVERY + 5 {
+            ex.push(Obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}"), "namespace": "n"}})));
+        }
+        let done = ex.finish().unwrap();
+        assert_eq!(done.report.objects as u64, 2 * PROGRESS_EVERY + 5);
+        let seen = seen.lock().unwrap().clone();
+        let counts: Vec<u64> = seen.iter().map(|(_, d)| *d).collect();
+        assert_eq!(
+            counts,
+            [PROGRESS_EVERY, 2 * PROGRESS_EVERY, 2 * PROGRESS_EVERY + 5],
+            "every {PROGRESS_EVERY}, and at the end"
+        );
+        assert!(seen.iter().all(|(p, _)| p == "export"));
     }
 
     #[test]

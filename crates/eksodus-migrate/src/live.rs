@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -18,6 +18,8 @@ use kube::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use eksodus_core::events::{Event, EventSink};
 
 use crate::error::io;
 use crate::object::Obj;
@@ -46,41 +48,12 @@ fn kerr(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { what, source }
 }
 
-/// Progress of a long operation, for drivers to render.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Progress {
-    /// A resource type was listed.
-    Listed {
-        /// `group/Kind`.
-        resource: String,
-        /// Objects found.
-        count: usize,
-    },
-    /// A wave started.
-    Wave {
-        /// Wave number.
-        wave: u32,
-        /// Objects in it.
-        objects: usize,
-    },
-    /// One object is done (applied, unchanged, skipped by the journal, or failed).
-    Object {
-        /// The object.
-        object: String,
-        /// What happened.
-        outcome: Outcome,
-    },
-}
-
-/// A progress callback.
-pub type OnProgress = Arc<dyn Fn(&Progress) + Send + Sync>;
-
 /// Reads every listable resource of a cluster (preferred versions; paginated). Subresources and resources that
 /// cannot be listed are skipped; a resource that fails to list is a per-resource error, the rest goes on.
-pub async fn export(client: &Client, page: u32, on: &OnProgress) -> Result<Read, Error> {
+/// Progress goes to `events` as [`Event::Progress`] (phase `export`), one per resource type listed.
+pub async fn export(client: &Client, page: u32, events: &EventSink) -> Result<Read, Error> {
     let mut out = Read::default();
-    export_into(client, page, on, &mut |r| match r {
+    export_into(client, page, events, &mut |r| match r {
         Ok(o) => out.objects.push(o),
         Err(e) => out.errors.push(e),
     })
@@ -93,10 +66,11 @@ pub async fn export(client: &Client, page: u32, on: &OnProgress) -> Result<Read,
 pub async fn export_into(
     client: &Client,
     page: u32,
-    on: &OnProgress,
+    events: &EventSink,
     sink: &mut (dyn FnMut(Result<Obj, DocError>) + Send),
 ) -> Result<(), Error> {
     let discovery = discover(client).await?;
+    let mut listed = 0u64;
     for group in discovery.groups() {
         for (ar, caps) in group.recommended_resources() {
             if !caps.supports_operation(verbs::LIST) || ar.plural.contains('/') {
@@ -104,7 +78,7 @@ pub async fn export_into(
             }
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
             let mut token: Option<String> = None;
-            let mut count = 0;
+            let mut count = 0u64;
             loop {
                 let mut lp = ListParams::default().limit(page);
                 if let Some(t) = &token {
@@ -131,7 +105,14 @@ pub async fn export_into(
                     }
                 }
             }
-            on(&Progress::Listed { resource: format!("{}/{}", ar.group, ar.kind), count });
+            listed += count;
+            events.emit(Event::Progress {
+                phase: "export".into(),
+                done: listed,
+                total: None,
+                item: Some(format!("{}/{}", ar.group, ar.kind)),
+                outcome: Some(format!("{count} listed")),
+            });
         }
     }
     Ok(())
@@ -167,6 +148,21 @@ pub enum Outcome {
         /// Why.
         why: String,
     },
+}
+
+impl Outcome {
+    /// One word for it, as progress events and reports show it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Updated { .. } => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Journaled => "done before",
+            Outcome::Applied => "applied",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Held { .. } => "held",
+        }
+    }
 }
 
 /// One object's result.
@@ -504,9 +500,12 @@ pub async fn apply(
     client: &Client,
     objects: &[(Obj, u32)],
     opts: &MigrateOptions,
-    on: &OnProgress,
+    events: &EventSink,
 ) -> Result<MigrateReport, Error> {
     let start = Instant::now();
+    let total = objects.len() as u64;
+    let finished = std::sync::atomic::AtomicU64::new(0);
+    let finished = &finished;
     let mut target = Target::new(client).await?;
     let journal = Mutex::new(if opts.dry_run { Journal::default() } else { Journal::open(opts.journal.as_deref())? });
     let mut waves: BTreeMap<u32, Vec<&Obj>> = BTreeMap::new();
@@ -515,7 +514,8 @@ pub async fn apply(
     }
     let mut results: Vec<ObjectResult> = Vec::new();
     for (wave, objs) in waves {
-        on(&Progress::Wave { wave, objects: objs.len() });
+        let wave_start = Instant::now();
+        events.emit(Event::PhaseStarted { phase: format!("apply/wave {wave}"), total: objs.len() });
         // webhooks only once their Services have ready endpoints (a webhook without a backend blocks the API)
         let mut held: BTreeMap<String, String> = BTreeMap::new();
         if !opts.dry_run {
@@ -564,7 +564,13 @@ pub async fn apply(
                         }
                         out
                     };
-                    on(&Progress::Object { object: name.clone(), outcome: outcome.clone() });
+                    events.emit(Event::Progress {
+                        phase: "apply".into(),
+                        done: finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                        total: Some(total),
+                        item: Some(name.clone()),
+                        outcome: Some(outcome.word().into()),
+                    });
                     ObjectResult { object: name, wave, outcome }
                 }
             })
@@ -586,6 +592,10 @@ pub async fn apply(
             target = Target::new(client).await?;
         }
         results.extend(done);
+        events.emit(Event::PhaseFinished {
+            phase: format!("apply/wave {wave}"),
+            elapsed_ms: wave_start.elapsed().as_millis() as u64,
+        });
     }
     Ok(MigrateReport { objects: results, elapsed_ms: start.elapsed().as_millis() as u64 })
 }
@@ -810,11 +820,15 @@ pub async fn verify(
     objects: &[(Obj, u32)],
     old_lbs: &BTreeMap<String, Vec<String>>,
     timeout: Duration,
+    events: &EventSink,
 ) -> Result<Verification, Error> {
     let target = Target::new(client).await?;
     let start = Instant::now();
     let mut v = Verification::default();
     let tgt = &target;
+    let total = objects.len() as u64;
+    let checked = std::sync::atomic::AtomicU64::new(0);
+    let checked = &checked;
     let found: Vec<(String, Looked)> = stream::iter(objects.iter().map(|(o, _)| o))
         .map(|o| async move {
             let name = o.obj_ref().to_string();
@@ -830,6 +844,19 @@ pub async fn verify(
                 }
                 Err(e) => Err(e.to_string()),
             };
+            let outcome = match &r {
+                Ok(None) => "missing",
+                Ok(Some(d)) if d.is_empty() => "equal",
+                Ok(Some(_)) => "different",
+                Err(_) => "unreadable",
+            };
+            events.emit(Event::Progress {
+                phase: "verify".into(),
+                done: checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                total: Some(total),
+                item: Some(name.clone()),
+                outcome: Some(outcome.into()),
+            });
             (name, r)
         })
         .buffer_unordered(16)

@@ -3,7 +3,6 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use eksodus::migrate::{bundle, filter::Filters, live, source, transform::Rules};
 
@@ -25,8 +24,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = kube::config::KubeConfigOptions { context: Some(context), ..Default::default() };
     let client = kube::Client::try_from(kube::Config::from_kubeconfig(&options).await?)?;
     let (objects, _) = bundle::read(&out)?;
-    let on: live::OnProgress = Arc::new(|_| {});
-    let report = live::apply(&client, &objects, &live::MigrateOptions::default(), &on).await?;
+    // progress as events: one per object applied, with counts
+    let events = eksodus::EventSink::new(|e| {
+        if let eksodus::Event::Progress { done, total: Some(total), item: Some(item), outcome, .. } = e {
+            println!("[{done}/{total}] {item}: {}", outcome.as_deref().unwrap_or(""));
+        }
+    });
+    let report = live::apply(&client, &objects, &live::MigrateOptions::default(), &events).await?;
     println!("{:?}", report.counts());
     Ok(())
 }

@@ -24,7 +24,7 @@ use eksodus_core::events::{Event, EventSink};
 use eksodus_core::spec::{AccessSpec, AuthenticationMode, EnvironmentSpec, MappingSpec};
 use eksodus_migrate::bundle;
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, MigrateOptions, OnProgress, Outcome, Progress};
+use eksodus_migrate::live::{self, MigrateOptions, Outcome};
 use eksodus_migrate::transform::Rules;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -428,7 +428,7 @@ impl Recovery {
                 wait: self.opts.wait,
             };
             let t_objects = Instant::now();
-            let r = live::apply(&client, &objects, &opts, &progress(events, objects.len())).await?;
+            let r = live::apply(&client, &objects, &opts, events).await?;
             events.emit(Event::PhaseFinished {
                 phase: "recover/apply/objects".into(),
                 elapsed_ms: t_objects.elapsed().as_millis() as u64,
@@ -452,7 +452,7 @@ impl Recovery {
         }
 
         let t = self.start(Phase::Verify, events);
-        let v = live::verify(&client, &objects, &report.load_balancers, self.opts.wait).await?;
+        let v = live::verify(&client, &objects, &report.load_balancers, self.opts.wait, events).await?;
         let mut unverified: Vec<String> = v.missing.iter().map(|m| format!("{m}: missing")).collect();
         unverified.extend(v.different.iter().map(|(o, f)| format!("{o}: differs in {}", f.join(", "))));
         unverified.extend(v.unreadable.iter().map(|(o, why)| format!("{o}: unreadable: {why}")));
@@ -571,7 +571,8 @@ impl Recovery {
         }
         let t = self.start(Phase::Export, events);
         let dir = self.bundle_dir();
-        let export = bundle::Export::new(&dir, "", Filters::default(), self.opts.rules.clone())?;
+        let export =
+            bundle::Export::new(&dir, "", Filters::default(), self.opts.rules.clone())?.with_events(events.clone());
         let keys = encryption_keys(&self.opts)?;
         let snap = eksodus_migrate::source::stream_etcd(&self.opts.snapshot, self.opts.revision, keys, &mut |job| {
             export.push_job(job)
@@ -611,28 +612,6 @@ fn damage_line(d: &eksodus_etcd::Damage) -> String {
         d.page.map(|p| format!(" (page {p})")).unwrap_or_default(),
         d.reason
     )
-}
-
-fn progress(events: &EventSink, total: usize) -> OnProgress {
-    let events = events.clone();
-    events.emit(Event::PhaseStarted { phase: "recover/apply/objects".into(), total });
-    Arc::new(move |p: &Progress| {
-        if let Progress::Object { object, outcome } = p {
-            events.emit(Event::Note { message: format!("{object}: {}", outcome_word(outcome)) });
-        }
-    })
-}
-
-fn outcome_word(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Created => "created",
-        Outcome::Updated { .. } => "updated",
-        Outcome::Unchanged => "unchanged",
-        Outcome::Journaled => "done before",
-        Outcome::Applied => "applied",
-        Outcome::Failed { .. } => "failed",
-        Outcome::Held { .. } => "held",
-    }
 }
 
 fn sha256_file(path: &Path) -> Result<String, Error> {

@@ -4,13 +4,13 @@
 //! nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use eksodus_access::awsauth::{Edit, Mapping};
 use eksodus_access::cluster::{AwsAuthApi, EditOptions};
+use eksodus_core::events::EventSink;
 use eksodus_e2e::Cluster;
 use eksodus_migrate::bundle::prepare;
-use eksodus_migrate::live::{self, MigrateOptions, OnProgress, TargetId};
+use eksodus_migrate::live::{self, MigrateOptions, TargetId};
 use eksodus_migrate::object::Obj;
 use eksodus_migrate::transform::Rules;
 use eksodus_testkit::kubeproxy::{KubeFaults, KubeProxy};
@@ -41,7 +41,7 @@ fn objects(ns: &str) -> Vec<Value> {
 
 /// The objects of a namespace as the target holds them, server fields and the namespace name left out.
 async fn state(c: &kube::Client, ns: &str) -> BTreeMap<String, Value> {
-    let quiet: OnProgress = Arc::new(|_| {});
+    let quiet = EventSink::discard();
     let read = live::export(c, 500, &quiet).await.unwrap();
     read.objects
         .into_iter()
@@ -66,7 +66,7 @@ async fn state(c: &kube::Client, ns: &str) -> BTreeMap<String, Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_through_faults_ends_as_a_fault_free_one() {
     let c = Cluster::start("kube-faults").await;
-    let quiet: OnProgress = Arc::new(|_| {});
+    let quiet = EventSink::discard();
     let base = c.namespace.clone();
     let (clean_ns, faulty_ns) = (format!("{base}-clean"), format!("{base}-faulty"));
     let bundle = |ns: &str| {
@@ -115,7 +115,8 @@ async fn a_migration_through_faults_ends_as_a_fault_free_one() {
     assert_eq!(names(&a), names(&b));
     assert_eq!(state(&c.client, &clean_ns).await, state(&c.client, &faulty_ns).await);
     // and a verify through the faults finds everything
-    let v = live::verify(&pc, &bundle(&faulty_ns), &Default::default(), std::time::Duration::ZERO).await.unwrap();
+    let v =
+        live::verify(&pc, &bundle(&faulty_ns), &Default::default(), std::time::Duration::ZERO, &quiet).await.unwrap();
     assert!(v.objects_match(), "{:?} {:?}", v.missing, v.different);
 }
 

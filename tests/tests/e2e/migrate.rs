@@ -3,20 +3,20 @@
 //! namespaces). Export, bundle, apply, resume, re-apply, verify; the source is never written.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
+use eksodus_core::events::EventSink;
 use eksodus_e2e::Cluster;
 use eksodus_migrate::bundle::{self, prepare};
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, MigrateOptions, OnProgress, Outcome};
+use eksodus_migrate::live::{self, MigrateOptions, Outcome};
 use eksodus_migrate::object::Obj;
 use eksodus_migrate::transform::Rules;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 
-fn quiet() -> OnProgress {
-    Arc::new(|_| {})
+fn quiet() -> EventSink {
+    EventSink::discard()
 }
 
 /// A small application in `ns`, as a user would have it: config, a secret, RBAC, a service account, storage,
@@ -259,7 +259,28 @@ async fn per_object_errors_do_not_stop_the_rest() {
             1,
         ),
     ];
-    let r = live::apply(&dst.client, &objects, &MigrateOptions::default(), &quiet()).await.unwrap();
+    // progress arrives as the environment's events: a wave phase, then one count per object with its outcome
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let events = EventSink::new(move |e| s.lock().unwrap().push(e.clone()));
+    let r = live::apply(&dst.client, &objects, &MigrateOptions::default(), &events).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().any(
+        |e| matches!(e, eksodus_core::events::Event::PhaseStarted { phase, .. } if phase.starts_with("apply/wave"))
+    ));
+    let progress: Vec<(u64, Option<u64>, String)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            eksodus_core::events::Event::Progress { phase, done, total, outcome, .. } if phase == "apply" => {
+                Some((*done, *total, outcome.clone().unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(progress.len(), objects.len(), "{progress:?}");
+    assert!(progress.iter().all(|(_, t, _)| *t == Some(objects.len() as u64)));
+    assert_eq!(progress.iter().map(|(d, _, _)| *d).max(), Some(objects.len() as u64));
+    assert_eq!(progress.iter().filter(|(_, _, o)| o == "failed").count(), 2, "{progress:?}");
     let by: std::collections::BTreeMap<&str, &Outcome> =
         r.objects.iter().map(|o| (o.object.as_str(), &o.outcome)).collect();
     let conflict = by.iter().find(|(k, _)| k.contains("shared")).unwrap().1;

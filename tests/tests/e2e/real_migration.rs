@@ -16,9 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eksodus_core::events::EventSink;
 use eksodus_migrate::bundle::{self, prepare, Export};
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, MigrateOptions, OnProgress, Outcome, TargetId};
+use eksodus_migrate::live::{self, MigrateOptions, Outcome, TargetId};
 use eksodus_migrate::object::Obj;
 use eksodus_migrate::transform::Rules;
 use eksodus_testkit::realkube::{Options, RealKube};
@@ -30,8 +31,8 @@ use serde_json::{json, Value};
 /// The source's encryption at rest: Secrets with aescbc (the testkit's fixed test key).
 pub use eksodus_testkit::workload::ENCRYPTION;
 
-fn quiet() -> OnProgress {
-    Arc::new(|_| {})
+fn quiet() -> EventSink {
+    EventSink::discard()
 }
 
 pub async fn api_for(c: &kube::Client, d: &Discovery, o: &Value) -> Api<DynamicObject> {
@@ -261,7 +262,7 @@ async fn export_apply_verify_and_recover_on_real_servers() {
     assert_eq!(second.counts().get("journaled"), Some(&(objects.len() - 1)), "{:?}", second.counts());
 
     // every object is on the target as the bundle has it
-    let v = live::verify(&dc, &objects, &report.load_balancers, Duration::ZERO).await.unwrap();
+    let v = live::verify(&dc, &objects, &report.load_balancers, Duration::ZERO, &quiet()).await.unwrap();
     assert!(v.objects_match(), "missing {:?}, different {:?}, unreadable {:?}", v.missing, v.different, v.unreadable);
     assert_eq!(v.load_balancers["shop/web"].0, vec!["old-lb.example.com"]);
 
@@ -310,7 +311,7 @@ async fn export_apply_verify_and_recover_on_real_servers() {
     // the target recreated at the same URL: a new cluster, so a new journal, and everything is applied again
     dst.recreate().await.unwrap();
     dc = dst.client().await.unwrap();
-    let v = live::verify(&dc, &objects, &report.load_balancers, Duration::ZERO).await.unwrap();
+    let v = live::verify(&dc, &objects, &report.load_balancers, Duration::ZERO, &quiet()).await.unwrap();
     assert_eq!(v.missing.len(), objects.len(), "verify names every missing object: {:?}", v.missing);
     assert!(!v.is_success());
     let target2 = TargetId::of(&dc, &dst.url()).await.unwrap();
