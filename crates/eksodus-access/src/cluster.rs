@@ -23,7 +23,7 @@ pub const NAME: &str = "aws-auth";
 /// Annotation listing the mappings eksodus manages (`role|arn` per line), so it removes only its own.
 pub const MANAGED_ANNOTATION: &str = "eksodus.io/aws-auth-managed";
 /// Field manager name on writes.
-pub const FIELD_MANAGER: &str = "eksodus";
+pub use eksodus_core::FIELD_MANAGER;
 
 /// How an edit is done.
 #[derive(Debug, Clone)]

@@ -74,14 +74,9 @@ pub struct Iam {
 }
 
 /// How a call inside an operation turns its outcome into the step's (see `op_call`).
-type Judge<T, U, E> = fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>;
+use eksodus_core::aws::Judge;
 
-fn props(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
+use eksodus_core::plan::props;
 
 fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {
     t.iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
@@ -690,7 +685,7 @@ impl Iam {
     /// still attached, or IAM has not caught up), throttling and 5xx retry this call alone.
     async fn removal<T, E, F, Fut>(&self, what: String, call: F) -> Result<(), StepError>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -710,27 +705,22 @@ impl Iam {
     /// One read inside an operation, retried on its own.
     async fn op_read<T, E, F, Fut>(&self, what: String, call: F) -> Result<T, StepError>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         self.op_call(what, call, |what, r| r.map_err(|e| iam_error(what, e))).await
     }
 
-    /// One call inside an operation, retried on its own with the read policy; `judge` turns its outcome into
-    /// the step's.
-    async fn op_call<T, U, E, F, Fut>(&self, what: String, mut call: F, judge: Judge<T, U, E>) -> Result<U, StepError>
+    /// One call inside an operation, through the IAM call limiter and retried on its own with the read
+    /// policy ([`eksodus_core::aws::op_call`]); `judge` turns its outcome into the step's.
+    async fn op_call<T, U, E, F, Fut>(&self, what: String, call: F, judge: Judge<T, U, E>) -> Result<U, StepError>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        retry(&self.reads, || {
-            let fut = call();
-            let what = what.clone();
-            async move { judge(what, fut.await) }
-        })
-        .await
+        eksodus_core::aws::op_call(&self.reads, &self.calls, what, call, judge).await
     }
 
     async fn delete(&self, op: &Operation) -> Result<Option<String>, StepError> {

@@ -21,7 +21,7 @@ use crate::upgrade::{self, DeprecatedApi};
 use crate::Error;
 
 /// Field manager of eksodus's server-side applies.
-pub const FIELD_MANAGER: &str = "eksodus";
+pub use eksodus_core::FIELD_MANAGER;
 
 fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let what = what.into();

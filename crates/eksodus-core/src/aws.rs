@@ -291,6 +291,33 @@ where
     StepError { class, code, request_id, message: format!("{what}: {detail}"), source: Some(Box::new(err)) }
 }
 
+/// How one call inside an operation turns its outcome into the step's (see [`op_call`]).
+pub type Judge<T, U, E> = fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>;
+
+/// One call inside an operation, made through `calls` and retried on its own with `policy`: a throttled or
+/// failed call late in a multi-call operation must not throw away the calls before it. `judge` turns its
+/// outcome into the step's (an "already gone" that counts as done, an eventual-consistency answer that is
+/// transient). Every reconciler's operations use this one helper.
+pub async fn op_call<T, U, E, F, Fut>(
+    policy: &crate::engine::ApplyOptions,
+    calls: &Calls,
+    what: String,
+    call: F,
+    judge: Judge<T, U, E>,
+) -> Result<U, StepError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let call = &call;
+    crate::engine::retry(policy, || {
+        let what = what.clone();
+        async move { judge(what, calls.read(call).await) }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

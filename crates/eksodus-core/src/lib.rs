@@ -29,3 +29,6 @@ pub mod spec;
 pub mod tags;
 
 pub use error::{Error, Result};
+
+/// The field manager eksodus writes Kubernetes objects as (server-side apply and creates), in every crate.
+pub const FIELD_MANAGER: &str = "eksodus";

@@ -231,6 +231,14 @@ impl Plan {
     }
 }
 
+/// A JSON object as properties (anything else: none), for planners that build them with `json!`.
+pub fn props(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 /// Diffs desired against observed resources. Pure; the order of the result is deterministic.
 ///
 /// - a desired key with no observed resource is created;

@@ -28,7 +28,7 @@ use crate::source::{DocError, Read};
 use crate::Error;
 
 /// Field manager of every apply.
-pub const FIELD_MANAGER: &str = "eksodus";
+pub use eksodus_core::FIELD_MANAGER;
 
 /// One Kubernetes call under the retry policy of every remote call (429, 5xx and lost connections retried).
 async fn retried<T, F, Fut>(f: F) -> Result<T, kube::Error>

@@ -137,19 +137,13 @@ pub struct Discovery {
     pub keys: HashMap<String, String>,
 }
 
-/// How a call inside an operation turns its outcome into the step's (see `op_call`).
-type Judge<T, U, E> = fn(String, Result<T, SdkError<E, HttpResponse>>) -> Result<U, StepError>;
+use eksodus_core::aws::Judge;
 
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
-fn props(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
+use eksodus_core::plan::props;
 
 fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {
     t.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))).collect()
@@ -192,12 +186,7 @@ impl Network {
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let call = &call;
-        retry(&self.reads, || {
-            let what = what.clone();
-            async move { judge(what, self.calls.read(call).await) }
-        })
-        .await
+        eksodus_core::aws::op_call(&self.reads, &self.calls, what, call, judge).await
     }
 
     /// One read, retried on throttling and transient errors with the reconciler's read policy.

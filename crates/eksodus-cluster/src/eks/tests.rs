@@ -1,5 +1,6 @@
 //! The desired state of nodegroups and addons, and its diff against what DescribeNodegroup reports.
 
+use super::discover::observed_nodegroup;
 use super::*;
 use aws_sdk_eks::types::{
     CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupUpdateConfig, RemoteAccessConfig, Taint, TaintEffect,

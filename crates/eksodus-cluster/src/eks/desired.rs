@@ -1,0 +1,249 @@
+//! The desired state: what the spec wants of the control plane, its addons and nodegroups, and the diff.
+
+use super::*;
+
+impl Eks {
+    /// The resources `spec` wants, given what discovery knows.
+    pub fn desired(&self, spec: &EnvironmentSpec, inp: &Inputs<'_>) -> Result<DesiredSet, Error> {
+        let Some(c) = &spec.cluster else { return Ok(DesiredSet::default()) };
+        let mut out = DesiredSet::default();
+        let mut logging = c.logging.clone();
+        logging.sort();
+        logging.dedup();
+        let mut cidrs: Vec<String> = c.endpoint.public_cidrs.iter().map(|n| n.to_string()).collect();
+        if c.endpoint.public && cidrs.is_empty() {
+            cidrs.push("0.0.0.0/0".into());
+        }
+        cidrs.sort();
+        let mut subnets = inp.cluster_subnets.clone();
+        subnets.sort();
+        let created_key = crate::kms::wanted(spec).is_some();
+        let key_arn = if created_key {
+            Some(crate::kms::KEY.to_string())
+        } else {
+            c.encryption.as_ref().and_then(|e| e.key_arn.clone())
+        };
+        let cluster_role = "role/cluster".to_string();
+        let mut deps: Vec<String> = vec![cluster_role.clone()];
+        if created_key {
+            deps.push(crate::kms::KEY.into());
+        }
+        deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
+        deps.extend(inp.security_groups.iter().filter(|s| !is_physical(s)).cloned());
+        let mut p = json!({
+            "name": self.name,
+            "version": inp.version,
+            "role_arn": role_arn(self.partition, inp.account, spec, "cluster"),
+            "subnets": subnets,
+            "security_groups": inp.security_groups,
+            "endpoint_public": c.endpoint.public,
+            "endpoint_private": c.endpoint.private,
+            "public_cidrs": if c.endpoint.public { json!(cidrs) } else { json!([]) },
+            "logging": logging,
+            "encryption_key": key_arn,
+            "tags": self.user_tag_props(),
+        });
+        if let Some(s) = &c.service_ipv4_cidr {
+            p["service_cidr"] = json!(s.to_string());
+        }
+        // create-only settings: later changes go through the access component (the mode) or are not made
+        let mode =
+            spec.access.as_ref().and_then(|a| a.authentication_mode).unwrap_or(AuthenticationMode::ApiAndConfigMap);
+        p["authentication_mode"] = json!(mode.as_str());
+        p["bootstrap_admin"] = json!(c.bootstrap_admin);
+        if let Some(t) = &c.support_type {
+            p["support_type"] = json!(t);
+        }
+        out.desired.push(Desired {
+            key: CLUSTER_KEY.into(),
+            kind: "eks-cluster".into(),
+            props: props(p),
+            immutable: ["name", "role_arn", "subnets", "security_groups", "encryption_key", "service_cidr"]
+                .map(String::from)
+                .to_vec(),
+            depends_on: deps,
+            cost: Cost::new(2, 3, 2),
+        });
+
+        // addons first: nodegroups depend on the ones nodes need
+        let mut node_addons = Vec::new();
+        let mut later_addons = Vec::new();
+        for (i, a) in c.addons.iter().enumerate() {
+            let key = addon_key(&a.name);
+            let version = match (a.version.as_deref(), inp.installed_addons.get(&a.name)) {
+                (None, Some(installed)) => installed.clone(),
+                (Some(v), Some(installed)) if v == installed => installed.clone(),
+                (wanted, _) => match inp.catalogue {
+                    Some(cat) => cat
+                        .resolve(&a.name, wanted)
+                        .map_err(|m| Error::Spec { field: format!("cluster.addons[{i}].version"), message: m })?,
+                    None => {
+                        return Err(Error::Spec {
+                            field: format!("cluster.addons[{i}]"),
+                            message: "the addon catalogue for the cluster version was not read".into(),
+                        })
+                    }
+                },
+            };
+            let mut role = None;
+            let mut adeps = vec![CLUSTER_KEY.to_string()];
+            let sa = addons::service_account(&a.name);
+            let irsa = sa.map(|(ns, n)| format!("role/irsa/{ns}/{n}"));
+            let wants_role = !a.policies.is_empty()
+                || (a.name == "vpc-cni" && spec.access.as_ref().is_some_and(|x| x.iam.cni_irsa))
+                || sa.is_some_and(|(ns, n)| {
+                    spec.access
+                        .as_ref()
+                        .is_some_and(|x| x.service_accounts.iter().any(|s| s.namespace == ns && s.name == n))
+                });
+            if wants_role {
+                let (Some((ns, n)), Some(rk)) = (sa, irsa) else {
+                    return Err(Error::Spec {
+                        field: format!("cluster.addons[{i}].policies"),
+                        message: format!("eksodus does not know the service account of addon `{}`", a.name),
+                    });
+                };
+                if !inp.iam_keys.contains(&rk) {
+                    out.deferred.push(format!("{key}: waits for its IAM role {rk} (needs the cluster's OIDC issuer)"));
+                    continue;
+                }
+                role = Some(role_arn(self.partition, inp.account, spec, &format!("{ns}-{n}")));
+                adeps.push(rk);
+            }
+            let user_cfg = a.configuration_values.as_ref();
+            let cfg =
+                if a.name == "vpc-cni" { addons::vpc_cni_configuration(spec, user_cfg) } else { user_cfg.cloned() };
+            let d = Desired {
+                key: key.clone(),
+                kind: "eks-addon".into(),
+                props: to_props(&AddonProps {
+                    name: a.name.clone(),
+                    version,
+                    configuration: cfg.as_ref().map(addons::canonical_json),
+                    role_arn: role,
+                    resolve_conflicts: a.resolve_conflicts.clone().unwrap_or_else(|| "OVERWRITE".into()),
+                    tags: self.user_tags.clone(),
+                }),
+                immutable: vec!["name".into()],
+                depends_on: adeps,
+                cost: Cost::new(2, 2, 2),
+            };
+            if addons::before_nodes(&a.name) {
+                node_addons.push(d);
+            } else {
+                later_addons.push(d);
+            }
+        }
+        let node_addon_keys: Vec<String> = node_addons.iter().map(|d| d.key.clone()).collect();
+        let mut ng_keys = Vec::new();
+        for (i, n) in c.nodegroups.iter().enumerate() {
+            let tier = if n.public { &inp.public_subnets } else { &inp.private_subnets };
+            let mut subnets: Vec<String> = tier
+                .iter()
+                .filter(|(az, _)| n.zones.is_empty() || n.zones.contains(az))
+                .map(|(_, s)| s.clone())
+                .collect();
+            subnets.sort();
+            if subnets.is_empty() {
+                return Err(Error::Spec {
+                    field: format!("cluster.nodegroups[{i}]"),
+                    message: format!("no {} subnet in its zones", if n.public { "public" } else { "private" }),
+                });
+            }
+            let mut types = n.instance_types.clone();
+            types.sort();
+            let max_pods = types.iter().filter_map(|t| inp.max_pods.get(t).copied()).min();
+            let mut taints: Vec<TaintProps> = n
+                .taints
+                .iter()
+                .map(|t| TaintProps {
+                    key: t.key.clone(),
+                    value: t.value.clone().unwrap_or_default(),
+                    effect: t.effect.clone(),
+                })
+                .collect();
+            taints.sort();
+            let mut tags = self.user_tags.clone();
+            tags.extend(n.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let remote_access = n.ssh.as_ref().map(|ssh| {
+                let mut groups = ssh.source_security_groups.clone();
+                groups.sort();
+                RemoteAccessProps { key_name: ssh.key_name.clone(), source_security_groups: groups }
+            });
+            // the nodes' role: the user's, the nodegroup's own (extra policies), or the environment's
+            let (node_role_arn, role_dep) = match (&n.iam.role_arn, n.iam.attach_policies.is_empty()) {
+                (Some(arn), _) => (arn.clone(), None),
+                (None, false) => (
+                    role_arn(self.partition, inp.account, spec, &format!("node-{}", n.name)),
+                    Some(eksodus_access::iam::nodegroup_role_key(&n.name)),
+                ),
+                (None, true) => (role_arn(self.partition, inp.account, spec, "node"), Some("role/node".to_string())),
+            };
+            let mut deps = vec![CLUSTER_KEY.to_string()];
+            deps.extend(role_dep);
+            deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
+            deps.extend(node_addon_keys.iter().cloned());
+            let key = nodegroup_key(&n.name);
+            ng_keys.push(key.clone());
+            out.desired.push(Desired {
+                key,
+                kind: "eks-nodegroup".into(),
+                props: to_props(&NodegroupProps {
+                    name: n.name.clone(),
+                    version: inp.version.to_string(),
+                    instance_types: types,
+                    capacity_type: n.capacity_type.clone(),
+                    ami_type: n.ami_type.clone().unwrap_or_else(|| DEFAULT_AMI_TYPE.into()),
+                    disk_size: n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
+                    subnets,
+                    node_role_arn,
+                    scaling: Scaling { min: n.min, max: n.max, desired: n.desired },
+                    labels: n.labels.clone(),
+                    taints,
+                    max_unavailable: n.max_unavailable.unwrap_or(1),
+                    max_pods,
+                    tags,
+                    remote_access,
+                }),
+                immutable: [
+                    "name",
+                    "remote_access",
+                    "instance_types",
+                    "capacity_type",
+                    "ami_type",
+                    "disk_size",
+                    "subnets",
+                    "node_role_arn",
+                ]
+                .map(String::from)
+                .to_vec(),
+                depends_on: deps,
+                cost: Cost::new(2, 3, 2),
+            });
+        }
+        for mut d in later_addons {
+            d.depends_on.extend(ng_keys.iter().cloned());
+            out.desired.push(d);
+        }
+        out.desired.extend(node_addons);
+        Ok(out)
+    }
+
+    /// Diffs, and refuses a plan that would replace the control plane. Settings EKS takes only at creation
+    /// ([`CREATE_ONLY`]) never make an update.
+    pub fn diff(&self, desired: &[Desired], found: &Found) -> Result<Plan, Error> {
+        let mut plan = plan::diff(desired, &found.observed);
+        for s in plan.steps.iter_mut().filter(|s| s.action == Action::Update) {
+            s.changes.retain(|c| !CREATE_ONLY.contains(&c.field.as_str()));
+            if s.changes.is_empty() {
+                s.action = Action::NoOp;
+                s.reasons.clear();
+            }
+        }
+        if let Some(s) = plan.steps.iter().find(|s| s.kind == "eks-cluster" && s.action == Action::Replace) {
+            let fields = s.changes.iter().filter(|c| c.forces_replacement).map(|c| c.field.clone()).collect();
+            return Err(Error::ClusterReplacement { fields });
+        }
+        Ok(plan)
+    }
+}

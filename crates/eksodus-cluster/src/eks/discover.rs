@@ -1,0 +1,352 @@
+//! Discovery: the control plane, nodegroups and addons as EKS reports them, in the shape of the desired
+//! properties; the addon catalogue of a Kubernetes version.
+
+use super::*;
+
+impl Eks {
+    /// Reads the control plane, its nodegroups and addons (one describe each).
+    pub async fn discover(&self, ids_to_keys: &HashMap<String, String>) -> Result<Found, Error> {
+        Box::pin(self.discover_inner(ids_to_keys)).await
+    }
+
+    pub(super) async fn describe_cluster(&self) -> Result<Option<aws_sdk_eks::types::Cluster>, StepError> {
+        match self.calls.read(|| self.eks.describe_cluster().name(&self.name).send()).await {
+            Ok(r) => Ok(r.cluster().cloned()),
+            Err(e) if is_not_found(error_code(&e)) => Ok(None),
+            Err(e) => Err(step_error(format!("DescribeCluster {}", self.name), e)),
+        }
+    }
+
+    pub(super) async fn discover_inner(&self, ids_to_keys: &HashMap<String, String>) -> Result<Found, Error> {
+        let key_of = |id: &str| ids_to_keys.get(id).cloned().unwrap_or_else(|| id.to_string());
+        let Some(c) = retry(&self.reads, || self.describe_cluster()).await? else { return Ok(Found::default()) };
+        let t = tag_map(c.tags());
+        let owned = tags::is_owned(&t, &self.env, COMPONENT);
+        let arn = c.arn().unwrap_or_default().to_string();
+        let vpc = c.resources_vpc_config();
+        let info = ClusterInfo {
+            name: self.name.clone(),
+            account: arn.split(':').nth(4).unwrap_or_default().to_string(),
+            arn: arn.clone(),
+            status: c.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            version: c.version().unwrap_or_default().to_string(),
+            endpoint: c.endpoint().map(String::from),
+            certificate_authority: c.certificate_authority().and_then(|a| a.data()).map(String::from),
+            oidc_issuer: c.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()).map(String::from),
+            authentication_mode: c
+                .access_config()
+                .and_then(|a| a.authentication_mode())
+                .and_then(|m| AuthenticationMode::parse(m.as_str())),
+            subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
+            health: c
+                .health()
+                .map(|h| h.issues())
+                .unwrap_or_default()
+                .iter()
+                .map(|i| {
+                    format!("{}: {}", i.code().map(|c| c.as_str()).unwrap_or("?"), i.message().unwrap_or_default())
+                })
+                .collect(),
+            owned,
+        };
+        let mut found = Found { cluster: Some(info.clone()), ..Default::default() };
+        if !owned {
+            return Ok(found);
+        }
+        let mut subnets: Vec<String> = info.subnet_ids.iter().map(|s| key_of(s)).collect();
+        subnets.sort();
+        let sgs: Vec<String> =
+            vpc.map(|v| v.security_group_ids().iter().map(|s| key_of(s)).collect()).unwrap_or_default();
+        let mut logging: Vec<String> = c
+            .logging()
+            .map(|l| {
+                l.cluster_logging()
+                    .iter()
+                    .filter(|s| s.enabled() == Some(true))
+                    .flat_map(|s| s.types().iter().map(|t| t.as_str().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logging.sort();
+        logging.dedup();
+        let mut cidrs: Vec<String> = vpc.map(|v| v.public_access_cidrs().to_vec()).unwrap_or_default();
+        cidrs.sort();
+        let public = vpc.map(|v| v.endpoint_public_access()).unwrap_or(true);
+        let encryption_key: Option<String> =
+            c.encryption_config().iter().find_map(|e| e.provider().and_then(|p| p.key_arn())).map(&key_of);
+        let mut p = json!({
+            "name": c.name(),
+            "version": info.version,
+            "role_arn": c.role_arn(),
+            "subnets": subnets,
+            "security_groups": sgs,
+            "endpoint_public": public,
+            "endpoint_private": vpc.map(|v| v.endpoint_private_access()).unwrap_or(false),
+            "public_cidrs": if public { json!(cidrs) } else { json!([]) },
+            "logging": logging,
+            "encryption_key": encryption_key.clone(),
+            "tags": t,
+        });
+        if let Some(s) = c.kubernetes_network_config().and_then(|k| k.service_ipv4_cidr()) {
+            p["service_cidr"] = json!(s);
+        }
+        let mut cdeps = vec!["role/cluster".to_string()];
+        if encryption_key.as_deref() == Some(crate::kms::KEY) {
+            cdeps.push(crate::kms::KEY.into());
+        }
+        cdeps.extend(subnets.iter().chain(sgs.iter()).filter(|s| !is_physical(s)).cloned());
+        found.observed.push(Observed {
+            key: CLUSTER_KEY.into(),
+            kind: "eks-cluster".into(),
+            physical_id: self.name.clone(),
+            props: props(p),
+            depends_on: cdeps,
+            delete_cost: 2,
+        });
+
+        let (ngs, addon_names) = retry(&self.reads, || async {
+            let nodegroups = async {
+                let mut ngs = Vec::new();
+                let mut token = None;
+                loop {
+                    let r = self
+                        .calls
+                        .read(|| {
+                            self.eks.list_nodegroups().cluster_name(&self.name).set_next_token(token.clone()).send()
+                        })
+                        .await
+                        .map_err(|e| step_error(format!("ListNodegroups {}", self.name), e))?;
+                    ngs.extend(r.nodegroups().iter().cloned());
+                    token = r.next_token().map(String::from);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                Ok::<_, StepError>(ngs)
+            };
+            let addons = async {
+                let mut addons = Vec::new();
+                let mut token = None;
+                loop {
+                    let r = self
+                        .calls
+                        .read(|| self.eks.list_addons().cluster_name(&self.name).set_next_token(token.clone()).send())
+                        .await
+                        .map_err(|e| step_error(format!("ListAddons {}", self.name), e))?;
+                    addons.extend(r.addons().iter().cloned());
+                    token = r.next_token().map(String::from);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                Ok::<_, StepError>(addons)
+            };
+            tokio::try_join!(nodegroups, addons)
+        })
+        .await?;
+        let (ng_found, addon_found) = tokio::try_join!(
+            try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))),
+            try_join_all(addon_names.iter().map(|a| self.observe_addon(a))),
+        )?;
+        for (o, version, status) in ng_found.into_iter().flatten() {
+            let name = o.physical_id.clone();
+            found.nodegroups.insert(name, (version, status));
+            found.observed.push(o);
+        }
+        for (o, version) in addon_found.into_iter().flatten() {
+            found.addons.insert(o.physical_id.clone(), version);
+            found.observed.push(o);
+        }
+        found.observed.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    pub(super) async fn observe_nodegroup(
+        &self,
+        name: &str,
+        key_of: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<Option<(Observed, String, String)>, StepError> {
+        let r = retry(&self.reads, || async {
+            match self
+                .calls
+                .read(|| self.eks.describe_nodegroup().cluster_name(&self.name).nodegroup_name(name).send())
+                .await
+            {
+                Ok(r) => Ok(r.nodegroup().cloned()),
+                Err(e) if is_not_found(error_code(&e)) => Ok(None),
+                Err(e) => Err(step_error(format!("DescribeNodegroup {name}"), e)),
+            }
+        })
+        .await?;
+        let Some(n) = r else { return Ok(None) };
+        let t = tag_map(n.tags());
+        if !tags::is_owned(&t, &self.env, COMPONENT) {
+            return Ok(None);
+        }
+        let Some(key) = t.get(tags::RESOURCE).cloned() else { return Ok(None) };
+        Ok(Some(observed_nodegroup(&self.env, &n, key, key_of)))
+    }
+
+    pub(super) async fn observe_addon(&self, name: &str) -> Result<Option<(Observed, String)>, StepError> {
+        let r = retry(&self.reads, || async {
+            match self.calls.read(|| self.eks.describe_addon().cluster_name(&self.name).addon_name(name).send()).await {
+                Ok(r) => Ok(r.addon().cloned()),
+                Err(e) if is_not_found(error_code(&e)) => Ok(None),
+                Err(e) => Err(step_error(format!("DescribeAddon {name}"), e)),
+            }
+        })
+        .await?;
+        let Some(a) = r else { return Ok(None) };
+        let t = tag_map(a.tags());
+        let version = a.addon_version().unwrap_or_default().to_string();
+        if !tags::is_owned(&t, &self.env, COMPONENT) {
+            return Ok(None);
+        }
+        let cfg = a.configuration_values().filter(|s| !s.trim().is_empty()).map(|s| {
+            serde_json::from_str::<Value>(s)
+                .or_else(|_| serde_saphyr::from_str::<Value>(s))
+                .map(|v| addons::canonical_json(&v))
+                .unwrap_or_else(|_| s.to_string())
+        });
+        let mut deps = vec![CLUSTER_KEY.to_string()];
+        if let Some((ns, n)) = addons::service_account(name) {
+            if a.service_account_role_arn().is_some() {
+                deps.push(format!("role/irsa/{ns}/{n}"));
+            }
+        }
+        let o = Observed {
+            key: addon_key(name),
+            kind: "eks-addon".into(),
+            physical_id: name.to_string(),
+            props: props(json!({
+                "name": name,
+                "version": version,
+                "configuration": cfg,
+                "role_arn": a.service_account_role_arn(),
+                "tags": t,
+                "arn": a.addon_arn(),
+            })),
+            depends_on: deps,
+            delete_cost: 2,
+        };
+        Ok(Some((o, version)))
+    }
+
+    /// What EKS offers for Kubernetes `version` (`DescribeAddonVersions`, every page).
+    pub async fn catalogue(&self, version: &str) -> Result<Catalogue, Error> {
+        let addons = retry(&self.reads, || async {
+            let mut out: Vec<(String, Vec<AddonVersion>)> = Vec::new();
+            let mut token = None;
+            loop {
+                let r = self
+                    .calls
+                    .read(|| {
+                        self.eks
+                            .describe_addon_versions()
+                            .kubernetes_version(version)
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(format!("DescribeAddonVersions {version}"), e))?;
+                for a in r.addons() {
+                    let versions = a
+                        .addon_versions()
+                        .iter()
+                        .map(|v| AddonVersion {
+                            version: v.addon_version().unwrap_or_default().to_string(),
+                            clusters: v
+                                .compatibilities()
+                                .iter()
+                                .filter_map(|c| c.cluster_version().map(String::from))
+                                .collect(),
+                            default_for: v
+                                .compatibilities()
+                                .iter()
+                                .filter(|c| c.default_version())
+                                .filter_map(|c| c.cluster_version().map(String::from))
+                                .collect(),
+                        })
+                        .collect();
+                    out.push((a.addon_name().unwrap_or_default().to_string(), versions));
+                }
+                token = r.next_token().map(String::from);
+                if token.is_none() {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Catalogue::new(version, addons))
+    }
+}
+
+/// A nodegroup as DescribeNodegroup reports it, in the shape of [`NodegroupProps`] (plus its ARN), with its
+/// version and status. `key_of` maps subnet IDs to the network component's keys.
+pub(super) fn observed_nodegroup(
+    env: &str,
+    n: &aws_sdk_eks::types::Nodegroup,
+    key: String,
+    key_of: &(dyn Fn(&str) -> String + Sync),
+) -> (Observed, String, String) {
+    let name = n.nodegroup_name().unwrap_or_default();
+    let t = tag_map(n.tags());
+    let mut types = n.instance_types().to_vec();
+    types.sort();
+    let mut subnets: Vec<String> = n.subnets().iter().map(|s| key_of(s)).collect();
+    subnets.sort();
+    let mut taints: Vec<TaintProps> = n
+        .taints()
+        .iter()
+        .map(|t| TaintProps {
+            key: t.key().unwrap_or_default().into(),
+            value: t.value().unwrap_or_default().into(),
+            effect: t.effect().map(|e| e.as_str()).unwrap_or_default().into(),
+        })
+        .collect();
+    taints.sort();
+    let labels: BTreeMap<String, String> =
+        n.labels().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    let sc = n.scaling_config();
+    let version = n.version().unwrap_or_default().to_string();
+    let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+    // the role it sits on: its own (a nodegroup with extra policies) or the environment's
+    let own_role = eksodus_access::iam::role_name(env, &format!("node-{name}"));
+    let role_key = if n.node_role().is_some_and(|r| r.ends_with(&format!("/{own_role}"))) {
+        eksodus_access::iam::nodegroup_role_key(name)
+    } else {
+        "role/node".to_string()
+    };
+    let mut deps = vec![CLUSTER_KEY.to_string(), role_key];
+    deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
+    let o = Observed {
+        key,
+        kind: "eks-nodegroup".into(),
+        physical_id: name.to_string(),
+        props: props(json!({
+            "name": name,
+            "version": version,
+            "instance_types": types,
+            "capacity_type": n.capacity_type().map(|c| c.as_str()),
+            "ami_type": n.ami_type().map(|a| a.as_str()),
+            "disk_size": n.disk_size(),
+            "subnets": subnets,
+            "node_role_arn": n.node_role(),
+            "scaling": {"min": sc.and_then(|s| s.min_size()), "max": sc.and_then(|s| s.max_size()), "desired": sc.and_then(|s| s.desired_size())},
+            "labels": labels,
+            "taints": taints,
+            "max_unavailable": n.update_config().and_then(|u| u.max_unavailable()).unwrap_or(1),
+            "tags": t,
+            "remote_access": n.remote_access().and_then(|r| r.ec2_ssh_key()).map(|key| {
+                let mut groups = n.remote_access().map(|r| r.source_security_groups().to_vec()).unwrap_or_default();
+                groups.sort();
+                json!({"key_name": key, "source_security_groups": groups})
+            }),
+            "arn": n.nodegroup_arn(),
+        })),
+        depends_on: deps,
+        delete_cost: 2,
+    };
+    (o, version, status)
+}
