@@ -1,0 +1,212 @@
+//! The desired state: the network resources a spec and its layout want, built from their typed properties.
+
+use super::*;
+
+impl Network {
+    /// The resources `spec` wants, for `layout` (absent when adopting an existing VPC).
+    pub fn desired(&self, spec: &EnvironmentSpec, layout: Option<&Layout>) -> Vec<Desired> {
+        let mut out = Vec::new();
+        let user_tags = &self.user_tags;
+        let d =
+            |key: &str, kind: &str, mut p: Map<String, Value>, immutable: &[&str], deps: Vec<String>, cost: Cost| {
+                if TAGGABLE.contains(&kind) {
+                    // the user's tags are wanted on every taggable resource, next to any kind-specific ones
+                    let t = p.entry(plan::TAGS).or_insert_with(|| json!({}));
+                    if let Value::Object(t) = t {
+                        for (k, v) in user_tags {
+                            t.entry(k.clone()).or_insert_with(|| json!(v));
+                        }
+                    }
+                }
+                Desired {
+                    key: key.to_string(),
+                    kind: kind.to_string(),
+                    props: p,
+                    immutable: immutable.iter().map(|s| s.to_string()).collect(),
+                    depends_on: deps,
+                    cost,
+                }
+            };
+        let Some(layout) = layout else {
+            // Adopted VPC: only the cluster security group is ours.
+            out.push(d(
+                "sg/cluster",
+                "security-group",
+                to_props(&SecurityGroupProps {
+                    name: format!("{}-cluster", self.env),
+                    description: "eksodus cluster security group".into(),
+                    self_ingress: true,
+                    tags: BTreeMap::new(),
+                }),
+                &["name", "description"],
+                vec![],
+                Cost::new(2, 1, 2),
+            ));
+            return out;
+        };
+        out.push(d(
+            "vpc",
+            "vpc",
+            to_props(&VpcProps {
+                cidr: layout.vpc.to_string(),
+                dns_support: true,
+                dns_hostnames: true,
+                tags: BTreeMap::new(),
+            }),
+            &["cidr"],
+            vec![],
+            Cost::new(2, 1, 2),
+        ));
+        if let Some(sec) = layout.secondary {
+            out.push(d(
+                "vpc-cidr/secondary",
+                "vpc-cidr",
+                to_props(&VpcCidrProps { cidr: sec.to_string() }),
+                &["cidr"],
+                vec!["vpc".into()],
+                Cost::new(1, 0, 1),
+            ));
+        }
+        let public = layout.subnets.iter().any(|s| s.tier == Tier::Public);
+        for s in &layout.subnets {
+            let mut t = BTreeMap::new();
+            t.insert(cluster_tag(&spec.name), "shared".to_string());
+            match s.tier {
+                Tier::Public => {
+                    t.insert(ELB_TAG.into(), "1".into());
+                }
+                Tier::Private => {
+                    t.insert(INTERNAL_ELB_TAG.into(), "1".into());
+                }
+                Tier::Pods => {}
+            }
+            let mut deps = vec!["vpc".to_string()];
+            if s.tier == Tier::Pods {
+                deps.push("vpc-cidr/secondary".into());
+            }
+            let public_ip = s.tier == Tier::Public;
+            out.push(d(
+                &s.key(),
+                "subnet",
+                to_props(&SubnetProps {
+                    cidr: s.cidr.to_string(),
+                    az: s.az.clone(),
+                    map_public_ip: public_ip,
+                    tags: t,
+                }),
+                &["cidr", "az"],
+                deps,
+                Cost::new(if public_ip { 2 } else { 1 }, 1, 2),
+            ));
+        }
+        if public {
+            out.push(d(
+                "igw",
+                "internet-gateway",
+                to_props(&InternetGatewayProps { attached: true, tags: BTreeMap::new() }),
+                &[],
+                vec!["vpc".into()],
+                Cost::new(2, 1, 2),
+            ));
+            out.push(d(
+                "rtb/public",
+                "route-table",
+                to_props(&TagsOnly::default()),
+                &[],
+                vec!["vpc".into()],
+                Cost::new(1, 0, 1),
+            ));
+            out.push(d(
+                "route/public/default",
+                "route",
+                to_props(&RouteProps {
+                    route_table: "rtb/public".into(),
+                    destination: "0.0.0.0/0".into(),
+                    target: "igw".into(),
+                }),
+                &["route_table", "destination"],
+                vec!["rtb/public".into(), "igw".into()],
+                Cost::new(1, 1, 1),
+            ));
+        }
+        let nat_azs: Vec<&String> = match spec.network.nat {
+            NatMode::None => vec![],
+            NatMode::Single => layout.azs.iter().take(1).collect(),
+            NatMode::PerAz => layout.azs.iter().collect(),
+        };
+        for az in &nat_azs {
+            out.push(d(&format!("eip/{az}"), "eip", to_props(&TagsOnly::default()), &[], vec![], Cost::new(1, 0, 1)));
+            out.push(d(
+                &format!("nat/{az}"),
+                "nat-gateway",
+                to_props(&NatGatewayProps {
+                    subnet: format!("subnet/public/{az}"),
+                    eip: format!("eip/{az}"),
+                    healthy: true,
+                    tags: BTreeMap::new(),
+                }),
+                &["subnet", "eip", "healthy"],
+                vec![format!("subnet/public/{az}"), format!("eip/{az}"), "igw".into()],
+                Cost::new(1, 0, 2),
+            ));
+        }
+        for az in &layout.azs {
+            let rtb = format!("rtb/private/{az}");
+            out.push(d(
+                &rtb,
+                "route-table",
+                to_props(&TagsOnly::default()),
+                &[],
+                vec!["vpc".into()],
+                Cost::new(1, 0, 1),
+            ));
+            if let Some(nat_az) = match spec.network.nat {
+                NatMode::None => None,
+                NatMode::Single => nat_azs.first().copied(),
+                NatMode::PerAz => Some(az),
+            } {
+                let nat = format!("nat/{nat_az}");
+                out.push(d(
+                    &format!("route/private/{az}/default"),
+                    "route",
+                    to_props(&RouteProps {
+                        route_table: rtb.clone(),
+                        destination: "0.0.0.0/0".into(),
+                        target: nat.clone(),
+                    }),
+                    &["route_table", "destination"],
+                    vec![rtb.clone(), nat.clone()],
+                    Cost::new(1, 1, 1),
+                ));
+            }
+        }
+        for s in &layout.subnets {
+            let rtb = match s.tier {
+                Tier::Public => "rtb/public".to_string(),
+                _ => format!("rtb/private/{}", s.az),
+            };
+            out.push(d(
+                &format!("rtassoc/{}/{}", s.tier, s.az),
+                "rt-association",
+                to_props(&RtAssociationProps { route_table: rtb.clone(), subnet: s.key() }),
+                &["subnet"],
+                vec![rtb.clone(), s.key()],
+                Cost::new(1, 1, 1),
+            ));
+        }
+        out.push(d(
+            "sg/cluster",
+            "security-group",
+            to_props(&SecurityGroupProps {
+                name: format!("{}-cluster", self.env),
+                description: "eksodus cluster security group".into(),
+                self_ingress: true,
+                tags: BTreeMap::new(),
+            }),
+            &["name", "description"],
+            vec!["vpc".into()],
+            Cost::new(2, 1, 2),
+        ));
+        out
+    }
+}

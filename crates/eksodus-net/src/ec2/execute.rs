@@ -1,0 +1,751 @@
+//! Execution: the calls of each create, update and delete (each call retried on its own), adoption after a
+//! lost response, and the waiters.
+
+use super::*;
+
+impl Network {
+    pub(super) fn vpc_id(&self, ctx: &OpContext) -> Result<String, StepError> {
+        match &self.adopted_vpc {
+            Some(v) => Ok(v.clone()),
+            None => ctx.physical_id("vpc"),
+        }
+    }
+
+    /// Looks a taggable resource up by its key (used before re-creating after a failed attempt). The tags of
+    /// each result are checked here too: a server that ignores a filter (moto does, for NAT gateways) must not
+    /// make us adopt another resource.
+    pub(super) async fn find_tagged(&self, kind: &str, key: &str) -> Result<Option<String>, StepError> {
+        let mut f = self.owned_filters();
+        f.push(filter(&format!("tag:{}", tags::RESOURCE), key));
+        let mine = |t: &[Tag]| {
+            let t = tag_map(t);
+            tags::is_owned(&t, &self.env, COMPONENT) && t.get(tags::RESOURCE).map(String::as_str) == Some(key)
+        };
+        let first = |found: Vec<(Option<&str>, &[Tag])>| {
+            found.into_iter().find(|(_, t)| mine(t)).and_then(|(id, _)| id.map(String::from))
+        };
+        Ok(match kind {
+            "vpc" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_vpcs().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeVpcs for {key}")))?;
+                first(r.vpcs().iter().map(|v| (v.vpc_id(), v.tags())).collect())
+            }
+            "subnet" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_subnets().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeSubnets for {key}")))?;
+                first(r.subnets().iter().map(|v| (v.subnet_id(), v.tags())).collect())
+            }
+            "internet-gateway" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_internet_gateways().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeInternetGateways for {key}")))?;
+                first(r.internet_gateways().iter().map(|v| (v.internet_gateway_id(), v.tags())).collect())
+            }
+            "eip" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_addresses().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeAddresses for {key}")))?;
+                first(r.addresses().iter().map(|v| (v.allocation_id(), v.tags())).collect())
+            }
+            "nat-gateway" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_nat_gateways().set_filter(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeNatGateways for {key}")))?;
+                first(
+                    r.nat_gateways()
+                        .iter()
+                        .filter(|n| matches!(n.state(), Some(NatGatewayState::Pending | NatGatewayState::Available)))
+                        .map(|v| (v.nat_gateway_id(), v.tags()))
+                        .collect(),
+                )
+            }
+            "route-table" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_route_tables().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeRouteTables for {key}")))?;
+                first(r.route_tables().iter().map(|v| (v.route_table_id(), v.tags())).collect())
+            }
+            "security-group" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_security_groups().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeSecurityGroups for {key}")))?;
+                first(r.security_groups().iter().map(|v| (v.group_id(), v.tags())).collect())
+            }
+            _ => None,
+        })
+    }
+
+    pub(super) async fn create(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
+        let s = &op.step;
+        let want = s.desired.clone().unwrap_or_default();
+        let str_of = |k: &str| want.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let extra_tags = want.get(plan::TAGS).and_then(Value::as_object).cloned().unwrap_or_default();
+        let key = s.key.as_str();
+        let what = |call: &str| format!("{call} for {key}");
+        // A failed earlier attempt may have created the resource: look before creating again.
+        if ctx.attempt > 1 {
+            if let Some(id) = self.find_tagged(&s.kind, key).await? {
+                // finish whatever the create does after the create call itself
+                self.update_props(s.kind.as_str(), key, &id, &want, None, ctx).await?;
+                if s.kind == "nat-gateway" {
+                    self.wait_nat(ctx, &id, true).await?;
+                }
+                return Ok(Some(id));
+            }
+        }
+        match s.kind.as_str() {
+            "vpc" => {
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_vpc()
+                            .cidr_block(str_of("cidr"))
+                            .tag_specifications(self.tag_spec(ResourceType::Vpc, key, &extra_tags))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateVpc"), e))?;
+                let id = r.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+                self.update_props("vpc", key, &id, &want, None, ctx).await?;
+                Ok(Some(id))
+            }
+            "vpc-cidr" => {
+                let vpc = ctx.physical_id("vpc")?;
+                let cidr = str_of("cidr");
+                match self
+                    .calls
+                    .create(|| self.ec2.associate_vpc_cidr_block().vpc_id(&vpc).cidr_block(&cidr).send())
+                    .await
+                {
+                    Ok(r) => Ok(r.cidr_block_association().and_then(|a| a.association_id()).map(String::from)),
+                    Err(e) => {
+                        // already associated (a lost response): find the association
+                        let found = self.find_cidr_association(&vpc, &cidr).await?;
+                        match found {
+                            Some(id) => Ok(Some(id)),
+                            None => Err(step_error(what("AssociateVpcCidrBlock"), e)),
+                        }
+                    }
+                }
+            }
+            "subnet" => {
+                let vpc = ctx.physical_id("vpc")?;
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_subnet()
+                            .vpc_id(vpc.clone())
+                            .cidr_block(str_of("cidr"))
+                            .availability_zone(str_of("az"))
+                            .tag_specifications(self.tag_spec(ResourceType::Subnet, key, &extra_tags))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateSubnet"), e))?;
+                let id = r.subnet().and_then(|v| v.subnet_id()).unwrap_or_default().to_string();
+                self.update_props("subnet", key, &id, &want, None, ctx).await?;
+                Ok(Some(id))
+            }
+            "internet-gateway" => {
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_internet_gateway()
+                            .tag_specifications(self.tag_spec(ResourceType::InternetGateway, key, &extra_tags))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateInternetGateway"), e))?;
+                let id = r.internet_gateway().and_then(|v| v.internet_gateway_id()).unwrap_or_default().to_string();
+                self.update_props("internet-gateway", key, &id, &want, None, ctx).await?;
+                Ok(Some(id))
+            }
+            "eip" => {
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .allocate_address()
+                            .domain(DomainType::Vpc)
+                            .tag_specifications(self.tag_spec(ResourceType::ElasticIp, key, &extra_tags))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("AllocateAddress"), e))?;
+                Ok(r.allocation_id().map(String::from))
+            }
+            "nat-gateway" => {
+                let subnet = ctx.physical_id(&str_of("subnet"))?;
+                let alloc = ctx.physical_id(&str_of("eip"))?;
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_nat_gateway()
+                            .subnet_id(subnet.clone())
+                            .allocation_id(alloc.clone())
+                            .client_token(ctx.client_token(s))
+                            .tag_specifications(self.tag_spec(ResourceType::Natgateway, key, &extra_tags))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateNatGateway"), e))?;
+                let n = r.nat_gateway();
+                let id = n.and_then(|v| v.nat_gateway_id()).unwrap_or_default().to_string();
+                if n.and_then(|n| n.state()) != Some(&NatGatewayState::Available) {
+                    self.wait_nat(ctx, &id, true).await?;
+                }
+                Ok(Some(id))
+            }
+            "route-table" => {
+                let vpc = self.vpc_id(ctx)?;
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_route_table()
+                            .vpc_id(vpc.clone())
+                            .tag_specifications(self.tag_spec(ResourceType::RouteTable, key, &extra_tags))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateRouteTable"), e))?;
+                Ok(r.route_table().and_then(|v| v.route_table_id()).map(String::from))
+            }
+            "route" => {
+                let rtb = ctx.physical_id(&str_of("route_table"))?;
+                let dest = str_of("destination");
+                let target_key = str_of("target");
+                let target = ctx.physical_id(&target_key)?;
+                let mut req = self.ec2.create_route().route_table_id(&rtb).destination_cidr_block(&dest);
+                req =
+                    if target_key.starts_with("nat/") { req.nat_gateway_id(&target) } else { req.gateway_id(&target) };
+                match self.calls.read(|| req.clone().send()).await {
+                    Ok(_) => {}
+                    Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
+                        // a lost response, or someone else's route: make it point where we want
+                        let mut rep = self.ec2.replace_route().route_table_id(&rtb).destination_cidr_block(&dest);
+                        rep = if target_key.starts_with("nat/") {
+                            rep.nat_gateway_id(&target)
+                        } else {
+                            rep.gateway_id(&target)
+                        };
+                        self.calls
+                            .read(|| rep.clone().send())
+                            .await
+                            .map_err(|e| step_error(what("ReplaceRoute"), e))?;
+                    }
+                    Err(e) => return Err(step_error(what("CreateRoute"), e)),
+                }
+                Ok(Some(format!("{rtb}|{dest}")))
+            }
+            "rt-association" => {
+                let rtb = ctx.physical_id(&str_of("route_table"))?;
+                let subnet = ctx.physical_id(&str_of("subnet"))?;
+                match self
+                    .calls
+                    .read(|| self.ec2.associate_route_table().route_table_id(&rtb).subnet_id(&subnet).send())
+                    .await
+                {
+                    Ok(r) => Ok(r.association_id().map(String::from)),
+                    Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {
+                        let (aid, current) = self
+                            .find_association(&subnet)
+                            .await?
+                            .ok_or_else(|| step_error(what("AssociateRouteTable"), e))?;
+                        if current != rtb {
+                            self.calls
+                                .read(|| {
+                                    self.ec2
+                                        .replace_route_table_association()
+                                        .association_id(&aid)
+                                        .route_table_id(&rtb)
+                                        .send()
+                                })
+                                .await
+                                .map_err(|e| step_error(what("ReplaceRouteTableAssociation"), e))
+                                .map(|r| r.new_association_id().map(String::from))
+                        } else {
+                            Ok(Some(aid))
+                        }
+                    }
+                    Err(e) => Err(step_error(what("AssociateRouteTable"), e)),
+                }
+            }
+            "security-group" => {
+                let vpc = self.vpc_id(ctx)?;
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_security_group()
+                            .vpc_id(vpc.clone())
+                            .group_name(str_of("name"))
+                            .description(str_of("description"))
+                            .tag_specifications(self.tag_spec(ResourceType::SecurityGroup, key, &extra_tags))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateSecurityGroup"), e))?;
+                let id = r.group_id().unwrap_or_default().to_string();
+                self.update_props("security-group", key, &id, &want, None, ctx).await?;
+                Ok(Some(id))
+            }
+            other => Err(StepError::permanent(format!("{key}: unknown kind {other}"))),
+        }
+    }
+
+    /// Brings an existing resource's mutable properties to `want`; `have` is what discovery saw (None right
+    /// after a create, when the defaults are known).
+    pub(super) async fn update_props(
+        &self,
+        kind: &str,
+        key: &str,
+        id: &str,
+        want: &Map<String, Value>,
+        have: Option<&Map<String, Value>>,
+        ctx: &OpContext,
+    ) -> Result<(), StepError> {
+        let differs = |k: &str, default: Value| -> bool {
+            let w = want.get(k);
+            let h = have.and_then(|h| h.get(k)).cloned().unwrap_or(default);
+            w.is_some() && w != Some(&h)
+        };
+        let what = |call: &str| format!("{call} for {key}");
+        let bool_of = |k: &str| want.get(k).and_then(Value::as_bool).unwrap_or(false);
+        match kind {
+            "vpc" => {
+                // DNS hostnames needs DNS support; a new VPC has support on and hostnames off.
+                let dns_s = differs("dns_support", json!(true));
+                let dns_h = differs("dns_hostnames", json!(false));
+                let set = |attr: &'static str, v: bool| async move {
+                    let b = AttributeBooleanValue::builder().value(v).build();
+                    let req = self.ec2.modify_vpc_attribute().vpc_id(id);
+                    let req = if attr == "support" { req.enable_dns_support(b) } else { req.enable_dns_hostnames(b) };
+                    self.calls
+                        .read(|| req.clone().send())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| step_error(what("ModifyVpcAttribute"), e))
+                };
+                if dns_s && bool_of("dns_support") {
+                    set("support", true).await?;
+                }
+                if dns_h {
+                    set("hostnames", bool_of("dns_hostnames")).await?;
+                }
+                if dns_s && !bool_of("dns_support") {
+                    set("support", false).await?;
+                }
+            }
+            "subnet" if differs("map_public_ip", json!(false)) => {
+                self.calls
+                    .read(|| {
+                        self.ec2
+                            .modify_subnet_attribute()
+                            .subnet_id(id)
+                            .map_public_ip_on_launch(
+                                AttributeBooleanValue::builder().value(bool_of("map_public_ip")).build(),
+                            )
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
+            }
+            "internet-gateway" if differs("attached", json!(false)) && bool_of("attached") => {
+                let vpc = self.vpc_id(ctx)?;
+                match self
+                    .calls
+                    .read(|| self.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(&vpc).send())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {}
+                    Err(e) => return Err(step_error(what("AttachInternetGateway"), e)),
+                }
+            }
+            "security-group" if differs("self_ingress", json!(false)) && bool_of("self_ingress") => {
+                let perm = IpPermission::builder()
+                    .ip_protocol("-1")
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build())
+                    .build();
+                match self
+                    .calls
+                    .read(|| {
+                        self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm.clone()).send()
+                    })
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
+                    Err(e) => return Err(step_error(what("AuthorizeSecurityGroupIngress"), e)),
+                }
+            }
+            _ => {}
+        }
+        // Tags: add what is missing (never remove tags someone else put on).
+        if let (Some(h), Some(Value::Object(w))) = (have, want.get(plan::TAGS)) {
+            let ht = h.get(plan::TAGS).and_then(Value::as_object);
+            let missing: Vec<Tag> = w
+                .iter()
+                .filter(|(k, v)| ht.and_then(|t| t.get(*k)) != Some(*v))
+                .map(|(k, v)| Tag::builder().key(k).value(v.as_str().unwrap_or("")).build())
+                .collect();
+            if !missing.is_empty() {
+                self.calls
+                    .read(|| self.ec2.create_tags().resources(id).set_tags(Some(missing.clone())).send())
+                    .await
+                    .map_err(|e| step_error(what("CreateTags"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn update(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
+        let s = &op.step;
+        let id = s.physical_id.clone().unwrap_or_default();
+        let want = s.desired.clone().unwrap_or_default();
+        match s.kind.as_str() {
+            "route" => {
+                let rtb = ctx.physical_id(want.get("route_table").and_then(Value::as_str).unwrap_or(""))?;
+                let target_key = want.get("target").and_then(Value::as_str).unwrap_or("").to_string();
+                let target = ctx.physical_id(&target_key)?;
+                let dest = want.get("destination").and_then(Value::as_str).unwrap_or("0.0.0.0/0");
+                let mut rep = self.ec2.replace_route().route_table_id(&rtb).destination_cidr_block(dest);
+                rep =
+                    if target_key.starts_with("nat/") { rep.nat_gateway_id(&target) } else { rep.gateway_id(&target) };
+                self.calls
+                    .read(|| rep.clone().send())
+                    .await
+                    .map_err(|e| step_error(format!("ReplaceRoute for {}", s.key), e))?;
+                Ok(Some(id))
+            }
+            "rt-association" => {
+                let rtb = ctx.physical_id(want.get("route_table").and_then(Value::as_str).unwrap_or(""))?;
+                let r = self
+                    .calls
+                    .read(|| {
+                        self.ec2
+                            .replace_route_table_association()
+                            .association_id(&id)
+                            .route_table_id(rtb.clone())
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(format!("ReplaceRouteTableAssociation for {}", s.key), e))?;
+                Ok(r.new_association_id().map(String::from))
+            }
+            kind => {
+                self.update_props(kind, &s.key, &id, &want, s.observed.as_ref(), ctx).await?;
+                Ok(Some(id))
+            }
+        }
+    }
+
+    pub(super) async fn delete(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
+        let s = &op.step;
+        let id = s.physical_id.clone().unwrap_or_default();
+        let what = |call: &str| format!("{call} for {} ({id})", s.key);
+        match s.kind.as_str() {
+            "vpc" => {
+                self.clear_vpc(&id, ctx).await?;
+                self.op_gone(what("DeleteVpc"), || self.ec2.delete_vpc().vpc_id(&id).send()).await?;
+            }
+            "vpc-cidr" => {
+                self.op_gone(what("DisassociateVpcCidrBlock"), || {
+                    self.ec2.disassociate_vpc_cidr_block().association_id(&id).send()
+                })
+                .await?
+            }
+            "subnet" => {
+                self.clear_subnet(&id, ctx).await?;
+                self.op_gone(what("DeleteSubnet"), || self.ec2.delete_subnet().subnet_id(&id).send()).await?;
+            }
+            "internet-gateway" => {
+                let g = self
+                    .op_read(what("DescribeInternetGateways"), || {
+                        self.ec2.describe_internet_gateways().internet_gateway_ids(&id).send()
+                    })
+                    .await;
+                if let Ok(g) = g {
+                    for a in g.internet_gateways().iter().flat_map(|g| g.attachments()) {
+                        if let Some(v) = a.vpc_id() {
+                            self.op_gone(what("DetachInternetGateway"), || {
+                                self.ec2.detach_internet_gateway().internet_gateway_id(&id).vpc_id(v).send()
+                            })
+                            .await?;
+                        }
+                    }
+                }
+                self.op_gone(what("DeleteInternetGateway"), || {
+                    self.ec2.delete_internet_gateway().internet_gateway_id(&id).send()
+                })
+                .await?;
+            }
+            "eip" => {
+                self.op_gone(what("ReleaseAddress"), || self.ec2.release_address().allocation_id(&id).send()).await?
+            }
+            "nat-gateway" => {
+                // its interface normally goes with it; remove it if it outlives the gateway (it does on moto)
+                // not knowing its interface would leak it and block the subnet: a failed read fails the attempt
+                let enis: Vec<String> = retry(&self.reads, || async {
+                    match self.calls.read(|| self.ec2.describe_nat_gateways().nat_gateway_ids(&id).send()).await {
+                        Ok(r) => Ok(r
+                            .nat_gateways()
+                            .iter()
+                            .flat_map(|n| n.nat_gateway_addresses())
+                            .filter_map(|a| a.network_interface_id().map(String::from))
+                            .collect()),
+                        Err(e) if is_gone(error_code(&e)) => Ok(vec![]),
+                        Err(e) => Err(step_error(what("DescribeNatGateways"), e)),
+                    }
+                })
+                .await?;
+                self.op_gone(what("DeleteNatGateway"), || self.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
+                    .await?;
+                self.wait_nat(ctx, &id, false).await?;
+                for eni in enis {
+                    self.op_gone(format!("DeleteNetworkInterface {eni} of {id}"), || {
+                        self.ec2.delete_network_interface().network_interface_id(&eni).send()
+                    })
+                    .await?;
+                }
+            }
+            "route-table" => {
+                // associations are their own resources and are gone by now; foreign ones would block the delete
+                self.op_gone(what("DeleteRouteTable"), || self.ec2.delete_route_table().route_table_id(&id).send())
+                    .await?;
+            }
+            "route" => {
+                let (rtb, dest) = id.split_once('|').unwrap_or((&id, "0.0.0.0/0"));
+                self.op_gone(what("DeleteRoute"), || {
+                    self.ec2.delete_route().route_table_id(rtb).destination_cidr_block(dest).send()
+                })
+                .await?;
+            }
+            "rt-association" => {
+                self.op_gone(what("DisassociateRouteTable"), || {
+                    self.ec2.disassociate_route_table().association_id(&id).send()
+                })
+                .await?
+            }
+            "security-group" => {
+                self.unreference_group(&id, ctx).await?;
+                self.op_gone(what("DeleteSecurityGroup"), || self.ec2.delete_security_group().group_id(&id).send())
+                    .await?;
+            }
+            other => return Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
+        }
+        Ok(Some(id))
+    }
+
+    pub(super) async fn wait_nat(&self, ctx: &OpContext, id: &str, available: bool) -> Result<(), StepError> {
+        let what = if available {
+            format!("NAT gateway {id} to become available")
+        } else {
+            format!("NAT gateway {id} to be deleted")
+        };
+        ctx.wait_until(&what, ctx.waits.timeout, || async {
+            let r = self.calls.read(|| self.ec2.describe_nat_gateways().nat_gateway_ids(id).send()).await;
+            let r = match r {
+                Err(e) if is_gone(error_code(&e)) && !available => return Ok(WaitState::Ready(())),
+                other => other.map_err(|e| step_error(format!("DescribeNatGateways {id}"), e))?,
+            };
+            let Some(n) = r.nat_gateways().first() else {
+                return Ok(if available { WaitState::Pending("not visible yet".into()) } else { WaitState::Ready(()) });
+            };
+            let state = n.state().cloned().unwrap_or(NatGatewayState::Pending);
+            Ok(match (available, state) {
+                (true, NatGatewayState::Available) => WaitState::Ready(()),
+                (true, NatGatewayState::Failed) => WaitState::Failed(format!(
+                    "NAT gateway failed: {} {}",
+                    n.failure_code().unwrap_or(""),
+                    n.failure_message().unwrap_or("")
+                )),
+                (false, NatGatewayState::Deleted) => WaitState::Ready(()),
+                (_, s) => WaitState::Pending(s.as_str().to_string()),
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn find_cidr_association(&self, vpc: &str, cidr: &str) -> Result<Option<String>, StepError> {
+        let r = self.op_read(format!("DescribeVpcs {vpc}"), || self.ec2.describe_vpcs().vpc_ids(vpc).send()).await?;
+        Ok(r.vpcs()
+            .iter()
+            .flat_map(|v| v.cidr_block_association_set())
+            .find(|a| {
+                a.cidr_block() == Some(cidr)
+                    && a.cidr_block_state()
+                        .and_then(|s| s.state())
+                        .is_some_and(|s| s.as_str() == "associated" || s.as_str() == "associating")
+            })
+            .and_then(|a| a.association_id())
+            .map(String::from))
+    }
+
+    pub(super) async fn find_association(&self, subnet: &str) -> Result<Option<(String, String)>, StepError> {
+        let r = self
+            .op_read(format!("DescribeRouteTables for {subnet}"), || {
+                self.ec2.describe_route_tables().filters(filter("association.subnet-id", subnet)).send()
+            })
+            .await?;
+        Ok(r.route_tables().iter().find_map(|t| {
+            t.associations()
+                .iter()
+                .find(|a| a.subnet_id() == Some(subnet))
+                .and_then(|a| Some((a.route_table_association_id()?.to_string(), t.route_table_id()?.to_string())))
+        }))
+    }
+
+    /// Removes what blocks a subnet's deletion and is safe to remove: unattached network interfaces (left by
+    /// the CNI or a load balancer controller) and its route-table association. Interfaces in use are reported.
+    pub(super) async fn clear_subnet(&self, subnet: &str, ctx: &OpContext) -> Result<(), StepError> {
+        let enis = self
+            .op_read(format!("DescribeNetworkInterfaces in {subnet}"), || {
+                self.ec2.describe_network_interfaces().filters(filter("subnet-id", subnet)).send()
+            })
+            .await?;
+        for n in enis.network_interfaces() {
+            let eni = n.network_interface_id().unwrap_or_default();
+            // a NAT gateway's own interface outlives it briefly (and for ever on the emulator): it was ours
+            let ours = n.interface_type().is_some_and(|t| t.as_str() == "nat_gateway")
+                || n.description().is_some_and(|d| d.starts_with("Interface for NAT Gateway"));
+            if n.status().is_some_and(|s| s.as_str() == "available") {
+                self.op_gone(format!("DeleteNetworkInterface {eni}"), || {
+                    self.ec2.delete_network_interface().network_interface_id(eni).send()
+                })
+                .await?;
+                if ctx.attempt == 1 && !ours {
+                    ctx.leftover(
+                        format!("network-interface {eni} in {subnet}"),
+                        "was unattached and blocked the subnet's deletion; removed",
+                    );
+                }
+            } else if ctx.attempt == 1 {
+                ctx.leftover(
+                    format!("network-interface {eni} in {subnet}"),
+                    format!(
+                        "in use ({}); the subnet cannot be deleted until it is released",
+                        n.description().unwrap_or("no description")
+                    ),
+                );
+            }
+        }
+        // moto keeps a deleted subnet's association; real EC2 drops it. Disassociating first works on both.
+        if let Some((aid, _)) = self.find_association(subnet).await? {
+            self.op_gone(format!("DisassociateRouteTable {aid}"), || {
+                self.ec2.disassociate_route_table().association_id(&aid).send()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes security groups that others left inside a VPC we own (they block its deletion), after revoking
+    /// their rules so groups referencing each other can go.
+    pub(super) async fn clear_vpc(&self, vpc: &str, ctx: &OpContext) -> Result<(), StepError> {
+        let r = self
+            .op_read(format!("DescribeSecurityGroups in {vpc}"), || {
+                self.ec2.describe_security_groups().filters(filter("vpc-id", vpc)).send()
+            })
+            .await?;
+        let foreign: Vec<_> = r.security_groups().iter().filter(|g| g.group_name() != Some("default")).collect();
+        for g in &foreign {
+            let gid = g.group_id().unwrap_or_default();
+            if !g.ip_permissions().is_empty() {
+                self.op_gone(format!("RevokeSecurityGroupIngress {gid}"), || {
+                    self.ec2
+                        .revoke_security_group_ingress()
+                        .group_id(gid)
+                        .set_ip_permissions(Some(g.ip_permissions().to_vec()))
+                        .send()
+                })
+                .await?;
+            }
+        }
+        for g in &foreign {
+            let gid = g.group_id().unwrap_or_default();
+            self.op_gone(format!("DeleteSecurityGroup {gid}"), || {
+                self.ec2.delete_security_group().group_id(gid).send()
+            })
+            .await?;
+            ctx.leftover(
+                format!("security-group {gid} ({}) in {vpc}", g.group_name().unwrap_or("?")),
+                "not created by eksodus but left in its VPC; removed",
+            );
+        }
+        Ok(())
+    }
+
+    /// Revokes rules in other groups that refer to `group`, which would block its deletion.
+    pub(super) async fn unreference_group(&self, group: &str, ctx: &OpContext) -> Result<(), StepError> {
+        let r = self
+            .op_read(format!("DescribeSecurityGroups referencing {group}"), || {
+                self.ec2.describe_security_groups().filters(filter("ip-permission.group-id", group)).send()
+            })
+            .await?;
+        for g in r.security_groups() {
+            let gid = g.group_id().unwrap_or_default();
+            if gid == group {
+                continue;
+            }
+            let perms: Vec<IpPermission> = g
+                .ip_permissions()
+                .iter()
+                .filter(|p| p.user_id_group_pairs().iter().any(|u| u.group_id() == Some(group)))
+                .cloned()
+                .collect();
+            if perms.is_empty() {
+                continue;
+            }
+            self.op_gone(format!("RevokeSecurityGroupIngress {gid}"), || {
+                self.ec2.revoke_security_group_ingress().group_id(gid).set_ip_permissions(Some(perms.clone())).send()
+            })
+            .await?;
+            ctx.leftover(
+                format!("rules of security-group {gid} referring to {group}"),
+                "blocked the deletion of our group; revoked",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Executor for Network {
+    fn execute<'a>(
+        &'a self,
+        op: &'a Operation,
+        ctx: &'a OpContext,
+    ) -> BoxFuture<'a, Result<Option<String>, StepError>> {
+        Box::pin(async move {
+            if let (OpKind::Create | OpKind::Update, Some(want)) = (op.kind, &op.step.desired) {
+                props::check(&op.step.kind, &op.step.key, want).map_err(StepError::permanent)?;
+            }
+            match op.kind {
+                OpKind::Create => self.create(op, ctx).await,
+                OpKind::Update => self.update(op, ctx).await,
+                OpKind::Delete => self.delete(op, ctx).await,
+            }
+        })
+    }
+}

@@ -1,0 +1,325 @@
+//! The EC2 reconciler: desired network resources from a [`Layout`], discovery by ownership tags, and an
+//! [`Executor`] that creates, updates and deletes them through the engine.
+//!
+//! Resource keys (the `eksodus.io/resource` tag, or derived for untaggable things):
+//!
+//! | key | kind | depends on |
+//! |---|---|---|
+//! | `vpc` | vpc | |
+//! | `vpc-cidr/secondary` | vpc-cidr | vpc |
+//! | `subnet/<tier>/<az>` | subnet | vpc (pods: vpc-cidr/secondary) |
+//! | `igw` | internet-gateway | vpc |
+//! | `eip/<az>` | eip | |
+//! | `nat/<az>` | nat-gateway | `subnet/public/<az>`, `eip/<az>`, igw |
+//! | `rtb/public`, `rtb/private/<az>` | route-table | vpc |
+//! | `route/public/default`, `route/private/<az>/default` | route | its table, its target |
+//! | `rtassoc/<tier>/<az>` | rt-association | its table, its subnet |
+//! | `sg/cluster` | security-group | vpc |
+//!
+//! Properties that refer to other resources hold their logical keys, never physical IDs, so a plan can be made
+//! before anything exists and compares equal after apply.
+
+mod desired;
+mod discover;
+mod execute;
+mod props;
+#[cfg(test)]
+mod tests;
+
+use props::to_props;
+pub use props::{
+    InternetGatewayProps, NatGatewayProps, RouteProps, RtAssociationProps, SecurityGroupProps, SubnetProps, TagsOnly,
+    VpcCidrProps, VpcProps,
+};
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, DomainType, Filter, IpPermission, NatGatewayState, ResourceType, Tag, TagSpecification,
+    UserIdGroupPair, VpcAttributeName,
+};
+use aws_sdk_ec2::Client;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use serde_json::{json, Map, Value};
+
+use eksodus_core::aws::{error_code, step_error, Calls};
+use eksodus_core::engine::{
+    retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState,
+};
+use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
+use eksodus_core::spec::{EnvironmentSpec, FieldError, NatMode};
+use eksodus_core::tags;
+
+use crate::layout::{self, Layout, Tier};
+use crate::Error;
+
+/// The component name in ownership tags.
+pub const COMPONENT: &str = "network";
+
+/// Every EC2 action this module calls (kept complete by a test that watches the calls).
+pub const ACTIONS: &[&str] = &[
+    "ec2:AllocateAddress",
+    "ec2:AssociateRouteTable",
+    "ec2:AssociateVpcCidrBlock",
+    "ec2:AttachInternetGateway",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateNatGateway",
+    "ec2:CreateRoute",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateSubnet",
+    "ec2:CreateTags",
+    "ec2:CreateVpc",
+    "ec2:DeleteInternetGateway",
+    "ec2:DeleteNatGateway",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteRoute",
+    "ec2:DeleteRouteTable",
+    "ec2:DeleteSecurityGroup",
+    "ec2:DeleteSubnet",
+    "ec2:DeleteVpc",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcs",
+    "ec2:DetachInternetGateway",
+    "ec2:DisassociateRouteTable",
+    "ec2:DisassociateVpcCidrBlock",
+    "ec2:ModifySubnetAttribute",
+    "ec2:ModifyVpcAttribute",
+    "ec2:ReleaseAddress",
+    "ec2:ReplaceRoute",
+    "ec2:ReplaceRouteTableAssociation",
+    "ec2:RevokeSecurityGroupIngress",
+];
+
+/// Tag Kubernetes uses to find the subnets of a cluster.
+pub fn cluster_tag(cluster: &str) -> String {
+    format!("kubernetes.io/cluster/{cluster}")
+}
+
+/// Role tag for subnets of internet-facing load balancers.
+pub const ELB_TAG: &str = "kubernetes.io/role/elb";
+/// Role tag for subnets of internal load balancers.
+pub const INTERNAL_ELB_TAG: &str = "kubernetes.io/role/internal-elb";
+
+/// The resource kinds this reconciler executes (for [`eksodus_core::engine::Router`]).
+pub const KINDS: &[&str] = &[
+    "vpc",
+    "vpc-cidr",
+    "subnet",
+    "internet-gateway",
+    "eip",
+    "nat-gateway",
+    "route-table",
+    "route",
+    "rt-association",
+    "security-group",
+];
+
+/// Kinds that carry tags (the others are found through their parent).
+const TAGGABLE: &[&str] = &["vpc", "subnet", "internet-gateway", "eip", "nat-gateway", "route-table", "security-group"];
+
+/// Reconciles one environment's network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    ec2: Client,
+    env: String,
+    user_tags: BTreeMap<String, String>,
+    adopted_vpc: Option<String>,
+    reads: ApplyOptions,
+    calls: Calls,
+}
+
+/// What discovery found: the observed resources and their physical ID → key map.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// Owned resources.
+    pub observed: Vec<Observed>,
+    /// Physical ID → logical key of every owned resource.
+    pub keys: HashMap<String, String>,
+}
+
+use eksodus_core::aws::Judge;
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+use eksodus_core::plan::props;
+
+fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {
+    t.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))).collect()
+}
+
+fn is_gone(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "Gateway.NotAttached")
+}
+
+impl Network {
+    /// A lookup inside an operation, retried on its own with the read policy: one throttled read must not throw
+    /// away the writes the attempt already made and start it over.
+    async fn op_read<T, E, F, Fut>(&self, what: String, call: F) -> Result<T, StepError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.op_call(what, call, |what, r| r.map_err(|e| step_error(what, e))).await
+    }
+
+    /// One idempotent removal inside an operation (a delete, detach, disassociate or revoke): "already gone"
+    /// counts as done, and throttling or a transient error retries this call alone with the read policy, so a
+    /// fault late in a multi-call operation does not throw away the calls before it.
+    async fn op_gone<T, E, F, Fut>(&self, what: String, call: F) -> Result<(), StepError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.op_call(what, call, gone_ok).await
+    }
+
+    /// One call inside an operation, retried on its own ([`Calls::read`]); `judge` turns its outcome into the
+    /// step's. An eventual-consistency answer the judge calls transient (a dependency still being released) is
+    /// tried again with the engine's backoff.
+    async fn op_call<T, U, E, F, Fut>(&self, what: String, call: F, judge: Judge<T, U, E>) -> Result<U, StepError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        eksodus_core::aws::op_call(&self.reads, &self.calls, what, call, judge).await
+    }
+
+    /// One read, retried on throttling and transient errors with the reconciler's read policy.
+    async fn read<T, E, F, Fut>(&self, what: &'static str, call: F) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.op_read(what.to_string(), call).await.map_err(Error::Aws)
+    }
+}
+
+fn into_step(e: Error) -> StepError {
+    match e {
+        Error::Aws(se) => se,
+        other => StepError::permanent(other.to_string()),
+    }
+}
+
+/// Maps an SDK error of a call made by an operation.
+fn se<E>(what: String) -> impl FnOnce(SdkError<E, HttpResponse>) -> StepError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    move |err| step_error(what, err)
+}
+
+/// Treats "already gone" as success for deletes.
+fn gone_ok<T, E>(what: impl Display, r: Result<T, SdkError<E, HttpResponse>>) -> Result<(), StepError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_gone(error_code(&e)) => Ok(()),
+        Err(e) if error_code(&e) == Some("DependencyViolation") => {
+            // Usually eventual consistency right after a dependent was removed: retry, bounded by the engine.
+            let mut se = step_error(what, e);
+            se.class = ErrorClass::Transient;
+            Err(se)
+        }
+        Err(e) => Err(step_error(what, e)),
+    }
+}
+
+impl Network {
+    /// A reconciler for `spec`'s environment.
+    pub fn new(ec2: Client, spec: &EnvironmentSpec) -> Self {
+        let calls = Calls::for_region("ec2", &ec2.config().region().map(|r| r.to_string()).unwrap_or_default());
+        Network {
+            ec2,
+            calls,
+            env: spec.name.clone(),
+            user_tags: spec.tags.clone(),
+            adopted_vpc: spec.network.existing.as_ref().map(|e| e.vpc_id.clone()),
+            reads: ApplyOptions::default(),
+        }
+    }
+
+    /// Uses `opts`' retry policies: its call policy for every AWS call, its operation policy for the
+    /// eventual-consistency retries inside operations.
+    pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
+        self.reads = opts;
+        self.calls = self.calls.with_policy(opts.calls);
+        self
+    }
+
+    /// The caller of EC2 this reconciler uses.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// Calls AWS through `calls` (keyed to the SDK configuration's region and endpoint, and so shared with every
+    /// other client of the process that talks to the same place).
+    pub fn with_calls(mut self, calls: Calls) -> Self {
+        self.calls = calls.with_policy(*self.calls.policy());
+        self
+    }
+
+    fn owner_tags(&self, key: &str) -> BTreeMap<String, String> {
+        tags::ownership(&self.env, COMPONENT, key, &self.user_tags)
+    }
+
+    fn tag_spec(&self, rt: ResourceType, key: &str, extra: &Map<String, Value>) -> TagSpecification {
+        let mut all = self.owner_tags(key);
+        for (k, v) in extra {
+            all.insert(k.clone(), v.as_str().unwrap_or("").to_string());
+        }
+        TagSpecification::builder()
+            .resource_type(rt)
+            .set_tags(Some(all.into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
+            .build()
+    }
+
+    fn owned_filters(&self) -> Vec<Filter> {
+        vec![
+            filter(&format!("tag:{}", tags::ENVIRONMENT), &self.env),
+            filter(&format!("tag:{}", tags::COMPONENT), COMPONENT),
+        ]
+    }
+}
+
+/// vCPU counts of instance types from EC2 DescribeInstanceTypes, for the max-pods caps.
+pub async fn describe_vcpus(ec2: &Client, types: &[String]) -> Result<BTreeMap<String, u32>, Error> {
+    let region = ec2.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let calls = Calls::for_region("ec2", &region);
+    let mut out = BTreeMap::new();
+    for chunk in types.chunks(100) {
+        let wanted: Vec<aws_sdk_ec2::types::InstanceType> =
+            chunk.iter().map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str())).collect();
+        let r = calls
+            .read(|| ec2.describe_instance_types().set_instance_types(Some(wanted.clone())).send())
+            .await
+            .map_err(|e| Error::Aws(step_error("DescribeInstanceTypes", e)))?;
+        for t in r.instance_types() {
+            if let (Some(name), Some(v)) = (t.instance_type(), t.v_cpu_info().and_then(|v| v.default_v_cpus())) {
+                out.insert(name.as_str().to_string(), v as u32);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,167 @@
+//! Typed desired properties of the network's resources, one type per kind.
+//!
+//! Plans carry properties as JSON maps; the planner builds them from these types, and the executor checks a
+//! step's desired map against its kind's type before any call, so a key the planner and the executor spell
+//! differently, or a plan from another version, is a permanent error naming the resource instead of a
+//! silent default (a subnet without public IPs, a VPC without DNS).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A VPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcProps {
+    /// Primary CIDR.
+    pub cidr: String,
+    /// `enableDnsSupport`.
+    pub dns_support: bool,
+    /// `enableDnsHostnames`.
+    pub dns_hostnames: bool,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A secondary CIDR of the VPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcCidrProps {
+    /// The CIDR.
+    pub cidr: String,
+}
+
+/// A subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetProps {
+    /// CIDR.
+    pub cidr: String,
+    /// Availability zone.
+    pub az: String,
+    /// `mapPublicIpOnLaunch`.
+    pub map_public_ip: bool,
+    /// Role and cluster tags with the user's.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The internet gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternetGatewayProps {
+    /// Attached to the VPC.
+    pub attached: bool,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A resource whose only property is its tags (a route table, an Elastic IP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsOnly {
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A NAT gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatGatewayProps {
+    /// Key of its public subnet.
+    pub subnet: String,
+    /// Key of its Elastic IP.
+    pub eip: String,
+    /// Available (a failed one is replaced).
+    pub healthy: bool,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteProps {
+    /// Key of its route table.
+    pub route_table: String,
+    /// Destination CIDR.
+    pub destination: String,
+    /// Key of its target (`igw`, `nat/<az>`).
+    pub target: String,
+}
+
+/// A route table association.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtAssociationProps {
+    /// Key of the route table.
+    pub route_table: String,
+    /// Key of the subnet.
+    pub subnet: String,
+}
+
+/// A security group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupProps {
+    /// Group name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Members may reach each other on every port.
+    pub self_ingress: bool,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Properties as the engine carries them.
+pub(crate) fn to_props<T: Serialize>(t: &T) -> Map<String, Value> {
+    match serde_json::to_value(t) {
+        Ok(Value::Object(m)) => m,
+        // every type here is a struct of strings, booleans and maps: it always serializes to an object
+        _ => unreachable!("typed properties serialize to a JSON object"),
+    }
+}
+
+fn fits<T: for<'de> Deserialize<'de>>(m: &Map<String, Value>) -> Result<(), String> {
+    serde_json::from_value::<T>(Value::Object(m.clone())).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Checks desired properties against their kind's type; the error names the resource and what is wrong.
+pub fn check(kind: &str, key: &str, m: &Map<String, Value>) -> Result<(), String> {
+    let r = match kind {
+        "vpc" => fits::<VpcProps>(m),
+        "vpc-cidr" => fits::<VpcCidrProps>(m),
+        "subnet" => fits::<SubnetProps>(m),
+        "internet-gateway" => fits::<InternetGatewayProps>(m),
+        "route-table" | "eip" => fits::<TagsOnly>(m),
+        "nat-gateway" => fits::<NatGatewayProps>(m),
+        "route" => fits::<RouteProps>(m),
+        "rt-association" => fits::<RtAssociationProps>(m),
+        "security-group" => fits::<SecurityGroupProps>(m),
+        other => Err(format!("unknown kind {other}")),
+    };
+    r.map_err(|e| format!("the desired properties of {key} do not match what this version of eksodus plans: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelled_or_missing_key_is_refused_by_kind() {
+        let sub = SubnetProps {
+            cidr: "10.0.0.0/24".into(),
+            az: "us-east-1a".into(),
+            map_public_ip: true,
+            tags: BTreeMap::new(),
+        };
+        let mut m = to_props(&sub);
+        assert_eq!(check("subnet", "subnet/public/us-east-1a", &m), Ok(()));
+        let v = m.remove("map_public_ip").unwrap();
+        m.insert("map_public_ips".into(), v);
+        let err = check("subnet", "subnet/public/us-east-1a", &m).unwrap_err();
+        assert!(err.contains("subnet/public/us-east-1a") && err.contains("map_public_ips"), "{err}");
+        assert!(check("vpc", "vpc", &to_props(&sub)).is_err(), "a subnet's properties are not a VPC's");
+    }
+}
