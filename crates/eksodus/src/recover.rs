@@ -242,6 +242,21 @@ struct Journal {
 }
 
 /// A recovery of one snapshot into the environment of one spec.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), eksodus::Error> {
+/// use eksodus::prelude::*;
+/// use eksodus::recover::{Recovery, RecoveryOptions};
+///
+/// let spec = eksodus::spec::from_file("prod.yaml")?;
+/// let conf = AwsTarget { region: spec.region.clone(), ..AwsTarget::default() }.load().await;
+/// let recovery = Recovery::new(spec, &conf, RecoveryOptions::new("etcd.db", "recovery-prod"))?;
+/// let plan = recovery.plan(&EventSink::discard()).await?; // reads only; writes nothing outside the directory
+/// println!("{} object(s) to recover", plan.bundle.objects);
+/// let report = recovery.run(&EventSink::discard()).await?; // resumable: a re-run skips finished phases
+/// println!("{} DNS record(s) to move", report.cutover.len());
+/// # Ok(()) }
+/// ```
 pub struct Recovery {
     spec: EnvironmentSpec,
     access: AccessChanges,

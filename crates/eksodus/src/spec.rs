@@ -82,6 +82,22 @@ pub fn from_file(path: impl AsRef<Path>) -> Result<EnvironmentSpec, Error> {
 }
 
 /// Parses and fully validates spec text of either format.
+///
+/// ```
+/// // eksodus's own format
+/// let spec = eksodus::spec::from_str("name: shop\nregion: eu-west-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\n")?;
+/// assert_eq!(spec.az_names(), ["eu-west-1a", "eu-west-1b"]);
+///
+/// // an eksctl ClusterConfig, imported field by field
+/// let eksctl = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: shop, region: eu-west-1, version: '1.33'}\n";
+/// assert_eq!(eksodus::spec::from_str(eksctl)?.name, "shop");
+///
+/// // every problem at once, each with its field path
+/// let err = eksodus::spec::from_str("name: Shop_1\nregion: nowhere\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\n").unwrap_err();
+/// let text = err.to_string();
+/// assert!(text.contains("name") && text.contains("region"), "{text}");
+/// # Ok::<_, eksodus::Error>(())
+/// ```
 pub fn from_str(text: &str) -> Result<EnvironmentSpec, Error> {
     validated(parse(text, "spec")?.spec)
 }
