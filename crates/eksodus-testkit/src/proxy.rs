@@ -51,6 +51,9 @@ pub struct FaultConfig {
     pub eks_pending_describes: u32,
     /// EKS resources (cluster, nodegroup or addon names) that settle as failed, with health issues.
     pub eks_fail: Vec<String>,
+    /// An account restricted to an IAM policy: calls whose `service:Operation` is not listed are refused with
+    /// the service's access-denied error before moto sees them (`None`: everything is allowed).
+    pub allowed_actions: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A fault the proxy injected into one call.
@@ -69,6 +72,8 @@ pub enum Fault {
     DroppedAfter,
     /// Failed because the simulated crash point was passed.
     Crashed,
+    /// Refused: the action is outside the account's allowed actions.
+    Denied,
 }
 
 /// One call through the proxy.
@@ -114,7 +119,13 @@ impl Stats {
                 c.mutating
                     && !matches!(
                         c.fault,
-                        Some(Fault::Throttled | Fault::ServerErrorBefore | Fault::DroppedBefore | Fault::Crashed)
+                        Some(
+                            Fault::Throttled
+                                | Fault::ServerErrorBefore
+                                | Fault::DroppedBefore
+                                | Fault::Crashed
+                                | Fault::Denied
+                        )
                     )
             })
             .count()
@@ -261,6 +272,12 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
             // the "dead" run ends at once instead of waiting out its retry budgets on a network that is gone
             record(Some(Fault::Crashed));
             return Ok(crashed_response(&service));
+        }
+    }
+    if let Some(allowed) = &cfg.allowed_actions {
+        if !control && !allowed.contains(&format!("{service}:{operation}")) {
+            record(Some(Fault::Denied));
+            return Ok(denied_response(&service, &operation));
         }
     }
     let (draw, before) = if control {
@@ -605,6 +622,16 @@ fn throttle_response(service: &str) -> Resp {
         "ec2" => ec2_error(StatusCode::SERVICE_UNAVAILABLE, "RequestLimitExceeded", "Request limit exceeded."),
         "iam" | "sts" => query_error(service, StatusCode::BAD_REQUEST, "Sender", "Throttling", "Rate exceeded"),
         _ => json_error(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "Rate exceeded"),
+    }
+}
+
+/// The access-denied error each service sends for an action the caller's policy does not allow.
+fn denied_response(service: &str, operation: &str) -> Resp {
+    let msg = format!("User is not authorized to perform: {service}:{operation} (eksodus test proxy policy)");
+    match service {
+        "ec2" => ec2_error(StatusCode::FORBIDDEN, "UnauthorizedOperation", &msg),
+        "iam" | "sts" => query_error(service, StatusCode::FORBIDDEN, "Sender", "AccessDenied", &msg),
+        _ => json_error(StatusCode::FORBIDDEN, "AccessDeniedException", &msg),
     }
 }
 

@@ -354,3 +354,33 @@ async fn nodegroup_tags_ssh_and_roles_are_created_and_read_back() {
     let down = env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
+
+/// An account whose only permissions are the policy `access iam-policy` prints: `up` and `down` need nothing
+/// else (the proxy refuses every other action with the service's access-denied error, before moto sees it), and
+/// an action taken out of it is refused with its code, so the restriction is real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_and_down_need_nothing_outside_the_policy() {
+    let s = spec(ENV);
+    let allowed = eksodus_cluster::policy::actions(&s);
+    let st = setup(FaultConfig { allowed_actions: Some(allowed.clone()), ..Default::default() }).await;
+    let env = st.env(&s);
+    let up = env.up(&EventSink::discard()).await.unwrap();
+    assert!(up.converged.is_converged());
+    let down = env.down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    let stats = st.aws.proxy.stats();
+    let denied: Vec<String> = stats
+        .calls
+        .iter()
+        .filter(|c| c.fault == Some(eksodus_testkit::Fault::Denied))
+        .map(|c| format!("{}:{}", c.service, c.operation))
+        .collect();
+    assert!(denied.is_empty(), "refused: {denied:?}");
+    assert!(stats.calls.len() > 50, "the run went through the restricted account");
+
+    let mut narrower = allowed;
+    assert!(narrower.remove("eks:CreateNodegroup"));
+    let st = setup(FaultConfig { allowed_actions: Some(narrower), ..Default::default() }).await;
+    let err = st.env(&s).up(&EventSink::discard()).await.unwrap_err().to_string();
+    assert!(err.contains("AccessDeniedException") && err.contains("CreateNodegroup"), "{err}");
+}

@@ -308,6 +308,11 @@ pub async fn describe_vcpus(ec2: &Client, types: &[String]) -> Result<BTreeMap<S
     let region = ec2.config().region().map(|r| r.to_string()).unwrap_or_default();
     let calls = Calls::for_region("ec2", &region);
     let mut out = BTreeMap::new();
+    // each type once: two nodegroups of one type would otherwise name it twice, which EC2 refuses
+    // (InvalidInstanceType) and was hidden while a failed lookup fell back to no vCPUs
+    let mut types = types.to_vec();
+    types.sort();
+    types.dedup();
     for chunk in types.chunks(100) {
         let wanted: Vec<aws_sdk_ec2::types::InstanceType> =
             chunk.iter().map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str())).collect();
