@@ -361,7 +361,8 @@ async fn nodegroup_tags_ssh_and_roles_are_created_and_read_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_and_down_need_nothing_outside_the_policy() {
     let s = spec(ENV);
-    let allowed = eksodus_cluster::policy::actions(&s);
+    let allowed: std::collections::BTreeSet<String> =
+        eksodus_cluster::policy::actions(&s).into_iter().map(String::from).collect();
     let st = setup(FaultConfig { allowed_actions: Some(allowed.clone()), ..Default::default() }).await;
     let env = st.env(&s);
     let up = env.up(&EventSink::discard()).await.unwrap();
