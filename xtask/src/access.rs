@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use eksodus_access::awsauth::{AwsAuth, Change, Kind, Mapping};
-use eksodus_access::cluster::{AwsAuthApi, EditOptions};
-use eksodus_access::entries::AccessEntries;
-use eksodus_access::iam::Iam;
-use eksodus_core::engine::{ApplyOptions, Engine};
-use eksodus_core::plan::Plan;
-use eksodus_core::spec::EnvironmentSpec;
+use eksodus::access::awsauth::{AwsAuth, Change, Kind, Mapping};
+use eksodus::access::cluster::{AwsAuthApi, EditOptions};
+use eksodus::access::entries::AccessEntries;
+use eksodus::access::iam::Iam;
+use eksodus::core::engine::{ApplyOptions, Engine};
+use eksodus::core::plan::Plan;
+use eksodus::core::spec::EnvironmentSpec;
 use serde_json::{json, Value};
 
 use crate::{confirm, load, render, target};
@@ -148,7 +148,7 @@ async fn kube_client(k: &KubeArgs) -> Result<kube::Client> {
 
 fn mapping_json(m: &Mapping) -> Value {
     json!({
-        "kind": m.kind, "arn": m.arn, "normalized_arn": eksodus_access::awsauth::normalize_arn(m.kind, &m.arn),
+        "kind": m.kind, "arn": m.arn, "normalized_arn": eksodus::access::awsauth::normalize_arn(m.kind, &m.arn),
         "username": m.username, "groups": m.groups,
     })
 }
@@ -184,7 +184,7 @@ async fn clients(spec: &EnvironmentSpec, a: &AwsOnly) -> Result<aws_config::SdkC
     Ok(target(&spec.region, a.local, a.profile.clone()).await?.load().await)
 }
 
-async fn run_plan(plan: &Plan, exec: &dyn eksodus_core::engine::Executor, yes: bool, json: bool) -> Result<ExitCode> {
+async fn run_plan(plan: &Plan, exec: &dyn eksodus::core::engine::Executor, yes: bool, json: bool) -> Result<ExitCode> {
     if !json {
         out!("{}", render::plan(plan));
     }
@@ -231,9 +231,9 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
     match cmd {
         AccessCmd::AwsAuth { cmd: AwsAuthCmd::Check { file, json } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let parsed = eksodus_access::awsauth::data_from_manifest(&text)
+            let parsed = eksodus::access::awsauth::data_from_manifest(&text)
                 .map_err(|e| {
-                    eksodus_access::awsauth::Problems(vec![eksodus_access::awsauth::Problem {
+                    eksodus::access::awsauth::Problems(vec![eksodus::access::awsauth::Problem {
                         path: String::new(),
                         message: e,
                     }])
@@ -250,7 +250,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
                         );
                     } else {
                         for m in &a.mappings {
-                            let n = eksodus_access::awsauth::normalize_arn(m.kind, &m.arn);
+                            let n = eksodus::access::awsauth::normalize_arn(m.kind, &m.arn);
                             let note = if n != m.arn { format!(" (matches as {n})") } else { String::new() };
                             outln!(
                                 "{:<5} {}{note}  username={}  groups={}",
@@ -348,7 +348,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
         }
         AccessCmd::IamPolicy { file } => {
             let spec = load(&file)?;
-            outln!("{}", serde_json::to_string_pretty(&eksodus_cluster::policy::document(&spec))?);
+            outln!("{}", serde_json::to_string_pretty(&eksodus::cluster::policy::document(&spec))?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -356,7 +356,7 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
 
 async fn aws_auth(a: AwsAuthArgs, diff_only: bool) -> Result<ExitCode> {
     let spec = load(&a.file)?;
-    let desired = eksodus_access::awsauth::desired_mappings(&spec);
+    let desired = eksodus::access::awsauth::desired_mappings(&spec);
     if desired.is_empty() && spec.access.is_none() {
         bail!("the spec has no access section");
     }

@@ -8,13 +8,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use eksodus_core::aws::AwsTarget;
-use eksodus_core::engine::{ApplyOptions, Engine};
-use eksodus_core::events::EventSink;
-use eksodus_core::plan::{diff, Cost, Desired, Observed};
-use eksodus_core::spec::EnvironmentSpec;
-use eksodus_net::ec2::Network;
-use eksodus_net::layout::{carve, CarveRequest};
+use eksodus::core::aws::AwsTarget;
+use eksodus::core::engine::{ApplyOptions, Engine};
+use eksodus::core::events::EventSink;
+use eksodus::core::plan::{diff, Cost, Desired, Observed};
+use eksodus::core::spec::EnvironmentSpec;
+use eksodus::net::ec2::Network;
+use eksodus::net::layout::{carve, CarveRequest};
 use eksodus_testkit::{FaultConfig, LocalAws};
 use serde_json::json;
 
@@ -90,7 +90,7 @@ async fn net() -> Result<()> {
     let mut n = 0;
     for _ in 0..200 {
         let t = Instant::now();
-        n = eksodus_net::layout::plan(&spec6)?.subnets.len();
+        n = eksodus::net::layout::plan(&spec6)?.subnets.len();
         times.push(t.elapsed());
     }
     outln!("layout of a 6-zone spec ({n} subnets): median {:?} over 200 runs", median(times));
@@ -170,7 +170,7 @@ async fn net() -> Result<()> {
 /// The whole environment of the demo spec under 200 ms per call: each round's apply against its plan's critical
 /// path, the full `up` wall time, and the calls of a no-op re-plan by operation.
 async fn up() -> Result<()> {
-    use eksodus_cluster::environment::Environment;
+    use eksodus::cluster::environment::Environment;
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     outln!("bench up ({profile} build, 200 ms injected per AWS call)");
     let spec = EnvironmentSpec::from_yaml(SPEC)?;
@@ -210,7 +210,7 @@ async fn up() -> Result<()> {
         );
         apply_wall += wall;
         cp_total += cp;
-        if round > eksodus_cluster::environment::MAX_ROUNDS {
+        if round > eksodus::cluster::environment::MAX_ROUNDS {
             bail!("no empty plan after {round} rounds");
         }
     }
@@ -242,7 +242,7 @@ async fn up() -> Result<()> {
 /// `up` of the demo environment at 200 ms per call with 0%, 10%, 20% and 40% of calls throttled, with the
 /// production retry policy: wall time and calls per run, and the ratio to the fault-free run.
 async fn faults() -> Result<()> {
-    use eksodus_cluster::environment::Environment;
+    use eksodus::cluster::environment::Environment;
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     outln!("bench faults ({profile} build, 200 ms per AWS call, the production retry policy, 3 seeds per rate)");
     let spec = EnvironmentSpec::from_yaml(SPEC)?;
@@ -331,14 +331,14 @@ fn generated_object(i: usize, namespaces: usize) -> serde_json::Value {
 }
 
 async fn migrate() -> Result<()> {
-    use eksodus_migrate::bundle::prepare;
-    use eksodus_migrate::live::{self, MigrateOptions};
-    use eksodus_migrate::object::Obj;
+    use eksodus::migrate::bundle::prepare;
+    use eksodus::migrate::live::{self, MigrateOptions};
+    use eksodus::migrate::object::Obj;
     use futures::StreamExt;
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     outln!("bench migrate ({profile} build)");
 
-    let rules = eksodus_migrate::transform::Rules::from_yaml(
+    let rules = eksodus::migrate::transform::Rules::from_yaml(
         "image_registries: {docker.io/library/: 111122223333.dkr.ecr.us-east-1.amazonaws.com/hub/}\n",
     )?;
     // 1. stream 100k objects, made one at a time, into a bundle: what `migrate export` does (first, so the
@@ -346,7 +346,7 @@ async fn migrate() -> Result<()> {
     let before = peak_rss_mib();
     let dir = tempfile::tempdir()?;
     let t = Instant::now();
-    let export = eksodus_migrate::bundle::Export::new(dir.path(), "bench", Default::default(), rules.clone())?;
+    let export = eksodus::migrate::bundle::Export::new(dir.path(), "bench", Default::default(), rules.clone())?;
     for i in 0..100 {
         export.push(Obj(namespace(i)));
     }
@@ -365,7 +365,7 @@ async fn migrate() -> Result<()> {
     drop(dir);
 
     // 2. the same, held in memory: prepare (filter, transform, order) without writing
-    let read = eksodus_migrate::source::Read {
+    let read = eksodus::migrate::source::Read {
         objects: generated(100_000, 100).into_iter().map(Obj).collect(),
         errors: vec![],
     };
@@ -386,7 +386,7 @@ async fn migrate() -> Result<()> {
 
     // 3. apply 5k objects to a fresh server, four ways
     let objs = generated(5_000, 10);
-    let read = eksodus_migrate::source::Read { objects: objs.iter().cloned().map(Obj).collect(), errors: vec![] };
+    let read = eksodus::migrate::source::Read { objects: objs.iter().cloned().map(Obj).collect(), errors: vec![] };
     let p = prepare(read, "bench", &Default::default(), &Default::default());
     let real = eksodus_testkit::realkube::RealKube::available();
     outln!(
@@ -398,7 +398,7 @@ async fn migrate() -> Result<()> {
             "fake (no real one here: set EKSODUS_KUBE_APISERVER)"
         }
     );
-    let quiet = eksodus_core::events::EventSink::discard();
+    let quiet = eksodus::core::events::EventSink::discard();
 
     let server = BenchServer::start(real).await?;
     let c = server.client().await?;
@@ -523,7 +523,7 @@ impl BenchServer {
 
 /// A ConfigMap as the API server stores it: the `k8s\0` envelope around its protobuf.
 fn stored_configmap(ns: &str, name: &str, payload: &str) -> Vec<u8> {
-    use eksodus_etcd::pb::put_bytes;
+    use eksodus::etcd::pb::put_bytes;
     let mut meta = Vec::new();
     put_bytes(&mut meta, 1, name.as_bytes());
     put_bytes(&mut meta, 3, ns.as_bytes());

@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use eksodus_cluster::environment::{Environment, KubeAccess};
-use eksodus_core::aws::AwsTarget;
-use eksodus_core::engine::ApplyOptions;
-use eksodus_core::spec::EnvironmentSpec;
+use eksodus::cluster::environment::{Environment, KubeAccess};
+use eksodus::core::aws::AwsTarget;
+use eksodus::core::engine::ApplyOptions;
+use eksodus::core::spec::EnvironmentSpec;
 use eksodus_testkit::{FaultConfig, LocalAws};
 
 use crate::render;
@@ -38,7 +38,7 @@ pub async fn run(keep: bool) -> Result<()> {
     let total = Instant::now();
     heading("Spec (examples/demo.yaml)");
     let spec = EnvironmentSpec::from_yaml(SPEC)?;
-    eksodus_cluster::environment::validate(&spec)?;
+    eksodus::cluster::environment::validate(&spec)?;
     let c = spec.cluster.as_ref().expect("the demo spec has a cluster");
     outln!(
         "environment `{}` in {}: valid; Kubernetes {}, {} nodegroup(s), {} addon(s)",
@@ -50,7 +50,7 @@ pub async fn run(keep: bool) -> Result<()> {
     );
 
     heading("Layout (offline)");
-    out!("{}", render::layout(&eksodus_net::layout::plan(&spec)?));
+    out!("{}", render::layout(&eksodus::net::layout::plan(&spec)?));
 
     heading("The lost cluster");
     let work = tempfile::tempdir()?;

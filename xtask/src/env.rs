@@ -1,4 +1,4 @@
-//! `plan|up|down|upgrade`: the whole environment, rendered. All decisions are `eksodus_cluster::environment`'s.
+//! `plan|up|down|upgrade`: the whole environment, rendered. All decisions are `eksodus::cluster::environment`'s.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use eksodus_cluster::environment::{EnvPlan, Environment, KubeAccess};
-use eksodus_cluster::upgrade::{Preflight, Status};
+use eksodus::cluster::environment::{EnvPlan, Environment, KubeAccess};
+use eksodus::cluster::upgrade::{Preflight, Status};
 
 use crate::render;
 
@@ -95,7 +95,7 @@ pub async fn up(a: EnvArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if p.plan.changes().any(|s| eksodus_cluster::environment::is_destructive(s.action)) {
+    if p.plan.changes().any(|s| eksodus::cluster::environment::is_destructive(s.action)) {
         eprintln!("This plan deletes or replaces resources.");
     }
     crate::confirm("apply these changes", a.yes)?;

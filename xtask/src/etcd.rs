@@ -1,11 +1,11 @@
-//! `cargo xtask etcd inspect|decode`: renders what `eksodus_etcd` reads.
+//! `cargo xtask etcd inspect|decode`: renders what `eksodus::etcd` reads.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use eksodus_etcd::{Inspection, Snapshot};
+use eksodus::etcd::{Inspection, Snapshot};
 
 /// etcd commands.
 #[derive(Subcommand)]
@@ -73,8 +73,8 @@ pub fn run(cmd: EtcdCmd) -> Result<ExitCode> {
         EtcdCmd::Decode { file } => {
             let value = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             // `etcdctl get --print-value-only` ends the value with a newline of its own
-            let decoded = eksodus_etcd::decode_value(&value, b"", None).or_else(|e| match value.strip_suffix(b"\n") {
-                Some(v) => eksodus_etcd::decode_value(v, b"", None),
+            let decoded = eksodus::etcd::decode_value(&value, b"", None).or_else(|e| match value.strip_suffix(b"\n") {
+                Some(v) => eksodus::etcd::decode_value(v, b"", None),
                 None => Err(e),
             });
             match decoded {

@@ -36,11 +36,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use eksodus_core::aws::AwsTarget;
-use eksodus_core::engine::{ApplyOptions, Engine};
-use eksodus_core::spec::{EnvironmentSpec, FieldErrors};
-use eksodus_net::cni::{self, CniOptions};
-use eksodus_net::ec2::Network;
+use eksodus::core::aws::AwsTarget;
+use eksodus::core::engine::{ApplyOptions, Engine};
+use eksodus::core::spec::{EnvironmentSpec, FieldErrors};
+use eksodus::net::cni::{self, CniOptions};
+use eksodus::net::ec2::Network;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "eksodus: rebuild a Kubernetes environment on EKS, safely and repeatably")]
@@ -216,7 +216,7 @@ struct MaxPodsArgs {
     #[arg(long)]
     max_eni: Option<u32>,
     /// VPC CNI version.
-    #[arg(long, default_value = eksodus_core::spec::DEFAULT_CNI_VERSION)]
+    #[arg(long, default_value = eksodus::core::spec::DEFAULT_CNI_VERSION)]
     cni_version: String,
     /// vCPUs of the instance type(s), for the 110/250 caps.
     #[arg(long)]
@@ -300,9 +300,9 @@ fn load(file: &PathBuf) -> Result<EnvironmentSpec> {
 
 fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    if eksodus_cluster::eksctl::is_eksctl(&text) {
-        let imp = eksodus_cluster::eksctl::import(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let errs = if imp.unsupported.is_empty() { eksodus_net::validate(&imp.spec) } else { vec![] };
+    if eksodus::cluster::eksctl::is_eksctl(&text) {
+        let imp = eksodus::cluster::eksctl::import(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let errs = if imp.unsupported.is_empty() { eksodus::net::validate(&imp.spec) } else { vec![] };
         let ok = imp.unsupported.is_empty() && errs.is_empty();
         if json {
             outln!(
@@ -328,7 +328,7 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
         Err(e) => {
             if json {
                 let (path, message) = match &e {
-                    eksodus::Error::Spec(eksodus_core::Error::Parse { path, message }) => {
+                    eksodus::Error::Spec(eksodus::core::Error::Parse { path, message }) => {
                         (path.clone(), message.clone())
                     }
                     other => (String::new(), other.to_string()),
@@ -340,7 +340,7 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let errs = eksodus_net::validate(&spec);
+    let errs = eksodus::net::validate(&spec);
     if json {
         outln!(
             "{}",
@@ -412,11 +412,11 @@ async fn target(region: &str, local: bool, profile: Option<String>) -> Result<Aw
 }
 
 /// The credentials the SDK configuration resolves to (for native EKS tokens).
-async fn credentials(conf: &aws_config::SdkConfig) -> Result<eksodus_cluster::token::Credentials> {
+async fn credentials(conf: &aws_config::SdkConfig) -> Result<eksodus::cluster::token::Credentials> {
     use aws_credential_types::provider::ProvideCredentials;
     let provider = conf.credentials_provider().context("no AWS credentials configured")?;
     let c = provider.provide_credentials().await.context("loading AWS credentials")?;
-    Ok(eksodus_cluster::token::Credentials {
+    Ok(eksodus::cluster::token::Credentials {
         access_key_id: c.access_key_id().to_string(),
         secret_access_key: c.secret_access_key().to_string(),
         session_token: c.session_token().map(String::from),
@@ -460,7 +460,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             if spec.network.existing.is_some() {
                 bail!("network.existing adopts subnets as they are; there is no layout to plan");
             }
-            out!("{}", render::layout(&eksodus_net::layout::plan(&spec)?));
+            out!("{}", render::layout(&eksodus::net::layout::plan(&spec)?));
             Ok(ExitCode::SUCCESS)
         }
         NetCmd::MaxPods(a) => max_pods(a).await,
@@ -468,7 +468,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let spec = load(&a.file)?;
             let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
             let net =
-                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus_core::aws::Calls::new("ec2", &conf));
+                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus::core::aws::Calls::new("ec2", &conf));
             let plan = net.plan(&spec).await?;
             if a.json {
                 outln!("{}", serde_json::to_string_pretty(&render::plan_json(&plan))?);
@@ -481,7 +481,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let spec = load(&a.file)?;
             let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
             let net =
-                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus_core::aws::Calls::new("ec2", &conf));
+                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus::core::aws::Calls::new("ec2", &conf));
             let plan = net.plan(&spec).await?;
             let json = a.json;
             if !json {
@@ -514,7 +514,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
             let spec = eksodus::spec::read(&a.file)?.spec; // a spec that no longer validates can still be destroyed
             let conf = target(&spec.region, a.local, a.profile.clone()).await?.load().await;
             let net =
-                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus_core::aws::Calls::new("ec2", &conf));
+                Network::new(aws_sdk_ec2_client(&conf), &spec).with_calls(eksodus::core::aws::Calls::new("ec2", &conf));
             let plan = net.destroy_plan().await?;
             if !a.json {
                 out!("{}", render::plan(&plan));
@@ -553,7 +553,7 @@ async fn net(cmd: NetCmd) -> Result<ExitCode> {
 }
 
 async fn token(file: &std::path::Path, local: bool, profile: Option<String>) -> Result<ExitCode> {
-    use eksodus_cluster::token::{exec_credential, UnixTime};
+    use eksodus::cluster::token::{exec_credential, UnixTime};
     let spec = eksodus::spec::read(file)?.spec;
     let conf = target(&spec.region, local, profile).await?.load().await;
     let creds = credentials(&conf).await?;
@@ -568,10 +568,10 @@ async fn kubeconfig(
     profile: Option<String>,
     aws_cli: bool,
 ) -> Result<ExitCode> {
-    use eksodus_cluster::kubeconfig::{document, merge, ExecCommand};
+    use eksodus::cluster::kubeconfig::{document, merge, ExecCommand};
     let spec = eksodus::spec::read(file)?.spec;
     let conf = target(&spec.region, local, profile.clone()).await?.load().await;
-    let environment = eksodus_cluster::environment::Environment::new(&conf, spec, ApplyOptions::default())?;
+    let environment = eksodus::cluster::environment::Environment::new(&conf, spec, ApplyOptions::default())?;
     let access = environment.cluster_access().await?;
     let exec = if aws_cli {
         ExecCommand::aws_cli(&access)
@@ -610,7 +610,7 @@ fn aws_sdk_ec2_client(conf: &aws_config::SdkConfig) -> aws_sdk_ec2::Client {
 }
 
 async fn max_pods(a: MaxPodsArgs) -> Result<ExitCode> {
-    let version = eksodus_core::spec::parse_version(&a.cni_version)
+    let version = eksodus::core::spec::parse_version(&a.cni_version)
         .with_context(|| format!("--cni-version `{}` is not a version like 1.19.2", a.cni_version))?;
     let opts = CniOptions {
         prefix_delegation: a.prefix_delegation,
@@ -629,7 +629,7 @@ async fn max_pods(a: MaxPodsArgs) -> Result<ExitCode> {
     }
     let vcpus = if a.online {
         let conf = target("us-east-1", a.local, None).await?.load().await;
-        eksodus_net::ec2::describe_vcpus(&aws_sdk_ec2_client(&conf), &types).await?
+        eksodus::net::ec2::describe_vcpus(&aws_sdk_ec2_client(&conf), &types).await?
     } else {
         Default::default()
     };

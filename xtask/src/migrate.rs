@@ -1,4 +1,4 @@
-//! `cargo xtask migrate export|plan|apply|verify`: renders what `eksodus_migrate` does.
+//! `cargo xtask migrate export|plan|apply|verify`: renders what `eksodus::migrate` does.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use eksodus::migrate::bundle;
+use eksodus::migrate::filter::Filters;
+use eksodus::migrate::live::{self, MigrateOptions, Outcome};
+use eksodus::migrate::transform::Rules;
 use eksodus::{Event, EventSink};
-use eksodus_migrate::bundle;
-use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, MigrateOptions, Outcome};
-use eksodus_migrate::transform::Rules;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Migration commands.
@@ -157,26 +157,26 @@ async fn export(a: ExportArgs) -> Result<ExitCode> {
     // each source names itself once it is open (the revision read, the cluster's URL)
     let exported = bar(a.json, 0, "exported");
     let export = bundle::Export::new(&a.out, "", filters, rules)?.with_events(counting(&exported));
-    let feed = |read: eksodus_migrate::source::Read| {
+    let feed = |read: eksodus::migrate::source::Read| {
         read.errors.into_iter().for_each(|e| export.error(e));
         read.objects.into_iter().for_each(|o| export.push(o));
     };
     match (&a.from_dir, &a.from_etcd_snapshot, &a.from_context) {
         (Some(d), _, _) => {
             export.set_source(format!("directory {}", d.display()));
-            feed(eksodus_migrate::source::read_dir(d)?)
+            feed(eksodus::migrate::source::read_dir(d)?)
         }
         (None, Some(f), _) => {
             let keys = match &a.encryption_config {
                 Some(p) => Some(Arc::new(
-                    eksodus_etcd::encryption::Keys::from_config(
+                    eksodus::etcd::encryption::Keys::from_config(
                         &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
                     )
                     .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
                 )),
                 None => None,
             };
-            let snap = eksodus_migrate::source::stream_etcd(f, a.revision, keys, &mut |job| export.push_job(job))?;
+            let snap = eksodus::migrate::source::stream_etcd(f, a.revision, keys, &mut |job| export.push_job(job))?;
             export.set_source(format!("etcd snapshot {} at revision {}", f.display(), snap.revision));
         }
         (None, None, ctx) => {

@@ -6,10 +6,10 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eksodus_core::engine::ApplyReport;
-use eksodus_core::events::{Event, EventSink};
-use eksodus_core::plan::{Action, Plan, Step};
-use eksodus_net::layout::Layout;
+use eksodus::core::engine::ApplyReport;
+use eksodus::core::events::{Event, EventSink};
+use eksodus::core::plan::{Action, Plan, Step};
+use eksodus::net::layout::Layout;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
@@ -237,7 +237,7 @@ pub fn report(r: &ApplyReport) -> String {
         let _ = writeln!(out, "  failed {id}: {e}");
     }
     for o in &r.ops {
-        if let eksodus_core::engine::Outcome::Skipped { because } = &o.outcome {
+        if let eksodus::core::engine::Outcome::Skipped { because } = &o.outcome {
             let _ = writeln!(out, "  skipped {} (after {because} failed)", o.id);
         }
     }

@@ -59,6 +59,15 @@ pub use eksodus_cluster::policy;
 /// Kubeconfig entries and native EKS tokens.
 pub use eksodus_cluster::{kubeconfig, token};
 
+/// The shared vocabulary and the engine (spec types, tags, plans, the apply engine, retries, AWS configuration
+/// with feature `env`), for programs that drive components one by one as `cargo xtask` does.
+pub use eksodus_core as core;
+
+/// The EKS lifecycle and the whole-environment driver, component by component (eksctl import, tokens,
+/// kubeconfig, upgrades, the EKS reconciler).
+#[cfg(feature = "env")]
+pub use eksodus_cluster as cluster;
+
 /// Workload migration: sources, filters, transforms, ordering, bundles, apply with a journal, verification.
 #[cfg(feature = "migrate")]
 pub use eksodus_migrate as migrate;
