@@ -27,21 +27,17 @@ impl Network {
                     cost,
                 }
             };
+        // the cluster security group: the only resource of an adopted VPC that is ours, and the last of our own
+        let cluster_sg = to_props(&SecurityGroupProps {
+            name: format!("{}-cluster", self.env),
+            description: "eksodus cluster security group".into(),
+            self_ingress: true,
+            tags: BTreeMap::new(),
+        });
+        let sg_cost = Cost::new(2, 1, 2);
         let Some(layout) = layout else {
             // Adopted VPC: only the cluster security group is ours.
-            out.push(d(
-                "sg/cluster",
-                "security-group",
-                to_props(&SecurityGroupProps {
-                    name: format!("{}-cluster", self.env),
-                    description: "eksodus cluster security group".into(),
-                    self_ingress: true,
-                    tags: BTreeMap::new(),
-                }),
-                &["name", "description"],
-                vec![],
-                Cost::new(2, 1, 2),
-            ));
+            out.push(d("sg/cluster", "security-group", cluster_sg.clone(), &["name", "description"], vec![], sg_cost));
             return out;
         };
         out.push(d(
@@ -194,19 +190,7 @@ impl Network {
                 Cost::new(1, 1, 1),
             ));
         }
-        out.push(d(
-            "sg/cluster",
-            "security-group",
-            to_props(&SecurityGroupProps {
-                name: format!("{}-cluster", self.env),
-                description: "eksodus cluster security group".into(),
-                self_ingress: true,
-                tags: BTreeMap::new(),
-            }),
-            &["name", "description"],
-            vec!["vpc".into()],
-            Cost::new(2, 1, 2),
-        ));
+        out.push(d("sg/cluster", "security-group", cluster_sg, &["name", "description"], vec!["vpc".into()], sg_cost));
         out
     }
 }
