@@ -145,8 +145,7 @@ impl Lister {
                         None => {
                             for m in &i.items {
                                 if let ImplItem::Fn(f) = m {
-                                    if is_pub(&f.vis) && cfg_of(&f.attrs).is_some() {
-                                        let fcfg = cfg_of(&f.attrs).unwrap_or_default();
+                                    if let (true, Some(fcfg)) = (is_pub(&f.vis), cfg_of(&f.attrs)) {
                                         self.out.push(format!("{cfg}{fcfg}{path}::{target}::{}", tidy(&f.sig)));
                                     }
                                 }
