@@ -357,6 +357,21 @@ impl Target {
         Ok(Target { client: client.clone(), discovery })
     }
 
+    /// Discovers until every served version of `crds` resolves, or `timeout` passes (then the custom resources
+    /// that are still not served fail one by one, naming their kind).
+    async fn serving(client: &Client, crds: &[&Obj], timeout: Duration) -> Result<Target, Error> {
+        let wanted: Vec<GroupVersionKind> = crds.iter().flat_map(|c| crd_kinds(c)).collect();
+        let start = Instant::now();
+        loop {
+            let target = Target::new(client).await?;
+            let missing = wanted.iter().any(|g| target.discovery.resolve_gvk(g).is_none());
+            if !missing || start.elapsed() >= timeout {
+                return Ok(target);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     fn api(&self, o: &Obj) -> Result<(Api<DynamicObject>, ApiCapabilities), String> {
         let (g, v) = match o.api_version().rsplit_once('/') {
             Some((g, v)) => (g, v),
@@ -589,7 +604,8 @@ pub async fn apply(
                     }
                 }
             }
-            target = Target::new(client).await?;
+            // Established is not yet served: a real API server adds the kind to discovery a moment later
+            target = Target::serving(client, &crds, opts.wait).await?;
         }
         results.extend(done);
         events.emit(Event::PhaseFinished {
@@ -598,6 +614,23 @@ pub async fn apply(
         });
     }
     Ok(MigrateReport { objects: results, elapsed_ms: start.elapsed().as_millis() as u64 })
+}
+
+/// The group/version/kind of every served version of a CRD.
+fn crd_kinds(crd: &Obj) -> Vec<GroupVersionKind> {
+    let (Some(group), Some(kind)) =
+        (crd.get("/spec/group").and_then(Value::as_str), crd.get("/spec/names/kind").and_then(Value::as_str))
+    else {
+        return Vec::new();
+    };
+    crd.get("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v["served"] != false)
+        .filter_map(|v| v["name"].as_str())
+        .map(|v| GroupVersionKind::gvk(group, v, kind))
+        .collect()
 }
 
 async fn wait_established(client: &Client, name: &str, timeout: Duration) -> Result<(), String> {
@@ -932,6 +965,18 @@ pub async fn verify(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_crd_is_waited_for_in_every_served_version() {
+        let crd = Obj(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.x.io"},
+            "spec": {"group": "x.io", "names": {"kind": "Widget", "plural": "widgets"},
+                     "versions": [{"name": "v1", "served": true}, {"name": "v0", "served": false}, {"name": "v2"}]}}));
+        let kinds: Vec<String> =
+            crd_kinds(&crd).iter().map(|g| format!("{}/{}/{}", g.group, g.version, g.kind)).collect();
+        assert_eq!(kinds, ["x.io/v1/Widget", "x.io/v2/Widget"]);
+        assert!(crd_kinds(&Obj(json!({"kind": "CustomResourceDefinition"}))).is_empty());
+    }
 
     #[test]
     fn diffs_name_paths_and_ignore_server_fields() {
