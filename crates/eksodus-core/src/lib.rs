@@ -23,6 +23,7 @@ mod error;
 pub mod events;
 #[cfg(feature = "kube")]
 pub mod kube;
+pub mod operations;
 pub mod plan;
 pub mod retry;
 pub mod spec;

@@ -465,91 +465,21 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
 
 /// The region from the SigV4 credential scope.
 fn region_of(headers: &hyper::HeaderMap) -> String {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(2))
-        .unwrap_or("us-east-1")
-        .to_string()
+    authorization(headers).and_then(eksodus_core::operations::region_of).unwrap_or("us-east-1").to_string()
 }
 
-/// The signing name from the SigV4 `Authorization` header (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`).
+/// The signing name from the SigV4 `Authorization` header.
 fn service_of(headers: &hyper::HeaderMap) -> String {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or("unknown")
-        .to_string()
+    authorization(headers).and_then(eksodus_core::operations::service_of).unwrap_or("unknown").to_string()
+}
+
+fn authorization(headers: &hyper::HeaderMap) -> Option<&str> {
+    headers.get("authorization").and_then(|v| v.to_str().ok())
 }
 
 fn operation_of(service: &str, method: &hyper::Method, path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> String {
-    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        return t.rsplit('.').next().unwrap_or(t).to_string();
-    }
-    if let Some(action) =
-        std::str::from_utf8(body).ok().and_then(|b| b.split('&').find_map(|kv| kv.strip_prefix("Action=")))
-    {
-        return action.to_string();
-    }
-    if service == "eks" {
-        if let Some(op) = eks_operation(method, path) {
-            return op.to_string();
-        }
-    }
-    format!("{method} {path}")
-}
-
-/// EKS REST routes (from the EKS API model) to operation names.
-pub fn eks_operation(method: &hyper::Method, path: &str) -> Option<&'static str> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let m = method.as_str();
-    Some(match (m, segs.as_slice()) {
-        ("POST", ["clusters"]) => "CreateCluster",
-        ("GET", ["clusters"]) => "ListClusters",
-        ("GET", ["clusters", _]) => "DescribeCluster",
-        ("DELETE", ["clusters", _]) => "DeleteCluster",
-        ("POST", ["clusters", _, "update-config"]) => "UpdateClusterConfig",
-        ("POST", ["clusters", _, "updates"]) => "UpdateClusterVersion",
-        ("GET", ["clusters", _, "updates"]) => "ListUpdates",
-        ("GET", ["clusters", _, "updates", _]) => "DescribeUpdate",
-        ("POST", ["clusters", _, "node-groups"]) => "CreateNodegroup",
-        ("GET", ["clusters", _, "node-groups"]) => "ListNodegroups",
-        ("GET", ["clusters", _, "node-groups", _]) => "DescribeNodegroup",
-        ("DELETE", ["clusters", _, "node-groups", _]) => "DeleteNodegroup",
-        ("POST", ["clusters", _, "node-groups", _, "update-version"]) => "UpdateNodegroupVersion",
-        ("POST", ["clusters", _, "node-groups", _, "update-config"]) => "UpdateNodegroupConfig",
-        ("POST", ["clusters", _, "addons"]) => "CreateAddon",
-        ("GET", ["clusters", _, "addons"]) => "ListAddons",
-        ("GET", ["clusters", _, "addons", _]) => "DescribeAddon",
-        ("DELETE", ["clusters", _, "addons", _]) => "DeleteAddon",
-        ("POST", ["clusters", _, "addons", _, "update"]) => "UpdateAddon",
-        ("GET", ["addons", "supported-versions"]) => "DescribeAddonVersions",
-        ("POST", ["clusters", _, "access-entries"]) => "CreateAccessEntry",
-        ("GET", ["clusters", _, "access-entries"]) => "ListAccessEntries",
-        ("GET", ["clusters", _, "access-entries", _]) => "DescribeAccessEntry",
-        ("POST", ["clusters", _, "access-entries", _]) => "UpdateAccessEntry",
-        ("DELETE", ["clusters", _, "access-entries", _]) => "DeleteAccessEntry",
-        ("POST", ["clusters", _, "access-entries", _, "access-policies"]) => "AssociateAccessPolicy",
-        ("GET", ["clusters", _, "access-entries", _, "access-policies"]) => "ListAssociatedAccessPolicies",
-        ("DELETE", ["clusters", _, "access-entries", _, "access-policies", _]) => "DisassociateAccessPolicy",
-        ("GET", ["access-policies"]) => "ListAccessPolicies",
-        ("POST", ["clusters", _, "fargate-profiles"]) => "CreateFargateProfile",
-        ("GET", ["clusters", _, "fargate-profiles"]) => "ListFargateProfiles",
-        ("GET", ["clusters", _, "fargate-profiles", _]) => "DescribeFargateProfile",
-        ("DELETE", ["clusters", _, "fargate-profiles", _]) => "DeleteFargateProfile",
-        ("POST", ["clusters", _, "pod-identity-associations"]) => "CreatePodIdentityAssociation",
-        ("GET", ["clusters", _, "pod-identity-associations"]) => "ListPodIdentityAssociations",
-        ("GET", ["clusters", _, "pod-identity-associations", _]) => "DescribePodIdentityAssociation",
-        ("POST", ["clusters", _, "pod-identity-associations", _]) => "UpdatePodIdentityAssociation",
-        ("DELETE", ["clusters", _, "pod-identity-associations", _]) => "DeletePodIdentityAssociation",
-        ("POST", ["tags", ..]) => "TagResource",
-        ("GET", ["tags", ..]) => "ListTagsForResource",
-        ("DELETE", ["tags", ..]) => "UntagResource",
-        _ => return None,
-    })
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    eksodus_core::operations::operation_of(service, method.as_str(), path, target, body)
 }
 
 const READ_PREFIXES: &[&str] =
@@ -671,17 +601,6 @@ fn server_error_response(service: &str) -> Resp {
 mod tests {
     use super::*;
     use hyper::Method;
-
-    #[test]
-    fn eks_routes_resolve() {
-        assert_eq!(eks_operation(&Method::POST, "/clusters"), Some("CreateCluster"));
-        assert_eq!(eks_operation(&Method::GET, "/clusters/demo/addons/vpc-cni"), Some("DescribeAddon"));
-        assert_eq!(
-            eks_operation(&Method::DELETE, "/clusters/demo/access-entries/arn%3Aaws/access-policies/p"),
-            Some("DisassociateAccessPolicy")
-        );
-        assert_eq!(eks_operation(&Method::GET, "/nope"), None);
-    }
 
     #[test]
     fn mutating_by_name_and_method() {
