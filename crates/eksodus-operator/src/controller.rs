@@ -91,6 +91,8 @@ pub struct Context {
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     confs: tokio::sync::Mutex<HashMap<String, SdkConfig>>,
+    /// One HTTPS client (one connection pool) for every environment.
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
 }
 
 impl Context {
@@ -104,6 +106,12 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             confs: tokio::sync::Mutex::default(),
+            http: {
+                use aws_smithy_http_client::tls;
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                    .build_https()
+            },
         })
     }
 
@@ -131,9 +139,9 @@ impl Context {
         if let Some(secret) = &o.spec.credentials.secret_name {
             b.set_credentials_provider(Some(self.secret_credentials(o, secret).await?));
         }
-        if let Some(http) = base.http_client() {
-            b.set_http_client(Some(counter.wrap(http, Some(self.metrics.aws_calls.clone()))));
-        }
+        // the configuration carries no client when the SDK's default is used: make that default explicit
+        let http = base.http_client().unwrap_or_else(|| self.http.clone());
+        b.set_http_client(Some(counter.wrap(http, Some(self.metrics.aws_calls.clone()))));
         let conf = b.build();
         let mut env = eksodus::Environment::builder(spec).aws(&conf).options(self.settings.options);
         if self.settings.cluster_access == ClusterAccess::None {
@@ -355,10 +363,14 @@ async fn cleanup(o: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
     }
     let spec = match o.environment_spec() {
         Ok(s) => s,
-        Err(errs) => {
-            let e = Error::Invalid(errs);
-            return Err(pass.fail("CannotDelete", e).await);
+        // no plan ever ran for it (no account was ever recorded), so it made nothing: nothing to remove
+        Err(_) if pass.status.account.is_none() => {
+            ctx.publish(&o, EventType::Normal, "Deleted", "the spec never validated: nothing was made".into()).await;
+            ctx.metrics.reconciled("Environment", "deleted", pass.start.elapsed());
+            return Ok(Action::await_change());
         }
+        // it did make things, and down cannot be planned without a valid spec: fix it, or set Orphan
+        Err(errs) => return Err(pass.fail("CannotDelete", Error::Invalid(errs)).await),
     };
     pass.write(&Observation::Deleting).await?;
     ctx.publish(&o, EventType::Normal, "Deleting", "down is removing the environment".into()).await;

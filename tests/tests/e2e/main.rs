@@ -22,6 +22,7 @@ mod migrate;
 mod net_lifecycle;
 mod net_resilience;
 mod net_specs;
+mod operator;
 mod real_kube;
 mod real_migration;
 mod recover;

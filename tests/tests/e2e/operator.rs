@@ -1,0 +1,314 @@
+//! The operator on the real API server against the AWS emulator: an `Environment` resource made Ready with
+//! the resources `up` makes, changed in place, and removed by its finalizer with nothing tagged left; a bad
+//! spec Degraded with every field error and no AWS call; drift reported (mode Observe) then repaired (mode
+//! Apply); the leader Lease taken over when its holder stops renewing.
+//!
+//! The operator needs watches, finalizers and the status subresource of a served CRD, which the fake API
+//! server does not have: these tests run on the real one (CI always has it) and say so when skipped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eksodus::aws::AwsTarget;
+use eksodus::{ApplyOptions, EventSink};
+use eksodus_operator::crd::Environment;
+use eksodus_operator::lease::{LeaseConfig, LeaseLock};
+use eksodus_operator::metrics::Metrics;
+use eksodus_operator::{ClusterAccess, RunOptions, Settings};
+use eksodus_testkit::{FaultConfig, LocalAws};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, CustomResourceExt};
+use serde_json::json;
+
+/// A network, a cluster with a nodegroup and two addons.
+const SPEC: &str = r#"{"region": "us-east-1",
+  "network": {"cidr": "10.70.0.0/16", "azs": 2, "nat": "single"},
+  "cluster": {"version": "1.31", "nodegroups": [{"name": "general", "instance_types": ["m5.large"], "min": 1, "max": 3, "desired": 2}],
+              "addons": [{"name": "vpc-cni"}, {"name": "kube-proxy"}]}}"#;
+
+/// The test's namespace on the real API server, with the CRD installed; None (and a note) on the fake.
+async fn cluster(test: &str) -> Option<eksodus_e2e::Cluster> {
+    let c = eksodus_e2e::Cluster::start(test).await;
+    if !c.is_real() {
+        println!("[{test}] skipped: the operator needs a real API server (watches, finalizers, CRDs)");
+        return None;
+    }
+    install_crd(&c.client).await;
+    Some(c)
+}
+
+/// Applies the CRD (server-side, idempotent across tests sharing the server) and waits until it is served.
+async fn install_crd(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = Environment::crd();
+    crds.patch("environments.eksodus.io", &PatchParams::apply("eksodus-e2e").force(), &Patch::Apply(&crd))
+        .await
+        .expect("CRD applied");
+    let envs: Api<Environment> = Api::all(client.clone());
+    for _ in 0..100 {
+        if envs.list(&Default::default()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the Environment CRD was never served");
+}
+
+struct Operator {
+    task: tokio::task::JoinHandle<Result<(), eksodus_operator::Error>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn settings(namespace: &str, aws: &LocalAws) -> Settings {
+    Settings {
+        namespace: Some(namespace.to_string()),
+        aws: AwsTarget::local("us-east-1", &aws.endpoint()),
+        cluster_access: ClusterAccess::None,
+        options: ApplyOptions::fast(),
+        concurrency: 4,
+        drift_interval: Duration::from_secs(600),
+        cleanup_timeout: Duration::from_secs(30),
+        identity: "e2e".into(),
+    }
+}
+
+fn start(client: &kube::Client, settings: Settings, metrics_addr: Option<std::net::SocketAddr>) -> Operator {
+    let metrics = Arc::new(Metrics::default());
+    let options = RunOptions { settings, lease: None, metrics_addr };
+    let task = tokio::spawn(eksodus_operator::run(client.clone(), options, metrics.clone(), std::future::pending()));
+    Operator { task, metrics }
+}
+
+fn resource(name: &str, environment: serde_json::Value, extra: serde_json::Value) -> Environment {
+    let mut spec = json!({"environment": environment});
+    spec.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Environment", "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+}
+
+fn condition(e: &Environment, t: &str) -> Option<(String, String)> {
+    let c = eksodus_operator::status::get(&e.status.as_ref()?.conditions, t)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// Polls `name` until `ok` holds for the current generation's status, or panics after `within` with the last
+/// status seen.
+async fn wait_for(api: &Api<Environment>, name: &str, within: Duration, what: &str, ok: impl Fn(&Environment) -> bool) -> Environment {
+    let start = Instant::now();
+    loop {
+        let e = api.get(name).await.expect("get");
+        let current = e.status.as_ref().is_some_and(|s| Some(s.observed_generation) == e.metadata.generation);
+        if current && ok(&e) {
+            return e;
+        }
+        assert!(start.elapsed() < within, "{name}: not {what} after {within:?}: {:#?}", e.status);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn wait_gone(api: &Api<Environment>, name: &str, within: Duration) {
+    let start = Instant::now();
+    while let Some(e) = api.get_opt(name).await.expect("get") {
+        assert!(start.elapsed() < within, "{name}: still there after {within:?}: {:#?}", e.status);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn ready(e: &Environment) -> bool {
+    condition(e, "Ready").is_some_and(|(s, _)| s == "True")
+}
+
+async fn facade_env(aws: &LocalAws, text: &str, name: &str) -> eksodus::Environment {
+    let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+    v["name"] = json!(name);
+    let spec = eksodus::spec::from_str(&v.to_string()).unwrap();
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    eksodus::Environment::builder(spec)
+        .aws(&conf)
+        .options(ApplyOptions::fast())
+        .kube(eksodus::KubeAccess::None)
+        .build()
+        .unwrap()
+}
+
+/// The kinds of what is tagged, sorted: two environments of one spec must have the same.
+async fn kinds(env: &eksodus::Environment) -> Vec<String> {
+    let mut k: Vec<String> =
+        env.remaining().await.unwrap().iter().map(|r| r.split(' ').next().unwrap_or_default().to_string()).collect();
+    k.sort();
+    k
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_resource_is_made_changed_and_removed() {
+    let Some(c) = cluster("operator-lifecycle").await else { return };
+    let aws = LocalAws::start(FaultConfig { eks_pending_describes: 2, ..Default::default() }).await.unwrap();
+    let op = start(&c.client, settings(&c.namespace, &aws), Some("127.0.0.1:0".parse().unwrap()));
+    let api: Api<Environment> = Api::namespaced(c.client.clone(), &c.namespace);
+    let spec: serde_json::Value = serde_json::from_str(SPEC).unwrap();
+    api.create(&PostParams::default(), &resource("team-a", spec.clone(), json!({}))).await.unwrap();
+    let e = wait_for(&api, "team-a", Duration::from_secs(300), "Ready", ready).await;
+    let st = e.status.clone().unwrap();
+    assert!(e.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == "eksodus.io/down")));
+    assert_eq!(condition(&e, "Degraded"), Some(("False".into(), "Converged".into())));
+    assert!(st.cluster_endpoint.is_some(), "{st:#?}");
+    assert_eq!(st.account.as_deref(), Some(aws.account_id.as_str()));
+    let last = st.last_reconcile.clone().unwrap();
+    assert!(last.aws_calls > 0 && last.aws_calls_by_operation.contains_key("ec2:DescribeVpcs"), "{last:#?}");
+
+    // the resources are those `up` makes: the same kinds as the same spec brought up directly, and a plan of
+    // the resource's environment is empty
+    let direct = LocalAws::start(FaultConfig { eks_pending_describes: 2, ..Default::default() }).await.unwrap();
+    let other = facade_env(&direct, SPEC, "team-a").await;
+    other.up(&EventSink::discard()).await.unwrap();
+    let mine = facade_env(&aws, SPEC, "team-a").await;
+    assert_eq!(kinds(&mine).await, kinds(&other).await);
+    assert!(mine.plan().await.unwrap().is_converged());
+    other.down(&EventSink::discard(), Duration::from_secs(10)).await.unwrap();
+
+    // a changed spec is applied (in place: the nodegroup's size)
+    let patch = json!({"spec": {"environment": {"cluster": {"nodegroups": [{"name": "general", "instance_types": ["m5.large"], "min": 1, "max": 3, "desired": 3}]}}}});
+    let before = e.metadata.generation.unwrap();
+    api.patch("team-a", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let e = wait_for(&api, "team-a", Duration::from_secs(300), "Ready at the new generation", ready).await;
+    assert!(e.metadata.generation.unwrap() > before);
+    let eks = aws_sdk_eks::Client::new(&AwsTarget::local("us-east-1", &aws.endpoint()).load().await);
+    let ng = eks.describe_nodegroup().cluster_name("team-a").nodegroup_name("general").send().await.unwrap();
+    assert_eq!(ng.nodegroup().and_then(|n| n.scaling_config()).and_then(|s| s.desired_size()), Some(3));
+
+    // the metrics say what happened
+    let text = op.metrics.render();
+    assert!(text.contains("eksodus_reconciles_total{kind=\"Environment\",outcome=\"applied\"}"), "{text}");
+    assert!(text.contains("eksodus_aws_calls_total{service=\"eks\",operation=\"CreateNodegroup\"} 1"), "{text}");
+
+    // deleting it runs down; the finalizer lets go once nothing tagged is left
+    api.delete("team-a", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "team-a", Duration::from_secs(300)).await;
+    assert_eq!(mine.remaining().await.unwrap(), Vec::<String>::new());
+    drop(op);
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_spec_is_degraded_with_every_field_error_and_no_aws_call() {
+    let Some(c) = cluster("operator-invalid").await else { return };
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let _op = start(&c.client, settings(&c.namespace, &aws), None);
+    let api: Api<Environment> = Api::namespaced(c.client.clone(), &c.namespace);
+    let bad = json!({"name": "Bad_Name", "region": "nowhere", "network": {"cidr": "10.0.0.0/16", "azs": 7}});
+    api.create(&PostParams::default(), &resource("bad", bad, json!({}))).await.unwrap();
+    let e = wait_for(&api, "bad", Duration::from_secs(60), "Degraded", |e| {
+        condition(e, "Degraded").is_some_and(|(s, r)| s == "True" && r == "InvalidSpec")
+    })
+    .await;
+    let fields: Vec<String> = e.status.as_ref().unwrap().field_errors.iter().map(|f| f.field.clone()).collect();
+    for want in ["spec.environment.name", "spec.environment.region"] {
+        assert!(fields.iter().any(|f| f == want), "{want} missing from {fields:?}");
+    }
+    assert_eq!(condition(&e, "Ready").map(|r| r.0), Some("False".into()));
+    // a resource that never validated made nothing: deleting it lets go at once
+    api.delete("bad", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "bad", Duration::from_secs(60)).await;
+    assert_eq!(aws.proxy.stats().calls.len(), 0, "{:?}", aws.proxy.stats().calls);
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_reported_when_observing_and_repaired_when_applying() {
+    let Some(c) = cluster("operator-drift").await else { return };
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let mut s = settings(&c.namespace, &aws);
+    s.drift_interval = Duration::from_secs(2);
+    let _op = start(&c.client, s, None);
+    let api: Api<Environment> = Api::namespaced(c.client.clone(), &c.namespace);
+    let net = json!({"region": "us-east-1", "network": {"cidr": "10.71.0.0/16", "azs": 2, "nat": "single"}});
+    api.create(&PostParams::default(), &resource("drifty", net, json!({"mode": "Observe"}))).await.unwrap();
+    // observing an environment that does not exist yet: all of it is drift, and nothing is made
+    let e = wait_for(&api, "drifty", Duration::from_secs(60), "Drifted", |e| {
+        condition(e, "Drifted").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    assert!(e.status.as_ref().unwrap().last_plan.create > 5, "{:#?}", e.status);
+    let ec2 = aws_sdk_ec2::Client::new(&AwsTarget::local("us-east-1", &aws.endpoint()).load().await);
+    let tagged = || {
+        aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values("drifty").build()
+    };
+    assert!(ec2.describe_vpcs().filters(tagged()).send().await.unwrap().vpcs().is_empty());
+
+    api.patch("drifty", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "Apply"}}))).await.unwrap();
+    wait_for(&api, "drifty", Duration::from_secs(120), "Ready", ready).await;
+
+    // a route table deleted behind the operator's back
+    let tables = ec2.describe_route_tables().filters(tagged()).send().await.unwrap();
+    let rt = tables
+        .route_tables()
+        .iter()
+        .find(|t| !t.associations().iter().any(|a| a.main() == Some(true)) && !t.associations().is_empty())
+        .expect("an associated route table")
+        .clone();
+    for a in rt.associations() {
+        ec2.disassociate_route_table().association_id(a.route_table_association_id().unwrap()).send().await.unwrap();
+    }
+    ec2.delete_route_table().route_table_id(rt.route_table_id().unwrap()).send().await.unwrap();
+    let gone = rt.route_table_id().unwrap().to_string();
+
+    // observed: Drifted, and nothing repaired
+    api.patch("drifty", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "Observe"}}))).await.unwrap();
+    let e = wait_for(&api, "drifty", Duration::from_secs(60), "Drifted", |e| {
+        condition(e, "Drifted").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    assert!(e.status.as_ref().unwrap().plan_steps.iter().any(|s| s.contains("route")), "{:#?}", e.status);
+    let count = |t: &aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput| t.route_tables().len();
+    let after_delete = count(&ec2.describe_route_tables().filters(tagged()).send().await.unwrap());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(&ec2.describe_route_tables().filters(tagged()).send().await.unwrap()), after_delete);
+
+    // applied: repaired on the next drift check
+    api.patch("drifty", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "Apply"}}))).await.unwrap();
+    wait_for(&api, "drifty", Duration::from_secs(120), "Ready again", ready).await;
+    let tables = ec2.describe_route_tables().filters(tagged()).send().await.unwrap();
+    assert_eq!(tables.route_tables().len(), after_delete + 1);
+    assert!(tables.route_tables().iter().all(|t| t.route_table_id() != Some(gone.as_str())));
+
+    api.delete("drifty", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "drifty", Duration::from_secs(120)).await;
+    assert!(ec2.describe_vpcs().filters(tagged()).send().await.unwrap().vpcs().is_empty());
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_the_lease_when_the_leader_stops_renewing() {
+    let Some(c) = cluster("operator-lease").await else { return };
+    let config = |who: &str| LeaseConfig {
+        duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_millis(1500),
+        retry_period: Duration::from_millis(200),
+        ..LeaseConfig::new(&c.namespace, "eksodus-operator", who)
+    };
+    let mut a = LeaseLock::new(c.client.clone(), config("a"));
+    let mut b = LeaseLock::new(c.client.clone(), config("b"));
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap(), "held and fresh");
+    assert!(a.try_acquire_or_renew().await.unwrap(), "the holder renews");
+    // the leader dies (stops renewing): the standby takes over after a lease duration, not before
+    let start = Instant::now();
+    b.acquire().await.unwrap();
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(a.holder().await.unwrap().as_deref(), Some("b"));
+    assert!(!a.try_acquire_or_renew().await.unwrap(), "the old leader learns it lost");
+    // a leader that stops cleanly hands over at once
+    b.release().await.unwrap();
+    let start = Instant::now();
+    a.acquire().await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1));
+    c.cleanup().await;
+}
