@@ -26,6 +26,7 @@ mod env;
 mod etcd;
 mod fuzz;
 mod migrate;
+mod operator;
 mod recover;
 mod render;
 mod run_tests;
@@ -134,6 +135,11 @@ enum Cmd {
         /// Use `aws eks get-token` in the exec entry instead of this tool.
         #[arg(long)]
         aws_cli: bool,
+    },
+    /// The Kubernetes operator: install manifests, or run it here against a cluster.
+    Operator {
+        #[command(subcommand)]
+        cmd: operator::OperatorCmd,
     },
     /// The local AWS emulator used by `--local`.
     Local {
@@ -283,6 +289,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Recover(a) => recover::run(*a).await,
         Cmd::RecordRecoveryFixture => demo::record_fixture().await.map(|_| ExitCode::SUCCESS),
         Cmd::Local { cmd } => local(cmd).await,
+        Cmd::Operator { cmd } => operator::run(cmd).await,
         Cmd::Access { cmd } => access::run(cmd).await,
         Cmd::Token { file, local, profile } => token(&file, local, profile).await,
         Cmd::Kubeconfig { file, out, local, profile, aws_cli } => kubeconfig(&file, out, local, profile, aws_cli).await,

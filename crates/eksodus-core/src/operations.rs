@@ -79,7 +79,6 @@ pub fn eks_operation(method: &str, path: &str) -> Option<&'static str> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,8 @@ pub fn operation(request: &HttpRequest) -> String {
     let auth = request.headers().get("authorization").unwrap_or_default();
     let service = operations::service_of(auth).unwrap_or("unknown");
     let path = request.uri().split('?').next().unwrap_or_default();
-    let path = path.split_once("://").map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or("/")).unwrap_or(path);
+    let path =
+        path.split_once("://").map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or("/")).unwrap_or(path);
     let op = operations::operation_of(
         service,
         request.method(),

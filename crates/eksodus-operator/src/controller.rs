@@ -168,7 +168,8 @@ impl Context {
     }
 
     async fn publish(&self, o: &Environment, type_: EventType, reason: &str, note: String) {
-        let ev = KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+        let ev =
+            KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
         // an event that cannot be written is not a reason to fail a reconcile
         let _ = self.recorder.publish(&ev, &o.object_ref(&())).await;
     }
@@ -332,7 +333,8 @@ async fn apply(o: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
         ctx.metrics.reconciled("Environment", "drifted", pass.start.elapsed());
         return Ok(requeue);
     }
-    let drift = pass.status.observed_generation == pass.generation() && status::is_true(&pass.status.conditions, "Ready");
+    let drift =
+        pass.status.observed_generation == pass.generation() && status::is_true(&pass.status.conditions, "Ready");
     pass.write(&Observation::Applying { summary, drift }).await?;
     let reason = if drift { "RepairingDrift" } else { "Applying" };
     ctx.publish(&o, EventType::Normal, reason, status::describe(&summary)).await;
@@ -393,8 +395,13 @@ async fn cleanup(o: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
         ctx.metrics.reconciled("Environment", "error", pass.start.elapsed());
         return Err(e);
     }
-    ctx.publish(&o, EventType::Normal, "Deleted", format!("down removed the environment ({} AWS calls)", pass.calls.total()))
-        .await;
+    ctx.publish(
+        &o,
+        EventType::Normal,
+        "Deleted",
+        format!("down removed the environment ({} AWS calls)", pass.calls.total()),
+    )
+    .await;
     ctx.metrics.reconciled("Environment", "deleted", pass.start.elapsed());
     Ok(Action::await_change())
 }
@@ -413,9 +420,7 @@ async fn claimed_by_another(o: &Environment, spec: &EnvironmentSpec, ctx: &Conte
         .items
         .iter()
         .filter(|other| other.uid() != o.uid() && other.metadata.deletion_timestamp.is_none() && key(other) < key(o))
-        .find(|other| {
-            other.environment_spec().is_ok_and(|s| s.name == spec.name && s.region == spec.region)
-        })
+        .find(|other| other.environment_spec().is_ok_and(|s| s.name == spec.name && s.region == spec.region))
         .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any())))
 }
 

@@ -203,7 +203,10 @@ pub fn environment_spec(environment: &Value, default_name: &str) -> Result<Envir
             if problems.is_empty() {
                 Ok(f.spec)
             } else {
-                Err(problems.iter().map(|p: &FieldError| SpecError { field: at(&p.path), message: p.message.clone() }).collect())
+                Err(problems
+                    .iter()
+                    .map(|p: &FieldError| SpecError { field: at(&p.path), message: p.message.clone() })
+                    .collect())
             }
         }
         Err(eksodus::Error::Spec(eksodus::core::Error::Parse { path, message })) => {
@@ -237,8 +240,9 @@ mod tests {
 
     #[test]
     fn the_name_defaults_to_the_resources() {
-        let s = environment_spec(&json!({"region": "us-east-1", "network": {"cidr": "10.0.0.0/16", "azs": 2}}), "team-a")
-            .unwrap();
+        let s =
+            environment_spec(&json!({"region": "us-east-1", "network": {"cidr": "10.0.0.0/16", "azs": 2}}), "team-a")
+                .unwrap();
         assert_eq!(s.name, "team-a");
         let s = environment_spec(
             &json!({"name": "shop", "region": "us-east-1", "network": {"cidr": "10.0.0.0/16", "azs": 2}}),
@@ -258,7 +262,8 @@ mod tests {
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"spec.environment.name"), "{errs:?}");
         assert!(fields.contains(&"spec.environment.region"), "{errs:?}");
-        let errs = environment_spec(&json!({"region": "us-east-1", "network": {"cidr": "ten", "azs": 2}}), "x").unwrap_err();
+        let errs =
+            environment_spec(&json!({"region": "us-east-1", "network": {"cidr": "ten", "azs": 2}}), "x").unwrap_err();
         assert_eq!(errs.len(), 1);
         assert!(errs[0].field.starts_with("spec.environment.network"), "{errs:?}");
         let errs = environment_spec(&json!("name: x"), "x").unwrap_err();

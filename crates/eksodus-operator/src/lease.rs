@@ -92,12 +92,9 @@ impl LeaseLock {
             self.observed = Some((seen.0, seen.1, Instant::now()));
         }
         let ours = holder == self.config.identity;
-        let lasts = spec
-            .lease_duration_seconds
-            .map(|s| Duration::from_secs(s.max(0) as u64))
-            .unwrap_or(self.config.duration);
-        let expired = holder.is_empty()
-            || self.observed.as_ref().is_some_and(|(_, _, since)| since.elapsed() > lasts);
+        let lasts =
+            spec.lease_duration_seconds.map(|s| Duration::from_secs(s.max(0) as u64)).unwrap_or(self.config.duration);
+        let expired = holder.is_empty() || self.observed.as_ref().is_some_and(|(_, _, since)| since.elapsed() > lasts);
         if !ours && !expired {
             return Ok(false);
         }

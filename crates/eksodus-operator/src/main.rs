@@ -1,5 +1,6 @@
 //! The `eksodus-operator` binary: the controller with leader election, metrics and health endpoints, as the
 //! install manifests' Deployment runs it.
+#![allow(clippy::print_stderr)]
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,6 +21,15 @@ struct Args {
     /// The namespace of the leader Lease (default: no election, this replica leads).
     #[arg(long)]
     lease_namespace: Option<String>,
+    /// Seconds a lease lasts without renewal.
+    #[arg(long, default_value_t = 15.0)]
+    lease_duration: f64,
+    /// Seconds the leader keeps trying to renew before it stops leading.
+    #[arg(long, default_value_t = 10.0)]
+    renew_deadline: f64,
+    /// Seconds between tries and renewals.
+    #[arg(long, default_value_t = 2.0)]
+    retry_period: f64,
     /// This replica's name.
     #[arg(long, default_value = "eksodus-operator")]
     identity: String,
@@ -51,9 +61,20 @@ async fn main() -> ExitCode {
         concurrency: a.concurrency,
         drift_interval: Duration::from_secs(a.drift_interval),
         identity: a.identity.clone(),
+        // the emulator makes resources ready at once: poll it as the tests do
+        options: if a.aws_endpoint.is_some() {
+            eksodus::ApplyOptions::fast()
+        } else {
+            eksodus::ApplyOptions::default()
+        },
         ..Settings::default()
     };
-    let lease = a.lease_namespace.map(|ns| LeaseConfig::new(&ns, manifests::NAME, &a.identity));
+    let lease = a.lease_namespace.map(|ns| LeaseConfig {
+        duration: Duration::from_secs_f64(a.lease_duration),
+        renew_deadline: Duration::from_secs_f64(a.renew_deadline),
+        retry_period: Duration::from_secs_f64(a.retry_period),
+        ..LeaseConfig::new(&ns, manifests::NAME, &a.identity)
+    });
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {

@@ -50,12 +50,12 @@ pub fn objects(i: &Install) -> Vec<Value> {
         serde_json::to_value(Environment::crd()).expect("CRD serializes"),
         sa,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": NAME, "labels": labels},
-            "rules": [
-                {"apiGroups": ["eksodus.io"], "resources": ["environments"], "verbs": ["get", "list", "watch", "patch"]},
-                {"apiGroups": ["eksodus.io"], "resources": ["environments/status"], "verbs": ["get", "patch"]},
-                {"apiGroups": ["eksodus.io"], "resources": ["environments/finalizers"], "verbs": ["update"]},
-                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
-            ]}),
+        "rules": [
+            {"apiGroups": ["eksodus.io"], "resources": ["environments"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": ["eksodus.io"], "resources": ["environments/status"], "verbs": ["get", "patch"]},
+            {"apiGroups": ["eksodus.io"], "resources": ["environments/finalizers"], "verbs": ["update"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+        ]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": NAME, "labels": labels},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]}),
@@ -101,8 +101,10 @@ pub fn objects(i: &Install) -> Vec<Value> {
                 }
             }
         }}));
-    out.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": ns, "labels": labels},
-        "spec": {"selector": pod_labels, "ports": [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]}}));
+    out.push(
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": ns, "labels": labels},
+        "spec": {"selector": pod_labels, "ports": [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]}}),
+    );
     out
 }
 
@@ -125,13 +127,24 @@ mod tests {
         let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"]
+            [
+                "Namespace",
+                "CustomResourceDefinition",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "Deployment",
+                "Service"
+            ]
         );
         let text = serde_json::to_string(&objs).unwrap();
         assert!(!text.contains("\"*\""), "no wildcard grants");
         assert!(!text.contains("\"secrets\""), "no Secrets unless namespaces are named");
         let with = objects(&Install { credential_namespaces: vec!["team-a".into()], ..Default::default() });
-        let binding = with.iter().find(|o| o["kind"] == "RoleBinding" && o["metadata"]["namespace"] == "team-a").unwrap();
+        let binding =
+            with.iter().find(|o| o["kind"] == "RoleBinding" && o["metadata"]["namespace"] == "team-a").unwrap();
         assert_eq!(binding["roleRef"]["name"], "eksodus-operator-credentials");
         let deploy = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
         assert_eq!(deploy["spec"]["replicas"], 2);
@@ -143,6 +156,9 @@ mod tests {
         let text = yaml(&i);
         let docs: Vec<Value> = text.split("---\n").map(|d| serde_saphyr::from_str(d).unwrap()).collect();
         assert_eq!(docs, objects(&i));
-        assert_eq!(docs[2]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], "arn:aws:iam::111122223333:role/eksodus");
+        assert_eq!(
+            docs[2]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::111122223333:role/eksodus"
+        );
     }
 }

@@ -103,8 +103,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE eksodus_aws_calls_total counter");
         for (op, n) in self.aws_calls.snapshot() {
             let (service, operation) = op.split_once(':').unwrap_or(("unknown", &op));
-            let _ =
-                writeln!(out, "eksodus_aws_calls_total{{service=\"{service}\",operation=\"{operation}\"}} {n}");
+            let _ = writeln!(out, "eksodus_aws_calls_total{{service=\"{service}\",operation=\"{operation}\"}} {n}");
         }
         let _ = writeln!(out, "# HELP eksodus_leader Whether this replica holds the leader lease.");
         let _ = writeln!(out, "# TYPE eksodus_leader gauge");
@@ -118,7 +117,10 @@ impl Metrics {
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the returned task is aborted; the bound address
 /// (for port 0) is returned.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {

@@ -51,7 +51,9 @@ pub fn conditions(previous: &[Condition], obs: &Observation, generation: i64, no
     };
     let s = |status: &str, reason: &str, message: String| (status.to_string(), reason.to_string(), message);
     let [ready, progressing, drifted, degraded] = match obs {
-        Paused => [keep("Ready"), s("False", "Paused", "spec.paused is true".into()), keep("Drifted"), keep("Degraded")],
+        Paused => {
+            [keep("Ready"), s("False", "Paused", "spec.paused is true".into()), keep("Drifted"), keep("Degraded")]
+        }
         Invalid(errs) => {
             let msg = format!(
                 "{} problem(s) in the spec: {}",
@@ -80,11 +82,7 @@ pub fn conditions(previous: &[Condition], obs: &Observation, generation: i64, no
         Applying { summary, drift } => [
             s("False", "Applying", String::new()),
             s("True", "Applying", describe(summary)),
-            if *drift {
-                s("True", "Repairing", describe(summary))
-            } else {
-                s("False", "NewSpec", String::new())
-            },
+            if *drift { s("True", "Repairing", describe(summary)) } else { s("False", "NewSpec", String::new()) },
             keep("Degraded"),
         ],
         Failed { reason, message } => [

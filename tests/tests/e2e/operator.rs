@@ -89,8 +89,10 @@ fn start(client: &kube::Client, settings: Settings, metrics_addr: Option<std::ne
 fn resource(name: &str, environment: serde_json::Value, extra: serde_json::Value) -> Environment {
     let mut spec = json!({"environment": environment});
     spec.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-    serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Environment", "metadata": {"name": name}, "spec": spec}))
-        .unwrap()
+    serde_json::from_value(
+        json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Environment", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap()
 }
 
 fn condition(e: &Environment, t: &str) -> Option<(String, String)> {
@@ -100,7 +102,13 @@ fn condition(e: &Environment, t: &str) -> Option<(String, String)> {
 
 /// Polls `name` until `ok` holds for the current generation's status, or panics after `within` with the last
 /// status seen.
-async fn wait_for(api: &Api<Environment>, name: &str, within: Duration, what: &str, ok: impl Fn(&Environment) -> bool) -> Environment {
+async fn wait_for(
+    api: &Api<Environment>,
+    name: &str,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&Environment) -> bool,
+) -> Environment {
     let start = Instant::now();
     loop {
         let e = api.get(name).await.expect("get");
@@ -237,9 +245,7 @@ async fn drift_is_reported_when_observing_and_repaired_when_applying() {
     .await;
     assert!(e.status.as_ref().unwrap().last_plan.create > 5, "{:#?}", e.status);
     let ec2 = aws_sdk_ec2::Client::new(&AwsTarget::local("us-east-1", &aws.endpoint()).load().await);
-    let tagged = || {
-        aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values("drifty").build()
-    };
+    let tagged = || aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values("drifty").build();
     assert!(ec2.describe_vpcs().filters(tagged()).send().await.unwrap().vpcs().is_empty());
 
     api.patch("drifty", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "Apply"}}))).await.unwrap();
@@ -310,5 +316,163 @@ async fn a_standby_takes_the_lease_when_the_leader_stops_renewing() {
     let start = Instant::now();
     a.acquire().await.unwrap();
     assert!(start.elapsed() < Duration::from_secs(1));
+    c.cleanup().await;
+}
+
+/// The `eksodus-operator` binary: built beside this test binary by `cargo xtask test` (feature
+/// `eksodus-operator/bin` in the same build), or built now when missing.
+fn operator_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(std::path::Path::parent).unwrap().join("eksodus-operator");
+    if bin.exists() {
+        return bin;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-p", "eksodus-operator", "--features", "bin", "--message-format=short"])
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "building the operator: {}", String::from_utf8_lossy(&out.stderr));
+    bin
+}
+
+/// A replica of the operator as a process of its own (killed, by its PID, when dropped).
+struct Replica(std::process::Child);
+
+impl Replica {
+    fn start(bin: &std::path::Path, kubeconfig: &std::path::Path, ns: &str, who: &str, aws: &LocalAws) -> Replica {
+        let log = std::env::temp_dir().join(format!("eksodus-operator-{ns}-{who}.log"));
+        let child = std::process::Command::new(bin)
+            .args(["--namespace", ns, "--lease-namespace", ns, "--identity", who, "--aws-endpoint"])
+            .arg(aws.endpoint())
+            .args([
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--lease-duration",
+                "3",
+                "--renew-deadline",
+                "2",
+                "--retry-period",
+                "0.5",
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("the operator starts");
+        Replica(child)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn holder(client: &kube::Client, ns: &str) -> Option<String> {
+    LeaseLock::new(client.clone(), LeaseConfig::new(ns, "eksodus-operator", "observer")).holder().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_finishes_what_a_killed_leader_started_without_duplicates() {
+    let Some(c) = cluster("operator-failover").await else { return };
+    let kubeconfig = c.real.as_ref().unwrap().get().kubeconfig_path();
+    let bin = operator_binary();
+    // slow calls, so the leader is surely killed in the middle of its apply
+    let aws = LocalAws::start(FaultConfig {
+        eks_pending_describes: 2,
+        latency: Duration::from_millis(40),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut a = Replica::start(&bin, &kubeconfig, &c.namespace, "a", &aws);
+    let start = Instant::now();
+    while holder(&c.client, &c.namespace).await.as_deref() != Some("a") {
+        assert!(start.elapsed() < Duration::from_secs(60), "replica a never took the lease");
+        assert!(a.0.try_wait().unwrap().is_none(), "replica a exited");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _b = Replica::start(&bin, &kubeconfig, &c.namespace, "b", &aws);
+    let api: Api<Environment> = Api::namespaced(c.client.clone(), &c.namespace);
+    let spec: serde_json::Value = serde_json::from_str(SPEC).unwrap();
+    api.create(&PostParams::default(), &resource("failover", spec, json!({}))).await.unwrap();
+    // mid-apply: the VPC is made, the cluster is not yet
+    let start = Instant::now();
+    loop {
+        let calls = aws.proxy.stats().calls;
+        let made = |op: &str| calls.iter().any(|c| c.operation == op);
+        if made("CreateVpc") && !made("CreateNodegroup") {
+            break;
+        }
+        assert!(!made("CreateNodegroup"), "the apply went too far before the kill could land");
+        assert!(start.elapsed() < Duration::from_secs(120), "replica a never started applying");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let killed = Instant::now();
+    let e = wait_for(&api, "failover", Duration::from_secs(300), "Ready after the takeover", ready).await;
+    println!("[operator-failover] Ready {:.1}s after the leader was killed", killed.elapsed().as_secs_f64());
+    assert_eq!(holder(&c.client, &c.namespace).await.as_deref(), Some("b"));
+    assert!(e.status.unwrap().last_reconcile.is_some());
+    // no duplicate: one of each, and the plan of the same spec is empty
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let tagged = aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values("failover").build();
+    assert_eq!(ec2.describe_vpcs().filters(tagged.clone()).send().await.unwrap().vpcs().len(), 1);
+    let nats = ec2.describe_nat_gateways().filter(tagged.clone()).send().await.unwrap();
+    let live = nats.nat_gateways().iter().filter(|n| n.state().is_some_and(|s| s.as_str() == "available")).count();
+    assert_eq!(live, 1);
+    let eks = aws_sdk_eks::Client::new(&conf);
+    assert_eq!(eks.list_clusters().send().await.unwrap().clusters().len(), 1);
+    assert_eq!(eks.list_nodegroups().cluster_name("failover").send().await.unwrap().nodegroups().len(), 1);
+    let mine = facade_env(&aws, SPEC, "failover").await;
+    assert!(mine.plan().await.unwrap().is_converged());
+    api.delete("failover", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "failover", Duration::from_secs(300)).await;
+    assert_eq!(mine.remaining().await.unwrap(), Vec::<String>::new());
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_manifests_are_accepted_by_the_api_server() {
+    use kube::api::{DynamicObject, GroupVersionKind};
+    let Some(c) = cluster("operator-manifests").await else { return };
+    let install = eksodus_operator::manifests::Install {
+        namespace: c.namespace.clone(),
+        credential_namespaces: vec![c.namespace.clone()],
+        role_arn: Some("arn:aws:iam::111122223333:role/eksodus-operator".into()),
+        ..Default::default()
+    };
+    let discovery = kube::discovery::Discovery::new(c.client.clone()).run().await.unwrap();
+    let mut checked = 0;
+    for o in eksodus_operator::manifests::objects(&install) {
+        if o["kind"] == "Namespace" {
+            continue; // the test's namespace exists
+        }
+        let (g, v) =
+            o["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap_or(("", o["apiVersion"].as_str().unwrap()));
+        let (ar, caps) =
+            discovery.resolve_gvk(&GroupVersionKind::gvk(g, v, o["kind"].as_str().unwrap())).expect("served");
+        let api: Api<DynamicObject> = match caps.scope {
+            kube::discovery::Scope::Namespaced => Api::namespaced_with(c.client.clone(), &c.namespace, &ar),
+            kube::discovery::Scope::Cluster => Api::all_with(c.client.clone(), &ar),
+        };
+        let obj: DynamicObject = serde_json::from_value(o.clone()).unwrap();
+        let name = obj.metadata.name.clone().unwrap();
+        // validated and admitted by the real server, stored nowhere
+        let pp = PatchParams::apply("eksodus-e2e").force().dry_run();
+        api.patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap_or_else(|e| panic!("{} {name}: {e}", o["kind"]));
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 10,
+        "CRD, service account, two cluster roles and bindings, a role and binding, Deployment, Service"
+    );
     c.cleanup().await;
 }
