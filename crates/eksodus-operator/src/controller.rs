@@ -147,7 +147,7 @@ impl Context {
         if self.settings.cluster_access == ClusterAccess::None {
             env = env.kube(KubeAccess::None);
         }
-        env.build().map_err(|e| env_err(e))
+        env.build().map_err(env_err)
     }
 
     async fn secret_credentials(&self, o: &Environment, name: &str) -> Result<SharedCredentialsProvider, Error> {

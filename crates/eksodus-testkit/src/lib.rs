@@ -22,7 +22,7 @@ pub mod workload;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use moto::Moto;
-pub use proxy::{Fault, FaultConfig, FaultProxy, Stats};
+pub use proxy::{Fault, FaultConfig, FaultProxy, RateLimit, Stats};
 
 /// Serves HTTP/1 on `listener` with `handle` until the returned task is aborted.
 pub(crate) fn serve<F, Fut>(listener: tokio::net::TcpListener, handle: F) -> tokio::task::JoinHandle<()>

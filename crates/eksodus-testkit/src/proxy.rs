@@ -54,6 +54,19 @@ pub struct FaultConfig {
     /// An account restricted to an IAM policy: calls whose `service:Operation` is not listed are refused with
     /// the service's access-denied error before moto sees them (`None`: everything is allowed).
     pub allowed_actions: Option<std::collections::BTreeSet<String>>,
+    /// Request rate limits per service, as AWS enforces them per account and region (a token bucket: `burst`
+    /// calls at once, refilled at `per_second`); a call finding the bucket empty gets the service's throttling
+    /// error. Deterministic, unlike `throttle_rate`: it throttles load, not chance.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket of [`FaultConfig::rate_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RateLimit {
+    /// Sustained calls per second.
+    pub per_second: f64,
+    /// Calls allowed at once.
+    pub burst: f64,
 }
 
 /// A fault the proxy injected into one call.
@@ -143,6 +156,8 @@ struct State {
     stats: Mutex<Stats>,
     seen: Mutex<HashMap<u64, u32>>,
     mutations: AtomicU64,
+    /// Tokens and last refill per service, for the rate limit.
+    buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     eks: crate::eks::EksState,
 }
@@ -174,6 +189,7 @@ impl FaultProxy {
             stats: Mutex::default(),
             seen: Mutex::default(),
             mutations: AtomicU64::new(0),
+            buckets: Mutex::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             eks: crate::eks::EksState::default(),
         });
@@ -279,6 +295,19 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
             record(Some(Fault::Denied));
             return Ok(denied_response(&service, &operation));
         }
+    }
+    if let Some(limit) = cfg.rate_limit.filter(|_| !control) {
+        let now = std::time::Instant::now();
+        let mut buckets = st.buckets.lock().expect("buckets");
+        let (tokens, last) = buckets.entry(service.clone()).or_insert((limit.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * limit.per_second).min(limit.burst);
+        *last = now;
+        if *tokens < 1.0 {
+            drop(buckets);
+            record(Some(Fault::Throttled));
+            return Ok(throttle_response(&service));
+        }
+        *tokens -= 1.0;
     }
     let (draw, before) = if control {
         (1.0, true)

@@ -476,3 +476,54 @@ async fn the_install_manifests_are_accepted_by_the_api_server() {
     );
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_environments_converge_under_one_rate_limit() {
+    const N: usize = 50;
+    let Some(c) = cluster("operator-fleet").await else { return };
+    let net = |i: usize| json!({"region": "us-east-1", "network": {"cidr": format!("10.{}.0.0/16", 100 + i), "azs": 2, "nat": "single"}});
+    // what one `up` of such an environment costs, alone on an account
+    let alone = LocalAws::start(FaultConfig::default()).await.unwrap();
+    facade_env(&alone, &net(0).to_string(), "fleet-alone").await.up(&EventSink::discard()).await.unwrap();
+    let single = alone.proxy.stats().calls.len();
+
+    // one account for all of them, limited as AWS limits an account: far fewer calls per second than 50
+    // environments planned at once would make
+    let limit = eksodus_testkit::RateLimit { per_second: 40.0, burst: 40.0 };
+    let aws = LocalAws::start(FaultConfig { rate_limit: Some(limit), ..Default::default() }).await.unwrap();
+    let mut s = settings(&c.namespace, &aws);
+    s.concurrency = 16;
+    let op = start(&c.client, s, None);
+    let api: Api<Environment> = Api::namespaced(c.client.clone(), &c.namespace);
+    let started = Instant::now();
+    for i in 0..N {
+        api.create(&PostParams::default(), &resource(&format!("fleet-{i}"), net(i), json!({}))).await.unwrap();
+    }
+    for i in 0..N {
+        wait_for(&api, &format!("fleet-{i}"), Duration::from_secs(900), "Ready", ready).await;
+    }
+    let took = started.elapsed();
+    let stats = aws.proxy.stats();
+    let throttled = stats.calls.iter().filter(|c| c.fault == Some(eksodus_testkit::Fault::Throttled)).count();
+    let answered = stats.calls.len() - throttled;
+    println!(
+        "[operator-fleet] {N} environments Ready in {:.1}s; {answered} calls answered ({:.1} per environment, {single} for one up alone), {throttled} throttled",
+        took.as_secs_f64(),
+        answered as f64 / N as f64
+    );
+    // the same work as N single `up`s, within 10%; every call that failed for throttling was retried on its own
+    assert!((answered as f64) <= 1.1 * (single * N) as f64, "{answered} calls for {N} x {single}");
+    let errors: u64 = op.metrics.reconciles().iter().filter(|((_, o), _)| o == "error").map(|(_, n)| n).sum();
+    assert_eq!(errors, 0, "no reconcile failed: {:?}", op.metrics.reconciles());
+    assert!(throttled > 0, "the limit never bit: the test proved nothing");
+    drop(op);
+    // let them go without tearing 50 networks down (the account is the test's own)
+    for i in 0..N {
+        let name = format!("fleet-{i}");
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+            .await
+            .unwrap();
+        api.delete(&name, &DeleteParams::default()).await.unwrap();
+    }
+    c.cleanup().await;
+}
