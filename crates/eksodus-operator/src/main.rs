@@ -82,8 +82,27 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Kubernetes stops a pod with SIGTERM; a terminal with Ctrl-C. Either way the lease is released on the way out.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     };
     let options = RunOptions { settings, lease, metrics_addr: Some(a.metrics_addr) };
     match eksodus_operator::run(client, options, Arc::default(), shutdown).await {

@@ -397,7 +397,7 @@ async fn the_standby_finishes_what_a_killed_leader_started_without_duplicates() 
         assert!(a.0.try_wait().unwrap().is_none(), "replica a exited");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _b = Replica::start(&bin, &kubeconfig, &c.namespace, "b", &aws);
+    let mut b = Replica::start(&bin, &kubeconfig, &c.namespace, "b", &aws);
     let api: Api<Environment> = Api::namespaced(c.client.clone(), &c.namespace);
     let spec: serde_json::Value = serde_json::from_str(SPEC).unwrap();
     api.create(&PostParams::default(), &resource("failover", spec, json!({}))).await.unwrap();
@@ -436,6 +436,12 @@ async fn the_standby_finishes_what_a_killed_leader_started_without_duplicates() 
     api.delete("failover", &DeleteParams::default()).await.unwrap();
     wait_gone(&api, "failover", Duration::from_secs(300)).await;
     assert_eq!(mine.remaining().await.unwrap(), Vec::<String>::new());
+    // stopped as Kubernetes stops a pod (SIGTERM, to its PID): it hands the lease over on the way out
+    let term = std::process::Command::new("kill").args(["-TERM", &b.0.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = b.0.wait().unwrap();
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+    assert_eq!(holder(&c.client, &c.namespace).await, None, "the lease was released");
     c.cleanup().await;
 }
 
