@@ -34,7 +34,8 @@ pub async fn run(what: &str) -> Result<()> {
         "migrate" => migrate().await,
         "etcd" => etcd(),
         "faults" => faults().await,
-        other => bail!("unknown benchmark `{other}` (known: net, up, migrate, etcd, faults)"),
+        "operator" => operator().await,
+        other => bail!("unknown benchmark `{other}` (known: net, up, migrate, etcd, faults, operator)"),
     }
 }
 
@@ -686,6 +687,116 @@ fn etcd() -> Result<()> {
             "the same export to a bundle in memory (tmpfs): {wall:.2}s, {:.0} MB/s, peak RSS {rss} MiB",
             size / wall
         );
+    }
+    Ok(())
+}
+
+/// The operator's time to Ready for 1, 10 and 50 network environments at 200 ms per AWS call, against the same
+/// number of `up`s one after another (one `up` measured, times N), on a real API server.
+async fn operator() -> Result<()> {
+    use eksodus::Environment;
+    use eksodus_operator::crd::Environment as Resource;
+    use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+    use kube::{Api, CustomResourceExt};
+    use std::sync::Arc;
+
+    if !eksodus_testkit::realkube::RealKube::available() {
+        bail!("{} must name a kube-apiserver binary (the operator needs watches)", eksodus_testkit::realkube::BINARY_VAR);
+    }
+    const CONCURRENCY: u16 = 16;
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    outln!("bench operator ({profile} build, 200 ms injected per AWS call, {CONCURRENCY} reconciles at once)");
+    let server = eksodus_testkit::realkube::RealKube::start(Default::default()).await?;
+    let client = server.client().await?;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    crds.patch("environments.eksodus.io", &PatchParams::apply("bench").force(), &Patch::Apply(&Resource::crd()))
+        .await?;
+    let net = |i: usize| json!({"region": "us-east-1", "network": {"cidr": format!("10.{}.0.0/16", 100 + i), "azs": 2, "nat": "single"}});
+    let slow = |aws: &LocalAws| FaultConfig { latency: LATENCY, account_id: Some(aws.account_id.clone()), ..Default::default() };
+
+    // one `up` alone, the unit of the sequential baseline
+    let aws = LocalAws::start(FaultConfig::default()).await?;
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let mut v = net(0);
+    v["name"] = json!("bench-alone");
+    let spec = eksodus::spec::from_str(&v.to_string())?;
+    let env = Environment::builder(spec).aws(&conf).options(ApplyOptions::fast()).kube(eksodus::KubeAccess::None).build()?;
+    env.plan().await?;
+    aws.proxy.set_config(slow(&aws));
+    let t = Instant::now();
+    env.up(&EventSink::discard()).await?;
+    let one = t.elapsed();
+    outln!("one up alone: {:.1}s, {} calls", one.as_secs_f64(), aws.proxy.stats().total());
+
+    let mut round = 0;
+    for n in [1usize, 10, 50] {
+        round += 1;
+        let ns = format!("bench-{round}");
+        let namespace: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+        Api::all(client.clone()).create(&PostParams::default(), &namespace).await?;
+        let aws = LocalAws::start(FaultConfig::default()).await?;
+        // warm the emulator, then slow it down
+        Environment::builder(eksodus::spec::from_str("name: warm\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\n")?)
+            .aws(&AwsTarget::local("us-east-1", &aws.endpoint()).load().await)
+            .kube(eksodus::KubeAccess::None)
+            .build()?
+            .plan()
+            .await?;
+        aws.proxy.set_config(slow(&aws));
+        aws.proxy.reset_stats();
+        let settings = eksodus_operator::Settings {
+            namespace: Some(ns.clone()),
+            aws: AwsTarget::local("us-east-1", &aws.endpoint()),
+            cluster_access: eksodus_operator::ClusterAccess::None,
+            options: ApplyOptions::fast(),
+            concurrency: CONCURRENCY,
+            ..Default::default()
+        };
+        let metrics = Arc::new(eksodus_operator::metrics::Metrics::default());
+        let options = eksodus_operator::RunOptions { settings, lease: None, metrics_addr: None };
+        let task = tokio::spawn(eksodus_operator::run(client.clone(), options, metrics.clone(), std::future::pending()));
+        let api: Api<Resource> = Api::namespaced(client.clone(), &ns);
+        let start = Instant::now();
+        for i in 0..n {
+            let r: Resource = serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Environment",
+                "metadata": {"name": format!("env-{i}")}, "spec": {"environment": net(i)}}))?;
+            api.create(&PostParams::default(), &r).await?;
+        }
+        loop {
+            let all = api.list(&Default::default()).await?;
+            let ready = all
+                .items
+                .iter()
+                .filter(|e| {
+                    e.status.as_ref().is_some_and(|s| eksodus_operator::status::is_true(&s.conditions, "Ready"))
+                })
+                .count();
+            if ready == n {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(1800) {
+                bail!("{ready} of {n} Ready after 30 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let took = start.elapsed();
+        task.abort();
+        let stats = aws.proxy.stats();
+        let sequential = one * n as u32;
+        outln!(
+            "{n:>2} environment(s): all Ready in {:.1}s; {n} sequential ups {:.1}s; ratio {:.1}x; {:.1} calls per environment, {} throttled",
+            took.as_secs_f64(),
+            sequential.as_secs_f64(),
+            sequential.as_secs_f64() / took.as_secs_f64(),
+            stats.total() as f64 / n as f64,
+            stats.calls.iter().filter(|c| c.fault == Some(eksodus_testkit::Fault::Throttled)).count()
+        );
+        for i in 0..n {
+            let name = format!("env-{i}");
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+            api.delete(&name, &DeleteParams::default()).await?;
+        }
     }
     Ok(())
 }
