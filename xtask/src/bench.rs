@@ -168,6 +168,19 @@ async fn net() -> Result<()> {
     Ok(())
 }
 
+/// How many reads of a plan of the whole environment depend on each other, at most (from the code of
+/// `Environment::plan`): DescribeCluster -> ListNodegroups/ListAddons/ListAccessEntries/ListPodIdentityAssociations
+/// -> one describe each, with the network (DescribeVpcs -> per-VPC reads) and IAM (ListOpenIDConnectProviders ->
+/// GetOpenIDConnectProvider) beside it: 3. Without a cluster the account comes from STS after the reads:
+/// 2 + 1. When a nodegroup or an addon is to be made, the instance types' vCPUs and the addon catalogue are read
+/// after discovery (what is missing decides what to look up): one more.
+fn read_depth(p: &eksodus::EnvPlan) -> u32 {
+    use eksodus::core::plan::Action;
+    let looks_up =
+        p.plan.steps.iter().any(|s| s.action == Action::Create && (s.kind == "eks-addon" || s.kind == "eks-nodegroup"));
+    3 + u32::from(looks_up)
+}
+
 /// The whole environment of the demo spec under 200 ms per call: each round's apply against its plan's critical
 /// path, the full `up` wall time, and the calls of a no-op re-plan by operation.
 async fn up() -> Result<()> {
@@ -187,12 +200,13 @@ async fn up() -> Result<()> {
     });
     aws.proxy.reset_stats();
     let start = Instant::now();
-    let (mut apply_wall, mut cp_total, mut round) = (Duration::ZERO, 0u32, 0);
+    let (mut apply_wall, mut cp_total, mut round, mut depth_total) = (Duration::ZERO, 0u32, 0, 0u32);
     loop {
         round += 1;
         let t = Instant::now();
         let p = env.plan().await?;
         let plan_time = t.elapsed();
+        depth_total += read_depth(&p);
         if p.is_converged() {
             outln!("round {round}: plan {:.2}s, empty", plan_time.as_secs_f64());
             break;
@@ -222,15 +236,27 @@ async fn up() -> Result<()> {
         bound.as_secs_f64(),
         apply_wall.as_secs_f64() / bound.as_secs_f64()
     );
-    outln!("full up, plans included: {:.2}s, {} calls", start.elapsed().as_secs_f64(), aws.proxy.stats().total());
+    let full = start.elapsed();
+    let full_bound = LATENCY * (cp_total + depth_total);
+    outln!(
+        "full up, plans included: {:.2}s, {} calls; bound {:.2}s (plans' read depth {depth_total} + critical path {cp_total} calls): ratio {:.3} (target <= 1.3)",
+        full.as_secs_f64(),
+        aws.proxy.stats().total(),
+        full_bound.as_secs_f64(),
+        full.as_secs_f64() / full_bound.as_secs_f64()
+    );
     aws.proxy.reset_stats();
     let t = Instant::now();
     let again = env.plan().await?;
+    let replan = t.elapsed();
     let s = aws.proxy.stats();
+    let depth = read_depth(&again);
     outln!(
-        "no-op re-plan: {} calls (target <= 25), {:.2}s, empty: {}\n  {}",
+        "no-op re-plan: {} calls (target <= 25), {:.2}s against read depth {depth} x 200 ms = {:.2}s: ratio {:.3} (target <= 1.5), empty: {}\n  {}",
         s.total(),
-        t.elapsed().as_secs_f64(),
+        replan.as_secs_f64(),
+        (LATENCY * depth).as_secs_f64(),
+        replan.as_secs_f64() / (LATENCY * depth).as_secs_f64(),
         again.is_converged(),
         s.by_operation().iter().map(|(k, v)| format!("{k} x{v}")).collect::<Vec<_>>().join(", ")
     );
@@ -701,7 +727,10 @@ async fn operator() -> Result<()> {
     use std::sync::Arc;
 
     if !eksodus_testkit::realkube::RealKube::available() {
-        bail!("{} must name a kube-apiserver binary (the operator needs watches)", eksodus_testkit::realkube::BINARY_VAR);
+        bail!(
+            "{} must name a kube-apiserver binary (the operator needs watches)",
+            eksodus_testkit::realkube::BINARY_VAR
+        );
     }
     const CONCURRENCY: u16 = 16;
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
@@ -713,7 +742,11 @@ async fn operator() -> Result<()> {
     crds.patch("environments.eksodus.io", &PatchParams::apply("bench").force(), &Patch::Apply(&Resource::crd()))
         .await?;
     let net = |i: usize| json!({"region": "us-east-1", "network": {"cidr": format!("10.{}.0.0/16", 100 + i), "azs": 2, "nat": "single"}});
-    let slow = |aws: &LocalAws| FaultConfig { latency: LATENCY, account_id: Some(aws.account_id.clone()), ..Default::default() };
+    let slow = |aws: &LocalAws| FaultConfig {
+        latency: LATENCY,
+        account_id: Some(aws.account_id.clone()),
+        ..Default::default()
+    };
 
     // one `up` alone, the unit of the sequential baseline
     let aws = LocalAws::start(FaultConfig::default()).await?;
@@ -721,7 +754,8 @@ async fn operator() -> Result<()> {
     let mut v = net(0);
     v["name"] = json!("bench-alone");
     let spec = eksodus::spec::from_str(&v.to_string())?;
-    let env = Environment::builder(spec).aws(&conf).options(ApplyOptions::fast()).kube(eksodus::KubeAccess::None).build()?;
+    let env =
+        Environment::builder(spec).aws(&conf).options(ApplyOptions::fast()).kube(eksodus::KubeAccess::None).build()?;
     env.plan().await?;
     aws.proxy.set_config(slow(&aws));
     let t = Instant::now();
@@ -733,16 +767,19 @@ async fn operator() -> Result<()> {
     for n in [1usize, 10, 50] {
         round += 1;
         let ns = format!("bench-{round}");
-        let namespace: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+        let namespace: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns}}))?;
         Api::all(client.clone()).create(&PostParams::default(), &namespace).await?;
         let aws = LocalAws::start(FaultConfig::default()).await?;
         // warm the emulator, then slow it down
-        Environment::builder(eksodus::spec::from_str("name: warm\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\n")?)
-            .aws(&AwsTarget::local("us-east-1", &aws.endpoint()).load().await)
-            .kube(eksodus::KubeAccess::None)
-            .build()?
-            .plan()
-            .await?;
+        Environment::builder(eksodus::spec::from_str(
+            "name: warm\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\n",
+        )?)
+        .aws(&AwsTarget::local("us-east-1", &aws.endpoint()).load().await)
+        .kube(eksodus::KubeAccess::None)
+        .build()?
+        .plan()
+        .await?;
         aws.proxy.set_config(slow(&aws));
         aws.proxy.reset_stats();
         let settings = eksodus_operator::Settings {
@@ -755,11 +792,13 @@ async fn operator() -> Result<()> {
         };
         let metrics = Arc::new(eksodus_operator::metrics::Metrics::default());
         let options = eksodus_operator::RunOptions { settings, lease: None, metrics_addr: None };
-        let task = tokio::spawn(eksodus_operator::run(client.clone(), options, metrics.clone(), std::future::pending()));
+        let task =
+            tokio::spawn(eksodus_operator::run(client.clone(), options, metrics.clone(), std::future::pending()));
         let api: Api<Resource> = Api::namespaced(client.clone(), &ns);
         let start = Instant::now();
         for i in 0..n {
-            let r: Resource = serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Environment",
+            let r: Resource =
+                serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Environment",
                 "metadata": {"name": format!("env-{i}")}, "spec": {"environment": net(i)}}))?;
             api.create(&PostParams::default(), &r).await?;
         }

@@ -323,48 +323,56 @@ impl AccessEntries {
                 delete_cost: 0,
             });
         }
-        out.observed.extend(self.discover_pod_identities().await?);
-        if !mode.is_some_and(AuthenticationMode::reads_access_entries) {
-            return Ok(out);
-        }
-        let principals = retry(&self.reads, || async {
-            let mut all = Vec::new();
-            let mut token = None;
-            loop {
-                let r = self
-                    .calls
-                    .read(|| self.eks.list_access_entries().cluster_name(c).set_next_token(token.clone()).send())
-                    .await
-                    .map_err(|e| step_error(format!("ListAccessEntries {c}"), e))?;
-                all.extend(r.access_entries().iter().cloned());
-                token = r.next_token().map(String::from);
-                if token.is_none() {
-                    break;
-                }
+        // pod identities and access entries are independent: read together; each entry's policies are read
+        // right after its own describe, all entries at once (the chain is list -> describe -> policies)
+        let reads_entries = mode.is_some_and(AuthenticationMode::reads_access_entries);
+        let entries = async {
+            if !reads_entries {
+                return Ok(Vec::new());
             }
-            Ok(all)
-        })
-        .await?;
-        let details = try_join_all(principals.iter().map(|p| async move {
-            retry(&self.reads, || async {
-                self.calls
-                    .read(|| self.eks.describe_access_entry().cluster_name(c).principal_arn(p).send())
-                    .await
-                    .map_err(|e| step_error(format!("DescribeAccessEntry {p}"), e))
+            let principals = retry(&self.reads, || async {
+                let mut all = Vec::new();
+                let mut token = None;
+                loop {
+                    let r = self
+                        .calls
+                        .read(|| self.eks.list_access_entries().cluster_name(c).set_next_token(token.clone()).send())
+                        .await
+                        .map_err(|e| step_error(format!("ListAccessEntries {c}"), e))?;
+                    all.extend(r.access_entries().iter().cloned());
+                    token = r.next_token().map(String::from);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                Ok(all)
             })
+            .await?;
+            try_join_all(principals.iter().map(|p| async move {
+                let e = retry(&self.reads, || async {
+                    self.calls
+                        .read(|| self.eks.describe_access_entry().cluster_name(c).principal_arn(p).send())
+                        .await
+                        .map_err(|e| step_error(format!("DescribeAccessEntry {p}"), e))
+                })
+                .await?;
+                let Some(entry) = e.access_entry().cloned() else { return Ok(None) };
+                let t: std::collections::BTreeMap<String, String> =
+                    entry.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+                let owned = tags::is_owned(&t, &self.env, self.component);
+                let principal = entry.principal_arn().unwrap_or_default().to_string();
+                let policies = if owned { self.policies_of(&principal).await? } else { vec![] };
+                Ok::<_, StepError>(Some((entry, t, owned, policies)))
+            }))
             .await
-        }))
-        .await?;
-        for e in details {
-            let Some(entry) = e.access_entry() else { continue };
+        };
+        let (pods, details) = tokio::try_join!(self.discover_pod_identities(), entries)?;
+        out.observed.extend(pods);
+        for (entry, t, owned, policies) in details.into_iter().flatten() {
             let principal = entry.principal_arn().unwrap_or_default().to_string();
             let mut groups = entry.kubernetes_groups().to_vec();
             groups.sort();
             let typ = entry.r#type().unwrap_or("STANDARD").to_string();
-            let t: std::collections::BTreeMap<String, String> =
-                entry.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-            let owned = tags::is_owned(&t, &self.env, self.component);
-            let policies = if owned { self.policies_of(&principal).await? } else { vec![] };
             out.all.push(EntrySummary {
                 principal_arn: principal.clone(),
                 entry_type: typ.clone(),
@@ -486,6 +494,12 @@ impl AccessEntries {
     /// the guard, [`Aws`](crate::Error::Aws) when discovery fails.
     pub async fn plan(&self, spec: &EnvironmentSpec) -> Result<Plan, crate::Error> {
         let found = self.discover().await?;
+        self.plan_from(spec, found).await
+    }
+
+    /// [`AccessEntries::plan`] from a discovery made earlier (a driver that reads everything at once); reads
+    /// only the policies of entries the guard must judge.
+    pub async fn plan_from(&self, spec: &EnvironmentSpec, found: AccessDiscovery) -> Result<Plan, crate::Error> {
         let invalid = |field: &str, message: String| crate::Error::Invalid { field: field.into(), message };
         if let (Some(have), Some(want)) = (found.mode, spec.access.as_ref().and_then(|a| a.authentication_mode)) {
             if want < have {

@@ -364,7 +364,33 @@ impl Environment {
         // discovery needs the IDs they map to keys), then EKS, then what depends on the cluster
         let want_kms = crate::kms::wanted(spec).is_some();
         let no_keys = HashMap::new();
-        let ((net_plan, net_found), kms_found, iam_found, mut found) = tokio::try_join!(
+        // within EKS: the cluster first; then its nodegroups and addons, and its access entries and Pod Identity
+        // associations, all at once (the entries need only the cluster's account and authentication mode)
+        let eks_reads = async {
+            let cluster = self.eks.describe().await?;
+            let owned_mode = cluster.as_ref().and_then(|c| {
+                let t: BTreeMap<String, String> =
+                    c.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+                let account = c.arn()?.split(':').nth(4).filter(|a| !a.is_empty())?.to_string();
+                let mode = c
+                    .access_config()
+                    .and_then(|a| a.authentication_mode())
+                    .and_then(|m| eksodus_core::spec::AuthenticationMode::parse(m.as_str()));
+                eksodus_core::tags::is_owned(&t, &spec.name, eks::COMPONENT).then_some((account, mode))
+            });
+            let access = async {
+                match &owned_mode {
+                    Some((account, mode)) => {
+                        let entries = self.entries(account, *mode);
+                        Ok(Some(entries.discover().await.map_err(Error::Aws)?))
+                    }
+                    None => Ok::<_, Error>(None),
+                }
+            };
+            let (found, access) = tokio::try_join!(self.eks.discover_from(cluster, &no_keys), access)?;
+            Ok::<_, Error>((found, access))
+        };
+        let ((net_plan, net_found), kms_found, iam_found, (mut found, access_found)) = tokio::try_join!(
             async { self.network.plan_with_discovery(spec).await.map_err(Error::from) },
             async {
                 if want_kms {
@@ -374,7 +400,7 @@ impl Environment {
                 }
             },
             async { self.iam.discover(spec).await.map_err(Error::Aws) },
-            self.eks.discover(&no_keys),
+            eks_reads,
         )?;
         let mut ids_to_keys: HashMap<String, String> = net_found.keys.clone();
         for o in &kms_found {
@@ -515,7 +541,14 @@ impl Environment {
 
             // access entries and Pod Identity associations live in the cluster
             let mut access = match owned_cluster {
-                Some(cl) => self.entries(&account, cl.authentication_mode).plan(spec).await.map_err(access_err)?,
+                Some(cl) => {
+                    let entries = self.entries(&account, cl.authentication_mode);
+                    match access_found {
+                        Some(f) => entries.plan_from(spec, f).await,
+                        None => entries.plan(spec).await,
+                    }
+                    .map_err(access_err)?
+                }
                 None => {
                     let mut desired = self.entries(&account, None).desired(spec);
                     desired.retain(|d| d.kind != "cluster-auth-mode"); // CreateCluster sets the mode

@@ -18,8 +18,32 @@ impl Eks {
     }
 
     pub(super) async fn discover_inner(&self, ids_to_keys: &HashMap<String, String>) -> Result<Found, Error> {
+        let c = self.describe().await?;
+        self.discover_from(c, ids_to_keys).await
+    }
+
+    /// The cluster as EKS describes it (None when there is none), retried.
+    pub async fn describe(&self) -> Result<Option<aws_sdk_eks::types::Cluster>, Error> {
+        Ok(retry(&self.reads, || self.describe_cluster()).await?)
+    }
+
+    /// [`Eks::discover`] from a cluster already described (a driver reading what depends on the cluster at
+    /// the same time as the cluster's nodegroups and addons).
+    pub async fn discover_from(
+        &self,
+        cluster: Option<aws_sdk_eks::types::Cluster>,
+        ids_to_keys: &HashMap<String, String>,
+    ) -> Result<Found, Error> {
+        Box::pin(self.discover_from_inner(cluster, ids_to_keys)).await
+    }
+
+    async fn discover_from_inner(
+        &self,
+        cluster: Option<aws_sdk_eks::types::Cluster>,
+        ids_to_keys: &HashMap<String, String>,
+    ) -> Result<Found, Error> {
         let key_of = |id: &str| ids_to_keys.get(id).cloned().unwrap_or_else(|| id.to_string());
-        let Some(c) = retry(&self.reads, || self.describe_cluster()).await? else { return Ok(Found::default()) };
+        let Some(c) = cluster else { return Ok(Found::default()) };
         let t = tag_map(c.tags());
         let owned = tags::is_owned(&t, &self.env, COMPONENT);
         let arn = c.arn().unwrap_or_default().to_string();
