@@ -30,7 +30,7 @@ pub enum OperatorCmd {
         /// A namespace whose Secrets the operator may read for credentials (repeatable).
         #[arg(long = "credential-namespace")]
         credential_namespaces: Vec<String>,
-        /// Only the CRD.
+        /// Only the CRDs.
         #[arg(long)]
         crd_only: bool,
     },
@@ -68,8 +68,12 @@ pub async fn run(cmd: OperatorCmd) -> Result<ExitCode> {
                 i.image = image;
             }
             if crd_only {
-                let crd = &manifests::objects(&i)[1];
-                out!("{}", serde_saphyr::to_string(crd)?);
+                let crds: Vec<String> = manifests::objects(&i)
+                    .iter()
+                    .filter(|o| o["kind"] == "CustomResourceDefinition")
+                    .map(serde_saphyr::to_string)
+                    .collect::<Result<_, _>>()?;
+                out!("{}", crds.join("---\n"));
             } else {
                 out!("{}", manifests::yaml(&i));
             }

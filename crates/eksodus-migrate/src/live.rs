@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{verbs, ApiCapabilities, Discovery, Scope};
@@ -555,7 +556,12 @@ pub async fn apply(
         let tgt = &target;
         let journal = &journal;
         let in_place = &in_place;
-        let done: Vec<ObjectResult> = stream::iter(objs.iter().copied())
+        // the futures are made first and streamed as a Vec of boxed, nameable Send futures: with the closure
+        // inside the stream's type, the compiler cannot prove `apply`'s future Send, and an embedder could not
+        // spawn it or await it in a controller's reconcile
+        let futures: Vec<futures::future::BoxFuture<'_, ObjectResult>> = objs
+            .iter()
+            .copied()
             .map(|o| {
                 let held = held.get(&o.obj_ref().to_string()).cloned();
                 async move {
@@ -588,10 +594,10 @@ pub async fn apply(
                     });
                     ObjectResult { object: name, wave, outcome }
                 }
+                .boxed()
             })
-            .buffer_unordered(opts.concurrency.max(1))
-            .collect()
-            .await;
+            .collect();
+        let done: Vec<ObjectResult> = stream::iter(futures).buffer_unordered(opts.concurrency.max(1)).collect().await;
         let mut done = done;
         done.sort_by(|a, b| a.object.cmp(&b.object));
         // CRDs must be Established before their custom resources; then the target serves new types
@@ -862,39 +868,43 @@ pub async fn verify(
     let total = objects.len() as u64;
     let checked = std::sync::atomic::AtomicU64::new(0);
     let checked = &checked;
-    let found: Vec<(String, Looked)> = stream::iter(objects.iter().map(|(o, _)| o))
-        .map(|o| async move {
-            let name = o.obj_ref().to_string();
-            // a kind the target does not serve (its CRD is missing): the object is missing too
-            let Ok((api, _)) = tgt.api(o) else { return (name, Ok(None)) };
-            let r = match retried(|| api.get_opt(o.name())).await {
-                Ok(None) => Ok(None),
-                Ok(Some(got)) => {
-                    let got = serde_json::to_value(got).unwrap_or(Value::Null);
-                    let mut diff = Vec::new();
-                    mismatches(&as_stored(o), &got, "", &mut diff);
-                    Ok(Some(diff))
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let outcome = match &r {
-                Ok(None) => "missing",
-                Ok(Some(d)) if d.is_empty() => "equal",
-                Ok(Some(_)) => "different",
-                Err(_) => "unreadable",
-            };
-            events.emit(Event::Progress {
-                phase: "verify".into(),
-                done: checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                total: Some(total),
-                item: Some(name.clone()),
-                outcome: Some(outcome.into()),
-            });
-            (name, r)
+    // boxed futures in a Vec, not a closure in the stream: `verify` stays Send (see `apply`)
+    let futures: Vec<futures::future::BoxFuture<'_, (String, Looked)>> = objects
+        .iter()
+        .map(|(o, _)| {
+            async move {
+                let name = o.obj_ref().to_string();
+                // a kind the target does not serve (its CRD is missing): the object is missing too
+                let Ok((api, _)) = tgt.api(o) else { return (name, Ok(None)) };
+                let r = match retried(|| api.get_opt(o.name())).await {
+                    Ok(None) => Ok(None),
+                    Ok(Some(got)) => {
+                        let got = serde_json::to_value(got).unwrap_or(Value::Null);
+                        let mut diff = Vec::new();
+                        mismatches(&as_stored(o), &got, "", &mut diff);
+                        Ok(Some(diff))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let outcome = match &r {
+                    Ok(None) => "missing",
+                    Ok(Some(d)) if d.is_empty() => "equal",
+                    Ok(Some(_)) => "different",
+                    Err(_) => "unreadable",
+                };
+                events.emit(Event::Progress {
+                    phase: "verify".into(),
+                    done: checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                    total: Some(total),
+                    item: Some(name.clone()),
+                    outcome: Some(outcome.into()),
+                });
+                (name, r)
+            }
+            .boxed()
         })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+        .collect();
+    let found: Vec<(String, Looked)> = stream::iter(futures).buffer_unordered(16).collect().await;
     for (name, r) in found {
         match r {
             Ok(None) => v.missing.push(name),
@@ -965,6 +975,14 @@ pub async fn verify(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Compiled, never run: `apply` and `verify` can be spawned or awaited in a controller's reconcile.
+    #[allow(dead_code)]
+    fn apply_and_verify_are_send(c: &Client, o: &[(Obj, u32)], opts: &MigrateOptions, e: &EventSink) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(apply(c, o, opts, e));
+        is_send(verify(c, o, &BTreeMap::new(), Duration::ZERO, e));
+    }
 
     #[test]
     fn a_crd_is_waited_for_in_every_served_version() {

@@ -25,6 +25,7 @@ use rand::Rng;
 use crate::calls::CallCounter;
 use crate::crd::{DeletionPolicy, Environment, EnvironmentStatus, LastReconcile, Mode, PlanSummary};
 use crate::metrics::Metrics;
+use crate::migration::Migration;
 use crate::status::{self, Observation};
 use crate::Error;
 
@@ -66,6 +67,8 @@ pub struct Settings {
     pub cleanup_timeout: Duration,
     /// This replica's name (events' reporting instance, the lease holder).
     pub identity: String,
+    /// Where migrations keep their files (bundles exported from snapshots, apply journals).
+    pub work_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             drift_interval: DEFAULT_DRIFT_INTERVAL,
             cleanup_timeout: Duration::from_secs(300),
             identity: "eksodus-operator".into(),
+            work_dir: std::env::temp_dir().join("eksodus-operator"),
         }
     }
 }
@@ -115,6 +119,26 @@ impl Context {
         })
     }
 
+    /// The Kubernetes client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Forgets the failures in a row of `key` (its backoff starts over).
+    pub(crate) fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failures").remove(key);
+    }
+
     /// The SDK configuration for `region` (loaded once per region: the credential chain is asked once, its
     /// providers refresh themselves).
     async fn base_conf(&self, region: &str) -> SdkConfig {
@@ -128,7 +152,7 @@ impl Context {
     }
 
     /// The environment of `o` with calls counted into `counter`.
-    async fn environment(
+    pub(crate) async fn environment(
         &self,
         o: &Environment,
         spec: EnvironmentSpec,
@@ -463,15 +487,15 @@ pub fn backoff(n: u32, jitter: f64) -> Duration {
     Duration::from_secs(base).mul_f64(jitter)
 }
 
-/// Runs the controller until the watch ends: watches `Environment`s (in `settings.namespace` or everywhere),
-/// reconciling on spec, finalizer and deletion changes (not on its own status writes) and on each
-/// environment's drift interval.
+/// Runs the controllers until the watches end: `Environment`s (in `settings.namespace` or everywhere),
+/// reconciled on spec, finalizer and deletion changes (not on the operator's own status writes) and on each
+/// environment's drift interval; `Migration`s, on spec changes and while their workloads roll out.
 pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>) -> Result<(), Error> {
     let api: Api<Environment> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    // the CRD must be installed: say so at once instead of retrying a watch forever
+    // the CRDs must be installed: say so at once instead of retrying a watch forever
     api.list(&ListParams::default().limit(1)).await.map_err(Error::CrdMissing)?;
     metrics.set_ready(true);
     let concurrency = settings.concurrency.max(1);
@@ -488,12 +512,41 @@ pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes, Default::default());
-    Controller::for_stream(stream, reader)
+    let environments = Controller::for_stream(stream, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    let migrations: Api<Migration> = match &ctx.settings.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    migrations.list(&ListParams::default().limit(1)).await.map_err(Error::CrdMissing)?;
+    let (reader, writer) = reflector::store();
+    let generation = |m: &Migration| m.metadata.generation.map(|g| g as u64);
+    let stream = watcher(migrations, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(generation, Default::default());
+    let migrations = Controller::for_stream(stream, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .run(crate::migration::reconcile, migration_error_policy, ctx)
+        .for_each(|_| futures::future::ready(()));
+    futures::join!(environments, migrations);
     Ok(())
+}
+
+/// After a failed migration reconcile: the same backoff as environments'.
+fn migration_error_policy(m: Arc<Migration>, _e: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("migration/{}/{}", m.namespace().unwrap_or_default(), m.name_any());
+    let n = {
+        let mut f = ctx.failures.lock().expect("failures");
+        let n = f.entry(key).or_default();
+        *n = n.saturating_add(1);
+        *n
+    };
+    ctx.metrics.reconciled("Migration", "error", Duration::ZERO);
+    Action::requeue(backoff(n, rand::thread_rng().gen_range(0.5..1.0)))
 }
 
 #[cfg(test)]

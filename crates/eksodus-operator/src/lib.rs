@@ -5,7 +5,8 @@
 //! tokens), which is what makes a controller safe here: a reconcile cut short by a crash, a restart or a
 //! leader change is run again from discovery and converges without duplicates.
 //!
-//! - [`crd`]: the resource types, the source of the CRD.
+//! - [`crd`]: the `Environment` resource types, the source of its CRD.
+//! - [`migration`]: the `Migration` resource and its reconcile (bundle or etcd snapshot -> a cluster).
 //! - [`controller`]: reconcile, finalizer, backoff, [`controller::run`].
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease.
 //! - [`metrics`]: Prometheus metrics and health endpoints.
@@ -20,6 +21,7 @@ pub mod crd;
 pub mod lease;
 pub mod manifests;
 pub mod metrics;
+pub mod migration;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -68,6 +70,15 @@ pub enum Error {
     /// Adding or removing the finalizer failed, or the reconcile inside it did.
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A migration's target cluster cannot be reached.
+    #[error("migration target: {0}")]
+    Target(String),
+    /// A migration's source cannot be read.
+    #[error("migration source: {0}")]
+    Source(String),
+    /// A migration did not complete (objects not applied, or different in the target).
+    #[error("migration: {0}")]
+    Migration(String),
     /// This replica lost the leader lease; it stopped reconciling.
     #[error("lost the leader lease {0}")]
     LeaseLost(String),

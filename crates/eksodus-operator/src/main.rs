@@ -42,6 +42,9 @@ struct Args {
     /// Seconds between drift checks.
     #[arg(long, default_value_t = 600)]
     drift_interval: u64,
+    /// Where migrations keep exported bundles and apply journals.
+    #[arg(long, default_value = "/var/lib/eksodus")]
+    work_dir: std::path::PathBuf,
     /// An AWS endpoint (the local emulator); clusters' API servers are then not contacted.
     #[arg(long)]
     aws_endpoint: Option<String>,
@@ -61,6 +64,7 @@ async fn main() -> ExitCode {
         concurrency: a.concurrency,
         drift_interval: Duration::from_secs(a.drift_interval),
         identity: a.identity.clone(),
+        work_dir: a.work_dir.clone(),
         // the emulator makes resources ready at once: poll it as the tests do
         options: if a.aws_endpoint.is_some() {
             eksodus::ApplyOptions::fast()

@@ -5,6 +5,7 @@ use kube::CustomResourceExt;
 use serde_json::{json, Value};
 
 use crate::crd::Environment;
+use crate::migration::Migration;
 
 /// What to install.
 #[derive(Debug, Clone)]
@@ -48,6 +49,7 @@ pub fn objects(i: &Install) -> Vec<Value> {
     let mut out = vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
         serde_json::to_value(Environment::crd()).expect("CRD serializes"),
+        serde_json::to_value(Migration::crd()).expect("CRD serializes"),
         sa,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": NAME, "labels": labels},
         "rules": [
@@ -87,7 +89,8 @@ pub fn objects(i: &Install) -> Vec<Value> {
                     "containers": [{
                         "name": "operator",
                         "image": i.image,
-                        "args": ["--lease-namespace", "$(POD_NAMESPACE)", "--identity", "$(POD_NAME)", "--metrics-addr", "0.0.0.0:8080"],
+                        "args": ["--lease-namespace", "$(POD_NAMESPACE)", "--identity", "$(POD_NAME)", "--metrics-addr", "0.0.0.0:8080", "--work-dir", "/var/lib/eksodus"],
+                        "volumeMounts": [{"name": "work", "mountPath": "/var/lib/eksodus"}],
                         "env": [
                             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
@@ -97,7 +100,10 @@ pub fn objects(i: &Install) -> Vec<Value> {
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
                         "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
-                    }]
+                    }],
+                    // migrations' exported bundles and apply journals (a journal lost with the pod costs only
+                    // re-sending unchanged objects, which server-side apply makes no-ops)
+                    "volumes": [{"name": "work", "emptyDir": {}}]
                 }
             }
         }}));
@@ -130,6 +136,7 @@ mod tests {
             [
                 "Namespace",
                 "CustomResourceDefinition",
+                "CustomResourceDefinition",
                 "ServiceAccount",
                 "ClusterRole",
                 "ClusterRoleBinding",
@@ -157,7 +164,7 @@ mod tests {
         let docs: Vec<Value> = text.split("---\n").map(|d| serde_saphyr::from_str(d).unwrap()).collect();
         assert_eq!(docs, objects(&i));
         assert_eq!(
-            docs[2]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            docs[3]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
             "arn:aws:iam::111122223333:role/eksodus"
         );
     }

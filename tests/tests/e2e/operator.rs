@@ -41,13 +41,14 @@ async fn cluster(test: &str) -> Option<eksodus_e2e::Cluster> {
 async fn install_crd(client: &kube::Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = Environment::crd();
-    crds.patch("environments.eksodus.io", &PatchParams::apply("eksodus-e2e").force(), &Patch::Apply(&crd))
-        .await
-        .expect("CRD applied");
+    for crd in [Environment::crd(), eksodus_operator::migration::Migration::crd()] {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(&name, &PatchParams::apply("eksodus-e2e").force(), &Patch::Apply(&crd)).await.expect("CRD applied");
+    }
     let envs: Api<Environment> = Api::all(client.clone());
+    let migrations: Api<eksodus_operator::migration::Migration> = Api::all(client.clone());
     for _ in 0..100 {
-        if envs.list(&Default::default()).await.is_ok() {
+        if envs.list(&Default::default()).await.is_ok() && migrations.list(&Default::default()).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -76,6 +77,7 @@ fn settings(namespace: &str, aws: &LocalAws) -> Settings {
         drift_interval: Duration::from_secs(600),
         cleanup_timeout: Duration::from_secs(30),
         identity: "e2e".into(),
+        work_dir: std::env::temp_dir().join(format!("eksodus-e2e-operator-{namespace}")),
     }
 }
 
@@ -477,8 +479,8 @@ async fn the_install_manifests_are_accepted_by_the_api_server() {
         checked += 1;
     }
     assert_eq!(
-        checked, 10,
-        "CRD, service account, two cluster roles and bindings, a role and binding, Deployment, Service"
+        checked, 11,
+        "two CRDs, service account, two cluster roles and bindings, a role and binding, Deployment, Service"
     );
     c.cleanup().await;
 }
@@ -532,4 +534,84 @@ async fn fifty_environments_converge_under_one_rate_limit() {
         api.delete(&name, &DeleteParams::default()).await.unwrap();
     }
     c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_resource_moves_a_bundle_into_a_cluster_once() {
+    use eksodus_operator::migration::Migration;
+    let Some(c) = cluster("operator-migration").await else { return };
+    let target = eksodus_e2e::Cluster::start_with("operator-migration-target", "EKSODUS_TEST_KUBECONFIG_TARGET").await;
+    let ns = target.namespace.clone();
+    // a bundle of four objects for the target's namespace, made as `migrate export --from-dir` makes one
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("app.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {ns}}}\ndata: {{mode: blue}}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {{name: token, namespace: {ns}}}\nstringData: {{token: s3cret}}\n---\n\
+             apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: app, namespace: {ns}}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: app, namespace: {ns}}}\nspec: {{ports: [{{port: 80}}], selector: {{app: app}}}}\n"
+        ),
+    )
+    .unwrap();
+    let read = eksodus::migrate::source::read_dir(manifests.path()).unwrap();
+    let prepared = eksodus::migrate::bundle::prepare(read, "test", &Default::default(), &Default::default());
+    let bundle = tempfile::tempdir().unwrap();
+    eksodus::migrate::bundle::write(bundle.path(), &prepared).unwrap();
+    // the target's kubeconfig in a Secret beside the Migration
+    let kubeconfig = target.real.as_ref().unwrap().get().kubeconfig();
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(json!({"metadata": {"name": "target"}, "stringData": {"kubeconfig": kubeconfig}}))
+            .unwrap();
+    Api::namespaced(c.client.clone(), &c.namespace).create(&PostParams::default(), &secret).await.unwrap();
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let _op = start(&c.client, settings(&c.namespace, &aws), None);
+    let api: Api<Migration> = Api::namespaced(c.client.clone(), &c.namespace);
+    let m: Migration = serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Migration",
+        "metadata": {"name": "move"},
+        "spec": {"source": {"bundle": bundle.path()}, "target": {"kubeconfigSecret": {"name": "target"}}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &m).await.unwrap();
+    let done = |phase: &'static str| {
+        move |m: &Migration| {
+            m.status.as_ref().is_some_and(|s| s.phase == phase && Some(s.observed_generation) == m.metadata.generation)
+        }
+    };
+    let status = wait_migration(&api, "move", done("Succeeded")).await;
+    assert_eq!((status.objects, status.verified), (4, 4), "{status:#?}");
+    assert_eq!(status.applied.get("created"), Some(&4), "{status:#?}");
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        Api::namespaced(target.client.clone(), &ns).get("settings").await.unwrap();
+    assert_eq!(cm.data.unwrap()["mode"], "blue");
+    // asked again (a new generation): the journal sends nothing twice
+    api.patch("move", &PatchParams::default(), &Patch::Merge(json!({"spec": {"verifyTimeoutSeconds": 60}})))
+        .await
+        .unwrap();
+    let status = wait_migration(&api, "move", done("Succeeded")).await;
+    assert_eq!(status.applied.get("journaled"), Some(&4), "{status:#?}");
+    // a migration without a source fails, naming the field, and touches nothing
+    let bad: Migration = serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Migration",
+        "metadata": {"name": "bad"}, "spec": {"source": {}, "target": {"kubeconfigSecret": {"name": "target"}}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &bad).await.unwrap();
+    let status = wait_migration(&api, "bad", done("Failed")).await;
+    assert!(status.message.contains("spec.source"), "{status:#?}");
+    target.cleanup().await;
+    c.cleanup().await;
+}
+
+async fn wait_migration(
+    api: &Api<eksodus_operator::migration::Migration>,
+    name: &str,
+    ok: impl Fn(&eksodus_operator::migration::Migration) -> bool,
+) -> eksodus_operator::migration::MigrationStatus {
+    let start = Instant::now();
+    loop {
+        let m = api.get(name).await.unwrap();
+        if ok(&m) {
+            return m.status.unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{name}: {:#?}", m.status);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
