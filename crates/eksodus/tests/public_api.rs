@@ -13,8 +13,16 @@ use std::path::{Path, PathBuf};
 use quote::ToTokens;
 use syn::{Attribute, Fields, ImplItem, Item, TraitItem, Visibility};
 
-const CRATES: &[&str] =
-    &["eksodus", "eksodus-core", "eksodus-net", "eksodus-access", "eksodus-cluster", "eksodus-migrate", "eksodus-etcd"];
+const CRATES: &[&str] = &[
+    "eksodus",
+    "eksodus-core",
+    "eksodus-net",
+    "eksodus-access",
+    "eksodus-cluster",
+    "eksodus-migrate",
+    "eksodus-etcd",
+    "eksodus-operator",
+];
 
 /// Tokens as text with the spacing people write.
 fn tidy(tokens: impl ToTokens) -> String {
