@@ -6,6 +6,11 @@ pub fn service_of(authorization: &str) -> Option<&str> {
     authorization.split("Credential=").nth(1)?.split('/').nth(3)
 }
 
+/// The access key ID of a SigV4 `Authorization` header.
+pub fn access_key_of(authorization: &str) -> Option<&str> {
+    authorization.split("Credential=").nth(1)?.split('/').next().filter(|k| !k.is_empty())
+}
+
 /// The region of a SigV4 `Authorization` header.
 pub fn region_of(authorization: &str) -> Option<&str> {
     authorization.split("Credential=").nth(1)?.split('/').nth(2)
@@ -97,5 +102,6 @@ mod tests {
         assert_eq!(operation_of("eks", "GET", "/clusters/x", None, b""), "DescribeCluster");
         let auth = "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/ec2/aws4_request, SignedHeaders=host";
         assert_eq!((service_of(auth), region_of(auth)), (Some("ec2"), Some("eu-west-1")));
+        assert_eq!(access_key_of(auth), Some("AKID"));
     }
 }

@@ -100,6 +100,8 @@ pub struct Call {
     pub mutating: bool,
     /// What was injected, if anything.
     pub fault: Option<Fault>,
+    /// The access key ID that signed it (whose credentials the caller used).
+    pub access_key: String,
 }
 
 /// Calls seen so far.
@@ -265,6 +267,8 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
     let control = path.starts_with("/moto-api");
     let service = service_of(&parts.headers);
     let operation = operation_of(&service, &parts.method, parts.uri.path(), &parts.headers, &body);
+    let access_key =
+        authorization(&parts.headers).and_then(eksodus_core::operations::access_key_of).unwrap_or_default().to_string();
     let mutating = is_mutating(&parts.method, &operation);
     let cfg = st.config.lock().expect("config").clone();
 
@@ -275,6 +279,7 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                 operation: operation.clone(),
                 mutating,
                 fault,
+                access_key: access_key.clone(),
             });
         }
     };

@@ -615,3 +615,35 @@ async fn wait_migration(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_the_named_secret_and_its_absence_is_reported() {
+    let Some(c) = cluster("operator-credentials").await else { return };
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let _op = start(&c.client, settings(&c.namespace, &aws), None);
+    let api: Api<Environment> = Api::namespaced(c.client.clone(), &c.namespace);
+    let net = json!({"region": "us-east-1", "network": {"cidr": "10.72.0.0/16", "azs": 2, "nat": "none"}});
+    api.create(&PostParams::default(), &resource("keyed", net, json!({"credentials": {"secretName": "keyed-aws"}})))
+        .await
+        .unwrap();
+    let e = wait_for(&api, "keyed", Duration::from_secs(60), "Degraded for want of credentials", |e| {
+        condition(e, "Degraded").is_some_and(|(s, r)| s == "True" && r == "CredentialsUnavailable")
+    })
+    .await;
+    let message = eksodus_operator::status::get(&e.status.unwrap().conditions, "Degraded").unwrap().message.clone();
+    assert!(message.contains("keyed-aws") && message.contains("no such Secret"), "{message}");
+    assert_eq!(aws.proxy.stats().calls.len(), 0, "nothing is asked of AWS without credentials");
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({"metadata": {"name": "keyed-aws"},
+        "stringData": {"AWS_ACCESS_KEY_ID": "AKIDTEAMA", "AWS_SECRET_ACCESS_KEY": "team-a-secret"}}))
+    .unwrap();
+    Api::namespaced(c.client.clone(), &c.namespace).create(&PostParams::default(), &secret).await.unwrap();
+    // the failed reconcile is retried with backoff (5 s, then 10 s): the Secret is picked up without a spec change
+    wait_for(&api, "keyed", Duration::from_secs(90), "Ready", ready).await;
+    // the calls were signed with the Secret's key, not the operator's own (the emulator's "testing")
+    let keys: std::collections::BTreeSet<String> =
+        aws.proxy.stats().calls.iter().map(|c| c.access_key.clone()).collect();
+    assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["AKIDTEAMA"]);
+    api.delete("keyed", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "keyed", Duration::from_secs(120)).await;
+    c.cleanup().await;
+}
