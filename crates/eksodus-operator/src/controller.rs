@@ -134,6 +134,18 @@ impl Context {
         &self.metrics
     }
 
+    /// Counts one more failure in a row of `key` (a `kind` object) and says when to try again.
+    fn failed(&self, kind: &str, key: String) -> Action {
+        let n = {
+            let mut f = self.failures.lock().expect("failures");
+            let n = f.entry(key).or_default();
+            *n = n.saturating_add(1);
+            *n
+        };
+        self.metrics.reconciled(kind, "error", Duration::ZERO);
+        Action::requeue(backoff(n, rand::thread_rng().gen_range(0.5..1.0)))
+    }
+
     /// Forgets the failures in a row of `key` (its backoff starts over).
     pub(crate) fn succeeded(&self, key: &str) {
         self.failures.lock().expect("failures").remove(key);
@@ -470,15 +482,7 @@ pub async fn reconcile(o: Arc<Environment>, ctx: Arc<Context>) -> Result<Action,
 /// After a failed reconcile: again after a jittered, exponentially growing delay (5 s doubling to 5 min), so
 /// throttled or failing environments back off without holding the others up.
 pub fn error_policy(o: Arc<Environment>, _e: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
-    let n = {
-        let mut f = ctx.failures.lock().expect("failures");
-        let n = f.entry(key).or_default();
-        *n = n.saturating_add(1);
-        *n
-    };
-    ctx.metrics.reconciled("Environment", "error", Duration::ZERO);
-    Action::requeue(backoff(n, rand::thread_rng().gen_range(0.5..1.0)))
+    ctx.failed("Environment", format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
 }
 
 /// The delay after the `n`th failure in a row, scaled by `jitter` (0.5..1: half jitter keeps a floor).
@@ -538,15 +542,7 @@ pub async fn run(client: kube::Client, settings: Settings, metrics: Arc<Metrics>
 
 /// After a failed migration reconcile: the same backoff as environments'.
 fn migration_error_policy(m: Arc<Migration>, _e: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!("migration/{}/{}", m.namespace().unwrap_or_default(), m.name_any());
-    let n = {
-        let mut f = ctx.failures.lock().expect("failures");
-        let n = f.entry(key).or_default();
-        *n = n.saturating_add(1);
-        *n
-    };
-    ctx.metrics.reconciled("Migration", "error", Duration::ZERO);
-    Action::requeue(backoff(n, rand::thread_rng().gen_range(0.5..1.0)))
+    ctx.failed("Migration", format!("migration/{}/{}", m.namespace().unwrap_or_default(), m.name_any()))
 }
 
 #[cfg(test)]
