@@ -187,6 +187,18 @@ pub struct MigrateReport {
 }
 
 impl MigrateReport {
+    /// Every object that was not applied, as `object: reason: message` (or `object: held: why`).
+    pub fn problems(&self) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter_map(|o| match &o.outcome {
+                Outcome::Failed { reason, message } => Some(format!("{}: {reason}: {message}", o.object)),
+                Outcome::Held { why } => Some(format!("{}: held: {why}", o.object)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Counts by outcome name.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();

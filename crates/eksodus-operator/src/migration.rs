@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eksodus::migrate::live::{self, MigrateOptions, Outcome};
+use eksodus::migrate::live::{self, MigrateOptions};
 use eksodus::migrate::{bundle, filter::Filters, transform::Rules};
 use eksodus::EventSink;
 use k8s_openapi::api::core::v1::Secret;
@@ -298,16 +298,7 @@ async fn run(m: &Migration, ctx: &Context, status: &mut MigrationStatus) -> Resu
     let sink = EventSink::discard();
     let applied = live::apply(&client, &objects, &opts, &sink).await.map_err(migrate_err)?;
     status.applied = applied.counts().into_iter().map(|(k, v)| (k.to_string(), v as u64)).collect();
-    status.problems = applied
-        .objects
-        .iter()
-        .filter_map(|o| match &o.outcome {
-            Outcome::Failed { reason, message } => Some(format!("{}: {reason}: {message}", o.object)),
-            Outcome::Held { why } => Some(format!("{}: held: {why}", o.object)),
-            _ => None,
-        })
-        .take(50)
-        .collect();
+    status.problems = applied.problems().into_iter().take(50).collect();
     if !applied.is_success() {
         return Err(Error::Migration(format!("{} object(s) not applied", status.problems.len())));
     }

@@ -24,7 +24,7 @@ use eksodus_core::events::{Event, EventSink};
 use eksodus_core::spec::{AccessSpec, AuthenticationMode, EnvironmentSpec, MappingSpec};
 use eksodus_migrate::bundle;
 use eksodus_migrate::filter::Filters;
-use eksodus_migrate::live::{self, MigrateOptions, Outcome};
+use eksodus_migrate::live::{self, MigrateOptions};
 use eksodus_migrate::transform::Rules;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -449,15 +449,7 @@ impl Recovery {
                 elapsed_ms: t_objects.elapsed().as_millis() as u64,
             });
             if !r.is_success() {
-                let failed: Vec<String> = r
-                    .objects
-                    .iter()
-                    .filter_map(|o| match &o.outcome {
-                        Outcome::Failed { reason, message } => Some(format!("{}: {reason}: {message}", o.object)),
-                        Outcome::Held { why } => Some(format!("{}: held: {why}", o.object)),
-                        _ => None,
-                    })
-                    .collect();
+                let failed = r.problems();
                 return Err(refuse(
                     Phase::Apply,
                     format!("not applied (run again to retry them): {}", failed.join("; ")),
