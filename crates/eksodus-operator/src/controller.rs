@@ -173,7 +173,9 @@ impl Context {
         let base = self.base_conf(&spec.region).await;
         let mut b = base.to_builder();
         if let Some(secret) = &o.spec.credentials.secret_name {
-            b.set_credentials_provider(Some(self.secret_credentials(o, secret).await?));
+            b.set_credentials_provider(Some(
+                self.secret_credentials(&o.namespace().unwrap_or_default(), secret).await?,
+            ));
         }
         // the configuration carries no client when the SDK's default is used: make that default explicit
         let http = base.http_client().unwrap_or_else(|| self.http.clone());
@@ -186,10 +188,27 @@ impl Context {
         env.build().map_err(env_err)
     }
 
-    async fn secret_credentials(&self, o: &Environment, name: &str) -> Result<SharedCredentialsProvider, Error> {
-        let ns = o.namespace().unwrap_or_default();
+    /// The SDK configuration for a migration's S3 source in `region` (the operator's own region by default),
+    /// with the credentials of the Secret `secret` in `ns` when one is named, and calls counted in the metrics.
+    pub(crate) async fn s3_conf(
+        &self,
+        region: Option<&str>,
+        ns: &str,
+        secret: Option<&str>,
+    ) -> Result<SdkConfig, Error> {
+        let base = self.base_conf(region.unwrap_or(&self.settings.aws.region)).await;
+        let mut b = base.to_builder();
+        if let Some(secret) = secret {
+            b.set_credentials_provider(Some(self.secret_credentials(ns, secret).await?));
+        }
+        let http = base.http_client().unwrap_or_else(|| self.http.clone());
+        b.set_http_client(Some(CallCounter::default().wrap(http, Some(self.metrics.aws_calls.clone()))));
+        Ok(b.build())
+    }
+
+    async fn secret_credentials(&self, ns: &str, name: &str) -> Result<SharedCredentialsProvider, Error> {
         let bad = |message: String| Error::Credentials { secret: format!("{ns}/{name}"), message };
-        let secret = Api::<Secret>::namespaced(self.client.clone(), &ns)
+        let secret = Api::<Secret>::namespaced(self.client.clone(), ns)
             .get_opt(name)
             .await
             .map_err(|e| bad(e.to_string()))?

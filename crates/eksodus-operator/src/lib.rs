@@ -22,6 +22,7 @@ pub mod lease;
 pub mod manifests;
 pub mod metrics;
 pub mod migration;
+pub mod s3;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -76,6 +77,15 @@ pub enum Error {
     /// A migration's source cannot be read.
     #[error("migration source: {0}")]
     Source(String),
+    /// A migration source in S3 could not be read (after the call's retries).
+    #[error("{uri}: {source}")]
+    S3 {
+        /// The object or prefix.
+        uri: String,
+        /// The failed call, with its AWS error code and request ID.
+        #[source]
+        source: eksodus::core::engine::StepError,
+    },
     /// A migration did not complete (objects not applied, or different in the target).
     #[error("migration: {0}")]
     Migration(String),

@@ -22,19 +22,41 @@ use crate::controller::{Context, MANAGER};
 use crate::crd::Environment;
 use crate::Error;
 
-/// Where the workloads come from (exactly one).
+/// Where the workloads come from (exactly one of `bundle` and `etcdSnapshot`). Each is a path the operator
+/// can read or an `s3://bucket/key` address (a bundle: the prefix its files are under).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationSource {
-    /// A bundle directory (`cargo xtask migrate export`) on a path the operator can read.
+    /// A bundle directory (`cargo xtask migrate export`): a path, or the S3 prefix it was copied under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<String>,
-    /// An etcd snapshot (or data directory) of a dead control plane on a path the operator can read.
+    /// An etcd snapshot of a dead control plane: a path (a snapshot file or a data directory) or an S3 object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd_snapshot: Option<String>,
-    /// The EncryptionConfiguration that encrypted the snapshot's Secrets (a path), when they were.
+    /// The EncryptionConfiguration that encrypted the snapshot's Secrets (a path or an S3 object), when they
+    /// were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_config: Option<String>,
+    /// The region of the S3 bucket (default: the operator's region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The credentials S3 is read with (default: the operator's own identity).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub credentials: crate::crd::Credentials,
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+impl MigrationSource {
+    /// True when any part of the source is in S3.
+    pub fn in_s3(&self) -> bool {
+        [&self.bundle, &self.etcd_snapshot, &self.encryption_config]
+            .into_iter()
+            .flatten()
+            .any(|p| crate::s3::S3Uri::parse(p).is_some())
+    }
 }
 
 /// A key of a Secret in the resource's namespace.
@@ -102,12 +124,15 @@ pub struct MigrationStatus {
     /// The generation this status is for.
     #[serde(default)]
     pub observed_generation: i64,
-    /// `Exporting`, `Applying`, `Verifying`, `Succeeded` or `Failed`.
+    /// `Fetching` (from S3), `Exporting`, `Applying`, `Verifying`, `Succeeded` or `Failed`.
     #[serde(default)]
     pub phase: String,
     /// Words for people (why it failed, what it waits for).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// What the last reconcile downloaded from S3 (a source in S3 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<crate::s3::Fetched>,
     /// Objects in the bundle.
     #[serde(default)]
     pub objects: u64,
@@ -139,6 +164,23 @@ pub fn check(spec: &MigrationSpec) -> Result<(), Vec<crate::crd::SpecError>> {
     }
     if spec.source.encryption_config.is_some() && spec.source.etcd_snapshot.is_none() {
         errs.push(bad("spec.source.encryptionConfig", "only an etcd snapshot has encrypted values"));
+    }
+    for (field, value) in [
+        ("spec.source.bundle", &spec.source.bundle),
+        ("spec.source.etcdSnapshot", &spec.source.etcd_snapshot),
+        ("spec.source.encryptionConfig", &spec.source.encryption_config),
+    ] {
+        match value.as_deref().map(|v| (v, crate::s3::S3Uri::parse(v))) {
+            Some((_, Some(Err(e)))) => errs.push(bad(field, &e)),
+            Some((_, Some(Ok(u)))) if u.key.is_empty() && field != "spec.source.bundle" => {
+                errs.push(bad(field, "names a bucket, not an object"))
+            }
+            Some(("", None)) => errs.push(bad(field, "is empty")),
+            _ => {}
+        }
+    }
+    if (spec.source.region.is_some() || !is_default(&spec.source.credentials)) && !spec.source.in_s3() {
+        errs.push(bad("spec.source", "region and credentials are for a source in S3, and none is"));
     }
     match (&spec.target.environment, &spec.target.kubeconfig_secret) {
         (Some(_), Some(_)) => errs.push(bad("spec.target", "give environment or kubeconfigSecret, not both")),
@@ -208,20 +250,60 @@ async fn target_client(ctx: &Context, m: &Migration) -> Result<(kube::Client, St
     }
 }
 
+/// The source's parts as local paths: S3 objects downloaded into the work directory (only what changed since
+/// the last download). True with them when the snapshot changed, so an earlier export of it is stale.
+async fn local_source(
+    ctx: &Context,
+    m: &Migration,
+    status: &mut MigrationStatus,
+) -> Result<(MigrationSource, bool), Error> {
+    let src = &m.spec.source;
+    let mut local = src.clone();
+    if !src.in_s3() {
+        return Ok((local, false));
+    }
+    let mut total = crate::s3::Fetched::default();
+    let ns = m.namespace().unwrap_or_default();
+    let conf = ctx.s3_conf(src.region.as_deref(), &ns, src.credentials.secret_name.as_deref()).await?;
+    let s3 = crate::s3::S3::new(&conf);
+    let dir = work_dir(ctx, m).join("source");
+    let mut snapshot_changed = false;
+    for (value, name, is_dir) in [
+        (&mut local.bundle, "bundle", true),
+        (&mut local.etcd_snapshot, "snapshot.db", false),
+        (&mut local.encryption_config, "encryption-config.yaml", false),
+    ] {
+        let Some(Some(Ok(uri))) = value.as_deref().map(crate::s3::S3Uri::parse) else { continue };
+        let dest = dir.join(name);
+        let fetched = if is_dir {
+            crate::s3::fetch_prefix(&s3, &uri, &dest).await?
+        } else {
+            crate::s3::fetch_object(&s3, &uri, &dest).await?
+        };
+        if !is_dir {
+            snapshot_changed |= fetched.downloaded > 0;
+        }
+        total += fetched;
+        *value = Some(dest.display().to_string());
+    }
+    status.fetched = Some(total);
+    Ok((local, snapshot_changed))
+}
+
 /// The bundle to apply: the source bundle, or one exported from the snapshot into the work directory (once:
-/// an export that finished is reused).
-fn bundle_dir(ctx: &Context, m: &Migration) -> Result<PathBuf, Error> {
-    if let Some(b) = &m.spec.source.bundle {
+/// an export that finished is reused until the snapshot changes).
+fn bundle_dir(ctx: &Context, m: &Migration, src: &MigrationSource, stale: bool) -> Result<PathBuf, Error> {
+    if let Some(b) = &src.bundle {
         return Ok(PathBuf::from(b));
     }
-    let snapshot = PathBuf::from(m.spec.source.etcd_snapshot.clone().unwrap_or_default());
+    let snapshot = PathBuf::from(src.etcd_snapshot.clone().unwrap_or_default());
     let dir = work_dir(ctx, m).join("bundle");
-    if bundle::read(&dir).is_ok() {
+    if !stale && bundle::read(&dir).is_ok() {
         return Ok(dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Source(format!("{}: {e}", dir.display())))?;
-    let keys = match &m.spec.source.encryption_config {
+    let keys = match &src.encryption_config {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| Error::Source(format!("{p}: {e}")))?;
             Some(Arc::new(
@@ -280,11 +362,16 @@ pub async fn reconcile(m: Arc<Migration>, ctx: Arc<Context>) -> Result<Action, E
 
 /// Runs the phases; true when the migration is complete.
 async fn run(m: &Migration, ctx: &Context, status: &mut MigrationStatus) -> Result<bool, Error> {
-    if m.spec.source.etcd_snapshot.is_some() {
+    if m.spec.source.in_s3() {
+        status.phase = "Fetching".into();
+        write_status(ctx, m, status).await?;
+    }
+    let (src, stale) = local_source(ctx, m, status).await?;
+    if src.etcd_snapshot.is_some() {
         status.phase = "Exporting".into();
         write_status(ctx, m, status).await?;
     }
-    let dir = bundle_dir(ctx, m)?;
+    let dir = bundle_dir(ctx, m, &src, stale)?;
     let (objects, report) = bundle::read(&dir).map_err(migrate_err)?;
     status.objects = objects.len() as u64;
     let (client, url) = target_client(ctx, m).await?;
@@ -369,5 +456,40 @@ mod tests {
         s.source.etcd_snapshot = None;
         let fields: Vec<String> = check(&s).unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["spec.source.encryptionConfig", "spec.target"]);
+    }
+
+    #[test]
+    fn s3_sources_are_checked_by_field() {
+        let target = MigrationTarget { environment: Some("shop".into()), ..Default::default() };
+        let spec =
+            |source: MigrationSource| MigrationSpec { source, target: target.clone(), verify_timeout_seconds: None };
+        let ok = MigrationSource {
+            etcd_snapshot: Some("s3://backups/etcd/snap.db".into()),
+            encryption_config: Some("/etc/enc.yaml".into()),
+            region: Some("eu-west-1".into()),
+            credentials: crate::crd::Credentials { secret_name: Some("reader".into()) },
+            ..Default::default()
+        };
+        assert!(ok.in_s3());
+        assert!(check(&spec(ok)).is_ok());
+        assert!(check(&spec(MigrationSource { bundle: Some("s3://backups".into()), ..Default::default() })).is_ok());
+        let errs = check(&spec(MigrationSource {
+            etcd_snapshot: Some("s3://backups/".into()),
+            encryption_config: Some("s3://Bad_Bucket/k".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        let got: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(got[0], ("spec.source.etcdSnapshot", "names a bucket, not an object"));
+        assert_eq!(got[1].0, "spec.source.encryptionConfig");
+        assert!(got[1].1.contains("Bad_Bucket"), "{got:?}");
+        // region and credentials mean nothing without S3
+        let errs = check(&spec(MigrationSource {
+            bundle: Some("/b".into()),
+            region: Some("eu-west-1".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(errs[0].field, "spec.source");
     }
 }

@@ -596,8 +596,86 @@ async fn a_migration_resource_moves_a_bundle_into_a_cluster_once() {
     api.create(&PostParams::default(), &bad).await.unwrap();
     let status = wait_migration(&api, "bad", done("Failed")).await;
     assert!(status.message.contains("spec.source"), "{status:#?}");
+
+    // the bundle copied to S3 with its ConfigMap changed, read back through 5xx answers and dropped
+    // connections: each call retried on its own, the change applied as an update
+    let settings_yaml = bundle_file(bundle.path(), "ConfigMap");
+    let text = std::fs::read_to_string(&settings_yaml).unwrap().replace("blue", "green");
+    std::fs::write(&settings_yaml, text).unwrap();
+    let s3 = s3_client(&aws.endpoint());
+    s3.create_bucket().bucket("eksodus-e2e-bundles").send().await.expect("bucket");
+    let mut files = 0;
+    for entry in walk(bundle.path()) {
+        let key = format!("shop/{}", entry.strip_prefix(bundle.path()).unwrap().display());
+        let body = aws_sdk_s3::primitives::ByteStream::from(std::fs::read(&entry).unwrap());
+        s3.put_object().bucket("eksodus-e2e-bundles").key(key).body(body).send().await.expect("put");
+        files += 1;
+    }
+    aws.proxy.set_config(FaultConfig { seed: 14, server_error_rate: 0.2, drop_rate: 0.2, ..aws.proxy.config() });
+    let from_s3: Migration = serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Migration",
+        "metadata": {"name": "from-s3"},
+        "spec": {"source": {"bundle": "s3://eksodus-e2e-bundles/shop"}, "target": {"kubeconfigSecret": {"name": "target"}}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &from_s3).await.unwrap();
+    let status = wait_migration(&api, "from-s3", done("Succeeded")).await;
+    let fetched = status.fetched.unwrap();
+    assert_eq!((fetched.downloaded, fetched.unchanged), (files, 0), "{status:#?}");
+    assert_eq!(status.applied.get("applied"), Some(&1), "{status:#?}");
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        Api::namespaced(target.client.clone(), &ns).get("settings").await.unwrap();
+    assert_eq!(cm.data.unwrap()["mode"], "green");
+    let faults = aws.proxy.stats().calls.iter().filter(|c| c.service == "s3" && c.fault.is_some()).count();
+    assert!(faults > 0, "no fault was injected into the S3 reads");
+    // the next generation downloads nothing: every ETag is as recorded
+    api.patch("from-s3", &PatchParams::default(), &Patch::Merge(json!({"spec": {"verifyTimeoutSeconds": 60}})))
+        .await
+        .unwrap();
+    let status = wait_migration(&api, "from-s3", |m: &Migration| {
+        done("Succeeded")(m) && m.status.as_ref().is_some_and(|s| s.applied.contains_key("journaled"))
+    })
+    .await;
+    let fetched = status.fetched.unwrap();
+    assert_eq!((fetched.downloaded, fetched.unchanged), (0, files), "{status:#?}");
     target.cleanup().await;
     c.cleanup().await;
+}
+
+/// An S3 client of the emulator for the test's own uploads (SDK retries on: the faults are for the operator).
+fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "e2e"))
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(10))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The bundle file holding the object of `kind`.
+fn bundle_file(dir: &std::path::Path, kind: &str) -> std::path::PathBuf {
+    walk(dir)
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(p).is_ok_and(|t| t.contains(&format!("kind: {kind}")))
+                && !p.ends_with("manifest.json")
+        })
+        .unwrap_or_else(|| panic!("no {kind} in the bundle"))
 }
 
 async fn wait_migration(
@@ -646,4 +724,46 @@ async fn credentials_come_from_the_named_secret_and_its_absence_is_reported() {
     api.delete("keyed", &DeleteParams::default()).await.unwrap();
     wait_gone(&api, "keyed", Duration::from_secs(120)).await;
     c.cleanup().await;
+}
+
+/// One S3 object (an etcd snapshot) mirrored into a file through dropped connections and 5xx answers: fetched
+/// whole, not fetched again while its ETag is unchanged, fetched again when it changes; a missing object is
+/// an error naming it with S3's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_object_is_downloaded_once_per_version_through_faults() {
+    use eksodus_operator::s3::{fetch_object, S3Uri, S3};
+    let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+    let up = s3_client(&aws.endpoint());
+    up.create_bucket().bucket("eksodus-e2e-snapshots").send().await.expect("bucket");
+    let snapshot: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let put = |body: Vec<u8>| {
+        up.put_object()
+            .bucket("eksodus-e2e-snapshots")
+            .key("etcd/snap.db")
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .send()
+    };
+    put(snapshot.clone()).await.expect("put");
+    aws.proxy.set_config(FaultConfig { seed: 3, server_error_rate: 0.25, drop_rate: 0.25, ..aws.proxy.config() });
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let s3 = S3::new(&conf);
+    let uri = S3Uri::parse("s3://eksodus-e2e-snapshots/etcd/snap.db").unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("source/snapshot.db");
+    let mut downloads = Vec::new();
+    for _ in 0..3 {
+        downloads.push(fetch_object(&s3, &uri, &dest).await.expect("fetched through the faults").downloaded);
+    }
+    assert_eq!(downloads, [1, 0, 0]);
+    assert!(std::fs::read(&dest).unwrap() == snapshot, "the file is the object");
+    let faults = aws.proxy.stats().calls.iter().filter(|c| c.fault.is_some()).count();
+    assert!(faults > 0, "no fault was injected");
+    aws.proxy.heal();
+    let changed: Vec<u8> = snapshot.iter().rev().copied().collect();
+    put(changed.clone()).await.expect("put");
+    assert_eq!(fetch_object(&s3, &uri, &dest).await.unwrap().downloaded, 1);
+    assert!(std::fs::read(&dest).unwrap() == changed, "the file is the new version");
+    let missing = S3Uri::parse("s3://eksodus-e2e-snapshots/etcd/none.db").unwrap().unwrap();
+    let e = fetch_object(&s3, &missing, &dir.path().join("none.db")).await.unwrap_err().to_string();
+    assert!(e.contains("s3://eksodus-e2e-snapshots/etcd/none.db") && e.contains("HeadObject"), "{e}");
 }
