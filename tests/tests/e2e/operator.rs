@@ -596,6 +596,14 @@ async fn a_migration_resource_moves_a_bundle_into_a_cluster_once() {
     api.create(&PostParams::default(), &bad).await.unwrap();
     let status = wait_migration(&api, "bad", done("Failed")).await;
     assert!(status.message.contains("spec.source"), "{status:#?}");
+    // an Environment target that does not exist is named, and nothing is applied
+    let orphan: Migration = serde_json::from_value(json!({"apiVersion": "eksodus.io/v1alpha1", "kind": "Migration",
+        "metadata": {"name": "orphan"}, "spec": {"source": {"bundle": bundle.path()}, "target": {"environment": "nowhere"}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &orphan).await.unwrap();
+    let status = wait_migration(&api, "orphan", done("Failed")).await;
+    assert!(status.message.contains("nowhere") && status.message.contains("no such Environment"), "{status:#?}");
+    assert!(status.applied.is_empty(), "{status:#?}");
 
     // the bundle copied to S3 with its ConfigMap changed, read back through 5xx answers and dropped
     // connections: each call retried on its own, the change applied as an update
