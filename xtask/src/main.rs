@@ -302,7 +302,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Loads and fully validates a spec offline; errors list every problem with its path.
 fn load(file: &PathBuf) -> Result<EnvironmentSpec> {
-    Ok(eksodus::spec::from_file(file)?)
+    let f = eksodus::spec::read(file)?;
+    for n in &f.notes {
+        eprintln!("note: {}: {}", n.path, n.message);
+    }
+    Ok(eksodus::spec::validated(f.spec)?)
 }
 
 fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
@@ -315,10 +319,15 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
             outln!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &serde_json::json!({"valid": ok, "source": "eksctl", "unsupported": imp.unsupported, "errors": errs, "spec": imp.spec})
+                    &serde_json::json!({"valid": ok, "source": "eksctl", "unsupported": imp.unsupported, "notes": imp.notes, "errors": errs, "spec": imp.spec})
                 )?
             );
-        } else if ok {
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        for n in &imp.notes {
+            eprintln!("note: {}: {}", n.path, n.message);
+        }
+        if ok {
             out!("{}", serde_saphyr::to_string(&imp.spec)?);
         } else {
             for u in &imp.unsupported {

@@ -26,6 +26,15 @@ pub struct Unsupported {
     pub reason: String,
 }
 
+/// A field carried over with a change the user should know about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// Path in the eksctl document.
+    pub path: String,
+    /// What was changed, and why.
+    pub message: String,
+}
+
 /// What an import produced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Imported {
@@ -33,6 +42,14 @@ pub struct Imported {
     pub spec: EnvironmentSpec,
     /// Everything not carried over; an import with any is not to be applied as is.
     pub unsupported: Vec<Unsupported>,
+    /// Fields carried over with a change (an old Kubernetes version raised to the oldest EKS offers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
+}
+
+/// The minor number of a `1.N` version.
+fn minor_of(v: &str) -> Option<u32> {
+    v.strip_prefix("1.")?.parse().ok()
 }
 
 /// Whether a YAML document looks like an eksctl ClusterConfig.
@@ -133,10 +150,21 @@ pub fn import(text: &str) -> Result<Imported, String> {
     let mut meta = Reader::new("metadata", meta_v).ok_or("metadata must be a mapping")?;
     let name = meta.str("name").ok_or("metadata.name is required")?;
     let region = meta.str("region").ok_or("metadata.region is required")?;
-    let version = meta.str("version").unwrap_or_else(|| {
-        eksodus_core::spec::KUBERNETES_VERSIONS[eksodus_core::spec::KUBERNETES_VERSIONS.len() - 1].to_string()
-    });
-    if !eksodus_core::spec::KUBERNETES_VERSIONS.contains(&version.as_str()) {
+    let offered = eksodus_core::spec::KUBERNETES_VERSIONS;
+    let mut notes = Vec::new();
+    let mut version = meta.str("version").unwrap_or_else(|| offered[offered.len() - 1].to_string());
+    let oldest = offered[0];
+    if minor_of(&version).zip(minor_of(oldest)).is_some_and(|(v, o)| v < o) {
+        // an old example, or a config kept since an old cluster: the new cluster starts at the oldest version
+        // EKS offers (what an in-place upgrade of the old one would have had to reach anyway)
+        notes.push(Note {
+            path: "metadata.version".into(),
+            message: format!(
+                "{version} is older than any version EKS offers; the cluster is made at {oldest}, the oldest offered (check the workloads' APIs against it)"
+            ),
+        });
+        version = oldest.to_string();
+    } else if !offered.contains(&version.as_str()) {
         un.push(Unsupported {
             path: "metadata.version".into(),
             reason: format!(
@@ -624,7 +652,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             addons,
         }),
     };
-    Ok(Imported { spec, unsupported: un })
+    Ok(Imported { spec, unsupported: un, notes })
 }
 
 #[cfg(test)]
@@ -684,11 +712,15 @@ mod tests {
         assert!(!imp.spec.cluster.unwrap().bootstrap_admin);
 
         let imp = import(&example("25-addons.yaml")).unwrap();
-        assert!(
-            imp.unsupported.iter().any(|u| u.path == "metadata.version"),
-            "1.18 is long gone: {:?}",
-            imp.unsupported
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        let oldest = eksodus_core::spec::KUBERNETES_VERSIONS[0];
+        assert_eq!(
+            imp.spec.cluster.as_ref().unwrap().version,
+            oldest,
+            "1.18 is long gone: raised to the oldest offered"
         );
+        assert_eq!(imp.notes.len(), 1, "{:?}", imp.notes);
+        assert!(imp.notes[0].path == "metadata.version" && imp.notes[0].message.contains("1.18"), "{:?}", imp.notes);
         let addons = imp.spec.cluster.unwrap().addons;
         assert!(addons
             .iter()
@@ -731,6 +763,29 @@ mod tests {
             .unsupported
             .iter()
             .any(|u| u.path == "identityProviders"));
+    }
+
+    #[test]
+    fn old_versions_are_raised_with_a_note_and_unknown_ones_refused() {
+        let doc = |v: &str| {
+            format!("apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {{name: x, region: us-east-1, version: '{v}'}}\n")
+        };
+        let offered = eksodus_core::spec::KUBERNETES_VERSIONS;
+        let imp = import(&doc("1.23")).unwrap();
+        assert_eq!((imp.unsupported.len(), imp.notes.len()), (0, 1));
+        assert_eq!(imp.spec.cluster.unwrap().version, offered[0]);
+        let imp = import(&doc(offered[1])).unwrap();
+        assert!(imp.notes.is_empty() && imp.unsupported.is_empty());
+        assert_eq!(imp.spec.cluster.unwrap().version, offered[1], "an offered version is kept as it is");
+        for v in ["1.99", "latest", "2.0"] {
+            let imp = import(&doc(v)).unwrap();
+            assert!(imp.notes.is_empty(), "{v}");
+            assert_eq!(
+                imp.unsupported.iter().map(|u| u.path.as_str()).collect::<Vec<_>>(),
+                ["metadata.version"],
+                "{v}"
+            );
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct SpecFile {
     pub spec: EnvironmentSpec,
     /// Its format.
     pub format: Format,
+    /// What an eksctl import carried over with a change (for the user to read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<eksodus_cluster::eksctl::Note>,
 }
 
 /// Parses `text` (named `origin` in errors) as either format; an eksctl file with fields eksodus cannot
@@ -37,10 +40,10 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, Error> {
         if !imported.unsupported.is_empty() {
             return Err(Error::Unsupported { path: origin.to_string(), fields: imported.unsupported });
         }
-        return Ok(SpecFile { spec: imported.spec, format: Format::Eksctl });
+        return Ok(SpecFile { spec: imported.spec, format: Format::Eksctl, notes: imported.notes });
     }
     let spec = EnvironmentSpec::from_yaml(text).map_err(|e| with_origin(e, origin))?;
-    Ok(SpecFile { spec, format: Format::Eksodus })
+    Ok(SpecFile { spec, format: Format::Eksodus, notes: Vec::new() })
 }
 
 fn with_origin(e: eksodus_core::Error, origin: &str) -> Error {
@@ -102,7 +105,8 @@ pub fn from_str(text: &str) -> Result<EnvironmentSpec, Error> {
     validated(parse(text, "spec")?.spec)
 }
 
-fn validated(spec: EnvironmentSpec) -> Result<EnvironmentSpec, Error> {
+/// The spec when it is fit to plan, or every problem at once ([`problems`]).
+pub fn validated(spec: EnvironmentSpec) -> Result<EnvironmentSpec, Error> {
     let errs = problems(&spec);
     if errs.is_empty() {
         Ok(spec)
