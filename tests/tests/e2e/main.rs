@@ -11,6 +11,7 @@ mod access_awsauth;
 mod access_entries;
 mod access_iam;
 mod eks_emulation;
+mod eksctl_examples;
 mod env_faults;
 mod env_lifecycle;
 mod examples;

@@ -1,0 +1,115 @@
+//! Every eksctl example that imports is applied on the emulator as `up` would, re-plans as empty and is
+//! destroyed with nothing tagged left. What an example takes from the user's account (a VPC and its subnets,
+//! a KMS key) is made in the emulator first and its IDs put where the example had its own.
+
+use std::time::Duration;
+
+use eksodus::aws::AwsTarget;
+use eksodus::{ApplyOptions, EventSink, KubeAccess};
+use eksodus_testkit::{FaultConfig, LocalAws};
+
+fn examples() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/eksodus-cluster/testdata/eksctl");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Makes in the emulator what the spec takes from the user's account, and points the spec at it.
+async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::EnvironmentSpec) {
+    if spec.network.existing.is_some() {
+        let ec2 = aws_sdk_ec2::Client::new(conf);
+        let vpc = ec2.create_vpc().cidr_block("192.168.0.0/16").send().await.unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let mut ids = Vec::new();
+        for (i, az) in spec.az_names().iter().enumerate() {
+            let r = ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(format!("192.168.{}.0/19", i * 32))
+                .availability_zone(az)
+                .send()
+                .await
+                .unwrap();
+            ids.push(r.subnet().unwrap().subnet_id().unwrap().to_string());
+        }
+        let ex = spec.network.existing.as_mut().unwrap();
+        ex.vpc_id = vpc;
+        ex.subnet_ids = ids;
+    }
+    if let Some(enc) = spec.cluster.as_mut().and_then(|c| c.encryption.as_mut()).filter(|e| e.key_arn.is_some()) {
+        let kms = aws_sdk_kms::Client::new(conf);
+        let key = kms.create_key().description("the user's key").send().await.unwrap();
+        enc.key_arn = key.key_metadata().and_then(|m| m.arn()).map(String::from);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
+    let mut applied = Vec::new();
+    let mut refused = Vec::new();
+    for (name, text) in examples() {
+        if !eksodus::cluster::eksctl::is_eksctl(&text) {
+            continue;
+        }
+        let imp = eksodus::cluster::eksctl::import(&text).unwrap();
+        if !imp.unsupported.is_empty() {
+            refused.push(name);
+            continue;
+        }
+        let mut spec = imp.spec;
+        let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
+        let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
+        provide_existing(&conf, &mut spec).await;
+        let spec = eksodus::spec::validated(spec).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let nc = eksodus_testkit::workload::NewCluster::start(false).await.unwrap();
+        let env = || {
+            eksodus::Environment::builder(spec.clone())
+                .aws(&conf)
+                .options(ApplyOptions::fast())
+                .kube(KubeAccess::Client(nc.client.clone()))
+                .build()
+                .unwrap()
+        };
+        let up = env().up(&EventSink::discard()).await.unwrap_or_else(|e| panic!("{name}: up: {e}"));
+        assert!(up.converged.is_converged(), "{name}");
+        let again = env().plan().await.unwrap();
+        assert!(
+            again.is_converged(),
+            "{name}: {:#?}",
+            again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>()
+        );
+        let down = env().down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+        assert!(down.report.is_success(), "{name}: {:?}", down.report.failures().collect::<Vec<_>>());
+        assert!(down.remaining.is_empty(), "{name}: {:?}", down.remaining);
+        // what the user brought is left as it was
+        if let Some(key) = spec.cluster.as_ref().and_then(|c| c.encryption.as_ref()).and_then(|e| e.key_arn.clone()) {
+            let k = aws_sdk_kms::Client::new(&conf).describe_key().key_id(&key).send().await.unwrap();
+            assert_eq!(k.key_metadata().unwrap().key_state().unwrap().as_str(), "Enabled", "{name}");
+        }
+        if let Some(ex) = &spec.network.existing {
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let left = ec2.describe_subnets().set_subnet_ids(Some(ex.subnet_ids.clone())).send().await.unwrap();
+            assert_eq!(left.subnets().len(), ex.subnet_ids.len(), "{name}");
+        }
+        applied.push(name);
+    }
+    println!("applied, re-planned empty and destroyed: {applied:?}; refused by path: {refused:?}");
+    // the examples whose every field eksodus carries over; the others name each field they lose (see the
+    // import tests)
+    let expected = [
+        "01-simple-cluster.yaml",
+        "04-existing-vpc.yaml",
+        "09-nat-gateways.yaml",
+        "19-kms-cluster.yaml",
+        "25-addons.yaml",
+        "40-access-entries.yaml",
+        "45-upgrade-policy-example.yaml",
+    ];
+    assert_eq!(applied, expected);
+}
