@@ -626,8 +626,38 @@ pub fn import(text: &str) -> Result<Imported, String> {
         support_type = r.str("supportType").map(|s| s.to_ascii_uppercase());
         r.rest(&mut un, not_mapped);
     }
+    let mut identity_providers = Vec::new();
+    if let Some(ps) = top.get("identityProviders").and_then(Value::as_array) {
+        for (i, p) in ps.iter().enumerate() {
+            let mut r =
+                Reader::new(format!("identityProviders[{i}]"), p).ok_or("identity providers must be mappings")?;
+            let kind = r.str("type").unwrap_or_default();
+            if !kind.eq_ignore_ascii_case("oidc") {
+                un.push(Unsupported {
+                    path: r.at("type"),
+                    reason: format!("`{kind}`: EKS associates OIDC providers only"),
+                });
+                continue;
+            }
+            let required_claims = r
+                .get("requiredClaims")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                .unwrap_or_default();
+            identity_providers.push(eksodus_core::spec::IdentityProviderSpec {
+                name: r.str("name").unwrap_or_default(),
+                issuer_url: r.str("issuerURL").unwrap_or_default(),
+                client_id: r.str("clientID").unwrap_or_default(),
+                username_claim: r.str("usernameClaim"),
+                username_prefix: r.str("usernamePrefix"),
+                groups_claim: r.str("groupsClaim"),
+                groups_prefix: r.str("groupsPrefix"),
+                required_claims,
+            });
+            r.rest(&mut un, not_mapped);
+        }
+    }
     top.rest(&mut un, |k| match k {
-        "identityProviders" => "OIDC identity providers for users are not supported yet".into(),
         "fargateProfiles" => "Fargate profiles are not supported yet".into(),
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
         other => not_mapped(other),
@@ -650,6 +680,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             bootstrap_admin,
             nodegroups,
             addons,
+            identity_providers,
         }),
     };
     Ok(Imported { spec, unsupported: un, notes })
@@ -758,11 +789,14 @@ mod tests {
         assert_eq!(imp.spec.access.unwrap().mappings.len(), 2);
         assert_eq!(imp.unsupported.len(), 2, "{:?}", imp.unsupported);
 
-        assert!(import(&example("27-oidc-provider.yaml"))
-            .unwrap()
-            .unsupported
-            .iter()
-            .any(|u| u.path == "identityProviders"));
+        let imp = import(&example("27-oidc-provider.yaml")).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        let idp = &imp.spec.cluster.unwrap().identity_providers[0];
+        assert_eq!(
+            (idp.name.as_str(), idp.client_id.as_str(), idp.username_claim.as_deref()),
+            ("cognito-user-pool-1", "10basodnbu3gs9b1bf9r566btu", Some("email"))
+        );
+        assert_eq!(idp.issuer_url, "https://cognito-idp.us-west-2.amazonaws.com/us-west-2_Ur78RxTra");
     }
 
     #[test]

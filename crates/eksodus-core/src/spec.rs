@@ -71,6 +71,10 @@ pub struct ClusterSpec {
     /// EKS addons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addons: Vec<AddonSpec>,
+    /// OIDC identity providers people sign in to the cluster with (EKS allows one per cluster). Their
+    /// settings are fixed once associated: a change disassociates and associates again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_providers: Vec<IdentityProviderSpec>,
 }
 
 /// API server endpoint access.
@@ -555,6 +559,33 @@ pub struct CustomNetworking {
     pub secondary_cidr: Ipv4Net,
 }
 
+/// An OIDC identity provider of the cluster (EKS `AssociateIdentityProviderConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProviderSpec {
+    /// The configuration's name in EKS.
+    pub name: String,
+    /// The issuer URL (`https://`, as in the provider's discovery document).
+    pub issuer_url: String,
+    /// The client ID the provider issues ID tokens for.
+    pub client_id: String,
+    /// The claim holding the username (`sub` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_claim: Option<String>,
+    /// Prefix put before usernames (may not start with `system:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_prefix: Option<String>,
+    /// The claim holding the groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    /// Prefix put before groups (may not start with `system:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_prefix: Option<String>,
+    /// Claims a token must carry with these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_claims: BTreeMap<String, String>,
+}
+
 /// An existing VPC to adopt: eksodus never deletes what it adopts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -993,6 +1024,37 @@ fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// EKS's rules for identity provider configs: one per cluster, a name of 1 to 100 letters, digits, `-` and
+/// `_`, an `https://` issuer, and prefixes outside `system:`.
+fn validate_identity_providers(ips: &[IdentityProviderSpec], errs: &mut Vec<FieldError>) {
+    if ips.len() > 1 {
+        errs.push(FieldError::new(
+            "cluster.identity_providers",
+            format!("EKS associates one OIDC identity provider per cluster, {} are given", ips.len()),
+        ));
+    }
+    for (i, p) in ips.iter().enumerate() {
+        let at = |f: &str| format!("cluster.identity_providers[{i}].{f}");
+        let name_ok = (1..=100).contains(&p.name.len())
+            && p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            errs.push(FieldError::new(at("name"), format!("`{}` must be 1 to 100 letters, digits, - and _", p.name)));
+        }
+        let host = p.issuer_url.strip_prefix("https://").unwrap_or_default();
+        if host.is_empty() || host.starts_with('/') || p.issuer_url.contains(char::is_whitespace) {
+            errs.push(FieldError::new(at("issuer_url"), format!("`{}` is not an https:// URL", p.issuer_url)));
+        }
+        if p.client_id.trim().is_empty() {
+            errs.push(FieldError::new(at("client_id"), "required"));
+        }
+        for (f, v) in [("username_prefix", &p.username_prefix), ("groups_prefix", &p.groups_prefix)] {
+            if v.as_deref().is_some_and(|v| v.starts_with("system:")) {
+                errs.push(FieldError::new(at(f), "may not start with system: (reserved for Kubernetes)"));
+            }
+        }
+    }
+}
+
 fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError>) {
     if !KUBERNETES_VERSIONS.contains(&c.version.as_str()) {
         errs.push(FieldError::new(
@@ -1008,6 +1070,7 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
     if !c.endpoint.public && !c.endpoint.private {
         errs.push(FieldError::new("cluster.endpoint", "at least one of public and private access is needed"));
     }
+    validate_identity_providers(&c.identity_providers, errs);
     if !c.endpoint.public && !c.endpoint.public_cidrs.is_empty() {
         errs.push(FieldError::new("cluster.endpoint.public_cidrs", "public CIDRs need public access"));
     }
@@ -1230,6 +1293,32 @@ network:
         assert_eq!(s.network.nat, NatMode::Single);
         assert_eq!(s.az_names(), ["us-east-1a", "us-east-1b", "us-east-1c"]);
         assert_eq!(s.validate(), vec![]);
+    }
+
+    #[test]
+    fn identity_providers_follow_eks_rules() {
+        let with = |ips: &str| {
+            EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  identity_providers: {ips}\n"))
+                .unwrap()
+                .validate()
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>()
+        };
+        let ok =
+            "{name: corp-sso, issuer_url: 'https://sso.example.com', client_id: kubernetes, username_prefix: 'sso:'}";
+        assert_eq!(with(&format!("[{ok}]")), Vec::<String>::new());
+        let bad = "{name: 'bad name', issuer_url: 'http://sso.example.com', client_id: ' ', groups_prefix: 'system:x'}";
+        assert_eq!(
+            with(&format!("[{ok}, {bad}]")),
+            [
+                "cluster.identity_providers",
+                "cluster.identity_providers[1].name",
+                "cluster.identity_providers[1].issuer_url",
+                "cluster.identity_providers[1].client_id",
+                "cluster.identity_providers[1].groups_prefix",
+            ]
+        );
     }
 
     #[test]

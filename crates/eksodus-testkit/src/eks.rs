@@ -56,6 +56,10 @@ pub fn emulated(operation: &str) -> bool {
             | "UpdateClusterVersion"
             | "UpdateNodegroupVersion"
             | "ListUpdates"
+            | "AssociateIdentityProviderConfig"
+            | "DescribeIdentityProviderConfig"
+            | "ListIdentityProviderConfigs"
+            | "DisassociateIdentityProviderConfig"
     )
 }
 
@@ -110,6 +114,9 @@ struct ClusterExtras {
     cluster_pending: (u32, &'static str),
     nodegroups: BTreeMap<String, NodegroupExtras>,
     addons: BTreeMap<String, (Value, u32)>,
+    /// OIDC identity provider configs: the config, and describes left in its transient status (CREATING, or
+    /// DELETING before it is gone).
+    identity_providers: BTreeMap<String, (Value, u32)>,
     /// Describes left before an update settles.
     update_pending: BTreeMap<String, u32>,
     /// `logging` and `resourcesVpcConfig` fields set by `UpdateClusterConfig` (moto would replace the whole
@@ -448,6 +455,9 @@ impl EksState {
         let (cluster, segs, body) = (cluster.to_string(), segs.to_vec(), body.clone());
         if req.operation.contains("PodIdentityAssociation") {
             return pod_identity(x, req, &cluster, &segs, &body);
+        }
+        if req.operation.contains("IdentityProviderConfig") {
+            return identity_providers(x, req, &cluster, &body);
         }
         if matches!(
             req.operation,
@@ -848,6 +858,105 @@ fn lifecycle(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String
                 err(404, "ResourceNotFoundException", format!("No addon: {addon_name} found in cluster: {cluster}"))
             }
         },
+        other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
+    }
+}
+
+/// OIDC identity provider configs as EKS keeps them: one per cluster, CREATING then ACTIVE, DELETING then gone,
+/// never updated.
+fn identity_providers(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, body: &Value) -> Answer {
+    let b = req.behaviour;
+    let missing = |name: &str| {
+        err(404, "ResourceNotFoundException", format!("No identity provider configuration found for name: {name}."))
+    };
+    let asked = body.pointer("/identityProviderConfig/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    if !asked.is_empty() && body.pointer("/identityProviderConfig/type").and_then(Value::as_str) != Some("oidc") {
+        return err(400, "InvalidParameterException", "identityProviderConfig.type must be oidc".into());
+    }
+    match req.operation {
+        "AssociateIdentityProviderConfig" => {
+            let o = &body["oidc"];
+            let Some(name) = o["identityProviderConfigName"].as_str().map(String::from) else {
+                return err(400, "InvalidParameterException", "oidc.identityProviderConfigName is required".into());
+            };
+            if x.identity_providers.contains_key(&name) {
+                return err(409, "ResourceInUseException", format!("Identity provider config {name} already exists."));
+            }
+            if !x.identity_providers.is_empty() {
+                return err(
+                    400,
+                    "InvalidRequestException",
+                    "Identity provider config limit exceeded: a cluster can have only one OIDC identity provider."
+                        .into(),
+                );
+            }
+            for f in ["issuerUrl", "clientId"] {
+                if o[f].as_str().is_none_or(str::is_empty) {
+                    return err(400, "InvalidParameterException", format!("oidc.{f} is required"));
+                }
+            }
+            if !o["issuerUrl"].as_str().unwrap_or_default().starts_with("https://") {
+                return err(400, "InvalidParameterException", "issuerUrl must be an https URL".into());
+            }
+            let mut c = json!({
+                "identityProviderConfigName": name,
+                "identityProviderConfigArn": format!("arn:aws:eks:{}:{}:identityproviderconfig/{cluster}/oidc/{name}/{:x}", req.region, req.account, (now() * 1e6) as u64),
+                "clusterName": cluster,
+                "tags": if body["tags"].is_object() { body["tags"].clone() } else { json!({}) },
+                "status": "ACTIVE",
+            });
+            for f in [
+                "issuerUrl",
+                "clientId",
+                "usernameClaim",
+                "usernamePrefix",
+                "groupsClaim",
+                "groupsPrefix",
+                "requiredClaims",
+            ] {
+                if !o[f].is_null() {
+                    c[f] = o[f].clone();
+                }
+            }
+            x.identity_providers.insert(name.clone(), (c.clone(), b.pending_describes));
+            let u = new_update(
+                x,
+                "AssociateIdentityProviderConfig",
+                json!([{"type": "IdentityProviderConfig", "value": format!("[{{\"type\":\"oidc\",\"name\":\"{name}\"}}]")}]),
+                b.pending_describes,
+            );
+            (StatusCode::OK, json!({"update": u, "tags": c["tags"]}), None)
+        }
+        "DescribeIdentityProviderConfig" => {
+            let Some((c, pending)) = x.identity_providers.get_mut(&asked) else { return missing(&asked) };
+            let mut shown = c.clone();
+            if *pending > 0 {
+                *pending -= 1;
+                if shown["status"] == "ACTIVE" {
+                    shown["status"] = json!("CREATING");
+                }
+            } else if c["status"] == "DELETING" {
+                x.identity_providers.remove(&asked);
+                return missing(&asked);
+            }
+            (StatusCode::OK, json!({"identityProviderConfig": {"oidc": shown}}), None)
+        }
+        "ListIdentityProviderConfigs" => {
+            let list: Vec<Value> = x.identity_providers.keys().map(|n| json!({"type": "oidc", "name": n})).collect();
+            (StatusCode::OK, json!({"identityProviderConfigs": list}), None)
+        }
+        "DisassociateIdentityProviderConfig" => {
+            let Some((c, pending)) = x.identity_providers.get_mut(&asked) else { return missing(&asked) };
+            c["status"] = json!("DELETING");
+            *pending = b.pending_describes;
+            let u = new_update(
+                x,
+                "DisassociateIdentityProviderConfig",
+                json!([{"type": "IdentityProviderConfig", "value": format!("[{{\"type\":\"oidc\",\"name\":\"{asked}\"}}]")}]),
+                b.pending_describes,
+            );
+            (StatusCode::OK, json!({"update": u}), None)
+        }
         other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
     }
 }

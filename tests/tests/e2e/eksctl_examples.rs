@@ -66,6 +66,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         let aws = LocalAws::start(FaultConfig::default()).await.unwrap();
         let conf = AwsTarget::local(&spec.region, &aws.endpoint()).load().await;
         provide_existing(&conf, &mut spec).await;
+        aws.proxy.reset_stats(); // the calls that count are eksodus's
         let spec = eksodus::spec::validated(spec).unwrap_or_else(|e| panic!("{name}: {e}"));
         let nc = eksodus_testkit::workload::NewCluster::start(false).await.unwrap();
         let env = || {
@@ -87,6 +88,16 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         let down = env().down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
         assert!(down.report.is_success(), "{name}: {:?}", down.report.failures().collect::<Vec<_>>());
         assert!(down.remaining.is_empty(), "{name}: {:?}", down.remaining);
+        // every call up, plan and down made is allowed by the policy eksodus prints for the spec
+        let seen = aws.proxy.stats().by_operation();
+        let allowed = eksodus::policy::actions(&spec);
+        let missing: Vec<&String> = seen.keys().filter(|op| !allowed.contains(op.as_str())).collect();
+        assert!(missing.is_empty(), "{name}: called but not in the policy: {missing:?}");
+        for (i, p) in spec.cluster.iter().flat_map(|c| c.identity_providers.iter()).enumerate() {
+            for op in ["eks:AssociateIdentityProviderConfig", "eks:DisassociateIdentityProviderConfig"] {
+                assert_eq!(seen.get(op), Some(&1), "{name}: identity provider {i} ({}): {op}", p.name);
+            }
+        }
         // what the user brought is left as it was
         if let Some(key) = spec.cluster.as_ref().and_then(|c| c.encryption.as_ref()).and_then(|e| e.key_arn.clone()) {
             let k = aws_sdk_kms::Client::new(&conf).describe_key().key_id(&key).send().await.unwrap();
@@ -108,6 +119,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "09-nat-gateways.yaml",
         "19-kms-cluster.yaml",
         "25-addons.yaml",
+        "27-oidc-provider.yaml",
         "40-access-entries.yaml",
         "45-upgrade-policy-example.yaml",
     ];

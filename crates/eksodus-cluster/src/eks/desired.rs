@@ -221,6 +221,37 @@ impl Eks {
                 cost: Cost::new(2, 3, 2),
             });
         }
+        for p in &c.identity_providers {
+            out.desired.push(Desired {
+                key: identity_provider_key(&p.name),
+                kind: "eks-identity-provider".into(),
+                props: to_props(&IdentityProviderProps {
+                    name: p.name.clone(),
+                    issuer_url: p.issuer_url.clone(),
+                    client_id: p.client_id.clone(),
+                    username_claim: p.username_claim.clone(),
+                    username_prefix: p.username_prefix.clone(),
+                    groups_claim: p.groups_claim.clone(),
+                    groups_prefix: p.groups_prefix.clone(),
+                    required_claims: p.required_claims.clone(),
+                }),
+                // EKS has no update for an identity provider config
+                immutable: [
+                    "name",
+                    "issuer_url",
+                    "client_id",
+                    "username_claim",
+                    "username_prefix",
+                    "groups_claim",
+                    "groups_prefix",
+                    "required_claims",
+                ]
+                .map(String::from)
+                .to_vec(),
+                depends_on: vec![CLUSTER_KEY.to_string()],
+                cost: Cost::new(2, 2, 2),
+            });
+        }
         for mut d in later_addons {
             d.depends_on.extend(ng_keys.iter().cloned());
             out.desired.push(d);

@@ -128,7 +128,7 @@ impl Eks {
             delete_cost: 2,
         });
 
-        let (ngs, addon_names) = retry(&self.reads, || async {
+        let (ngs, addon_names, idp_names) = retry(&self.reads, || async {
             let nodegroups = async {
                 let mut ngs = Vec::new();
                 let mut token = None;
@@ -165,13 +165,43 @@ impl Eks {
                 }
                 Ok::<_, StepError>(addons)
             };
-            tokio::try_join!(nodegroups, addons)
+            let idps = async {
+                let mut idps = Vec::new();
+                let mut token = None;
+                loop {
+                    let r = self
+                        .calls
+                        .read(|| {
+                            self.eks
+                                .list_identity_provider_configs()
+                                .cluster_name(&self.name)
+                                .set_next_token(token.clone())
+                                .send()
+                        })
+                        .await
+                        .map_err(|e| step_error(format!("ListIdentityProviderConfigs {}", self.name), e))?;
+                    idps.extend(
+                        r.identity_provider_configs()
+                            .iter()
+                            .filter(|c| c.r#type() == "oidc")
+                            .map(|c| c.name().to_string()),
+                    );
+                    token = r.next_token().map(String::from);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                Ok::<_, StepError>(idps)
+            };
+            tokio::try_join!(nodegroups, addons, idps)
         })
         .await?;
-        let (ng_found, addon_found) = tokio::try_join!(
+        let (ng_found, addon_found, idp_found) = tokio::try_join!(
             try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))),
             try_join_all(addon_names.iter().map(|a| self.observe_addon(a))),
+            try_join_all(idp_names.iter().map(|n| self.observe_identity_provider(n))),
         )?;
+        found.observed.extend(idp_found.into_iter().flatten());
         for (o, version, status) in ng_found.into_iter().flatten() {
             let name = o.physical_id.clone();
             found.nodegroups.insert(name, (version, status));
@@ -209,6 +239,17 @@ impl Eks {
         }
         let Some(key) = t.get(tags::RESOURCE).cloned() else { return Ok(None) };
         Ok(Some(observed_nodegroup(&self.env, &n, key, key_of)))
+    }
+
+    /// An OIDC identity provider config, when this environment owns it.
+    pub(super) async fn observe_identity_provider(&self, name: &str) -> Result<Option<Observed>, StepError> {
+        let r = retry(&self.reads, || async { self.describe_identity_provider(name).await }).await?;
+        let Some(c) = r else { return Ok(None) };
+        let t = tag_map(c.tags());
+        if !tags::is_owned(&t, &self.env, COMPONENT) {
+            return Ok(None);
+        }
+        Ok(Some(observed_identity_provider(&c)))
     }
 
     pub(super) async fn observe_addon(&self, name: &str) -> Result<Option<(Observed, String)>, StepError> {
@@ -303,6 +344,33 @@ impl Eks {
         })
         .await?;
         Ok(Catalogue::new(version, addons))
+    }
+}
+
+/// An identity provider config as EKS reports it, in the shape of [`IdentityProviderProps`] (with its status).
+pub(super) fn observed_identity_provider(c: &aws_sdk_eks::types::OidcIdentityProviderConfig) -> Observed {
+    let name = c.identity_provider_config_name().unwrap_or_default().to_string();
+    let mut p = to_props(&IdentityProviderProps {
+        name: name.clone(),
+        issuer_url: c.issuer_url().unwrap_or_default().to_string(),
+        client_id: c.client_id().unwrap_or_default().to_string(),
+        username_claim: c.username_claim().map(String::from),
+        username_prefix: c.username_prefix().map(String::from),
+        groups_claim: c.groups_claim().map(String::from),
+        groups_prefix: c.groups_prefix().map(String::from),
+        required_claims: c
+            .required_claims()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    });
+    p.insert("status".into(), json!(c.status().map(|s| s.as_str())));
+    Observed {
+        key: identity_provider_key(&name),
+        kind: "eks-identity-provider".into(),
+        physical_id: name,
+        props: p,
+        depends_on: vec![CLUSTER_KEY.to_string()],
+        delete_cost: 2,
     }
 }
 

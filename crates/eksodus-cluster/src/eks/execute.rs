@@ -696,6 +696,126 @@ impl Eks {
         Ok(Some(name))
     }
 
+    pub(super) async fn describe_identity_provider(
+        &self,
+        name: &str,
+    ) -> Result<Option<aws_sdk_eks::types::OidcIdentityProviderConfig>, StepError> {
+        let id = IdentityProviderConfig::builder()
+            .r#type("oidc")
+            .name(name)
+            .build()
+            .map_err(|e| StepError::permanent(e.to_string()))?;
+        match self
+            .calls
+            .read(|| {
+                self.eks
+                    .describe_identity_provider_config()
+                    .cluster_name(&self.name)
+                    .identity_provider_config(id.clone())
+                    .send()
+            })
+            .await
+        {
+            Ok(r) => Ok(r.identity_provider_config().and_then(|c| c.oidc()).cloned()),
+            Err(e) if is_not_found(error_code(&e)) => Ok(None),
+            Err(e) => Err(step_error(format!("DescribeIdentityProviderConfig {name}"), e)),
+        }
+    }
+
+    async fn wait_identity_provider(&self, ctx: &OpContext, name: &str, gone: bool) -> Result<(), StepError> {
+        let what = format!("identity provider {name}");
+        self.wait_member(ctx, &what, "eks-identity-provider", None, gone, &[], || async {
+            Ok(self.describe_identity_provider(name).await?.map(|c| Member {
+                status: c.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                version: None,
+                health: String::new(),
+            }))
+        })
+        .await
+    }
+
+    pub(super) async fn associate_identity_provider(
+        &self,
+        op: &Operation,
+        ctx: &OpContext,
+    ) -> Result<Option<String>, StepError> {
+        let s = &op.step;
+        let w: IdentityProviderProps =
+            from_props(&s.key, &s.desired.clone().unwrap_or_default()).map_err(StepError::permanent)?;
+        let name = w.name.clone();
+        let owned = |c: &aws_sdk_eks::types::OidcIdentityProviderConfig| {
+            tags::is_owned(&tag_map(c.tags()), &self.env, COMPONENT)
+        };
+        if let Some(c) = self.describe_identity_provider(&name).await? {
+            // a create that happened before a crash, or someone else's config of that name
+            if !owned(&c) {
+                return Err(StepError::permanent(format!(
+                    "identity provider config {name} is associated with cluster {} and not owned by environment {}",
+                    self.name, self.env
+                )));
+            }
+        } else {
+            let oidc = OidcIdentityProviderConfigRequest::builder()
+                .identity_provider_config_name(&name)
+                .issuer_url(&w.issuer_url)
+                .client_id(&w.client_id)
+                .set_username_claim(w.username_claim.clone())
+                .set_username_prefix(w.username_prefix.clone())
+                .set_groups_claim(w.groups_claim.clone())
+                .set_groups_prefix(w.groups_prefix.clone())
+                .set_required_claims(
+                    Some(w.required_claims.clone().into_iter().collect::<HashMap<_, _>>()).filter(|m| !m.is_empty()),
+                )
+                .build()
+                .map_err(|e| StepError::permanent(e.to_string()))?;
+            self.calls
+                .create(|| {
+                    self.eks
+                        .associate_identity_provider_config()
+                        .cluster_name(&self.name)
+                        .oidc(oidc.clone())
+                        .set_tags(Some(self.owner_tags(&s.key)))
+                        .client_request_token(ctx.client_token(s))
+                        .send()
+                })
+                .await
+                .map_err(|e| busy(format!("AssociateIdentityProviderConfig {name}"), e))?;
+        }
+        self.wait_identity_provider(ctx, &name, false).await?;
+        Ok(Some(name))
+    }
+
+    pub(super) async fn disassociate_identity_provider(
+        &self,
+        op: &Operation,
+        ctx: &OpContext,
+    ) -> Result<Option<String>, StepError> {
+        let name = op.step.physical_id.clone().unwrap_or_default();
+        let id = IdentityProviderConfig::builder()
+            .r#type("oidc")
+            .name(&name)
+            .build()
+            .map_err(|e| StepError::permanent(e.to_string()))?;
+        match self
+            .calls
+            .read(|| {
+                self.eks
+                    .disassociate_identity_provider_config()
+                    .cluster_name(&self.name)
+                    .identity_provider_config(id.clone())
+                    .client_request_token(ctx.client_token(&op.step))
+                    .send()
+            })
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(error_code(&e)) => return Ok(Some(name)),
+            Err(e) => return Err(busy(format!("DisassociateIdentityProviderConfig {name}"), e)),
+        }
+        self.wait_identity_provider(ctx, &name, true).await?;
+        Ok(Some(name))
+    }
+
     pub(super) async fn version_step(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let s = &op.step;
         let target = s.desired.as_ref().and_then(|d| text(d, "version")).unwrap_or_default();
@@ -808,6 +928,8 @@ impl Executor for Eks {
                     Ok(Some(name))
                 }
                 ("eks-addon", OpKind::Delete) => self.delete_addon(op, ctx).await,
+                ("eks-identity-provider", OpKind::Create) => self.associate_identity_provider(op, ctx).await,
+                ("eks-identity-provider", OpKind::Delete) => self.disassociate_identity_provider(op, ctx).await,
                 ("eks-version", OpKind::Update) => self.version_step(op, ctx).await,
                 ("eks-version", _) => Ok(None),
                 (k, _) => Err(StepError::permanent(format!("{}: eks cannot handle kind {k}", s.id))),

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `eks/cluster` | eks-cluster | `role/cluster`, the cluster subnets, `sg/cluster` |
 //! | `eks/addon/<name>` | eks-addon | `eks/cluster`, its IRSA role; addons other than [`addons::before_nodes`] also the nodegroups |
+//! | `eks/identity-provider/<name>` | eks-identity-provider | `eks/cluster` |
 //! | `eks/nodegroup/<name>` | eks-nodegroup | `eks/cluster`, `role/node`, its subnets, the addons nodes need |
 //! | `upgrade/<version>/...` | eks-version | the previous part of the upgrade (control plane, then addons, then nodegroups) |
 //!
@@ -17,9 +18,9 @@ use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AmiTypes, AuthenticationMode as EksMode, CapacityTypes, CreateAccessConfigRequest, EncryptionConfig,
-    KubernetesNetworkConfigRequest, LogSetup, LogType, Logging, NodegroupScalingConfig, NodegroupUpdateConfig,
-    Provider, RemoteAccessConfig, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload,
-    UpdateTaintsPayload, UpgradePolicyRequest, VpcConfigRequest,
+    IdentityProviderConfig, KubernetesNetworkConfigRequest, LogSetup, LogType, Logging, NodegroupScalingConfig,
+    NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider, RemoteAccessConfig, ResolveConflicts,
+    SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload, UpgradePolicyRequest, VpcConfigRequest,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;
@@ -42,7 +43,7 @@ mod props;
 mod tests;
 
 use props::{from_props, to_props};
-pub use props::{AddonProps, NodegroupProps, RemoteAccessProps, Scaling, TaintProps};
+pub use props::{AddonProps, IdentityProviderProps, NodegroupProps, RemoteAccessProps, Scaling, TaintProps};
 
 use crate::addons::{self, AddonVersion, Catalogue};
 use crate::upgrade::{self, ClusterState, Preflight};
@@ -52,7 +53,7 @@ use crate::Error;
 pub const COMPONENT: &str = "cluster";
 
 /// Resource kinds this reconciler executes.
-pub const KINDS: &[&str] = &["eks-cluster", "eks-nodegroup", "eks-addon", "eks-version"];
+pub const KINDS: &[&str] = &["eks-cluster", "eks-nodegroup", "eks-addon", "eks-identity-provider", "eks-version"];
 
 /// Key of the control plane.
 pub const CLUSTER_KEY: &str = "eks/cluster";
@@ -77,6 +78,10 @@ pub const ACTIONS: &[&str] = &[
     "eks:UpdateAddon",
     "eks:DeleteAddon",
     "eks:DescribeAddonVersions",
+    "eks:AssociateIdentityProviderConfig",
+    "eks:DescribeIdentityProviderConfig",
+    "eks:ListIdentityProviderConfigs",
+    "eks:DisassociateIdentityProviderConfig",
     "eks:TagResource",
     "iam:PassRole",
 ];
@@ -91,6 +96,11 @@ pub const CREATE_ONLY: &[&str] =
 /// Key of a nodegroup.
 pub fn nodegroup_key(name: &str) -> String {
     format!("eks/nodegroup/{name}")
+}
+
+/// Key of an OIDC identity provider config.
+pub fn identity_provider_key(name: &str) -> String {
+    format!("eks/identity-provider/{name}")
 }
 
 /// Key of an addon.

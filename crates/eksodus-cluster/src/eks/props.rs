@@ -81,6 +81,28 @@ pub struct NodegroupProps {
     pub remote_access: Option<RemoteAccessProps>,
 }
 
+/// What an OIDC identity provider config should be (EKS keeps it as associated: every field is fixed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProviderProps {
+    /// Config name.
+    pub name: String,
+    /// Issuer URL.
+    pub issuer_url: String,
+    /// Client ID.
+    pub client_id: String,
+    /// Username claim (`None`: EKS's default).
+    pub username_claim: Option<String>,
+    /// Username prefix.
+    pub username_prefix: Option<String>,
+    /// Groups claim.
+    pub groups_claim: Option<String>,
+    /// Groups prefix.
+    pub groups_prefix: Option<String>,
+    /// Required claims.
+    pub required_claims: BTreeMap<String, String>,
+}
+
 /// What an EKS addon should be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
