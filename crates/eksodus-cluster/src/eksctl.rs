@@ -520,6 +520,19 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     }
                 }
             }
+            // node repair: on or off maps; eksctl's newer thresholds and overrides do not yet
+            let mut node_repair = false;
+            if let Some(rv) = r.get("nodeRepairConfig").cloned() {
+                for (k, v) in rv.as_object().into_iter().flatten() {
+                    match (k.as_str(), v.as_bool()) {
+                        ("enabled", Some(b)) => node_repair = b,
+                        (other, _) => un.push(Unsupported {
+                            path: format!("{list}[{i}].nodeRepairConfig.{other}"),
+                            reason: not_mapped(other),
+                        }),
+                    }
+                }
+            }
             nodegroups.push(NodegroupSpec {
                 name,
                 instance_types: types,
@@ -537,6 +550,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 tags: ng_tags,
                 ssh,
                 iam: node_iam,
+                node_repair,
             });
             let why = |k: &str| match k {
                 "ami" | "preBootstrapCommands" | "overrideBootstrapCommand" | "launchTemplate" => {

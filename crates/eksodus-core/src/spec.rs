@@ -165,6 +165,10 @@ pub struct NodegroupSpec {
     /// policies, or a role of the user's.
     #[serde(default, skip_serializing_if = "NodeIamSpec::is_default")]
     pub iam: NodeIamSpec,
+    /// EKS node auto repair: nodes that report unhealthy (kubelet, container runtime, GPU, network) are
+    /// replaced by EKS. Changed in place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub node_repair: bool,
 }
 
 /// A nodegroup's IAM role.

@@ -133,6 +133,9 @@ struct NodegroupExtras {
     /// Whether the create asked for remote access: moto answers a default `remoteAccess` (key `eksKeypair`)
     /// for nodegroups created without one, which EKS does not.
     remote_access: bool,
+    /// The create's `nodeRepairConfig`, which moto's CreateNodegroup drops (its UpdateNodegroupConfig keeps
+    /// one, and then moto's answer carries it).
+    node_repair: Option<Value>,
 }
 
 /// How the emulated EKS behaves: describes before resources settle, and which ones fail.
@@ -289,9 +292,10 @@ impl EksState {
         });
         let version = body["version"].as_str().map(String::from).or_else(|| x.version.clone());
         let remote_access = body.get("remoteAccess").is_some_and(|r| !r.is_null());
+        let node_repair = body.get("nodeRepairConfig").filter(|r| r.is_object()).cloned();
         x.nodegroups.insert(
             ng.to_string(),
-            NodegroupExtras { version, pending: (b.pending_describes, "CREATING"), remote_access },
+            NodegroupExtras { version, pending: (b.pending_describes, "CREATING"), remote_access, node_repair },
         );
     }
 
@@ -309,6 +313,11 @@ impl EksState {
         if !n.remote_access {
             if let Some(m) = body["nodegroup"].as_object_mut() {
                 m.remove("remoteAccess");
+            }
+        }
+        if let Some(r) = &n.node_repair {
+            if body["nodegroup"]["nodeRepairConfig"].is_null() {
+                body["nodegroup"]["nodeRepairConfig"] = r.clone();
             }
         }
         if n.pending.0 > 0 {
@@ -730,6 +739,7 @@ fn lifecycle(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String
                     version: Some(target.clone()),
                     pending: (b.pending_describes, "UPDATING"),
                     remote_access: n.remote_access,
+                    node_repair: n.node_repair.clone(),
                 },
             );
             let u = new_update(

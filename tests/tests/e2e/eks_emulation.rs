@@ -139,3 +139,55 @@ async fn a_failing_resource_reports_health_issues() {
     let e = c.describe_addon().cluster_name("emu").addon_name("vpc-cni").send().await.unwrap_err();
     assert_eq!(code(&e), "ResourceNotFoundException");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_provider_configs_are_one_per_cluster_and_settle_like_other_resources() {
+    use aws_sdk_eks::types::{IdentityProviderConfig, OidcIdentityProviderConfigRequest};
+    let (_aws, c) = eks(FaultConfig { eks_pending_describes: 1, ..Default::default() }).await;
+    create_cluster(&c, "1.33").await;
+    let oidc = |name: &str| {
+        OidcIdentityProviderConfigRequest::builder()
+            .identity_provider_config_name(name)
+            .issuer_url("https://sso.example.com")
+            .client_id("kubernetes")
+            .username_claim("email")
+            .build()
+            .unwrap()
+    };
+    let id = |name: &str| IdentityProviderConfig::builder().r#type("oidc").name(name).build().unwrap();
+    let describe = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            c.describe_identity_provider_config().cluster_name("emu").identity_provider_config(id(name)).send().await
+        }
+    };
+    let status =
+        |r: &aws_sdk_eks::operation::describe_identity_provider_config::DescribeIdentityProviderConfigOutput| {
+            r.identity_provider_config().unwrap().oidc().unwrap().status().unwrap().as_str().to_string()
+        };
+    let err = describe("corp").await.unwrap_err();
+    assert_eq!(code(err.as_service_error().unwrap()), "ResourceNotFoundException");
+    let r = c.associate_identity_provider_config().cluster_name("emu").oidc(oidc("corp")).send().await.unwrap();
+    assert_eq!(r.update().unwrap().status().unwrap().as_str(), "InProgress");
+    assert_eq!(status(&describe("corp").await.unwrap()), "CREATING");
+    let active = describe("corp").await.unwrap();
+    assert_eq!(status(&active), "ACTIVE");
+    let cfg = active.identity_provider_config().unwrap().oidc().unwrap();
+    assert_eq!((cfg.client_id(), cfg.username_claim()), (Some("kubernetes"), Some("email")));
+    assert!(cfg.identity_provider_config_arn().unwrap().contains(":identityproviderconfig/emu/oidc/corp/"));
+    // EKS takes one OIDC provider per cluster
+    let second =
+        c.associate_identity_provider_config().cluster_name("emu").oidc(oidc("other")).send().await.unwrap_err();
+    assert_eq!(code(second.as_service_error().unwrap()), "InvalidRequestException");
+    let listed = c.list_identity_provider_configs().cluster_name("emu").send().await.unwrap();
+    assert_eq!(listed.identity_provider_configs().iter().map(|c| c.name()).collect::<Vec<_>>(), ["corp"]);
+    c.disassociate_identity_provider_config()
+        .cluster_name("emu")
+        .identity_provider_config(id("corp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&describe("corp").await.unwrap()), "DELETING");
+    let gone = describe("corp").await.unwrap_err();
+    assert_eq!(code(gone.as_service_error().unwrap()), "ResourceNotFoundException");
+}

@@ -22,12 +22,13 @@ fn examples() -> Vec<(String, String)> {
 
 /// Makes in the emulator what the spec takes from the user's account, and points the spec at it.
 async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::EnvironmentSpec) {
-    if spec.network.existing.is_some() {
+    let zones = spec.az_names();
+    if let Some(ex) = spec.network.existing.as_mut() {
         let ec2 = aws_sdk_ec2::Client::new(conf);
         let vpc = ec2.create_vpc().cidr_block("192.168.0.0/16").send().await.unwrap();
         let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
         let mut ids = Vec::new();
-        for (i, az) in spec.az_names().iter().enumerate() {
+        for (i, az) in zones.iter().enumerate() {
             let r = ec2
                 .create_subnet()
                 .vpc_id(&vpc)
@@ -38,7 +39,6 @@ async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::Envi
                 .unwrap();
             ids.push(r.subnet().unwrap().subnet_id().unwrap().to_string());
         }
-        let ex = spec.network.existing.as_mut().unwrap();
         ex.vpc_id = vpc;
         ex.subnet_ids = ids;
     }

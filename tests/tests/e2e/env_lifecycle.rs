@@ -385,3 +385,63 @@ async fn up_and_down_need_nothing_outside_the_policy() {
     let err = st.env(&s).up(&EventSink::discard()).await.unwrap_err().to_string();
     assert!(err.contains("AccessDeniedException") && err.contains("CreateNodegroup"), "{err}");
 }
+
+/// Node repair changes in place; an identity provider's settings cannot change in EKS, so a change replaces
+/// it; both re-plan as empty and go with `down`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_repair_updates_in_place_and_an_identity_provider_is_replaced() {
+    let s = spec(
+        r#"
+name: repair
+region: us-east-1
+network: {cidr: 10.61.0.0/16, azs: 2, nat: none}
+cluster:
+  version: "1.33"
+  nodegroups:
+    - {name: general, instance_types: [m5.large], node_repair: true}
+  identity_providers:
+    - {name: corp-sso, issuer_url: "https://sso.example.com", client_id: kubernetes, username_claim: email, username_prefix: "sso:"}
+"#,
+    );
+    let st = setup(FaultConfig { eks_pending_describes: 1, ..Default::default() }).await;
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    let ng = eks.describe_nodegroup().cluster_name("repair").nodegroup_name("general").send().await.unwrap();
+    assert_eq!(ng.nodegroup().unwrap().node_repair_config().and_then(|r| r.enabled()), Some(true));
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    let mut changed = s.clone();
+    let c = changed.cluster.as_mut().unwrap();
+    c.nodegroups[0].node_repair = false;
+    c.identity_providers[0].client_id = "kubernetes-prod".into();
+    let p = st.env(&changed).plan().await.unwrap();
+    let mut steps: Vec<(String, String)> =
+        p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [
+            ("eks/identity-provider/corp-sso".to_string(), "Replace".to_string()),
+            ("eks/nodegroup/general".to_string(), "Update".to_string())
+        ]
+    );
+    st.env(&changed).up(&EventSink::discard()).await.unwrap();
+    let ng = eks.describe_nodegroup().cluster_name("repair").nodegroup_name("general").send().await.unwrap();
+    assert_eq!(ng.nodegroup().unwrap().node_repair_config().and_then(|r| r.enabled()), Some(false));
+    let idp = eks
+        .describe_identity_provider_config()
+        .cluster_name("repair")
+        .identity_provider_config(
+            aws_sdk_eks::types::IdentityProviderConfig::builder().r#type("oidc").name("corp-sso").build().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(idp.identity_provider_config().unwrap().oidc().unwrap().client_id(), Some("kubernetes-prod"));
+    let again = st.env(&changed).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+}

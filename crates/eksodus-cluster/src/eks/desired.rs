@@ -204,6 +204,7 @@ impl Eks {
                     max_pods,
                     tags,
                     remote_access,
+                    node_repair: n.node_repair,
                 }),
                 immutable: [
                     "name",

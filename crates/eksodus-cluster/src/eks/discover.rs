@@ -435,6 +435,7 @@ pub(super) fn observed_nodegroup(
                 groups.sort();
                 json!({"key_name": key, "source_security_groups": groups})
             }),
+            "node_repair": n.node_repair_config().and_then(|r| r.enabled()).unwrap_or(false),
             "arn": n.nodegroup_arn(),
         })),
         depends_on: deps,

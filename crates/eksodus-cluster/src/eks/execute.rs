@@ -445,6 +445,7 @@ impl Eks {
                     .update_config(NodegroupUpdateConfig::builder().max_unavailable(w.max_unavailable as i32).build())
                     .set_tags(Some(tags.clone()))
                     .set_remote_access(remote_access.clone())
+                    .set_node_repair_config(w.node_repair.then(|| NodeRepairConfig::builder().enabled(true).build()))
                     .client_request_token(ctx.client_token(s))
                     .send()
             })
@@ -485,7 +486,12 @@ impl Eks {
         if changed("version") {
             self.nodegroup_version(ctx, &name, &w.version, &ctx.client_token(s)).await?;
         }
-        if changed("scaling") || changed("labels") || changed("taints") || changed("max_unavailable") {
+        if changed("scaling")
+            || changed("labels")
+            || changed("taints")
+            || changed("max_unavailable")
+            || changed("node_repair")
+        {
             let mut req = self
                 .eks
                 .update_nodegroup_config()
@@ -523,6 +529,9 @@ impl Eks {
                         .set_remove_taints(Some(sdk_taints(&remove)).filter(|t| !t.is_empty()))
                         .build(),
                 );
+            }
+            if changed("node_repair") {
+                req = req.node_repair_config(NodeRepairConfig::builder().enabled(w.node_repair).build());
             }
             if changed("max_unavailable") {
                 req = req

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AmiTypes, AuthenticationMode as EksMode, CapacityTypes, CreateAccessConfigRequest, EncryptionConfig,
-    IdentityProviderConfig, KubernetesNetworkConfigRequest, LogSetup, LogType, Logging, NodegroupScalingConfig,
-    NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider, RemoteAccessConfig, ResolveConflicts,
-    SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload, UpgradePolicyRequest, VpcConfigRequest,
+    IdentityProviderConfig, KubernetesNetworkConfigRequest, LogSetup, LogType, Logging, NodeRepairConfig,
+    NodegroupScalingConfig, NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider, RemoteAccessConfig,
+    ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload, UpgradePolicyRequest,
+    VpcConfigRequest,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;

@@ -79,6 +79,8 @@ pub struct NodegroupProps {
     pub tags: BTreeMap<String, String>,
     /// SSH access.
     pub remote_access: Option<RemoteAccessProps>,
+    /// EKS node auto repair.
+    pub node_repair: bool,
 }
 
 /// What an OIDC identity provider config should be (EKS keeps it as associated: every field is fixed).
@@ -157,6 +159,7 @@ mod tests {
             max_pods: Some(29),
             tags: BTreeMap::new(),
             remote_access: None,
+            node_repair: false,
         }
     }
 

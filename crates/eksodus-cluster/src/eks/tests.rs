@@ -152,6 +152,9 @@ fn described(p: &NodegroupProps, key: &str) -> Nodegroup {
                 .build(),
         );
     }
+    if p.node_repair {
+        n = n.node_repair_config(aws_sdk_eks::types::NodeRepairConfig::builder().enabled(true).build());
+    }
     if let Some(r) = &p.remote_access {
         n = n.remote_access(
             RemoteAccessConfig::builder()
