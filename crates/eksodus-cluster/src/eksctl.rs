@@ -589,7 +589,13 @@ pub fn import(text: &str) -> Result<Imported, String> {
             let configuration_values = r
                 .str("configurationValues")
                 .and_then(|c| serde_json::from_str(&c).or_else(|_| serde_saphyr::from_str(&c)).ok());
+            let addon_tags: BTreeMap<String, String> = r
+                .get("tags")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                .unwrap_or_default();
             addons.push(AddonSpec {
+                tags: addon_tags,
                 name,
                 version: r.str("version"),
                 configuration_values,

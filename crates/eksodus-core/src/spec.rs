@@ -246,6 +246,9 @@ pub struct AddonSpec {
     /// Managed policies for the addon's service-account role (IRSA); none means no role.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// Tags of the addon itself, over the environment's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Who may do what: IAM roles for the cluster, nodes and service accounts, and Kubernetes access.
@@ -1196,6 +1199,11 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
         if !addons.insert(&a.name) {
             errs.push(FieldError::new(format!("cluster.addons[{i}].name"), format!("`{}` is listed twice", a.name)));
         }
+        let mut tag_errs = Vec::new();
+        validate_tags(&a.tags, &mut tag_errs);
+        errs.extend(
+            tag_errs.into_iter().map(|e| FieldError::new(format!("cluster.addons[{i}].{}", e.path), e.message)),
+        );
         if let Some(r) = &a.resolve_conflicts {
             if !["OVERWRITE", "NONE", "PRESERVE"].contains(&r.as_str()) {
                 errs.push(FieldError::new(

@@ -421,6 +421,54 @@ impl EksState {
         Some((StatusCode::OK, json!({"update": u}), None))
     }
 
+    /// `TagResource`, `UntagResource` and `ListTagsForResource` of an addon or identity provider config (the
+    /// resources only the emulation holds); `None` for any other ARN (moto answers).
+    pub fn tags(
+        &self,
+        account: &str,
+        region: &str,
+        operation: &str,
+        arn: &str,
+        query: &str,
+        request: &[u8],
+    ) -> Option<Answer> {
+        let arn = decode(arn);
+        let rest = arn.split(":addon/").nth(1).or_else(|| arn.split(":identityproviderconfig/").nth(1))?;
+        let cluster = rest.split('/').next()?.to_string();
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let missing = || err(404, "NotFoundException", "Resource was not found".into());
+        let Some(x) = clusters.get_mut(&(account.into(), region.into(), cluster)) else { return Some(missing()) };
+        let item = x
+            .addons
+            .values_mut()
+            .map(|(a, _)| (a, "addonArn"))
+            .chain(x.identity_providers.values_mut().map(|(c, _)| (c, "identityProviderConfigArn")))
+            .find(|(v, field)| v[*field].as_str() == Some(arn.as_str()))
+            .map(|(v, _)| v);
+        let Some(item) = item else { return Some(missing()) };
+        if !item["tags"].is_object() {
+            item["tags"] = json!({});
+        }
+        match operation {
+            "TagResource" => {
+                let body: Value = serde_json::from_slice(request).unwrap_or_default();
+                for (k, v) in body["tags"].as_object().into_iter().flatten() {
+                    item["tags"][k] = v.clone();
+                }
+                Some((StatusCode::OK, json!({}), None))
+            }
+            "UntagResource" => {
+                for key in query.split('&').filter_map(|kv| kv.strip_prefix("tagKeys=")) {
+                    if let Some(m) = item["tags"].as_object_mut() {
+                        m.remove(&decode(key));
+                    }
+                }
+                Some((StatusCode::OK, json!({}), None))
+            }
+            _ => Some((StatusCode::OK, json!({"tags": item["tags"]}), None)),
+        }
+    }
+
     /// Answers an emulated operation. `cluster_exists` says whether moto knows the cluster.
     pub fn handle(&self, req: &Req<'_>, cluster_exists: bool) -> Answer {
         let segs: Vec<String> = req.path.trim_matches('/').split('/').map(decode).collect();

@@ -408,6 +408,16 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
             emulated = st.eks.update_access_config(&account, &region, cluster, &body);
         } else if operation == "DescribeUpdate" {
             emulated = st.eks.describe_update(&account, &region, cluster, segs.get(3).copied().unwrap_or(""));
+        } else if matches!(operation.as_str(), "TagResource" | "UntagResource" | "ListTagsForResource") {
+            // tags of the resources only the emulation holds (moto knows clusters and nodegroups)
+            emulated = st.eks.tags(
+                &account,
+                &region,
+                &operation,
+                &segs[1..].join("/"),
+                parts.uri.query().unwrap_or(""),
+                &body,
+            );
         }
     }
     let (rstatus, rheaders, rbody) = match emulated {

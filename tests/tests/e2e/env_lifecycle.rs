@@ -386,19 +386,23 @@ async fn up_and_down_need_nothing_outside_the_policy() {
     assert!(err.contains("AccessDeniedException") && err.contains("CreateNodegroup"), "{err}");
 }
 
-/// Node repair changes in place; an identity provider's settings cannot change in EKS, so a change replaces
-/// it; both re-plan as empty and go with `down`.
+/// Node repair and addon tags change in place; an identity provider's settings cannot change in EKS, so a
+/// change replaces it; a resource's own tags win over the environment's; all re-plan as empty and go with
+/// `down`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_repair_updates_in_place_and_an_identity_provider_is_replaced() {
+async fn node_repair_and_tags_update_in_place_and_an_identity_provider_is_replaced() {
     let s = spec(
         r#"
 name: repair
 region: us-east-1
+tags: {team: platform}
 network: {cidr: 10.61.0.0/16, azs: 2, nat: none}
 cluster:
   version: "1.33"
   nodegroups:
-    - {name: general, instance_types: [m5.large], node_repair: true}
+    - {name: general, instance_types: [m5.large], node_repair: true, tags: {team: batch}}
+  addons:
+    - {name: kube-proxy, tags: {cost-center: "4711"}}
   identity_providers:
     - {name: corp-sso, issuer_url: "https://sso.example.com", client_id: kubernetes, username_claim: email, username_prefix: "sso:"}
 "#,
@@ -408,6 +412,11 @@ cluster:
     let eks = aws_sdk_eks::Client::new(&st.conf);
     let ng = eks.describe_nodegroup().cluster_name("repair").nodegroup_name("general").send().await.unwrap();
     assert_eq!(ng.nodegroup().unwrap().node_repair_config().and_then(|r| r.enabled()), Some(true));
+    // a resource's own tags win over the environment's
+    assert_eq!(ng.nodegroup().unwrap().tags().unwrap()["team"], "batch");
+    let addon = eks.describe_addon().cluster_name("repair").addon_name("kube-proxy").send().await.unwrap();
+    let tags = addon.addon().unwrap().tags().unwrap();
+    assert_eq!((tags["cost-center"].as_str(), tags["team"].as_str()), ("4711", "platform"));
     let again = st.env(&s).plan().await.unwrap();
     assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
 
@@ -415,6 +424,7 @@ cluster:
     let c = changed.cluster.as_mut().unwrap();
     c.nodegroups[0].node_repair = false;
     c.identity_providers[0].client_id = "kubernetes-prod".into();
+    c.addons[0].tags.insert("cost-center".into(), "4712".into());
     let p = st.env(&changed).plan().await.unwrap();
     let mut steps: Vec<(String, String)> =
         p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
@@ -422,6 +432,7 @@ cluster:
     assert_eq!(
         steps,
         [
+            ("eks/addon/kube-proxy".to_string(), "Update".to_string()),
             ("eks/identity-provider/corp-sso".to_string(), "Replace".to_string()),
             ("eks/nodegroup/general".to_string(), "Update".to_string())
         ]
@@ -439,6 +450,8 @@ cluster:
         .await
         .unwrap();
     assert_eq!(idp.identity_provider_config().unwrap().oidc().unwrap().client_id(), Some("kubernetes-prod"));
+    let addon = eks.describe_addon().cluster_name("repair").addon_name("kube-proxy").send().await.unwrap();
+    assert_eq!(addon.addon().unwrap().tags().unwrap()["cost-center"], "4712");
     let again = st.env(&changed).plan().await.unwrap();
     assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
     let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();

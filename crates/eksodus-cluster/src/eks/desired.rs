@@ -122,7 +122,11 @@ impl Eks {
                     configuration: cfg.as_ref().map(addons::canonical_json),
                     role_arn: role,
                     resolve_conflicts: a.resolve_conflicts.clone().unwrap_or_else(|| "OVERWRITE".into()),
-                    tags: self.user_tags.clone(),
+                    tags: {
+                        let mut t = self.user_tags.clone();
+                        t.extend(a.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        t
+                    },
                 }),
                 immutable: vec!["name".into()],
                 depends_on: adeps,

@@ -410,11 +410,7 @@ impl Eks {
         }
         let subnets = w.subnets.iter().map(|k| self.resolve(ctx, k)).collect::<Result<Vec<_>, _>>()?;
         let labels: HashMap<String, String> = w.labels.clone().into_iter().collect();
-        let mut tags = self.owner_tags(&s.key);
-        // the nodegroup's own tags over the environment's (ownership tags stay eksodus's)
-        for (k, v) in &w.tags {
-            tags.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let mut tags = self.tags_over(&s.key, &w.tags);
         if let Some(m) = w.max_pods {
             tags.insert("eksodus.io/max-pods".into(), m.to_string());
         }
@@ -549,8 +545,7 @@ impl Eks {
         }
         if changed("tags") {
             if let Some(arn) = have.get("arn").and_then(Value::as_str) {
-                let mut t = self.owner_tags(&s.key);
-                t.extend(w.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let t = self.tags_over(&s.key, &w.tags);
                 self.calls
                     .read(|| self.eks.tag_resource().resource_arn(arn).set_tags(Some(t.clone())).send())
                     .await
@@ -624,7 +619,7 @@ impl Eks {
                     .set_service_account_role_arn(w.role_arn.clone())
                     .set_configuration_values(w.configuration.clone())
                     .resolve_conflicts(ResolveConflicts::from(w.resolve_conflicts.as_str()))
-                    .set_tags(Some(self.owner_tags(&s.key)))
+                    .set_tags(Some(self.tags_over(&s.key, &w.tags)))
                     .client_request_token(ctx.client_token(s))
                     .send()
             })
@@ -931,7 +926,11 @@ impl Executor for Eks {
                     }
                     if changed("tags") {
                         if let Some(arn) = s.observed.as_ref().and_then(|o| text(o, "arn")) {
-                            self.tag(&arn, &s.key).await?;
+                            let t = self.tags_over(&s.key, &w.tags);
+                            self.calls
+                                .read(|| self.eks.tag_resource().resource_arn(&arn).set_tags(Some(t.clone())).send())
+                                .await
+                                .map_err(|e| step_error(format!("TagResource {arn}"), e))?;
                         }
                     }
                     Ok(Some(name))

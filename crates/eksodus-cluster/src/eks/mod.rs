@@ -347,6 +347,17 @@ impl Eks {
         tags::ownership(&self.env, COMPONENT, key, &self.user_tags).into_iter().collect()
     }
 
+    /// The ownership tags with a resource's own tags over the environment's (ownership tags stay eksodus's).
+    fn tags_over(&self, key: &str, own: &BTreeMap<String, String>) -> HashMap<String, String> {
+        let mut t = self.owner_tags(key);
+        for (k, v) in own {
+            if !k.starts_with(tags::PREFIX) {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+        t
+    }
+
     /// The upgrade from the discovered state to `to`: every step's preflight, and the plan (control plane,
     /// then addons, then nodegroups, per minor version). Fails with [`Error::Preflight`] when a step is
     /// blocked, before anything changes. `pinned` are the addon versions the spec fixes.
