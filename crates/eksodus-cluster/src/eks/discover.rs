@@ -129,70 +129,37 @@ impl Eks {
         });
 
         let (ngs, addon_names, idp_names) = retry(&self.reads, || async {
-            let nodegroups = async {
-                let mut ngs = Vec::new();
-                let mut token = None;
-                loop {
-                    let r = self
-                        .calls
-                        .read(|| {
-                            self.eks.list_nodegroups().cluster_name(&self.name).set_next_token(token.clone()).send()
-                        })
-                        .await
-                        .map_err(|e| step_error(format!("ListNodegroups {}", self.name), e))?;
-                    ngs.extend(r.nodegroups().iter().cloned());
-                    token = r.next_token().map(String::from);
-                    if token.is_none() {
-                        break;
-                    }
-                }
-                Ok::<_, StepError>(ngs)
-            };
-            let addons = async {
-                let mut addons = Vec::new();
-                let mut token = None;
-                loop {
-                    let r = self
-                        .calls
-                        .read(|| self.eks.list_addons().cluster_name(&self.name).set_next_token(token.clone()).send())
-                        .await
-                        .map_err(|e| step_error(format!("ListAddons {}", self.name), e))?;
-                    addons.extend(r.addons().iter().cloned());
-                    token = r.next_token().map(String::from);
-                    if token.is_none() {
-                        break;
-                    }
-                }
-                Ok::<_, StepError>(addons)
-            };
-            let idps = async {
-                let mut idps = Vec::new();
-                let mut token = None;
-                loop {
-                    let r = self
-                        .calls
-                        .read(|| {
-                            self.eks
-                                .list_identity_provider_configs()
-                                .cluster_name(&self.name)
-                                .set_next_token(token.clone())
-                                .send()
-                        })
-                        .await
-                        .map_err(|e| step_error(format!("ListIdentityProviderConfigs {}", self.name), e))?;
-                    idps.extend(
-                        r.identity_provider_configs()
-                            .iter()
-                            .filter(|c| c.r#type() == "oidc")
-                            .map(|c| c.name().to_string()),
-                    );
-                    token = r.next_token().map(String::from);
-                    if token.is_none() {
-                        break;
-                    }
-                }
-                Ok::<_, StepError>(idps)
-            };
+            let nodegroups = pages(|token| async move {
+                let r = self
+                    .calls
+                    .read(|| self.eks.list_nodegroups().cluster_name(&self.name).set_next_token(token.clone()).send())
+                    .await
+                    .map_err(|e| step_error(format!("ListNodegroups {}", self.name), e))?;
+                Ok((r.nodegroups().to_vec(), r.next_token().map(String::from)))
+            });
+            let addons = pages(|token| async move {
+                let r = self
+                    .calls
+                    .read(|| self.eks.list_addons().cluster_name(&self.name).set_next_token(token.clone()).send())
+                    .await
+                    .map_err(|e| step_error(format!("ListAddons {}", self.name), e))?;
+                Ok((r.addons().to_vec(), r.next_token().map(String::from)))
+            });
+            let idps = pages(|token| async move {
+                let r = self
+                    .calls
+                    .read(|| {
+                        self.eks
+                            .list_identity_provider_configs()
+                            .cluster_name(&self.name)
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(format!("ListIdentityProviderConfigs {}", self.name), e))?;
+                let oidc = r.identity_provider_configs().iter().filter(|c| c.r#type() == "oidc");
+                Ok((oidc.map(|c| c.name().to_string()).collect(), r.next_token().map(String::from)))
+            });
             tokio::try_join!(nodegroups, addons, idps)
         })
         .await?;
@@ -344,6 +311,25 @@ impl Eks {
         })
         .await?;
         Ok(Catalogue::new(version, addons))
+    }
+}
+
+/// Every item of a paginated listing: `page` gets the token of the page to read (none for the first) and
+/// returns its items and the next token.
+async fn pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, StepError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), StepError>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = page(token.take()).await?;
+        out.extend(items);
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
     }
 }
 

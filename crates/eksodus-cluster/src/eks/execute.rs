@@ -704,11 +704,7 @@ impl Eks {
         &self,
         name: &str,
     ) -> Result<Option<aws_sdk_eks::types::OidcIdentityProviderConfig>, StepError> {
-        let id = IdentityProviderConfig::builder()
-            .r#type("oidc")
-            .name(name)
-            .build()
-            .map_err(|e| StepError::permanent(e.to_string()))?;
+        let id = oidc_config(name)?;
         match self
             .calls
             .read(|| {
@@ -795,11 +791,7 @@ impl Eks {
         ctx: &OpContext,
     ) -> Result<Option<String>, StepError> {
         let name = op.step.physical_id.clone().unwrap_or_default();
-        let id = IdentityProviderConfig::builder()
-            .r#type("oidc")
-            .name(&name)
-            .build()
-            .map_err(|e| StepError::permanent(e.to_string()))?;
+        let id = oidc_config(&name)?;
         match self
             .calls
             .read(|| {
@@ -861,6 +853,11 @@ impl Eks {
         }
         Ok(Some(pid))
     }
+}
+
+/// The reference to the OIDC identity provider config `name`.
+fn oidc_config(name: &str) -> Result<IdentityProviderConfig, StepError> {
+    IdentityProviderConfig::builder().r#type("oidc").name(name).build().map_err(|e| StepError::permanent(e.to_string()))
 }
 
 /// Envelope encryption of secrets with a KMS key. `resources` is deprecated in the SDK model (EKS now encrypts
