@@ -253,7 +253,10 @@ async fn drift_is_reported_when_observing_and_repaired_when_applying() {
     api.patch("drifty", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "Apply"}}))).await.unwrap();
     wait_for(&api, "drifty", Duration::from_secs(120), "Ready", ready).await;
 
-    // a route table deleted behind the operator's back
+    // observing from now on (set before the deletion: in mode Apply a drift check two seconds later would
+    // repair it before the test could look), then a route table deleted behind the operator's back
+    api.patch("drifty", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "Observe"}}))).await.unwrap();
+    wait_for(&api, "drifty", Duration::from_secs(60), "Ready while observing", ready).await;
     let tables = ec2.describe_route_tables().filters(tagged()).send().await.unwrap();
     let rt = tables
         .route_tables()
@@ -267,8 +270,7 @@ async fn drift_is_reported_when_observing_and_repaired_when_applying() {
     ec2.delete_route_table().route_table_id(rt.route_table_id().unwrap()).send().await.unwrap();
     let gone = rt.route_table_id().unwrap().to_string();
 
-    // observed: Drifted, and nothing repaired
-    api.patch("drifty", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "Observe"}}))).await.unwrap();
+    // observed: Drifted at the next drift check, and nothing repaired
     let e = wait_for(&api, "drifty", Duration::from_secs(60), "Drifted", |e| {
         condition(e, "Drifted").is_some_and(|(s, _)| s == "True")
     })
