@@ -44,7 +44,14 @@ pub fn run(clippy: bool) -> Result<std::process::ExitCode> {
         )?;
     }
     // Every public item's docs build without a broken link or malformed HTML (an embedder reads them first).
-    step("docs", cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Every step builds with the same features, so each dependency is compiled once per mode (check, build):
+    // a step with another feature set rebuilds the AWS SDK crates beside the others, gigabytes of disk.
+    step(
+        "docs",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--features", OPERATOR_BIN])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
     eprintln!(
         "==> local AWS emulator: moto {} in {}",
         eksodus_testkit::moto::MOTO_VERSION,
@@ -52,7 +59,7 @@ pub fn run(clippy: bool) -> Result<std::process::ExitCode> {
     );
     eksodus_testkit::moto::ensure_installed()?;
     step("tests", cargo().args(["test", "--workspace", "--all-targets", "--features", OPERATOR_BIN]))?;
-    step("doc tests", cargo().args(["test", "--workspace", "--doc"]))?;
+    step("doc tests", cargo().args(["test", "--workspace", "--doc", "--features", OPERATOR_BIN]))?;
     // An application outside the workspace on Kubernetes 1.36 (the workspace's own tests use 1.33): the libraries
     // leave k8s-openapi's version to it and compile against that version's types. It shares the target
     // directory, so the dependencies it has in common with the workspace are built once.
