@@ -533,6 +533,66 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     }
                 }
             }
+            // the root volume beyond its size, the metadata service, extra security groups and a template of
+            // the user's: eksodus's own launch template, or the user's
+            let mut volume = eksodus_core::spec::VolumeSpec::default();
+            volume.volume_type = r.str("volumeType");
+            volume.iops = r.u32("volumeIOPS");
+            volume.throughput = r.u32("volumeThroughput");
+            volume.encrypted = r.bool("volumeEncrypted").unwrap_or(false);
+            volume.kms_key = r.str("volumeKmsKeyID");
+            let volume = (volume != eksodus_core::spec::VolumeSpec::default()).then_some(volume);
+            let no_v1 = r.bool("disableIMDSv1").unwrap_or(false);
+            let no_pods = r.bool("disablePodIMDS").unwrap_or(false);
+            let imds_hop_limit = match (no_v1, no_pods) {
+                (_, true) => Some(1),
+                (true, false) => Some(2), // EKS's default for managed nodes
+                (false, false) => None,
+            };
+            let mut security_groups = Vec::new();
+            if let Some(sg) = r.get("securityGroups").cloned() {
+                for (k, v) in sg.as_object().into_iter().flatten() {
+                    match (k.as_str(), v) {
+                        ("attachIDs", Value::Array(ids)) => {
+                            security_groups = ids.iter().filter_map(|x| x.as_str().map(String::from)).collect()
+                        }
+                        ("withShared" | "withLocal", Value::Bool(false)) => {}
+                        ("withShared" | "withLocal", _) => un.push(Unsupported {
+                            path: format!("{list}[{i}].securityGroups.{k}"),
+                            reason: "eksctl's own node security groups do not exist here: the nodes get the cluster's security group and the groups in attachIDs".into(),
+                        }),
+                        (other, _) => un.push(Unsupported {
+                            path: format!("{list}[{i}].securityGroups.{other}"),
+                            reason: not_mapped(other),
+                        }),
+                    }
+                }
+            }
+            let mut launch_template = None;
+            if let Some(lt) = r.get("launchTemplate").cloned() {
+                let id = lt.get("id").and_then(Value::as_str).map(String::from);
+                let version = match lt.get("version") {
+                    Some(Value::String(v)) => Some(v.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                };
+                match (id, version) {
+                    (Some(id), Some(version)) => {
+                        launch_template = Some(eksodus_core::spec::LaunchTemplateRef { id, version })
+                    }
+                    (None, _) => un.push(Unsupported {
+                        path: format!("{list}[{i}].launchTemplate.id"),
+                        reason: "name the launch template by its ID".into(),
+                    }),
+                    (Some(_), None) => un.push(Unsupported {
+                        path: format!("{list}[{i}].launchTemplate.version"),
+                        reason: "name the version the nodes run (EKS keeps the number it is given; eksctl would take the default)".into(),
+                    }),
+                }
+                for k in lt.as_object().into_iter().flat_map(|m| m.keys()).filter(|k| *k != "id" && *k != "version") {
+                    un.push(Unsupported { path: format!("{list}[{i}].launchTemplate.{k}"), reason: not_mapped(k) });
+                }
+            }
             nodegroups.push(NodegroupSpec {
                 name,
                 instance_types: types,
@@ -551,13 +611,21 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 ssh,
                 iam: node_iam,
                 node_repair,
+                volume,
+                imds_hop_limit,
+                security_groups,
+                pre_bootstrap_commands: r.strings("preBootstrapCommands"),
+                instance_name: r.str("instanceName"),
+                launch_template,
             });
-            let why = |k: &str| match k {
-                "ami" | "preBootstrapCommands" | "overrideBootstrapCommand" | "launchTemplate" => {
-                    format!("custom AMIs and launch templates (`{k}`) are not supported yet")
-                }
-                "securityGroups" => "extra node security groups are not supported yet".to_string(),
+            let why = |k: &str| {
+                match k {
+                "ami" | "overrideBootstrapCommand" => format!(
+                    "custom AMIs (`{k}`) are not supported yet: use an EKS AMI type with preBootstrapCommands, or your own launchTemplate"
+                ),
+                "volumeName" => "the volume's device follows the AMI family (/dev/xvda; Bottlerocket's data volume /dev/xvdb)".to_string(),
                 other => not_mapped(other),
+            }
             };
             r.rest(&mut un, why);
         }
@@ -739,6 +807,46 @@ mod tests {
     }
 
     #[test]
+    fn volumes_metadata_and_launch_templates_map() {
+        let text = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: lt, region: us-west-2, version: "1.33"}
+managedNodeGroups:
+- name: a
+  volumeSize: 100
+  volumeType: io2
+  volumeIOPS: 8000
+  volumeEncrypted: true
+  volumeKmsKeyID: arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
+  disableIMDSv1: true
+  preBootstrapCommands: ["echo hi"]
+- name: b
+  disablePodIMDS: true
+  securityGroups: {attachIDs: [sg-0abc], withShared: true}
+- name: c
+  launchTemplate: {id: lt-0abc}
+- name: d
+  launchTemplate: {id: lt-0abc, version: 4}
+"#;
+        let imp = import(text).unwrap();
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        let v = ngs[0].volume.as_ref().unwrap();
+        assert_eq!((v.volume_type.as_deref(), v.iops, v.encrypted), (Some("io2"), Some(8000), true));
+        assert!(v.kms_key.as_deref().unwrap().ends_with("1234567890ab"));
+        assert_eq!((ngs[0].disk_size, ngs[0].imds_hop_limit), (Some(100), Some(2)));
+        assert_eq!(ngs[0].pre_bootstrap_commands, ["echo hi"]);
+        assert_eq!((ngs[1].imds_hop_limit, ngs[1].security_groups.as_slice()), (Some(1), &["sg-0abc".to_string()][..]));
+        assert_eq!(ngs[3].launch_template.as_ref().map(|l| l.version.as_str()), Some("4"));
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["managedNodeGroups[1].securityGroups.withShared", "managedNodeGroups[2].launchTemplate.version"],
+            "{:?}",
+            imp.unsupported
+        );
+    }
+
+    #[test]
     fn examples_map_as_expected() {
         let imp = import(&example("01-simple-cluster.yaml")).unwrap();
         assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
@@ -781,14 +889,23 @@ mod tests {
         let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
         for p in [
             "managedNodeGroups[0].ssh.publicKeyPath",
-            "managedNodeGroups[0].securityGroups",
             "managedNodeGroups[0].iam.withAddonPolicies",
             "managedNodeGroups[2].ami",
-            "managedNodeGroups[3].launchTemplate",
+            "managedNodeGroups[2].overrideBootstrapCommand",
         ] {
             assert!(paths.contains(&p), "{p} not reported: {paths:?}");
         }
-        assert!(!paths.contains(&"managedNodeGroups[0].tags"), "nodegroup tags map: {paths:?}");
+        for p in
+            ["managedNodeGroups[0].tags", "managedNodeGroups[0].securityGroups", "managedNodeGroups[3].launchTemplate"]
+        {
+            assert!(!paths.iter().any(|x| x.starts_with(p)), "{p} maps: {paths:?}");
+        }
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        assert_eq!(ngs[0].security_groups, ["sg-1", "sg-2"]);
+        assert_eq!(
+            ngs[3].launch_template,
+            Some(eksodus_core::spec::LaunchTemplateRef { id: "lt-1234".into(), version: "3".into() })
+        );
         let ng = &imp.spec.cluster.unwrap().nodegroups[0];
         assert_eq!((ng.min, ng.desired, ng.max, ng.max_unavailable), (2, 3, 4, Some(3)));
         assert_eq!(ng.tags["nodegroup-role"], "worker");
@@ -804,6 +921,12 @@ mod tests {
         let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
         assert_eq!(paths, ["managedNodeGroups[2].ssh.sourceSecurityGroupIds"], "{:?}", imp.unsupported);
         assert_eq!(ng.taints[1].effect, "NO_EXECUTE");
+
+        // the instance name of a self-managed nodegroup maps to a launch template eksodus makes
+        let imp = import(&example("03-two-nodegroups.yaml")).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        assert_eq!(imp.spec.cluster.as_ref().unwrap().nodegroups[0].instance_name.as_deref(), Some("custom-node-name"));
+        assert!(imp.spec.cluster.as_ref().unwrap().nodegroups[0].owns_template());
 
         let imp = import(&example("35-iamidentitymappings.yaml")).unwrap();
         assert_eq!(imp.spec.access.unwrap().mappings.len(), 2);

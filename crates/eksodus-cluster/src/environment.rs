@@ -282,7 +282,10 @@ impl Environment {
             iam: Iam::new(aws_sdk_iam::Client::new(conf), &spec)
                 .with_retry(options)
                 .with_calls(Calls::new("iam", conf)),
-            eks: Eks::new(eks_client.clone(), &spec).with_retry(options).with_calls(Calls::new("eks", conf)),
+            eks: Eks::new(eks_client.clone(), ec2.clone(), &spec)
+                .with_retry(options)
+                .with_calls(Calls::new("eks", conf))
+                .with_ec2_calls(Calls::new("ec2", conf)),
             kms: crate::kms::Kms::new(aws_sdk_kms::Client::new(conf), &spec)
                 .with_retry(options)
                 .with_calls(Calls::new("kms", conf)),
@@ -524,6 +527,7 @@ impl Environment {
                 public_subnets: public,
                 security_groups: sgs,
                 max_pods: max_pods.clone(),
+                cluster_security_group: owned_cluster.and_then(|c| c.security_group.clone()),
             };
             let set = self.eks.desired(spec, &inputs)?;
             deferred.extend(set.deferred);

@@ -16,6 +16,7 @@ mod error;
 pub mod kubeconfig;
 pub mod token;
 pub mod upgrade;
+pub mod userdata;
 
 #[cfg(feature = "aws")]
 pub mod eks;

@@ -169,6 +169,93 @@ pub struct NodegroupSpec {
     /// replaced by EKS. Changed in place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub node_repair: bool,
+    /// The root volume's type, IOPS, throughput and encryption (its size stays `disk_size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeSpec>,
+    /// The instance metadata service's hop limit (IMDSv2 is always required on nodes of a template eksodus
+    /// makes): 1 keeps pods off the node's credentials, 2 lets pods without host networking reach them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imds_hop_limit: Option<u8>,
+    /// Security groups (`sg-...`) the nodes get. EKS then leaves out the cluster security group, so eksodus
+    /// adds it to these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    /// Shell commands run on each node before it joins the cluster (Amazon Linux 2023: a shell part beside the
+    /// `nodeadm` configuration EKS merges in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_bootstrap_commands: Vec<String>,
+    /// The nodes' `Name` tag (the EC2 console's instance name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    /// A launch template of the user's, by ID and version: eksodus never changes it; a new version here rolls
+    /// the nodes. Excludes the fields that would make eksodus's own template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<LaunchTemplateRef>,
+}
+
+impl NodegroupSpec {
+    /// Whether the nodegroup needs a launch template eksodus makes and owns: one of `volume`,
+    /// `imds_hop_limit`, `security_groups`, `pre_bootstrap_commands` or `instance_name` is set. Its instance
+    /// and volume tags then carry the nodegroup's tags too (EKS alone tags neither).
+    pub fn owns_template(&self) -> bool {
+        self.volume.is_some()
+            || self.imds_hop_limit.is_some()
+            || !self.security_groups.is_empty()
+            || !self.pre_bootstrap_commands.is_empty()
+            || self.instance_name.is_some()
+    }
+
+    /// The names of the set fields that need eksodus's own launch template.
+    fn template_fields(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        if self.volume.is_some() {
+            f.push("volume");
+        }
+        if self.imds_hop_limit.is_some() {
+            f.push("imds_hop_limit");
+        }
+        if !self.security_groups.is_empty() {
+            f.push("security_groups");
+        }
+        if !self.pre_bootstrap_commands.is_empty() {
+            f.push("pre_bootstrap_commands");
+        }
+        if self.instance_name.is_some() {
+            f.push("instance_name");
+        }
+        f
+    }
+}
+
+/// A nodegroup's root EBS volume.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    /// `gp3` (default), `gp2`, `io1` or `io2`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+    /// Provisioned IOPS (gp3: 3000 to 80000; io1: 100 to 64000; io2: 100 to 256000; required for io1/io2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// Throughput in MiB/s (gp3 only: 125 to 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+    /// Encrypt the volume (with the account's default EBS key unless `kms_key` names one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    /// The KMS key (ARN) of an encrypted volume; implies `encrypted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+}
+
+/// A launch template of the user's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchTemplateRef {
+    /// Its ID (`lt-...`).
+    pub id: String,
+    /// The version the nodes run (a number; EKS does not follow `$Default` or `$Latest` by itself).
+    pub version: String,
 }
 
 /// A nodegroup's IAM role.
@@ -1185,6 +1272,7 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
                 }
             }
         }
+        validate_template_fields(n, &at, errs);
         for (j, z) in n.zones.iter().enumerate() {
             if !zones.contains(z) {
                 errs.push(FieldError::new(
@@ -1228,6 +1316,122 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
                     format!("`{v}` is not an addon version (like v1.19.5-eksbuild.1) or `latest`"),
                 ));
             }
+        }
+    }
+}
+
+/// An inclusive range of a volume setting.
+type Range = Option<(u32, u32)>;
+
+/// EBS limits of root volumes (Amazon EBS volume types, gp3 as raised in 2025): (type, IOPS range, whether
+/// IOPS must be given, throughput range).
+const VOLUME_TYPES: &[(&str, Range, bool, Range)] = &[
+    ("gp3", Some((3000, 80000)), false, Some((125, 2000))),
+    ("gp2", None, false, None),
+    ("io1", Some((100, 64000)), true, None),
+    ("io2", Some((100, 256000)), true, None),
+];
+
+fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs: &mut Vec<FieldError>) {
+    if let Some(lt) = &n.launch_template {
+        if !lt.id.starts_with("lt-") {
+            errs.push(FieldError::new(
+                at("launch_template.id"),
+                format!("`{}` is not a launch template ID (lt-...)", lt.id),
+            ));
+        }
+        if lt.version.parse::<u64>().map_or(true, |v| v == 0) {
+            errs.push(FieldError::new(
+                at("launch_template.version"),
+                format!("`{}` is not a version number (EKS keeps the number it was given)", lt.version),
+            ));
+        }
+        for f in n.template_fields() {
+            errs.push(FieldError::new(
+                at(f),
+                "belongs in your launch template: a nodegroup takes either yours (launch_template) or one eksodus makes",
+            ));
+        }
+        if n.disk_size.is_some() {
+            errs.push(FieldError::new(
+                at("disk_size"),
+                "EKS takes no disk size with a launch template: set it in yours",
+            ));
+        }
+    }
+    if n.ssh.is_some() && (n.launch_template.is_some() || n.owns_template()) {
+        errs.push(FieldError::new(
+            at("ssh"),
+            "EKS takes no remote access with a launch template: reach these nodes through SSM, or attach a security group of yours that allows port 22 (security_groups)",
+        ));
+    }
+    if let Some(v) = &n.volume {
+        let ty = v.volume_type.as_deref().unwrap_or("gp3");
+        match VOLUME_TYPES.iter().find(|t| t.0 == ty) {
+            None => errs.push(FieldError::new(at("volume.type"), format!("`{ty}` is not gp3, gp2, io1 or io2"))),
+            Some(&(_, iops, iops_required, throughput)) => {
+                match (v.iops, iops) {
+                    (Some(_), None) => {
+                        errs.push(FieldError::new(at("volume.iops"), format!("{ty} volumes take no provisioned IOPS")))
+                    }
+                    (Some(x), Some((lo, hi))) if x < lo || x > hi => {
+                        errs.push(FieldError::new(at("volume.iops"), format!("{ty} takes {lo} to {hi} IOPS, not {x}")))
+                    }
+                    (None, _) if iops_required => {
+                        errs.push(FieldError::new(at("volume.iops"), format!("{ty} volumes need their IOPS")))
+                    }
+                    _ => {}
+                }
+                match (v.throughput, throughput) {
+                    (Some(_), None) => {
+                        errs.push(FieldError::new(at("volume.throughput"), format!("{ty} volumes take no throughput")))
+                    }
+                    (Some(x), Some((lo, hi))) if x < lo || x > hi => errs.push(FieldError::new(
+                        at("volume.throughput"),
+                        format!("{ty} takes {lo} to {hi} MiB/s, not {x}"),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(k) = &v.kms_key {
+            if !(k.starts_with("arn:") && k.contains(":kms:")) {
+                errs.push(FieldError::new(at("volume.kms_key"), format!("`{k}` is not a KMS key ARN")));
+            }
+        }
+    }
+    if let Some(h) = n.imds_hop_limit {
+        if !(1..=64).contains(&h) {
+            errs.push(FieldError::new(at("imds_hop_limit"), format!("must be 1 to 64, not {h}")));
+        }
+    }
+    for (j, g) in n.security_groups.iter().enumerate() {
+        if !g.starts_with("sg-") {
+            errs.push(FieldError::new(
+                at(&format!("security_groups[{j}]")),
+                format!("`{g}` is not a security group ID (sg-...)"),
+            ));
+        }
+    }
+    // an ENI takes 5 security groups by default, and eksodus adds the cluster's
+    if n.security_groups.len() > 4 {
+        errs.push(FieldError::new(
+            at("security_groups"),
+            format!("{} groups and the cluster's exceed the 5 a network interface takes", n.security_groups.len()),
+        ));
+    }
+    if !n.pre_bootstrap_commands.is_empty() && n.ami_type.as_deref().is_some_and(|a| !a.starts_with("AL2023")) {
+        errs.push(FieldError::new(
+            at("pre_bootstrap_commands"),
+            format!(
+                "shell commands before bootstrap are supported on Amazon Linux 2023 nodes, not `{}` (Bottlerocket has no shell on the host: use its bootstrap containers)",
+                n.ami_type.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(name) = &n.instance_name {
+        if name.is_empty() || name.chars().count() > 256 {
+            errs.push(FieldError::new(at("instance_name"), "a Name tag of 1 to 256 characters"));
         }
     }
 }
@@ -1329,6 +1533,41 @@ network:
                 "cluster.identity_providers[1].issuer_url",
                 "cluster.identity_providers[1].client_id",
                 "cluster.identity_providers[1].groups_prefix",
+            ]
+        );
+    }
+
+    #[test]
+    fn launch_template_fields_follow_ebs_and_eks_rules() {
+        let with = |ngs: &str| {
+            EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  nodegroups: {ngs}\n"))
+                .unwrap()
+                .validate()
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>()
+        };
+        let ok = "{name: a, instance_types: [m5.large], disk_size: 80, volume: {type: gp3, iops: 6000, throughput: 500, kms_key: 'arn:aws:kms:us-east-1:111122223333:key/k'}, imds_hop_limit: 1, security_groups: [sg-1], pre_bootstrap_commands: [echo], instance_name: n}";
+        let theirs = "{name: b, instance_types: [m5.large], launch_template: {id: lt-0abc, version: '3'}}";
+        assert_eq!(with(&format!("[{ok}, {theirs}]")), Vec::<String>::new());
+        let bad_volume = "{name: c, instance_types: [m5.large], volume: {type: gp2, iops: 100, throughput: 3000}, imds_hop_limit: 0, security_groups: [default, sg-1, sg-2, sg-3, sg-4]}";
+        let mixed = "{name: d, instance_types: [m5.large], disk_size: 50, instance_name: x, launch_template: {id: abc, version: $Latest}, ssh: {key_name: k, source_security_groups: [sg-9]}}";
+        let io = "{name: e, instance_types: [m5.large], volume: {type: io2}, ami_type: BOTTLEROCKET_x86_64, pre_bootstrap_commands: [echo]}";
+        assert_eq!(
+            with(&format!("[{bad_volume}, {mixed}, {io}]")),
+            [
+                "cluster.nodegroups[0].volume.iops",
+                "cluster.nodegroups[0].volume.throughput",
+                "cluster.nodegroups[0].imds_hop_limit",
+                "cluster.nodegroups[0].security_groups[0]",
+                "cluster.nodegroups[0].security_groups",
+                "cluster.nodegroups[1].launch_template.id",
+                "cluster.nodegroups[1].launch_template.version",
+                "cluster.nodegroups[1].instance_name",
+                "cluster.nodegroups[1].disk_size",
+                "cluster.nodegroups[1].ssh",
+                "cluster.nodegroups[2].volume.iops",
+                "cluster.nodegroups[2].pre_bootstrap_commands",
             ]
         );
     }

@@ -124,6 +124,8 @@ struct ClusterExtras {
     config: serde_json::Map<String, Value>,
     /// Answers by `operation|path|clientRequestToken`.
     answered: BTreeMap<String, Value>,
+    /// The cluster security group the emulation made in moto's EC2.
+    security_group: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -136,6 +138,10 @@ struct NodegroupExtras {
     /// The create's `nodeRepairConfig`, which moto's CreateNodegroup drops (its UpdateNodegroupConfig keeps
     /// one, and then moto's answer carries it).
     node_repair: Option<Value>,
+    /// The launch template (ID) the nodegroup was created with.
+    template: Option<String>,
+    /// The launch template version an update moved the nodegroup to.
+    template_version: Option<String>,
 }
 
 /// How the emulated EKS behaves: describes before resources settle, and which ones fail.
@@ -244,8 +250,20 @@ impl EksState {
     }
 
     /// Forgets a deleted cluster.
-    pub fn cluster_deleted(&self, account: &str, region: &str, name: &str) {
-        self.clusters.lock().expect("eks state").remove(&(account.into(), region.into(), name.into()));
+    pub fn cluster_deleted(&self, account: &str, region: &str, name: &str) -> Option<String> {
+        self.clusters
+            .lock()
+            .expect("eks state")
+            .remove(&(account.into(), region.into(), name.into()))
+            .and_then(|x| x.security_group)
+    }
+
+    /// Records the security group the emulation made with a cluster (`DescribeCluster` reports it).
+    pub fn set_security_group(&self, account: &str, region: &str, name: &str, group: &str) {
+        if let Some(x) = self.clusters.lock().expect("eks state").get_mut(&(account.into(), region.into(), name.into()))
+        {
+            x.security_group = Some(group.to_string());
+        }
     }
 
     /// Adds `accessConfig` to a `DescribeCluster` answer from moto.
@@ -264,6 +282,9 @@ impl EksState {
         }
         if let Some(l) = x.config.get("logging") {
             body["cluster"]["logging"] = l.clone();
+        }
+        if let Some(sg) = &x.security_group {
+            body["cluster"]["resourcesVpcConfig"]["clusterSecurityGroupId"] = json!(sg);
         }
         if let Some(Value::Object(v)) = x.config.get("resourcesVpcConfig") {
             for (k, val) in v {
@@ -295,7 +316,14 @@ impl EksState {
         let node_repair = body.get("nodeRepairConfig").filter(|r| r.is_object()).cloned();
         x.nodegroups.insert(
             ng.to_string(),
-            NodegroupExtras { version, pending: (b.pending_describes, "CREATING"), remote_access, node_repair },
+            NodegroupExtras {
+                version,
+                pending: (b.pending_describes, "CREATING"),
+                remote_access,
+                node_repair,
+                template: body.pointer("/launchTemplate/id").and_then(Value::as_str).map(String::from),
+                template_version: None,
+            },
         );
     }
 
@@ -313,6 +341,15 @@ impl EksState {
         if !n.remote_access {
             if let Some(m) = body["nodegroup"].as_object_mut() {
                 m.remove("remoteAccess");
+            }
+        }
+        // with a launch template EKS reports no disk size (the template holds the volume); moto fills in 20
+        if body["nodegroup"]["launchTemplate"].is_object() {
+            if let Some(m) = body["nodegroup"].as_object_mut() {
+                m.remove("diskSize");
+            }
+            if let Some(v) = &n.template_version {
+                body["nodegroup"]["launchTemplate"]["version"] = json!(v);
             }
         }
         if let Some(r) = &n.node_repair {
@@ -765,6 +802,43 @@ fn lifecycle(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String
             let Some(n) = x.nodegroups.get(&ng).cloned() else {
                 return err(404, "ResourceNotFoundException", format!("No node group found for name: {ng}."));
             };
+            // a launch template version alone: the Kubernetes version stays
+            if let Some(lt) = body.get("launchTemplate").filter(|v| v.is_object()) {
+                let Some(created_with) = n.template.clone() else {
+                    return err(
+                        400,
+                        "InvalidParameterException",
+                        format!("Nodegroup {ng} was not created with a launch template"),
+                    );
+                };
+                if lt["id"].as_str().is_some_and(|id| id != created_with) {
+                    return err(
+                        400,
+                        "InvalidParameterException",
+                        format!("Launch template ID must be {created_with}, the one nodegroup {ng} was created with"),
+                    );
+                }
+                let Some(v) = lt["version"].as_str().map(String::from) else {
+                    return err(400, "InvalidParameterException", "launchTemplate.version is required".into());
+                };
+                if body["version"].is_null() {
+                    x.nodegroups.insert(
+                        ng.clone(),
+                        NodegroupExtras {
+                            template_version: Some(v.clone()),
+                            pending: (b.pending_describes, "UPDATING"),
+                            ..n.clone()
+                        },
+                    );
+                    let u = new_update(
+                        x,
+                        "VersionUpdate",
+                        json!([{"type": "LaunchTemplateVersion", "value": v}]),
+                        b.pending_describes,
+                    );
+                    return (StatusCode::OK, json!({"update": u}), None);
+                }
+            }
             let target = body["version"]
                 .as_str()
                 .map(String::from)
@@ -786,8 +860,12 @@ fn lifecycle(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String
                 NodegroupExtras {
                     version: Some(target.clone()),
                     pending: (b.pending_describes, "UPDATING"),
-                    remote_access: n.remote_access,
-                    node_repair: n.node_repair.clone(),
+                    template_version: body
+                        .pointer("/launchTemplate/version")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .or(n.template_version.clone()),
+                    ..n.clone()
                 },
             );
             let u = new_update(

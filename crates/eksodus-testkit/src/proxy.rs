@@ -434,13 +434,25 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                 let mut b = b;
                 if service == "eks" && status.is_success() {
                     match operation.as_str() {
-                        "CreateCluster" => st.eks.cluster_created(
-                            &account,
-                            &region,
-                            &body,
-                            &format!("arn:aws:iam::{account}:user/moto"),
-                            &behaviour,
-                        ),
+                        "CreateCluster" => {
+                            st.eks.cluster_created(
+                                &account,
+                                &region,
+                                &body,
+                                &format!("arn:aws:iam::{account}:user/moto"),
+                                &behaviour,
+                            );
+                            // EKS makes a security group with every cluster (for the control plane's interfaces
+                            // and the managed nodes); moto does not, so the emulation makes it in moto's EC2
+                            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let subnet = req.pointer("/resourcesVpcConfig/subnetIds/0").and_then(|v| v.as_str());
+                            if let (Some(name), Some(subnet)) = (req["name"].as_str(), subnet) {
+                                if let Some(sg) = cluster_security_group(&st, &parts.headers, &cfg, name, subnet).await
+                                {
+                                    st.eks.set_security_group(&account, &region, name, &sg);
+                                }
+                            }
+                        }
                         "CreateNodegroup" => st.eks.nodegroup_created(&account, &region, cluster, &body, &behaviour),
                         "DescribeNodegroup" => {
                             if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&b) {
@@ -448,7 +460,18 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                                 b = Bytes::from(v.to_string());
                             }
                         }
-                        "DeleteCluster" => st.eks.cluster_deleted(&account, &region, cluster),
+                        "DeleteCluster" => {
+                            // EKS removes the cluster's security group with it
+                            if let Some(sg) = st.eks.cluster_deleted(&account, &region, cluster) {
+                                ec2_call(
+                                    &st,
+                                    &parts.headers,
+                                    &cfg,
+                                    &[("Action", "DeleteSecurityGroup"), ("GroupId", &sg)],
+                                )
+                                .await;
+                            }
+                        }
                         "UpdateNodegroupConfig" => {
                             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
                                 st.eks.update_made(&account, &region, cluster, &v);
@@ -494,6 +517,73 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
             Ok(out.body(Full::new(rbody)).expect("valid response"))
         }
     }
+}
+
+/// A query-protocol EC2 call the proxy makes to moto itself, for what the emulated EKS does in EC2. It carries
+/// the client's credentials (moto files it under the same account and region) with the credential scope's
+/// service changed to EC2 (moto routes by it). Answers the body of a success.
+async fn ec2_call(
+    st: &State,
+    headers: &hyper::HeaderMap,
+    cfg: &FaultConfig,
+    params: &[(&str, &str)],
+) -> Option<String> {
+    let mut form: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", urlencoding::encode(v))).collect();
+    form.push("Version=2016-11-15".into());
+    let mut b = Request::builder()
+        .method(hyper::Method::POST)
+        .uri(format!("{}/", st.upstream))
+        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8");
+    if let Some(a) = authorization(headers) {
+        b = b.header("authorization", a.replace("/eks/aws4_request", "/ec2/aws4_request"));
+    }
+    if let Some(acct) = &cfg.account_id {
+        b = b.header("x-moto-account-id", acct.as_str());
+    }
+    let resp = st.client.request(b.body(Full::new(Bytes::from(form.join("&")))).ok()?).await.ok()?;
+    let ok = resp.status().is_success();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    ok.then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The text of the first `<tag>` element of an EC2 answer.
+fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
+    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    Some(&body[start..end])
+}
+
+/// Makes EKS's cluster security group (`eks-cluster-sg-<name>-<n>`, tagged as EKS tags it) in the VPC of the
+/// cluster's first subnet.
+async fn cluster_security_group(
+    st: &State,
+    headers: &hyper::HeaderMap,
+    cfg: &FaultConfig,
+    name: &str,
+    subnet: &str,
+) -> Option<String> {
+    let subnets = ec2_call(st, headers, cfg, &[("Action", "DescribeSubnets"), ("SubnetId.1", subnet)]).await?;
+    let vpc = xml_text(&subnets, "vpcId")?.to_string();
+    let group = format!("eks-cluster-sg-{name}-{}", fnv(name.as_bytes(), FNV_OFFSET) % 1_000_000_000);
+    let tag_key = format!("kubernetes.io/cluster/{name}");
+    let created = ec2_call(
+        st,
+        headers,
+        cfg,
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", &group),
+            ("GroupDescription", "EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads."),
+            ("VpcId", &vpc),
+            ("TagSpecification.1.ResourceType", "security-group"),
+            ("TagSpecification.1.Tag.1.Key", &tag_key),
+            ("TagSpecification.1.Tag.1.Value", "owned"),
+            ("TagSpecification.1.Tag.2.Key", "Name"),
+            ("TagSpecification.1.Tag.2.Value", &group),
+        ],
+    )
+    .await?;
+    xml_text(&created, "groupId").map(String::from)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

@@ -115,6 +115,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
     // import tests)
     let expected = [
         "01-simple-cluster.yaml",
+        "03-two-nodegroups.yaml",
         "04-existing-vpc.yaml",
         "09-nat-gateways.yaml",
         "19-kms-cluster.yaml",

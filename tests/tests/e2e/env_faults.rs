@@ -23,8 +23,9 @@ fn faults(seed: u64) -> FaultConfig {
     }
 }
 
-/// Counts of what duplicates would show up in: VPCs, clusters, nodegroups, roles, NAT gateways.
-async fn census(st: &crate::env_lifecycle::Setup) -> (usize, usize, usize, usize, usize) {
+/// Counts of what duplicates would show up in: VPCs, clusters, nodegroups, roles, NAT gateways, launch
+/// templates.
+async fn census(st: &crate::env_lifecycle::Setup) -> (usize, usize, usize, usize, usize, usize) {
     let ec2 = aws_sdk_ec2::Client::new(&st.conf);
     let eks = aws_sdk_eks::Client::new(&st.conf);
     let iam = aws_sdk_iam::Client::new(&st.conf);
@@ -42,7 +43,8 @@ async fn census(st: &crate::env_lifecycle::Setup) -> (usize, usize, usize, usize
         Err(_) => 0,
     };
     let roles = iam.list_roles().path_prefix("/eksodus/").send().await.unwrap().roles().len();
-    (vpcs, clusters, nodegroups, roles, nats)
+    let templates = ec2.describe_launch_templates().send().await.unwrap().launch_templates().len();
+    (vpcs, clusters, nodegroups, roles, nats, templates)
 }
 
 /// One seed: `up`, `upgrade` and `down` through the faults, then the same checks a fault-free run passes.
@@ -58,7 +60,11 @@ async fn one_seed(seed: u64) {
         st.aws.proxy.set_config(FaultConfig { account_id: st.aws.proxy.config().account_id, ..faults(seed + 1000) });
         c
     };
-    assert_eq!((after_up.0, after_up.1, after_up.2, after_up.4), (1, 1, 1, 1), "seed {seed}: duplicates after up");
+    assert_eq!(
+        (after_up.0, after_up.1, after_up.2, after_up.4, after_up.5),
+        (1, 1, 1, 1, 1),
+        "seed {seed}: duplicates after up"
+    );
     let plan = env.plan().await.unwrap_or_else(|e| panic!("seed {seed}: plan: {e}"));
     assert!(plan.is_converged(), "seed {seed}: {:?}", plan.plan.changes().map(|c| &c.id).collect::<Vec<_>>());
     let up = env.upgrade("1.32", &EventSink::discard()).await.unwrap_or_else(|e| panic!("seed {seed}: upgrade: {e}"));
@@ -73,7 +79,7 @@ async fn one_seed(seed: u64) {
     st.aws.proxy.heal();
     assert!(down.remaining.is_empty(), "seed {seed}: left {:?}", down.remaining);
     let c = census(&st).await;
-    assert_eq!(c, (0, 0, 0, 0, 0), "seed {seed}: something survived down");
+    assert_eq!(c, (0, 0, 0, 0, 0, 0), "seed {seed}: something survived down");
     let stats = st.aws.proxy.stats();
     assert!(stats.faults() > 20, "seed {seed}: only {} faults were injected", stats.faults());
 }
@@ -103,7 +109,7 @@ async fn down_resumes_after_a_crash_at_every_write() {
         let again = again.unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
         assert!(again.report.is_success(), "k={k}: {:?}", again.report.failures().collect::<Vec<_>>());
         assert!(again.remaining.is_empty(), "k={k}: left {:?}", again.remaining);
-        assert_eq!(census(&st).await, (0, 0, 0, 0, 0), "k={k}");
+        assert_eq!(census(&st).await, (0, 0, 0, 0, 0, 0), "k={k}");
         if done {
             break; // k passed the number of writes a down makes
         }

@@ -38,7 +38,7 @@ cluster:
   version: "1.31"
   logging: [api, audit]
   nodegroups:
-    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}}
+    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}, imds_hop_limit: 1}
   addons:
     - {name: vpc-cni}
     - {name: kube-proxy}
@@ -457,4 +457,226 @@ cluster:
     let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
     assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+}
+
+/// Launch templates: a nodegroup given volume, metadata, security group, instance name or pre-bootstrap
+/// settings gets a template eksodus makes (the content EC2 holds is checked field by field); a change of
+/// content is a new template version and rolls the nodegroup onto it; a nodegroup on the user's own template
+/// moves when its version number changes; both re-plan as empty, and `down` removes eksodus's template and
+/// EKS's cluster security group, and leaves the user's template alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_templates_are_made_versioned_rolled_and_removed() {
+    let st = setup(FaultConfig { eks_pending_describes: 1, ..Default::default() }).await;
+    let ec2 = aws_sdk_ec2::Client::new(&st.conf);
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    // the user's own template, with two versions
+    let data = |size: i32| {
+        aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .block_device_mappings(
+                aws_sdk_ec2::types::LaunchTemplateBlockDeviceMappingRequest::builder()
+                    .device_name("/dev/xvda")
+                    .ebs(aws_sdk_ec2::types::LaunchTemplateEbsBlockDeviceRequest::builder().volume_size(size).build())
+                    .build(),
+            )
+            .build()
+    };
+    let theirs = ec2
+        .create_launch_template()
+        .launch_template_name("team-nodes")
+        .launch_template_data(data(50))
+        .send()
+        .await
+        .unwrap()
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .unwrap()
+        .to_string();
+    ec2.create_launch_template_version()
+        .launch_template_id(&theirs)
+        .launch_template_data(data(60))
+        .send()
+        .await
+        .unwrap();
+    let yaml = format!(
+        r#"
+name: templ
+region: us-east-1
+tags: {{team: platform}}
+network: {{cidr: 10.62.0.0/16, azs: 2, nat: none, cni: {{mode: prefix-delegation}}}}
+cluster:
+  version: "1.33"
+  nodegroups:
+    - name: ours
+      instance_types: [m5.large]
+      disk_size: 80
+      volume: {{type: gp3, iops: 4000, throughput: 250, encrypted: true}}
+      imds_hop_limit: 1
+      instance_name: templ-node
+      pre_bootstrap_commands: ["sysctl -w net.core.somaxconn=4096"]
+      tags: {{cost-center: "4711"}}
+    - name: theirs
+      instance_types: [m5.large]
+      launch_template: {{id: {theirs}, version: "1"}}
+"#
+    );
+    let s = spec(&yaml);
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+
+    // eksodus's template, as EC2 holds it
+    let ours_id =
+        ec2.describe_launch_templates().launch_template_names("templ-ours").send().await.unwrap().launch_templates()[0]
+            .launch_template_id()
+            .unwrap()
+            .to_string();
+    let default_data = |id: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let v = ec2
+                .describe_launch_template_versions()
+                .launch_template_id(id)
+                .versions("$Default")
+                .send()
+                .await
+                .unwrap();
+            v.launch_template_versions()[0].clone()
+        }
+    };
+    let v1 = default_data(ours_id.clone()).await;
+    let d = v1.launch_template_data().unwrap();
+    let ebs = d.block_device_mappings()[0].ebs().unwrap();
+    assert_eq!(d.block_device_mappings()[0].device_name(), Some("/dev/xvda"));
+    assert_eq!(
+        (ebs.volume_size(), ebs.iops(), ebs.throughput(), ebs.encrypted()),
+        (Some(80), Some(4000), Some(250), Some(true))
+    );
+    assert_eq!(ebs.volume_type().map(|t| t.as_str()), Some("gp3"));
+    let md = d.metadata_options().unwrap();
+    assert_eq!(md.http_tokens().map(|t| t.as_str()), Some("required"));
+    assert_eq!(md.http_put_response_hop_limit(), Some(1));
+    let user_data = eksodus_cluster::userdata::decode(d.user_data().unwrap()).unwrap();
+    assert!(user_data.starts_with("MIME-Version: 1.0\n"), "{user_data}");
+    assert!(
+        user_data.contains("maxPods: 110") && user_data.contains("sysctl -w net.core.somaxconn=4096"),
+        "{user_data}"
+    );
+    // (moto also copies the template's own tags into its data, which EC2 does not)
+    let kinds: Vec<&str> =
+        d.tag_specifications().iter().filter_map(|t| t.resource_type()).map(|r| r.as_str()).collect();
+    assert!(kinds.contains(&"instance") && kinds.contains(&"volume"), "{kinds:?}");
+    for spec in
+        d.tag_specifications().iter().filter(|t| t.resource_type().is_some_and(|r| r.as_str() != "launch-template"))
+    {
+        let t: std::collections::BTreeMap<_, _> =
+            spec.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+        assert_eq!((t["Name"], t["team"], t["cost-center"]), ("templ-node", "platform", "4711"), "{spec:?}");
+    }
+    let ng = |name: &'static str| {
+        let eks = eks.clone();
+        async move {
+            eks.describe_nodegroup()
+                .cluster_name("templ")
+                .nodegroup_name(name)
+                .send()
+                .await
+                .unwrap()
+                .nodegroup()
+                .unwrap()
+                .clone()
+        }
+    };
+    let n = ng("ours").await;
+    assert_eq!(n.launch_template().and_then(|t| t.id()), Some(ours_id.as_str()));
+    assert_eq!(n.launch_template().and_then(|t| t.version()), Some("1"));
+    assert_eq!(n.disk_size(), None, "EKS reports no disk size with a launch template");
+    assert_eq!(ng("theirs").await.launch_template().and_then(|t| t.version()), Some("1"));
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    // a bigger volume and a security group of the user's: a new version of eksodus's template, with the
+    // cluster's security group beside the user's; the user's template moves to version 2
+    let vpc = eks
+        .describe_cluster()
+        .name("templ")
+        .send()
+        .await
+        .unwrap()
+        .cluster()
+        .unwrap()
+        .resources_vpc_config()
+        .unwrap()
+        .clone();
+    let cluster_sg = vpc.cluster_security_group_id().expect("EKS reports the cluster security group").to_string();
+    let vpc_id = ec2.describe_subnets().subnet_ids(&vpc.subnet_ids()[0]).send().await.unwrap().subnets()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let user_sg = ec2
+        .create_security_group()
+        .group_name("templ-extra")
+        .description("the user's")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let mut changed = s.clone();
+    let c = changed.cluster.as_mut().unwrap();
+    c.nodegroups[0].disk_size = Some(100);
+    c.nodegroups[0].security_groups = vec![user_sg.clone()];
+    c.nodegroups[1].launch_template.as_mut().unwrap().version = "2".into();
+    let p = st.env(&changed).plan().await.unwrap();
+    let mut steps: Vec<(String, String, Vec<String>)> = p
+        .plan
+        .changes()
+        .map(|c| (c.key.clone(), format!("{:?}", c.action), c.changes.iter().map(|f| f.field.clone()).collect()))
+        .collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [
+            ("eks/nodegroup/ours".to_string(), "Update".to_string(), vec!["launch_template_version".to_string()]),
+            ("eks/nodegroup/theirs".to_string(), "Update".to_string(), vec!["launch_template_version".to_string()]),
+            (
+                "lt/ours".to_string(),
+                "Update".to_string(),
+                vec!["security_groups".to_string(), "volume_size".to_string()]
+            ),
+        ]
+    );
+    st.env(&changed).up(&EventSink::discard()).await.unwrap();
+    let v2 = default_data(ours_id.clone()).await;
+    assert_eq!(v2.version_number(), Some(2));
+    let d = v2.launch_template_data().unwrap();
+    assert_eq!(d.block_device_mappings()[0].ebs().unwrap().volume_size(), Some(100));
+    let mut groups = d.security_group_ids().to_vec();
+    groups.sort();
+    let mut want = vec![cluster_sg.clone(), user_sg.clone()];
+    want.sort();
+    assert_eq!(groups, want);
+    assert_eq!(ng("ours").await.launch_template().and_then(|t| t.version()), Some("2"));
+    assert_eq!(ng("theirs").await.launch_template().and_then(|t| t.version()), Some("2"));
+    let again = st.env(&changed).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    ec2.delete_security_group().group_id(&user_sg).send().await.unwrap();
+    let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    let left: Vec<String> = ec2
+        .describe_launch_templates()
+        .send()
+        .await
+        .unwrap()
+        .launch_templates()
+        .iter()
+        .filter_map(|t| t.launch_template_name().map(String::from))
+        .collect();
+    assert_eq!(left, vec!["team-nodes".to_string()], "eksodus's template goes, the user's stays");
+    let sgs = ec2.describe_security_groups().group_ids(&cluster_sg).send().await;
+    assert!(
+        sgs.is_err() || sgs.unwrap().security_groups().is_empty(),
+        "the cluster security group goes with the cluster"
+    );
 }

@@ -187,6 +187,35 @@ impl Eks {
             deps.extend(role_dep);
             deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
             deps.extend(node_addon_keys.iter().cloned());
+            let ami_type = n.ami_type.clone().unwrap_or_else(|| DEFAULT_AMI_TYPE.into());
+            // the launch template: the user's, or one eksodus makes (planned beside the nodegroup)
+            let (launch_template, launch_template_version) = if let Some(lt) = &n.launch_template {
+                (Some(lt.id.clone()), Some(lt.version.clone()))
+            } else if n.owns_template() {
+                let family = crate::userdata::Family::of(&ami_type);
+                let Some(t) = self.template(spec, n, family, max_pods, inp) else {
+                    out.deferred.push(format!(
+                        "{} and {}: wait for the cluster's security group (EKS makes it with the cluster)",
+                        template_key(&n.name),
+                        nodegroup_key(&n.name)
+                    ));
+                    continue;
+                };
+                let key = template_key(&n.name);
+                let digest = t.digest();
+                out.desired.push(Desired {
+                    key: key.clone(),
+                    kind: "ec2-launch-template".into(),
+                    props: to_props(&t),
+                    immutable: vec!["name".into()],
+                    depends_on: if n.security_groups.is_empty() { vec![] } else { vec![CLUSTER_KEY.to_string()] },
+                    cost: Cost::new(1, 1, 1),
+                });
+                deps.push(key.clone());
+                (Some(key), Some(digest))
+            } else {
+                (None, None)
+            };
             let key = nodegroup_key(&n.name);
             ng_keys.push(key.clone());
             out.desired.push(Desired {
@@ -197,8 +226,8 @@ impl Eks {
                     version: inp.version.to_string(),
                     instance_types: types,
                     capacity_type: n.capacity_type.clone(),
-                    ami_type: n.ami_type.clone().unwrap_or_else(|| DEFAULT_AMI_TYPE.into()),
-                    disk_size: n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
+                    ami_type,
+                    disk_size: launch_template.is_none().then(|| n.disk_size.unwrap_or(DEFAULT_DISK_SIZE)),
                     subnets,
                     node_role_arn,
                     scaling: Scaling { min: n.min, max: n.max, desired: n.desired },
@@ -209,9 +238,12 @@ impl Eks {
                     tags,
                     remote_access,
                     node_repair: n.node_repair,
+                    launch_template,
+                    launch_template_version,
                 }),
                 immutable: [
                     "name",
+                    "launch_template",
                     "remote_access",
                     "instance_types",
                     "capacity_type",
@@ -263,6 +295,59 @@ impl Eks {
         }
         out.desired.extend(node_addons);
         Ok(out)
+    }
+
+    /// The launch template eksodus makes for nodegroup `n`, or `None` while it waits for the cluster's
+    /// security group (nodes given security groups of their own need it beside them).
+    fn template(
+        &self,
+        spec: &EnvironmentSpec,
+        n: &eksodus_core::spec::NodegroupSpec,
+        family: crate::userdata::Family,
+        max_pods: Option<u32>,
+        inp: &Inputs<'_>,
+    ) -> Option<LaunchTemplateProps> {
+        let security_groups = if n.security_groups.is_empty() {
+            vec![]
+        } else {
+            let mut g = n.security_groups.clone();
+            g.push(inp.cluster_security_group.clone()?);
+            g.sort();
+            g.dedup();
+            g
+        };
+        // EKS's max pods follows the ENI formula; under prefix delegation or custom networking the nodes take
+        // eksodus-net's figure instead
+        let cni = &spec.network.cni;
+        let own_max_pods = cni.mode == eksodus_core::spec::CniMode::PrefixDelegation || cni.custom_networking.is_some();
+        let user_data = crate::userdata::render(
+            family,
+            &crate::userdata::NodeSettings {
+                max_pods: max_pods.filter(|_| own_max_pods),
+                pre_bootstrap_commands: &n.pre_bootstrap_commands,
+            },
+        );
+        let v = n.volume.clone().unwrap_or_default();
+        let mut instance_tags = self.user_tags.clone();
+        instance_tags.extend(n.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(name) = &n.instance_name {
+            instance_tags.insert(tags::NAME.into(), name.clone());
+        }
+        Some(LaunchTemplateProps {
+            name: template_name(&self.env, &n.name),
+            device: family.data_device().into(),
+            volume_size: n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
+            volume_type: v.volume_type.clone().unwrap_or_else(|| "gp3".into()),
+            iops: v.iops,
+            throughput: v.throughput,
+            encrypted: v.encrypted || v.kms_key.is_some(),
+            kms_key: v.kms_key.clone(),
+            imds_v2_required: true,
+            hop_limit: n.imds_hop_limit.unwrap_or(DEFAULT_HOP_LIMIT),
+            security_groups,
+            user_data,
+            instance_tags,
+        })
     }
 
     /// Diffs, and refuses a plan that would replace the control plane. Settings EKS takes only at creation

@@ -43,7 +43,14 @@ impl Eks {
         ids_to_keys: &HashMap<String, String>,
     ) -> Result<Found, Error> {
         let key_of = |id: &str| ids_to_keys.get(id).cloned().unwrap_or_else(|| id.to_string());
-        let Some(c) = cluster else { return Ok(Found::default()) };
+        // the launch templates are EC2's: found whether or not the cluster exists (a crash between the two
+        // creates, or a down that removed the cluster first, leaves them to find)
+        let Some(c) = cluster else {
+            let templates = self.discover_templates().await?;
+            let mut found = Found::default();
+            found.observed.extend(templates.into_iter().map(|t| t.observed));
+            return Ok(found);
+        };
         let t = tag_map(c.tags());
         let owned = tags::is_owned(&t, &self.env, COMPONENT);
         let arn = c.arn().unwrap_or_default().to_string();
@@ -62,6 +69,7 @@ impl Eks {
                 .and_then(|a| a.authentication_mode())
                 .and_then(|m| AuthenticationMode::parse(m.as_str())),
             subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
+            security_group: vpc.and_then(|v| v.cluster_security_group_id()).map(String::from),
             health: c
                 .health()
                 .map(|h| h.issues())
@@ -128,7 +136,7 @@ impl Eks {
             delete_cost: 2,
         });
 
-        let (ngs, addon_names, idp_names) = retry(&self.reads, || async {
+        let lists = retry(&self.reads, || async {
             let nodegroups = pages(|token| async move {
                 let r = self
                     .calls
@@ -161,15 +169,16 @@ impl Eks {
                 Ok((oidc.map(|c| c.name().to_string()).collect(), r.next_token().map(String::from)))
             });
             tokio::try_join!(nodegroups, addons, idps)
-        })
-        .await?;
+        });
+        let ((ngs, addon_names, idp_names), templates) = tokio::try_join!(lists, self.discover_templates())?;
         let (ng_found, addon_found, idp_found) = tokio::try_join!(
             try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))),
             try_join_all(addon_names.iter().map(|a| self.observe_addon(a))),
             try_join_all(idp_names.iter().map(|n| self.observe_identity_provider(n))),
         )?;
         found.observed.extend(idp_found.into_iter().flatten());
-        for (o, version, status) in ng_found.into_iter().flatten() {
+        for (mut o, version, status) in ng_found.into_iter().flatten() {
+            template::recognise(&mut o, &templates);
             let name = o.physical_id.clone();
             found.nodegroups.insert(name, (version, status));
             found.observed.push(o);
@@ -178,6 +187,7 @@ impl Eks {
             found.addons.insert(o.physical_id.clone(), version);
             found.observed.push(o);
         }
+        found.observed.extend(templates.into_iter().map(|t| t.observed));
         found.observed.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
     }
@@ -387,6 +397,7 @@ pub(super) fn observed_nodegroup(
     let labels: BTreeMap<String, String> =
         n.labels().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     let sc = n.scaling_config();
+    let template = n.launch_template();
     let version = n.version().unwrap_or_default().to_string();
     let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
     // the role it sits on: its own (a nodegroup with extra policies) or the environment's
@@ -408,7 +419,8 @@ pub(super) fn observed_nodegroup(
             "instance_types": types,
             "capacity_type": n.capacity_type().map(|c| c.as_str()),
             "ami_type": n.ami_type().map(|a| a.as_str()),
-            "disk_size": n.disk_size(),
+            // with a launch template the template holds the volume and the key pair (EKS takes neither)
+            "disk_size": if template.is_some() { None } else { n.disk_size() },
             "subnets": subnets,
             "node_role_arn": n.node_role(),
             "scaling": {"min": sc.and_then(|s| s.min_size()), "max": sc.and_then(|s| s.max_size()), "desired": sc.and_then(|s| s.desired_size())},
@@ -416,12 +428,14 @@ pub(super) fn observed_nodegroup(
             "taints": taints,
             "max_unavailable": n.update_config().and_then(|u| u.max_unavailable()).unwrap_or(1),
             "tags": t,
-            "remote_access": n.remote_access().and_then(|r| r.ec2_ssh_key()).map(|key| {
+            "remote_access": n.remote_access().filter(|_| template.is_none()).and_then(|r| r.ec2_ssh_key()).map(|key| {
                 let mut groups = n.remote_access().map(|r| r.source_security_groups().to_vec()).unwrap_or_default();
                 groups.sort();
                 json!({"key_name": key, "source_security_groups": groups})
             }),
             "node_repair": n.node_repair_config().and_then(|r| r.enabled()).unwrap_or(false),
+            "launch_template": template.and_then(|t| t.id()),
+            "launch_template_version": template.and_then(|t| t.version()),
             "arn": n.nodegroup_arn(),
         })),
         depends_on: deps,

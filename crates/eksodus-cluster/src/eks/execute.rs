@@ -421,6 +421,13 @@ impl Eks {
                 .build()
         });
         let taints = sdk_taints(&w.taints);
+        let template = match (&w.launch_template, &w.launch_template_version) {
+            (Some(t), Some(v)) => {
+                let (id, version) = self.template_for(ctx, t, v).await?;
+                Some(LaunchTemplateSpecification::builder().id(id).version(version).build())
+            }
+            _ => None,
+        };
         let r = self
             .calls
             .create(|| {
@@ -430,7 +437,8 @@ impl Eks {
                     .nodegroup_name(&name)
                     .version(&w.version)
                     .scaling_config(scaling_config(&w.scaling))
-                    .disk_size(w.disk_size as i32)
+                    .set_disk_size(w.disk_size.map(|d| d as i32))
+                    .set_launch_template(template.clone())
                     .set_subnets(Some(subnets.clone()))
                     .set_instance_types(Some(w.instance_types.clone()))
                     .ami_type(AmiTypes::from(w.ami_type.as_str()))
@@ -481,6 +489,13 @@ impl Eks {
         let changed = |f: &str| s.changes.iter().any(|c| c.field == f);
         if changed("version") {
             self.nodegroup_version(ctx, &name, &w.version, &ctx.client_token(s)).await?;
+        }
+        if changed("launch_template_version") {
+            if let (Some(t), Some(v)) = (&w.launch_template, &w.launch_template_version) {
+                let (id, number) = self.template_for(ctx, t, v).await?;
+                let token = format!("{}-template", &ctx.client_token(s)[..40]);
+                self.nodegroup_template(ctx, &name, &id, &number, &token).await?;
+            }
         }
         if changed("scaling")
             || changed("labels")
@@ -584,6 +599,39 @@ impl Eks {
                 .map_err(|e| busy(format!("UpdateNodegroupVersion {name} to {version}"), e))?;
         }
         self.wait_nodegroup(ctx, name, Some(version), false).await
+    }
+
+    /// Moves a nodegroup to version `number` of launch template `id` (EKS rolls its nodes onto it).
+    pub(super) async fn nodegroup_template(
+        &self,
+        ctx: &OpContext,
+        name: &str,
+        id: &str,
+        number: &str,
+        token: &str,
+    ) -> Result<(), StepError> {
+        let Some(n) = self.describe_nodegroup(name).await? else {
+            return Err(StepError::permanent(format!("nodegroup {name} does not exist")));
+        };
+        let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let on = n.launch_template().and_then(|t| t.version()) == Some(number);
+        if !on && status == "ACTIVE" {
+            self.calls
+                .read(|| {
+                    self.eks
+                        .update_nodegroup_version()
+                        .cluster_name(&self.name)
+                        .nodegroup_name(name)
+                        .launch_template(LaunchTemplateSpecification::builder().id(id).version(number).build())
+                        .client_request_token(token)
+                        .send()
+                })
+                .await
+                .map_err(|e| {
+                    busy(format!("UpdateNodegroupVersion {name} to launch template {id} version {number}"), e)
+                })?;
+        }
+        self.wait_nodegroup(ctx, name, None, false).await
     }
 
     pub(super) async fn delete_nodegroup(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
@@ -935,6 +983,9 @@ impl Executor for Eks {
                 ("eks-addon", OpKind::Delete) => self.delete_addon(op, ctx).await,
                 ("eks-identity-provider", OpKind::Create) => self.associate_identity_provider(op, ctx).await,
                 ("eks-identity-provider", OpKind::Delete) => self.disassociate_identity_provider(op, ctx).await,
+                ("ec2-launch-template", OpKind::Create) => self.create_template(op, ctx).await,
+                ("ec2-launch-template", OpKind::Update) => self.update_template(op, ctx).await,
+                ("ec2-launch-template", OpKind::Delete) => self.delete_template(op).await,
                 ("eks-version", OpKind::Update) => self.version_step(op, ctx).await,
                 ("eks-version", _) => Ok(None),
                 (k, _) => Err(StepError::permanent(format!("{}: eks cannot handle kind {k}", s.id))),

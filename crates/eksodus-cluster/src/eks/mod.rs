@@ -6,7 +6,8 @@
 //! | `eks/cluster` | eks-cluster | `role/cluster`, the cluster subnets, `sg/cluster` |
 //! | `eks/addon/<name>` | eks-addon | `eks/cluster`, its IRSA role; addons other than [`addons::before_nodes`] also the nodegroups |
 //! | `eks/identity-provider/<name>` | eks-identity-provider | `eks/cluster` |
-//! | `eks/nodegroup/<name>` | eks-nodegroup | `eks/cluster`, `role/node`, its subnets, the addons nodes need |
+//! | `lt/<nodegroup>` | ec2-launch-template | `eks/cluster` when it lists security groups (it adds the cluster's) |
+//! | `eks/nodegroup/<name>` | eks-nodegroup | `eks/cluster`, `role/node`, its subnets, the addons nodes need, its `lt/` |
 //! | `upgrade/<version>/...` | eks-version | the previous part of the upgrade (control plane, then addons, then nodegroups) |
 //!
 //! A cluster of the environment's name that does not carry the environment's ownership tags is never adopted,
@@ -18,10 +19,10 @@ use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AmiTypes, AuthenticationMode as EksMode, CapacityTypes, CreateAccessConfigRequest, EncryptionConfig,
-    IdentityProviderConfig, KubernetesNetworkConfigRequest, LogSetup, LogType, Logging, NodeRepairConfig,
-    NodegroupScalingConfig, NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider, RemoteAccessConfig,
-    ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload, UpgradePolicyRequest,
-    VpcConfigRequest,
+    IdentityProviderConfig, KubernetesNetworkConfigRequest, LaunchTemplateSpecification, LogSetup, LogType, Logging,
+    NodeRepairConfig, NodegroupScalingConfig, NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider,
+    RemoteAccessConfig, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
+    UpgradePolicyRequest, VpcConfigRequest,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;
@@ -40,11 +41,14 @@ mod desired;
 mod discover;
 mod execute;
 mod props;
+mod template;
 #[cfg(test)]
 mod tests;
 
 use props::{from_props, to_props};
-pub use props::{AddonProps, IdentityProviderProps, NodegroupProps, RemoteAccessProps, Scaling, TaintProps};
+pub use props::{
+    AddonProps, IdentityProviderProps, LaunchTemplateProps, NodegroupProps, RemoteAccessProps, Scaling, TaintProps,
+};
 
 use crate::addons::{self, AddonVersion, Catalogue};
 use crate::upgrade::{self, ClusterState, Preflight};
@@ -54,7 +58,8 @@ use crate::Error;
 pub const COMPONENT: &str = "cluster";
 
 /// Resource kinds this reconciler executes.
-pub const KINDS: &[&str] = &["eks-cluster", "eks-nodegroup", "eks-addon", "eks-identity-provider", "eks-version"];
+pub const KINDS: &[&str] =
+    &["eks-cluster", "eks-nodegroup", "eks-addon", "eks-identity-provider", "eks-version", "ec2-launch-template"];
 
 /// Key of the control plane.
 pub const CLUSTER_KEY: &str = "eks/cluster";
@@ -85,6 +90,13 @@ pub const ACTIONS: &[&str] = &[
     "eks:DisassociateIdentityProviderConfig",
     "eks:TagResource",
     "iam:PassRole",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:ModifyLaunchTemplate",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:DeleteLaunchTemplate",
+    "ec2:CreateTags",
 ];
 
 /// Settings taken only at creation: the control plane's authentication mode (it moves later through the
@@ -103,6 +115,20 @@ pub fn nodegroup_key(name: &str) -> String {
 pub fn identity_provider_key(name: &str) -> String {
     format!("eks/identity-provider/{name}")
 }
+
+/// Key of the launch template eksodus makes for a nodegroup.
+pub fn template_key(nodegroup: &str) -> String {
+    format!("lt/{nodegroup}")
+}
+
+/// The name of the launch template eksodus makes for a nodegroup (unique in the account and region, as EC2
+/// wants, since environment names are).
+pub fn template_name(env: &str, nodegroup: &str) -> String {
+    format!("{env}-{nodegroup}")
+}
+
+/// The metadata service hop limit of templates that do not set one (EKS's own default for managed nodes).
+pub const DEFAULT_HOP_LIMIT: u8 = 2;
 
 /// Key of an addon.
 pub fn addon_key(name: &str) -> String {
@@ -137,6 +163,8 @@ pub struct ClusterInfo {
     pub authentication_mode: Option<AuthenticationMode>,
     /// Subnets of the control plane's network interfaces.
     pub subnet_ids: Vec<String>,
+    /// The security group EKS made for the cluster (control plane and nodes).
+    pub security_group: Option<String>,
     /// Health issues EKS reports.
     pub health: Vec<String>,
     /// Whether it carries this environment's ownership tags.
@@ -217,6 +245,8 @@ pub struct Inputs<'a> {
     pub security_groups: Vec<String>,
     /// Max pods per node for an instance type under the spec's CNI mode (eksodus-net's capacity math).
     pub max_pods: BTreeMap<String, u32>,
+    /// The security group EKS made with the cluster (`None` before the cluster exists).
+    pub cluster_security_group: Option<String>,
 }
 
 /// The desired resources, and what had to wait for a later round.
@@ -232,6 +262,8 @@ pub struct DesiredSet {
 #[derive(Debug, Clone)]
 pub struct Eks {
     eks: Client,
+    ec2: aws_sdk_ec2::Client,
+    ec2_calls: Calls,
     name: String,
     env: String,
     partition: &'static str,
@@ -301,11 +333,15 @@ fn role_arn(partition: &str, account: &str, spec: &EnvironmentSpec, purpose: &st
 }
 
 impl Eks {
-    /// A reconciler for `spec`'s cluster (named after the environment).
-    pub fn new(eks: Client, spec: &EnvironmentSpec) -> Self {
-        let calls = Calls::for_region("eks", &eks.config().region().map(|r| r.to_string()).unwrap_or_default());
+    /// A reconciler for `spec`'s cluster (named after the environment); `ec2` makes its nodegroups' launch
+    /// templates.
+    pub fn new(eks: Client, ec2: aws_sdk_ec2::Client, spec: &EnvironmentSpec) -> Self {
+        let region = eks.config().region().map(|r| r.to_string()).unwrap_or_default();
+        let calls = Calls::for_region("eks", &region);
         Eks {
             eks,
+            ec2,
+            ec2_calls: Calls::for_region("ec2", &region),
             name: spec.name.clone(),
             env: spec.name.clone(),
             partition: eksodus_access::policy::partition(&spec.region),
@@ -318,6 +354,7 @@ impl Eks {
     /// Uses `opts`' retry policy for reads made outside the engine.
     pub fn with_retry(mut self, opts: ApplyOptions) -> Self {
         self.calls = self.calls.with_policy(opts.calls);
+        self.ec2_calls = self.ec2_calls.with_policy(opts.calls);
         self.reads = opts;
         self
     }
@@ -331,6 +368,12 @@ impl Eks {
     /// client of the process that talks to the same place).
     pub fn with_calls(mut self, calls: Calls) -> Self {
         self.calls = calls.with_policy(*self.calls.policy());
+        self
+    }
+
+    /// Calls EC2 (the launch templates) through `calls`, as [`Eks::with_calls`] does for EKS.
+    pub fn with_ec2_calls(mut self, calls: Calls) -> Self {
+        self.ec2_calls = calls.with_policy(*self.ec2_calls.policy());
         self
     }
 

@@ -59,8 +59,8 @@ pub struct NodegroupProps {
     pub capacity_type: String,
     /// EKS AMI type.
     pub ami_type: String,
-    /// Root volume GiB.
-    pub disk_size: u32,
+    /// Root volume GiB (`None` with a launch template, which holds it).
+    pub disk_size: Option<u32>,
     /// Subnets: keys of the network component or IDs (sorted).
     pub subnets: Vec<String>,
     /// The nodes' IAM role.
@@ -81,6 +81,57 @@ pub struct NodegroupProps {
     pub remote_access: Option<RemoteAccessProps>,
     /// EKS node auto repair.
     pub node_repair: bool,
+    /// The launch template: eksodus's (its key, `lt/<nodegroup>`) or the user's (its ID). Fixed at creation.
+    pub launch_template: Option<String>,
+    /// The template version the nodes run: for eksodus's template the digest of its content
+    /// ([`LaunchTemplateProps::digest`]), for the user's its number. A change rolls the nodes.
+    pub launch_template_version: Option<String>,
+}
+
+/// What the launch template eksodus makes for a nodegroup should hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchTemplateProps {
+    /// Template name (`<environment>-<nodegroup>`).
+    pub name: String,
+    /// The data volume's device (`/dev/xvda`; Bottlerocket's data volume `/dev/xvdb`).
+    pub device: String,
+    /// Its size in GiB.
+    pub volume_size: u32,
+    /// `gp3`, `gp2`, `io1` or `io2`.
+    pub volume_type: String,
+    /// Provisioned IOPS.
+    pub iops: Option<u32>,
+    /// Throughput, MiB/s.
+    pub throughput: Option<u32>,
+    /// Encrypted.
+    pub encrypted: bool,
+    /// The KMS key of an encrypted volume (`None`: the account's default EBS key).
+    pub kms_key: Option<String>,
+    /// IMDSv2 required (always, for templates eksodus makes).
+    pub imds_v2_required: bool,
+    /// The metadata service's hop limit.
+    pub hop_limit: u8,
+    /// Security groups of the nodes (sorted), with the cluster's security group (`None`: EKS's default, the
+    /// cluster security group alone).
+    pub security_groups: Vec<String>,
+    /// User data as text (see [`crate::userdata`]).
+    pub user_data: Option<String>,
+    /// Tags of the instances and their volumes (the environment's, the nodegroup's and `Name`).
+    pub instance_tags: BTreeMap<String, String>,
+}
+
+impl LaunchTemplateProps {
+    /// A digest of the content (every field but the name), written into each version's description so a
+    /// nodegroup's version is recognised: `sha256:` and 16 hex digits.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let mut m = to_props(self);
+        m.remove("name");
+        let h = sha2::Sha256::digest(Value::Object(m).to_string().as_bytes());
+        let hex: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
 }
 
 /// What an OIDC identity provider config should be (EKS keeps it as associated: every field is fixed).
@@ -149,7 +200,7 @@ mod tests {
             instance_types: vec!["m6i.large".into()],
             capacity_type: "ON_DEMAND".into(),
             ami_type: "AL2023_x86_64_STANDARD".into(),
-            disk_size: 20,
+            disk_size: Some(20),
             subnets: vec!["subnet/private/us-east-1a".into()],
             node_role_arn: "arn:aws:iam::111122223333:role/demo-node".into(),
             scaling: Scaling { min: 2, max: 5, desired: 3 },
@@ -160,6 +211,8 @@ mod tests {
             tags: BTreeMap::new(),
             remote_access: None,
             node_repair: false,
+            launch_template: None,
+            launch_template_version: None,
         }
     }
 

@@ -40,7 +40,13 @@ fn eks(spec: &EnvironmentSpec) -> Eks {
         .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
         .region(aws_sdk_eks::config::Region::new(spec.region.clone()))
         .build();
-    Eks::new(Client::from_conf(conf), spec)
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new(spec.region.clone()))
+            .build(),
+    );
+    Eks::new(Client::from_conf(conf), ec2, spec)
 }
 
 struct Owned {
@@ -64,6 +70,7 @@ fn desired(spec: &EnvironmentSpec) -> Result<DesiredSet, Error> {
         public_subnets: zones("public"),
         security_groups: vec!["sg/cluster".into()],
         max_pods: [("t3.medium".to_string(), 17), ("m5.large".to_string(), 29)].into_iter().collect(),
+        cluster_security_group: Some("sg-0c1u5te7".into()),
     };
     eks(spec).desired(spec, &inp)
 }
@@ -81,7 +88,8 @@ fn nodegroup_desired_state_is_normalized_and_complete() {
     assert_eq!(general.max_pods, Some(17), "the smallest instance type decides max pods");
     assert_eq!(general.subnets, ["subnet/private/us-east-1b"], "only the nodegroup's zones");
     assert_eq!(general.scaling, Scaling { min: 2, max: 6, desired: 3 });
-    assert_eq!(general.disk_size, DEFAULT_DISK_SIZE);
+    assert_eq!(general.disk_size, Some(DEFAULT_DISK_SIZE));
+    assert_eq!((general.launch_template.as_deref(), general.launch_template_version.as_deref()), (None, None));
     assert_eq!(general.ami_type, DEFAULT_AMI_TYPE);
     assert_eq!(general.max_unavailable, 1);
     assert_eq!(
@@ -129,7 +137,8 @@ fn described(p: &NodegroupProps, key: &str) -> Nodegroup {
         .set_instance_types(Some(p.instance_types.iter().rev().cloned().collect()))
         .capacity_type(CapacityTypes::from(p.capacity_type.as_str()))
         .ami_type(aws_sdk_eks::types::AmiTypes::from(p.ami_type.as_str()))
-        .disk_size(p.disk_size as i32)
+        // moto and EKS differ here: EKS reports no disk size with a launch template (the proxy removes moto's)
+        .set_disk_size(p.disk_size.map(|d| d as i32))
         .set_subnets(Some(p.subnets.clone()))
         .node_role(&p.node_role_arn)
         .scaling_config(
@@ -154,6 +163,9 @@ fn described(p: &NodegroupProps, key: &str) -> Nodegroup {
     }
     if p.node_repair {
         n = n.node_repair_config(aws_sdk_eks::types::NodeRepairConfig::builder().enabled(true).build());
+    }
+    if let (Some(t), Some(v)) = (&p.launch_template, &p.launch_template_version) {
+        n = n.launch_template(aws_sdk_eks::types::LaunchTemplateSpecification::builder().id(t).version(v).build());
     }
     if let Some(r) = &p.remote_access {
         n = n.remote_access(
@@ -212,4 +224,128 @@ fn scaling_labels_and_taints_update_in_place_and_instance_types_replace() {
     let step = plan.steps.iter().find(|s| s.key == d.key).unwrap();
     assert_eq!(step.action, Action::Replace, "{:?}", step.reasons);
     assert!(step.reasons[0].contains("instance_types"), "{:?}", step.reasons);
+}
+
+const TEMPLATED: &str = r#"
+name: shop
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.42.0.0/16, azs: 2, cni: {mode: prefix-delegation}}
+cluster:
+  version: "1.33"
+  nodegroups:
+    - name: data
+      instance_types: [m5.large]
+      disk_size: 120
+      volume: {type: io2, iops: 9000, kms_key: "arn:aws:kms:us-east-1:111122223333:key/k"}
+      security_groups: [sg-0user]
+      instance_name: shop-data
+      tags: {team: data}
+    - name: brock
+      instance_types: [m5.large]
+      ami_type: BOTTLEROCKET_x86_64
+      imds_hop_limit: 1
+    - name: theirs
+      instance_types: [m5.large]
+      launch_template: {id: lt-0user, version: "7"}
+"#;
+
+fn template(set: &DesiredSet, ng: &str) -> (LaunchTemplateProps, Desired) {
+    let d = set.desired.iter().find(|d| d.key == template_key(ng)).expect("template planned").clone();
+    (from_props(&d.key, &d.props).unwrap(), d)
+}
+
+#[test]
+fn a_nodegroup_with_template_settings_gets_a_template_it_depends_on() {
+    let set = desired(&spec(TEMPLATED)).unwrap();
+    let (t, td) = template(&set, "data");
+    assert_eq!(t.name, "shop-data");
+    assert_eq!(
+        (t.device.as_str(), t.volume_size, t.volume_type.as_str(), t.iops),
+        ("/dev/xvda", 120, "io2", Some(9000))
+    );
+    assert!(t.encrypted, "a KMS key implies encryption");
+    assert_eq!((t.imds_v2_required, t.hop_limit), (true, DEFAULT_HOP_LIMIT));
+    assert_eq!(t.security_groups, ["sg-0c1u5te7", "sg-0user"], "the cluster's security group beside the user's");
+    assert_eq!(td.depends_on, [CLUSTER_KEY], "it waits for the cluster, whose security group it names");
+    assert_eq!(t.instance_tags["Name"], "shop-data");
+    assert_eq!(t.instance_tags["team"], "data", "the nodegroup's tags over the environment's");
+    let user_data = t.user_data.as_deref().unwrap();
+    assert!(user_data.contains("maxPods: 29"), "prefix delegation: eksodus-net's figure for the nodes\n{user_data}");
+    let (ng, d) = nodegroup(&set, "data");
+    assert_eq!(ng.launch_template.as_deref(), Some("lt/data"));
+    assert_eq!(ng.launch_template_version, Some(t.digest()));
+    assert_eq!(ng.disk_size, None, "the template holds the volume");
+    assert!(d.depends_on.contains(&"lt/data".to_string()));
+    assert!(d.immutable.contains(&"launch_template".to_string()));
+    assert!(!d.immutable.contains(&"launch_template_version".to_string()), "a new version rolls in place");
+
+    // Bottlerocket: its data volume, TOML user data, no cluster dependency without security groups
+    let (b, bd) = template(&set, "brock");
+    assert_eq!((b.device.as_str(), b.hop_limit), ("/dev/xvdb", 1));
+    assert_eq!(b.user_data.as_deref(), Some("[settings.kubernetes]\nmax-pods = 29\n"));
+    assert!(bd.depends_on.is_empty());
+
+    // the user's own: no template planned, the nodegroup names it
+    assert!(set.desired.iter().all(|d| d.key != template_key("theirs")));
+    let (theirs, _) = nodegroup(&set, "theirs");
+    assert_eq!(
+        (theirs.launch_template.as_deref(), theirs.launch_template_version.as_deref()),
+        (Some("lt-0user"), Some("7"))
+    );
+
+    // read back as EKS reports the nodegroups (after discovery recognised eksodus's version): nothing to do
+    let found: Vec<Observed> = ["data", "brock", "theirs"]
+        .iter()
+        .map(|n| {
+            let (p, d) = nodegroup(&set, n);
+            observe(&p, &d.key)
+        })
+        .collect();
+    let ngs: Vec<Desired> = set.desired.iter().filter(|d| d.kind == "eks-nodegroup").cloned().collect();
+    let plan = eks(&spec(TEMPLATED)).diff(&ngs, &Found { observed: found, ..Found::default() }).unwrap();
+    let changed: Vec<String> = plan.changes().map(|s| format!("{} {:?}", s.key, s.changes)).collect();
+    assert!(changed.is_empty(), "{changed:#?}");
+}
+
+#[test]
+fn a_template_with_security_groups_waits_for_the_cluster_security_group() {
+    let s = spec(TEMPLATED);
+    let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
+    let inp = Inputs {
+        account: "111122223333",
+        version: "1.33",
+        catalogue: None,
+        installed_addons: &owned.installed,
+        iam_keys: &owned.iam_keys,
+        cluster_subnets: vec!["subnet/private/us-east-1a".into()],
+        private_subnets: [("us-east-1a".to_string(), "subnet/private/us-east-1a".to_string())].into(),
+        public_subnets: BTreeMap::new(),
+        security_groups: vec![],
+        max_pods: BTreeMap::new(),
+        cluster_security_group: None,
+    };
+    let set = eks(&s).desired(&s, &inp).unwrap();
+    assert!(set.desired.iter().all(|d| d.key != "lt/data" && d.key != "eks/nodegroup/data"));
+    assert!(set.deferred.iter().any(|d| d.contains("lt/data") && d.contains("security group")), "{:?}", set.deferred);
+    assert!(set.desired.iter().any(|d| d.key == "lt/brock"), "the others are not held back");
+}
+
+#[test]
+fn a_content_change_is_a_new_version_in_place_and_a_template_change_replaces() {
+    let set = desired(&spec(TEMPLATED)).unwrap();
+    let (p, d) = nodegroup(&set, "data");
+    let mut was = p.clone();
+    was.launch_template_version = Some("sha256:0000000000000000".into());
+    let mut theirs_was = nodegroup(&set, "theirs").0;
+    theirs_was.launch_template = Some("lt-0other".into());
+    let (b, bd) = nodegroup(&set, "brock");
+    let (t, td) = nodegroup(&set, "theirs");
+    let _ = t;
+    let ngs: Vec<Desired> = set.desired.iter().filter(|d| d.kind == "eks-nodegroup").cloned().collect();
+    let found = vec![observe(&was, &d.key), observe(&b, &bd.key), observe(&theirs_was, &td.key)];
+    let plan = eks(&spec(TEMPLATED)).diff(&ngs, &Found { observed: found, ..Found::default() }).unwrap();
+    let by_key = |k: &str| plan.steps.iter().find(|s| s.key == k).unwrap();
+    assert_eq!(by_key(&d.key).action, Action::Update);
+    assert_eq!(by_key(&td.key).action, Action::Replace, "EKS cannot move a nodegroup to another template");
 }
