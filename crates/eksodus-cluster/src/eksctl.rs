@@ -443,7 +443,43 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 }
                 _ => {}
             }
-            let spot = r.bool("spot").unwrap_or(false);
+            let mut spot = r.bool("spot").unwrap_or(false);
+            // a self-managed group's mixed-instances policy: a managed nodegroup runs all On-Demand or all
+            // Spot (with EKS's allocation strategy), so only a distribution that is one or the other maps
+            if let Some(d) = r.get("instancesDistribution").cloned() {
+                let at = |k: &str| format!("{list}[{i}].instancesDistribution.{k}");
+                let base = d.get("onDemandBaseCapacity").and_then(Value::as_u64).unwrap_or(0);
+                let above = d.get("onDemandPercentageAboveBaseCapacity").and_then(Value::as_u64).unwrap_or(100);
+                match (base, above) {
+                    (0, 0) => spot = true,
+                    (_, 100) => {}
+                    _ => un.push(Unsupported {
+                        path: at("onDemandPercentageAboveBaseCapacity"),
+                        reason: format!(
+                            "a managed nodegroup runs all On-Demand or all Spot, not {above}% On-Demand above a base of {base}: split it into an ON_DEMAND and a SPOT nodegroup"
+                        ),
+                    }),
+                }
+                for (k, v) in d.as_object().into_iter().flatten() {
+                    match k.as_str() {
+                        "instanceTypes" => types = v
+                            .as_array()
+                            .map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                            .unwrap_or_default(),
+                        "onDemandBaseCapacity" | "onDemandPercentageAboveBaseCapacity" => {}
+                        "spotAllocationStrategy"
+                            if matches!(v.as_str(), Some("capacity-optimized" | "price-capacity-optimized")) => {}
+                        "spotAllocationStrategy" | "spotInstancePools" | "maxPrice" => un.push(Unsupported {
+                            path: at(k),
+                            reason: "managed Spot nodegroups use EKS's price-capacity-optimized allocation and pay up to the On-Demand price".into(),
+                        }),
+                        other => un.push(Unsupported { path: at(other), reason: not_mapped(other) }),
+                    }
+                }
+                if types.is_empty() {
+                    types.push("m5.large".into());
+                }
+            }
             let private = r.bool("privateNetworking").unwrap_or(false);
             let max_unavailable =
                 r.get("updateConfig").and_then(|u| u.get("maxUnavailable")).and_then(Value::as_u64).map(|n| n as u32);
@@ -841,6 +877,46 @@ managedNodeGroups:
         assert_eq!(
             paths,
             ["managedNodeGroups[1].securityGroups.withShared", "managedNodeGroups[2].launchTemplate.version"],
+            "{:?}",
+            imp.unsupported
+        );
+    }
+
+    #[test]
+    fn an_all_spot_or_all_on_demand_distribution_maps_and_a_mix_is_refused() {
+        let text = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: spot, region: us-west-2, version: "1.33"}
+nodeGroups:
+- name: all-spot
+  instancesDistribution:
+    instanceTypes: [m5.large, m5a.large, m6i.large]
+    onDemandBaseCapacity: 0
+    onDemandPercentageAboveBaseCapacity: 0
+    spotAllocationStrategy: capacity-optimized
+- name: on-demand
+  instancesDistribution: {instanceTypes: [c5.large]}
+- name: mixed
+  instancesDistribution:
+    instanceTypes: [m5.large]
+    onDemandBaseCapacity: 2
+    onDemandPercentageAboveBaseCapacity: 50
+    spotInstancePools: 2
+"#;
+        let imp = import(text).unwrap();
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        assert_eq!((ngs[0].capacity_type.as_str(), ngs[0].instance_types.len()), ("SPOT", 3));
+        assert_eq!(
+            (ngs[1].capacity_type.as_str(), ngs[1].instance_types.as_slice()),
+            ("ON_DEMAND", &["c5.large".to_string()][..])
+        );
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "nodeGroups[2].instancesDistribution.onDemandPercentageAboveBaseCapacity",
+                "nodeGroups[2].instancesDistribution.spotInstancePools"
+            ],
             "{:?}",
             imp.unsupported
         );
