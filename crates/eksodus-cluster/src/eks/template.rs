@@ -373,8 +373,9 @@ impl Eks {
             return Ok((template.to_string(), version.to_string()));
         }
         let id = ctx.physical_id(template)?;
+        // transient: EC2 is eventually consistent, and a version just made may not be listed yet
         let number = self.template_version_number(&id, version).await?.ok_or_else(|| {
-            StepError::permanent(format!("launch template {id} has no version with content {version}"))
+            StepError::transient(format!("launch template {id} has no version with content {version} (yet)"))
         })?;
         Ok((id, number.to_string()))
     }
