@@ -453,7 +453,12 @@ impl Environment {
                 None => true,
                 Some(installed) => a.version.as_deref().is_some_and(|v| v != installed),
             });
-            let creating_ngs = c.nodegroups.iter().any(|n| !found.nodegroups.contains_key(&n.name));
+            // the vCPUs decide max pods: read when a nodegroup is made (its max pods are fixed then), and on
+            // every plan when a template eksodus makes carries max pods in its user data
+            let creating_ngs = c
+                .nodegroups
+                .iter()
+                .any(|n| !found.nodegroups.contains_key(&n.name) || (n.owns_template() && eks::sets_max_pods(spec)));
             let types: Vec<String> = c.nodegroups.iter().flat_map(|n| n.instance_types.clone()).collect();
             let (catalogue, vcpus) = tokio::try_join!(
                 async {

@@ -630,7 +630,11 @@ cluster:
     let mut steps: Vec<(String, String, Vec<String>)> = p
         .plan
         .changes()
-        .map(|c| (c.key.clone(), format!("{:?}", c.action), c.changes.iter().map(|f| f.field.clone()).collect()))
+        .map(|c| {
+            let mut fields: Vec<String> = c.changes.iter().map(|f| f.field.clone()).collect();
+            fields.sort();
+            (c.key.clone(), format!("{:?}", c.action), fields)
+        })
         .collect();
     steps.sort();
     assert_eq!(

@@ -316,10 +316,7 @@ impl Eks {
             g.dedup();
             g
         };
-        // EKS's max pods follows the ENI formula; under prefix delegation or custom networking the nodes take
-        // eksodus-net's figure instead
-        let cni = &spec.network.cni;
-        let own_max_pods = cni.mode == eksodus_core::spec::CniMode::PrefixDelegation || cni.custom_networking.is_some();
+        let own_max_pods = sets_max_pods(spec);
         let user_data = crate::userdata::render(
             family,
             &crate::userdata::NodeSettings {

@@ -130,6 +130,14 @@ pub fn template_name(env: &str, nodegroup: &str) -> String {
 /// The metadata service hop limit of templates that do not set one (EKS's own default for managed nodes).
 pub const DEFAULT_HOP_LIMIT: u8 = 2;
 
+/// Whether the launch templates eksodus makes set the kubelet's max pods: EKS's own figure follows the ENI
+/// formula, which under prefix delegation or custom networking counts the wrong addresses, so the nodes take
+/// eksodus-net's instead (which needs the instance types' vCPUs for its 110/250 ceiling).
+pub fn sets_max_pods(spec: &EnvironmentSpec) -> bool {
+    let cni = &spec.network.cni;
+    cni.mode == eksodus_core::spec::CniMode::PrefixDelegation || cni.custom_networking.is_some()
+}
+
 /// Key of an addon.
 pub fn addon_key(name: &str) -> String {
     format!("eks/addon/{name}")
