@@ -271,7 +271,17 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 }),
             }
         }
-        vpc.rest(&mut un, not_mapped);
+        vpc.rest(&mut un, |k| match k {
+            "controlPlaneSubnetIDs" | "controlPlaneSecurityGroupIDs" => format!(
+                "the control plane uses the network's private subnets and its own security group; `{k}` (other subnets or groups for it) is not supported yet"
+            ),
+            "sharedNodeSecurityGroup" | "manageSharedNodeSecurityGroupRules" | "securityGroup" => {
+                "eksodus makes the cluster's own security group; a shared one of yours is not supported".into()
+            }
+            "hostnameType" => "nodes get EC2's default hostname type (IP name); resource names are not supported yet".into(),
+            "autoAllocateIPv6" => "IPv6 (dual-stack subnets) is not supported yet".into(),
+            other => not_mapped(other),
+        });
     }
 
     // access
@@ -483,8 +493,16 @@ pub fn import(text: &str) -> Result<Imported, String> {
             let private = r.bool("privateNetworking").unwrap_or(false);
             let max_unavailable =
                 r.get("updateConfig").and_then(|u| u.get("maxUnavailable")).and_then(Value::as_u64).map(|n| n as u32);
+            let max_unavailable_percentage = r
+                .map
+                .get("updateConfig")
+                .and_then(|u| u.get("maxUnavailablePercentage"))
+                .and_then(Value::as_u64)
+                .map(|n| n as u32);
             if let Some(u) = r.map.get("updateConfig").and_then(Value::as_object) {
-                for k in u.keys().map(String::as_str).filter(|k| *k != "maxUnavailable") {
+                for k in
+                    u.keys().map(String::as_str).filter(|k| *k != "maxUnavailable" && *k != "maxUnavailablePercentage")
+                {
                     un.push(Unsupported { path: format!("{list}[{i}].updateConfig.{k}"), reason: not_mapped(k) });
                 }
             }
@@ -643,6 +661,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 zones: r.strings("availabilityZones"),
                 public: !private && managed,
                 max_unavailable,
+                max_unavailable_percentage,
                 tags: ng_tags,
                 ssh,
                 iam: node_iam,
@@ -784,6 +803,14 @@ pub fn import(text: &str) -> Result<Imported, String> {
     top.rest(&mut un, |k| match k {
         "fargateProfiles" => "Fargate profiles are not supported yet".into(),
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
+        "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
+        "autoModeConfig" => "EKS Auto Mode manages nodes, storage and load balancing itself (compute, block storage and elastic load balancing configs on the cluster); eksodus makes managed nodegroups and does not create Auto Mode clusters yet".into(),
+        "zonalShiftConfig" => "zonal shift (ARC) on the cluster is not supported yet".into(),
+        "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
+        "outpost" => "clusters on AWS Outposts are not supported".into(),
+        "localZones" => "nodegroups in Local Zones are not supported".into(),
+        "privateCluster" => "private clusters need VPC endpoints (ECR api and dkr, S3 gateway, STS, EC2, CloudWatch Logs) that eksodus does not make yet; use cluster.endpoint {public: false, private: true} with endpoints of yours".into(),
+        "capabilities" => "EKS capabilities (managed Argo CD, ACK, kro) are not supported".into(),
         other => not_mapped(other),
     });
 
@@ -857,6 +884,7 @@ managedNodeGroups:
   disableIMDSv1: true
   preBootstrapCommands: ["echo hi"]
 - name: b
+  updateConfig: {maxUnavailablePercentage: 25}
   disablePodIMDS: true
   securityGroups: {attachIDs: [sg-0abc], withShared: true}
 - name: c
@@ -873,6 +901,7 @@ managedNodeGroups:
         assert_eq!(ngs[0].pre_bootstrap_commands, ["echo hi"]);
         assert_eq!((ngs[1].imds_hop_limit, ngs[1].security_groups.as_slice()), (Some(1), &["sg-0abc".to_string()][..]));
         assert_eq!(ngs[3].launch_template.as_ref().map(|l| l.version.as_str()), Some("4"));
+        assert_eq!((ngs[1].max_unavailable, ngs[1].max_unavailable_percentage), (None, Some(25)));
         let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
         assert_eq!(
             paths,

@@ -152,6 +152,9 @@ pub struct NodegroupSpec {
     /// Nodes replaced at once during updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<u32>,
+    /// Or the share of the nodes replaced at once, 1 to 100 (instead of `max_unavailable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable_percentage: Option<u32>,
     /// Tags of the nodegroup itself, over the environment's (cost allocation, cluster-autoscaler discovery).
     /// EKS does not copy a managed nodegroup's tags to its instances or volumes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -1273,6 +1276,20 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
             }
         }
         validate_template_fields(n, &at, errs);
+        if let Some(p) = n.max_unavailable_percentage {
+            if n.max_unavailable.is_some() {
+                errs.push(FieldError::new(
+                    at("max_unavailable_percentage"),
+                    "give max_unavailable or max_unavailable_percentage, not both",
+                ));
+            }
+            if !(1..=100).contains(&p) {
+                errs.push(FieldError::new(at("max_unavailable_percentage"), format!("must be 1 to 100, not {p}")));
+            }
+        }
+        if n.max_unavailable == Some(0) || n.max_unavailable.is_some_and(|m| m > 100) {
+            errs.push(FieldError::new(at("max_unavailable"), "EKS takes 1 to 100 nodes at once"));
+        }
         for (j, z) in n.zones.iter().enumerate() {
             if !zones.contains(z) {
                 errs.push(FieldError::new(
@@ -1552,7 +1569,7 @@ network:
         assert_eq!(with(&format!("[{ok}, {theirs}]")), Vec::<String>::new());
         let bad_volume = "{name: c, instance_types: [m5.large], volume: {type: gp2, iops: 100, throughput: 3000}, imds_hop_limit: 0, security_groups: [default, sg-1, sg-2, sg-3, sg-4]}";
         let mixed = "{name: d, instance_types: [m5.large], disk_size: 50, instance_name: x, launch_template: {id: abc, version: $Latest}, ssh: {key_name: k, source_security_groups: [sg-9]}}";
-        let io = "{name: e, instance_types: [m5.large], volume: {type: io2}, ami_type: BOTTLEROCKET_x86_64, pre_bootstrap_commands: [echo]}";
+        let io = "{name: e, instance_types: [m5.large], volume: {type: io2}, ami_type: BOTTLEROCKET_x86_64, pre_bootstrap_commands: [echo], max_unavailable: 2, max_unavailable_percentage: 101}";
         assert_eq!(
             with(&format!("[{bad_volume}, {mixed}, {io}]")),
             [
@@ -1568,6 +1585,8 @@ network:
                 "cluster.nodegroups[1].ssh",
                 "cluster.nodegroups[2].volume.iops",
                 "cluster.nodegroups[2].pre_bootstrap_commands",
+                "cluster.nodegroups[2].max_unavailable_percentage",
+                "cluster.nodegroups[2].max_unavailable_percentage",
             ]
         );
     }

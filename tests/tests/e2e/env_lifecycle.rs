@@ -321,7 +321,8 @@ async fn the_preflight_blocks_on_a_removed_api_still_in_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodegroup_tags_ssh_and_roles_are_created_and_read_back() {
     let yaml = ENV.replace(
-        "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}}\n",
+        "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}, imds_hop_limit: 1}\n",
+        // no launch template here: EKS takes remote access only without one
         "    - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general},\n       tags: {cost-center: web, k8s.io/cluster-autoscaler/enabled: \"true\"},\n       ssh: {key_name: ops, source_security_groups: [sg-0a1b2c3d]}}\n    - {name: batch, instance_types: [m5.large], iam: {attach_policies: [arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess]}}\n",
     );
     let s = spec(&yaml);
@@ -423,6 +424,7 @@ cluster:
     let mut changed = s.clone();
     let c = changed.cluster.as_mut().unwrap();
     c.nodegroups[0].node_repair = false;
+    c.nodegroups[0].max_unavailable_percentage = Some(25);
     c.identity_providers[0].client_id = "kubernetes-prod".into();
     c.addons[0].tags.insert("cost-center".into(), "4712".into());
     let p = st.env(&changed).plan().await.unwrap();
@@ -440,6 +442,8 @@ cluster:
     st.env(&changed).up(&EventSink::discard()).await.unwrap();
     let ng = eks.describe_nodegroup().cluster_name("repair").nodegroup_name("general").send().await.unwrap();
     assert_eq!(ng.nodegroup().unwrap().node_repair_config().and_then(|r| r.enabled()), Some(false));
+    let u = ng.nodegroup().unwrap().update_config().unwrap();
+    assert_eq!((u.max_unavailable(), u.max_unavailable_percentage()), (None, Some(25)));
     let idp = eks
         .describe_identity_provider_config()
         .cluster_name("repair")

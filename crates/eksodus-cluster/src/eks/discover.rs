@@ -426,7 +426,12 @@ pub(super) fn observed_nodegroup(
             "scaling": {"min": sc.and_then(|s| s.min_size()), "max": sc.and_then(|s| s.max_size()), "desired": sc.and_then(|s| s.desired_size())},
             "labels": labels,
             "taints": taints,
-            "max_unavailable": n.update_config().and_then(|u| u.max_unavailable()).unwrap_or(1),
+            // EKS's default is one node at a time
+            "max_unavailable": match n.update_config() {
+                Some(u) if u.max_unavailable_percentage().is_some() => None,
+                u => Some(u.and_then(|u| u.max_unavailable()).unwrap_or(1)),
+            },
+            "max_unavailable_percentage": n.update_config().and_then(|u| u.max_unavailable_percentage()),
             "tags": t,
             "remote_access": n.remote_access().filter(|_| template.is_none()).and_then(|r| r.ec2_ssh_key()).map(|key| {
                 let mut groups = n.remote_access().map(|r| r.source_security_groups().to_vec()).unwrap_or_default();

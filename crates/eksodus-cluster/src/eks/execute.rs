@@ -446,7 +446,7 @@ impl Eks {
                     .node_role(&w.node_role_arn)
                     .set_labels((!labels.is_empty()).then_some(labels.clone()))
                     .set_taints(Some(taints.clone()).filter(|t| !t.is_empty()))
-                    .update_config(NodegroupUpdateConfig::builder().max_unavailable(w.max_unavailable as i32).build())
+                    .update_config(update_config(&w))
                     .set_tags(Some(tags.clone()))
                     .set_remote_access(remote_access.clone())
                     .set_node_repair_config(w.node_repair.then(|| NodeRepairConfig::builder().enabled(true).build()))
@@ -501,6 +501,7 @@ impl Eks {
             || changed("labels")
             || changed("taints")
             || changed("max_unavailable")
+            || changed("max_unavailable_percentage")
             || changed("node_repair")
         {
             let mut req = self
@@ -544,9 +545,8 @@ impl Eks {
             if changed("node_repair") {
                 req = req.node_repair_config(NodeRepairConfig::builder().enabled(w.node_repair).build());
             }
-            if changed("max_unavailable") {
-                req = req
-                    .update_config(NodegroupUpdateConfig::builder().max_unavailable(w.max_unavailable as i32).build());
+            if changed("max_unavailable") || changed("max_unavailable_percentage") {
+                req = req.update_config(update_config(&w));
             }
             let r = self
                 .calls
@@ -925,6 +925,14 @@ fn sdk_taints(t: &[TaintProps]) -> Vec<Taint> {
                 .build()
         })
         .collect()
+}
+
+/// How many nodes an update replaces at once: a count or a share.
+fn update_config(w: &NodegroupProps) -> NodegroupUpdateConfig {
+    NodegroupUpdateConfig::builder()
+        .set_max_unavailable(w.max_unavailable.map(|m| m as i32))
+        .set_max_unavailable_percentage(w.max_unavailable_percentage.map(|m| m as i32))
+        .build()
 }
 
 fn scaling_config(s: &Scaling) -> NodegroupScalingConfig {

@@ -72,7 +72,9 @@ pub struct NodegroupProps {
     /// Taints (sorted).
     pub taints: Vec<TaintProps>,
     /// Nodes replaced at once in a rolling update.
-    pub max_unavailable: u32,
+    pub max_unavailable: Option<u32>,
+    /// Or the share of the nodes replaced at once (percent).
+    pub max_unavailable_percentage: Option<u32>,
     /// Max pods per node for the smallest instance type (`None`: not in eksodus-net's table).
     pub max_pods: Option<u32>,
     /// User tags (the environment's and the nodegroup's).
@@ -206,7 +208,8 @@ mod tests {
             scaling: Scaling { min: 2, max: 5, desired: 3 },
             labels: BTreeMap::new(),
             taints: vec![],
-            max_unavailable: 1,
+            max_unavailable: Some(1),
+            max_unavailable_percentage: None,
             max_pods: Some(29),
             tags: BTreeMap::new(),
             remote_access: None,
@@ -231,8 +234,8 @@ mod tests {
         let err = from_props::<NodegroupProps>("nodegroup/general", &m).unwrap_err();
         assert!(err.contains("nodegroup/general") && err.contains("desried"), "{err}");
         let mut m = to_props(&nodegroup());
-        m.remove("max_unavailable");
+        m.remove("node_repair");
         let err = from_props::<NodegroupProps>("nodegroup/general", &m).unwrap_err();
-        assert!(err.contains("max_unavailable"), "{err}");
+        assert!(err.contains("node_repair"), "{err}");
     }
 }

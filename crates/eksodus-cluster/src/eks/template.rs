@@ -356,7 +356,15 @@ impl Eks {
         let id = op.step.physical_id.clone().unwrap_or_default();
         match self.ec2_calls.read(|| self.ec2.delete_launch_template().launch_template_id(&id).send()).await {
             Ok(_) => Ok(Some(id)),
-            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidLaunchTemplateId.NotFound")) => Ok(Some(id)),
+            // gone already (a retry after a lost answer): EC2 says so by ID; moto answers the name's code
+            Err(e)
+                if error_code(&e).is_some_and(|c| {
+                    c.starts_with("InvalidLaunchTemplateId.NotFound")
+                        || c == "InvalidLaunchTemplateName.NotFoundException"
+                }) =>
+            {
+                Ok(Some(id))
+            }
             Err(e) => Err(step_error(format!("DeleteLaunchTemplate {id}"), e)),
         }
     }

@@ -91,7 +91,7 @@ fn nodegroup_desired_state_is_normalized_and_complete() {
     assert_eq!(general.disk_size, Some(DEFAULT_DISK_SIZE));
     assert_eq!((general.launch_template.as_deref(), general.launch_template_version.as_deref()), (None, None));
     assert_eq!(general.ami_type, DEFAULT_AMI_TYPE);
-    assert_eq!(general.max_unavailable, 1);
+    assert_eq!((general.max_unavailable, general.max_unavailable_percentage), (Some(1), None));
     assert_eq!(
         general.taints.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect::<Vec<_>>(),
         [("a", ""), ("b", "x")],
@@ -149,7 +149,12 @@ fn described(p: &NodegroupProps, key: &str) -> Nodegroup {
                 .build(),
         )
         .set_labels(Some(p.labels.clone().into_iter().collect()))
-        .update_config(NodegroupUpdateConfig::builder().max_unavailable(p.max_unavailable as i32).build())
+        .update_config(
+            NodegroupUpdateConfig::builder()
+                .set_max_unavailable(p.max_unavailable.map(|m| m as i32))
+                .set_max_unavailable_percentage(p.max_unavailable_percentage.map(|m| m as i32))
+                .build(),
+        )
         .set_tags(Some(tags))
         .status(aws_sdk_eks::types::NodegroupStatus::Active);
     for t in p.taints.iter().rev() {
