@@ -589,12 +589,13 @@ pub fn import(text: &str) -> Result<Imported, String> {
             }
             // the root volume beyond its size, the metadata service, extra security groups and a template of
             // the user's: eksodus's own launch template, or the user's
-            let mut volume = eksodus_core::spec::VolumeSpec::default();
-            volume.volume_type = r.str("volumeType");
-            volume.iops = r.u32("volumeIOPS");
-            volume.throughput = r.u32("volumeThroughput");
-            volume.encrypted = r.bool("volumeEncrypted").unwrap_or(false);
-            volume.kms_key = r.str("volumeKmsKeyID");
+            let volume = eksodus_core::spec::VolumeSpec {
+                volume_type: r.str("volumeType"),
+                iops: r.u32("volumeIOPS"),
+                throughput: r.u32("volumeThroughput"),
+                encrypted: r.bool("volumeEncrypted").unwrap_or(false),
+                kms_key: r.str("volumeKmsKeyID"),
+            };
             let volume = (volume != eksodus_core::spec::VolumeSpec::default()).then_some(volume);
             let no_v1 = r.bool("disableIMDSv1").unwrap_or(false);
             let no_pods = r.bool("disablePodIMDS").unwrap_or(false);
