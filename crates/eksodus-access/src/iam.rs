@@ -8,7 +8,9 @@
 //! | `role/irsa/<namespace>/<name>` | iam-role | oidc |
 //! | `role/pod/<namespace>/<name>` | iam-role | (EKS Pod Identity; its association is in `entries`) |
 //!
-//! Every role lives under `<access.iam.path><environment>/`, so one `ListRoles` call finds them all.
+//! Every role lives under `<access.iam.path><environment>/`, so one `ListRoles` call finds them all. A role's
+//! inline policies (the well-known sets AWS publishes no managed policy for) are part of its properties, read
+//! with it by `GetAccountAuthorizationDetails` and written with `PutRolePolicy`.
 
 use std::collections::BTreeMap;
 
@@ -27,7 +29,10 @@ use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
 use eksodus_core::spec::EnvironmentSpec;
 use eksodus_core::tags;
 
+use eksodus_core::spec::WellKnownPolicy;
+
 use crate::policy::{self, PolicyDocument};
+use crate::wellknown;
 
 /// The component name in ownership tags.
 pub const COMPONENT: &str = "access";
@@ -49,6 +54,8 @@ pub const ACTIONS: &[&str] = &[
     "iam:AttachRolePolicy",
     "iam:DetachRolePolicy",
     "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
     "iam:ListInstanceProfilesForRole",
     "iam:RemoveRoleFromInstanceProfile",
@@ -185,14 +192,24 @@ impl Iam {
         for (k, v) in &self.user_tags {
             user_tags.insert(k.clone(), json!(v));
         }
-        let role = |key: &str, name: String, trust: PolicyDocument, policies: Vec<String>, deps: Vec<String>| {
+        let role = |key: &str,
+                    name: String,
+                    trust: PolicyDocument,
+                    policies: Vec<String>,
+                    well_known: &[WellKnownPolicy],
+                    deps: Vec<String>| {
+            let extra = wellknown::resolve(self.partition, well_known);
             let mut policies = policies;
+            policies.extend(extra.managed);
             policies.sort();
+            policies.dedup();
+            let inline: Map<String, Value> = extra.inline.iter().map(|(n, d)| (n.clone(), d.canonical())).collect();
             Desired {
                 key: key.into(),
                 kind: "iam-role".into(),
                 props: props(json!({
-                    "name": name, "path": path, "trust": trust.canonical(), "boundary": boundary, "policies": policies, "tags": user_tags,
+                    "name": name, "path": path, "trust": trust.canonical(), "boundary": boundary, "policies": policies,
+                    "inline": inline, "tags": user_tags,
                 })),
                 immutable: vec!["name".into(), "path".into()],
                 depends_on: deps,
@@ -206,6 +223,7 @@ impl Iam {
                 role_name(&self.env, "cluster"),
                 PolicyDocument::trust_service("eks.amazonaws.com"),
                 policy::CLUSTER_POLICIES.iter().map(|p| m(p)).collect(),
+                &[],
                 vec![],
             ),
             role(
@@ -217,12 +235,13 @@ impl Iam {
                     .map(|p| m(p))
                     .chain((!access.iam.cni_irsa).then(|| m(policy::CNI_POLICY)))
                     .collect(),
+                &[],
                 vec![],
             ),
         ];
         // a nodegroup with extra policies gets a node role of its own, so its policies reach only its nodes
         for n in spec.cluster.iter().flat_map(|c| &c.nodegroups) {
-            if n.iam.attach_policies.is_empty() || n.iam.role_arn.is_some() {
+            if !n.iam.has_own_role() {
                 continue;
             }
             let mut policies: Vec<String> = policy::NODE_POLICIES
@@ -238,6 +257,7 @@ impl Iam {
                 role_name(&self.env, &format!("node-{}", n.name)),
                 PolicyDocument::trust_service("ec2.amazonaws.com"),
                 policies,
+                &n.iam.well_known,
                 vec![],
             ));
         }
@@ -247,10 +267,11 @@ impl Iam {
                 namespace: "kube-system".into(),
                 name: "aws-node".into(),
                 policies: vec![m(policy::CNI_POLICY)],
+                well_known: vec![],
             });
         }
         // addons that call AWS get their service account's IRSA role (vpc-cni's is `cni_irsa` above)
-        for a in spec.cluster.iter().flat_map(|c| &c.addons).filter(|a| !a.policies.is_empty()) {
+        for a in spec.cluster.iter().flat_map(|c| &c.addons).filter(|a| a.has_policies()) {
             let Some((ns, name)) = eksodus_core::spec::addon_service_account(&a.name) else { continue };
             match sas.iter_mut().find(|s| s.namespace == ns && s.name == name) {
                 Some(s) => {
@@ -259,11 +280,17 @@ impl Iam {
                             s.policies.push(p.clone());
                         }
                     }
+                    for w in &a.well_known {
+                        if !s.well_known.contains(w) {
+                            s.well_known.push(*w);
+                        }
+                    }
                 }
                 None => sas.push(eksodus_core::spec::ServiceAccountRole {
                     namespace: ns.into(),
                     name: name.into(),
                     policies: a.policies.clone(),
+                    well_known: a.well_known.clone(),
                 }),
             }
         }
@@ -273,6 +300,7 @@ impl Iam {
                 role_name(&self.env, &format!("pod-{}-{}", sa.namespace, sa.name)),
                 PolicyDocument::trust_pod_identity(),
                 sa.policies.clone(),
+                &sa.well_known,
                 vec![],
             ));
         }
@@ -293,6 +321,7 @@ impl Iam {
                     role_name(&self.env, &format!("{}-{}", sa.namespace, sa.name)),
                     PolicyDocument::trust_service_account(&provider, issuer, &sa.namespace, &sa.name),
                     sa.policies.clone(),
+                    &sa.well_known,
                     vec!["oidc".into()],
                 ));
             }
@@ -372,7 +401,7 @@ impl Iam {
 
     /// One role by name (the create-retry path): `GetRole` + `ListAttachedRolePolicies`.
     async fn observe_role_named(&self, name: &str) -> Result<Option<Observed>, StepError> {
-        let (role, attached) = retry(&self.reads, || async {
+        let (role, attached, inline) = retry(&self.reads, || async {
             let role = self
                 .calls
                 .read(|| self.iam.get_role().role_name(name).send())
@@ -383,7 +412,26 @@ impl Iam {
                 .read(|| self.iam.list_attached_role_policies().role_name(name).send())
                 .await
                 .map_err(|e| iam_error(format!("ListAttachedRolePolicies {name}"), e))?;
-            Ok((role, attached))
+            let names = self
+                .calls
+                .read(|| self.iam.list_role_policies().role_name(name).send())
+                .await
+                .map_err(|e| iam_error(format!("ListRolePolicies {name}"), e))?;
+            let inline = try_join_all(names.policy_names().iter().map(|p| async move {
+                let r = self
+                    .calls
+                    .read(|| self.iam.get_role_policy().role_name(name).policy_name(p).send())
+                    .await
+                    .map_err(|e| iam_error(format!("GetRolePolicy {p} of {name}"), e))?;
+                Ok::<_, StepError>(
+                    aws_sdk_iam::types::PolicyDetail::builder()
+                        .policy_name(p)
+                        .policy_document(r.policy_document())
+                        .build(),
+                )
+            }))
+            .await?;
+            Ok((role, attached, inline))
         })
         .await?;
         let Some(r) = role.role() else { return Ok(None) };
@@ -393,6 +441,7 @@ impl Iam {
             .set_assume_role_policy_document(r.assume_role_policy_document().map(String::from))
             .set_attached_managed_policies(Some(attached.attached_policies().to_vec()))
             .set_permissions_boundary(r.permissions_boundary().cloned())
+            .set_role_policy_list(Some(inline))
             .set_tags(Some(r.tags().to_vec()))
             .build();
         Ok(self.observe_role(&detail))
@@ -408,6 +457,15 @@ impl Iam {
             r.attached_managed_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect();
         policies.sort();
         let trust = r.assume_role_policy_document().and_then(PolicyDocument::canonical_from_iam).unwrap_or(Value::Null);
+        // a document that does not parse as eksodus writes them compares unequal and is put again
+        let inline: Map<String, Value> = r
+            .role_policy_list()
+            .iter()
+            .filter_map(|p| {
+                let doc = p.policy_document().and_then(PolicyDocument::canonical_from_iam).unwrap_or(Value::Null);
+                Some((p.policy_name()?.to_string(), doc))
+            })
+            .collect();
         let deps = if key.starts_with("role/irsa/") { vec!["oidc".to_string()] } else { vec![] };
         let name = r.role_name().unwrap_or_default();
         Some(Observed {
@@ -417,7 +475,7 @@ impl Iam {
             props: props(json!({
                 "name": name, "path": r.path(), "trust": trust,
                 "boundary": r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
-                "policies": policies, "tags": t,
+                "policies": policies, "inline": inline, "tags": t,
             })),
             depends_on: deps,
             delete_cost: 3,
@@ -462,6 +520,28 @@ impl Iam {
                 Ok(_) => Ok(()),
                 Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
                 Err(e) => Err(iam_error(format!("DetachRolePolicy {p} from {name}"), e)),
+            }
+        }))
+        .await?;
+        let empty = Map::new();
+        let want_i = want.get("inline").and_then(Value::as_object).unwrap_or(&empty);
+        let have_i = have.and_then(|h| h.get("inline")).and_then(Value::as_object).unwrap_or(&empty);
+        try_join_all(want_i.iter().filter(|(n, d)| have_i.get(*n) != Some(*d)).map(|(p, d)| async move {
+            let doc: PolicyDocument = serde_json::from_value(d.clone())
+                .map_err(|e| StepError::permanent(format!("inline policy {p} of {name}: {e}")))?;
+            let text = serde_json::to_string(&doc).expect("serializable");
+            self.calls
+                .read(|| self.iam.put_role_policy().role_name(name).policy_name(p).policy_document(&text).send())
+                .await
+                .map_err(|e| iam_error(format!("PutRolePolicy {p} of {name}"), e))
+                .map(|_| ())
+        }))
+        .await?;
+        try_join_all(have_i.keys().filter(|p| !want_i.contains_key(*p)).map(|p| async move {
+            match self.calls.read(|| self.iam.delete_role_policy().role_name(name).policy_name(p).send()).await {
+                Ok(_) => Ok(()),
+                Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
+                Err(e) => Err(iam_error(format!("DeleteRolePolicy {p} of {name}"), e)),
             }
         }))
         .await?;

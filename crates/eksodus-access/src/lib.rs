@@ -3,6 +3,7 @@
 //! - [`awsauth`]: the `kube-system/aws-auth` ConfigMap as data, parsed and written back losslessly (pure);
 //! - [`guard`]: the lockout guard that refuses changes leaving nobody able to administer the cluster (pure);
 //! - [`policy`]: IAM policy documents as typed values, trust policies, managed policy sets (pure);
+//! - [`wellknown`]: the permission sets of well-known controllers (eksctl's `wellKnownPolicies`) (pure);
 //! - `cluster` (feature `kube`): read-merge-write of aws-auth with resourceVersion preconditions;
 //! - [`migrate`]: the aws-auth → access entries migration plan (pure);
 //! - `iam` (feature `aws`): cluster, node and IRSA roles and the OIDC provider, through the engine;
@@ -19,5 +20,6 @@ pub mod guard;
 pub mod iam;
 pub mod migrate;
 pub mod policy;
+pub mod wellknown;
 
 pub use error::{Error, Result};

@@ -14,7 +14,7 @@ type Mapping = serde_json::Map<String, Value>;
 use eksodus_core::spec::{
     AccessEntrySpec, AccessSpec, AddonSpec, AuthenticationMode, AzSpec, ClusterSpec, EncryptionSpec, EndpointSpec,
     EnvironmentSpec, ExistingNetwork, MappingSpec, NatMode, NetworkSpec, NodegroupSpec, PolicyAssociationSpec,
-    ServiceAccountRole, TaintSpec, LOG_TYPES,
+    ServiceAccountRole, TaintSpec, WellKnownPolicy, LOG_TYPES,
 };
 
 /// A field eksodus cannot take over.
@@ -117,13 +117,73 @@ fn not_mapped(k: &str) -> String {
     format!("eksodus has no equivalent of `{k}`")
 }
 
-/// Known eksctl `wellKnownPolicies` and the managed policies they stand for.
-fn well_known(name: &str) -> Option<&'static str> {
+/// eksctl's `wellKnownPolicies` keys (service accounts and addons) as eksodus's sets.
+fn well_known(name: &str) -> Option<WellKnownPolicy> {
+    use WellKnownPolicy::*;
     Some(match name {
-        "ebsCSIController" => "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
-        "efsCSIController" => "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy",
+        "imageBuilder" => ImageBuilder,
+        "autoScaler" => AutoScaler,
+        "awsLoadBalancerController" => AwsLoadBalancerController,
+        "externalDNS" => ExternalDns,
+        "certManager" => CertManager,
+        "ebsCSIController" => EbsCsiController,
+        "efsCSIController" => EfsCsiController,
         _ => return None,
     })
+}
+
+/// eksctl's `withAddonPolicies` keys (nodegroups) as eksodus's sets; `albIngress` is the controller's old name.
+fn addon_policy(name: &str) -> Option<WellKnownPolicy> {
+    use WellKnownPolicy::*;
+    Some(match name {
+        "autoScaler" => AutoScaler,
+        "imageBuilder" => ImageBuilder,
+        "externalDNS" => ExternalDns,
+        "certManager" => CertManager,
+        "appMesh" => AppMesh,
+        "appMeshPreview" => AppMeshPreview,
+        "ebs" => EbsCsiController,
+        "fsx" => Fsx,
+        "efs" => Efs,
+        "awsLoadBalancerController" | "albIngress" => AwsLoadBalancerController,
+        "xRay" => XRay,
+        "cloudWatch" => CloudWatch,
+        _ => return None,
+    })
+}
+
+/// Reads a `{key: bool}` mapping of eksctl policy switches at `path`: the sets switched on, and every key that
+/// is not one (or not a boolean) reported.
+fn policy_switches(
+    path: &str,
+    v: &Value,
+    known: fn(&str) -> Option<WellKnownPolicy>,
+    un: &mut Vec<Unsupported>,
+) -> Vec<WellKnownPolicy> {
+    let mut out = Vec::new();
+    let Some(m) = v.as_object() else {
+        un.push(Unsupported { path: path.into(), reason: "must be a mapping of names to true or false".into() });
+        return out;
+    };
+    for (k, v) in m {
+        match (v.as_bool(), known(k)) {
+            (Some(true), Some(w)) => {
+                if !out.contains(&w) {
+                    out.push(w)
+                }
+            }
+            (Some(false), Some(_)) => {}
+            (None, Some(_)) => {
+                un.push(Unsupported { path: format!("{path}.{k}"), reason: "must be true or false".into() })
+            }
+            (_, None) => un.push(Unsupported {
+                path: format!("{path}.{k}"),
+                reason: format!("`{k}` is not a permission set eksodus knows"),
+            }),
+        }
+    }
+    out.sort();
+    out
 }
 
 fn eksctl_effect(e: &str) -> String {
@@ -306,8 +366,14 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     m.rest(&mut un, not_mapped);
                 }
                 let policies = r.strings("attachPolicyARNs");
+                let well_known = match r.get("wellKnownPolicies") {
+                    Some(w) => {
+                        policy_switches(&format!("iam.serviceAccounts[{i}].wellKnownPolicies"), w, well_known, &mut un)
+                    }
+                    None => vec![],
+                };
                 if let (Some(n), Some(ns)) = (n, ns) {
-                    access.service_accounts.push(ServiceAccountRole { namespace: ns, name: n, policies });
+                    access.service_accounts.push(ServiceAccountRole { namespace: ns, name: n, policies, well_known });
                 } else {
                     un.push(Unsupported {
                         path: format!("iam.serviceAccounts[{i}].metadata"),
@@ -565,12 +631,13 @@ pub fn import(text: &str) -> Result<Imported, String> {
                                 .unwrap_or_default()
                         }
                         "instanceRoleARN" => node_iam.role_arn = v.as_str().map(String::from),
-                        "withAddonPolicies" if v.as_object().is_some_and(|m| m.values().all(|b| b.as_bool() != Some(true))) => {}
-                        "withAddonPolicies" => un.push(Unsupported {
-                            path: format!("{list}[{i}].iam.withAddonPolicies"),
-                            reason: "eksctl's addon policies are its own inline documents; give the addons IRSA or Pod Identity roles (cluster.addons[].policies), or list managed policy ARNs in attachPolicyARNs".into(),
-                        }),
-                        other => un.push(Unsupported { path: format!("{list}[{i}].iam.{other}"), reason: not_mapped(other) }),
+                        "withAddonPolicies" => {
+                            node_iam.well_known =
+                                policy_switches(&format!("{list}[{i}].iam.withAddonPolicies"), v, addon_policy, &mut un)
+                        }
+                        other => {
+                            un.push(Unsupported { path: format!("{list}[{i}].iam.{other}"), reason: not_mapped(other) })
+                        }
                     }
                 }
             }
@@ -696,20 +763,11 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 un.push(Unsupported { path: format!("addons[{i}].name"), reason: "required".into() });
                 continue;
             };
-            let mut policies = r.strings("attachPolicyARNs");
-            if let Some(w) = r.get("wellKnownPolicies").and_then(Value::as_object) {
-                for (k, v) in w {
-                    let k = k.as_str();
-                    match (v.as_bool(), well_known(k)) {
-                        (Some(true), Some(p)) => policies.push(p.into()),
-                        (Some(false), _) => {}
-                        _ => un.push(Unsupported {
-                            path: format!("addons[{i}].wellKnownPolicies.{k}"),
-                            reason: format!("no known managed policy for `{k}`"),
-                        }),
-                    }
-                }
-            }
+            let policies = r.strings("attachPolicyARNs");
+            let well_known = match r.get("wellKnownPolicies") {
+                Some(w) => policy_switches(&format!("addons[{i}].wellKnownPolicies"), w, well_known, &mut un),
+                None => vec![],
+            };
             let configuration_values = r
                 .str("configurationValues")
                 .and_then(|c| serde_json::from_str(&c).or_else(|_| serde_saphyr::from_str(&c)).ok());
@@ -725,6 +783,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 configuration_values,
                 resolve_conflicts: r.str("resolveConflicts").map(|s| s.to_ascii_uppercase()),
                 policies,
+                well_known,
             });
             r.rest(&mut un, not_mapped);
         }
@@ -989,13 +1048,12 @@ nodeGroups:
         let addons = imp.spec.cluster.unwrap().addons;
         assert!(addons
             .iter()
-            .any(|a| a.name == "aws-ebs-csi-driver" && a.policies[0].contains("AmazonEBSCSIDriverPolicy")));
+            .any(|a| a.name == "aws-ebs-csi-driver" && a.well_known == [WellKnownPolicy::EbsCsiController]));
 
         let imp = import(&example("15-managed-nodes.yaml")).unwrap();
         let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
         for p in [
             "managedNodeGroups[0].ssh.publicKeyPath",
-            "managedNodeGroups[0].iam.withAddonPolicies",
             "managedNodeGroups[2].ami",
             "managedNodeGroups[2].overrideBootstrapCommand",
         ] {
@@ -1015,6 +1073,7 @@ nodeGroups:
         let ng = &imp.spec.cluster.unwrap().nodegroups[0];
         assert_eq!((ng.min, ng.desired, ng.max, ng.max_unavailable), (2, 3, 4, Some(3)));
         assert_eq!(ng.tags["nodegroup-role"], "worker");
+        assert_eq!(ng.iam.well_known, [WellKnownPolicy::ExternalDns, WellKnownPolicy::CertManager]);
         assert!(ng.ssh.is_none(), "a key to import is refused, not guessed");
 
         // a named key pair with the groups allowed to reach it is EKS remote access; SSM alone needs nothing
@@ -1069,6 +1128,43 @@ nodeGroups:
                 "{v}"
             );
         }
+    }
+
+    #[test]
+    fn well_known_policies_and_addon_policies_map_to_sets_and_unknown_keys_are_named() {
+        let text = "apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: wk, region: eu-west-1, version: '1.31'}
+iam:
+  withOIDC: true
+  serviceAccounts:
+    - metadata: {name: external-dns, namespace: kube-system}
+      wellKnownPolicies: {externalDNS: true, certManager: false}
+    - metadata: {name: builder, namespace: ci}
+      wellKnownPolicies: {imageBuilder: true, teleport: true}
+addons:
+  - {name: aws-efs-csi-driver, wellKnownPolicies: {efsCSIController: true}}
+managedNodeGroups:
+  - name: ng
+    iam: {withAddonPolicies: {autoScaler: true, albIngress: true, cloudWatch: true, ebs: false, flux: true}}
+";
+        let imp = import(text).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["iam.serviceAccounts[1].wellKnownPolicies.teleport", "managedNodeGroups[0].iam.withAddonPolicies.flux"]
+        );
+        let a = imp.spec.access.unwrap();
+        assert_eq!(a.service_accounts[0].well_known, [WellKnownPolicy::ExternalDns]);
+        assert!(a.service_accounts[0].policies.is_empty());
+        assert_eq!(a.service_accounts[1].well_known, [WellKnownPolicy::ImageBuilder]);
+        let c = imp.spec.cluster.unwrap();
+        assert_eq!(c.addons[0].well_known, [WellKnownPolicy::EfsCsiController]);
+        assert_eq!(
+            c.nodegroups[0].iam.well_known,
+            [WellKnownPolicy::AutoScaler, WellKnownPolicy::AwsLoadBalancerController, WellKnownPolicy::CloudWatch]
+        );
+        assert!(c.nodegroups[0].iam.has_own_role());
     }
 
     #[test]

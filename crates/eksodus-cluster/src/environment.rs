@@ -433,7 +433,7 @@ impl Environment {
         if issuer.is_none() {
             let n = spec.access.as_ref().map(|a| a.service_accounts.len()).unwrap_or(0)
                 + usize::from(spec.access.as_ref().is_some_and(|a| a.iam.cni_irsa));
-            if n > 0 || spec.cluster.as_ref().is_some_and(|c| c.addons.iter().any(|a| !a.policies.is_empty())) {
+            if n > 0 || spec.cluster.as_ref().is_some_and(|c| c.addons.iter().any(|a| a.has_policies())) {
                 deferred.push("oidc and role/irsa/*: need the cluster's OIDC issuer".to_string());
             }
         }

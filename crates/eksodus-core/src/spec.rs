@@ -272,12 +272,22 @@ pub struct NodeIamSpec {
     /// An existing role (its ARN) for the nodes instead of one eksodus makes; eksodus never changes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// Permission sets of well-known add-ons for every pod on these nodes (eksctl's `withAddonPolicies`); the
+    /// nodegroup then gets a role of its own. IRSA or Pod Identity roles (`access.service_accounts`) give them
+    /// to one service account instead, which is narrower.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub well_known: Vec<WellKnownPolicy>,
 }
 
 impl NodeIamSpec {
     /// Whether the nodegroup uses the environment's node role.
     pub fn is_default(&self) -> bool {
-        self.attach_policies.is_empty() && self.role_arn.is_none()
+        self.attach_policies.is_empty() && self.role_arn.is_none() && self.well_known.is_empty()
+    }
+
+    /// Whether eksodus makes the nodegroup a node role of its own (extra policies, no role of the user's).
+    pub fn has_own_role(&self) -> bool {
+        self.role_arn.is_none() && !(self.attach_policies.is_empty() && self.well_known.is_empty())
     }
 }
 
@@ -333,12 +343,22 @@ pub struct AddonSpec {
     /// `OVERWRITE`, `NONE` or `PRESERVE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolve_conflicts: Option<String>,
-    /// Managed policies for the addon's service-account role (IRSA); none means no role.
+    /// Managed policies for the addon's service-account role (IRSA); none (and no `well_known`) means no role.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// Well-known permission sets for the same role (eksctl's `wellKnownPolicies`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub well_known: Vec<WellKnownPolicy>,
     /// Tags of the addon itself, over the environment's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+}
+
+impl AddonSpec {
+    /// Whether the spec gives the addon permissions of its own (an IRSA role for its service account).
+    pub fn has_policies(&self) -> bool {
+        !self.policies.is_empty() || !self.well_known.is_empty()
+    }
 }
 
 /// Who may do what: IAM roles for the cluster, nodes and service accounts, and Kubernetes access.
@@ -402,7 +422,71 @@ pub struct ServiceAccountRole {
     /// Its name.
     pub name: String,
     /// Managed policy ARNs to attach.
+    #[serde(default)]
     pub policies: Vec<String>,
+    /// Permission sets of well-known controllers (eksctl's `wellKnownPolicies`): managed policies where AWS
+    /// publishes one, inline policies on the role otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub well_known: Vec<WellKnownPolicy>,
+}
+
+/// The permissions a well-known controller or add-on needs, by name (eksctl's `wellKnownPolicies` and
+/// `withAddonPolicies`). Each stands for AWS managed policies and/or inline statements kept as data in
+/// `eksodus-access` with their source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WellKnownPolicy {
+    /// Push and pull images in ECR (`AmazonEC2ContainerRegistryPowerUser`).
+    ImageBuilder,
+    /// The cluster autoscaler: read and scale Auto Scaling groups.
+    AutoScaler,
+    /// The AWS Load Balancer Controller: load balancers, target groups and their security groups.
+    AwsLoadBalancerController,
+    /// external-dns: change records in Route 53 hosted zones.
+    ExternalDns,
+    /// cert-manager: DNS-01 challenges in Route 53.
+    CertManager,
+    /// The EBS CSI driver (`AmazonEBSCSIDriverPolicy`).
+    EbsCsiController,
+    /// The EFS CSI driver: access points tagged for it.
+    EfsCsiController,
+    /// EFS: the whole file system API and the ENIs its mount targets use.
+    Efs,
+    /// FSx: the whole FSx API and its service-linked roles.
+    Fsx,
+    /// App Mesh controller.
+    AppMesh,
+    /// App Mesh controller (preview API).
+    AppMeshPreview,
+    /// AWS X-Ray daemon.
+    #[serde(rename = "xray")]
+    XRay,
+    /// CloudWatch agent (`CloudWatchAgentServerPolicy`).
+    CloudWatch,
+}
+
+impl WellKnownPolicy {
+    /// Every set, in a fixed order.
+    pub const ALL: &'static [WellKnownPolicy] = &[
+        WellKnownPolicy::ImageBuilder,
+        WellKnownPolicy::AutoScaler,
+        WellKnownPolicy::AwsLoadBalancerController,
+        WellKnownPolicy::ExternalDns,
+        WellKnownPolicy::CertManager,
+        WellKnownPolicy::EbsCsiController,
+        WellKnownPolicy::EfsCsiController,
+        WellKnownPolicy::Efs,
+        WellKnownPolicy::Fsx,
+        WellKnownPolicy::AppMesh,
+        WellKnownPolicy::AppMeshPreview,
+        WellKnownPolicy::XRay,
+        WellKnownPolicy::CloudWatch,
+    ];
+
+    /// The name as written in a spec (`external-dns`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    }
 }
 
 /// One aws-auth mapping.
@@ -1036,6 +1120,9 @@ fn validate_sa_roles(list: &[ServiceAccountRole], field: &str, errs: &mut Vec<Fi
         if !is_dns_label(&sa.name) {
             errs.push(FieldError::new(at("name"), format!("`{}` is not a Kubernetes service account name", sa.name)));
         }
+        if sa.policies.is_empty() && sa.well_known.is_empty() {
+            errs.push(FieldError::new(at("policies"), "give the role policies, well_known sets, or both"));
+        }
         if !seen.insert((&sa.namespace, &sa.name)) {
             errs.push(FieldError::new(at("name"), format!("{}/{} is listed twice", sa.namespace, sa.name)));
         }
@@ -1237,10 +1324,10 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
         errs.extend(
             tag_errs.into_iter().map(|e| FieldError::new(format!("cluster.nodegroups[{i}].{}", e.path), e.message)),
         );
-        if n.iam.role_arn.is_some() && !n.iam.attach_policies.is_empty() {
+        if n.iam.role_arn.is_some() && !(n.iam.attach_policies.is_empty() && n.iam.well_known.is_empty()) {
             errs.push(FieldError::new(
                 at("iam"),
-                "give either role_arn (a role of yours, never changed) or attach_policies (a role eksodus makes), not both",
+                "give either role_arn (a role of yours, never changed) or attach_policies/well_known (a role eksodus makes), not both",
             ));
         }
         if let Some(r) = &n.iam.role_arn {
@@ -1317,7 +1404,7 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
                 ));
             }
         }
-        if !a.policies.is_empty() && addon_service_account(&a.name).is_none() {
+        if a.has_policies() && addon_service_account(&a.name).is_none() {
             errs.push(FieldError::new(
                 format!("cluster.addons[{i}].policies"),
                 format!(

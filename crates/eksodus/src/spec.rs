@@ -70,7 +70,9 @@ pub fn read(path: impl AsRef<Path>) -> Result<SpecFile, Error> {
 pub fn problems(spec: &EnvironmentSpec) -> Vec<eksodus_core::spec::FieldError> {
     #[cfg(feature = "env")]
     {
-        eksodus_net::validate(spec)
+        let mut errs = eksodus_net::validate(spec);
+        errs.extend(eksodus_access::wellknown::validate(spec));
+        errs
     }
     #[cfg(not(feature = "env"))]
     {

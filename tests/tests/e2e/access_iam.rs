@@ -20,12 +20,17 @@ access:
     - namespace: kube-system
       name: ebs-csi-controller-sa
       policies: [arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy]
+      well_known: [external-dns]
 ";
 
 async fn setup(faults: FaultConfig) -> (LocalAws, Iam) {
+    setup_for(SPEC, faults).await
+}
+
+async fn setup_for(text: &str, faults: FaultConfig) -> (LocalAws, Iam) {
     let aws = LocalAws::start(faults).await.unwrap();
     let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
-    let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec(SPEC))
+    let iam = Iam::new(aws_sdk_iam::Client::new(&conf), &spec(text))
         .with_retry(ApplyOptions::fast())
         .with_calls(Calls::new("iam", &conf));
     (aws, iam)
@@ -120,6 +125,88 @@ async fn converges_after_a_crash_at_every_write_and_under_throttling() {
         faults += aws.proxy.stats().faults();
     }
     assert!(faults > 6, "only {faults} faults injected over three runs");
+}
+
+/// Well-known sets become managed policies and inline documents on the role; IAM holds exactly eksctl's
+/// statements, a change of sets is one in-place update, and a role's inline policies go with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn well_known_sets_are_inline_policies_kept_in_step() {
+    let text = "
+name: wk-e2e
+region: us-east-1
+network: {cidr: 10.0.0.0/16, azs: 2}
+access:
+  service_accounts:
+    - {namespace: kube-system, name: aws-load-balancer-controller, well_known: [aws-load-balancer-controller]}
+cluster:
+  version: '1.31'
+  nodegroups:
+    - {name: dns, instance_types: [m5.large], iam: {well_known: [cert-manager, external-dns, image-builder]}}
+";
+    let (aws, iam) = setup_for(text, FaultConfig::default()).await;
+    let mut s = spec(text);
+    let acct = aws.account_id.clone();
+    let engine = Engine::new(ApplyOptions::fast());
+    let plan = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+    engine.apply(&plan, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
+
+    // what IAM holds, read back with IAM's own calls
+    let client = aws_sdk_iam::Client::new(&AwsTarget::local("us-east-1", &aws.endpoint()).load().await);
+    let node = eksodus_access::iam::role_name("wk-e2e", "node-dns");
+    let mut names = client.list_role_policies().role_name(&node).send().await.unwrap().policy_names().to_vec();
+    names.sort();
+    assert_eq!(names, ["eksodus-cert-manager", "eksodus-external-dns"]);
+    let doc = client.get_role_policy().role_name(&node).policy_name("eksodus-external-dns").send().await.unwrap();
+    let want = eksodus_access::wellknown::resolve("aws", &[eksodus_core::spec::WellKnownPolicy::ExternalDns]);
+    assert_eq!(
+        eksodus_access::policy::PolicyDocument::canonical_from_iam(doc.policy_document()),
+        Some(want.inline["eksodus-external-dns"].canonical())
+    );
+    let attached = client.list_attached_role_policies().role_name(&node).send().await.unwrap();
+    assert!(attached
+        .attached_policies()
+        .iter()
+        .any(|p| p.policy_arn() == Some("arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPowerUser")));
+    let lbc = eksodus_access::iam::role_name("wk-e2e", "kube-system-aws-load-balancer-controller");
+    let names = client.list_role_policies().role_name(&lbc).send().await.unwrap().policy_names().to_vec();
+    assert_eq!(names, ["eksodus-aws-load-balancer-controller"]);
+
+    // one set off, another on: one update of that role, then an empty plan
+    s.cluster.as_mut().unwrap().nodegroups[0].iam.well_known =
+        vec![eksodus_core::spec::WellKnownPolicy::CertManager, eksodus_core::spec::WellKnownPolicy::AutoScaler];
+    let p = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+    assert_eq!(
+        p.changes().map(|c| (c.id.as_str(), c.action)).collect::<Vec<_>>(),
+        [("role/node/dns", eksodus_core::plan::Action::Update)]
+    );
+    engine.apply(&p, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
+    let mut names = client.list_role_policies().role_name(&node).send().await.unwrap().policy_names().to_vec();
+    names.sort();
+    assert_eq!(names, ["eksodus-autoscaler", "eksodus-cert-manager"]);
+
+    // someone edits an inline document behind eksodus's back: the plan puts it back
+    client
+        .put_role_policy()
+        .role_name(&node)
+        .policy_name("eksodus-autoscaler")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let p = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+    assert_eq!(p.changes().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["role/node/dns"]);
+    engine.apply(&p, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
+
+    for op in aws.proxy.stats().by_operation().keys() {
+        assert!(ACTIONS.contains(&op.as_str()), "{op} is called but missing from iam::ACTIONS");
+    }
+    let d = iam.destroy_plan(&s).await.unwrap();
+    engine.apply(&d, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(iam.discover(&s).await.unwrap().is_empty());
+    assert!(client.get_role().role_name(&node).send().await.is_err());
 }
 
 /// A failed AWS call keeps what support asks for: the service's error code and request ID, as fields.

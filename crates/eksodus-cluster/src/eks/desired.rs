@@ -89,7 +89,7 @@ impl Eks {
             let mut adeps = vec![CLUSTER_KEY.to_string()];
             let sa = addons::service_account(&a.name);
             let irsa = sa.map(|(ns, n)| format!("role/irsa/{ns}/{n}"));
-            let wants_role = !a.policies.is_empty()
+            let wants_role = a.has_policies()
                 || (a.name == "vpc-cni" && spec.access.as_ref().is_some_and(|x| x.iam.cni_irsa))
                 || sa.is_some_and(|(ns, n)| {
                     spec.access
@@ -175,7 +175,7 @@ impl Eks {
                 RemoteAccessProps { key_name: ssh.key_name.clone(), source_security_groups: groups }
             });
             // the nodes' role: the user's, the nodegroup's own (extra policies), or the environment's
-            let (node_role_arn, role_dep) = match (&n.iam.role_arn, n.iam.attach_policies.is_empty()) {
+            let (node_role_arn, role_dep) = match (&n.iam.role_arn, !n.iam.has_own_role()) {
                 (Some(arn), _) => (arn.clone(), None),
                 (None, false) => (
                     role_arn(self.partition, inp.account, spec, &format!("node-{}", n.name)),
