@@ -577,28 +577,7 @@ impl Eks {
         version: &str,
         token: &str,
     ) -> Result<(), StepError> {
-        let Some(n) = self.describe_nodegroup(name).await? else {
-            return Err(StepError::permanent(format!("nodegroup {name} does not exist")));
-        };
-        let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-        if n.version() == Some(version) && status == "ACTIVE" {
-            return Ok(());
-        }
-        if n.version() != Some(version) && status == "ACTIVE" {
-            self.calls
-                .read(|| {
-                    self.eks
-                        .update_nodegroup_version()
-                        .cluster_name(&self.name)
-                        .nodegroup_name(name)
-                        .version(version)
-                        .client_request_token(token)
-                        .send()
-                })
-                .await
-                .map_err(|e| busy(format!("UpdateNodegroupVersion {name} to {version}"), e))?;
-        }
-        self.wait_nodegroup(ctx, name, Some(version), false).await
+        self.roll_nodegroup(ctx, name, RollTo::Version(version), token).await
     }
 
     /// Moves a nodegroup to version `number` of launch template `id` (EKS rolls its nodes onto it).
@@ -610,28 +589,44 @@ impl Eks {
         number: &str,
         token: &str,
     ) -> Result<(), StepError> {
+        self.roll_nodegroup(ctx, name, RollTo::Template { id, number }, token).await
+    }
+
+    /// One `UpdateNodegroupVersion` towards `to`, unless the nodegroup is there already; then waits until it
+    /// is ACTIVE. A nodegroup ACTIVE on the wanted version or template costs one describe and no wait.
+    async fn roll_nodegroup(&self, ctx: &OpContext, name: &str, to: RollTo<'_>, token: &str) -> Result<(), StepError> {
         let Some(n) = self.describe_nodegroup(name).await? else {
             return Err(StepError::permanent(format!("nodegroup {name} does not exist")));
         };
-        let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-        let on = n.launch_template().and_then(|t| t.version()) == Some(number);
-        if !on && status == "ACTIVE" {
-            self.calls
-                .read(|| {
+        let active = n.status().map(|s| s.as_str()) == Some("ACTIVE");
+        let there = match to {
+            RollTo::Version(v) => n.version() == Some(v),
+            RollTo::Template { number, .. } => n.launch_template().and_then(|t| t.version()) == Some(number),
+        };
+        if there && active {
+            return Ok(());
+        }
+        if active {
+            let (req, what) = match to {
+                RollTo::Version(v) => (self.eks.update_nodegroup_version().version(v), format!("version {v}")),
+                RollTo::Template { id, number } => (
                     self.eks
                         .update_nodegroup_version()
-                        .cluster_name(&self.name)
-                        .nodegroup_name(name)
-                        .launch_template(LaunchTemplateSpecification::builder().id(id).version(number).build())
-                        .client_request_token(token)
-                        .send()
-                })
+                        .launch_template(LaunchTemplateSpecification::builder().id(id).version(number).build()),
+                    format!("launch template {id} version {number}"),
+                ),
+            };
+            let req = req.cluster_name(&self.name).nodegroup_name(name).client_request_token(token);
+            self.calls
+                .read(|| req.clone().send())
                 .await
-                .map_err(|e| {
-                    busy(format!("UpdateNodegroupVersion {name} to launch template {id} version {number}"), e)
-                })?;
+                .map_err(|e| busy(format!("UpdateNodegroupVersion {name} to {what}"), e))?;
         }
-        self.wait_nodegroup(ctx, name, None, false).await
+        let version = match to {
+            RollTo::Version(v) => Some(v),
+            RollTo::Template { .. } => None,
+        };
+        self.wait_nodegroup(ctx, name, version, false).await
     }
 
     pub(super) async fn delete_nodegroup(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
@@ -1000,4 +995,13 @@ impl Executor for Eks {
             }
         })
     }
+}
+
+/// What `UpdateNodegroupVersion` moves a nodegroup to.
+#[derive(Clone, Copy)]
+enum RollTo<'a> {
+    /// A Kubernetes version (EKS's AMI for it).
+    Version(&'a str),
+    /// A version of the nodegroup's launch template.
+    Template { id: &'a str, number: &'a str },
 }

@@ -218,14 +218,19 @@ impl Eks {
 
     /// The number of the version of template `id` whose content has `digest`.
     pub(super) async fn template_version_number(&self, id: &str, digest: &str) -> Result<Option<i64>, StepError> {
+        Ok(self.template_version(id, digest).await?.map(|(n, _)| n))
+    }
+
+    /// The newest version of template `id` holding the content with `digest`, and whether it is the default.
+    async fn template_version(&self, id: &str, digest: &str) -> Result<Option<(i64, bool)>, StepError> {
         let want = format!("{DESCRIPTION}{digest}");
         Ok(self
             .template_versions(id)
             .await?
             .iter()
             .filter(|v| v.version_description() == Some(want.as_str()))
-            .filter_map(|v| v.version_number())
-            .max())
+            .filter_map(|v| Some((v.version_number()?, v.default_version().unwrap_or(false))))
+            .max_by_key(|(n, _)| *n))
     }
 
     /// The ID of the template named `name` when it exists; an error when it is not this environment's.
@@ -257,8 +262,10 @@ impl Eks {
         token: &str,
     ) -> Result<(), StepError> {
         let digest = w.digest();
-        let number = match self.template_version_number(id, &digest).await? {
-            Some(n) => n,
+        let number = match self.template_version(id, &digest).await? {
+            // already the default (an adopt after a lost answer, or nothing to do): no write
+            Some((_, true)) => return Ok(()),
+            Some((n, false)) => n,
             None => {
                 let r = self
                     .ec2_calls
