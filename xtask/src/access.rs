@@ -176,6 +176,8 @@ fn show_changes(changes: &[Change]) {
                 to.groups
             ),
             Change::Removed { mapping } => outln!("  - {:?} {}", mapping.kind, mapping.arn),
+            Change::AccountAdded { account } => outln!("  + Account {account}"),
+            Change::AccountRemoved { account } => outln!("  - Account {account}"),
         }
     }
 }
@@ -356,13 +358,12 @@ pub async fn run(cmd: AccessCmd) -> Result<ExitCode> {
 
 async fn aws_auth(a: AwsAuthArgs, diff_only: bool) -> Result<ExitCode> {
     let spec = load(&a.file)?;
-    let desired = eksodus::access::awsauth::desired_mappings(&spec);
-    if desired.is_empty() && spec.access.is_none() {
+    if spec.access.is_none() {
         bail!("the spec has no access section");
     }
     let api = AwsAuthApi::new(kube_client(&a.kube).await?);
     let opts = EditOptions { force: a.force, dry_run: true, ..Default::default() };
-    let preview = api.apply_desired(&desired, &opts).await?;
+    let preview = api.apply_spec(&spec, None, &opts).await?;
     if a.json && diff_only {
         outln!("{}", serde_json::to_string_pretty(&json!({"changes": preview.changes}))?);
     } else {
@@ -372,7 +373,7 @@ async fn aws_auth(a: AwsAuthArgs, diff_only: bool) -> Result<ExitCode> {
         return Ok(if preview.changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) });
     }
     confirm("write these changes to kube-system/aws-auth", a.yes)?;
-    let done = api.apply_desired(&desired, &EditOptions { force: a.force, ..Default::default() }).await?;
+    let done = api.apply_spec(&spec, None, &EditOptions { force: a.force, ..Default::default() }).await?;
     outln!("aws-auth updated: {} change(s) in {} read-merge-write round(s)", done.changes.len(), done.attempts);
     Ok(ExitCode::SUCCESS)
 }

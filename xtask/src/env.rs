@@ -108,6 +108,9 @@ pub async fn up(a: EnvArgs) -> Result<ExitCode> {
             outln!("\nRound {}: {}", i + 1, r.plan.plan.summary());
             out!("{}", render::report(&r.report));
         }
+        if !report.aws_auth.is_empty() {
+            outln!("aws-auth: {} change(s) merged into kube-system/aws-auth", report.aws_auth.len());
+        }
         if !report.eni_configs.is_empty() {
             outln!("ENIConfigs applied: {}", report.eni_configs.join(", "));
         }

@@ -179,6 +179,10 @@ pub enum Edit {
     Upsert(Mapping),
     /// Remove the mapping with this key, if present.
     Remove(Kind, String),
+    /// Add an account to `mapAccounts` (every identity of it maps to its own ARN), if absent.
+    AddAccount(String),
+    /// Remove an account from `mapAccounts`, if present.
+    RemoveAccount(String),
 }
 
 /// What an edit changed.
@@ -201,6 +205,16 @@ pub enum Change {
     Removed {
         /// The mapping.
         mapping: Mapping,
+    },
+    /// An account was added to `mapAccounts`.
+    AccountAdded {
+        /// The account ID.
+        account: String,
+    },
+    /// An account was removed from `mapAccounts`.
+    AccountRemoved {
+        /// The account ID.
+        account: String,
     },
 }
 
@@ -449,6 +463,20 @@ impl AwsAuth {
                         self.touched.insert(kind.section());
                     }
                 }
+                Edit::AddAccount(a) => {
+                    if !self.accounts.contains(a) {
+                        self.accounts.push(a.clone());
+                        changes.push(Change::AccountAdded { account: a.clone() });
+                        self.touched.insert(MAP_ACCOUNTS);
+                    }
+                }
+                Edit::RemoveAccount(a) => {
+                    if let Some(pos) = self.accounts.iter().position(|x| x == a) {
+                        self.accounts.remove(pos);
+                        changes.push(Change::AccountRemoved { account: a.clone() });
+                        self.touched.insert(MAP_ACCOUNTS);
+                    }
+                }
             }
         }
         changes
@@ -469,7 +497,27 @@ impl AwsAuth {
             }
             out.insert(section.to_string(), serde_saphyr::to_string(&Value::Array(items)).expect("YAML values render"));
         }
+        if self.touched.contains(MAP_ACCOUNTS)
+            && !(self.accounts.is_empty() && !self.original.contains_key(MAP_ACCOUNTS))
+        {
+            // quoted, so an ID with leading zeros stays a string for the authenticator
+            let text: String = self.accounts.iter().map(|a| format!("- \"{a}\"\n")).collect();
+            out.insert(MAP_ACCOUNTS.to_string(), if text.is_empty() { "[]\n".into() } else { text });
+        }
         out
+    }
+
+    /// The edits that make `mapAccounts` hold every account of `desired`, removing the ones in
+    /// `previously_managed` that `desired` no longer has. Accounts others added are untouched.
+    pub fn account_edits_towards(&self, desired: &[String], previously_managed: &BTreeSet<String>) -> Vec<Edit> {
+        let mut edits: Vec<Edit> =
+            desired.iter().filter(|a| !self.accounts.contains(a)).cloned().map(Edit::AddAccount).collect();
+        for a in previously_managed {
+            if !desired.contains(a) && self.accounts.contains(a) {
+                edits.push(Edit::RemoveAccount(a.clone()));
+            }
+        }
+        edits
     }
 
     /// The edits that take `self` to having every mapping of `desired` (compared by key), removing the
@@ -516,6 +564,48 @@ pub fn data_from_manifest(text: &str) -> Result<BTreeMap<String, String>, String
     Ok(out)
 }
 
+/// The accounts of `access.accounts` (aws-auth `mapAccounts`).
+pub fn desired_accounts(spec: &eksodus_core::spec::EnvironmentSpec) -> Vec<String> {
+    spec.access.iter().flat_map(|a| a.accounts.iter().cloned()).collect()
+}
+
+/// The aws-auth mappings of `access.service_access` in `account`: each service's service-linked role as its
+/// Kubernetes user (`arn:<partition>:iam::<account>:role/AWSServiceRoleForAmazonEMRContainers` as
+/// `emr-containers`), the mapping eksctl and the EMR on EKS guide write. No groups: the RBAC of
+/// [`service_rbac`] decides what it may do.
+pub fn service_mappings(spec: &eksodus_core::spec::EnvironmentSpec, account: &str) -> Vec<Mapping> {
+    let partition = crate::policy::partition(&spec.region);
+    let mut out: Vec<Mapping> = Vec::new();
+    for sa in spec.access.iter().flat_map(|a| a.service_access.iter()) {
+        let Some((_, role, user)) = eksodus_core::spec::SERVICE_ACCESS.iter().find(|(n, _, _)| *n == sa.service) else {
+            continue; // refused by validation
+        };
+        let m = Mapping::role(&format!("arn:{partition}:iam::{account}:role/{role}"), user, &[]);
+        if !out.iter().any(|x| x.key() == m.key()) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+const EMR_RBAC: &str = include_str!("../data/emr-containers-rbac.yaml");
+
+/// The RBAC objects (`Role` and `RoleBinding`, as JSON) of `access.service_access`, each in its namespace.
+pub fn service_rbac(spec: &eksodus_core::spec::EnvironmentSpec) -> Vec<Value> {
+    let mut out = Vec::new();
+    for sa in spec.access.iter().flat_map(|a| a.service_access.iter()) {
+        if sa.service != "emr-containers" {
+            continue;
+        }
+        for doc in EMR_RBAC.split("\n---\n") {
+            let mut v: Value = serde_saphyr::from_str(doc).expect("the committed RBAC is YAML");
+            v["metadata"]["namespace"] = Value::String(sa.namespace.clone());
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// The mappings a spec's `access.mappings` asks for.
 pub fn desired_mappings(spec: &eksodus_core::spec::EnvironmentSpec) -> Vec<Mapping> {
     spec.access
@@ -548,6 +638,54 @@ mod tests {
     }
 
     const ROLES: &str = "# nodes\n- rolearn: arn:aws:iam::111122223333:role/eks/node-role\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n- roleARN: arn:aws:iam::111122223333:role/admins\n  username: admin:{{SessionName}}\n  groups: [system:masters]\n  comment: kept\n";
+
+    #[test]
+    fn accounts_are_added_and_removed_only_when_eksodus_added_them() {
+        let mut d = data("- rolearn: arn:aws:iam::111122223333:role/admin\n  username: admin\n", "");
+        d.insert(MAP_ACCOUNTS.into(), "- \"444455556666\"\n".into());
+        let mut a = AwsAuth::parse(&d).unwrap();
+        // someone else's account stays; ours is added; a previously managed one no longer wanted goes
+        let managed: BTreeSet<String> = ["777788889999".to_string()].into();
+        let edits = a.account_edits_towards(&["000011112222".into()], &managed);
+        assert_eq!(edits, [Edit::AddAccount("000011112222".into())]);
+        let changes = a.apply(&edits);
+        assert_eq!(changes, [Change::AccountAdded { account: "000011112222".into() }]);
+        let out = a.render();
+        assert_eq!(out[MAP_ACCOUNTS], "- \"444455556666\"\n- \"000011112222\"\n");
+        assert_eq!(out[MAP_ROLES], d[MAP_ROLES], "an untouched section is written back as read");
+        let again = AwsAuth::parse(&out).unwrap();
+        assert_eq!(again.accounts, ["444455556666", "000011112222"]);
+        let managed: BTreeSet<String> = ["000011112222".to_string()].into();
+        let edits = again.account_edits_towards(&[], &managed);
+        assert_eq!(edits, [Edit::RemoveAccount("000011112222".into())]);
+        let mut gone = again.clone();
+        gone.apply(&edits);
+        assert_eq!(gone.render()[MAP_ACCOUNTS], "- \"444455556666\"\n");
+        assert!(again.account_edits_towards(&["000011112222".into()], &managed).is_empty());
+    }
+
+    #[test]
+    fn service_access_maps_the_service_linked_role_and_brings_its_rbac() {
+        let spec: eksodus_core::spec::EnvironmentSpec = serde_saphyr::from_str(
+            "name: a\nregion: cn-north-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\naccess:\n  service_access: [{service: emr-containers, namespace: spark}]\n",
+        )
+        .unwrap();
+        let m = service_mappings(&spec, "123456789012");
+        assert_eq!(
+            m,
+            [Mapping::role(
+                "arn:aws-cn:iam::123456789012:role/AWSServiceRoleForAmazonEMRContainers",
+                "emr-containers",
+                &[]
+            )]
+        );
+        let rbac = service_rbac(&spec);
+        assert_eq!(rbac.iter().map(|o| o["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["Role", "RoleBinding"]);
+        assert!(rbac
+            .iter()
+            .all(|o| o["metadata"]["namespace"] == "spark" && o["metadata"]["name"] == "emr-containers"));
+        assert_eq!(rbac[1]["subjects"][0]["name"], "emr-containers");
+    }
 
     #[test]
     fn untouched_renders_byte_identical_and_unknown_keys_survive() {

@@ -12,6 +12,8 @@ use kube::{Api, Client};
 use rand::Rng;
 use serde::Serialize;
 
+use eksodus_core::spec::EnvironmentSpec;
+
 use crate::awsauth::{AwsAuth, Change, Edit, Kind, Mapping};
 use crate::guard::{self, AuthMode, EntrySummary, Snapshot};
 use crate::Error;
@@ -89,9 +91,18 @@ fn managed_of(cm: Option<&ConfigMap>) -> BTreeSet<(Kind, String)> {
         .unwrap_or_default()
 }
 
-fn render_managed(m: &BTreeSet<(Kind, String)>) -> String {
+/// The accounts eksodus added to `mapAccounts` (`account|ID` lines of the same annotation).
+fn managed_accounts_of(cm: Option<&ConfigMap>) -> BTreeSet<String> {
+    cm.and_then(|c| c.metadata.annotations.as_ref())
+        .and_then(|a| a.get(MANAGED_ANNOTATION))
+        .map(|v| v.lines().filter_map(|l| l.strip_prefix("account|").map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+fn render_managed(m: &BTreeSet<(Kind, String)>, accounts: &BTreeSet<String>) -> String {
     m.iter()
         .map(|(k, a)| format!("{}|{a}", if *k == Kind::Role { "role" } else { "user" }))
+        .chain(accounts.iter().map(|a| format!("account|{a}")))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -133,7 +144,21 @@ impl AwsAuthApi {
 
     /// Edits the ConfigMap: `decide` sees the current mappings and the managed set and returns the edits and
     /// the new managed set. Repeated from a fresh read after every conflict.
-    pub async fn edit<F>(&self, mut decide: F, opts: &EditOptions) -> Result<EditOutcome, Error>
+    pub async fn edit<F>(&self, decide: F, opts: &EditOptions) -> Result<EditOutcome, Error>
+    where
+        F: FnMut(&AwsAuth, &BTreeSet<(Kind, String)>) -> (Vec<Edit>, BTreeSet<(Kind, String)>),
+    {
+        self.edit_with_accounts(decide, None, opts).await
+    }
+
+    /// [`AwsAuthApi::edit`], and when `accounts` is given, `mapAccounts` made to hold them: accounts eksodus
+    /// added before and no longer wanted are removed, accounts others added are kept.
+    async fn edit_with_accounts<F>(
+        &self,
+        mut decide: F,
+        accounts: Option<&[String]>,
+        opts: &EditOptions,
+    ) -> Result<EditOutcome, Error>
     where
         F: FnMut(&AwsAuth, &BTreeSet<(Kind, String)>) -> (Vec<Edit>, BTreeSet<(Kind, String)>),
     {
@@ -143,10 +168,18 @@ impl AwsAuthApi {
             let data: BTreeMap<String, String> = current.as_ref().and_then(|c| c.data.clone()).unwrap_or_default();
             let before = AwsAuth::parse(&data).map_err(Error::Malformed)?;
             let managed = managed_of(current.as_ref());
-            let (edits, new_managed) = decide(&before, &managed);
+            let managed_accounts = managed_accounts_of(current.as_ref());
+            let (mut edits, new_managed) = decide(&before, &managed);
+            let new_accounts = match accounts {
+                Some(want) => {
+                    edits.extend(before.account_edits_towards(want, &managed_accounts));
+                    want.iter().cloned().collect()
+                }
+                None => managed_accounts.clone(),
+            };
             let mut after = before.clone();
             let changes = after.apply(&edits);
-            if changes.is_empty() && new_managed == managed {
+            if changes.is_empty() && new_managed == managed && new_accounts == managed_accounts {
                 return Ok(EditOutcome { changes, attempts: attempt, created: false, written: false });
             }
             let snap =
@@ -163,10 +196,10 @@ impl AwsAuthApi {
             };
             guard::check(&snap(&before), &snap(&after), &node_roles, opts.force).map_err(Error::Lockout)?;
             let mut annotations = current.as_ref().and_then(|c| c.metadata.annotations.clone()).unwrap_or_default();
-            if new_managed.is_empty() {
+            if new_managed.is_empty() && new_accounts.is_empty() {
                 annotations.remove(MANAGED_ANNOTATION);
             } else {
-                annotations.insert(MANAGED_ANNOTATION.into(), render_managed(&new_managed));
+                annotations.insert(MANAGED_ANNOTATION.into(), render_managed(&new_managed, &new_accounts));
             }
             let result = match &current {
                 None => {
@@ -213,5 +246,36 @@ impl AwsAuthApi {
     pub async fn apply_desired(&self, desired: &[Mapping], opts: &EditOptions) -> Result<EditOutcome, Error> {
         let keys: BTreeSet<(Kind, String)> = desired.iter().map(Mapping::key).collect();
         self.edit(|current, managed| (current.edits_towards(desired, managed), keys.clone()), opts).await
+    }
+
+    /// Makes aws-auth hold what `spec` asks for: its mappings ([`AwsAuthApi::apply_desired`]), the mappings
+    /// of its service access in `account`, and its accounts in `mapAccounts`, in one read-merge-write.
+    /// Service access without the account is refused ([`Error::Invalid`]) before anything is read.
+    pub async fn apply_spec(
+        &self,
+        spec: &EnvironmentSpec,
+        account: Option<&str>,
+        opts: &EditOptions,
+    ) -> Result<EditOutcome, Error> {
+        let mut desired = crate::awsauth::desired_mappings(spec);
+        let services = spec.access.as_ref().is_some_and(|a| !a.service_access.is_empty());
+        match account {
+            Some(acct) => desired.extend(crate::awsauth::service_mappings(spec, acct)),
+            None if services => {
+                return Err(Error::Invalid {
+                    field: "access.service_access".into(),
+                    message: "a service's role mapping names the cluster's account, which is not known here".into(),
+                })
+            }
+            None => {}
+        }
+        let accounts = crate::awsauth::desired_accounts(spec);
+        let keys: BTreeSet<(Kind, String)> = desired.iter().map(Mapping::key).collect();
+        self.edit_with_accounts(
+            |current, managed| (current.edits_towards(&desired, managed), keys.clone()),
+            Some(&accounts),
+            opts,
+        )
+        .await
     }
 }

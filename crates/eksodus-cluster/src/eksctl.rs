@@ -398,17 +398,34 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     let (rolearn, userarn) = if arn.contains(":role/") { (Some(arn), None) } else { (None, Some(arn)) };
                     access.mappings.push(MappingSpec { rolearn, userarn, username, groups });
                 }
-                None => {
-                    let what = if r.map.contains_key("serviceName") {
-                        "service-linked mappings (serviceName)"
-                    } else if r.map.contains_key("account") {
-                        "account mappings (mapAccounts)"
-                    } else {
-                        "mappings without an ARN"
+                None if r.map.contains_key("serviceName") => {
+                    let service = r.str("serviceName").unwrap_or_default();
+                    match r.str("namespace") {
+                        Some(namespace) if eksodus_core::spec::SERVICE_ACCESS.iter().any(|(n, _, _)| *n == service) => {
+                            access.service_access.push(eksodus_core::spec::ServiceAccessSpec { service, namespace })
+                        }
+                        Some(_) => un.push(Unsupported {
+                            path: r.at("serviceName"),
+                            reason: format!("`{service}`: eksodus knows the service access of emr-containers only"),
+                        }),
+                        None => un.push(Unsupported {
+                            path: r.at("namespace"),
+                            reason: "service access is granted in a namespace: name it".into(),
+                        }),
+                    }
+                }
+                None if r.map.contains_key("account") => {
+                    let acct = match r.get("account") {
+                        Some(Value::String(a)) => a.clone(),
+                        Some(Value::Number(n)) => format!("{n:0>12}"),
+                        _ => String::new(),
                     };
+                    access.accounts.push(acct);
+                }
+                None => {
                     un.push(Unsupported {
                         path: format!("iamIdentityMappings[{i}]"),
-                        reason: format!("eksodus manages role and user mappings; {what} are left to the cluster"),
+                        reason: "a mapping needs an arn, an account or a serviceName".into(),
                     });
                     continue;
                 }
@@ -1094,8 +1111,14 @@ nodeGroups:
         assert!(imp.spec.cluster.as_ref().unwrap().nodegroups[0].owns_template());
 
         let imp = import(&example("35-iamidentitymappings.yaml")).unwrap();
-        assert_eq!(imp.spec.access.unwrap().mappings.len(), 2);
-        assert_eq!(imp.unsupported.len(), 2, "{:?}", imp.unsupported);
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        let a = imp.spec.access.unwrap();
+        assert_eq!(a.mappings.len(), 2);
+        assert_eq!(a.accounts, ["000000000000"]);
+        assert_eq!(
+            a.service_access,
+            [eksodus_core::spec::ServiceAccessSpec { service: "emr-containers".into(), namespace: "emr".into() }]
+        );
 
         let imp = import(&example("27-oidc-provider.yaml")).unwrap();
         assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);

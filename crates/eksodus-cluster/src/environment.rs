@@ -83,6 +83,8 @@ pub struct UpReport {
     pub converged: EnvPlan,
     /// ENIConfig objects applied in the cluster (custom networking).
     pub eni_configs: Vec<String>,
+    /// What changed in `kube-system/aws-auth` (the spec's mappings and accounts, merged with everyone else's).
+    pub aws_auth: Vec<eksodus_access::awsauth::Change>,
     /// Kubernetes work skipped, and why.
     pub kube_skipped: Option<String>,
 }
@@ -632,7 +634,7 @@ impl Environment {
             if p.is_converged() {
                 // the AWS side is converged: a cluster that does not answer leaves its Kubernetes-side steps
                 // pending (a later `up` does them), it does not fail what was built
-                let (eni_configs, kube_skipped) = match self.kube_after_up(&p).await {
+                let (eni_configs, mut kube_skipped) = match self.kube_after_up(&p).await {
                     Ok(done) => done,
                     Err(e) if e.is_kube() => (
                         vec![],
@@ -640,7 +642,20 @@ impl Environment {
                     ),
                     Err(e) => return Err(e),
                 };
-                return Ok(UpReport { rounds, converged: p, eni_configs, kube_skipped });
+                let aws_auth = match self.aws_auth_after_up(&p).await {
+                    Ok((changes, note)) => {
+                        kube_skipped = kube_skipped.or(note);
+                        changes
+                    }
+                    Err(e) if e.is_kube() => {
+                        kube_skipped = kube_skipped.or(Some(format!(
+                            "pending: cannot reach the cluster's API server ({e}); aws-auth not updated: run up again once it answers"
+                        )));
+                        vec![]
+                    }
+                    Err(e) => return Err(e),
+                };
+                return Ok(UpReport { rounds, converged: p, eni_configs, aws_auth, kube_skipped });
             }
             if p.plan.is_empty() {
                 return Err(Error::NotConverged {
@@ -693,6 +708,49 @@ impl Environment {
             KubeAccess::Provider(p) => {
                 kube_side::client_with_provider(info, &self.spec.region, p.clone()).await.map(Some)
             }
+        }
+    }
+
+    /// The spec's aws-auth mappings and accounts, merged into `kube-system/aws-auth` once the cluster exists,
+    /// when its authentication mode reads the ConfigMap: read-merge-write with the resourceVersion, everyone
+    /// else's entries kept, behind the lockout guard (with the cluster's access entries counted). Nothing is
+    /// read when the spec asks for no mapping; `cargo xtask access aws-auth apply` removes eksodus's last ones.
+    async fn aws_auth_after_up(
+        &self,
+        p: &EnvPlan,
+    ) -> Result<(Vec<eksodus_access::awsauth::Change>, Option<String>), Error> {
+        let services = eksodus_access::awsauth::service_rbac(&self.spec);
+        let wanted = !eksodus_access::awsauth::desired_mappings(&self.spec).is_empty()
+            || !eksodus_access::awsauth::desired_accounts(&self.spec).is_empty()
+            || !services.is_empty();
+        let Some(info) = p.cluster.as_ref().filter(|c| c.owned) else { return Ok((vec![], None)) };
+        let mode = info.authentication_mode.unwrap_or(eksodus_core::spec::AuthenticationMode::ConfigMap);
+        if !wanted || mode == eksodus_core::spec::AuthenticationMode::Api {
+            return Ok((vec![], None));
+        }
+        let Some(client) = self.kube_client(info).await? else {
+            return Ok((vec![], Some("no access to the cluster's API server: aws-auth not updated".into())));
+        };
+        kube_side::reachable(&client, Duration::from_secs(20)).await?;
+        // admins through access entries count for the guard in a mode that reads them
+        let entries = if mode.reads_access_entries() {
+            let acc = self.entries(&info.account, Some(mode));
+            let mut found = acc.discover().await?;
+            acc.resolve_admins(&mut found).await?;
+            found.all
+        } else {
+            vec![]
+        };
+        let opts = eksodus_access::cluster::EditOptions { force: self.force, mode, entries, ..Default::default() };
+        // the services' RBAC first: a mapping that names a user nothing binds would do nothing
+        kube_side::apply_rbac(&client, &services).await?;
+        let api = eksodus_access::cluster::AwsAuthApi::new(client);
+        match api.apply_spec(&self.spec, Some(&info.account), &opts).await {
+            Ok(out) => Ok((out.changes, None)),
+            Err(eksodus_access::Error::Kube(e)) => {
+                Err(Error::Kube { what: "aws-auth read-merge-write".into(), source: e })
+            }
+            Err(e) => Err(access_err(e)),
         }
     }
 

@@ -173,6 +173,39 @@ pub async fn apply_eni_configs(client: &Client, objects: &[Value]) -> Result<Vec
     Ok(names)
 }
 
+/// Server-side applies namespaced RBAC objects (`Role`, `RoleBinding` of `rbac.authorization.k8s.io/v1`), each
+/// in the namespace its metadata names; a namespace that does not exist is an error naming it. Returns
+/// `namespace/Kind/name` of each.
+pub async fn apply_rbac(client: &Client, objects: &[Value]) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for o in objects {
+        let kind = o["kind"].as_str().unwrap_or_default();
+        let plural = match kind {
+            "Role" => "roles",
+            "RoleBinding" => "rolebindings",
+            other => return Err(Error::Spec { field: "access".into(), message: format!("no RBAC kind {other}") }),
+        };
+        let ar =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind), plural);
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(o);
+        match kcall(|| api.patch(&name, &pp, &patch)).await {
+            Ok(_) => out.push(format!("{ns}/{kind}/{name}")),
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                return Err(Error::Spec {
+                    field: "access.service_access".into(),
+                    message: format!("namespace {ns} does not exist in the cluster: create it, then run up again"),
+                })
+            }
+            Err(e) => return Err(kube_err(format!("apply {kind} {ns}/{name}"))(e)),
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the cluster's API server answers (`/version`), trying for at most `patience`: a server that does not
 /// resolve or connect is not waited for the whole retry budget of a call.
 pub async fn reachable(client: &Client, patience: Duration) -> Result<(), Error> {

@@ -380,6 +380,15 @@ pub struct AccessSpec {
     /// aws-auth mappings eksodus manages (others' entries are never touched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mappings: Vec<MappingSpec>,
+    /// AWS accounts whose every IAM identity may authenticate, each as its own ARN with no groups (aws-auth
+    /// `mapAccounts`; RBAC bindings to those names decide what they may do). aws-auth only: access entries
+    /// have no equivalent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+    /// AWS services let into a namespace through their service-linked role (eksctl's `iamIdentityMappings[]`
+    /// with `serviceName`): the aws-auth mapping and the RBAC the service documents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_access: Vec<ServiceAccessSpec>,
     /// EKS access entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<AccessEntrySpec>,
@@ -488,6 +497,20 @@ impl WellKnownPolicy {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
     }
 }
+
+/// An AWS service let into one namespace of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccessSpec {
+    /// The service: `emr-containers` (EMR on EKS).
+    pub service: String,
+    /// The namespace it works in (it must exist).
+    pub namespace: String,
+}
+
+/// Services [`ServiceAccessSpec`] knows: name, the service-linked role it maps, the Kubernetes username.
+pub const SERVICE_ACCESS: &[(&str, &str, &str)] =
+    &[("emr-containers", "AWSServiceRoleForAmazonEMRContainers", "emr-containers")];
 
 /// One aws-auth mapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1174,6 +1197,46 @@ fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
         if m.username.is_empty() {
             errs.push(FieldError::new(at("username"), "must not be empty"));
         }
+    }
+    for (i, acct) in a.accounts.iter().enumerate() {
+        if acct.len() != 12 || !acct.chars().all(|c| c.is_ascii_digit()) {
+            errs.push(FieldError::new(
+                format!("access.accounts[{i}]"),
+                format!("`{acct}` is not a 12-digit AWS account ID"),
+            ));
+        } else if a.accounts[..i].contains(acct) {
+            errs.push(FieldError::new(format!("access.accounts[{i}]"), format!("{acct} is listed twice")));
+        }
+    }
+    for (i, sa) in a.service_access.iter().enumerate() {
+        if !SERVICE_ACCESS.iter().any(|(n, _, _)| *n == sa.service) {
+            errs.push(FieldError::new(
+                format!("access.service_access[{i}].service"),
+                format!(
+                    "`{}` is not one of {}",
+                    sa.service,
+                    SERVICE_ACCESS.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if !is_dns_label(&sa.namespace) {
+            errs.push(FieldError::new(
+                format!("access.service_access[{i}].namespace"),
+                format!("`{}` is not a Kubernetes namespace name", sa.namespace),
+            ));
+        }
+    }
+    if !a.service_access.is_empty() && a.authentication_mode == Some(AuthenticationMode::Api) {
+        errs.push(FieldError::new(
+            "access.service_access",
+            "authentication mode API reads no aws-auth ConfigMap: use API_AND_CONFIG_MAP or CONFIG_MAP",
+        ));
+    }
+    if !a.accounts.is_empty() && a.authentication_mode == Some(AuthenticationMode::Api) {
+        errs.push(FieldError::new(
+            "access.accounts",
+            "authentication mode API reads no aws-auth ConfigMap, and access entries cannot admit a whole account: use API_AND_CONFIG_MAP or CONFIG_MAP",
+        ));
     }
     let mut principals = BTreeSet::new();
     for (i, e) in a.entries.iter().enumerate() {

@@ -420,10 +420,9 @@ impl Recovery {
         if !journal.done.contains_key(&Phase::Access) {
             let t = self.start(Phase::Access, events);
             if self.access.by == "aws-auth" {
-                let desired = eksodus_access::awsauth::desired_mappings(&self.spec);
                 let api = eksodus_access::cluster::AwsAuthApi::new(client.clone());
                 let opts = eksodus_access::cluster::EditOptions { force: self.force, ..Default::default() };
-                api.apply_desired(&desired, &opts).await?;
+                api.apply_spec(&self.spec, None, &opts).await?;
             }
             let summary = format!("{} principal(s) by {}", self.access.granted.len(), self.access.by);
             self.finish(&mut journal, Phase::Access, t, summary, events)?;

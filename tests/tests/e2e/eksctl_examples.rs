@@ -68,7 +68,22 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         provide_existing(&conf, &mut spec).await;
         aws.proxy.reset_stats(); // the calls that count are eksodus's
         let spec = eksodus::spec::validated(spec).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let nc = eksodus_testkit::workload::NewCluster::start(false).await.unwrap();
+        // the fake API server for speed, the real one (where available) for an example that writes aws-auth
+        // and RBAC: the fake agreeing proves nothing
+        let writes_kube = spec
+            .access
+            .as_ref()
+            .is_some_and(|a| !(a.mappings.is_empty() && a.accounts.is_empty() && a.service_access.is_empty()));
+        let nc = eksodus_testkit::workload::NewCluster::start(writes_kube).await.unwrap();
+        if writes_kube {
+            println!("{name}: the new cluster's Kubernetes side is {}", nc.describe());
+        }
+        // the namespaces a service is let into are the user's (eksctl too fails without them)
+        for sa in spec.access.iter().flat_map(|a| &a.service_access) {
+            let ns: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(nc.client.clone());
+            let obj = serde_json::from_value(serde_json::json!({"metadata": {"name": sa.namespace}})).unwrap();
+            ns.create(&Default::default(), &obj).await.unwrap();
+        }
         let env = || {
             eksodus::Environment::builder(spec.clone())
                 .aws(&conf)
@@ -79,6 +94,26 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         };
         let up = env().up(&EventSink::discard()).await.unwrap_or_else(|e| panic!("{name}: up: {e}"));
         assert!(up.converged.is_converged(), "{name}");
+        // aws-auth holds the spec's mappings, accounts and services, and the services' RBAC exists
+        let access = spec.access.clone().unwrap_or_default();
+        if !(access.mappings.is_empty() && access.accounts.is_empty() && access.service_access.is_empty()) {
+            let held = eksodus::access::cluster::AwsAuthApi::new(nc.client.clone()).read().await.unwrap();
+            assert_eq!(held.mappings.len(), access.mappings.len() + access.service_access.len(), "{name}: {held:?}");
+            assert_eq!(held.accounts, access.accounts, "{name}");
+            for sa in &access.service_access {
+                let role = format!("arn:aws:iam::{}:role/AWSServiceRoleForAmazonEMRContainers", aws.account_id);
+                let m =
+                    held.get(eksodus::access::awsauth::Kind::Role, &role).unwrap_or_else(|| panic!("{name}: {role}"));
+                assert_eq!(m.username.as_deref(), Some("emr-containers"));
+                let rb: kube::Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+                    kube::Api::namespaced(nc.client.clone(), &sa.namespace);
+                let rb = rb.get("emr-containers").await.unwrap();
+                assert_eq!(rb.subjects.unwrap()[0].name, "emr-containers");
+            }
+            // a second up changes nothing there
+            let again = env().up(&EventSink::discard()).await.unwrap();
+            assert!(again.aws_auth.is_empty(), "{name}: {:?}", again.aws_auth);
+        }
         let again = env().plan().await.unwrap();
         assert!(
             again.is_converged(),
@@ -121,6 +156,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "19-kms-cluster.yaml",
         "25-addons.yaml",
         "27-oidc-provider.yaml",
+        "35-iamidentitymappings.yaml",
         "40-access-entries.yaml",
         "45-upgrade-policy-example.yaml",
     ];
