@@ -498,7 +498,7 @@ impl AwsAuth {
             out.insert(section.to_string(), serde_saphyr::to_string(&Value::Array(items)).expect("YAML values render"));
         }
         if self.touched.contains(MAP_ACCOUNTS)
-            && !(self.accounts.is_empty() && !self.original.contains_key(MAP_ACCOUNTS))
+            && (!self.accounts.is_empty() || self.original.contains_key(MAP_ACCOUNTS))
         {
             // quoted, so an ID with leading zeros stays a string for the authenticator
             let text: String = self.accounts.iter().map(|a| format!("- \"{a}\"\n")).collect();
