@@ -1,5 +1,6 @@
-//! Turns a directory of manifests into an ordered migration bundle (offline), and applies it to a cluster when
-//! a kubeconfig context is given: `cargo run -p eksodus --example migrate_dir -- DIR BUNDLE [CONTEXT]`.
+//! Turns a directory of manifests into an ordered migration bundle (offline), and when a kubeconfig context is
+//! given applies it to that cluster and verifies it there (every object as the bundle has it, workloads rolled
+//! out): `cargo run -p eksodus --example migrate_dir -- DIR BUNDLE [CONTEXT]`.
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -32,5 +33,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let report = live::apply(&client, &objects, &live::MigrateOptions::default(), &events).await?;
     println!("{:?}", report.counts());
+    let check =
+        live::verify(&client, &objects, &Default::default(), std::time::Duration::from_secs(60), &events).await?;
+    if !check.objects_match() {
+        return Err(format!("verify: missing {:?}, different {:?}", check.missing, check.different).into());
+    }
+    println!("verified: {} object(s) as the bundle has them", objects.len());
     Ok(())
 }

@@ -82,6 +82,31 @@ async fn the_facade_examples_run_to_the_end() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2 object(s)"), "{out}");
     assert!(bundle.join("manifest.json").exists());
+    // ... and applied and verified on a cluster named by a kubeconfig context (a real API server where there is
+    // one), as an embedder runs it
+    let nc = eksodus_testkit::workload::NewCluster::start(true).await.unwrap();
+    let (kubeconfig, context) = match &nc.real {
+        Some(r) => (r.kubeconfig_path(), "real"),
+        None => {
+            let p = work.path().join("kubeconfig");
+            let url = nc.fake.url();
+            std::fs::write(&p, format!("apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\nusers: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\ncurrent-context: fake\n")).unwrap();
+            (p, "fake")
+        }
+    };
+    println!("migrate_dir applies to {}", nc.describe());
+    let bundle2 = work.path().join("bundle2");
+    let out = Command::new(dir.join("migrate_dir"))
+        .current_dir(work.path())
+        .args([manifests.to_str().unwrap(), bundle2.to_str().unwrap(), context])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("verified: 2 object(s)"), "{text}");
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(nc.client.clone(), "shop");
+    assert_eq!(cms.get("web").await.unwrap().data.unwrap()["MODE"], "production");
 
     // recover_from_etcd: the plan of a recovery from the committed snapshot
     let recover_spec = work.path().join("recover.yaml");
