@@ -589,6 +589,10 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     un.push(Unsupported { path: format!("{list}[{i}].updateConfig.{k}"), reason: not_mapped(k) });
                 }
             }
+            // eksctl's `ami` is an AMI ID, or how eksctl should find one (`auto`, `auto-ssm`, `static`): EKS's
+            // own AMI for the family then, which is what a managed nodegroup without one runs
+            let ami = r.str("ami").filter(|a| a.starts_with("ami-"));
+            let override_bootstrap_command = r.str("overrideBootstrapCommand");
             let ami_type = r.str("amiFamily").and_then(|f| match f.as_str() {
                 "AmazonLinux2023" => Some("AL2023_x86_64_STANDARD".to_string()),
                 "AmazonLinux2" => Some("AL2_x86_64".to_string()),
@@ -757,15 +761,15 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 pre_bootstrap_commands: r.strings("preBootstrapCommands"),
                 instance_name: r.str("instanceName"),
                 launch_template,
+                ami,
+                override_bootstrap_command,
             });
-            let why = |k: &str| {
-                match k {
-                "ami" | "overrideBootstrapCommand" => format!(
-                    "custom AMIs (`{k}`) are not supported yet: use an EKS AMI type with preBootstrapCommands, or your own launchTemplate"
-                ),
-                "volumeName" => "the volume's device follows the AMI family (/dev/xvda; Bottlerocket's data volume /dev/xvdb)".to_string(),
+            let why = |k: &str| match k {
+                "volumeName" => {
+                    "the volume's device follows the AMI family (/dev/xvda; Bottlerocket's data volume /dev/xvdb)"
+                        .to_string()
+                }
                 other => not_mapped(other),
-            }
             };
             r.rest(&mut un, why);
         }
@@ -1069,11 +1073,7 @@ nodeGroups:
 
         let imp = import(&example("15-managed-nodes.yaml")).unwrap();
         let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
-        for p in [
-            "managedNodeGroups[0].ssh.publicKeyPath",
-            "managedNodeGroups[2].ami",
-            "managedNodeGroups[2].overrideBootstrapCommand",
-        ] {
+        for p in ["managedNodeGroups[0].ssh.publicKeyPath"] {
             assert!(paths.contains(&p), "{p} not reported: {paths:?}");
         }
         for p in
@@ -1087,10 +1087,16 @@ nodeGroups:
             ngs[3].launch_template,
             Some(eksodus_core::spec::LaunchTemplateRef { id: "lt-1234".into(), version: "3".into() })
         );
-        let ng = &imp.spec.cluster.unwrap().nodegroups[0];
+        let ng = &imp.spec.cluster.as_ref().unwrap().nodegroups[0];
         assert_eq!((ng.min, ng.desired, ng.max, ng.max_unavailable), (2, 3, 4, Some(3)));
         assert_eq!(ng.tags["nodegroup-role"], "worker");
         assert_eq!(ng.iam.well_known, [WellKnownPolicy::ExternalDns, WellKnownPolicy::CertManager]);
+        // a custom AMI with its own bootstrap command maps (the example's placeholder ID is refused by validation)
+        let custom = &imp.spec.cluster.as_ref().unwrap().nodegroups[2];
+        assert_eq!(custom.ami.as_deref(), Some("ami-custom"));
+        assert_eq!(custom.ami_type.as_deref(), Some("AL2_x86_64"));
+        assert!(custom.override_bootstrap_command.as_deref().unwrap().contains("/etc/eks/bootstrap.sh cluster-15"));
+        assert!(!paths.iter().any(|p| p.starts_with("managedNodeGroups[2]")), "{paths:?}");
         assert!(ng.ssh.is_none(), "a key to import is refused, not guessed");
 
         // a named key pair with the groups allowed to reach it is EKS remote access; SSM alone needs nothing

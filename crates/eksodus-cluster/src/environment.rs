@@ -535,6 +535,7 @@ impl Environment {
                 security_groups: sgs,
                 max_pods: max_pods.clone(),
                 cluster_security_group: owned_cluster.and_then(|c| c.security_group.clone()),
+                cluster_bootstrap: owned_cluster.and_then(ClusterInfo::bootstrap),
             };
             let set = self.eks.desired(spec, &inputs)?;
             deferred.extend(set.deferred);

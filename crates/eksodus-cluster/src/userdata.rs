@@ -15,6 +15,15 @@
 //! What eksodus writes: the kubelet's max pods when the spec's CNI mode makes EKS's default wrong (prefix
 //! delegation or custom networking, where EKS's ENI formula counts the wrong addresses), and the user's
 //! commands. With neither, there is no user data at all.
+//!
+//! A **custom AMI** is different: EKS merges nothing into its user data ("Customize managed nodes with launch
+//! templates", the section on specifying an AMI), so the template carries the whole bootstrap
+//! ([`Bootstrap`]): the cluster's name, endpoint, CA and service CIDR, and the labels EKS would otherwise set
+//! (`eks.amazonaws.com/nodegroup`, `eks.amazonaws.com/nodegroup-image`, `eks.amazonaws.com/capacityType`, which
+//! the guide asks a custom AMI's kubelet to register) with the nodegroup's own labels and taints. Amazon Linux
+//! 2023 gets a complete `NodeConfig` (`spec.cluster` and kubelet flags), Amazon Linux 2 a shell script running
+//! `/etc/eks/bootstrap.sh` (or the user's own command), Bottlerocket its `settings.kubernetes` with
+//! `node-labels` and `node-taints` tables (Bottlerocket's settings reference).
 
 /// The OS family of a nodegroup's AMI, as its user data format follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +32,9 @@ pub enum Family {
     Al2023,
     /// Bottlerocket (TOML settings).
     Bottlerocket,
-    /// Anything else (Amazon Linux 2, Windows): eksodus writes no user data for it.
+    /// Amazon Linux 2 (`/etc/eks/bootstrap.sh`): user data only for a custom AMI.
+    Al2,
+    /// Anything else (Windows): eksodus writes no user data for it.
     Other,
 }
 
@@ -34,6 +45,8 @@ impl Family {
             Family::Al2023
         } else if ami_type.starts_with("BOTTLEROCKET") {
             Family::Bottlerocket
+        } else if ami_type.starts_with("AL2_") {
+            Family::Al2
         } else {
             Family::Other
         }
@@ -57,8 +70,52 @@ pub const BOUNDARY: &str = "//EKSODUS-BOUNDARY";
 pub struct NodeSettings<'a> {
     /// The kubelet's max pods, when eksodus sets it.
     pub max_pods: Option<u32>,
-    /// Shell commands run before the node joins (Amazon Linux 2023 only).
+    /// Shell commands run before the node joins (Amazon Linux 2023, and Amazon Linux 2 custom AMIs).
     pub pre_bootstrap_commands: &'a [String],
+    /// The whole bootstrap, for a custom AMI (EKS merges nothing then).
+    pub bootstrap: Option<Bootstrap<'a>>,
+}
+
+/// What a custom AMI's node needs to join: the cluster, and what EKS would have told the kubelet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bootstrap<'a> {
+    /// The cluster's name.
+    pub cluster: &'a str,
+    /// Its API server endpoint (`https://...`).
+    pub endpoint: &'a str,
+    /// Its CA bundle, base64 as `DescribeCluster` gives it.
+    pub certificate_authority: &'a str,
+    /// Its service CIDR (the DNS service is its tenth address).
+    pub service_cidr: &'a str,
+    /// The node labels, EKS's own for the nodegroup included, in order.
+    pub labels: Vec<(String, String)>,
+    /// Taints as `key=value:Effect` (the kubelet's spelling).
+    pub taints: Vec<String>,
+    /// Amazon Linux 2: the user's command instead of `/etc/eks/bootstrap.sh`.
+    pub override_command: Option<&'a str>,
+}
+
+impl Bootstrap<'_> {
+    /// The cluster DNS service's address: the tenth of the service CIDR, as EKS assigns it.
+    pub fn dns_ip(&self) -> Option<String> {
+        let (net, _) = self.service_cidr.split_once('/')?;
+        let ip: std::net::Ipv4Addr = net.parse().ok()?;
+        Some(std::net::Ipv4Addr::from(u32::from(ip) + 10).to_string())
+    }
+
+    fn label_flag(&self) -> String {
+        let l: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("--node-labels={}", l.join(","))
+    }
+}
+
+/// The kubelet's spelling of an EKS taint effect (`NO_SCHEDULE` -> `NoSchedule`).
+pub fn kubelet_effect(effect: &str) -> &'static str {
+    match effect {
+        "NO_EXECUTE" => "NoExecute",
+        "PREFER_NO_SCHEDULE" => "PreferNoSchedule",
+        _ => "NoSchedule",
+    }
 }
 
 /// The user data for `family`, or `None` when there is nothing to add to what EKS writes (or the family takes
@@ -67,18 +124,83 @@ pub fn render(family: Family, s: &NodeSettings<'_>) -> Option<String> {
     match family {
         Family::Al2023 => al2023(s),
         Family::Bottlerocket => bottlerocket(s),
+        Family::Al2 => s.bootstrap.as_ref().map(|b| al2(s, b)),
         Family::Other => None,
     }
 }
 
+/// A single-quoted shell word.
+fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn al2(s: &NodeSettings<'_>, b: &Bootstrap<'_>) -> String {
+    let mut out = String::from("#!/bin/bash\nset -o errexit -o nounset -o pipefail\n");
+    for c in s.pre_bootstrap_commands {
+        out.push_str(c.trim_end());
+        out.push('\n');
+    }
+    if let Some(o) = b.override_command {
+        out.push_str(o.trim_end());
+        out.push('\n');
+        return out;
+    }
+    let mut kubelet = vec![b.label_flag()];
+    if !b.taints.is_empty() {
+        kubelet.push(format!("--register-with-taints={}", b.taints.join(",")));
+    }
+    if let Some(m) = s.max_pods {
+        kubelet.push(format!("--max-pods={m}"));
+    }
+    out.push_str(&format!(
+        "/etc/eks/bootstrap.sh {} --apiserver-endpoint {} --b64-cluster-ca {}",
+        sh(b.cluster),
+        sh(b.endpoint),
+        sh(b.certificate_authority)
+    ));
+    if let Some(dns) = b.dns_ip() {
+        out.push_str(&format!(" --dns-cluster-ip {dns}"));
+    }
+    if s.max_pods.is_some() {
+        out.push_str(" --use-max-pods false");
+    }
+    out.push_str(&format!(" --kubelet-extra-args {}\n", sh(&kubelet.join(" "))));
+    out
+}
+
+/// A YAML or TOML double-quoted string.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
 fn al2023(s: &NodeSettings<'_>) -> Option<String> {
-    if s.max_pods.is_none() && s.pre_bootstrap_commands.is_empty() {
+    if s.max_pods.is_none() && s.pre_bootstrap_commands.is_empty() && s.bootstrap.is_none() {
         return None;
     }
     let mut out = String::new();
     out.push_str("MIME-Version: 1.0\n");
     out.push_str(&format!("Content-Type: multipart/mixed; boundary=\"{BOUNDARY}\"\n\n"));
-    if let Some(m) = s.max_pods {
+    if let Some(b) = &s.bootstrap {
+        out.push_str(&format!("--{BOUNDARY}\n"));
+        out.push_str("Content-Type: application/node.eks.aws\n\n");
+        out.push_str("---\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n");
+        out.push_str(&format!(
+            "  cluster:\n    name: {}\n    apiServerEndpoint: {}\n    certificateAuthority: {}\n    cidr: {}\n",
+            quoted(b.cluster),
+            quoted(b.endpoint),
+            quoted(b.certificate_authority),
+            quoted(b.service_cidr)
+        ));
+        out.push_str("  kubelet:\n");
+        if let Some(m) = s.max_pods {
+            out.push_str(&format!("    config:\n      maxPods: {m}\n"));
+        }
+        out.push_str(&format!("    flags:\n      - {}\n", quoted(&b.label_flag())));
+        if !b.taints.is_empty() {
+            out.push_str(&format!("      - {}\n", quoted(&format!("--register-with-taints={}", b.taints.join(",")))));
+        }
+        out.push('\n');
+    } else if let Some(m) = s.max_pods {
         out.push_str(&format!("--{BOUNDARY}\n"));
         out.push_str("Content-Type: application/node.eks.aws\n\n");
         out.push_str("---\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n");
@@ -99,8 +221,41 @@ fn al2023(s: &NodeSettings<'_>) -> Option<String> {
 }
 
 fn bottlerocket(s: &NodeSettings<'_>) -> Option<String> {
-    let m = s.max_pods?;
-    Some(format!("[settings.kubernetes]\nmax-pods = {m}\n"))
+    let Some(b) = &s.bootstrap else {
+        let m = s.max_pods?;
+        return Some(format!("[settings.kubernetes]\nmax-pods = {m}\n"));
+    };
+    let mut out = String::from("[settings.kubernetes]\n");
+    out.push_str(&format!("cluster-name = {}\n", quoted(b.cluster)));
+    out.push_str(&format!("api-server = {}\n", quoted(b.endpoint)));
+    out.push_str(&format!("cluster-certificate = {}\n", quoted(b.certificate_authority)));
+    if let Some(dns) = b.dns_ip() {
+        out.push_str(&format!("cluster-dns-ip = {}\n", quoted(&dns)));
+    }
+    if let Some(m) = s.max_pods {
+        out.push_str(&format!("max-pods = {m}\n"));
+    }
+    out.push_str("\n[settings.kubernetes.node-labels]\n");
+    for (k, v) in &b.labels {
+        out.push_str(&format!("{} = {}\n", quoted(k), quoted(v)));
+    }
+    if !b.taints.is_empty() {
+        // key = ["value:Effect", ...]
+        let mut by_key: Vec<(String, Vec<String>)> = Vec::new();
+        for t in &b.taints {
+            let (k, rest) = t.split_once('=').unwrap_or((t.as_str(), ""));
+            match by_key.iter_mut().find(|(x, _)| x == k) {
+                Some((_, v)) => v.push(rest.to_string()),
+                None => by_key.push((k.to_string(), vec![rest.to_string()])),
+            }
+        }
+        out.push_str("\n[settings.kubernetes.node-taints]\n");
+        for (k, vs) in by_key {
+            let list: Vec<String> = vs.iter().map(|v| quoted(v)).collect();
+            out.push_str(&format!("{} = [{}]\n", quoted(&k), list.join(", ")));
+        }
+    }
+    Some(out)
 }
 
 /// The base64 text EC2 takes as a launch template's `UserData`.
@@ -158,7 +313,11 @@ mod tests {
             "echo 'net.core.somaxconn = 4096' > /etc/sysctl.d/90-eksodus.conf".to_string(),
             "sysctl --system".into(),
         ];
-        let doc = render(Family::Al2023, &NodeSettings { max_pods: Some(110), pre_bootstrap_commands: &cmds }).unwrap();
+        let doc = render(
+            Family::Al2023,
+            &NodeSettings { max_pods: Some(110), pre_bootstrap_commands: &cmds, bootstrap: None },
+        )
+        .unwrap();
         golden("al2023-max-pods-and-commands.mime", &doc);
         let parts = mime_parts(&doc);
         assert_eq!(parts.len(), 2);
@@ -175,7 +334,9 @@ mod tests {
     #[test]
     fn al2023_with_commands_only_has_one_shell_part() {
         let cmds = vec!["yum install -y amazon-ssm-agent".to_string()];
-        let doc = render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds }).unwrap();
+        let doc =
+            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None })
+                .unwrap();
         golden("al2023-commands.mime", &doc);
         let parts = mime_parts(&doc);
         assert_eq!(parts.len(), 1);
@@ -184,8 +345,11 @@ mod tests {
 
     #[test]
     fn bottlerocket_sets_max_pods_in_its_settings() {
-        let doc =
-            render(Family::Bottlerocket, &NodeSettings { max_pods: Some(250), pre_bootstrap_commands: &[] }).unwrap();
+        let doc = render(
+            Family::Bottlerocket,
+            &NodeSettings { max_pods: Some(250), pre_bootstrap_commands: &[], bootstrap: None },
+        )
+        .unwrap();
         golden("bottlerocket-max-pods.toml", &doc);
         // a table header, then `key = integer`
         let mut lines = doc.lines();
@@ -194,19 +358,113 @@ mod tests {
         assert_eq!(lines.next(), None);
     }
 
+    fn custom<'a>(override_command: Option<&'a str>) -> Bootstrap<'a> {
+        Bootstrap {
+            cluster: "shop",
+            endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+            certificate_authority: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t",
+            service_cidr: "172.20.0.0/16",
+            labels: vec![
+                ("eks.amazonaws.com/nodegroup".into(), "gpu".into()),
+                ("eks.amazonaws.com/nodegroup-image".into(), "ami-0123456789abcdef0".into()),
+                ("eks.amazonaws.com/capacityType".into(), "ON_DEMAND".into()),
+                ("tier".into(), "gpu".into()),
+            ],
+            taints: vec!["nvidia.com/gpu=true:NoSchedule".into(), "nvidia.com/gpu=:NoExecute".into()],
+            override_command,
+        }
+    }
+
+    #[test]
+    fn a_custom_al2023_ami_gets_the_whole_node_config() {
+        let cmds = vec!["echo ready".to_string()];
+        let doc = render(
+            Family::Al2023,
+            &NodeSettings { max_pods: Some(58), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)) },
+        )
+        .unwrap();
+        golden("al2023-custom-ami.mime", &doc);
+        let parts = mime_parts(&doc);
+        assert_eq!(parts.len(), 2);
+        let cfg: serde_json::Value = serde_saphyr::from_str(&parts[0].1).expect("the NodeConfig part is YAML");
+        let c = &cfg["spec"]["cluster"];
+        assert_eq!(c["name"], "shop");
+        assert_eq!(c["apiServerEndpoint"], "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com");
+        assert_eq!(c["certificateAuthority"], "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t");
+        assert_eq!(c["cidr"], "172.20.0.0/16");
+        assert_eq!(cfg["spec"]["kubelet"]["config"]["maxPods"], 58);
+        let flags = cfg["spec"]["kubelet"]["flags"].as_array().unwrap();
+        assert!(flags[0].as_str().unwrap().starts_with("--node-labels=eks.amazonaws.com/nodegroup=gpu,"));
+        assert!(flags[0].as_str().unwrap().contains("eks.amazonaws.com/nodegroup-image=ami-0123456789abcdef0"));
+        assert_eq!(flags[1], "--register-with-taints=nvidia.com/gpu=true:NoSchedule,nvidia.com/gpu=:NoExecute");
+    }
+
+    #[test]
+    fn a_custom_al2_ami_runs_bootstrap_sh_or_the_users_command() {
+        let cmds = vec!["echo 'it''s' > /tmp/x".to_string()];
+        let doc = render(
+            Family::Al2,
+            &NodeSettings { max_pods: Some(29), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)) },
+        )
+        .unwrap();
+        golden("al2-custom-ami.sh", &doc);
+        assert!(doc.starts_with("#!/bin/bash\n"));
+        let last = doc.lines().last().unwrap();
+        assert!(last.starts_with("/etc/eks/bootstrap.sh 'shop' --apiserver-endpoint 'https://"), "{last}");
+        assert!(last.contains(" --dns-cluster-ip 172.20.0.10 --use-max-pods false "), "{last}");
+        assert!(last.contains("--max-pods=29'"), "{last}");
+        let own = render(
+            Family::Al2,
+            &NodeSettings {
+                max_pods: None,
+                pre_bootstrap_commands: &cmds,
+                bootstrap: Some(custom(Some("/etc/eks/bootstrap.sh shop\n"))),
+            },
+        )
+        .unwrap();
+        assert!(own.ends_with("> /tmp/x\n/etc/eks/bootstrap.sh shop\n"), "{own}");
+        // without a custom AMI, EKS bootstraps Amazon Linux 2 itself
+        assert_eq!(render(Family::Al2, &NodeSettings { max_pods: Some(29), ..Default::default() }), None);
+    }
+
+    #[test]
+    fn a_custom_bottlerocket_ami_gets_its_kubernetes_settings() {
+        let doc = render(
+            Family::Bottlerocket,
+            &NodeSettings { max_pods: None, pre_bootstrap_commands: &[], bootstrap: Some(custom(None)) },
+        )
+        .unwrap();
+        golden("bottlerocket-custom-ami.toml", &doc);
+        let lines: Vec<&str> = doc.lines().collect();
+        assert_eq!(lines[0], "[settings.kubernetes]");
+        assert!(lines.contains(&"cluster-name = \"shop\""));
+        assert!(lines.contains(&"cluster-dns-ip = \"172.20.0.10\""));
+        assert!(lines.contains(&"[settings.kubernetes.node-labels]"));
+        assert!(lines.contains(&"\"eks.amazonaws.com/nodegroup\" = \"gpu\""));
+        assert!(lines.contains(&"\"nvidia.com/gpu\" = [\"true:NoSchedule\", \":NoExecute\"]"), "{doc}");
+        // every line is a table header, a key = value pair, or empty (TOML's shape)
+        for l in lines {
+            assert!(l.is_empty() || (l.starts_with('[') && l.ends_with(']')) || l.contains(" = "), "{l}");
+        }
+    }
+
     #[test]
     fn nothing_to_add_is_no_user_data() {
         let none = NodeSettings::default();
         assert_eq!(render(Family::Al2023, &none), None);
         assert_eq!(render(Family::Bottlerocket, &none), None);
-        assert_eq!(render(Family::Other, &NodeSettings { max_pods: Some(20), pre_bootstrap_commands: &[] }), None);
+        assert_eq!(
+            render(Family::Other, &NodeSettings { max_pods: Some(20), pre_bootstrap_commands: &[], bootstrap: None }),
+            None
+        );
     }
 
     #[test]
     fn families_and_data_devices() {
         assert_eq!(Family::of("AL2023_ARM_64_STANDARD"), Family::Al2023);
         assert_eq!(Family::of("BOTTLEROCKET_x86_64_NVIDIA"), Family::Bottlerocket);
-        assert_eq!(Family::of("AL2_x86_64"), Family::Other);
+        assert_eq!(Family::of("AL2_x86_64"), Family::Al2);
+        assert_eq!(Family::of("WINDOWS_CORE_2022_x86_64"), Family::Other);
         assert_eq!(Family::Al2023.data_device(), "/dev/xvda");
         assert_eq!(Family::Bottlerocket.data_device(), "/dev/xvdb");
     }
@@ -214,7 +472,9 @@ mod tests {
     #[test]
     fn user_data_round_trips_through_base64() {
         let cmds = vec!["echo ünïcode".to_string()];
-        let doc = render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds }).unwrap();
+        let doc =
+            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None })
+                .unwrap();
         assert_eq!(decode(&encode(&doc)).as_deref(), Some(doc.as_str()));
         assert_eq!(decode("Zm9v\nYmFy").as_deref(), Some("foobar"));
         assert_eq!(decode("Zm9v*"), None);

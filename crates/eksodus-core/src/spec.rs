@@ -194,6 +194,16 @@ pub struct NodegroupSpec {
     /// the nodes. Excludes the fields that would make eksodus's own template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_template: Option<LaunchTemplateRef>,
+    /// A custom AMI (`ami-...`) for the nodes, of the family `ami_type` names (Amazon Linux 2023, Amazon Linux
+    /// 2 or Bottlerocket). EKS then merges none of its bootstrap: eksodus's template carries all of it (the
+    /// cluster's endpoint, CA and service CIDR, the nodegroup's labels and taints), and the nodegroup has no
+    /// Kubernetes version of its own: a new AMI here rolls the nodes, `upgrade` leaves them to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+    /// With `ami` on Amazon Linux: the shell that joins the node instead of eksodus's bootstrap (eksctl's
+    /// `overrideBootstrapCommand`); the pre-bootstrap commands run before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_bootstrap_command: Option<String>,
 }
 
 impl NodegroupSpec {
@@ -206,6 +216,7 @@ impl NodegroupSpec {
             || !self.security_groups.is_empty()
             || !self.pre_bootstrap_commands.is_empty()
             || self.instance_name.is_some()
+            || self.ami.is_some()
     }
 
     /// The names of the set fields that need eksodus's own launch template.
@@ -225,6 +236,9 @@ impl NodegroupSpec {
         }
         if self.instance_name.is_some() {
             f.push("instance_name");
+        }
+        if self.ami.is_some() {
+            f.push("ami");
         }
         f
     }
@@ -1587,7 +1601,38 @@ fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs
             format!("{} groups and the cluster's exceed the 5 a network interface takes", n.security_groups.len()),
         ));
     }
-    if !n.pre_bootstrap_commands.is_empty() && n.ami_type.as_deref().is_some_and(|a| !a.starts_with("AL2023")) {
+    let family = n.ami_type.as_deref().unwrap_or("AL2023");
+    if let Some(ami) = &n.ami {
+        let hex = ami.strip_prefix("ami-").unwrap_or_default();
+        if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            errs.push(FieldError::new(at("ami"), format!("`{ami}` is not an AMI ID (ami- and 8 or 17 hex digits)")));
+        }
+        if !(family.starts_with("AL2023") || family.starts_with("AL2_") || family.starts_with("BOTTLEROCKET")) {
+            errs.push(FieldError::new(
+                at("ami_type"),
+                format!("`{family}`: a custom AMI's family must be Amazon Linux 2023, Amazon Linux 2 or Bottlerocket (its ami_type names it), so eksodus can write its bootstrap"),
+            ));
+        }
+    }
+    if let Some(o) = &n.override_bootstrap_command {
+        if n.ami.is_none() {
+            errs.push(FieldError::new(
+                at("override_bootstrap_command"),
+                "replaces the bootstrap of a custom AMI: give `ami` too (on EKS's AMIs, EKS bootstraps the node)",
+            ));
+        } else if family.starts_with("BOTTLEROCKET") {
+            errs.push(FieldError::new(
+                at("override_bootstrap_command"),
+                "Bottlerocket nodes join from their settings, not a shell command",
+            ));
+        } else if family.starts_with("AL2023") {
+            errs.push(FieldError::new(at("override_bootstrap_command"), "Amazon Linux 2023 nodes join through nodeadm, from the NodeConfig eksodus writes: use pre_bootstrap_commands for what runs before"));
+        } else if o.trim().is_empty() {
+            errs.push(FieldError::new(at("override_bootstrap_command"), "must not be empty"));
+        }
+    }
+    let shell_family = family.starts_with("AL2023") || (n.ami.is_some() && family.starts_with("AL2_"));
+    if !n.pre_bootstrap_commands.is_empty() && n.ami_type.is_some() && !shell_family {
         errs.push(FieldError::new(
             at("pre_bootstrap_commands"),
             format!(

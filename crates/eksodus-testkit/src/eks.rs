@@ -8,7 +8,7 @@
 //! - the authentication mode: `UpdateClusterConfig` with `accessConfig` (moto would wipe the VPC config), the
 //!   `accessConfig` moto leaves out of `DescribeCluster`, and `DescribeUpdate` of those updates.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -126,6 +126,8 @@ struct ClusterExtras {
     answered: BTreeMap<String, Value>,
     /// The cluster security group the emulation made in moto's EC2.
     security_group: Option<String>,
+    /// Nodegroups whose launch template names an AMI (EKS reports them as `CUSTOM`).
+    custom_ami: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -301,6 +303,14 @@ impl EksState {
         }
     }
 
+    /// Notes that the nodegroup about to be created runs a custom AMI (its launch template names one).
+    pub fn will_be_custom(&self, account: &str, region: &str, cluster: &str, nodegroup: &str) {
+        let mut clusters = self.clusters.lock().expect("eks state");
+        if let Some(x) = clusters.get_mut(&(account.into(), region.into(), cluster.into())) {
+            x.custom_ami.insert(nodegroup.to_string());
+        }
+    }
+
     /// Records a nodegroup moto just created (its version, and describes before it settles).
     pub fn nodegroup_created(&self, account: &str, region: &str, cluster: &str, request: &[u8], b: &Behaviour) {
         let body: Value = serde_json::from_slice(request).unwrap_or_default();
@@ -337,6 +347,9 @@ impl EksState {
         let Some(n) = x.nodegroups.get_mut(&ng) else { return };
         if let Some(v) = &n.version {
             body["nodegroup"]["version"] = json!(v);
+        }
+        if x.custom_ami.contains(&ng) {
+            body["nodegroup"]["amiType"] = json!("CUSTOM");
         }
         if !n.remote_access {
             if let Some(m) = body["nodegroup"].as_object_mut() {

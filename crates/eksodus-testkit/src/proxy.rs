@@ -404,6 +404,38 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                 behaviour: &behaviour,
             };
             emulated = Some(st.eks.handle(&req, exists));
+        } else if operation == "CreateNodegroup" {
+            // a launch template naming an AMI makes a CUSTOM nodegroup, and EKS refuses a version or an AMI
+            // type beside it (the CreateNodegroup API reference); moto knows neither rule
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let (Some(id), Some(v)) = (
+                req.pointer("/launchTemplate/id").and_then(|v| v.as_str()),
+                req.pointer("/launchTemplate/version").and_then(|v| v.as_str()),
+            ) {
+                let versions = ec2_call(
+                    &st,
+                    &parts.headers,
+                    &cfg,
+                    &[
+                        ("Action", "DescribeLaunchTemplateVersions"),
+                        ("LaunchTemplateId", id),
+                        ("LaunchTemplateVersion.1", v),
+                    ],
+                )
+                .await
+                .unwrap_or_default();
+                if xml_text(&versions, "imageId").is_some() {
+                    if !req["version"].is_null() || !req["amiType"].is_null() {
+                        emulated = Some((
+                            StatusCode::BAD_REQUEST,
+                            serde_json::json!({"message": "You cannot specify the field kubernetesVersion or amiType when using a custom AMI in the launch template"}),
+                            Some("InvalidParameterException"),
+                        ));
+                    } else if let Some(ng) = req["nodegroupName"].as_str() {
+                        st.eks.will_be_custom(&account, &region, cluster, ng);
+                    }
+                }
+            }
         } else if operation == "UpdateClusterConfig" {
             emulated = st.eks.update_access_config(&account, &region, cluster, &body);
         } else if operation == "DescribeUpdate" {

@@ -463,6 +463,123 @@ cluster:
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
 
+/// Custom AMIs: eksodus's template names the AMI and carries the whole bootstrap with the cluster's endpoint, CA
+/// and service CIDR; EKS reports the nodegroups as CUSTOM with no version of eksodus's; a new AMI is a new
+/// template version that rolls the nodes; `upgrade` moves the control plane and leaves them to their AMI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_amis_carry_their_bootstrap_roll_on_a_new_ami_and_sit_out_upgrades() {
+    let st = setup(FaultConfig::default()).await;
+    let ec2 = aws_sdk_ec2::Client::new(&st.conf);
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    let yaml = |version: &str, ami: &str| {
+        format!(
+            r#"
+name: amis
+region: us-east-1
+network: {{cidr: 10.63.0.0/16, azs: 2, nat: none}}
+cluster:
+  version: "{version}"
+  nodegroups:
+    - {{name: std, instance_types: [m5.large]}}
+    - name: hardened
+      instance_types: [m5.large]
+      ami: {ami}
+      ami_type: AL2023_x86_64_STANDARD
+      labels: {{tier: hardened}}
+      taints: [{{key: hardened, value: "true", effect: NO_SCHEDULE}}]
+    - name: legacy
+      instance_types: [m5.large]
+      ami: ami-0fedcba9876543210
+      ami_type: AL2_x86_64
+      pre_bootstrap_commands: ["echo before"]
+      override_bootstrap_command: "/etc/eks/bootstrap.sh amis"
+"#
+        )
+    };
+    let s = spec(&yaml("1.32", "ami-0123456789abcdef0"));
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    let cluster = eks.describe_cluster().name("amis").send().await.unwrap().cluster().unwrap().clone();
+    let template = |name: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            let v = ec2
+                .describe_launch_template_versions()
+                .launch_template_name(name)
+                .versions("$Default")
+                .send()
+                .await
+                .unwrap();
+            v.launch_template_versions()[0].clone()
+        }
+    };
+    let hardened = template("amis-hardened").await;
+    let d = hardened.launch_template_data().unwrap();
+    assert_eq!(d.image_id(), Some("ami-0123456789abcdef0"));
+    let ud = eksodus_cluster::userdata::decode(d.user_data().unwrap()).unwrap();
+    assert!(ud.contains(&format!("apiServerEndpoint: \"{}\"", cluster.endpoint().unwrap())), "{ud}");
+    assert!(
+        ud.contains(&format!("certificateAuthority: \"{}\"", cluster.certificate_authority().unwrap().data().unwrap()))
+    );
+    let cidr = cluster.kubernetes_network_config().unwrap().service_ipv4_cidr().unwrap();
+    assert!(ud.contains(&format!("cidr: \"{cidr}\"")), "{ud}");
+    assert!(ud.contains("eks.amazonaws.com/nodegroup=hardened") && ud.contains("tier=hardened"), "{ud}");
+    assert!(ud.contains("--register-with-taints=hardened=true:NoSchedule"), "{ud}");
+    let legacy = template("amis-legacy").await;
+    let ud = eksodus_cluster::userdata::decode(legacy.launch_template_data().unwrap().user_data().unwrap()).unwrap();
+    assert!(ud.ends_with("echo before\n/etc/eks/bootstrap.sh amis\n"), "{ud}");
+    let ng = |name: &'static str| {
+        let eks = eks.clone();
+        async move {
+            eks.describe_nodegroup()
+                .cluster_name("amis")
+                .nodegroup_name(name)
+                .send()
+                .await
+                .unwrap()
+                .nodegroup()
+                .unwrap()
+                .clone()
+        }
+    };
+    assert_eq!(ng("hardened").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
+    assert_eq!(ng("legacy").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
+    assert_ne!(ng("std").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
+
+    // a new AMI: a new version of the template, the nodegroup rolled onto it, nothing else
+    let s2 = spec(&yaml("1.32", "ami-0aaaabbbbccccdddd"));
+    let p = st.env(&s2).plan().await.unwrap();
+    let mut keys: Vec<&str> = p.plan.changes().map(|c| c.key.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["eks/nodegroup/hardened", "lt/hardened"]);
+    st.env(&s2).up_from(p, &EventSink::discard()).await.unwrap();
+    assert_eq!(
+        template("amis-hardened").await.launch_template_data().unwrap().image_id(),
+        Some("ami-0aaaabbbbccccdddd")
+    );
+    assert_eq!(ng("hardened").await.launch_template().and_then(|t| t.version()), Some("2"));
+    assert!(st.env(&s2).plan().await.unwrap().is_converged());
+
+    // upgrade: the control plane and the EKS-AMI nodegroup move; the custom ones are left to their AMIs
+    let env = st.env(&s2);
+    let up = env.upgrade("1.33", &EventSink::discard()).await.unwrap();
+    assert!(up.report.unwrap().is_success());
+    let keys: Vec<String> = up.plan.changes().map(|c| c.key.clone()).collect();
+    assert!(keys.iter().any(|k| k == "upgrade/1.33/nodegroup/std"), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("hardened") || k.contains("legacy")), "{keys:?}");
+    let s133 = spec(&yaml("1.33", "ami-0aaaabbbbccccdddd"));
+    let p = st.env(&s133).plan().await.unwrap();
+    assert!(p.is_converged(), "{:#?}", p.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    let down = st.env(&s133).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    let left = ec2.describe_launch_templates().send().await.unwrap();
+    assert!(left.launch_templates().iter().all(|t| !t.launch_template_name().unwrap_or("").starts_with("amis-")));
+}
+
 /// Launch templates: a nodegroup given volume, metadata, security group, instance name or pre-bootstrap
 /// settings gets a template eksodus makes (the content EC2 holds is checked field by field); a change of
 /// content is a new template version and rolls the nodegroup onto it; a nodegroup on the user's own template

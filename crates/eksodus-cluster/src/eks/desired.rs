@@ -194,8 +194,13 @@ impl Eks {
             } else if n.owns_template() {
                 let family = crate::userdata::Family::of(&ami_type);
                 let Some(t) = self.template(spec, n, family, max_pods, inp) else {
+                    let what = if n.ami.is_some() {
+                        "the cluster's endpoint and CA (a custom AMI's bootstrap names them)"
+                    } else {
+                        "the cluster's security group (EKS makes it with the cluster)"
+                    };
                     out.deferred.push(format!(
-                        "{} and {}: wait for the cluster's security group (EKS makes it with the cluster)",
+                        "{} and {}: wait for {what}",
                         template_key(&n.name),
                         nodegroup_key(&n.name)
                     ));
@@ -208,7 +213,11 @@ impl Eks {
                     kind: "ec2-launch-template".into(),
                     props: to_props(&t),
                     immutable: vec!["name".into()],
-                    depends_on: if n.security_groups.is_empty() { vec![] } else { vec![CLUSTER_KEY.to_string()] },
+                    depends_on: if n.security_groups.is_empty() && n.ami.is_none() {
+                        vec![]
+                    } else {
+                        vec![CLUSTER_KEY.to_string()]
+                    },
                     cost: Cost::new(1, 1, 1),
                 });
                 deps.push(key.clone());
@@ -223,10 +232,11 @@ impl Eks {
                 kind: "eks-nodegroup".into(),
                 props: to_props(&NodegroupProps {
                     name: n.name.clone(),
-                    version: inp.version.to_string(),
+                    // a custom AMI's kubelet is the AMI's: EKS takes no version for it
+                    version: if n.ami.is_some() { String::new() } else { inp.version.to_string() },
                     instance_types: types,
                     capacity_type: n.capacity_type.clone(),
-                    ami_type,
+                    ami_type: if n.ami.is_some() { CUSTOM_AMI_TYPE.to_string() } else { ami_type },
                     disk_size: launch_template.is_none().then(|| n.disk_size.unwrap_or(DEFAULT_DISK_SIZE)),
                     subnets,
                     node_role_arn,
@@ -318,12 +328,44 @@ impl Eks {
             g
         };
         let own_max_pods = sets_max_pods(spec);
+        // a custom AMI: the whole bootstrap, once the cluster exists and has said where it is
+        let cb = match &n.ami {
+            Some(_) => Some(inp.cluster_bootstrap.as_ref()?),
+            None => None,
+        };
+        let bootstrap = cb.map(|cb| {
+            let mut labels = vec![
+                ("eks.amazonaws.com/nodegroup".to_string(), n.name.clone()),
+                ("eks.amazonaws.com/nodegroup-image".to_string(), n.ami.clone().unwrap_or_default()),
+                ("eks.amazonaws.com/capacityType".to_string(), n.capacity_type.clone()),
+            ];
+            labels.extend(n.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            crate::userdata::Bootstrap {
+                cluster: &self.name,
+                endpoint: &cb.endpoint,
+                certificate_authority: &cb.certificate_authority,
+                service_cidr: &cb.service_cidr,
+                labels,
+                taints: n
+                    .taints
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}={}:{}",
+                            t.key,
+                            t.value.as_deref().unwrap_or(""),
+                            crate::userdata::kubelet_effect(&t.effect)
+                        )
+                    })
+                    .collect(),
+                override_command: n.override_bootstrap_command.as_deref(),
+            }
+        });
+        // a custom AMI's kubelet learns max pods from eksodus alone (EKS computes none for it)
+        let max_pods = if bootstrap.is_some() { max_pods } else { max_pods.filter(|_| own_max_pods) };
         let user_data = crate::userdata::render(
             family,
-            &crate::userdata::NodeSettings {
-                max_pods: max_pods.filter(|_| own_max_pods),
-                pre_bootstrap_commands: &n.pre_bootstrap_commands,
-            },
+            &crate::userdata::NodeSettings { max_pods, pre_bootstrap_commands: &n.pre_bootstrap_commands, bootstrap },
         );
         let v = n.volume.clone().unwrap_or_default();
         let mut instance_tags = self.user_tags.clone();
@@ -333,6 +375,7 @@ impl Eks {
         }
         Some(LaunchTemplateProps {
             name: template_name(&self.env, &n.name),
+            image_id: n.ami.clone(),
             device: family.data_device().into(),
             volume_size: n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
             volume_type: v.volume_type.clone().unwrap_or_else(|| "gp3".into()),

@@ -70,6 +70,7 @@ impl Eks {
                 .and_then(|m| AuthenticationMode::parse(m.as_str())),
             subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
             security_group: vpc.and_then(|v| v.cluster_security_group_id()).map(String::from),
+            service_cidr: c.kubernetes_network_config().and_then(|k| k.service_ipv4_cidr()).map(String::from),
             health: c
                 .health()
                 .map(|h| h.issues())
@@ -398,7 +399,9 @@ pub(super) fn observed_nodegroup(
         n.labels().map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     let sc = n.scaling_config();
     let template = n.launch_template();
-    let version = n.version().unwrap_or_default().to_string();
+    // a custom AMI's nodes run the AMI's kubelet: the version EKS reports is not one eksodus steers
+    let custom = n.ami_type().map(|a| a.as_str()) == Some(super::CUSTOM_AMI_TYPE);
+    let version = if custom { String::new() } else { n.version().unwrap_or_default().to_string() };
     let status = n.status().map(|s| s.as_str().to_string()).unwrap_or_default();
     // the role it sits on: its own (a nodegroup with extra policies) or the environment's
     let own_role = eksodus_access::iam::role_name(env, &format!("node-{name}"));

@@ -145,6 +145,8 @@ pub fn addon_key(name: &str) -> String {
 
 /// The default AMI type of nodegroups that do not set one.
 pub const DEFAULT_AMI_TYPE: &str = "AL2023_x86_64_STANDARD";
+/// The AMI type EKS reports for a nodegroup whose launch template names an AMI.
+pub const CUSTOM_AMI_TYPE: &str = "CUSTOM";
 /// The default root volume of nodegroups that do not set one, in GiB (EKS's default).
 pub const DEFAULT_DISK_SIZE: u32 = 20;
 
@@ -177,6 +179,19 @@ pub struct ClusterInfo {
     pub health: Vec<String>,
     /// Whether it carries this environment's ownership tags.
     pub owned: bool,
+    /// Its service CIDR (`kubernetesNetworkConfig.serviceIpv4Cidr`).
+    pub service_cidr: Option<String>,
+}
+
+impl ClusterInfo {
+    /// What a custom AMI's node needs to join, once EKS reports all of it.
+    pub fn bootstrap(&self) -> Option<ClusterBootstrap> {
+        Some(ClusterBootstrap {
+            endpoint: self.endpoint.clone()?,
+            certificate_authority: self.certificate_authority.clone()?,
+            service_cidr: self.service_cidr.clone()?,
+        })
+    }
 }
 
 /// Everything discovery found.
@@ -255,6 +270,19 @@ pub struct Inputs<'a> {
     pub max_pods: BTreeMap<String, u32>,
     /// The security group EKS made with the cluster (`None` before the cluster exists).
     pub cluster_security_group: Option<String>,
+    /// What a custom AMI's node needs to join (`None` before the cluster exists).
+    pub cluster_bootstrap: Option<ClusterBootstrap>,
+}
+
+/// The cluster's side of a node's bootstrap, as `DescribeCluster` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterBootstrap {
+    /// The API server endpoint.
+    pub endpoint: String,
+    /// The CA bundle, base64.
+    pub certificate_authority: String,
+    /// The service CIDR.
+    pub service_cidr: String,
 }
 
 /// The desired resources, and what had to wait for a later round.
@@ -454,7 +482,13 @@ impl Eks {
         let mut state = ClusterState {
             version: c.version.clone(),
             status: c.status.clone(),
-            nodegroups: found.nodegroups.iter().map(|(n, (v, _))| (n.clone(), v.clone())).collect(),
+            // custom-AMI nodegroups (no version) move with their AMI, not with the control plane
+            nodegroups: found
+                .nodegroups
+                .iter()
+                .filter(|(_, (v, _))| !v.is_empty())
+                .map(|(n, (v, _))| (n.clone(), v.clone()))
+                .collect(),
             addons: found.addons.clone(),
             subnet_free,
             deprecated_apis,

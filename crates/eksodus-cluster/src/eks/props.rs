@@ -96,6 +96,10 @@ pub struct NodegroupProps {
 pub struct LaunchTemplateProps {
     /// Template name (`<environment>-<nodegroup>`).
     pub name: String,
+    /// A custom AMI (absent: EKS picks its AMI for the nodegroup's AMI type). Left out of the serialized
+    /// form when absent, so the digest of a template without one is what it always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     /// The data volume's device (`/dev/xvda`; Bottlerocket's data volume `/dev/xvdb`).
     pub device: String,
     /// Its size in GiB.

@@ -51,7 +51,7 @@ pub(super) fn observed_props(name: &str, v: &LaunchTemplateVersion) -> Map<Strin
         .flat_map(|t| t.tags())
         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
         .collect();
-    props(json!({
+    let mut p = props(json!({
         "name": name,
         "device": bdm.and_then(|b| b.device_name()),
         "volume_size": ebs.and_then(|e| e.volume_size()),
@@ -65,7 +65,12 @@ pub(super) fn observed_props(name: &str, v: &LaunchTemplateVersion) -> Map<Strin
         "security_groups": groups,
         "user_data": d.and_then(|d| d.user_data()).and_then(crate::userdata::decode),
         "instance_tags": instance_tags,
-    }))
+    }));
+    // as the desired side serializes it: absent when the template names no AMI
+    if let Some(ami) = d.and_then(|d| d.image_id()) {
+        p.insert("image_id".into(), json!(ami));
+    }
+    p
 }
 
 /// Replaces a nodegroup's template ID and version number with the template's key and the digest of the
@@ -120,6 +125,7 @@ fn request_data(w: &LaunchTemplateProps) -> RequestLaunchTemplateData {
                 .http_put_response_hop_limit(i32::from(w.hop_limit))
                 .build(),
         )
+        .set_image_id(w.image_id.clone())
         .set_security_group_ids((!w.security_groups.is_empty()).then(|| w.security_groups.clone()))
         .set_user_data(w.user_data.as_deref().map(crate::userdata::encode))
         .set_tag_specifications(tag_specs)
@@ -403,6 +409,7 @@ mod tests {
     fn props() -> LaunchTemplateProps {
         LaunchTemplateProps {
             name: "shop-general".into(),
+            image_id: None,
             device: "/dev/xvda".into(),
             volume_size: 80,
             volume_type: "gp3".into(),

@@ -71,6 +71,11 @@ fn desired(spec: &EnvironmentSpec) -> Result<DesiredSet, Error> {
         security_groups: vec!["sg/cluster".into()],
         max_pods: [("t3.medium".to_string(), 17), ("m5.large".to_string(), 29)].into_iter().collect(),
         cluster_security_group: Some("sg-0c1u5te7".into()),
+        cluster_bootstrap: Some(ClusterBootstrap {
+            endpoint: "https://ABCDEF.gr7.us-east-1.eks.amazonaws.com".into(),
+            certificate_authority: "LS0tLS1CRUdJTg==".into(),
+            service_cidr: "10.100.0.0/16".into(),
+        }),
     };
     eks(spec).desired(spec, &inp)
 }
@@ -329,6 +334,7 @@ fn a_template_with_security_groups_waits_for_the_cluster_security_group() {
         security_groups: vec![],
         max_pods: BTreeMap::new(),
         cluster_security_group: None,
+        cluster_bootstrap: None,
     };
     let set = eks(&s).desired(&s, &inp).unwrap();
     assert!(set.desired.iter().all(|d| d.key != "lt/data" && d.key != "eks/nodegroup/data"));
@@ -353,4 +359,66 @@ fn a_content_change_is_a_new_version_in_place_and_a_template_change_replaces() {
     let by_key = |k: &str| plan.steps.iter().find(|s| s.key == k).unwrap();
     assert_eq!(by_key(&d.key).action, Action::Update);
     assert_eq!(by_key(&td.key).action, Action::Replace, "EKS cannot move a nodegroup to another template");
+}
+
+const CUSTOM: &str = "
+name: shop
+region: us-east-1
+network: {cidr: 10.0.0.0/16, azs: 2}
+cluster:
+  version: '1.33'
+  nodegroups:
+    - name: gpu
+      instance_types: [m5.large]
+      ami: ami-0123456789abcdef0
+      ami_type: AL2023_x86_64_STANDARD
+      labels: {tier: gpu}
+      taints: [{key: gpu, value: 'true', effect: NO_SCHEDULE}]
+";
+
+#[test]
+fn a_custom_ami_is_a_template_with_the_whole_bootstrap_and_a_nodegroup_without_a_version() {
+    let set = desired(&spec(CUSTOM)).unwrap();
+    let (ng, d) = nodegroup(&set, "gpu");
+    assert_eq!(ng.ami_type, "CUSTOM");
+    assert_eq!(ng.version, "", "EKS takes no version for a custom AMI");
+    assert_eq!(ng.launch_template.as_deref(), Some("lt/gpu"));
+    assert!(d.depends_on.contains(&"lt/gpu".to_string()));
+    let lt = set.desired.iter().find(|d| d.key == "lt/gpu").unwrap();
+    let t: LaunchTemplateProps = from_props(&lt.key, &lt.props).unwrap();
+    assert_eq!(t.image_id.as_deref(), Some("ami-0123456789abcdef0"));
+    let ud = t.user_data.clone().unwrap();
+    assert!(ud.contains("apiServerEndpoint: \"https://ABCDEF.gr7.us-east-1.eks.amazonaws.com\""), "{ud}");
+    assert!(ud.contains("cidr: \"10.100.0.0/16\""), "{ud}");
+    // EKS computes no max pods for a custom AMI: eksodus's figure for m5.large
+    assert!(ud.contains("maxPods: 29"), "{ud}");
+    assert!(ud.contains("eks.amazonaws.com/nodegroup-image=ami-0123456789abcdef0"), "{ud}");
+    assert!(ud.contains("--register-with-taints=gpu=true:NoSchedule"), "{ud}");
+    assert!(lt.depends_on.contains(&CLUSTER_KEY.to_string()), "the bootstrap names the cluster");
+    // the digest of a template without an AMI is what it was before templates could carry one
+    let plain = LaunchTemplateProps { image_id: None, ..t.clone() };
+    assert!(!to_props(&plain).contains_key("image_id"));
+}
+
+#[test]
+fn a_custom_ami_waits_for_the_cluster_to_say_where_it_is() {
+    let s = spec(CUSTOM);
+    let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
+    let inp = Inputs {
+        account: "111122223333",
+        version: "1.33",
+        catalogue: None,
+        installed_addons: &owned.installed,
+        iam_keys: &owned.iam_keys,
+        cluster_subnets: vec!["subnet/private/us-east-1a".into()],
+        private_subnets: [("us-east-1a".to_string(), "subnet/private/us-east-1a".to_string())].into(),
+        public_subnets: BTreeMap::new(),
+        security_groups: vec![],
+        max_pods: BTreeMap::new(),
+        cluster_security_group: Some("sg-1".into()),
+        cluster_bootstrap: None,
+    };
+    let set = eks(&s).desired(&s, &inp).unwrap();
+    assert!(set.desired.iter().all(|d| d.key != "lt/gpu" && d.key != "eks/nodegroup/gpu"));
+    assert!(set.deferred.iter().any(|d| d.contains("lt/gpu") && d.contains("endpoint and CA")), "{:?}", set.deferred);
 }
