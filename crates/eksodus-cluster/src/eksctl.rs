@@ -604,38 +604,49 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 .and_then(Value::as_object)
                 .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
                 .unwrap_or_default();
-            // ssh: a named key pair with the groups allowed to reach it maps to EKS remote access; SSM alone
-            // needs nothing (the node role has AmazonSSMManagedInstanceCore); a key to import does not map
+            // ssh: a named key pair, a public key or a key file (imported as a key pair eksodus owns; eksctl's
+            // default is ~/.ssh/id_rsa.pub) with the groups allowed to reach it maps to EKS remote access; SSM
+            // alone needs nothing (the node role has AmazonSSMManagedInstanceCore)
             let mut ssh = None;
             if let Some(sv) = r.get("ssh").cloned() {
                 let allow = sv.get("allow").and_then(Value::as_bool).unwrap_or(false);
-                let key = sv.get("publicKeyName").and_then(Value::as_str).map(String::from);
+                let text = |k: &str| sv.get(k).and_then(Value::as_str).map(String::from);
+                let (key, public_key, file) = (text("publicKeyName"), text("publicKey"), text("publicKeyPath"));
                 let groups: Vec<String> = sv
                     .get("sourceSecurityGroupIds")
                     .and_then(Value::as_array)
                     .map(|g| g.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                     .unwrap_or_default();
                 for k in sv.as_object().into_iter().flat_map(|m| m.keys()).map(String::as_str) {
-                    let reason = match k {
-                        "allow" | "publicKeyName" | "sourceSecurityGroupIds" | "enableSsm" => continue,
-                        "publicKeyPath" | "publicKey" => "importing a public key is not supported; create an EC2 key pair and name it in `publicKeyName`".to_string(),
-                        other => not_mapped(other),
-                    };
-                    un.push(Unsupported { path: format!("{list}[{i}].ssh.{k}"), reason });
-                }
-                match (allow || key.is_some(), key) {
-                    (true, Some(key_name)) if !groups.is_empty() => {
-                        ssh = Some(eksodus_core::spec::SshSpec { key_name, source_security_groups: groups })
+                    match k {
+                        "allow"
+                        | "publicKeyName"
+                        | "publicKey"
+                        | "publicKeyPath"
+                        | "sourceSecurityGroupIds"
+                        | "enableSsm" => {}
+                        other => {
+                            un.push(Unsupported { path: format!("{list}[{i}].ssh.{k}"), reason: not_mapped(other) })
+                        }
                     }
-                    (true, Some(_)) => un.push(Unsupported {
+                }
+                let wanted = allow || key.is_some() || public_key.is_some() || file.is_some();
+                if wanted && groups.is_empty() {
+                    un.push(Unsupported {
                         path: format!("{list}[{i}].ssh.sourceSecurityGroupIds"),
                         reason: "SSH without source security groups opens port 22 to the internet; name the groups allowed to reach it".into(),
-                    }),
-                    (true, None) if sv.get("publicKeyPath").is_none() && sv.get("publicKey").is_none() => un.push(Unsupported {
-                        path: format!("{list}[{i}].ssh.publicKeyName"),
-                        reason: "eksctl's default key (~/.ssh/id_rsa.pub) would be imported; create an EC2 key pair and name it".into(),
-                    }),
-                    _ => {}
+                    });
+                } else if wanted {
+                    let public_key_file = match (&key, &public_key, file) {
+                        (None, None, None) => Some("~/.ssh/id_rsa.pub".to_string()),
+                        (_, _, f) => f,
+                    };
+                    ssh = Some(eksodus_core::spec::SshSpec {
+                        key_name: key.unwrap_or_default(),
+                        public_key,
+                        public_key_file,
+                        source_security_groups: groups,
+                    });
                 }
             }
             // iam: attachPolicyARNs (eksctl then attaches only those; eksodus keeps the node policies nodes need
@@ -735,6 +746,21 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 for k in lt.as_object().into_iter().flat_map(|m| m.keys()).filter(|k| *k != "id" && *k != "version") {
                     un.push(Unsupported { path: format!("{list}[{i}].launchTemplate.{k}"), reason: not_mapped(k) });
                 }
+            }
+            let templated = launch_template.is_some()
+                || !security_groups.is_empty()
+                || volume.is_some()
+                || imds_hop_limit.is_some()
+                || ami.is_some()
+                || r.map.contains_key("preBootstrapCommands")
+                || r.map.contains_key("instanceName");
+            if ssh.is_some() && templated {
+                // eksctl puts the key into its launch template; EKS takes no remote access beside one
+                un.push(Unsupported {
+                    path: format!("{list}[{i}].ssh"),
+                    reason: "with a launch template (its volume, security groups, AMI or bootstrap fields) EKS takes no remote access: reach these nodes through SSM, or attach a security group that allows port 22".into(),
+                });
+                ssh = None;
             }
             nodegroups.push(NodegroupSpec {
                 name,
@@ -1073,7 +1099,7 @@ nodeGroups:
 
         let imp = import(&example("15-managed-nodes.yaml")).unwrap();
         let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
-        assert!(paths.contains(&"managedNodeGroups[0].ssh.publicKeyPath"), "{paths:?}");
+        assert!(!paths.iter().any(|p| p.contains(".ssh.")), "every ssh field maps on its own: {paths:?}");
         for p in
             ["managedNodeGroups[0].tags", "managedNodeGroups[0].securityGroups", "managedNodeGroups[3].launchTemplate"]
         {
@@ -1095,7 +1121,10 @@ nodeGroups:
         assert_eq!(custom.ami_type.as_deref(), Some("AL2_x86_64"));
         assert!(custom.override_bootstrap_command.as_deref().unwrap().contains("/etc/eks/bootstrap.sh cluster-15"));
         assert!(!paths.iter().any(|p| p.starts_with("managedNodeGroups[2]")), "{paths:?}");
-        assert!(ng.ssh.is_none(), "a key to import is refused, not guessed");
+        // its key file would be imported, but its security groups make a launch template, beside which EKS
+        // takes no remote access: refused by path
+        assert!(ng.ssh.is_none());
+        assert!(paths.contains(&"managedNodeGroups[0].ssh"), "{paths:?}");
 
         // a named key pair with the groups allowed to reach it is EKS remote access; SSM alone needs nothing
         let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nmanagedNodeGroups:\n- name: a\n  ssh: {allow: true, publicKeyName: ops, sourceSecurityGroupIds: [sg-0123]}\n- name: b\n  ssh: {enableSsm: true}\n- name: c\n  ssh: {allow: true, publicKeyName: ops}\n";

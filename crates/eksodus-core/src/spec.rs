@@ -309,13 +309,26 @@ impl NodeIamSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshSpec {
-    /// The EC2 key pair's name.
+    /// An EC2 key pair of yours, by name (give this, `public_key` or `public_key_file`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key_name: String,
+    /// An OpenSSH public key (`ssh-ed25519 AAAA... comment`): eksodus imports it as a key pair it owns
+    /// (`<environment>-<nodegroup>-<digest>`, so a new key is a new pair and new nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// A file holding that public key (`~/` is the home directory; a relative path is the spec file's
+    /// directory's): read into `public_key` when the spec file is loaded (eksctl's `publicKeyPath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_file: Option<String>,
     /// Security groups allowed to reach port 22 (`sg-...`); none opens it to the internet, as EKS does, so
     /// validation asks for at least one.
     #[serde(default)]
     pub source_security_groups: Vec<String>,
 }
+
+/// The key types EC2 imports, as OpenSSH names them.
+pub const SSH_KEY_TYPES: &[&str] =
+    &["ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
 
 fn one() -> u32 {
     1
@@ -1421,8 +1434,30 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
             }
         }
         if let Some(ssh) = &n.ssh {
-            if ssh.key_name.trim().is_empty() || ssh.key_name.len() > 255 {
+            let given = [!ssh.key_name.is_empty(), ssh.public_key.is_some(), ssh.public_key_file.is_some()];
+            if given.iter().filter(|g| **g).count() != 1 {
+                errs.push(FieldError::new(at("ssh"), "give exactly one of key_name, public_key and public_key_file"));
+            } else if !ssh.key_name.is_empty() && (ssh.key_name.trim().is_empty() || ssh.key_name.len() > 255) {
                 errs.push(FieldError::new(at("ssh.key_name"), "the key pair's name, 1 to 255 characters"));
+            }
+            if let Some(f) = &ssh.public_key_file {
+                errs.push(FieldError::new(
+                    at("ssh.public_key_file"),
+                    format!("`{f}` was not read: it is read when the spec file is loaded (eksodus::spec::read), or give public_key"),
+                ));
+            }
+            if let Some(k) = &ssh.public_key {
+                let mut parts = k.split_whitespace();
+                let ok = parts.next().is_some_and(|t| SSH_KEY_TYPES.contains(&t))
+                    && parts.next().is_some_and(|b| {
+                        b.len() >= 16 && b.chars().all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+                    });
+                if !ok {
+                    errs.push(FieldError::new(
+                        at("ssh.public_key"),
+                        format!("not an OpenSSH public key: its type ({}) and base64 key", SSH_KEY_TYPES.join(", ")),
+                    ));
+                }
             }
             if ssh.source_security_groups.is_empty() {
                 errs.push(FieldError::new(

@@ -62,7 +62,34 @@ pub fn read(path: impl AsRef<Path>) -> Result<SpecFile, Error> {
     let path = path.as_ref();
     let text =
         std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    parse(&text, &path.display().to_string())
+    let mut f = parse(&text, &path.display().to_string())?;
+    read_key_files(&mut f.spec, path.parent().unwrap_or(Path::new(".")))?;
+    Ok(f)
+}
+
+/// Reads each nodegroup's `ssh.public_key_file` into its `public_key`: `~/` is the home directory, a relative
+/// path is `base`'s. A file that cannot be read is an error naming the field and the file.
+pub fn read_key_files(spec: &mut EnvironmentSpec, base: &Path) -> Result<(), Error> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    for (i, n) in spec.cluster.iter_mut().flat_map(|c| c.nodegroups.iter_mut().enumerate()) {
+        let Some(ssh) = n.ssh.as_mut() else { continue };
+        let Some(file) = ssh.public_key_file.take() else { continue };
+        let path = match (file.strip_prefix("~/"), &home) {
+            (Some(rest), Some(h)) => h.join(rest),
+            _ => base.join(&file),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => ssh.public_key = Some(text.trim().to_string()),
+            Err(e) => {
+                return Err(eksodus_core::Error::Invalid(FieldErrors(vec![eksodus_core::spec::FieldError::new(
+                    format!("cluster.nodegroups[{i}].ssh.public_key_file"),
+                    format!("`{}` cannot be read: {e}", path.display()),
+                )]))
+                .into())
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every problem of a parsed spec, each with its field path: structure, then (with the `env` feature) the
@@ -120,6 +147,29 @@ pub fn validated(spec: EnvironmentSpec) -> Result<EnvironmentSpec, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_file_is_read_beside_the_spec_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA7e3Xtwqc9C64YrLdSOCNHrhmaoZW7aI5XFFj4JGlpK ops@example";
+        std::fs::write(dir.path().join("ops.pub"), format!("{key}\n")).unwrap();
+        let spec = |file: &str| {
+            format!(
+                "name: a\nregion: eu-west-1\nnetwork: {{cidr: 10.0.0.0/16, azs: 2}}\ncluster:\n  version: '1.33'\n  nodegroups:\n    - {{name: ops, instance_types: [m5.large], ssh: {{public_key_file: {file}, source_security_groups: [sg-0123]}}}}\n"
+            )
+        };
+        let path = dir.path().join("env.yaml");
+        std::fs::write(&path, spec("ops.pub")).unwrap();
+        let s = from_file(&path).unwrap();
+        let ssh = s.cluster.unwrap().nodegroups[0].ssh.clone().unwrap();
+        assert_eq!((ssh.public_key.as_deref(), ssh.public_key_file), (Some(key), None));
+        std::fs::write(&path, spec("missing.pub")).unwrap();
+        let e = from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("cluster.nodegroups[0].ssh.public_key_file") && e.contains("missing.pub"), "{e}");
+        // text alone has no file to read from: the field says so
+        let e = from_str(&spec("ops.pub")).unwrap_err().to_string();
+        assert!(e.contains("was not read"), "{e}");
+    }
 
     #[test]
     fn both_formats_and_their_errors() {

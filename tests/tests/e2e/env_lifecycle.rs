@@ -471,7 +471,15 @@ async fn custom_amis_carry_their_bootstrap_roll_on_a_new_ami_and_sit_out_upgrade
     let st = setup(FaultConfig::default()).await;
     let ec2 = aws_sdk_ec2::Client::new(&st.conf);
     let eks = aws_sdk_eks::Client::new(&st.conf);
-    let yaml = |version: &str, ami: &str| {
+    // two public keys made for this test (their private halves were thrown away)
+    let key = |n: u8| {
+        match n {
+            1 => "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA7e3Xtwqc9C64YrLdSOCNHrhmaoZW7aI5XFFj4JGlpK e2e@eksodus",
+            _ => "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJtcEGy+KuoVsq3RIzDfWLPn14EEUqhEq3IkQL5kfjGL e2e@eksodus",
+        }
+        .to_string()
+    };
+    let yaml_with = |version: &str, ami: &str, k: &str| {
         format!(
             r#"
 name: amis
@@ -480,7 +488,7 @@ network: {{cidr: 10.63.0.0/16, azs: 2, nat: none}}
 cluster:
   version: "{version}"
   nodegroups:
-    - {{name: std, instance_types: [m5.large]}}
+    - {{name: std, instance_types: [m5.large], ssh: {{public_key: "{k}", source_security_groups: [sg-0a1b2c3d]}}}}
     - name: hardened
       instance_types: [m5.large]
       ami: {ami}
@@ -496,6 +504,7 @@ cluster:
 "#
         )
     };
+    let yaml = |version: &str, ami: &str| yaml_with(version, ami, &key(1));
     let s = spec(&yaml("1.32", "ami-0123456789abcdef0"));
     st.env(&s).up(&EventSink::discard()).await.unwrap();
     let again = st.env(&s).plan().await.unwrap();
@@ -547,6 +556,13 @@ cluster:
     assert_eq!(ng("hardened").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
     assert_eq!(ng("legacy").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
     assert_ne!(ng("std").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
+    // the public key became a key pair eksodus owns, named after the key, and the nodes' SSH key
+    let pair = eksodus_cluster::eks::key_pair_name("amis", "std", &key(1));
+    let pairs = ec2.describe_key_pairs().key_names(&pair).send().await.unwrap();
+    let tags: Vec<(&str, &str)> =
+        pairs.key_pairs()[0].tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert!(tags.contains(&("eksodus.io/environment", "amis")), "{tags:?}");
+    assert_eq!(ng("std").await.remote_access().and_then(|r| r.ec2_ssh_key()), Some(pair.as_str()));
 
     // a new AMI: a new version of the template, the nodegroup rolled onto it, nothing else
     let s2 = spec(&yaml("1.32", "ami-0aaaabbbbccccdddd"));
@@ -561,6 +577,24 @@ cluster:
     );
     assert_eq!(ng("hardened").await.launch_template().and_then(|t| t.version()), Some("2"));
     assert!(st.env(&s2).plan().await.unwrap().is_converged());
+
+    // a new public key: a new pair and new nodes (EKS's remote access is fixed at creation); the old pair goes
+    let s3 = spec(&yaml_with("1.32", "ami-0aaaabbbbccccdddd", &key(2)));
+    let p = st.env(&s3).plan().await.unwrap();
+    let mut steps: Vec<(String, String)> =
+        p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [("eks/nodegroup/std".to_string(), "Replace".to_string()), ("kp/std".to_string(), "Replace".to_string())]
+    );
+    st.env(&s3).up_from(p, &EventSink::discard()).await.unwrap();
+    assert!(ec2.describe_key_pairs().key_names(&pair).send().await.is_err(), "the old pair is gone");
+    let pair2 = eksodus_cluster::eks::key_pair_name("amis", "std", &key(2));
+    assert_eq!(ng("std").await.remote_access().and_then(|r| r.ec2_ssh_key()), Some(pair2.as_str()));
+    assert!(st.env(&s3).plan().await.unwrap().is_converged());
+    let s2 = s3;
+    let yaml = |version: &str, ami: &str| yaml_with(version, ami, &key(2));
 
     // upgrade: the control plane and the EKS-AMI nodegroup move; the custom ones are left to their AMIs
     let env = st.env(&s2);
@@ -578,6 +612,8 @@ cluster:
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
     let left = ec2.describe_launch_templates().send().await.unwrap();
     assert!(left.launch_templates().iter().all(|t| !t.launch_template_name().unwrap_or("").starts_with("amis-")));
+    let left = ec2.describe_key_pairs().send().await.unwrap();
+    assert!(left.key_pairs().iter().all(|k| !k.key_name().unwrap_or("").starts_with("amis-")), "{left:?}");
 }
 
 /// Launch templates: a nodegroup given volume, metadata, security group, instance name or pre-bootstrap

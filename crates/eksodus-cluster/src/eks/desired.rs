@@ -169,10 +169,30 @@ impl Eks {
             taints.sort();
             let mut tags = self.user_tags.clone();
             tags.extend(n.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            // a public key of the spec's: a key pair eksodus imports (its name follows the key)
+            let mut key_pair = None;
             let remote_access = n.ssh.as_ref().map(|ssh| {
                 let mut groups = ssh.source_security_groups.clone();
                 groups.sort();
-                RemoteAccessProps { key_name: ssh.key_name.clone(), source_security_groups: groups }
+                let key_name = match &ssh.public_key {
+                    Some(k) => {
+                        let name = super::key_pair_name(&self.env, &n.name, k);
+                        key_pair = Some(Desired {
+                            key: super::key_pair_key(&n.name),
+                            kind: "ec2-key-pair".into(),
+                            props: to_props(&super::KeyPairProps {
+                                name: name.clone(),
+                                public_key: super::keypair::normalized(k),
+                            }),
+                            immutable: vec!["name".into()],
+                            depends_on: vec![],
+                            cost: Cost::new(1, 1, 1),
+                        });
+                        name
+                    }
+                    None => ssh.key_name.clone(),
+                };
+                RemoteAccessProps { key_name, source_security_groups: groups }
             });
             // the nodes' role: the user's, the nodegroup's own (extra policies), or the environment's
             let (node_role_arn, role_dep) = match (&n.iam.role_arn, !n.iam.has_own_role()) {
@@ -185,6 +205,10 @@ impl Eks {
             };
             let mut deps = vec![CLUSTER_KEY.to_string()];
             deps.extend(role_dep);
+            if let Some(kp) = key_pair {
+                deps.push(kp.key.clone());
+                out.desired.push(kp);
+            }
             deps.extend(subnets.iter().filter(|s| !is_physical(s)).cloned());
             deps.extend(node_addon_keys.iter().cloned());
             let ami_type = n.ami_type.clone().unwrap_or_else(|| DEFAULT_AMI_TYPE.into());

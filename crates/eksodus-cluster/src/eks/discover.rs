@@ -171,7 +171,9 @@ impl Eks {
             });
             tokio::try_join!(nodegroups, addons, idps)
         });
-        let ((ngs, addon_names, idp_names), templates) = tokio::try_join!(lists, self.discover_templates())?;
+        let ((ngs, addon_names, idp_names), templates, key_pairs) =
+            tokio::try_join!(lists, self.discover_templates(), self.discover_key_pairs())?;
+        found.observed.extend(key_pairs);
         let (ng_found, addon_found, idp_found) = tokio::try_join!(
             try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))),
             try_join_all(addon_names.iter().map(|a| self.observe_addon(a))),

@@ -990,6 +990,8 @@ impl Executor for Eks {
                 ("ec2-launch-template", OpKind::Create) => self.create_template(op, ctx).await,
                 ("ec2-launch-template", OpKind::Update) => self.update_template(op, ctx).await,
                 ("ec2-launch-template", OpKind::Delete) => self.delete_template(op).await,
+                ("ec2-key-pair", OpKind::Create) => self.create_key_pair(op).await,
+                ("ec2-key-pair", OpKind::Delete) => self.delete_key_pair(op).await,
                 ("eks-version", OpKind::Update) => self.version_step(op, ctx).await,
                 ("eks-version", _) => Ok(None),
                 (k, _) => Err(StepError::permanent(format!("{}: eks cannot handle kind {k}", s.id))),

@@ -6,6 +6,7 @@
 //! | `eks/cluster` | eks-cluster | `role/cluster`, the cluster subnets, `sg/cluster` |
 //! | `eks/addon/<name>` | eks-addon | `eks/cluster`, its IRSA role; addons other than [`addons::before_nodes`] also the nodegroups |
 //! | `eks/identity-provider/<name>` | eks-identity-provider | `eks/cluster` |
+//! | `kp/<nodegroup>` | ec2-key-pair | (a public key of the spec's, imported) |
 //! | `lt/<nodegroup>` | ec2-launch-template | `eks/cluster` when it lists security groups (it adds the cluster's) |
 //! | `eks/nodegroup/<name>` | eks-nodegroup | `eks/cluster`, `role/node`, its subnets, the addons nodes need, its `lt/` |
 //! | `upgrade/<version>/...` | eks-version | the previous part of the upgrade (control plane, then addons, then nodegroups) |
@@ -40,11 +41,13 @@ use eksodus_core::tags;
 mod desired;
 mod discover;
 mod execute;
+mod keypair;
 mod props;
 mod template;
 #[cfg(test)]
 mod tests;
 
+pub use keypair::{key_pair_key, key_pair_name, KeyPairProps};
 use props::{from_props, to_props};
 pub use props::{
     AddonProps, IdentityProviderProps, LaunchTemplateProps, NodegroupProps, RemoteAccessProps, Scaling, TaintProps,
@@ -58,8 +61,15 @@ use crate::Error;
 pub const COMPONENT: &str = "cluster";
 
 /// Resource kinds this reconciler executes.
-pub const KINDS: &[&str] =
-    &["eks-cluster", "eks-nodegroup", "eks-addon", "eks-identity-provider", "eks-version", "ec2-launch-template"];
+pub const KINDS: &[&str] = &[
+    "eks-cluster",
+    "eks-nodegroup",
+    "eks-addon",
+    "eks-identity-provider",
+    "eks-version",
+    "ec2-launch-template",
+    "ec2-key-pair",
+];
 
 /// Key of the control plane.
 pub const CLUSTER_KEY: &str = "eks/cluster";
@@ -96,6 +106,9 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DescribeLaunchTemplates",
     "ec2:DescribeLaunchTemplateVersions",
     "ec2:DeleteLaunchTemplate",
+    "ec2:ImportKeyPair",
+    "ec2:DescribeKeyPairs",
+    "ec2:DeleteKeyPair",
     "ec2:CreateTags",
 ];
 
@@ -104,7 +117,7 @@ pub const ACTIONS: &[&str] = &[
 /// `eksodus.io/max-pods` tag, computed with the instance's vCPUs, which only a create looks up); an addon's
 /// `resolve_conflicts`, which is a parameter of each call, not a setting EKS keeps.
 pub const CREATE_ONLY: &[&str] =
-    &["authentication_mode", "bootstrap_admin", "support_type", "max_pods", "resolve_conflicts"];
+    &["authentication_mode", "bootstrap_admin", "support_type", "max_pods", "resolve_conflicts", "public_key"];
 
 /// Key of a nodegroup.
 pub fn nodegroup_key(name: &str) -> String {
