@@ -56,13 +56,15 @@ async fn one_seed(seed: u64) {
     let after_up = {
         st.aws.proxy.heal();
         let c = census(&st).await;
+        let pairs = aws_sdk_ec2::Client::new(&st.conf).describe_key_pairs().send().await.unwrap();
+        assert_eq!(pairs.key_pairs().len(), 1, "seed {seed}: one imported key pair");
         // new draws for what follows, in the same emulator account
         st.aws.proxy.set_config(FaultConfig { account_id: st.aws.proxy.config().account_id, ..faults(seed + 1000) });
         c
     };
     assert_eq!(
         (after_up.0, after_up.1, after_up.2, after_up.4, after_up.5),
-        (1, 1, 1, 1, 1),
+        (1, 1, 2, 1, 1),
         "seed {seed}: duplicates after up"
     );
     let plan = env.plan().await.unwrap_or_else(|e| panic!("seed {seed}: plan: {e}"));
@@ -80,6 +82,8 @@ async fn one_seed(seed: u64) {
     assert!(down.remaining.is_empty(), "seed {seed}: left {:?}", down.remaining);
     let c = census(&st).await;
     assert_eq!(c, (0, 0, 0, 0, 0, 0), "seed {seed}: something survived down");
+    let pairs = aws_sdk_ec2::Client::new(&st.conf).describe_key_pairs().send().await.unwrap();
+    assert!(pairs.key_pairs().is_empty(), "seed {seed}: a key pair survived down");
     let stats = st.aws.proxy.stats();
     assert!(stats.faults() > 20, "seed {seed}: only {} faults were injected", stats.faults());
 }
@@ -110,6 +114,8 @@ async fn down_resumes_after_a_crash_at_every_write() {
         assert!(again.report.is_success(), "k={k}: {:?}", again.report.failures().collect::<Vec<_>>());
         assert!(again.remaining.is_empty(), "k={k}: left {:?}", again.remaining);
         assert_eq!(census(&st).await, (0, 0, 0, 0, 0, 0), "k={k}");
+        let pairs = aws_sdk_ec2::Client::new(&st.conf).describe_key_pairs().send().await.unwrap();
+        assert!(pairs.key_pairs().is_empty(), "k={k}: a key pair survived down");
         if done {
             break; // k passed the number of writes a down makes
         }

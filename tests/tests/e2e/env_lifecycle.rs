@@ -39,6 +39,13 @@ cluster:
   logging: [api, audit]
   nodegroups:
     - {name: general, instance_types: [m5.large], min: 1, max: 3, desired: 2, labels: {tier: general}, imds_hop_limit: 1}
+    - name: ops
+      instance_types: [m5.large]
+      min: 1
+      max: 2
+      desired: 1
+      ssh: {public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA7e3Xtwqc9C64YrLdSOCNHrhmaoZW7aI5XFFj4JGlpK e2e@eksodus", source_security_groups: [sg-0a1b2c3d]}
+      iam: {well_known: [auto-scaler]}
   addons:
     - {name: vpc-cni}
     - {name: kube-proxy}
@@ -186,7 +193,9 @@ async fn up_resumes_after_a_crash_at_every_kth_write() {
         let p = env.plan().await.unwrap();
         assert!(p.is_converged(), "k={k}: {:?}", p.plan.changes().map(|c| &c.id).collect::<Vec<_>>());
         let found = env.eks.discover(&Default::default()).await.unwrap();
-        assert_eq!((found.nodegroups.len(), found.addons.len()), (1, 4), "k={k}");
+        assert_eq!((found.nodegroups.len(), found.addons.len()), (2, 4), "k={k}");
+        let pairs = aws_sdk_ec2::Client::new(&st.conf).describe_key_pairs().send().await.unwrap();
+        assert_eq!(pairs.key_pairs().len(), 1, "k={k}: one imported key pair");
     }
 }
 
