@@ -8,8 +8,9 @@
 //! tags.
 
 use aws_sdk_ec2::primitives::Blob;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
+use super::template::{owned_filters, owned_tags};
 use super::*;
 
 /// Key of a nodegroup's imported key pair.
@@ -42,10 +43,6 @@ pub struct KeyPairProps {
     pub public_key: String,
 }
 
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
-}
-
 impl Eks {
     /// The key pairs this environment imported.
     pub(super) async fn discover_key_pairs(&self) -> Result<Vec<Observed>, StepError> {
@@ -54,8 +51,7 @@ impl Eks {
                 .read_step("DescribeKeyPairs", || {
                     self.ec2
                         .describe_key_pairs()
-                        .filters(filter(&format!("tag:{}", tags::ENVIRONMENT), &self.env))
-                        .filters(filter(&format!("tag:{}", tags::COMPONENT), COMPONENT))
+                        .set_filters(Some(owned_filters(&self.env).to_vec()))
                         .include_public_key(true)
                         .send()
                 })
@@ -65,11 +61,7 @@ impl Eks {
         Ok(r.key_pairs()
             .iter()
             .filter_map(|k| {
-                let tg: BTreeMap<String, String> =
-                    k.tags().iter().filter_map(|x| Some((x.key()?.to_string(), x.value()?.to_string()))).collect();
-                if !tags::is_owned(&tg, &self.env, COMPONENT) {
-                    return None;
-                }
+                let tg = owned_tags(&self.env, k.tags())?;
                 let name = k.key_name()?.to_string();
                 Some(Observed {
                     key: tg.get(tags::RESOURCE)?.clone(),

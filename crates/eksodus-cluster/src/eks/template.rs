@@ -31,8 +31,21 @@ pub(super) struct FoundTemplate {
     pub digests: BTreeMap<i64, String>,
 }
 
-fn filter(name: &str, value: &str) -> Filter {
+pub(super) fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
+}
+
+/// The EC2 filters that list what this environment's EKS component owns (tags are checked again on each
+/// result: moto ignores tag filters on some kinds).
+pub(super) fn owned_filters(env: &str) -> [Filter; 2] {
+    [filter(&format!("tag:{}", tags::ENVIRONMENT), env), filter(&format!("tag:{}", tags::COMPONENT), COMPONENT)]
+}
+
+/// An EC2 resource's tags, when they say this environment's EKS component owns it.
+pub(super) fn owned_tags(env: &str, t: &[Tag]) -> Option<BTreeMap<String, String>> {
+    let tg: BTreeMap<String, String> =
+        t.iter().filter_map(|x| Some((x.key()?.to_string(), x.value()?.to_string()))).collect();
+    tags::is_owned(&tg, env, COMPONENT).then_some(tg)
 }
 
 /// The content of a template version, in the shape of [`LaunchTemplateProps`].
@@ -141,8 +154,7 @@ impl Eks {
                 .read_step("DescribeLaunchTemplates", || {
                     self.ec2
                         .describe_launch_templates()
-                        .filters(filter(&format!("tag:{}", tags::ENVIRONMENT), &self.env))
-                        .filters(filter(&format!("tag:{}", tags::COMPONENT), COMPONENT))
+                        .set_filters(Some(owned_filters(&self.env).to_vec()))
                         .max_results(200)
                         .send()
                 })
@@ -153,11 +165,7 @@ impl Eks {
             .launch_templates()
             .iter()
             .filter_map(|t| {
-                let tg: BTreeMap<String, String> =
-                    t.tags().iter().filter_map(|x| Some((x.key()?.to_string(), x.value()?.to_string()))).collect();
-                if !tags::is_owned(&tg, &self.env, COMPONENT) {
-                    return None;
-                }
+                let tg = owned_tags(&self.env, t.tags())?;
                 Some((
                     t.launch_template_id()?.to_string(),
                     t.launch_template_name().unwrap_or_default().to_string(),

@@ -318,11 +318,9 @@ fn a_nodegroup_with_template_settings_gets_a_template_it_depends_on() {
     assert!(changed.is_empty(), "{changed:#?}");
 }
 
-#[test]
-fn a_template_with_security_groups_waits_for_the_cluster_security_group() {
-    let s = spec(TEMPLATED);
-    let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
-    let inp = Inputs {
+/// The inputs of a plan made before the cluster exists (one zone, nothing known of the cluster).
+fn before_the_cluster(owned: &Owned) -> Inputs<'_> {
+    Inputs {
         account: "111122223333",
         version: "1.33",
         catalogue: None,
@@ -335,7 +333,14 @@ fn a_template_with_security_groups_waits_for_the_cluster_security_group() {
         max_pods: BTreeMap::new(),
         cluster_security_group: None,
         cluster_bootstrap: None,
-    };
+    }
+}
+
+#[test]
+fn a_template_with_security_groups_waits_for_the_cluster_security_group() {
+    let s = spec(TEMPLATED);
+    let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
+    let inp = before_the_cluster(&owned);
     let set = eks(&s).desired(&s, &inp).unwrap();
     assert!(set.desired.iter().all(|d| d.key != "lt/data" && d.key != "eks/nodegroup/data"));
     assert!(set.deferred.iter().any(|d| d.contains("lt/data") && d.contains("security group")), "{:?}", set.deferred);
@@ -404,20 +409,7 @@ fn a_custom_ami_is_a_template_with_the_whole_bootstrap_and_a_nodegroup_without_a
 fn a_custom_ami_waits_for_the_cluster_to_say_where_it_is() {
     let s = spec(CUSTOM);
     let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
-    let inp = Inputs {
-        account: "111122223333",
-        version: "1.33",
-        catalogue: None,
-        installed_addons: &owned.installed,
-        iam_keys: &owned.iam_keys,
-        cluster_subnets: vec!["subnet/private/us-east-1a".into()],
-        private_subnets: [("us-east-1a".to_string(), "subnet/private/us-east-1a".to_string())].into(),
-        public_subnets: BTreeMap::new(),
-        security_groups: vec![],
-        max_pods: BTreeMap::new(),
-        cluster_security_group: Some("sg-1".into()),
-        cluster_bootstrap: None,
-    };
+    let inp = Inputs { cluster_security_group: Some("sg-1".into()), ..before_the_cluster(&owned) };
     let set = eks(&s).desired(&s, &inp).unwrap();
     assert!(set.desired.iter().all(|d| d.key != "lt/gpu" && d.key != "eks/nodegroup/gpu"));
     assert!(set.deferred.iter().any(|d| d.contains("lt/gpu") && d.contains("endpoint and CA")), "{:?}", set.deferred);
