@@ -39,7 +39,8 @@ pub fn key_pair_name(env: &str, nodegroup: &str, public_key: &str) -> String {
 pub struct KeyPairProps {
     /// Its name ([`key_pair_name`]).
     pub name: String,
-    /// The public key, normalized ([`normalized`]); set at import only (the name follows it).
+    /// The public key as EC2 compares it (type and base64 body, no comment); set at import only (the name
+    /// follows it).
     pub public_key: String,
 }
 
