@@ -217,7 +217,7 @@ mod tests {
         };
         let small: EnvironmentSpec = serde_saphyr::from_str(&yaml("external-dns, cert-manager")).unwrap();
         assert!(validate_within(&small, 1_000).is_empty());
-        // every set eksctl knows fits on one role today (about 8,700 characters)...
+        // every set eksctl knows fits on one role today...
         let all = WellKnownPolicy::ALL.iter().map(|w| w.name()).collect::<Vec<_>>().join(", ");
         let all: EnvironmentSpec = serde_saphyr::from_str(&yaml(&all)).unwrap();
         assert!(validate(&all).is_empty());

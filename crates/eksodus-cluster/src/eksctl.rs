@@ -747,22 +747,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     un.push(Unsupported { path: format!("{list}[{i}].launchTemplate.{k}"), reason: not_mapped(k) });
                 }
             }
-            let templated = launch_template.is_some()
-                || !security_groups.is_empty()
-                || volume.is_some()
-                || imds_hop_limit.is_some()
-                || ami.is_some()
-                || r.map.contains_key("preBootstrapCommands")
-                || r.map.contains_key("instanceName");
-            if ssh.is_some() && templated {
-                // eksctl puts the key into its launch template; EKS takes no remote access beside one
-                un.push(Unsupported {
-                    path: format!("{list}[{i}].ssh"),
-                    reason: "with a launch template (its volume, security groups, AMI or bootstrap fields) EKS takes no remote access: reach these nodes through SSM, or attach a security group that allows port 22".into(),
-                });
-                ssh = None;
-            }
-            nodegroups.push(NodegroupSpec {
+            let mut ng = NodegroupSpec {
                 name,
                 instance_types: types,
                 min,
@@ -789,7 +774,16 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 launch_template,
                 ami,
                 override_bootstrap_command,
-            });
+            };
+            if ng.ssh.is_some() && (ng.launch_template.is_some() || ng.owns_template()) {
+                // eksctl puts the key into its launch template; EKS takes no remote access beside one
+                un.push(Unsupported {
+                    path: format!("{list}[{i}].ssh"),
+                    reason: "with a launch template (its volume, security groups, AMI or bootstrap fields) EKS takes no remote access: reach these nodes through SSM, or attach a security group that allows port 22".into(),
+                });
+                ng.ssh = None;
+            }
+            nodegroups.push(ng);
             let why = |k: &str| match k {
                 "volumeName" => {
                     "the volume's device follows the AMI family (/dev/xvda; Bottlerocket's data volume /dev/xvdb)"

@@ -472,6 +472,36 @@ cluster:
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
 
+/// A nodegroup as EKS describes it.
+async fn describe_nodegroup(eks: &aws_sdk_eks::Client, cluster: &str, name: &str) -> aws_sdk_eks::types::Nodegroup {
+    eks.describe_nodegroup()
+        .cluster_name(cluster)
+        .nodegroup_name(name)
+        .send()
+        .await
+        .unwrap()
+        .nodegroup()
+        .unwrap()
+        .clone()
+}
+
+/// The default version of a launch template, by name or by ID.
+async fn default_template_version(
+    ec2: &aws_sdk_ec2::Client,
+    name: Option<&str>,
+    id: Option<&str>,
+) -> aws_sdk_ec2::types::LaunchTemplateVersion {
+    let v = ec2
+        .describe_launch_template_versions()
+        .set_launch_template_name(name.map(String::from))
+        .set_launch_template_id(id.map(String::from))
+        .versions("$Default")
+        .send()
+        .await
+        .unwrap();
+    v.launch_template_versions()[0].clone()
+}
+
 /// Custom AMIs: eksodus's template names the AMI and carries the whole bootstrap with the cluster's endpoint, CA
 /// and service CIDR; EKS reports the nodegroups as CUSTOM with no version of eksodus's; a new AMI is a new
 /// template version that rolls the nodes; `upgrade` moves the control plane and leaves them to their AMI.
@@ -520,19 +550,7 @@ cluster:
     assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
 
     let cluster = eks.describe_cluster().name("amis").send().await.unwrap().cluster().unwrap().clone();
-    let template = |name: &'static str| {
-        let ec2 = ec2.clone();
-        async move {
-            let v = ec2
-                .describe_launch_template_versions()
-                .launch_template_name(name)
-                .versions("$Default")
-                .send()
-                .await
-                .unwrap();
-            v.launch_template_versions()[0].clone()
-        }
-    };
+    let template = |name: &'static str| default_template_version(&ec2, Some(name), None);
     let hardened = template("amis-hardened").await;
     let d = hardened.launch_template_data().unwrap();
     assert_eq!(d.image_id(), Some("ami-0123456789abcdef0"));
@@ -548,20 +566,7 @@ cluster:
     let legacy = template("amis-legacy").await;
     let ud = eksodus_cluster::userdata::decode(legacy.launch_template_data().unwrap().user_data().unwrap()).unwrap();
     assert!(ud.ends_with("echo before\n/etc/eks/bootstrap.sh amis\n"), "{ud}");
-    let ng = |name: &'static str| {
-        let eks = eks.clone();
-        async move {
-            eks.describe_nodegroup()
-                .cluster_name("amis")
-                .nodegroup_name(name)
-                .send()
-                .await
-                .unwrap()
-                .nodegroup()
-                .unwrap()
-                .clone()
-        }
-    };
+    let ng = |name: &'static str| describe_nodegroup(&eks, "amis", name);
     assert_eq!(ng("hardened").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
     assert_eq!(ng("legacy").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
     assert_ne!(ng("std").await.ami_type().map(|a| a.as_str()), Some("CUSTOM"));
@@ -694,20 +699,7 @@ cluster:
             .launch_template_id()
             .unwrap()
             .to_string();
-    let default_data = |id: String| {
-        let ec2 = ec2.clone();
-        async move {
-            let v = ec2
-                .describe_launch_template_versions()
-                .launch_template_id(id)
-                .versions("$Default")
-                .send()
-                .await
-                .unwrap();
-            v.launch_template_versions()[0].clone()
-        }
-    };
-    let v1 = default_data(ours_id.clone()).await;
+    let v1 = default_template_version(&ec2, None, Some(&ours_id)).await;
     let d = v1.launch_template_data().unwrap();
     let ebs = d.block_device_mappings()[0].ebs().unwrap();
     assert_eq!(d.block_device_mappings()[0].device_name(), Some("/dev/xvda"));
@@ -736,20 +728,7 @@ cluster:
             spec.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
         assert_eq!((t["Name"], t["team"], t["cost-center"]), ("templ-node", "platform", "4711"), "{spec:?}");
     }
-    let ng = |name: &'static str| {
-        let eks = eks.clone();
-        async move {
-            eks.describe_nodegroup()
-                .cluster_name("templ")
-                .nodegroup_name(name)
-                .send()
-                .await
-                .unwrap()
-                .nodegroup()
-                .unwrap()
-                .clone()
-        }
-    };
+    let ng = |name: &'static str| describe_nodegroup(&eks, "templ", name);
     let n = ng("ours").await;
     assert_eq!(n.launch_template().and_then(|t| t.id()), Some(ours_id.as_str()));
     assert_eq!(n.launch_template().and_then(|t| t.version()), Some("1"));
@@ -816,7 +795,7 @@ cluster:
         ]
     );
     st.env(&changed).up(&EventSink::discard()).await.unwrap();
-    let v2 = default_data(ours_id.clone()).await;
+    let v2 = default_template_version(&ec2, None, Some(&ours_id)).await;
     assert_eq!(v2.version_number(), Some(2));
     let d = v2.launch_template_data().unwrap();
     assert_eq!(d.block_device_mappings()[0].ebs().unwrap().volume_size(), Some(100));
