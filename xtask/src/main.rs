@@ -313,7 +313,18 @@ fn validate(file: &PathBuf, json: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     if eksodus::cluster::eksctl::is_eksctl(&text) {
         let imp = eksodus::cluster::eksctl::import(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let errs = if imp.unsupported.is_empty() { eksodus::net::validate(&imp.spec) } else { vec![] };
+        // checked as `up` would load it (key files read, relative to the file), printed as imported (a key
+        // file stays a file)
+        let mut loaded = imp.spec.clone();
+        let errs = if !imp.unsupported.is_empty() {
+            vec![]
+        } else {
+            match eksodus::spec::read_key_files(&mut loaded, file.parent().unwrap_or(std::path::Path::new("."))) {
+                Ok(()) => eksodus::net::validate(&loaded),
+                Err(eksodus::Error::Spec(eksodus::core::Error::Invalid(FieldErrors(errs)))) => errs,
+                Err(e) => return Err(e.into()),
+            }
+        };
         let ok = imp.unsupported.is_empty() && errs.is_empty();
         if json {
             outln!(

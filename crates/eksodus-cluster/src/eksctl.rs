@@ -775,11 +775,12 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 ami,
                 override_bootstrap_command,
             };
-            if ng.ssh.is_some() && (ng.launch_template.is_some() || ng.owns_template()) {
-                // eksctl puts the key into its launch template; EKS takes no remote access beside one
+            if ng.ssh.is_some() && ng.launch_template.is_some() {
+                // beside eksodus's template the key goes into it (as eksctl does); a template of the user's
+                // holds its own key and groups
                 un.push(Unsupported {
                     path: format!("{list}[{i}].ssh"),
-                    reason: "with a launch template (its volume, security groups, AMI or bootstrap fields) EKS takes no remote access: reach these nodes through SSM, or attach a security group that allows port 22".into(),
+                    reason: "with a launch template of yours EKS takes no remote access: name the key pair in your template and attach a security group that allows port 22".into(),
                 });
                 ng.ssh = None;
             }
@@ -964,7 +965,14 @@ mod tests {
                 assert!(!u.path.is_empty() && !u.reason.is_empty(), "{f}: {u:?}");
             }
             if imp.unsupported.is_empty() {
-                let errs = imp.spec.validate();
+                // as loading the file would: a key file read into its key
+                let mut spec = imp.spec.clone();
+                for ssh in spec.cluster.iter_mut().flat_map(|c| &mut c.nodegroups).filter_map(|n| n.ssh.as_mut()) {
+                    if ssh.public_key_file.take().is_some() {
+                        ssh.public_key = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA7e3Xtwqc9C64YrLdSOCNHrhmaoZW7aI5XFFj4JGlpK t@eksodus".into());
+                    }
+                }
+                let errs = spec.validate();
                 assert!(errs.is_empty(), "{f} imported cleanly but is not valid: {errs:#?}");
             }
         }
@@ -1115,10 +1123,13 @@ nodeGroups:
         assert_eq!(custom.ami_type.as_deref(), Some("AL2_x86_64"));
         assert!(custom.override_bootstrap_command.as_deref().unwrap().contains("/etc/eks/bootstrap.sh cluster-15"));
         assert!(!paths.iter().any(|p| p.starts_with("managedNodeGroups[2]")), "{paths:?}");
-        // its key file would be imported, but its security groups make a launch template, beside which EKS
-        // takes no remote access: refused by path
-        assert!(ng.ssh.is_none());
-        assert!(paths.contains(&"managedNodeGroups[0].ssh"), "{paths:?}");
+        // its security groups make a launch template eksodus owns: the key file becomes the template's key
+        // pair and the groups allowed in an SSH security group of the nodegroup; nothing of the file is lost
+        let ssh = ng.ssh.as_ref().unwrap();
+        assert_eq!(ssh.public_key_file.as_deref(), Some("~/.ssh/ec2_id_rsa.pub"));
+        assert_eq!(ssh.source_security_groups, ["sg-00241fbb12c607007"]);
+        assert!(ng.owns_template());
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
 
         // a named key pair with the groups allowed to reach it is EKS remote access; SSM alone needs nothing
         let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nmanagedNodeGroups:\n- name: a\n  ssh: {allow: true, publicKeyName: ops, sourceSecurityGroupIds: [sg-0123]}\n- name: b\n  ssh: {enableSsm: true}\n- name: c\n  ssh: {allow: true, publicKeyName: ops}\n";

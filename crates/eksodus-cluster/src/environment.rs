@@ -462,7 +462,8 @@ impl Environment {
                 .iter()
                 .any(|n| !found.nodegroups.contains_key(&n.name) || (n.owns_template() && eks::sets_max_pods(spec)));
             let types: Vec<String> = c.nodegroups.iter().flat_map(|n| n.instance_types.clone()).collect();
-            let (catalogue, vcpus) = tokio::try_join!(
+            let amis: Vec<String> = c.nodegroups.iter().filter_map(|n| n.ami.clone()).collect();
+            let (catalogue, vcpus, images) = tokio::try_join!(
                 async {
                     if needs_catalogue {
                         self.eks.catalogue(&version).await.map(Some)
@@ -479,7 +480,36 @@ impl Environment {
                         BTreeMap::new()
                     })
                 },
+                async {
+                    if amis.is_empty() {
+                        Ok(BTreeMap::new())
+                    } else {
+                        eksodus_net::ec2::describe_images(&self.ec2, &amis).await.map_err(Error::from)
+                    }
+                },
             )?;
+            // a custom AMI that is not there, or is built for the other architecture, is refused before
+            // anything is made (its template would be made, and its nodes would never join)
+            for (i, n) in c.nodegroups.iter().enumerate() {
+                let Some(ami) = &n.ami else { continue };
+                let field = format!("cluster.nodegroups[{i}].ami");
+                let Some(arch) = images.get(ami) else {
+                    return Err(Error::Spec {
+                        field,
+                        message: format!("EC2 shows no AMI {ami} to this account in {}", spec.region),
+                    });
+                };
+                let want = if n.ami_type.as_deref().is_some_and(|t| t.contains("ARM_64")) { "arm64" } else { "x86_64" };
+                if !arch.is_empty() && arch != want {
+                    return Err(Error::Spec {
+                        field,
+                        message: format!(
+                            "{ami} is an {arch} image and ami_type {} runs {want}",
+                            n.ami_type.as_deref().unwrap_or(eks::DEFAULT_AMI_TYPE)
+                        ),
+                    });
+                }
+            }
             let layout = match spec.network.existing {
                 None => Some(eksodus_net::layout::plan(spec)?),
                 Some(_) => None,

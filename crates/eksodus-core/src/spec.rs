@@ -322,6 +322,10 @@ pub struct SshSpec {
     pub public_key_file: Option<String>,
     /// Security groups allowed to reach port 22 (`sg-...`); none opens it to the internet, as EKS does, so
     /// validation asks for at least one.
+    ///
+    /// On a plain managed nodegroup this is EKS's remote access. Beside eksodus's launch template (which EKS
+    /// takes no remote access with) the template names the key pair, and eksodus makes the nodegroup a
+    /// security group `<environment>-<nodegroup>-ssh` that lets these groups reach port 22.
     #[serde(default)]
     pub source_security_groups: Vec<String>,
 }
@@ -1575,10 +1579,10 @@ fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs
             ));
         }
     }
-    if n.ssh.is_some() && (n.launch_template.is_some() || n.owns_template()) {
+    if n.ssh.is_some() && n.launch_template.is_some() {
         errs.push(FieldError::new(
             at("ssh"),
-            "EKS takes no remote access with a launch template: reach these nodes through SSM, or attach a security group of yours that allows port 22 (security_groups)",
+            "EKS takes no remote access with a launch template of yours: name the key pair in your template and attach a security group that allows port 22",
         ));
     }
     if let Some(v) = &n.volume {
@@ -1629,18 +1633,22 @@ fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs
             ));
         }
     }
-    // an ENI takes 5 security groups by default, and eksodus adds the cluster's
-    if n.security_groups.len() > 4 {
+    // an ENI takes 5 security groups by default, and eksodus adds the cluster's (and the SSH group)
+    let added = 1 + usize::from(n.ssh.is_some() && n.owns_template());
+    if n.security_groups.len() + added > 5 {
+        let what = if added == 2 { "the cluster's and the SSH group" } else { "the cluster's" };
         errs.push(FieldError::new(
             at("security_groups"),
-            format!("{} groups and the cluster's exceed the 5 a network interface takes", n.security_groups.len()),
+            format!("{} groups and {what} exceed the 5 a network interface takes", n.security_groups.len()),
         ));
     }
     let family = n.ami_type.as_deref().unwrap_or("AL2023");
     if let Some(ami) = &n.ami {
-        let hex = ami.strip_prefix("ami-").unwrap_or_default();
-        if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            errs.push(FieldError::new(at("ami"), format!("`{ami}` is not an AMI ID (ami- and 8 or 17 hex digits)")));
+        // the form only: whether the AMI exists in the region (and fits the family's architecture) is asked
+        // of EC2 by the plan, before anything is made
+        let rest = ami.strip_prefix("ami-").unwrap_or_default();
+        if rest.is_empty() || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
+            errs.push(FieldError::new(at("ami"), format!("`{ami}` is not an AMI ID (ami-...)")));
         }
         if !(family.starts_with("AL2023") || family.starts_with("AL2_") || family.starts_with("BOTTLEROCKET")) {
             errs.push(FieldError::new(

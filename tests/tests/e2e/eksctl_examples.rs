@@ -20,6 +20,27 @@ fn examples() -> Vec<(String, String)> {
     out
 }
 
+/// The user's security group standing for the example's `theirs`, made the first time it is named.
+async fn users_group(
+    ec2: &aws_sdk_ec2::Client,
+    made: &mut std::collections::BTreeMap<String, String>,
+    theirs: &str,
+) -> String {
+    if let Some(id) = made.get(theirs) {
+        return id.clone();
+    }
+    let r = ec2
+        .create_security_group()
+        .group_name(format!("users-{theirs}"))
+        .description("the user's")
+        .send()
+        .await
+        .unwrap();
+    let id = r.group_id().unwrap().to_string();
+    made.insert(theirs.to_string(), id.clone());
+    id
+}
+
 /// Makes in the emulator what the spec takes from the user's account, and points the spec at it.
 async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::EnvironmentSpec) {
     let zones = spec.az_names();
@@ -41,6 +62,54 @@ async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::Envi
         }
         ex.vpc_id = vpc;
         ex.subnet_ids = ids;
+    }
+    // a nodegroup's own security groups, the groups let in by SSH, its custom AMI and its launch template are
+    // the user's: made once for each ID the example names (the same ID twice is one group)
+    let ec2 = aws_sdk_ec2::Client::new(conf);
+    let mut groups = std::collections::BTreeMap::new();
+    for ng in spec.cluster.iter_mut().flat_map(|c| c.nodegroups.iter_mut()) {
+        for sg in ng.security_groups.iter_mut() {
+            *sg = users_group(&ec2, &mut groups, sg).await;
+        }
+        if let Some(ssh) = ng.ssh.as_mut() {
+            for sg in ssh.source_security_groups.iter_mut() {
+                *sg = users_group(&ec2, &mut groups, sg).await;
+            }
+            // a key file on the user's machine: its key, as loading the spec file would have read it (made
+            // for this test; its private half was thrown away)
+            if ssh.public_key_file.take().is_some() {
+                ssh.public_key = Some(
+                    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA7e3Xtwqc9C64YrLdSOCNHrhmaoZW7aI5XFFj4JGlpK e2e@eksodus"
+                        .into(),
+                );
+            }
+        }
+        if let Some(ami) = ng.ami.as_mut() {
+            let r = ec2.register_image().name(format!("users-{ami}")).send().await.unwrap();
+            *ami = r.image_id().unwrap().to_string();
+        }
+        if let Some(lt) = ng.launch_template.as_mut() {
+            // as many versions as the example names, so that its version is there
+            let data =
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder().instance_type("m5.large".into()).build();
+            let r = ec2
+                .create_launch_template()
+                .launch_template_name(format!("users-{}", lt.id))
+                .launch_template_data(data.clone())
+                .send()
+                .await
+                .unwrap();
+            let id = r.launch_template().unwrap().launch_template_id().unwrap().to_string();
+            for _ in 1..lt.version.parse::<u32>().unwrap() {
+                ec2.create_launch_template_version()
+                    .launch_template_id(&id)
+                    .launch_template_data(data.clone())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            lt.id = id;
+        }
     }
     if let Some(enc) = spec.cluster.as_mut().and_then(|c| c.encryption.as_mut()).filter(|e| e.key_arn.is_some()) {
         let kms = aws_sdk_kms::Client::new(conf);
@@ -143,6 +212,27 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             let left = ec2.describe_subnets().set_subnet_ids(Some(ex.subnet_ids.clone())).send().await.unwrap();
             assert_eq!(left.subnets().len(), ex.subnet_ids.len(), "{name}");
         }
+        // and so are its security groups and launch templates; eksodus's SSH groups are gone
+        let users: Vec<String> = spec
+            .cluster
+            .iter()
+            .flat_map(|c| &c.nodegroups)
+            .flat_map(|n| n.security_groups.iter().chain(n.ssh.iter().flat_map(|s| &s.source_security_groups)))
+            .cloned()
+            .collect();
+        if !users.is_empty() {
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let all = ec2.describe_security_groups().send().await.unwrap();
+            let ids: Vec<&str> = all.security_groups().iter().filter_map(|g| g.group_id()).collect();
+            assert!(users.iter().all(|u| ids.contains(&u.as_str())), "{name}: {users:?} {ids:?}");
+            let names: Vec<&str> = all.security_groups().iter().filter_map(|g| g.group_name()).collect();
+            assert!(!names.iter().any(|n| n.ends_with("-ssh")), "{name}: {names:?}");
+        }
+        for lt in spec.cluster.iter().flat_map(|c| &c.nodegroups).filter_map(|n| n.launch_template.as_ref()) {
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let r = ec2.describe_launch_templates().launch_template_ids(&lt.id).send().await.unwrap();
+            assert_eq!(r.launch_templates().len(), 1, "{name}: the user's template {} stays", lt.id);
+        }
         applied.push(name);
     }
     println!("applied, re-planned empty and destroyed: {applied:?}; refused by path: {refused:?}");
@@ -153,6 +243,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "03-two-nodegroups.yaml",
         "04-existing-vpc.yaml",
         "09-nat-gateways.yaml",
+        "15-managed-nodes.yaml",
         "19-kms-cluster.yaml",
         "25-addons.yaml",
         "27-oidc-provider.yaml",

@@ -510,6 +510,13 @@ async fn custom_amis_carry_their_bootstrap_roll_on_a_new_ami_and_sit_out_upgrade
     let st = setup(FaultConfig::default()).await;
     let ec2 = aws_sdk_ec2::Client::new(&st.conf);
     let eks = aws_sdk_eks::Client::new(&st.conf);
+    // the AMIs are the user's: registered in the emulator first (plan refuses an AMI EC2 does not show)
+    let register = |name: &'static str| {
+        let ec2 = ec2.clone();
+        async move { ec2.register_image().name(name).send().await.unwrap().image_id().unwrap().to_string() }
+    };
+    let (ami_a, ami_b, ami_legacy) =
+        (register("hardened-1").await, register("hardened-2").await, register("legacy").await);
     // two public keys made for this test (their private halves were thrown away)
     let key = |n: u8| {
         match n {
@@ -519,6 +526,7 @@ async fn custom_amis_carry_their_bootstrap_roll_on_a_new_ami_and_sit_out_upgrade
         .to_string()
     };
     let yaml_with = |version: &str, ami: &str, k: &str| {
+        let legacy = &ami_legacy;
         format!(
             r#"
 name: amis
@@ -536,7 +544,7 @@ cluster:
       taints: [{{key: hardened, value: "true", effect: NO_SCHEDULE}}]
     - name: legacy
       instance_types: [m5.large]
-      ami: ami-0fedcba9876543210
+      ami: {legacy}
       ami_type: AL2_x86_64
       pre_bootstrap_commands: ["echo before"]
       override_bootstrap_command: "/etc/eks/bootstrap.sh amis"
@@ -544,7 +552,27 @@ cluster:
         )
     };
     let yaml = |version: &str, ami: &str| yaml_with(version, ami, &key(1));
-    let s = spec(&yaml("1.32", "ami-0123456789abcdef0"));
+    // an AMI EC2 does not show, or one of the other architecture, is refused by its field before anything is made
+    // (an AMI registered in the emulator has no architecture; its public Amazon images have one)
+    let arch = aws_sdk_ec2::types::Filter::builder().name("architecture").values("x86_64").build();
+    let public = ec2.describe_images().owners("amazon").filters(arch).send().await.unwrap();
+    let x86 = public
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id())
+        .find(|id| id.strip_prefix("ami-").is_some_and(|r| r.chars().all(|c| c.is_ascii_alphanumeric())))
+        .unwrap()
+        .to_string();
+    for (ami, ami_type, says) in [
+        ("ami-0123456789abcdef0", "AL2023_x86_64_STANDARD", "no AMI"),
+        (x86.as_str(), "AL2023_ARM_64_STANDARD", "is an x86_64 image"),
+    ] {
+        let bad =
+            spec(&yaml("1.32", ami).replace("ami_type: AL2023_x86_64_STANDARD", &format!("ami_type: {ami_type}")));
+        let e = st.env(&bad).plan().await.unwrap_err().to_string();
+        assert!(e.contains("cluster.nodegroups[1].ami") && e.contains(says), "{e}");
+    }
+    let s = spec(&yaml("1.32", &ami_a));
     st.env(&s).up(&EventSink::discard()).await.unwrap();
     let again = st.env(&s).plan().await.unwrap();
     assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
@@ -553,7 +581,7 @@ cluster:
     let template = |name: &'static str| default_template_version(&ec2, Some(name), None);
     let hardened = template("amis-hardened").await;
     let d = hardened.launch_template_data().unwrap();
-    assert_eq!(d.image_id(), Some("ami-0123456789abcdef0"));
+    assert_eq!(d.image_id(), Some(ami_a.as_str()));
     let ud = eksodus_cluster::userdata::decode(d.user_data().unwrap()).unwrap();
     assert!(ud.contains(&format!("apiServerEndpoint: \"{}\"", cluster.endpoint().unwrap())), "{ud}");
     assert!(
@@ -579,21 +607,18 @@ cluster:
     assert_eq!(ng("std").await.remote_access().and_then(|r| r.ec2_ssh_key()), Some(pair.as_str()));
 
     // a new AMI: a new version of the template, the nodegroup rolled onto it, nothing else
-    let s2 = spec(&yaml("1.32", "ami-0aaaabbbbccccdddd"));
+    let s2 = spec(&yaml("1.32", &ami_b));
     let p = st.env(&s2).plan().await.unwrap();
     let mut keys: Vec<&str> = p.plan.changes().map(|c| c.key.as_str()).collect();
     keys.sort();
     assert_eq!(keys, ["eks/nodegroup/hardened", "lt/hardened"]);
     st.env(&s2).up_from(p, &EventSink::discard()).await.unwrap();
-    assert_eq!(
-        template("amis-hardened").await.launch_template_data().unwrap().image_id(),
-        Some("ami-0aaaabbbbccccdddd")
-    );
+    assert_eq!(template("amis-hardened").await.launch_template_data().unwrap().image_id(), Some(ami_b.as_str()));
     assert_eq!(ng("hardened").await.launch_template().and_then(|t| t.version()), Some("2"));
     assert!(st.env(&s2).plan().await.unwrap().is_converged());
 
     // a new public key: a new pair and new nodes (EKS's remote access is fixed at creation); the old pair goes
-    let s3 = spec(&yaml_with("1.32", "ami-0aaaabbbbccccdddd", &key(2)));
+    let s3 = spec(&yaml_with("1.32", &ami_b, &key(2)));
     let p = st.env(&s3).plan().await.unwrap();
     let mut steps: Vec<(String, String)> =
         p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
@@ -617,7 +642,7 @@ cluster:
     let keys: Vec<String> = up.plan.changes().map(|c| c.key.clone()).collect();
     assert!(keys.iter().any(|k| k == "upgrade/1.33/nodegroup/std"), "{keys:?}");
     assert!(!keys.iter().any(|k| k.contains("hardened") || k.contains("legacy")), "{keys:?}");
-    let s133 = spec(&yaml("1.33", "ami-0aaaabbbbccccdddd"));
+    let s133 = spec(&yaml("1.33", &ami_b));
     let p = st.env(&s133).plan().await.unwrap();
     assert!(p.is_converged(), "{:#?}", p.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
 

@@ -59,16 +59,33 @@ async fn an_embedders_sdk_config_with_retries_makes_no_duplicate_on_a_lost_creat
 #[test]
 fn eksctl_files_come_through_the_facade_validated() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/eksodus-cluster/testdata/eksctl");
+    // the files are read from a copy whose SSH key files are beside them (a key file is read when the spec
+    // is: eksctl's `~/.ssh/...` names one on the user's machine)
+    let here = tempfile::tempdir().unwrap();
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA7e3Xtwqc9C64YrLdSOCNHrhmaoZW7aI5XFFj4JGlpK e2e@eksodus";
     let mut imported = 0;
+    let mut keys_read = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
         let text = std::fs::read_to_string(&p).unwrap_or_default();
         if !eksodus_cluster::eksctl::is_eksctl(&text) {
             continue;
         }
-        match eksodus::spec::read(&p) {
+        let text = text.replace("publicKeyPath: ~/.ssh/", "publicKeyPath: keys/");
+        let copy = here.path().join(p.file_name().unwrap());
+        std::fs::write(&copy, &text).unwrap();
+        for line in text.lines().filter_map(|l| l.trim().strip_prefix("publicKeyPath: keys/")) {
+            std::fs::create_dir_all(here.path().join("keys")).unwrap();
+            std::fs::write(here.path().join("keys").join(line.trim()), format!("{key}\n")).unwrap();
+        }
+        match eksodus::spec::read(&copy) {
             Ok(f) => {
                 assert_eq!(f.format, eksodus::spec::Format::Eksctl);
+                let ssh = f.spec.cluster.iter().flat_map(|c| &c.nodegroups).filter_map(|n| n.ssh.as_ref());
+                for s in ssh.filter(|s| s.key_name.is_empty()) {
+                    assert_eq!((s.public_key.as_deref(), s.public_key_file.as_deref()), (Some(key), None));
+                    keys_read += 1;
+                }
                 imported += 1;
             }
             Err(eksodus::Error::Unsupported { fields, .. }) => assert!(!fields.is_empty()),
@@ -76,4 +93,5 @@ fn eksctl_files_come_through_the_facade_validated() {
         }
     }
     assert!(imported >= 5, "{imported}");
+    assert!(keys_read >= 1, "no example's key file was read: the copy proved nothing");
 }

@@ -205,6 +205,7 @@ impl Eks {
             };
             let mut deps = vec![CLUSTER_KEY.to_string()];
             deps.extend(role_dep);
+            let key_pair_dep = key_pair.as_ref().map(|kp| kp.key.clone());
             if let Some(kp) = key_pair {
                 deps.push(kp.key.clone());
                 out.desired.push(kp);
@@ -217,7 +218,7 @@ impl Eks {
                 (Some(lt.id.clone()), Some(lt.version.clone()))
             } else if n.owns_template() {
                 let family = crate::userdata::Family::of(&ami_type);
-                let Some(t) = self.template(spec, n, family, max_pods, inp) else {
+                let Some(t) = self.template(spec, n, family, max_pods, remote_access.as_ref(), inp) else {
                     let what = if n.ami.is_some() {
                         "the cluster's endpoint and CA (a custom AMI's bootstrap names them)"
                     } else {
@@ -237,10 +238,14 @@ impl Eks {
                     kind: "ec2-launch-template".into(),
                     props: to_props(&t),
                     immutable: vec!["name".into()],
-                    depends_on: if n.security_groups.is_empty() && n.ami.is_none() {
-                        vec![]
-                    } else {
-                        vec![CLUSTER_KEY.to_string()]
+                    depends_on: {
+                        let mut d = Vec::new();
+                        if !t.security_groups.is_empty() || n.ami.is_some() {
+                            d.push(CLUSTER_KEY.to_string());
+                        }
+                        d.extend(t.security_groups.iter().filter(|g| !is_physical(g)).cloned());
+                        d.extend(key_pair_dep.clone());
+                        d
                     },
                     cost: Cost::new(1, 1, 1),
                 });
@@ -249,6 +254,8 @@ impl Eks {
             } else {
                 (None, None)
             };
+            // beside eksodus's template the key and the SSH group are the template's; EKS takes no remote access
+            let remote_access = remote_access.filter(|_| launch_template.is_none());
             let key = nodegroup_key(&n.name);
             ng_keys.push(key.clone());
             out.desired.push(Desired {
@@ -340,12 +347,16 @@ impl Eks {
         n: &eksodus_core::spec::NodegroupSpec,
         family: crate::userdata::Family,
         max_pods: Option<u32>,
+        remote_access: Option<&RemoteAccessProps>,
         inp: &Inputs<'_>,
     ) -> Option<LaunchTemplateProps> {
-        let security_groups = if n.security_groups.is_empty() {
+        // SSH beside a template: the nodegroup's SSH group (the network component's, by key) and the key pair
+        let ssh_group = n.ssh.as_ref().map(|_| eksodus_net::ec2::ssh_group_key(&n.name));
+        let security_groups = if n.security_groups.is_empty() && ssh_group.is_none() {
             vec![]
         } else {
             let mut g = n.security_groups.clone();
+            g.extend(ssh_group);
             g.push(inp.cluster_security_group.clone()?);
             g.sort();
             g.dedup();
@@ -410,6 +421,7 @@ impl Eks {
             imds_v2_required: true,
             hop_limit: n.imds_hop_limit.unwrap_or(DEFAULT_HOP_LIMIT),
             security_groups,
+            key_name: remote_access.map(|r| r.key_name.clone()),
             user_data,
             instance_tags,
         })

@@ -235,7 +235,8 @@ impl Found {
                             *v = json!(k);
                         }
                     }
-                    if field == "subnets" {
+                    // sorted as the desired side sorts them (a template's groups mix keys and IDs)
+                    if field == "subnets" || o.kind == "ec2-launch-template" {
                         a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
                     }
                 }

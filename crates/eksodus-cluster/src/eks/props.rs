@@ -118,9 +118,13 @@ pub struct LaunchTemplateProps {
     pub imds_v2_required: bool,
     /// The metadata service's hop limit.
     pub hop_limit: u8,
-    /// Security groups of the nodes (sorted), with the cluster's security group (`None`: EKS's default, the
-    /// cluster security group alone).
+    /// Security groups of the nodes (sorted), with the cluster's security group (empty: EKS's default, the
+    /// cluster security group alone). A group eksodus makes (a nodegroup's SSH group) is named by its key.
     pub security_groups: Vec<String>,
+    /// The EC2 key pair of the nodes (SSH; EKS takes no remote access beside a template). Left out of the
+    /// serialized form when absent, as `image_id` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
     /// User data as text (see [`crate::userdata`]).
     pub user_data: Option<String>,
     /// Tags of the instances and their volumes (the environment's, the nodegroup's and `Name`).

@@ -79,9 +79,12 @@ pub(super) fn observed_props(name: &str, v: &LaunchTemplateVersion) -> Map<Strin
         "user_data": d.and_then(|d| d.user_data()).and_then(crate::userdata::decode),
         "instance_tags": instance_tags,
     }));
-    // as the desired side serializes it: absent when the template names no AMI
+    // as the desired side serializes them: absent when the template names no AMI or key pair
     if let Some(ami) = d.and_then(|d| d.image_id()) {
         p.insert("image_id".into(), json!(ami));
+    }
+    if let Some(k) = d.and_then(|d| d.key_name()) {
+        p.insert("key_name".into(), json!(k));
     }
     p
 }
@@ -104,7 +107,7 @@ pub(super) fn recognise(o: &mut Observed, templates: &[FoundTemplate]) {
 }
 
 /// What EC2 takes for a template's content.
-fn request_data(w: &LaunchTemplateProps) -> RequestLaunchTemplateData {
+fn request_data(w: &LaunchTemplateProps, groups: &[String]) -> RequestLaunchTemplateData {
     let ebs = LaunchTemplateEbsBlockDeviceRequest::builder()
         .volume_size(w.volume_size as i32)
         .volume_type(VolumeType::from(w.volume_type.as_str()))
@@ -139,7 +142,8 @@ fn request_data(w: &LaunchTemplateProps) -> RequestLaunchTemplateData {
                 .build(),
         )
         .set_image_id(w.image_id.clone())
-        .set_security_group_ids((!w.security_groups.is_empty()).then(|| w.security_groups.clone()))
+        .set_security_group_ids((!groups.is_empty()).then(|| groups.to_vec()))
+        .set_key_name(w.key_name.clone())
         .set_user_data(w.user_data.as_deref().map(crate::userdata::encode))
         .set_tag_specifications(tag_specs)
         .build()
@@ -247,6 +251,12 @@ impl Eks {
             .max_by_key(|(n, _)| *n))
     }
 
+    /// The template's security groups as EC2 takes them: a group of the network component's (a nodegroup's
+    /// SSH group) is named by its key in the properties, so that the digest is known before the group exists.
+    fn template_groups(&self, ctx: &OpContext, w: &LaunchTemplateProps) -> Result<Vec<String>, StepError> {
+        w.security_groups.iter().map(|g| self.resolve(ctx, g)).collect()
+    }
+
     /// The ID of the template named `name` when it exists; an error when it is not this environment's.
     async fn find_template(&self, name: &str) -> Result<Option<String>, StepError> {
         let r = self
@@ -276,6 +286,7 @@ impl Eks {
         token: &str,
     ) -> Result<(), StepError> {
         let digest = w.digest();
+        let groups = self.template_groups(ctx, w)?;
         let number = match self.template_version(id, &digest).await? {
             // already the default (an adopt after a lost answer, or nothing to do): no write
             Some((_, true)) => return Ok(()),
@@ -288,7 +299,7 @@ impl Eks {
                             .create_launch_template_version()
                             .launch_template_id(id)
                             .version_description(format!("{DESCRIPTION}{digest}"))
-                            .launch_template_data(request_data(w))
+                            .launch_template_data(request_data(w, &groups))
                             .client_token(token)
                             .send()
                     })
@@ -329,6 +340,7 @@ impl Eks {
         }
         let own: Vec<Tag> =
             self.owner_tags(&s.key).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        let groups = self.template_groups(ctx, &w)?;
         let r = self
             .ec2_calls
             .create(|| {
@@ -336,7 +348,7 @@ impl Eks {
                     .create_launch_template()
                     .launch_template_name(&w.name)
                     .version_description(format!("{DESCRIPTION}{}", w.digest()))
-                    .launch_template_data(request_data(&w))
+                    .launch_template_data(request_data(&w, &groups))
                     .tag_specifications(
                         TagSpecification::builder()
                             .resource_type(ResourceType::LaunchTemplate)
@@ -428,6 +440,7 @@ mod tests {
             imds_v2_required: true,
             hop_limit: 1,
             security_groups: vec!["sg-0aaa".into(), "sg-0bbb".into()],
+            key_name: None,
             user_data: Some("[settings.kubernetes]\nmax-pods = 110\n".into()),
             instance_tags: [("Name".to_string(), "shop-node".to_string()), ("team".into(), "shop".into())].into(),
         }
@@ -439,7 +452,7 @@ mod tests {
             LaunchTemplateBlockDeviceMapping, LaunchTemplateEbsBlockDevice, LaunchTemplateInstanceMetadataOptions,
             LaunchTemplateTagSpecification, ResponseLaunchTemplateData,
         };
-        let r = request_data(w);
+        let r = request_data(w, &w.security_groups);
         let b = &r.block_device_mappings()[0];
         let e = b.ebs().unwrap();
         let m = r.metadata_options().unwrap();
@@ -466,6 +479,8 @@ mod tests {
                     .build(),
             )
             .set_security_group_ids(Some(r.security_group_ids().to_vec()))
+            .set_key_name(r.key_name().map(String::from))
+            .set_image_id(r.image_id().map(String::from))
             .set_user_data(r.user_data().map(String::from))
             .set_tag_specifications(Some(
                 r.tag_specifications()
@@ -499,6 +514,11 @@ mod tests {
                 instance_tags: BTreeMap::new(),
                 ..props()
             },
+            LaunchTemplateProps {
+                key_name: Some("shop-ops-1a2b3c4d".into()),
+                image_id: Some("ami-0123456789abcdef0".into()),
+                ..props()
+            },
         ] {
             let got = observed_props(&w.name, &answered(&w));
             assert_eq!(from_props::<LaunchTemplateProps>("lt/general", &got).unwrap(), w);
@@ -507,7 +527,7 @@ mod tests {
 
     #[test]
     fn tags_go_to_instances_and_volumes_and_imdsv2_is_required() {
-        let r = request_data(&props());
+        let r = request_data(&props(), &props().security_groups);
         let kinds: Vec<_> = r.tag_specifications().iter().filter_map(|t| t.resource_type().cloned()).collect();
         assert_eq!(kinds, vec![ResourceType::Instance, ResourceType::Volume]);
         let m = r.metadata_options().unwrap();

@@ -414,3 +414,35 @@ fn a_custom_ami_waits_for_the_cluster_to_say_where_it_is() {
     assert!(set.desired.iter().all(|d| d.key != "lt/gpu" && d.key != "eks/nodegroup/gpu"));
     assert!(set.deferred.iter().any(|d| d.contains("lt/gpu") && d.contains("endpoint and CA")), "{:?}", set.deferred);
 }
+
+#[test]
+fn ssh_beside_eksodus_template_is_the_templates_key_and_an_ssh_group_not_remote_access() {
+    let s = spec(
+        "
+name: shop
+region: us-east-1
+network: {cidr: 10.0.0.0/16, azs: 2}
+cluster:
+  version: '1.33'
+  nodegroups:
+    - name: ops
+      instance_types: [m5.large]
+      disk_size: 40
+      volume: {type: gp3}
+      ssh: {public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpsKeyOfTheTeam ops@shop', source_security_groups: [sg-0bastion]}
+",
+    );
+    let set = desired(&s).unwrap();
+    let (ng, _) = nodegroup(&set, "ops");
+    assert!(ng.remote_access.is_none(), "EKS takes no remote access beside a template");
+    let (t, d) = template(&set, "ops");
+    let kp = set.desired.iter().find(|d| d.kind == "ec2-key-pair").expect("the public key is imported");
+    assert_eq!(t.key_name.as_deref(), kp.props["name"].as_str());
+    // the SSH group by its key (made by the network component), beside the cluster's own group
+    assert_eq!(t.security_groups, ["sg-0c1u5te7", "sg/ssh/ops"]);
+    for dep in [CLUSTER_KEY, "sg/ssh/ops", kp.key.as_str()] {
+        assert!(d.depends_on.iter().any(|x| x == dep), "{dep}: {:?}", d.depends_on);
+    }
+    // the digest names the group by key, so it is the same before and after the group exists
+    assert_eq!(ng.launch_template_version, Some(t.digest()));
+}

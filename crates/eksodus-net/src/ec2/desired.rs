@@ -32,11 +32,35 @@ impl Network {
             name: format!("{}-cluster", self.env),
             description: "eksodus cluster security group".into(),
             self_ingress: true,
+            ssh_from: vec![],
             tags: BTreeMap::new(),
         });
         let sg_cost = Cost::new(2, 1, 2);
+        // a nodegroup on eksodus's launch template reached over SSH: EKS makes no remote-access group beside a
+        // template, so the template names this one
+        let vpc_dep = if layout.is_some() { vec!["vpc".to_string()] } else { vec![] };
+        for n in spec.cluster.iter().flat_map(|c| &c.nodegroups).filter(|n| n.ssh.is_some() && n.owns_template()) {
+            let mut from = n.ssh.as_ref().map(|s| s.source_security_groups.clone()).unwrap_or_default();
+            from.sort();
+            from.dedup();
+            let p = to_props(&SecurityGroupProps {
+                name: ssh_group_name(&self.env, &n.name),
+                description: format!("eksodus: SSH to the nodes of nodegroup {}", n.name),
+                self_ingress: false,
+                ssh_from: from,
+                tags: BTreeMap::new(),
+            });
+            out.push(d(
+                &ssh_group_key(&n.name),
+                "security-group",
+                p,
+                &["name", "description"],
+                vpc_dep.clone(),
+                sg_cost,
+            ));
+        }
         let Some(layout) = layout else {
-            // Adopted VPC: only the cluster security group is ours.
+            // Adopted VPC: only the security groups are ours.
             out.push(d("sg/cluster", "security-group", cluster_sg.clone(), &["name", "description"], vec![], sg_cost));
             return out;
         };

@@ -153,16 +153,28 @@ impl Network {
             let self_ingress = g.ip_permissions().iter().any(|p| {
                 p.ip_protocol() == Some("-1") && p.user_id_group_pairs().iter().any(|u| u.group_id() == Some(id))
             });
+            let mut ssh_from: Vec<String> = g
+                .ip_permissions()
+                .iter()
+                .filter(|p| is_ssh(p))
+                .flat_map(|p| p.user_id_group_pairs().iter().filter_map(|u| u.group_id().map(String::from)))
+                .collect();
+            ssh_from.sort();
+            ssh_from.dedup();
+            let mut p = props(json!({
+                "name": g.group_name(),
+                "description": g.description(),
+                "self_ingress": self_ingress,
+                "tags": tag_map(g.tags()),
+            }));
+            if !ssh_from.is_empty() {
+                p.insert("ssh_from".into(), json!(ssh_from));
+            }
             d.observed.push(Observed {
                 key,
                 kind: "security-group".into(),
                 physical_id: id.to_string(),
-                props: props(json!({
-                    "name": g.group_name(),
-                    "description": g.description(),
-                    "self_ingress": self_ingress,
-                    "tags": tag_map(g.tags()),
-                })),
+                props: p,
                 depends_on: if self.adopted_vpc.is_some() { vec![] } else { vec!["vpc".into()] },
                 delete_cost: 2,
             });

@@ -402,6 +402,40 @@ impl Network {
             }
             _ => {}
         }
+        if kind == "security-group" {
+            // the SSH rule: each source group added or taken away on its own, so a rule of someone else's on
+            // another port is never touched
+            let list = |m: Option<&Map<String, Value>>| -> Vec<String> {
+                m.and_then(|m| m.get("ssh_from"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .unwrap_or_default()
+            };
+            let (w, h) = (list(Some(want)), list(have));
+            let add: Vec<String> = w.iter().filter(|g| !h.contains(g)).cloned().collect();
+            let remove: Vec<String> = h.iter().filter(|g| !w.contains(g)).cloned().collect();
+            if !add.is_empty() {
+                let rule = ssh_rule(&add);
+                match self
+                    .calls
+                    .read(|| {
+                        self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(rule.clone()).send()
+                    })
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
+                    Err(e) => return Err(step_error(what("AuthorizeSecurityGroupIngress"), e)),
+                }
+            }
+            if want.contains_key("ssh_from") && !remove.is_empty() {
+                let rule = ssh_rule(&remove);
+                self.op_gone(what("RevokeSecurityGroupIngress"), || {
+                    self.ec2.revoke_security_group_ingress().group_id(id).ip_permissions(rule.clone()).send()
+                })
+                .await?;
+            }
+        }
         // Tags: add what is missing (never remove tags someone else put on).
         if let (Some(h), Some(Value::Object(w))) = (have, want.get(plan::TAGS)) {
             let ht = h.get(plan::TAGS).and_then(Value::as_object);

@@ -83,6 +83,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DeleteSubnet",
     "ec2:DeleteVpc",
     "ec2:DescribeAddresses",
+    "ec2:DescribeImages",
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInternetGateways",
     "ec2:DescribeNatGateways",
@@ -106,6 +107,16 @@ pub const ACTIONS: &[&str] = &[
 /// Tag Kubernetes uses to find the subnets of a cluster.
 pub fn cluster_tag(cluster: &str) -> String {
     format!("kubernetes.io/cluster/{cluster}")
+}
+
+/// The key of the security group that lets a nodegroup on eksodus's launch template be reached over SSH.
+pub fn ssh_group_key(nodegroup: &str) -> String {
+    format!("sg/ssh/{nodegroup}")
+}
+
+/// Its name: `<environment>-<nodegroup>-ssh`.
+pub fn ssh_group_name(env: &str, nodegroup: &str) -> String {
+    format!("{env}-{nodegroup}-ssh")
 }
 
 /// Role tag for subnets of internet-facing load balancers.
@@ -157,6 +168,21 @@ fn filter(name: &str, value: &str) -> Filter {
 }
 
 use eksodus_core::plan::props;
+
+/// Whether a rule is the SSH rule eksodus writes: TCP port 22 alone.
+fn is_ssh(p: &IpPermission) -> bool {
+    matches!(p.ip_protocol(), Some("tcp") | Some("6")) && p.from_port() == Some(22) && p.to_port() == Some(22)
+}
+
+/// The SSH rule from these groups.
+fn ssh_rule(from: &[String]) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .set_user_id_group_pairs(Some(from.iter().map(|g| UserIdGroupPair::builder().group_id(g).build()).collect()))
+        .build()
+}
 
 fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {
     t.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))).collect()
@@ -301,6 +327,33 @@ impl Network {
             filter(&format!("tag:{}", tags::COMPONENT), COMPONENT),
         ]
     }
+}
+
+/// The architecture (`x86_64`, `arm64`) of each AMI EC2 shows this account in its region; an AMI missing from
+/// the answer does not exist there, or is not shared with the account. One DescribeImages per AMI, so that a
+/// missing one does not hide the others (EC2 fails the whole call on one unknown ID).
+pub async fn describe_images(ec2: &Client, ids: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let region = ec2.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let calls = Calls::for_region("ec2", &region);
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let mut out = BTreeMap::new();
+    for id in ids {
+        match calls.read(|| ec2.describe_images().image_ids(&id).send()).await {
+            Ok(r) => {
+                for i in r.images() {
+                    if let Some(got) = i.image_id() {
+                        let arch = i.architecture().map(|a| a.as_str().to_string()).unwrap_or_default();
+                        out.insert(got.to_string(), arch);
+                    }
+                }
+            }
+            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidAMIID.")) => {}
+            Err(e) => return Err(Error::Aws(step_error("DescribeImages", e))),
+        }
+    }
+    Ok(out)
 }
 
 /// vCPU counts of instance types from EC2 DescribeInstanceTypes, for the max-pods caps.

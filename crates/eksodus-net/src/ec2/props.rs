@@ -110,6 +110,10 @@ pub struct SecurityGroupProps {
     pub description: String,
     /// Members may reach each other on every port.
     pub self_ingress: bool,
+    /// Security groups whose members may reach port 22 (TCP) of this group's members (sorted; a nodegroup's
+    /// SSH group). Left out when empty, so a group without any keeps the properties it always had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_from: Vec<String>,
     /// User tags.
     pub tags: BTreeMap<String, String>,
 }

@@ -62,3 +62,21 @@ fn an_adopted_vpc_plans_only_the_cluster_security_group() {
     assert_eq!(desired.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(), ["sg/cluster"]);
     props::check("security-group", "sg/cluster", &desired[0].props).unwrap();
 }
+
+#[test]
+fn ssh_beside_a_template_is_a_security_group_of_the_nodegroup_with_port_22_from_the_sources() {
+    let yaml = format!(
+        "{SPEC}\ncluster:\n  version: '1.33'\n  nodegroups:\n    - {{name: ops, instance_types: [m5.large], disk_size: 40, volume: {{type: gp3}}, ssh: {{key_name: ops, source_security_groups: [sg-0bbb, sg-0aaa, sg-0bbb]}}}}\n    - {{name: plain, instance_types: [m5.large], ssh: {{key_name: ops, source_security_groups: [sg-0aaa]}}}}\n"
+    );
+    let spec = EnvironmentSpec::from_yaml(&yaml).unwrap();
+    let desired = network(&spec).desired(&spec, None);
+    // the plain nodegroup is EKS's remote access: EKS makes its group
+    let keys: Vec<&str> = desired.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["sg/ssh/ops", "sg/cluster"]);
+    let sg: props::SecurityGroupProps = serde_json::from_value(Value::Object(desired[0].props.clone())).unwrap();
+    assert_eq!(sg.ssh_from, ["sg-0aaa", "sg-0bbb"], "sorted, each once");
+    assert_eq!(sg.name, ssh_group_name("shop", "ops"));
+    assert!(!sg.self_ingress);
+    // the cluster group's properties are what they were (no empty list written)
+    assert!(!desired[1].props.contains_key("ssh_from"));
+}
