@@ -183,6 +183,26 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             let again = env().up(&EventSink::discard()).await.unwrap();
             assert!(again.aws_auth.is_empty(), "{name}: {:?}", again.aws_auth);
         }
+        // SSH beside eksodus's template: the nodegroup's own group lets the sources reach port 22
+        for n in spec.cluster.iter().flat_map(|c| &c.nodegroups).filter(|n| n.owns_template()) {
+            let Some(ssh) = &n.ssh else { continue };
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let group = eksodus::net::ec2::ssh_group_name(&spec.name, &n.name);
+            let f = aws_sdk_ec2::types::Filter::builder().name("group-name").values(&group).build();
+            let r = ec2.describe_security_groups().filters(f).send().await.unwrap();
+            let g = r.security_groups().first().unwrap_or_else(|| panic!("{name}: no {group}"));
+            let mut from: Vec<&str> = g
+                .ip_permissions()
+                .iter()
+                .filter(|p| p.from_port() == Some(22) && p.to_port() == Some(22))
+                .flat_map(|p| p.user_id_group_pairs().iter().filter_map(|u| u.group_id()))
+                .collect();
+            from.sort();
+            let mut want: Vec<&str> = ssh.source_security_groups.iter().map(String::as_str).collect();
+            want.sort();
+            want.dedup();
+            assert_eq!(from, want, "{name}: {group}");
+        }
         let again = env().plan().await.unwrap();
         assert!(
             again.is_converged(),

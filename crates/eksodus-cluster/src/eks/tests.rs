@@ -417,8 +417,7 @@ fn a_custom_ami_waits_for_the_cluster_to_say_where_it_is() {
 
 #[test]
 fn ssh_beside_eksodus_template_is_the_templates_key_and_an_ssh_group_not_remote_access() {
-    let s = spec(
-        "
+    let text = "
 name: shop
 region: us-east-1
 network: {cidr: 10.0.0.0/16, azs: 2}
@@ -430,8 +429,8 @@ cluster:
       disk_size: 40
       volume: {type: gp3}
       ssh: {public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpsKeyOfTheTeam ops@shop', source_security_groups: [sg-0bastion]}
-",
-    );
+";
+    let s = spec(text);
     let set = desired(&s).unwrap();
     let (ng, _) = nodegroup(&set, "ops");
     assert!(ng.remote_access.is_none(), "EKS takes no remote access beside a template");
@@ -445,4 +444,11 @@ cluster:
     }
     // the digest names the group by key, so it is the same before and after the group exists
     assert_eq!(ng.launch_template_version, Some(t.digest()));
+    // a new key is a new pair the template names: new content, so a new version the nodegroup rolls onto
+    let s2 = spec(&text.replace("AAAAIOpsKeyOfTheTeam", "AAAAINewKeyOfTheTeam"));
+    let set2 = desired(&s2).unwrap();
+    let (t2, _) = template(&set2, "ops");
+    assert_ne!(t2.key_name, t.key_name);
+    assert_ne!(t2.digest(), t.digest());
+    assert_eq!(nodegroup(&set2, "ops").0.launch_template_version, Some(t2.digest()));
 }
