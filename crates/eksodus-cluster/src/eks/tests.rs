@@ -366,24 +366,31 @@ fn a_content_change_is_a_new_version_in_place_and_a_template_change_replaces() {
     assert_eq!(by_key(&td.key).action, Action::Replace, "EKS cannot move a nodegroup to another template");
 }
 
-const CUSTOM: &str = "
+/// The head of the small specs below: one environment, its nodegroups to follow.
+const SHOP: &str = "
 name: shop
 region: us-east-1
 network: {cidr: 10.0.0.0/16, azs: 2}
 cluster:
   version: '1.33'
   nodegroups:
-    - name: gpu
+";
+
+fn custom() -> String {
+    format!(
+        "{SHOP}    - name: gpu
       instance_types: [m5.large]
       ami: ami-0123456789abcdef0
       ami_type: AL2023_x86_64_STANDARD
-      labels: {tier: gpu}
-      taints: [{key: gpu, value: 'true', effect: NO_SCHEDULE}]
-";
+      labels: {{tier: gpu}}
+      taints: [{{key: gpu, value: 'true', effect: NO_SCHEDULE}}]
+"
+    )
+}
 
 #[test]
 fn a_custom_ami_is_a_template_with_the_whole_bootstrap_and_a_nodegroup_without_a_version() {
-    let set = desired(&spec(CUSTOM)).unwrap();
+    let set = desired(&spec(&custom())).unwrap();
     let (ng, d) = nodegroup(&set, "gpu");
     assert_eq!(ng.ami_type, "CUSTOM");
     assert_eq!(ng.version, "", "EKS takes no version for a custom AMI");
@@ -407,7 +414,7 @@ fn a_custom_ami_is_a_template_with_the_whole_bootstrap_and_a_nodegroup_without_a
 
 #[test]
 fn a_custom_ami_waits_for_the_cluster_to_say_where_it_is() {
-    let s = spec(CUSTOM);
+    let s = spec(&custom());
     let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
     let inp = Inputs { cluster_security_group: Some("sg-1".into()), ..before_the_cluster(&owned) };
     let set = eks(&s).desired(&s, &inp).unwrap();
@@ -417,19 +424,12 @@ fn a_custom_ami_waits_for_the_cluster_to_say_where_it_is() {
 
 #[test]
 fn ssh_beside_eksodus_template_is_the_templates_key_and_an_ssh_group_not_remote_access() {
-    let text = "
-name: shop
-region: us-east-1
-network: {cidr: 10.0.0.0/16, azs: 2}
-cluster:
-  version: '1.33'
-  nodegroups:
-    - name: ops
+    let text = &format!("{SHOP}    - name: ops
       instance_types: [m5.large]
       disk_size: 40
-      volume: {type: gp3}
-      ssh: {public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpsKeyOfTheTeam ops@shop', source_security_groups: [sg-0bastion]}
-";
+      volume: {{type: gp3}}
+      ssh: {{public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpsKeyOfTheTeam ops@shop', source_security_groups: [sg-0bastion]}}
+");
     let s = spec(text);
     let set = desired(&s).unwrap();
     let (ng, _) = nodegroup(&set, "ops");

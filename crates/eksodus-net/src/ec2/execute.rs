@@ -316,6 +316,19 @@ impl Network {
 
     /// Brings an existing resource's mutable properties to `want`; `have` is what discovery saw (None right
     /// after a create, when the defaults are known).
+    /// Adds an ingress rule to a group; one already there (a retry after a lost response) is success.
+    async fn authorize(&self, id: &str, perm: IpPermission, what: String) -> Result<(), StepError> {
+        match self
+            .calls
+            .read(|| self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm.clone()).send())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => Ok(()),
+            Err(e) => Err(step_error(what, e)),
+        }
+    }
+
     pub(super) async fn update_props(
         &self,
         kind: &str,
@@ -388,17 +401,7 @@ impl Network {
                     .ip_protocol("-1")
                     .user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build())
                     .build();
-                match self
-                    .calls
-                    .read(|| {
-                        self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm.clone()).send()
-                    })
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
-                    Err(e) => return Err(step_error(what("AuthorizeSecurityGroupIngress"), e)),
-                }
+                self.authorize(id, perm, what("AuthorizeSecurityGroupIngress")).await?;
             }
             _ => {}
         }
@@ -415,18 +418,7 @@ impl Network {
             let add: Vec<String> = w.iter().filter(|g| !h.contains(g)).cloned().collect();
             let remove: Vec<String> = h.iter().filter(|g| !w.contains(g)).cloned().collect();
             if !add.is_empty() {
-                let rule = ssh_rule(&add);
-                match self
-                    .calls
-                    .read(|| {
-                        self.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(rule.clone()).send()
-                    })
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
-                    Err(e) => return Err(step_error(what("AuthorizeSecurityGroupIngress"), e)),
-                }
+                self.authorize(id, ssh_rule(&add), what("AuthorizeSecurityGroupIngress")).await?;
             }
             if want.contains_key("ssh_from") && !remove.is_empty() {
                 let rule = ssh_rule(&remove);
