@@ -90,6 +90,30 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The associated IPv6 blocks of the non-default VPCs, and of their subnets: a block associated twice
+    /// after a lost answer shows up here.
+    pub async fn ipv6_blocks(&self) -> (usize, usize) {
+        let vpcs = self.ec2.describe_vpcs().send().await.unwrap();
+        let mine: Vec<&aws_sdk_ec2::types::Vpc> = vpcs.vpcs().iter().filter(|v| v.is_default() != Some(true)).collect();
+        let live = |s: Option<&str>| matches!(s, Some("associated") | Some("associating"));
+        let vpc_blocks = mine
+            .iter()
+            .flat_map(|v| v.ipv6_cidr_block_association_set())
+            .filter(|a| live(a.ipv6_cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str())))
+            .count();
+        let subnets = self.ec2.describe_subnets().send().await.unwrap();
+        let subnet_blocks = subnets
+            .subnets()
+            .iter()
+            .filter(|s| mine.iter().any(|v| v.vpc_id() == s.vpc_id()))
+            .flat_map(|s| s.ipv6_cidr_block_association_set())
+            .filter(|a| live(a.ipv6_cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str())))
+            .count();
+        (vpc_blocks, subnet_blocks)
+    }
+}
+
 /// Counts of the resources duplicates and leaks would show up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Inventory {

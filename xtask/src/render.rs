@@ -37,7 +37,8 @@ fn step_lines(out: &mut String, s: &Step) {
         }
     }
     for c in &s.changes {
-        if c.field == "tags" && s.action == Action::Create {
+        // a new resource's tags are shown by the summary, and an unset property (null) is not shown at all
+        if s.action == Action::Create && (c.field == "tags" || c.to == Some(Value::Null)) {
             continue;
         }
         let mark = if c.forces_replacement { "  # forces replacement" } else { "" };
@@ -84,10 +85,11 @@ pub fn plan_json(p: &Plan) -> Value {
 pub fn layout(l: &Layout) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "VPC {}{}", l.vpc, l.secondary.map(|s| format!(" + secondary {s}")).unwrap_or_default());
-    let _ =
-        writeln!(out, "{:<8} {:<14} {:<18} {:>8} {:>10} {:>8}", "TIER", "ZONE", "CIDR", "USABLE", "POD IPS", "NODES");
+    let dual = l.subnets.iter().any(|s| s.ipv6_index.is_some());
+    let _ = write!(out, "{:<8} {:<14} {:<18} {:>8} {:>10} {:>8}", "TIER", "ZONE", "CIDR", "USABLE", "POD IPS", "NODES");
+    let _ = writeln!(out, "{}", if dual { format!(" {:>5}", "IPV6") } else { String::new() });
     for s in &l.subnets {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<8} {:<14} {:<18} {:>8} {:>10} {:>8}",
             s.tier.as_str(),
@@ -97,8 +99,12 @@ pub fn layout(l: &Layout) -> String {
             s.pod_ips.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             s.node_capacity.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         );
+        let _ = writeln!(out, "{}", s.ipv6_index.map(|i| format!(" {:>5}", format!("#{i}"))).unwrap_or_default());
     }
     let _ = writeln!(out, "unallocated in the VPC CIDR: {} addresses", l.unallocated);
+    if dual {
+        let _ = writeln!(out, "dual-stack: subnet #n gets the n-th /64 of the VPC's IPv6 /56 from Amazon's pool");
+    }
     if let (Some(ppn), Some(f)) = (l.pods_per_node, l.node_footprint) {
         let _ = writeln!(
             out,
@@ -245,4 +251,38 @@ pub fn report(r: &ApplyReport) -> String {
         let _ = writeln!(out, "  {} leftover note(s), listed above", r.leftovers.len());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dual_stack_layout_shows_each_subnets_64_and_a_new_subnet_hides_what_is_unset() {
+        let yaml = "name: a\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2, ipv6: true}";
+        let spec = eksodus::EnvironmentSpec::from_yaml(yaml).unwrap();
+        let table = layout(&eksodus::net::layout::plan(&spec).unwrap());
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].ends_with("IPV6"), "{table}");
+        assert!(lines[2].starts_with("public") && lines[2].ends_with("#0"), "{table}");
+        assert!(lines[4].starts_with("private") && lines[4].ends_with("#64"), "{table}");
+        assert!(table.contains("dual-stack"), "{table}");
+        let v4 = eksodus::EnvironmentSpec::from_yaml(&yaml.replace(", ipv6: true", "")).unwrap();
+        let table = layout(&eksodus::net::layout::plan(&v4).unwrap());
+        assert!(!table.contains("IPV6") && !table.contains('#'), "{table}");
+
+        let mut props = serde_json::Map::new();
+        props.insert("cidr".into(), "10.0.0.0/24".into());
+        props.insert("ipv6_index".into(), Value::Null);
+        let d = eksodus::core::plan::Desired {
+            key: "subnet/public/us-east-1a".into(),
+            kind: "subnet".into(),
+            props,
+            immutable: vec![],
+            depends_on: vec![],
+            cost: eksodus::core::plan::Cost::new(1, 1, 1),
+        };
+        let text = plan(&eksodus::core::plan::diff(&[d], &[]));
+        assert!(text.contains("cidr") && !text.contains("ipv6_index"), "{text}");
+    }
 }

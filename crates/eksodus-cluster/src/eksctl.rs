@@ -13,8 +13,8 @@ type Mapping = serde_json::Map<String, Value>;
 
 use eksodus_core::spec::{
     AccessEntrySpec, AccessSpec, AddonSpec, AuthenticationMode, AzSpec, ClusterSpec, EncryptionSpec, EndpointSpec,
-    EnvironmentSpec, ExistingNetwork, MappingSpec, NatMode, NetworkSpec, NodegroupSpec, PolicyAssociationSpec,
-    ServiceAccountRole, TaintSpec, WellKnownPolicy, LOG_TYPES,
+    EnvironmentSpec, ExistingNetwork, HostnameType, MappingSpec, NatMode, NetworkSpec, NodegroupSpec,
+    PolicyAssociationSpec, ServiceAccountRole, TaintSpec, WellKnownPolicy, LOG_TYPES,
 };
 
 /// A field eksodus cannot take over.
@@ -250,6 +250,8 @@ pub fn import(text: &str) -> Result<Imported, String> {
         demand: None,
         cni: Default::default(),
         existing: None,
+        ipv6: false,
+        hostname_type: HostnameType::IpName,
     };
     let mut endpoint = EndpointSpec { public: true, private: false, public_cidrs: vec![] };
     if let Some(v) = top.get("vpc") {
@@ -316,6 +318,31 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 reason: "adopting a VPC needs its subnets (vpc.subnets)".into(),
             });
         }
+        // dual-stack and hostnames: what eksctl sets on the subnets it makes; an adopted VPC keeps its own
+        if vpc.bool("autoAllocateIPv6") == Some(true) {
+            if network.existing.is_some() {
+                un.push(Unsupported {
+                    path: "vpc.autoAllocateIPv6".into(),
+                    reason: "eksodus never changes a VPC it adopts; give the subnets their IPv6 blocks yourself".into(),
+                });
+            } else {
+                network.ipv6 = true;
+            }
+        }
+        if let Some(h) = vpc.str("hostnameType") {
+            match h.as_str() {
+                "ip-name" => {}
+                "resource-name" if network.existing.is_none() => network.hostname_type = HostnameType::ResourceName,
+                "resource-name" => un.push(Unsupported {
+                    path: "vpc.hostnameType".into(),
+                    reason: "eksodus never changes subnets it adopts; set their hostname type yourself".into(),
+                }),
+                other => un.push(Unsupported {
+                    path: "vpc.hostnameType".into(),
+                    reason: format!("`{other}` is not a hostname type; EC2 has ip-name and resource-name"),
+                }),
+            }
+        }
         if let Some(e) = vpc.get("clusterEndpoints") {
             let mut er = Reader::new("vpc.clusterEndpoints", e).ok_or("vpc.clusterEndpoints must be a mapping")?;
             endpoint.public = er.bool("publicAccess").unwrap_or(true);
@@ -338,8 +365,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
             "sharedNodeSecurityGroup" | "manageSharedNodeSecurityGroupRules" | "securityGroup" => {
                 "eksodus makes the cluster's own security group; a shared one of yours is not supported".into()
             }
-            "hostnameType" => "nodes get EC2's default hostname type (IP name); resource names are not supported yet".into(),
-            "autoAllocateIPv6" => "IPv6 (dual-stack subnets) is not supported yet".into(),
             other => not_mapped(other),
         });
     }
@@ -947,9 +972,9 @@ mod tests {
         std::fs::read_to_string(format!("{}/testdata/eksctl/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
-    /// Every example either imports cleanly into a valid spec, or names each field it could not carry over.
+    /// Every example imports whole into a valid spec.
     #[test]
-    fn all_examples_import_or_name_what_they_cannot() {
+    fn all_examples_import_whole() {
         let mut files: Vec<String> = std::fs::read_dir(format!("{}/testdata/eksctl", env!("CARGO_MANIFEST_DIR")))
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -961,10 +986,8 @@ mod tests {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
             let imp = import(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
-            for u in &imp.unsupported {
-                assert!(!u.path.is_empty() && !u.reason.is_empty(), "{f}: {u:?}");
-            }
-            if imp.unsupported.is_empty() {
+            assert_eq!(imp.unsupported, vec![], "{f}");
+            {
                 // as loading the file would: a key file read into its key
                 let mut spec = imp.spec.clone();
                 for ssh in spec.cluster.iter_mut().flat_map(|c| &mut c.nodegroups).filter_map(|n| n.ssh.as_mut()) {
@@ -976,6 +999,34 @@ mod tests {
                 assert!(errs.is_empty(), "{f} imported cleanly but is not valid: {errs:#?}");
             }
         }
+    }
+
+    #[test]
+    fn dual_stack_and_resource_names_map_onto_a_vpc_eksodus_makes_only() {
+        let imp = import(&example("02-custom-vpc-cidr-no-nodes.yaml")).unwrap();
+        let n = &imp.spec.network;
+        assert!(n.ipv6);
+        assert_eq!(n.hostname_type, HostnameType::ResourceName);
+        assert_eq!(n.cidr, Some("10.10.0.0/16".parse().unwrap()));
+        let adopted = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: v6, region: eu-north-1}
+vpc:
+  id: vpc-0123456789abcdef0
+  autoAllocateIPv6: true
+  hostnameType: resource-name
+  subnets:
+    private:
+      eu-north-1a: {id: subnet-0123456789abcdef0}
+      eu-north-1b: {id: subnet-0123456789abcdef1}
+"#;
+        let imp = import(adopted).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["vpc.autoAllocateIPv6", "vpc.hostnameType"], "{:#?}", imp.unsupported);
+        assert!(!imp.spec.network.ipv6 && imp.spec.network.hostname_type.is_default());
+        let bad = import(&example("02-custom-vpc-cidr-no-nodes.yaml").replace("resource-name", "instance-id")).unwrap();
+        assert_eq!(bad.unsupported.len(), 1);
+        assert!(bad.unsupported[0].path == "vpc.hostnameType" && bad.unsupported[0].reason.contains("resource-name"));
     }
 
     #[test]

@@ -659,6 +659,41 @@ pub struct NetworkSpec {
     /// Adopt an existing VPC and subnets instead of creating them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing: Option<ExistingNetwork>,
+    /// Dual-stack subnets (eksctl's `vpc.autoAllocateIPv6`): the VPC gets an Amazon-provided IPv6 /56, every
+    /// subnet a /64 of it, and the public route table an IPv6 default route to the internet gateway. The
+    /// cluster itself stays IPv4; only a VPC eksodus makes can have it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
+    /// How instances launched into the subnets are named in DNS (eksctl's `vpc.hostnameType`); only a VPC
+    /// eksodus makes can have it.
+    #[serde(default, skip_serializing_if = "HostnameType::is_default")]
+    pub hostname_type: HostnameType,
+}
+
+/// The hostname type of instances launched into a subnet (its `PrivateDnsHostnameTypeOnLaunch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostnameType {
+    /// Named after the private IPv4 address (`ip-10-0-1-5.<region>.compute.internal`), EC2's default.
+    #[default]
+    IpName,
+    /// Named after the instance ID (`i-0123456789abcdef0.<region>.compute.internal`).
+    ResourceName,
+}
+
+impl HostnameType {
+    /// EC2's name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostnameType::IpName => "ip-name",
+            HostnameType::ResourceName => "resource-name",
+        }
+    }
+
+    /// Whether this is EC2's default.
+    pub fn is_default(&self) -> bool {
+        *self == HostnameType::IpName
+    }
 }
 
 /// Availability zones as a count or as names.
@@ -1078,6 +1113,19 @@ impl EnvironmentSpec {
             }
         }
         if let Some(e) = &n.existing {
+            // eksodus never changes an adopted VPC or its subnets
+            if n.ipv6 {
+                errs.push(FieldError::new(
+                    "network.ipv6",
+                    "dual-stack subnets are made only in a VPC eksodus makes; an adopted VPC keeps the blocks it has",
+                ));
+            }
+            if !n.hostname_type.is_default() {
+                errs.push(FieldError::new(
+                    "network.hostname_type",
+                    "set only on subnets eksodus makes; an adopted subnet keeps its own hostname type",
+                ));
+            }
             if !is_aws_id(&e.vpc_id, "vpc-") {
                 errs.push(FieldError::new(
                     "network.existing.vpc_id",

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use eksodus_core::spec::{CniMode, EnvironmentSpec};
@@ -60,6 +60,9 @@ pub struct SubnetPlan {
     pub pod_ips: Option<u64>,
     /// Nodes of the demand's instance type the subnet can hold (when a demand is given).
     pub node_capacity: Option<u64>,
+    /// Which /64 of the VPC's IPv6 /56 the subnet takes (dual-stack only): 64 per tier, then the zone's place,
+    /// so a subnet keeps its block while zones are added after it. See [`ipv6_subnet`].
+    pub ipv6_index: Option<u8>,
 }
 
 impl SubnetPlan {
@@ -67,6 +70,23 @@ impl SubnetPlan {
     pub fn key(&self) -> String {
         format!("subnet/{}/{}", self.tier, self.az)
     }
+}
+
+/// The `index`-th /64 of a VPC's IPv6 block (a /56 from Amazon's pool holds 256).
+pub fn ipv6_subnet(vpc_block: Ipv6Net, index: u8) -> Ipv6Net {
+    let base = u128::from(vpc_block.network());
+    let addr = std::net::Ipv6Addr::from(base + ((index as u128) << 64));
+    Ipv6Net::new(addr, 64).expect("64 is a valid IPv6 prefix length")
+}
+
+/// Which /64 of `vpc_block` a subnet's block is ([`ipv6_subnet`] backwards); None for a block that is not one
+/// of them (someone else's, or another size).
+pub fn ipv6_index(vpc_block: Ipv6Net, block: Ipv6Net) -> Option<u8> {
+    if block.prefix_len() != 64 || vpc_block.prefix_len() > 64 || !vpc_block.contains(&block) {
+        return None;
+    }
+    let offset = (u128::from(block.network()) - u128::from(vpc_block.network())) >> 64;
+    u8::try_from(offset).ok()
 }
 
 /// The planned layout of an environment's network.
@@ -286,6 +306,7 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
             usable: 0,
             pod_ips: None,
             node_capacity: None,
+            ipv6_index: None,
         })
         .collect();
 
@@ -309,12 +330,23 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
                 usable: 0,
                 pod_ips: None,
                 node_capacity: None,
+                ipv6_index: None,
             });
         }
     }
 
     let pd = opts.prefix_delegation && footprint.is_none_or(|f| f.prefixes > 0);
     for s in &mut subnets {
+        if n.ipv6 {
+            let tier = match s.tier {
+                Tier::Public => 0u8,
+                Tier::Private => 1,
+                Tier::Pods => 2,
+            };
+            // no region has more than a handful of zones, far below 64: a tier never spills into the next one's
+            let zone = azs.iter().position(|a| a == &s.az).unwrap_or(0).min(63) as u8;
+            s.ipv6_index = Some(tier * 64 + zone);
+        }
         let size = 1u64 << (32 - s.cidr.prefix_len());
         s.usable = (size - cni::AWS_RESERVED_PER_SUBNET as u64) as u32;
         let holds_pods = match s.tier {
@@ -435,7 +467,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn dual_stack_gives_each_subnet_its_own_64_and_a_zone_added_moves_none() {
+        let two = "name: a\nregion: eu-north-1\nnetwork: {cidr: 10.10.0.0/16, azs: 2, ipv6: true, cni: {custom_networking: {secondary_cidr: 100.64.0.0/16}}}";
+        let l = plan(&spec(two)).unwrap();
+        let got: Vec<(String, Option<u8>)> = l.subnets.iter().map(|s| (s.key(), s.ipv6_index)).collect();
+        assert_eq!(
+            got,
+            [
+                ("subnet/public/eu-north-1a".to_string(), Some(0)),
+                ("subnet/public/eu-north-1b".to_string(), Some(1)),
+                ("subnet/private/eu-north-1a".to_string(), Some(64)),
+                ("subnet/private/eu-north-1b".to_string(), Some(65)),
+                ("subnet/pods/eu-north-1a".to_string(), Some(128)),
+                ("subnet/pods/eu-north-1b".to_string(), Some(129)),
+            ]
+        );
+        let three = plan(&spec(&two.replace("azs: 2", "azs: 3"))).unwrap();
+        for s in &l.subnets {
+            let same = three.subnets.iter().find(|t| t.key() == s.key()).unwrap();
+            assert_eq!(same.ipv6_index, s.ipv6_index, "{} keeps its block", s.key());
+        }
+        assert!(plan(&spec(&two.replace("ipv6: true, ", ""))).unwrap().subnets.iter().all(|s| s.ipv6_index.is_none()));
+
+        // what moto handed out in a measured run: a /56, and the 4th /64 of it as CreateSubnet made it
+        let vpc: Ipv6Net = "2400:6500:6cf0:5800::/56".parse().unwrap();
+        assert_eq!(ipv6_subnet(vpc, 3).to_string(), "2400:6500:6cf0:5803::/64");
+        assert_eq!(ipv6_subnet(vpc, 255).to_string(), "2400:6500:6cf0:58ff::/64");
+        assert_eq!(ipv6_index(vpc, "2001:db8::/64".parse().unwrap()), None, "outside the VPC's block");
+        assert_eq!(ipv6_index(vpc, "2400:6500:6cf0:5800::/60".parse().unwrap()), None, "not a /64");
+    }
+
     proptest! {
+        /// Every /64 index of a /56 lies inside it and maps back to itself; two indexes never share a block.
+        #[test]
+        fn ipv6_blocks_round_trip(hi in any::<u64>(), i in any::<u8>(), j in any::<u8>()) {
+            let vpc = Ipv6Net::new(std::net::Ipv6Addr::from((hi as u128) << 64), 56).unwrap().trunc();
+            let b = ipv6_subnet(vpc, i);
+            prop_assert!(vpc.contains(&b));
+            prop_assert_eq!(ipv6_index(vpc, b), Some(i));
+            prop_assert_eq!(i == j, b == ipv6_subnet(vpc, j));
+        }
+
         /// Subnets lie inside the VPC, are pairwise disjoint, honour requested sizes, are the same size in
         /// every zone of a tier, and the same spec always gives the same layout.
         #[test]

@@ -2,6 +2,7 @@
 //!
 //! - [`moto`]: installs the pinned `moto[server]` into a virtualenv under `target/` and runs it on 127.0.0.1;
 //! - [`proxy`]: counts calls per operation and injects latency, throttling, 5xx, dropped connections and crashes;
+//!   it answers what moto lacks of EKS ([`eks`]) and puts right what moto's EC2 gets wrong ([`ec2`]);
 //! - [`LocalAws`]: one isolated account on the process's shared server, behind its own proxy;
 //! - [`kubeapi`]: a fake Kubernetes API server over real HTTP (two instances are two clusters);
 //! - [`realkube`]: a real `kube-apiserver` with its own etcd, when [`realkube::BINARY_VAR`] names the binary;
@@ -10,6 +11,7 @@
 //!
 //! Nothing here is needed at run time by the library crates; `xtask --local` and the demo use it too.
 
+pub mod ec2;
 pub mod eks;
 pub mod kubeapi;
 pub mod kubeproxy;

@@ -162,6 +162,7 @@ struct State {
     buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     eks: crate::eks::EksState,
+    ec2: crate::ec2::Ec2State,
 }
 
 /// The running proxy; stops when dropped.
@@ -194,6 +195,7 @@ impl FaultProxy {
             buckets: Mutex::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             eks: crate::eks::EksState::default(),
+            ec2: crate::ec2::Ec2State::default(),
         });
         let st = state.clone();
         let task = crate::serve(listener, move |req| handle(st.clone(), req));
@@ -452,6 +454,12 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
             );
         }
     }
+    if service == "ec2" && !control {
+        if let Some((code, message)) = st.ec2.refusal(&operation, &body) {
+            record(None);
+            return Ok(ec2_error(StatusCode::BAD_REQUEST, code, &message));
+        }
+    }
     let (rstatus, rheaders, rbody) = match emulated {
         Some((status, json, error_type)) => {
             let mut h = hyper::HeaderMap::new();
@@ -464,6 +472,11 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
         None => match forward(path.clone(), parts.method.clone(), body.clone()).await {
             Ok((status, h, b)) => {
                 let mut b = b;
+                if service == "ec2" && status.is_success() {
+                    if let Some(fixed) = st.ec2.answered(&operation, &body, &String::from_utf8_lossy(&b)) {
+                        b = Bytes::from(fixed);
+                    }
+                }
                 if service == "eks" && status.is_success() {
                     match operation.as_str() {
                         "CreateCluster" => {

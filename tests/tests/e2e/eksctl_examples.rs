@@ -1,4 +1,4 @@
-//! Every eksctl example that imports is applied on the emulator as `up` would, re-plans as empty and is
+//! Every eksctl example imports whole, and is applied on the emulator as `up` would, re-plans as empty and is
 //! destroyed with nothing tagged left. What an example takes from the user's account (a VPC and its subnets,
 //! a KMS key) is made in the emulator first and its IDs put where the example had its own.
 
@@ -203,6 +203,10 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             want.dedup();
             assert_eq!(from, want, "{name}: {group}");
         }
+        // dual-stack and resource names (02): in EC2, as eksctl makes them
+        if spec.network.ipv6 || !spec.network.hostname_type.is_default() {
+            check_subnets_in_ec2(&conf, &spec, &name).await;
+        }
         let again = env().plan().await.unwrap();
         assert!(
             again.is_converged(),
@@ -256,10 +260,11 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         applied.push(name);
     }
     println!("applied, re-planned empty and destroyed: {applied:?}; refused by path: {refused:?}");
-    // the examples whose every field eksodus carries over; the others name each field they lose (see the
-    // import tests)
+    // every example: eksodus carries each of their fields over
+    assert_eq!(refused, Vec::<String>::new());
     let expected = [
         "01-simple-cluster.yaml",
+        "02-custom-vpc-cidr-no-nodes.yaml",
         "03-two-nodegroups.yaml",
         "04-existing-vpc.yaml",
         "09-nat-gateways.yaml",
@@ -272,4 +277,53 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "45-upgrade-policy-example.yaml",
     ];
     assert_eq!(applied, expected);
+}
+
+/// The environment's VPC has an IPv6 /56 from Amazon's pool when the spec asks, every subnet a different /64 of
+/// it and the spec's hostname type, and the public route table sends `::/0` to the internet gateway.
+async fn check_subnets_in_ec2(conf: &aws_config::SdkConfig, spec: &eksodus::EnvironmentSpec, name: &str) {
+    let ec2 = aws_sdk_ec2::Client::new(conf);
+    let mine = aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values(&spec.name).build();
+    let vpcs = ec2.describe_vpcs().filters(mine.clone()).send().await.unwrap();
+    let [vpc] = vpcs.vpcs() else { panic!("{name}: one VPC, got {:?}", vpcs.vpcs()) };
+    let v6: Vec<ipnet::Ipv6Net> = vpc
+        .ipv6_cidr_block_association_set()
+        .iter()
+        .filter(|a| a.ipv6_cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str()) == Some("associated"))
+        .filter_map(|a| a.ipv6_cidr_block()?.parse().ok())
+        .collect();
+    assert_eq!(v6.len(), usize::from(spec.network.ipv6), "{name}: {v6:?}");
+    let subnets = ec2.describe_subnets().filters(mine.clone()).send().await.unwrap();
+    assert!(!subnets.subnets().is_empty(), "{name}");
+    let mut blocks = std::collections::BTreeSet::new();
+    for s in subnets.subnets() {
+        let id = s.subnet_id().unwrap();
+        let theirs: Vec<ipnet::Ipv6Net> = s
+            .ipv6_cidr_block_association_set()
+            .iter()
+            .filter(|a| a.ipv6_cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str()) == Some("associated"))
+            .filter_map(|a| a.ipv6_cidr_block()?.parse().ok())
+            .collect();
+        match v6.first() {
+            Some(vpc_block) => {
+                let [b] = theirs[..] else { panic!("{name}: {id} has {theirs:?}") };
+                assert!(b.prefix_len() == 64 && vpc_block.contains(&b), "{name}: {id}: {b} in {vpc_block}");
+                assert!(blocks.insert(b), "{name}: {b} given twice");
+            }
+            None => assert!(theirs.is_empty(), "{name}: {id} has {theirs:?}"),
+        }
+        let t = s.private_dns_name_options_on_launch().and_then(|o| o.hostname_type()).map(|t| t.as_str());
+        assert_eq!(t, Some(spec.network.hostname_type.as_str()), "{name}: {id}");
+    }
+    let rtbs = ec2.describe_route_tables().filters(mine).send().await.unwrap();
+    let v6_routes: Vec<(&str, Option<&str>)> = rtbs
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.destination_ipv6_cidr_block() == Some("::/0"))
+        .map(|r| ("::/0", r.gateway_id()))
+        .collect();
+    let public = spec.network.subnets.public.enabled;
+    assert_eq!(v6_routes.len(), usize::from(spec.network.ipv6 && public), "{name}: {v6_routes:?}");
+    assert!(v6_routes.iter().all(|(_, g)| g.is_some_and(|g| g.starts_with("igw-"))), "{name}: {v6_routes:?}");
 }

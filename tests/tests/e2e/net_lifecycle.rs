@@ -100,3 +100,62 @@ async fn changing_the_spec_updates_in_place_or_replaces() {
     env.destroy(&s).await.unwrap().into_result().unwrap();
     assert!(env.network(&s).tagged_leftovers().await.unwrap().is_empty());
 }
+
+/// Dual-stack and resource names are turned on, then off, on a running network: the subnets stay (their IDs
+/// are the same), they get and lose their /64s, the VPC its /56 and the public table its `::/0` route, and each
+/// step re-plans as empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_and_hostname_type_change_in_place_both_ways() {
+    let env = Env::start(FaultConfig::default()).await;
+    let mut s = spec(FULL);
+    env.apply(&s).await.unwrap().into_result().unwrap();
+    let ids = || async {
+        let f = aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values("e2e").build();
+        let r = env.ec2.describe_subnets().filters(f).send().await.unwrap();
+        let mut v: Vec<(String, String)> = r
+            .subnets()
+            .iter()
+            .map(|s| {
+                let t = s.private_dns_name_options_on_launch().and_then(|o| o.hostname_type()).unwrap();
+                (s.subnet_id().unwrap().to_string(), t.as_str().to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = ids().await;
+    assert_eq!(before.len(), 9);
+
+    s.network.ipv6 = true;
+    s.network.hostname_type = eksodus_core::spec::HostnameType::ResourceName;
+    let p = env.plan(&s).await;
+    let sum = p.summary();
+    // the VPC's block and the IPv6 route are new; all nine subnets change in place
+    assert_eq!((sum.create, sum.update, sum.replace, sum.delete), (2, 9, 0, 0), "{sum}");
+    env.apply(&s).await.unwrap().into_result().unwrap();
+    assert!(env.plan(&s).await.is_empty(), "re-plan after turning dual-stack on");
+    assert_eq!(env.ipv6_blocks().await, (1, 9));
+    let on = ids().await;
+    assert_eq!(on.iter().map(|x| &x.0).collect::<Vec<_>>(), before.iter().map(|x| &x.0).collect::<Vec<_>>());
+    assert!(on.iter().all(|(_, t)| t == "resource-name"), "{on:?}");
+
+    s.network.ipv6 = false;
+    s.network.hostname_type = eksodus_core::spec::HostnameType::IpName;
+    let p = env.plan(&s).await;
+    let sum = p.summary();
+    assert_eq!((sum.create, sum.update, sum.replace, sum.delete), (0, 9, 0, 2), "{sum}");
+    env.apply(&s).await.unwrap().into_result().unwrap();
+    assert!(env.plan(&s).await.is_empty(), "re-plan after turning dual-stack off");
+    assert_eq!(env.ipv6_blocks().await, (0, 0));
+    assert_eq!(ids().await, before);
+
+    // on again, then destroyed with the blocks in place: nothing is left
+    s.network.ipv6 = true;
+    env.apply(&s).await.unwrap().into_result().unwrap();
+    assert!(env.plan(&s).await.is_empty());
+    env.destroy(&s).await.unwrap().into_result().unwrap();
+    assert!(env.network(&s).tagged_leftovers().await.unwrap().is_empty());
+    for op in env.aws.proxy.stats().by_operation().keys() {
+        assert!(eksodus_net::ec2::ACTIONS.contains(&op.as_str()), "{op} is called but missing from ec2::ACTIONS");
+    }
+}

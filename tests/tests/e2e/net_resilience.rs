@@ -6,10 +6,10 @@ use eksodus_testkit::FaultConfig;
 const CONVERGED: Inventory = Inventory { vpcs: 1, subnets: 4, nat_gateways: 1, eips: 1, internet_gateways: 1 };
 const EMPTY: Inventory = Inventory { vpcs: 0, subnets: 0, nat_gateways: 0, eips: 0, internet_gateways: 0 };
 
-/// Mutating calls a clean apply of SMALL makes.
-async fn mutations_of_clean_apply() -> usize {
+/// Mutating calls a clean apply of `s` makes.
+async fn mutations_of_clean_apply(s: &eksodus_core::spec::EnvironmentSpec) -> usize {
     let env = Env::start(FaultConfig::default()).await;
-    env.apply(&spec(SMALL)).await.unwrap().into_result().unwrap();
+    env.apply(s).await.unwrap().into_result().unwrap();
     env.aws.proxy.stats().mutations_applied()
 }
 
@@ -17,17 +17,33 @@ async fn mutations_of_clean_apply() -> usize {
 /// a re-run converges to exactly one of everything and an empty plan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_resumes_after_a_crash_at_every_mutating_call() {
-    let s = spec(SMALL);
-    let m = mutations_of_clean_apply().await;
-    assert!(m >= 20, "a clean apply makes {m} writes");
+    resumes_after_a_crash_at_every_write(&spec(SMALL), 20).await;
+}
+
+/// The same with dual-stack subnets named by resource: the VPC's IPv6 block and the subnets' blocks are
+/// associated without a token, so a lost answer must be found again, never associated twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_apply_resumes_after_a_crash_at_every_mutating_call() {
+    let mut s = spec(SMALL);
+    s.network.ipv6 = true;
+    s.network.hostname_type = eksodus_core::spec::HostnameType::ResourceName;
+    resumes_after_a_crash_at_every_write(&s, 30).await;
+}
+
+async fn resumes_after_a_crash_at_every_write(s: &eksodus_core::spec::EnvironmentSpec, at_least: usize) {
+    let m = mutations_of_clean_apply(s).await;
+    assert!(m >= at_least, "a clean apply makes {m} writes");
     for k in 1..=m as u64 {
         let env = Env::start(FaultConfig { crash_after_mutations: Some(k), ..Default::default() }).await;
-        let crashed = env.apply(&s).await.unwrap();
+        let crashed = env.apply(s).await.unwrap();
         assert!(!crashed.is_success() || k == m as u64, "k={k}: the crash must interrupt the apply");
         env.aws.proxy.heal();
-        env.apply(&s).await.unwrap().into_result().unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
-        assert!(env.plan(&s).await.is_empty(), "k={k}: plan not empty after the re-run");
+        env.apply(s).await.unwrap().into_result().unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
+        assert!(env.plan(s).await.is_empty(), "k={k}: plan not empty after the re-run");
         assert_eq!(env.inventory().await, CONVERGED, "k={k}: duplicates or leaks");
+        if s.network.ipv6 {
+            assert_eq!(env.ipv6_blocks().await, (1, 4), "k={k}: one VPC block and one per subnet");
+        }
     }
 }
 

@@ -87,6 +87,18 @@ impl Network {
                 Cost::new(1, 0, 1),
             ));
         }
+        let ipv6 = spec.network.ipv6;
+        if ipv6 {
+            // checked for before associating, since the association carries no token
+            out.push(d(
+                IPV6_CIDR_KEY,
+                "vpc-ipv6-cidr",
+                to_props(&VpcIpv6CidrProps { pool: AMAZON_POOL.into() }),
+                &["pool"],
+                vec!["vpc".into()],
+                Cost::new(2, 0, 1),
+            ));
+        }
         let public = layout.subnets.iter().any(|s| s.tier == Tier::Public);
         for s in &layout.subnets {
             let mut t = BTreeMap::new();
@@ -104,7 +116,17 @@ impl Network {
             if s.tier == Tier::Pods {
                 deps.push("vpc-cidr/secondary".into());
             }
+            if s.ipv6_index.is_some() {
+                deps.push(IPV6_CIDR_KEY.into());
+            }
             let public_ip = s.tier == Tier::Public;
+            let hostname = spec.network.hostname_type;
+            // the create call, then one call per attribute that is not EC2's default, and three (the VPC's
+            // block, the subnet's, the association) for an IPv6 block
+            let create = 1
+                + u32::from(public_ip)
+                + u32::from(!hostname.is_default())
+                + if s.ipv6_index.is_some() { 3 } else { 0 };
             out.push(d(
                 &s.key(),
                 "subnet",
@@ -112,11 +134,13 @@ impl Network {
                     cidr: s.cidr.to_string(),
                     az: s.az.clone(),
                     map_public_ip: public_ip,
+                    ipv6_index: s.ipv6_index,
+                    hostname_type: hostname.as_str().into(),
                     tags: t,
                 }),
                 &["cidr", "az"],
                 deps,
-                Cost::new(if public_ip { 2 } else { 1 }, 1, 2),
+                Cost::new(create, 1, 2),
             ));
         }
         if public {
@@ -148,6 +172,22 @@ impl Network {
                 vec!["rtb/public".into(), "igw".into()],
                 Cost::new(1, 1, 1),
             ));
+            if ipv6 {
+                // as eksctl does: the public subnets reach the internet over IPv6 too; the private ones get no
+                // egress-only gateway, so they stay IPv4-only outbound through NAT
+                out.push(d(
+                    "route/public/default-ipv6",
+                    "route",
+                    to_props(&RouteProps {
+                        route_table: "rtb/public".into(),
+                        destination: IPV6_DEFAULT.into(),
+                        target: "igw".into(),
+                    }),
+                    &["route_table", "destination"],
+                    vec!["rtb/public".into(), "igw".into(), IPV6_CIDR_KEY.into()],
+                    Cost::new(1, 1, 1),
+                ));
+            }
         }
         let nat_azs: Vec<&String> = match spec.network.nat {
             NatMode::None => vec![],

@@ -40,6 +40,8 @@ impl Network {
             }
         };
 
+        // each VPC's IPv6 block, against which a subnet's /64 is read back as an index
+        let mut ipv6_blocks: HashMap<String, ipnet::Ipv6Net> = HashMap::new();
         for v in vpcs.vpcs() {
             let (Some(id), Some(key)) = (v.vpc_id(), key_of(v.tags())) else { continue };
             d.keys.insert(id.to_string(), key.clone());
@@ -93,6 +95,24 @@ impl Network {
                     delete_cost: 1,
                 });
             }
+            // a block being taken away is on its way out: neither wanted nor in the way
+            for a in v.ipv6_cidr_block_association_set().iter().filter(|a| {
+                a.ipv6_cidr_block_state().and_then(|s| s.state()).is_some_and(|s| {
+                    matches!(s, VpcCidrBlockStateCode::Associated | VpcCidrBlockStateCode::Associating)
+                })
+            }) {
+                if let Some(block) = a.ipv6_cidr_block().and_then(|b| b.parse().ok()) {
+                    ipv6_blocks.entry(id.to_string()).or_insert(block);
+                }
+                d.observed.push(Observed {
+                    key: IPV6_CIDR_KEY.into(),
+                    kind: "vpc-ipv6-cidr".into(),
+                    physical_id: a.association_id().unwrap_or_default().to_string(),
+                    props: props(json!({"pool": a.ipv6_pool(), "cidr": a.ipv6_cidr_block()})),
+                    depends_on: vec![key.clone()],
+                    delete_cost: 1,
+                });
+            }
         }
         for s in subnets.subnets() {
             let (Some(id), Some(key)) = (s.subnet_id(), key_of(s.tags())) else { continue };
@@ -101,6 +121,21 @@ impl Network {
             if key.starts_with("subnet/pods/") {
                 deps.push("vpc-cidr/secondary".into());
             }
+            let block = subnet_ipv6_block(s);
+            let vpc_block = s.vpc_id().and_then(|v| ipv6_blocks.get(v)).copied();
+            let ipv6_index = match (block, vpc_block) {
+                (None, _) => Value::Null,
+                (Some(b), Some(v)) => layout::ipv6_index(v, b).map_or_else(|| json!(b.to_string()), |i| json!(i)),
+                // a block while the VPC has none left: shown as itself, so it differs from any index
+                (Some(b), None) => json!(b.to_string()),
+            };
+            if block.is_some() {
+                deps.push(IPV6_CIDR_KEY.into());
+            }
+            let hostname = s
+                .private_dns_name_options_on_launch()
+                .and_then(|o| o.hostname_type())
+                .map_or("ip-name", |h| h.as_str());
             d.observed.push(Observed {
                 key,
                 kind: "subnet".into(),
@@ -109,6 +144,8 @@ impl Network {
                     "cidr": s.cidr_block(),
                     "az": s.availability_zone(),
                     "map_public_ip": s.map_public_ip_on_launch().unwrap_or(false),
+                    "ipv6_index": ipv6_index,
+                    "hostname_type": hostname,
                     "tags": tag_map(s.tags()),
                 })),
                 depends_on: deps,
@@ -226,18 +263,25 @@ impl Network {
             });
             let suffix = key.strip_prefix("rtb/").unwrap_or(&key).to_string();
             for r in t.routes() {
-                if r.destination_cidr_block() != Some("0.0.0.0/0") {
+                let (dest, name) = if r.destination_cidr_block() == Some("0.0.0.0/0") {
+                    ("0.0.0.0/0", "default")
+                } else if r.destination_ipv6_cidr_block() == Some(IPV6_DEFAULT) {
+                    (IPV6_DEFAULT, "default-ipv6")
+                } else {
                     continue;
-                }
+                };
                 let target_id = r.gateway_id().or(r.nat_gateway_id()).unwrap_or("");
                 let target = d.keys.get(target_id).cloned().unwrap_or_else(|| format!("(foreign {target_id})"));
                 let mut deps = vec![key.clone(), target.clone()];
                 deps.retain(|k| !k.starts_with('('));
+                if dest == IPV6_DEFAULT {
+                    deps.push(IPV6_CIDR_KEY.into());
+                }
                 d.observed.push(Observed {
-                    key: format!("route/{suffix}/default"),
+                    key: format!("route/{suffix}/{name}"),
                     kind: "route".into(),
-                    physical_id: format!("{id}|0.0.0.0/0"),
-                    props: props(json!({"route_table": key, "destination": "0.0.0.0/0", "target": target})),
+                    physical_id: format!("{id}|{dest}"),
+                    props: props(json!({"route_table": key, "destination": dest, "target": target})),
                     depends_on: deps,
                     delete_cost: 1,
                 });

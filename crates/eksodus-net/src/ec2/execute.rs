@@ -145,6 +145,22 @@ impl Network {
                     }
                 }
             }
+            "vpc-ipv6-cidr" => {
+                let vpc = ctx.physical_id("vpc")?;
+                // the association takes no token: a block already there (a lost response, a crash after the
+                // call) is the one this step made
+                if let Some((aid, _)) = self.vpc_ipv6_block(&vpc).await? {
+                    return Ok(Some(aid));
+                }
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2.associate_vpc_cidr_block().vpc_id(&vpc).amazon_provided_ipv6_cidr_block(true).send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("AssociateVpcCidrBlock"), e))?;
+                Ok(r.ipv6_cidr_block_association().and_then(|a| a.association_id()).map(String::from))
+            }
             "subnet" => {
                 let vpc = ctx.physical_id("vpc")?;
                 let r = self
@@ -236,14 +252,19 @@ impl Network {
                 let dest = str_of("destination");
                 let target_key = str_of("target");
                 let target = ctx.physical_id(&target_key)?;
-                let mut req = self.ec2.create_route().route_table_id(&rtb).destination_cidr_block(&dest);
+                let mut req = self.ec2.create_route().route_table_id(&rtb);
+                req = if is_ipv6(&dest) {
+                    req.destination_ipv6_cidr_block(&dest)
+                } else {
+                    req.destination_cidr_block(&dest)
+                };
                 req =
                     if target_key.starts_with("nat/") { req.nat_gateway_id(&target) } else { req.gateway_id(&target) };
                 match self.calls.read(|| req.clone().send()).await {
                     Ok(_) => {}
                     Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
                         // a lost response, or someone else's route: make it point where we want
-                        let mut rep = self.ec2.replace_route().route_table_id(&rtb).destination_cidr_block(&dest);
+                        let mut rep = self.replace_route(&rtb, &dest);
                         rep = if target_key.starts_with("nat/") {
                             rep.nat_gateway_id(&target)
                         } else {
@@ -370,19 +391,38 @@ impl Network {
                     set("support", false).await?;
                 }
             }
-            "subnet" if differs("map_public_ip", json!(false)) => {
-                self.calls
-                    .read(|| {
-                        self.ec2
-                            .modify_subnet_attribute()
-                            .subnet_id(id)
-                            .map_public_ip_on_launch(
-                                AttributeBooleanValue::builder().value(bool_of("map_public_ip")).build(),
-                            )
-                            .send()
-                    })
-                    .await
-                    .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
+            "subnet" => {
+                if differs("map_public_ip", json!(false)) {
+                    self.calls
+                        .read(|| {
+                            self.ec2
+                                .modify_subnet_attribute()
+                                .subnet_id(id)
+                                .map_public_ip_on_launch(
+                                    AttributeBooleanValue::builder().value(bool_of("map_public_ip")).build(),
+                                )
+                                .send()
+                        })
+                        .await
+                        .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
+                }
+                if differs("hostname_type", json!("ip-name")) {
+                    let t = HostnameType::from(want.get("hostname_type").and_then(Value::as_str).unwrap_or("ip-name"));
+                    self.calls
+                        .read(|| {
+                            self.ec2
+                                .modify_subnet_attribute()
+                                .subnet_id(id)
+                                .private_dns_hostname_type_on_launch(t.clone())
+                                .send()
+                        })
+                        .await
+                        .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
+                }
+                if differs("ipv6_index", Value::Null) {
+                    let index = want.get("ipv6_index").and_then(Value::as_u64).and_then(|i| u8::try_from(i).ok());
+                    self.set_subnet_ipv6(key, id, index, ctx).await?;
+                }
             }
             "internet-gateway" if differs("attached", json!(false)) && bool_of("attached") => {
                 let vpc = self.vpc_id(ctx)?;
@@ -456,7 +496,7 @@ impl Network {
                 let target_key = want.get("target").and_then(Value::as_str).unwrap_or("").to_string();
                 let target = ctx.physical_id(&target_key)?;
                 let dest = want.get("destination").and_then(Value::as_str).unwrap_or("0.0.0.0/0");
-                let mut rep = self.ec2.replace_route().route_table_id(&rtb).destination_cidr_block(dest);
+                let mut rep = self.replace_route(&rtb, dest);
                 rep =
                     if target_key.starts_with("nat/") { rep.nat_gateway_id(&target) } else { rep.gateway_id(&target) };
                 self.calls
@@ -496,7 +536,7 @@ impl Network {
                 self.clear_vpc(&id, ctx).await?;
                 self.op_gone(what("DeleteVpc"), || self.ec2.delete_vpc().vpc_id(&id).send()).await?;
             }
-            "vpc-cidr" => {
+            "vpc-cidr" | "vpc-ipv6-cidr" => {
                 self.op_gone(what("DisassociateVpcCidrBlock"), || {
                     self.ec2.disassociate_vpc_cidr_block().association_id(&id).send()
                 })
@@ -563,10 +603,13 @@ impl Network {
             }
             "route" => {
                 let (rtb, dest) = id.split_once('|').unwrap_or((&id, "0.0.0.0/0"));
-                self.op_gone(what("DeleteRoute"), || {
-                    self.ec2.delete_route().route_table_id(rtb).destination_cidr_block(dest).send()
-                })
-                .await?;
+                let req = self.ec2.delete_route().route_table_id(rtb);
+                let req = if is_ipv6(dest) {
+                    req.destination_ipv6_cidr_block(dest)
+                } else {
+                    req.destination_cidr_block(dest)
+                };
+                self.op_gone(what("DeleteRoute"), || req.clone().send()).await?;
             }
             "rt-association" => {
                 self.op_gone(what("DisassociateRouteTable"), || {
@@ -582,6 +625,99 @@ impl Network {
             other => return Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
         }
         Ok(Some(id))
+    }
+
+    /// A ReplaceRoute of `dest` (IPv4 or IPv6) in `rtb`, its target still to be set.
+    fn replace_route(
+        &self,
+        rtb: &str,
+        dest: &str,
+    ) -> aws_sdk_ec2::operation::replace_route::builders::ReplaceRouteFluentBuilder {
+        let rep = self.ec2.replace_route().route_table_id(rtb);
+        if is_ipv6(dest) {
+            rep.destination_ipv6_cidr_block(dest)
+        } else {
+            rep.destination_cidr_block(dest)
+        }
+    }
+
+    /// The VPC's IPv6 block from Amazon's pool that is associated or being associated: (association, block).
+    pub(super) async fn vpc_ipv6_block(
+        &self,
+        vpc: &str,
+    ) -> Result<Option<(String, Option<ipnet::Ipv6Net>)>, StepError> {
+        let r = self.op_read(format!("DescribeVpcs {vpc}"), || self.ec2.describe_vpcs().vpc_ids(vpc).send()).await?;
+        Ok(r.vpcs()
+            .iter()
+            .flat_map(|v| v.ipv6_cidr_block_association_set())
+            .find(|a| {
+                a.ipv6_pool() == Some(AMAZON_POOL)
+                    && a.ipv6_cidr_block_state().and_then(|s| s.state()).is_some_and(|s| {
+                        matches!(s, VpcCidrBlockStateCode::Associated | VpcCidrBlockStateCode::Associating)
+                    })
+            })
+            .and_then(|a| {
+                let block = a.ipv6_cidr_block().and_then(|b| b.parse().ok()).filter(|_| {
+                    a.ipv6_cidr_block_state().and_then(|s| s.state()) == Some(&VpcCidrBlockStateCode::Associated)
+                });
+                Some((a.association_id()?.to_string(), block))
+            }))
+    }
+
+    /// Gives a subnet the `index`-th /64 of its VPC's IPv6 block, or no block: reads what it has first, takes
+    /// away any other block and adds the wanted one if missing, so it is safe after a lost response.
+    pub(super) async fn set_subnet_ipv6(
+        &self,
+        key: &str,
+        subnet: &str,
+        index: Option<u8>,
+        ctx: &OpContext,
+    ) -> Result<(), StepError> {
+        let what = |call: &str| format!("{call} for {key}");
+        let want = match index {
+            None => None,
+            Some(i) => {
+                let vpc = self.vpc_id(ctx)?;
+                // a block just asked for is `associating` for a moment: its address is known once associated
+                let block = ctx
+                    .wait_until(&format!("the IPv6 block of {vpc} to be associated"), ctx.waits.timeout, || async {
+                        Ok(match self.vpc_ipv6_block(&vpc).await? {
+                            Some((_, Some(b))) => WaitState::Ready(b),
+                            Some((_, None)) => WaitState::Pending("associating".into()),
+                            None => WaitState::Failed(format!("{vpc} has no IPv6 block from Amazon's pool")),
+                        })
+                    })
+                    .await?;
+                Some(layout::ipv6_subnet(block, i))
+            }
+        };
+        let r = self.op_read(what("DescribeSubnets"), || self.ec2.describe_subnets().subnet_ids(subnet).send()).await?;
+        let mut present = false;
+        for a in r.subnets().iter().flat_map(|s| s.ipv6_cidr_block_association_set()) {
+            let live = a.ipv6_cidr_block_state().and_then(|s| s.state()).is_some_and(|s| {
+                matches!(s, SubnetCidrBlockStateCode::Associated | SubnetCidrBlockStateCode::Associating)
+            });
+            let block: Option<ipnet::Ipv6Net> = a.ipv6_cidr_block().and_then(|b| b.parse().ok());
+            if !live {
+                continue;
+            }
+            if block.is_some() && block == want {
+                present = true;
+                continue;
+            }
+            let Some(aid) = a.association_id() else { continue };
+            self.op_gone(what("DisassociateSubnetCidrBlock"), || {
+                self.ec2.disassociate_subnet_cidr_block().association_id(aid).send()
+            })
+            .await?;
+        }
+        if let (Some(b), false) = (want, present) {
+            self.calls
+                .read(|| self.ec2.associate_subnet_cidr_block().subnet_id(subnet).ipv6_cidr_block(b.to_string()).send())
+                .await
+                .map_err(|e| step_error(what("AssociateSubnetCidrBlock"), e))?;
+        }
+        Ok(())
     }
 
     pub(super) async fn wait_nat(&self, ctx: &OpContext, id: &str, available: bool) -> Result<(), StepError> {

@@ -7,12 +7,14 @@
 //! |---|---|---|
 //! | `vpc` | vpc | |
 //! | `vpc-cidr/secondary` | vpc-cidr | vpc |
-//! | `subnet/<tier>/<az>` | subnet | vpc (pods: vpc-cidr/secondary) |
+//! | `vpc-cidr/ipv6` | vpc-ipv6-cidr | vpc |
+//! | `subnet/<tier>/<az>` | subnet | vpc (pods: vpc-cidr/secondary; dual-stack: vpc-cidr/ipv6) |
 //! | `igw` | internet-gateway | vpc |
 //! | `eip/<az>` | eip | |
 //! | `nat/<az>` | nat-gateway | `subnet/public/<az>`, `eip/<az>`, igw |
 //! | `rtb/public`, `rtb/private/<az>` | route-table | vpc |
 //! | `route/public/default`, `route/private/<az>/default` | route | its table, its target |
+//! | `route/public/default-ipv6` | route | rtb/public, igw, vpc-cidr/ipv6 |
 //! | `rtassoc/<tier>/<az>` | rt-association | its table, its subnet |
 //! | `sg/cluster` | security-group | vpc |
 //!
@@ -29,7 +31,7 @@ mod tests;
 use props::to_props;
 pub use props::{
     InternetGatewayProps, NatGatewayProps, RouteProps, RtAssociationProps, SecurityGroupProps, SubnetProps, TagsOnly,
-    VpcCidrProps, VpcProps,
+    VpcCidrProps, VpcIpv6CidrProps, VpcProps,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,8 +39,8 @@ use std::fmt::Display;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, DomainType, Filter, IpPermission, NatGatewayState, ResourceType, Tag, TagSpecification,
-    UserIdGroupPair, VpcAttributeName,
+    AttributeBooleanValue, DomainType, Filter, HostnameType, IpPermission, NatGatewayState, ResourceType,
+    SubnetCidrBlockStateCode, Tag, TagSpecification, UserIdGroupPair, VpcAttributeName, VpcCidrBlockStateCode,
 };
 use aws_sdk_ec2::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -63,6 +65,7 @@ pub const COMPONENT: &str = "network";
 pub const ACTIONS: &[&str] = &[
     "ec2:AllocateAddress",
     "ec2:AssociateRouteTable",
+    "ec2:AssociateSubnetCidrBlock",
     "ec2:AssociateVpcCidrBlock",
     "ec2:AttachInternetGateway",
     "ec2:AuthorizeSecurityGroupIngress",
@@ -95,6 +98,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DescribeVpcs",
     "ec2:DetachInternetGateway",
     "ec2:DisassociateRouteTable",
+    "ec2:DisassociateSubnetCidrBlock",
     "ec2:DisassociateVpcCidrBlock",
     "ec2:ModifySubnetAttribute",
     "ec2:ModifyVpcAttribute",
@@ -119,6 +123,13 @@ pub fn ssh_group_name(env: &str, nodegroup: &str) -> String {
     format!("{env}-{nodegroup}-ssh")
 }
 
+/// The key of the VPC's IPv6 block (dual-stack).
+pub const IPV6_CIDR_KEY: &str = "vpc-cidr/ipv6";
+/// EC2's name of Amazon's pool of IPv6 addresses.
+const AMAZON_POOL: &str = "Amazon";
+/// The IPv6 default route's destination.
+const IPV6_DEFAULT: &str = "::/0";
+
 /// Role tag for subnets of internet-facing load balancers.
 pub const ELB_TAG: &str = "kubernetes.io/role/elb";
 /// Role tag for subnets of internal load balancers.
@@ -128,6 +139,7 @@ pub const INTERNAL_ELB_TAG: &str = "kubernetes.io/role/internal-elb";
 pub const KINDS: &[&str] = &[
     "vpc",
     "vpc-cidr",
+    "vpc-ipv6-cidr",
     "subnet",
     "internet-gateway",
     "eip",
@@ -182,6 +194,23 @@ fn ssh_rule(from: &[String]) -> IpPermission {
         .to_port(22)
         .set_user_id_group_pairs(Some(from.iter().map(|g| UserIdGroupPair::builder().group_id(g).build()).collect()))
         .build()
+}
+
+/// Whether a route destination is an IPv6 block.
+fn is_ipv6(dest: &str) -> bool {
+    dest.contains(':')
+}
+
+/// A subnet's IPv6 block, if it has one that is not being taken away.
+fn subnet_ipv6_block(s: &aws_sdk_ec2::types::Subnet) -> Option<ipnet::Ipv6Net> {
+    s.ipv6_cidr_block_association_set()
+        .iter()
+        .filter(|a| {
+            a.ipv6_cidr_block_state().and_then(|s| s.state()).is_some_and(|s| {
+                matches!(s, SubnetCidrBlockStateCode::Associated | SubnetCidrBlockStateCode::Associating)
+            })
+        })
+        .find_map(|a| a.ipv6_cidr_block()?.parse().ok())
 }
 
 fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {

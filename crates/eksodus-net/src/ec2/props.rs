@@ -32,6 +32,14 @@ pub struct VpcCidrProps {
     pub cidr: String,
 }
 
+/// The VPC's IPv6 block (dual-stack).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcIpv6CidrProps {
+    /// Where the block comes from: `Amazon`, a /56 of Amazon's pool (EC2's `Ipv6Pool` name for it).
+    pub pool: String,
+}
+
 /// A subnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,8 +50,19 @@ pub struct SubnetProps {
     pub az: String,
     /// `mapPublicIpOnLaunch`.
     pub map_public_ip: bool,
+    /// Which /64 of the VPC's IPv6 block the subnet has (dual-stack), or none. Always written (`null` when
+    /// off), so a subnet that has a block and should not is seen to differ.
+    #[serde(default)]
+    pub ipv6_index: Option<u8>,
+    /// `privateDnsNameOptionsOnLaunch.hostnameType`: `ip-name` or `resource-name`.
+    #[serde(default = "ip_name")]
+    pub hostname_type: String,
     /// Role and cluster tags with the user's.
     pub tags: BTreeMap<String, String>,
+}
+
+fn ip_name() -> String {
+    "ip-name".into()
 }
 
 /// The internet gateway.
@@ -136,6 +155,7 @@ pub fn check(kind: &str, key: &str, m: &Map<String, Value>) -> Result<(), String
     let r = match kind {
         "vpc" => fits::<VpcProps>(m),
         "vpc-cidr" => fits::<VpcCidrProps>(m),
+        "vpc-ipv6-cidr" => fits::<VpcIpv6CidrProps>(m),
         "subnet" => fits::<SubnetProps>(m),
         "internet-gateway" => fits::<InternetGatewayProps>(m),
         "route-table" | "eip" => fits::<TagsOnly>(m),
@@ -158,6 +178,8 @@ mod tests {
             cidr: "10.0.0.0/24".into(),
             az: "us-east-1a".into(),
             map_public_ip: true,
+            ipv6_index: None,
+            hostname_type: "ip-name".into(),
             tags: BTreeMap::new(),
         };
         let mut m = to_props(&sub);
