@@ -112,6 +112,15 @@ impl Env {
             .count();
         (vpc_blocks, subnet_blocks)
     }
+
+    /// VPC endpoints not deleted, in the whole account.
+    pub async fn live_endpoints(&self) -> usize {
+        let r = self.ec2.describe_vpc_endpoints().send().await.unwrap();
+        r.vpc_endpoints()
+            .iter()
+            .filter(|e| !matches!(e.state().map(|s| s.as_str()), Some("deleted") | Some("deleting")))
+            .count()
+    }
 }
 
 /// Counts of the resources duplicates and leaks would show up in.

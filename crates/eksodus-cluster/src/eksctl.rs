@@ -14,7 +14,7 @@ type Mapping = serde_json::Map<String, Value>;
 use eksodus_core::spec::{
     AccessEntrySpec, AccessSpec, AddonSpec, AuthenticationMode, AzSpec, ClusterSpec, EncryptionSpec, EndpointSpec,
     EnvironmentSpec, ExistingNetwork, HostnameType, MappingSpec, NatMode, NetworkSpec, NodegroupSpec,
-    PolicyAssociationSpec, ServiceAccountRole, TaintSpec, WellKnownPolicy, LOG_TYPES,
+    PolicyAssociationSpec, ServiceAccountRole, TaintSpec, VpcEndpointService, WellKnownPolicy, LOG_TYPES,
 };
 
 /// A field eksodus cannot take over.
@@ -252,6 +252,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
         existing: None,
         ipv6: false,
         hostname_type: HostnameType::IpName,
+        vpc_endpoints: vec![],
     };
     let mut endpoint = EndpointSpec { public: true, private: false, public_cidrs: vec![] };
     if let Some(v) = top.get("vpc") {
@@ -927,6 +928,55 @@ pub fn import(text: &str) -> Result<Imported, String> {
             r.rest(&mut un, not_mapped);
         }
     }
+    if let Some(v) = top.get("privateCluster") {
+        let mut r = Reader::new("privateCluster", v).ok_or("privateCluster must be a mapping")?;
+        let enabled = r.bool("enabled").unwrap_or(false);
+        let skip = r.bool("skipEndpointCreation").unwrap_or(false);
+        let extra = r.strings("additionalEndpointServices");
+        if enabled {
+            // as eksctl makes a fully-private cluster: the API endpoint private only, private subnets with no
+            // NAT or internet gateway, and the endpoints its nodes need
+            endpoint.public = false;
+            endpoint.private = true;
+            if network.existing.is_some() {
+                if !skip {
+                    un.push(Unsupported {
+                        path: "privateCluster.skipEndpointCreation".into(),
+                        reason: "eksodus never adds endpoints to a VPC it adopts; make them in your VPC and set skipEndpointCreation: true".into(),
+                    });
+                }
+            } else if skip {
+                un.push(Unsupported {
+                    path: "privateCluster.skipEndpointCreation".into(),
+                    reason: "only a VPC of yours can go without the endpoints; nodes in a VPC eksodus makes would never join".into(),
+                });
+            } else {
+                network.nat = NatMode::None;
+                network.subnets.public.enabled = false;
+                let mut endpoints = VpcEndpointService::PRIVATE_CLUSTER.to_vec();
+                for (i, name) in extra.iter().enumerate() {
+                    // the optional services eksctl accepts
+                    match name.as_str() {
+                        "cloudformation" => endpoints.push(VpcEndpointService::CloudFormation),
+                        "autoscaling" => endpoints.push(VpcEndpointService::Autoscaling),
+                        "logs" => endpoints.push(VpcEndpointService::Logs),
+                        other => un.push(Unsupported {
+                            path: format!("privateCluster.additionalEndpointServices[{i}]"),
+                            reason: format!("`{other}` is not one of eksctl's optional endpoint services (cloudformation, autoscaling, logs)"),
+                        }),
+                    }
+                }
+                // eksctl adds the logs endpoint whenever the control plane logs to CloudWatch
+                if !logging.is_empty() {
+                    endpoints.push(VpcEndpointService::Logs);
+                }
+                endpoints.sort();
+                endpoints.dedup();
+                network.vpc_endpoints = endpoints;
+            }
+        }
+        r.rest(&mut un, not_mapped);
+    }
     top.rest(&mut un, |k| match k {
         "fargateProfiles" => "Fargate profiles are not supported yet".into(),
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
@@ -936,7 +986,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
         "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
         "outpost" => "clusters on AWS Outposts are not supported".into(),
         "localZones" => "nodegroups in Local Zones are not supported".into(),
-        "privateCluster" => "private clusters need VPC endpoints (ECR api and dkr, S3 gateway, STS, EC2, CloudWatch Logs) that eksodus does not make yet; use cluster.endpoint {public: false, private: true} with endpoints of yours".into(),
         "capabilities" => "EKS capabilities (managed Argo CD, ACK, kro) are not supported".into(),
         other => not_mapped(other),
     });
@@ -1027,6 +1076,43 @@ vpc:
         let bad = import(&example("02-custom-vpc-cidr-no-nodes.yaml").replace("resource-name", "instance-id")).unwrap();
         assert_eq!(bad.unsupported.len(), 1);
         assert!(bad.unsupported[0].path == "vpc.hostnameType" && bad.unsupported[0].reason.contains("resource-name"));
+    }
+
+    #[test]
+    fn a_fully_private_cluster_gets_its_endpoints_and_loses_its_way_out() {
+        let text = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: private, region: us-west-2}
+privateCluster:
+  enabled: true
+  additionalEndpointServices: [autoscaling]
+cloudWatch: {clusterLogging: {enableTypes: [api]}}
+managedNodeGroups:
+- {name: ng, privateNetworking: true}
+"#;
+        let imp = import(text).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        let n = &imp.spec.network;
+        let names: Vec<&str> = n.vpc_endpoints.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names, ["ec2", "ecr.api", "ecr.dkr", "s3", "sts", "logs", "autoscaling"]);
+        assert_eq!((n.nat, n.subnets.public.enabled), (NatMode::None, false));
+        let c = imp.spec.cluster.as_ref().unwrap();
+        assert!(!c.endpoint.public && c.endpoint.private);
+        assert_eq!(imp.spec.validate(), vec![]);
+
+        // a VPC of the user's: the endpoints are theirs to make, as eksctl's skipEndpointCreation says
+        let adopted = format!(
+            "{}vpc:\n  id: vpc-0123456789abcdef0\n  subnets:\n    private:\n      us-west-2a: {{id: subnet-0123456789abcdef0}}\n      us-west-2b: {{id: subnet-0123456789abcdef1}}\n",
+            text.replace("  additionalEndpointServices: [autoscaling]\n", "  skipEndpointCreation: true\n")
+        );
+        let imp = import(&adopted).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        assert!(imp.spec.network.vpc_endpoints.is_empty());
+        let refused = import(&adopted.replace("  skipEndpointCreation: true\n", "")).unwrap();
+        assert_eq!(refused.unsupported.len(), 1);
+        assert_eq!(refused.unsupported[0].path, "privateCluster.skipEndpointCreation");
+        let unknown = import(&text.replace("[autoscaling]", "[autoscaling, xray]")).unwrap();
+        assert_eq!(unknown.unsupported[0].path, "privateCluster.additionalEndpointServices[1]");
     }
 
     #[test]

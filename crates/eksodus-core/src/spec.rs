@@ -668,6 +668,123 @@ pub struct NetworkSpec {
     /// eksodus makes can have it.
     #[serde(default, skip_serializing_if = "HostnameType::is_default")]
     pub hostname_type: HostnameType,
+    /// VPC endpoints of AWS services, for a private cluster whose nodes have no route to the internet
+    /// (eksctl's `privateCluster`): interface endpoints in the private subnets with private DNS, reached on
+    /// port 443 from the VPC, and S3 as a gateway endpoint on the private route tables. Nodes without NAT
+    /// need at least [`VpcEndpointService::PRIVATE_CLUSTER`]. Only a VPC eksodus makes can have them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpc_endpoints: Vec<VpcEndpointService>,
+}
+
+/// An AWS service reached through a VPC endpoint, by the last part of its endpoint service name
+/// (`com.amazonaws.<region>.<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum VpcEndpointService {
+    /// EC2 (the VPC CNI's ENI calls, the node's own lookups).
+    #[serde(rename = "ec2")]
+    Ec2,
+    /// ECR's API (image manifests).
+    #[serde(rename = "ecr.api")]
+    EcrApi,
+    /// ECR's registry (image layers' addresses).
+    #[serde(rename = "ecr.dkr")]
+    EcrDkr,
+    /// S3, as a gateway endpoint (ECR's image layers live in S3).
+    #[serde(rename = "s3")]
+    S3,
+    /// STS (IAM roles for service accounts).
+    #[serde(rename = "sts")]
+    Sts,
+    /// CloudWatch Logs.
+    #[serde(rename = "logs")]
+    Logs,
+    /// Elastic Load Balancing (the AWS Load Balancer Controller).
+    #[serde(rename = "elasticloadbalancing")]
+    ElasticLoadBalancing,
+    /// EC2 Auto Scaling (the cluster autoscaler).
+    #[serde(rename = "autoscaling")]
+    Autoscaling,
+    /// CloudFormation.
+    #[serde(rename = "cloudformation")]
+    CloudFormation,
+    /// EKS Pod Identity's credentials.
+    #[serde(rename = "eks-auth")]
+    EksAuth,
+    /// Systems Manager (Session Manager instead of SSH), with `ssmmessages` and `ec2messages`.
+    #[serde(rename = "ssm")]
+    Ssm,
+    /// Session Manager's channels.
+    #[serde(rename = "ssmmessages")]
+    SsmMessages,
+    /// Systems Manager's agent messages.
+    #[serde(rename = "ec2messages")]
+    Ec2Messages,
+    /// Secrets Manager.
+    #[serde(rename = "secretsmanager")]
+    SecretsManager,
+    /// KMS.
+    #[serde(rename = "kms")]
+    Kms,
+}
+
+impl VpcEndpointService {
+    /// What nodes without a route to the internet need to join and pull images: eksctl's required endpoint
+    /// services for a fully-private cluster (its `endpoint_service.go`), as the EKS user guide's private
+    /// cluster requirements list them.
+    pub const PRIVATE_CLUSTER: &'static [VpcEndpointService] = &[
+        VpcEndpointService::Ec2,
+        VpcEndpointService::EcrApi,
+        VpcEndpointService::EcrDkr,
+        VpcEndpointService::S3,
+        VpcEndpointService::Sts,
+    ];
+
+    /// The name in specs and endpoint service names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VpcEndpointService::Ec2 => "ec2",
+            VpcEndpointService::EcrApi => "ecr.api",
+            VpcEndpointService::EcrDkr => "ecr.dkr",
+            VpcEndpointService::S3 => "s3",
+            VpcEndpointService::Sts => "sts",
+            VpcEndpointService::Logs => "logs",
+            VpcEndpointService::ElasticLoadBalancing => "elasticloadbalancing",
+            VpcEndpointService::Autoscaling => "autoscaling",
+            VpcEndpointService::CloudFormation => "cloudformation",
+            VpcEndpointService::EksAuth => "eks-auth",
+            VpcEndpointService::Ssm => "ssm",
+            VpcEndpointService::SsmMessages => "ssmmessages",
+            VpcEndpointService::Ec2Messages => "ec2messages",
+            VpcEndpointService::SecretsManager => "secretsmanager",
+            VpcEndpointService::Kms => "kms",
+        }
+    }
+
+    /// Its endpoint service name in `region`. In the China regions the services eksctl's table marks carry a
+    /// `cn.` prefix.
+    pub fn service_name(self, region: &str) -> String {
+        let china = region.starts_with("cn-")
+            && matches!(
+                self,
+                VpcEndpointService::Ec2
+                    | VpcEndpointService::EcrApi
+                    | VpcEndpointService::EcrDkr
+                    | VpcEndpointService::Sts
+                    | VpcEndpointService::CloudFormation
+            );
+        format!("{}com.amazonaws.{region}.{}", if china { "cn." } else { "" }, self.as_str())
+    }
+
+    /// Whether eksodus makes it as a gateway endpoint (S3: free, and routes rather than interfaces).
+    pub fn is_gateway(self) -> bool {
+        self == VpcEndpointService::S3
+    }
+}
+
+impl fmt::Display for VpcEndpointService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The hostname type of instances launched into a subnet (its `PrivateDnsHostnameTypeOnLaunch`).
@@ -1112,7 +1229,37 @@ impl EnvironmentSpec {
                 errs.push(FieldError::new("network.demand.vcpus", "must be at least 1"));
             }
         }
+        let mut seen_endpoints = BTreeSet::new();
+        for (i, e) in n.vpc_endpoints.iter().enumerate() {
+            if !seen_endpoints.insert(*e) {
+                errs.push(FieldError::new(format!("network.vpc_endpoints[{i}]"), format!("`{e}` is listed twice")));
+            }
+        }
+        let nodes = self.cluster.as_ref().is_some_and(|c| !c.nodegroups.is_empty());
+        if !n.vpc_endpoints.is_empty() && n.nat == NatMode::None && n.existing.is_none() && nodes {
+            // a private cluster's nodes that cannot reach EC2, ECR, S3 or STS never join
+            let missing: Vec<&str> = VpcEndpointService::PRIVATE_CLUSTER
+                .iter()
+                .filter(|e| !n.vpc_endpoints.contains(e))
+                .map(|e| e.as_str())
+                .collect();
+            if !missing.is_empty() {
+                errs.push(FieldError::new(
+                    "network.vpc_endpoints",
+                    format!(
+                        "nodes without NAT reach AWS only through endpoints, and cannot join or pull images without {}",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(e) = &n.existing {
+            if !n.vpc_endpoints.is_empty() {
+                errs.push(FieldError::new(
+                    "network.vpc_endpoints",
+                    "endpoints are made only in a VPC eksodus makes; an adopted VPC keeps the endpoints it has",
+                ));
+            }
             // eksodus never changes an adopted VPC or its subnets
             if n.ipv6 {
                 errs.push(FieldError::new(

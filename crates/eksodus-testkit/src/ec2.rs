@@ -5,7 +5,10 @@
 //!   `DescribeSubnets` always reports `ip-name`: the proxy keeps the type per subnet and writes it into the
 //!   subnet's `privateDnsNameOptionsOnLaunch`;
 //! - `DescribeSubnets` writes a subnet IPv6 block's state as a Python dict (`{'State': 'associated'}`) where
-//!   EC2 writes the state's name (`associated`): the proxy writes the name.
+//!   EC2 writes the state's name (`associated`): the proxy writes the name;
+//! - `ModifyVpcEndpoint` adding a route table to a gateway endpoint lists the table but writes no route to
+//!   the service's prefix list in it (and `DeleteVpcEndpoints` then fails on the missing route), and removing
+//!   one leaves its route behind: the proxy writes and removes those routes in moto ([`RouteTableChange`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -56,6 +59,37 @@ impl Ec2State {
             _ => None,
         }
     }
+}
+
+/// The route tables a `ModifyVpcEndpoint` adds to and removes from an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTableChange {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Tables added.
+    pub add: Vec<String>,
+    /// Tables removed.
+    pub remove: Vec<String>,
+}
+
+impl RouteTableChange {
+    /// The change a request makes, if it adds or removes a table.
+    pub fn of(operation: &str, request: &[u8]) -> Option<RouteTableChange> {
+        if operation != "ModifyVpcEndpoint" {
+            return None;
+        }
+        let add = form_list(request, "AddRouteTableId");
+        let remove = form_list(request, "RemoveRouteTableId");
+        if add.is_empty() && remove.is_empty() {
+            return None;
+        }
+        Some(RouteTableChange { endpoint: form_value(request, "VpcEndpointId")?, add, remove })
+    }
+}
+
+/// The values of a list parameter (`Name.1`, `Name.2`, ...), in order.
+fn form_list(body: &[u8], name: &str) -> Vec<String> {
+    (1..).map_while(|i| form_value(body, &format!("{name}.{i}"))).collect()
 }
 
 /// One parameter of a query-protocol request body.
@@ -136,6 +170,17 @@ mod tests {
         assert!(!st.answered("DescribeSubnets", b"", &only_a).unwrap().contains("resource-name"));
         st.answered("DeleteSubnet", b"Action=DeleteSubnet&SubnetId=subnet-b", "");
         assert!(!st.answered("DescribeSubnets", b"", ANSWER).unwrap().contains("resource-name"));
+
+        let modify = b"Action=ModifyVpcEndpoint&VpcEndpointId=vpce-1&AddRouteTableId.1=rtb-a&AddRouteTableId.2=rtb-b&RemoveRouteTableId.1=rtb-c";
+        assert_eq!(
+            RouteTableChange::of("ModifyVpcEndpoint", modify),
+            Some(RouteTableChange {
+                endpoint: "vpce-1".into(),
+                add: vec!["rtb-a".into(), "rtb-b".into()],
+                remove: vec!["rtb-c".into()]
+            })
+        );
+        assert_eq!(RouteTableChange::of("ModifyVpcEndpoint", b"VpcEndpointId=vpce-1&AddSubnetId.1=subnet-a"), None);
 
         let bad = b"Action=ModifySubnetAttribute&SubnetId=subnet-b&PrivateDnsHostnameTypeOnLaunch=instance-id";
         assert_eq!(st.refusal("ModifySubnetAttribute", bad).map(|r| r.0), Some("InvalidParameterValue"));

@@ -476,6 +476,9 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                     if let Some(fixed) = st.ec2.answered(&operation, &body, &String::from_utf8_lossy(&b)) {
                         b = Bytes::from(fixed);
                     }
+                    if let Some(change) = crate::ec2::RouteTableChange::of(&operation, &body) {
+                        gateway_routes(&st, &parts.headers, &cfg, &change).await;
+                    }
                 }
                 if service == "eks" && status.is_success() {
                     match operation.as_str() {
@@ -589,6 +592,43 @@ async fn ec2_call(
     let ok = resp.status().is_success();
     let body = resp.into_body().collect().await.ok()?.to_bytes();
     ok.then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Writes in moto the routes a gateway endpoint's added tables need (to its service's prefix list) and
+/// removes those of its removed tables, as EC2 does with the tables of a gateway endpoint.
+async fn gateway_routes(st: &State, headers: &hyper::HeaderMap, cfg: &FaultConfig, c: &crate::ec2::RouteTableChange) {
+    let endpoint =
+        ec2_call(st, headers, cfg, &[("Action", "DescribeVpcEndpoints"), ("VpcEndpointId.1", &c.endpoint)]).await;
+    let Some(endpoint) = endpoint else { return };
+    if !xml_text(&endpoint, "vpcEndpointType").is_some_and(|t| t.eq_ignore_ascii_case("gateway")) {
+        return;
+    }
+    let Some(service) = xml_text(&endpoint, "serviceName") else { return };
+    let lists = ec2_call(
+        st,
+        headers,
+        cfg,
+        &[
+            ("Action", "DescribeManagedPrefixLists"),
+            ("Filter.1.Name", "prefix-list-name"),
+            ("Filter.1.Value.1", service),
+        ],
+    )
+    .await;
+    let Some(list) = lists.as_deref().and_then(|l| xml_text(l, "prefixListId")).map(String::from) else { return };
+    for t in &c.add {
+        let p = [
+            ("Action", "CreateRoute"),
+            ("RouteTableId", t.as_str()),
+            ("DestinationPrefixListId", list.as_str()),
+            ("GatewayId", c.endpoint.as_str()),
+        ];
+        ec2_call(st, headers, cfg, &p).await;
+    }
+    for t in &c.remove {
+        let p = [("Action", "DeleteRoute"), ("RouteTableId", t.as_str()), ("DestinationPrefixListId", list.as_str())];
+        ec2_call(st, headers, cfg, &p).await;
+    }
 }
 
 /// The text of the first `<tag>` element of an EC2 answer.

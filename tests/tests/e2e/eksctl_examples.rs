@@ -17,8 +17,21 @@ fn examples() -> Vec<(String, String)> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     out.sort();
+    // none of the twelve is fully private: eksctl's own form of one, with a nodegroup that has to join
+    out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
     out
 }
+
+/// A fully-private cluster as eksctl's documentation writes one.
+const PRIVATE: &str = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: private-cluster, region: us-west-2}
+privateCluster:
+  enabled: true
+  additionalEndpointServices: [autoscaling, logs]
+managedNodeGroups:
+- {name: ng-1, instanceType: m5.large, desiredCapacity: 2, privateNetworking: true}
+"#;
 
 /// The user's security group standing for the example's `theirs`, made the first time it is named.
 async fn users_group(
@@ -203,6 +216,22 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             want.dedup();
             assert_eq!(from, want, "{name}: {group}");
         }
+        // a private cluster's endpoints are there, and nothing leads out of its VPC
+        if !spec.network.vpc_endpoints.is_empty() {
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let mine =
+                aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values(&spec.name).build();
+            let e = ec2.describe_vpc_endpoints().filters(mine.clone()).send().await.unwrap();
+            let mut got: Vec<&str> = e.vpc_endpoints().iter().filter_map(|e| e.service_name()).collect();
+            got.sort();
+            let mut want: Vec<String> =
+                spec.network.vpc_endpoints.iter().map(|e| e.service_name(&spec.region)).collect();
+            want.sort();
+            assert_eq!(got, want, "{name}");
+            let igws = ec2.describe_internet_gateways().filters(mine.clone()).send().await.unwrap();
+            let nats = ec2.describe_nat_gateways().filter(mine).send().await.unwrap();
+            assert!(igws.internet_gateways().is_empty() && nats.nat_gateways().is_empty(), "{name}");
+        }
         // dual-stack and resource names (02): in EC2, as eksctl makes them
         if spec.network.ipv6 || !spec.network.hostname_type.is_default() {
             check_subnets_in_ec2(&conf, &spec, &name).await;
@@ -275,6 +304,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "35-iamidentitymappings.yaml",
         "40-access-entries.yaml",
         "45-upgrade-policy-example.yaml",
+        "zz-private-cluster (inline)",
     ];
     assert_eq!(applied, expected);
 }

@@ -20,14 +20,17 @@ async fn apply_resumes_after_a_crash_at_every_mutating_call() {
     resumes_after_a_crash_at_every_write(&spec(SMALL), 20).await;
 }
 
-/// The same with dual-stack subnets named by resource: the VPC's IPv6 block and the subnets' blocks are
-/// associated without a token, so a lost answer must be found again, never associated twice.
+/// The same with dual-stack subnets named by resource and two VPC endpoints: the VPC's IPv6 block and the
+/// subnets' blocks are associated without a token, and the emulator ignores an endpoint's token, so a lost
+/// answer must be found again, never made twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dual_stack_apply_resumes_after_a_crash_at_every_mutating_call() {
+async fn dual_stack_and_endpoints_apply_resumes_after_a_crash_at_every_mutating_call() {
+    use eksodus_core::spec::VpcEndpointService;
     let mut s = spec(SMALL);
     s.network.ipv6 = true;
     s.network.hostname_type = eksodus_core::spec::HostnameType::ResourceName;
-    resumes_after_a_crash_at_every_write(&s, 30).await;
+    s.network.vpc_endpoints = vec![VpcEndpointService::S3, VpcEndpointService::Sts];
+    resumes_after_a_crash_at_every_write(&s, 34).await;
 }
 
 async fn resumes_after_a_crash_at_every_write(s: &eksodus_core::spec::EnvironmentSpec, at_least: usize) {
@@ -44,6 +47,8 @@ async fn resumes_after_a_crash_at_every_write(s: &eksodus_core::spec::Environmen
         if s.network.ipv6 {
             assert_eq!(env.ipv6_blocks().await, (1, 4), "k={k}: one VPC block and one per subnet");
         }
+        let endpoints = env.live_endpoints().await;
+        assert_eq!(endpoints, s.network.vpc_endpoints.len(), "k={k}: one endpoint per service");
     }
 }
 

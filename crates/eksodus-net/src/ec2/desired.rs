@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How `desired` makes one resource: key, kind, properties, immutable properties, dependencies, cost.
+type MakeDesired<'a> = dyn Fn(&str, &str, Map<String, Value>, &[&str], Vec<String>, Cost) -> Desired + 'a;
+
 impl Network {
     /// The resources `spec` wants, for `layout` (absent when adopting an existing VPC).
     pub fn desired(&self, spec: &EnvironmentSpec, layout: Option<&Layout>) -> Vec<Desired> {
@@ -33,6 +36,7 @@ impl Network {
             description: "eksodus cluster security group".into(),
             self_ingress: true,
             ssh_from: vec![],
+            https_from: vec![],
             tags: BTreeMap::new(),
         });
         let sg_cost = Cost::new(2, 1, 2);
@@ -48,6 +52,7 @@ impl Network {
                 description: format!("eksodus: SSH to the nodes of nodegroup {}", n.name),
                 self_ingress: false,
                 ssh_from: from,
+                https_from: vec![],
                 tags: BTreeMap::new(),
             });
             out.push(d(
@@ -240,6 +245,9 @@ impl Network {
                 ));
             }
         }
+        if !spec.network.vpc_endpoints.is_empty() {
+            self.endpoints(spec, layout, &mut out, &d);
+        }
         for s in &layout.subnets {
             let rtb = match s.tier {
                 Tier::Public => "rtb/public".to_string(),
@@ -256,5 +264,71 @@ impl Network {
         }
         out.push(d("sg/cluster", "security-group", cluster_sg, &["name", "description"], vec!["vpc".into()], sg_cost));
         out
+    }
+
+    /// A private cluster's VPC endpoints and the security group that lets the VPC reach them on port 443.
+    fn endpoints(&self, spec: &EnvironmentSpec, layout: &Layout, out: &mut Vec<Desired>, d: &MakeDesired<'_>) {
+        // the pods' secondary CIDR too: with custom networking, pods call AWS from their own addresses
+        let mut from: Vec<String> =
+            std::iter::once(layout.vpc).chain(layout.secondary).map(|c| c.to_string()).collect();
+        from.sort();
+        out.push(d(
+            ENDPOINTS_SG_KEY,
+            "security-group",
+            to_props(&SecurityGroupProps {
+                name: format!("{}-endpoints", self.env),
+                description: "eksodus: HTTPS to the VPC endpoints from the VPC".into(),
+                self_ingress: false,
+                ssh_from: vec![],
+                https_from: from,
+                tags: BTreeMap::new(),
+            }),
+            &["name", "description"],
+            vec!["vpc".into()],
+            Cost::new(2, 1, 2),
+        ));
+        let mut subnets: Vec<String> =
+            layout.subnets.iter().filter(|s| s.tier == Tier::Private).map(|s| s.key()).collect();
+        subnets.sort();
+        let mut tables: Vec<String> = layout.azs.iter().map(|az| format!("rtb/private/{az}")).collect();
+        tables.sort();
+        let mut services = spec.network.vpc_endpoints.clone();
+        services.sort();
+        services.dedup();
+        for e in services {
+            let (p, deps) = if e.is_gateway() {
+                let p = VpcEndpointProps {
+                    service: e.service_name(&spec.region),
+                    endpoint_type: "Gateway".into(),
+                    subnets: vec![],
+                    route_tables: tables.clone(),
+                    security_groups: vec![],
+                    private_dns: false,
+                    tags: BTreeMap::new(),
+                };
+                (p, tables.clone())
+            } else {
+                let p = VpcEndpointProps {
+                    service: e.service_name(&spec.region),
+                    endpoint_type: "Interface".into(),
+                    subnets: subnets.clone(),
+                    route_tables: vec![],
+                    security_groups: vec![ENDPOINTS_SG_KEY.into()],
+                    private_dns: true,
+                    tags: BTreeMap::new(),
+                };
+                (p, subnets.iter().cloned().chain([ENDPOINTS_SG_KEY.to_string()]).collect())
+            };
+            let deps = std::iter::once("vpc".to_string()).chain(deps).collect();
+            // the create, and the describes of its wait
+            out.push(d(
+                &endpoint_key(e),
+                "vpc-endpoint",
+                to_props(&p),
+                &["service", "endpoint_type"],
+                deps,
+                Cost::new(2, 1, 2),
+            ));
+        }
     }
 }

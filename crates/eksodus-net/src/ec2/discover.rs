@@ -12,7 +12,7 @@ impl Network {
 
     pub(super) async fn discover_inner(&self) -> Result<Discovery, Error> {
         let f = self.owned_filters();
-        let (vpcs, subnets, igws, eips, nats, rtbs, sgs) = tokio::try_join!(
+        let (vpcs, subnets, igws, eips, nats, rtbs, sgs, vpces) = tokio::try_join!(
             self.read("DescribeVpcs", || self.ec2.describe_vpcs().set_filters(Some(f.clone())).send()),
             self.read("DescribeSubnets", || self.ec2.describe_subnets().set_filters(Some(f.clone())).send()),
             self.read("DescribeInternetGateways", || self
@@ -28,6 +28,7 @@ impl Network {
                 .describe_security_groups()
                 .set_filters(Some(f.clone()))
                 .send()),
+            self.read("DescribeVpcEndpoints", || self.ec2.describe_vpc_endpoints().set_filters(Some(f.clone())).send()),
         )?;
         let mut d = Discovery::default();
         // keep only what this environment's network owns, whatever filters the server honoured
@@ -207,6 +208,17 @@ impl Network {
             if !ssh_from.is_empty() {
                 p.insert("ssh_from".into(), json!(ssh_from));
             }
+            let mut https_from: Vec<String> = g
+                .ip_permissions()
+                .iter()
+                .filter(|p| is_https(p))
+                .flat_map(|p| p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)))
+                .collect();
+            https_from.sort();
+            https_from.dedup();
+            if !https_from.is_empty() {
+                p.insert("https_from".into(), json!(https_from));
+            }
             d.observed.push(Observed {
                 key,
                 kind: "security-group".into(),
@@ -307,6 +319,46 @@ impl Network {
                     delete_cost: 1,
                 });
             }
+        }
+        // VPC endpoints: their subnets, route tables and groups by key (all discovered above)
+        for e in vpces.vpc_endpoints() {
+            if matches!(endpoint_state(e).as_str(), "deleted" | "deleting" | "failed" | "rejected") {
+                continue;
+            }
+            let (Some(id), Some(key)) = (e.vpc_endpoint_id(), key_of(e.tags())) else { continue };
+            let by_key = |ids: Vec<&str>| -> Vec<String> {
+                let mut v: Vec<String> = ids
+                    .into_iter()
+                    .map(|i| d.keys.get(i).cloned().unwrap_or_else(|| format!("(foreign {i})")))
+                    .collect();
+                v.sort();
+                v
+            };
+            let subnets = by_key(e.subnet_ids().iter().map(String::as_str).collect());
+            let tables = by_key(e.route_table_ids().iter().map(String::as_str).collect());
+            let groups = by_key(e.groups().iter().filter_map(|g| g.group_id()).collect());
+            let deps: Vec<String> = std::iter::once("vpc".to_string())
+                .chain(subnets.iter().chain(&tables).chain(&groups).filter(|k| !k.starts_with('(')).cloned())
+                .collect();
+            let gateway = e.vpc_endpoint_type().is_some_and(|t| t.as_str().eq_ignore_ascii_case("gateway"));
+            d.keys.insert(id.to_string(), key.clone());
+            d.observed.push(Observed {
+                key,
+                kind: "vpc-endpoint".into(),
+                physical_id: id.to_string(),
+                props: props(json!({
+                    "service": e.service_name(),
+                    "endpoint_type": e.vpc_endpoint_type().map(|t| t.as_str()),
+                    "subnets": subnets,
+                    "route_tables": tables,
+                    "security_groups": groups,
+                    // a gateway has no DNS of its own, whatever the answer says (moto says true)
+                    "private_dns": !gateway && e.private_dns_enabled().unwrap_or(false),
+                    "tags": tag_map(e.tags()),
+                })),
+                depends_on: deps,
+                delete_cost: 2,
+            });
         }
         d.observed.sort_by(|a, b| (&a.key, &a.physical_id).cmp(&(&b.key, &b.physical_id)));
         Ok(d)
@@ -499,6 +551,19 @@ impl Network {
             .security_groups()
         {
             out.push(format!("security-group {}", g.group_id().unwrap_or("?")));
+        }
+        for e in self
+            .read("DescribeVpcEndpoints", || self.ec2.describe_vpc_endpoints().set_filters(Some(f.clone())).send())
+            .await?
+            .vpc_endpoints()
+        {
+            if endpoint_state(e) != "deleted" {
+                out.push(format!(
+                    "vpc-endpoint {} ({})",
+                    e.vpc_endpoint_id().unwrap_or("?"),
+                    e.state().map(|s| s.as_str()).unwrap_or("?")
+                ));
+            }
         }
         for n in self
             .read("DescribeNetworkInterfaces", || {

@@ -2,6 +2,7 @@
 //! lost response, and the waiters.
 
 use super::*;
+use aws_sdk_ec2::types::VpcEndpointType;
 
 impl Network {
     pub(super) fn vpc_id(&self, ctx: &OpContext) -> Result<String, StepError> {
@@ -87,6 +88,20 @@ impl Network {
                     .map_err(se(format!("DescribeSecurityGroups for {key}")))?;
                 first(r.security_groups().iter().map(|v| (v.group_id(), v.tags())).collect())
             }
+            "vpc-endpoint" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_vpc_endpoints().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeVpcEndpoints for {key}")))?;
+                first(
+                    r.vpc_endpoints()
+                        .iter()
+                        .filter(|e| !matches!(endpoint_state(e).as_str(), "deleted" | "deleting" | "failed"))
+                        .map(|v| (v.vpc_endpoint_id(), v.tags()))
+                        .collect(),
+                )
+            }
             _ => None,
         })
     }
@@ -105,6 +120,9 @@ impl Network {
                 self.update_props(s.kind.as_str(), key, &id, &want, None, ctx).await?;
                 if s.kind == "nat-gateway" {
                     self.wait_nat(ctx, &id, true).await?;
+                }
+                if s.kind == "vpc-endpoint" {
+                    self.wait_endpoint(ctx, &id, true).await?;
                 }
                 return Ok(Some(id));
             }
@@ -331,6 +349,44 @@ impl Network {
                 self.update_props("security-group", key, &id, &want, None, ctx).await?;
                 Ok(Some(id))
             }
+            "vpc-endpoint" => {
+                let vpc = self.vpc_id(ctx)?;
+                let ids = |k: &str| -> Result<Vec<String>, StepError> {
+                    keys_of(&want, k).iter().map(|k| ctx.physical_id(k)).collect()
+                };
+                let (subnets, tables, groups) = (ids("subnets")?, ids("route_tables")?, ids("security_groups")?);
+                let gateway = str_of("endpoint_type") == "Gateway";
+                let r = self
+                    .calls
+                    .create(|| {
+                        let mut req = self
+                            .ec2
+                            .create_vpc_endpoint()
+                            .vpc_id(&vpc)
+                            .service_name(str_of("service"))
+                            .vpc_endpoint_type(if gateway {
+                                VpcEndpointType::Gateway
+                            } else {
+                                VpcEndpointType::Interface
+                            })
+                            .client_token(ctx.client_token(s))
+                            .tag_specifications(self.tag_spec(ResourceType::VpcEndpoint, key, &extra_tags));
+                        if gateway {
+                            req = req.set_route_table_ids(Some(tables.clone()));
+                        } else {
+                            req = req
+                                .set_subnet_ids(Some(subnets.clone()))
+                                .set_security_group_ids(Some(groups.clone()))
+                                .private_dns_enabled(bool_of(&want, "private_dns"));
+                        }
+                        req.send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateVpcEndpoint"), e))?;
+                let id = r.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()).unwrap_or_default().to_string();
+                self.wait_endpoint(ctx, &id, true).await?;
+                Ok(Some(id))
+            }
             other => Err(StepError::permanent(format!("{key}: unknown kind {other}"))),
         }
     }
@@ -448,13 +504,7 @@ impl Network {
         if kind == "security-group" {
             // the SSH rule: each source group added or taken away on its own, so a rule of someone else's on
             // another port is never touched
-            let list = |m: Option<&Map<String, Value>>| -> Vec<String> {
-                m.and_then(|m| m.get("ssh_from"))
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-                    .unwrap_or_default()
-            };
-            let (w, h) = (list(Some(want)), list(have));
+            let (w, h) = (list_of(Some(want), "ssh_from"), list_of(have, "ssh_from"));
             let add: Vec<String> = w.iter().filter(|g| !h.contains(g)).cloned().collect();
             let remove: Vec<String> = h.iter().filter(|g| !w.contains(g)).cloned().collect();
             if !add.is_empty() {
@@ -466,6 +516,27 @@ impl Network {
                     self.ec2.revoke_security_group_ingress().group_id(id).ip_permissions(rule.clone()).send()
                 })
                 .await?;
+            }
+        }
+        if kind == "security-group" {
+            // the HTTPS rule of the endpoints' group, CIDR by CIDR like the SSH rule
+            let (w, h) = (list_of(Some(want), "https_from"), list_of(have, "https_from"));
+            let add: Vec<String> = w.iter().filter(|c| !h.contains(c)).cloned().collect();
+            let remove: Vec<String> = h.iter().filter(|c| !w.contains(c)).cloned().collect();
+            if !add.is_empty() {
+                self.authorize(id, https_rule(&add), what("AuthorizeSecurityGroupIngress")).await?;
+            }
+            if want.contains_key("https_from") && !remove.is_empty() {
+                let rule = https_rule(&remove);
+                self.op_gone(what("RevokeSecurityGroupIngress"), || {
+                    self.ec2.revoke_security_group_ingress().group_id(id).ip_permissions(rule.clone()).send()
+                })
+                .await?;
+            }
+        }
+        if kind == "vpc-endpoint" {
+            if let Some(have) = have {
+                self.modify_endpoint(key, id, want, have, ctx).await?;
             }
         }
         // Tags: add what is missing (never remove tags someone else put on).
@@ -622,9 +693,125 @@ impl Network {
                 self.op_gone(what("DeleteSecurityGroup"), || self.ec2.delete_security_group().group_id(&id).send())
                     .await?;
             }
+            "vpc-endpoint" => {
+                // a refusal comes back in the answer's `Unsuccessful`, not as an error
+                let r = self
+                    .op_gone(what("DeleteVpcEndpoints"), || {
+                        self.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send()
+                    })
+                    .await;
+                r?;
+                let left = self
+                    .op_read(what("DescribeVpcEndpoints"), || {
+                        self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&id).send()
+                    })
+                    .await;
+                if let Ok(left) = left {
+                    if left
+                        .vpc_endpoints()
+                        .iter()
+                        .any(|e| matches!(endpoint_state(e).as_str(), "available" | "pending"))
+                    {
+                        return Err(StepError::transient(format!(
+                            "{} ({id}): the endpoint is still there after DeleteVpcEndpoints",
+                            s.key
+                        )));
+                    }
+                }
+                // its interfaces go with it: the subnets after it wait for that
+                self.wait_endpoint(ctx, &id, false).await?;
+            }
             other => return Err(StepError::permanent(format!("{}: unknown kind {other}", s.key))),
         }
         Ok(Some(id))
+    }
+
+    /// Brings an endpoint's subnets, route tables, groups and private DNS to `want` (ModifyVpcEndpoint adds and
+    /// removes by ID, so a retry after a lost answer asks for what is already so and succeeds).
+    async fn modify_endpoint(
+        &self,
+        key: &str,
+        id: &str,
+        want: &Map<String, Value>,
+        have: &Map<String, Value>,
+        ctx: &OpContext,
+    ) -> Result<(), StepError> {
+        let diff = |k: &str| -> Result<(Vec<String>, Vec<String>), StepError> {
+            let (w, h) = (keys_of(want, k), keys_of(have, k));
+            let add = w.iter().filter(|x| !h.contains(x)).map(|x| ctx.physical_id(x)).collect::<Result<_, _>>()?;
+            // what is to go is named by ID: a foreign one discovery showed as `(foreign <id>)`, ours by key
+            let remove = h
+                .iter()
+                .filter(|x| !w.contains(x))
+                .map(|x| match x.strip_prefix("(foreign ").and_then(|x| x.strip_suffix(')')) {
+                    Some(foreign) => Ok(foreign.to_string()),
+                    None => ctx.physical_id(x),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((add, remove))
+        };
+        let (sa, sr) = diff("subnets")?;
+        let (ta, tr) = diff("route_tables")?;
+        let (ga, gr) = diff("security_groups")?;
+        let dns = (want.get("private_dns") != have.get("private_dns")).then(|| bool_of(want, "private_dns"));
+        if sa.is_empty()
+            && sr.is_empty()
+            && ta.is_empty()
+            && tr.is_empty()
+            && ga.is_empty()
+            && gr.is_empty()
+            && dns.is_none()
+        {
+            return Ok(());
+        }
+        let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+        let req = self
+            .ec2
+            .modify_vpc_endpoint()
+            .vpc_endpoint_id(id)
+            .set_add_subnet_ids(non_empty(sa))
+            .set_remove_subnet_ids(non_empty(sr))
+            .set_add_route_table_ids(non_empty(ta))
+            .set_remove_route_table_ids(non_empty(tr))
+            .set_add_security_group_ids(non_empty(ga))
+            .set_remove_security_group_ids(non_empty(gr))
+            .set_private_dns_enabled(dns);
+        self.calls
+            .read(|| req.clone().send())
+            .await
+            .map_err(|e| step_error(format!("ModifyVpcEndpoint for {key}"), e))?;
+        Ok(())
+    }
+
+    /// Waits for an endpoint to be available (or, with `available` false, deleted).
+    pub(super) async fn wait_endpoint(&self, ctx: &OpContext, id: &str, available: bool) -> Result<(), StepError> {
+        let what = if available {
+            format!("VPC endpoint {id} to become available")
+        } else {
+            format!("VPC endpoint {id} to be deleted")
+        };
+        ctx.wait_until(&what, ctx.waits.timeout, || async {
+            let r = self.calls.read(|| self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(id).send()).await;
+            let r = match r {
+                Err(e) if is_gone(error_code(&e)) && !available => return Ok(WaitState::Ready(())),
+                other => other.map_err(|e| step_error(format!("DescribeVpcEndpoints {id}"), e))?,
+            };
+            let Some(e) = r.vpc_endpoints().first() else {
+                return Ok(if available { WaitState::Pending("not visible yet".into()) } else { WaitState::Ready(()) });
+            };
+            let state = endpoint_state(e);
+            Ok(match (available, state.as_str()) {
+                (true, "available") => WaitState::Ready(()),
+                (true, s @ ("failed" | "rejected" | "deleted" | "deleting" | "expired")) => {
+                    let why = e.last_error().and_then(|l| l.message()).unwrap_or("");
+                    WaitState::Failed(format!("VPC endpoint is {s}: {why}"))
+                }
+                (false, "deleted") => WaitState::Ready(()),
+                (_, "") => WaitState::Pending("pending".into()),
+                (_, s) => WaitState::Pending(s.to_string()),
+            })
+        })
+        .await
     }
 
     /// A ReplaceRoute of `dest` (IPv4 or IPv6) in `rtb`, its target still to be set.

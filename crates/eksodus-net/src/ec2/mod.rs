@@ -17,6 +17,8 @@
 //! | `route/public/default-ipv6` | route | rtb/public, igw, vpc-cidr/ipv6 |
 //! | `rtassoc/<tier>/<az>` | rt-association | its table, its subnet |
 //! | `sg/cluster` | security-group | vpc |
+//! | `sg/endpoints` | security-group | vpc |
+//! | `vpce/<service>` | vpc-endpoint | vpc; interface: the private subnets, `sg/endpoints`; gateway: the private tables |
 //!
 //! Properties that refer to other resources hold their logical keys, never physical IDs, so a plan can be made
 //! before anything exists and compares equal after apply.
@@ -31,7 +33,7 @@ mod tests;
 use props::to_props;
 pub use props::{
     InternetGatewayProps, NatGatewayProps, RouteProps, RtAssociationProps, SecurityGroupProps, SubnetProps, TagsOnly,
-    VpcCidrProps, VpcIpv6CidrProps, VpcProps,
+    VpcCidrProps, VpcEndpointProps, VpcIpv6CidrProps, VpcProps,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,7 +54,7 @@ use eksodus_core::engine::{
     retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState,
 };
 use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
-use eksodus_core::spec::{EnvironmentSpec, FieldError, NatMode};
+use eksodus_core::spec::{EnvironmentSpec, FieldError, NatMode, VpcEndpointService};
 use eksodus_core::tags;
 
 use crate::layout::{self, Layout, Tier};
@@ -77,6 +79,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:CreateSubnet",
     "ec2:CreateTags",
     "ec2:CreateVpc",
+    "ec2:CreateVpcEndpoint",
     "ec2:DeleteInternetGateway",
     "ec2:DeleteNatGateway",
     "ec2:DeleteNetworkInterface",
@@ -85,6 +88,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DeleteSecurityGroup",
     "ec2:DeleteSubnet",
     "ec2:DeleteVpc",
+    "ec2:DeleteVpcEndpoints",
     "ec2:DescribeAddresses",
     "ec2:DescribeImages",
     "ec2:DescribeInstanceTypes",
@@ -95,6 +99,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSubnets",
     "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcEndpoints",
     "ec2:DescribeVpcs",
     "ec2:DetachInternetGateway",
     "ec2:DisassociateRouteTable",
@@ -102,6 +107,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DisassociateVpcCidrBlock",
     "ec2:ModifySubnetAttribute",
     "ec2:ModifyVpcAttribute",
+    "ec2:ModifyVpcEndpoint",
     "ec2:ReleaseAddress",
     "ec2:ReplaceRoute",
     "ec2:ReplaceRouteTableAssociation",
@@ -130,6 +136,14 @@ const AMAZON_POOL: &str = "Amazon";
 /// The IPv6 default route's destination.
 const IPV6_DEFAULT: &str = "::/0";
 
+/// The key of the security group of the VPC endpoints.
+pub const ENDPOINTS_SG_KEY: &str = "sg/endpoints";
+
+/// The key of the VPC endpoint of `service`.
+pub fn endpoint_key(service: VpcEndpointService) -> String {
+    format!("vpce/{service}")
+}
+
 /// Role tag for subnets of internet-facing load balancers.
 pub const ELB_TAG: &str = "kubernetes.io/role/elb";
 /// Role tag for subnets of internal load balancers.
@@ -148,10 +162,12 @@ pub const KINDS: &[&str] = &[
     "route",
     "rt-association",
     "security-group",
+    "vpc-endpoint",
 ];
 
 /// Kinds that carry tags (the others are found through their parent).
-const TAGGABLE: &[&str] = &["vpc", "subnet", "internet-gateway", "eip", "nat-gateway", "route-table", "security-group"];
+const TAGGABLE: &[&str] =
+    &["vpc", "subnet", "internet-gateway", "eip", "nat-gateway", "route-table", "security-group", "vpc-endpoint"];
 
 /// Reconciles one environment's network.
 #[derive(Debug, Clone)]
@@ -211,6 +227,45 @@ fn subnet_ipv6_block(s: &aws_sdk_ec2::types::Subnet) -> Option<ipnet::Ipv6Net> {
             })
         })
         .find_map(|a| a.ipv6_cidr_block()?.parse().ok())
+}
+
+/// Whether a rule is the HTTPS rule of the endpoints' group: TCP port 443 alone.
+fn is_https(p: &IpPermission) -> bool {
+    matches!(p.ip_protocol(), Some("tcp") | Some("6")) && p.from_port() == Some(443) && p.to_port() == Some(443)
+}
+
+/// The HTTPS rule from these CIDRs.
+fn https_rule(from: &[String]) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(443)
+        .to_port(443)
+        .set_ip_ranges(Some(from.iter().map(|c| aws_sdk_ec2::types::IpRange::builder().cidr_ip(c).build()).collect()))
+        .build()
+}
+
+/// A VPC endpoint's state, lower case. EC2 writes `available`, `pending`, `deleted`, ... while the SDK's enum
+/// spells them capitalized (`Available`), so its variants never match what the service sends.
+fn endpoint_state(e: &aws_sdk_ec2::types::VpcEndpoint) -> String {
+    e.state().map(|s| s.as_str().to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// A list of strings in a property map (keys or CIDRs); empty when absent.
+fn list_of(m: Option<&Map<String, Value>>, k: &str) -> Vec<String> {
+    m.and_then(|m| m.get(k))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// The keys a property lists.
+fn keys_of(m: &Map<String, Value>, k: &str) -> Vec<String> {
+    list_of(Some(m), k)
+}
+
+/// A boolean property; false when absent.
+fn bool_of(m: &Map<String, Value>, k: &str) -> bool {
+    m.get(k).and_then(Value::as_bool).unwrap_or(false)
 }
 
 fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {

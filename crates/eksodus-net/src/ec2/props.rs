@@ -133,6 +133,30 @@ pub struct SecurityGroupProps {
     /// SSH group). Left out when empty, so a group without any keeps the properties it always had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ssh_from: Vec<String>,
+    /// CIDRs that may reach port 443 (TCP) of this group's members (sorted; the VPC endpoints' group). Left
+    /// out when empty, as `ssh_from` is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub https_from: Vec<String>,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A VPC endpoint of an AWS service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcEndpointProps {
+    /// The endpoint service's name (`com.amazonaws.<region>.<service>`).
+    pub service: String,
+    /// `Interface` or `Gateway`.
+    pub endpoint_type: String,
+    /// Keys of the subnets an interface endpoint has an interface in (sorted).
+    pub subnets: Vec<String>,
+    /// Keys of the route tables a gateway endpoint routes from (sorted).
+    pub route_tables: Vec<String>,
+    /// Keys of an interface endpoint's security groups.
+    pub security_groups: Vec<String>,
+    /// Whether the service's own DNS name resolves to the interfaces (interface endpoints).
+    pub private_dns: bool,
     /// User tags.
     pub tags: BTreeMap<String, String>,
 }
@@ -163,6 +187,7 @@ pub fn check(kind: &str, key: &str, m: &Map<String, Value>) -> Result<(), String
         "route" => fits::<RouteProps>(m),
         "rt-association" => fits::<RtAssociationProps>(m),
         "security-group" => fits::<SecurityGroupProps>(m),
+        "vpc-endpoint" => fits::<VpcEndpointProps>(m),
         other => Err(format!("unknown kind {other}")),
     };
     r.map_err(|e| format!("the desired properties of {key} do not match what this version of eksodus plans: {e}"))

@@ -80,3 +80,46 @@ fn ssh_beside_a_template_is_a_security_group_of_the_nodegroup_with_port_22_from_
     // the cluster group's properties are what they were (no empty list written)
     assert!(!desired[1].props.contains_key("ssh_from"));
 }
+
+#[test]
+fn dual_stack_and_endpoints_are_wired_to_what_they_sit_on() {
+    let yaml = SPEC.replace("nat: single", "nat: single\n  ipv6: true\n  vpc_endpoints: [sts, s3, ec2]");
+    let spec = EnvironmentSpec::from_yaml(&yaml).unwrap();
+    assert_eq!(spec.validate(), vec![]);
+    let layout = crate::layout::plan(&spec).unwrap();
+    let desired = network(&spec).desired(&spec, Some(&layout));
+    let get = |k: &str| desired.iter().find(|d| d.key == k).unwrap_or_else(|| panic!("{k} is not planned"));
+    for d in &desired {
+        props::check(&d.kind, &d.key, &d.props).unwrap_or_else(|e| panic!("{e}"));
+        for dep in &d.depends_on {
+            assert!(desired.iter().any(|x| &x.key == dep), "{} depends on {dep}, which is not planned", d.key);
+        }
+    }
+    // every subnet sits on the VPC's IPv6 block and has its own /64 of it; the IPv6 route too
+    let subnets: Vec<&Desired> = desired.iter().filter(|d| d.kind == "subnet").collect();
+    let mut indexes: Vec<u64> = subnets.iter().map(|d| d.props["ipv6_index"].as_u64().unwrap()).collect();
+    assert!(subnets.iter().all(|d| d.depends_on.iter().any(|x| x == IPV6_CIDR_KEY)));
+    indexes.dedup();
+    assert_eq!(indexes.len(), subnets.len());
+    let v6 = get("route/public/default-ipv6");
+    assert_eq!((v6.props["destination"].as_str(), v6.props["target"].as_str()), (Some("::/0"), Some("igw")));
+    assert!(v6.depends_on.iter().any(|x| x == IPV6_CIDR_KEY));
+
+    // the endpoints: interfaces in the private subnets behind the endpoints' group, S3 on the private tables
+    let sg: SecurityGroupProps = serde_json::from_value(Value::Object(get(ENDPOINTS_SG_KEY).props.clone())).unwrap();
+    assert_eq!(sg.https_from, ["10.42.0.0/16", "100.64.0.0/16"], "the VPC, and the pods' CIDR");
+    let sts: VpcEndpointProps = serde_json::from_value(Value::Object(get("vpce/sts").props.clone())).unwrap();
+    assert_eq!(sts.service, "com.amazonaws.us-east-1.sts");
+    assert_eq!(sts.subnets, ["subnet/private/us-east-1a", "subnet/private/us-east-1b"]);
+    assert_eq!((sts.security_groups, sts.private_dns), (vec![ENDPOINTS_SG_KEY.to_string()], true));
+    let s3: VpcEndpointProps = serde_json::from_value(Value::Object(get("vpce/s3").props.clone())).unwrap();
+    assert_eq!((s3.endpoint_type.as_str(), s3.subnets.len()), ("Gateway", 0));
+    assert_eq!(s3.route_tables, ["rtb/private/us-east-1a", "rtb/private/us-east-1b"]);
+    assert_eq!(get("vpce/ec2").props[plan::TAGS]["team"], "platform");
+    let order: Vec<&str> = desired.iter().filter(|d| d.kind == "vpc-endpoint").map(|d| d.key.as_str()).collect();
+    assert_eq!(order, ["vpce/ec2", "vpce/s3", "vpce/sts"]);
+
+    // a China region's prefix, where eksctl's table has one
+    assert_eq!(VpcEndpointService::EcrApi.service_name("cn-north-1"), "cn.com.amazonaws.cn-north-1.ecr.api");
+    assert_eq!(VpcEndpointService::S3.service_name("cn-north-1"), "com.amazonaws.cn-north-1.s3");
+}
