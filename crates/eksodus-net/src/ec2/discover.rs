@@ -191,33 +191,18 @@ impl Network {
             let self_ingress = g.ip_permissions().iter().any(|p| {
                 p.ip_protocol() == Some("-1") && p.user_id_group_pairs().iter().any(|u| u.group_id() == Some(id))
             });
-            let mut ssh_from: Vec<String> = g
-                .ip_permissions()
-                .iter()
-                .filter(|p| is_ssh(p))
-                .flat_map(|p| p.user_id_group_pairs().iter().filter_map(|u| u.group_id().map(String::from)))
-                .collect();
-            ssh_from.sort();
-            ssh_from.dedup();
             let mut p = props(json!({
                 "name": g.group_name(),
                 "description": g.description(),
                 "self_ingress": self_ingress,
                 "tags": tag_map(g.tags()),
             }));
-            if !ssh_from.is_empty() {
-                p.insert("ssh_from".into(), json!(ssh_from));
-            }
-            let mut https_from: Vec<String> = g
-                .ip_permissions()
-                .iter()
-                .filter(|p| is_https(p))
-                .flat_map(|p| p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)))
-                .collect();
-            https_from.sort();
-            https_from.dedup();
-            if !https_from.is_empty() {
-                p.insert("https_from".into(), json!(https_from));
+            // written only when there are sources, as the desired side leaves empty lists out
+            for rule in [SSH, HTTPS] {
+                let from = rule.sources(g.ip_permissions());
+                if !from.is_empty() {
+                    p.insert(rule.property.into(), json!(from));
+                }
             }
             d.observed.push(Observed {
                 key,

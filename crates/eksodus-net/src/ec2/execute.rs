@@ -502,36 +502,22 @@ impl Network {
             _ => {}
         }
         if kind == "security-group" {
-            // the SSH rule: each source group added or taken away on its own, so a rule of someone else's on
-            // another port is never touched
-            let (w, h) = (list_of(Some(want), "ssh_from"), list_of(have, "ssh_from"));
-            let add: Vec<String> = w.iter().filter(|g| !h.contains(g)).cloned().collect();
-            let remove: Vec<String> = h.iter().filter(|g| !w.contains(g)).cloned().collect();
-            if !add.is_empty() {
-                self.authorize(id, ssh_rule(&add), what("AuthorizeSecurityGroupIngress")).await?;
-            }
-            if want.contains_key("ssh_from") && !remove.is_empty() {
-                let rule = ssh_rule(&remove);
-                self.op_gone(what("RevokeSecurityGroupIngress"), || {
-                    self.ec2.revoke_security_group_ingress().group_id(id).ip_permissions(rule.clone()).send()
-                })
-                .await?;
-            }
-        }
-        if kind == "security-group" {
-            // the HTTPS rule of the endpoints' group, CIDR by CIDR like the SSH rule
-            let (w, h) = (list_of(Some(want), "https_from"), list_of(have, "https_from"));
-            let add: Vec<String> = w.iter().filter(|c| !h.contains(c)).cloned().collect();
-            let remove: Vec<String> = h.iter().filter(|c| !w.contains(c)).cloned().collect();
-            if !add.is_empty() {
-                self.authorize(id, https_rule(&add), what("AuthorizeSecurityGroupIngress")).await?;
-            }
-            if want.contains_key("https_from") && !remove.is_empty() {
-                let rule = https_rule(&remove);
-                self.op_gone(what("RevokeSecurityGroupIngress"), || {
-                    self.ec2.revoke_security_group_ingress().group_id(id).ip_permissions(rule.clone()).send()
-                })
-                .await?;
+            // the SSH and HTTPS rules: each source added or taken away on its own, so a rule of someone else's
+            // on another port is never touched
+            for rule in [SSH, HTTPS] {
+                let (w, h) = (list_of(Some(want), rule.property), list_of(have, rule.property));
+                let add: Vec<String> = w.iter().filter(|g| !h.contains(g)).cloned().collect();
+                let remove: Vec<String> = h.iter().filter(|g| !w.contains(g)).cloned().collect();
+                if !add.is_empty() {
+                    self.authorize(id, rule.permission(&add), what("AuthorizeSecurityGroupIngress")).await?;
+                }
+                if want.contains_key(rule.property) && !remove.is_empty() {
+                    let perm = rule.permission(&remove);
+                    self.op_gone(what("RevokeSecurityGroupIngress"), || {
+                        self.ec2.revoke_security_group_ingress().group_id(id).ip_permissions(perm.clone()).send()
+                    })
+                    .await?;
+                }
             }
         }
         if kind == "vpc-endpoint" {

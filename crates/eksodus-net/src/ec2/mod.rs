@@ -197,19 +197,60 @@ fn filter(name: &str, value: &str) -> Filter {
 
 use eksodus_core::plan::props;
 
-/// Whether a rule is the SSH rule eksodus writes: TCP port 22 alone.
-fn is_ssh(p: &IpPermission) -> bool {
-    matches!(p.ip_protocol(), Some("tcp") | Some("6")) && p.from_port() == Some(22) && p.to_port() == Some(22)
+/// A TCP port rule eksodus keeps on a group, source by source: the SSH rule (port 22 from groups) and the
+/// endpoints' HTTPS rule (port 443 from CIDRs). Each names its property in [`SecurityGroupProps`].
+#[derive(Debug, Clone, Copy)]
+struct PortRule {
+    /// The property listing the sources.
+    property: &'static str,
+    port: i32,
+    /// Sources are security groups (else CIDRs).
+    groups: bool,
 }
 
-/// The SSH rule from these groups.
-fn ssh_rule(from: &[String]) -> IpPermission {
-    IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .set_user_id_group_pairs(Some(from.iter().map(|g| UserIdGroupPair::builder().group_id(g).build()).collect()))
+const SSH: PortRule = PortRule { property: "ssh_from", port: 22, groups: true };
+const HTTPS: PortRule = PortRule { property: "https_from", port: 443, groups: false };
+
+impl PortRule {
+    /// Whether `p` is this rule: TCP on its port alone.
+    fn matches(self, p: &IpPermission) -> bool {
+        matches!(p.ip_protocol(), Some("tcp") | Some("6"))
+            && p.from_port() == Some(self.port)
+            && p.to_port() == Some(self.port)
+    }
+
+    /// The sources a group's rules let in on this port, sorted, each once.
+    fn sources(self, perms: &[IpPermission]) -> Vec<String> {
+        let mut v: Vec<String> = perms
+            .iter()
+            .filter(|p| self.matches(p))
+            .flat_map(|p| {
+                if self.groups {
+                    p.user_id_group_pairs().iter().filter_map(|u| u.group_id().map(String::from)).collect::<Vec<_>>()
+                } else {
+                    p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)).collect()
+                }
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The rule from these sources.
+    fn permission(self, from: &[String]) -> IpPermission {
+        let b = IpPermission::builder().ip_protocol("tcp").from_port(self.port).to_port(self.port);
+        if self.groups {
+            b.set_user_id_group_pairs(Some(
+                from.iter().map(|g| UserIdGroupPair::builder().group_id(g).build()).collect(),
+            ))
+        } else {
+            b.set_ip_ranges(Some(
+                from.iter().map(|c| aws_sdk_ec2::types::IpRange::builder().cidr_ip(c).build()).collect(),
+            ))
+        }
         .build()
+    }
 }
 
 /// Whether a route destination is an IPv6 block.
@@ -227,21 +268,6 @@ fn subnet_ipv6_block(s: &aws_sdk_ec2::types::Subnet) -> Option<ipnet::Ipv6Net> {
             })
         })
         .find_map(|a| a.ipv6_cidr_block()?.parse().ok())
-}
-
-/// Whether a rule is the HTTPS rule of the endpoints' group: TCP port 443 alone.
-fn is_https(p: &IpPermission) -> bool {
-    matches!(p.ip_protocol(), Some("tcp") | Some("6")) && p.from_port() == Some(443) && p.to_port() == Some(443)
-}
-
-/// The HTTPS rule from these CIDRs.
-fn https_rule(from: &[String]) -> IpPermission {
-    IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(443)
-        .to_port(443)
-        .set_ip_ranges(Some(from.iter().map(|c| aws_sdk_ec2::types::IpRange::builder().cidr_ip(c).build()).collect()))
-        .build()
 }
 
 /// A VPC endpoint's state, lower case. EC2 writes `available`, `pending`, `deleted`, ... while the SDK's enum
