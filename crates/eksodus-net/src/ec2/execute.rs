@@ -680,13 +680,13 @@ impl Network {
                     .await?;
             }
             "vpc-endpoint" => {
-                // a refusal comes back in the answer's `Unsuccessful`, not as an error
-                let r = self
-                    .op_gone(what("DeleteVpcEndpoints"), || {
-                        self.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send()
-                    })
-                    .await;
-                r?;
+                // EC2 answers a refused delete with success (the refusal is in `Unsuccessful`), and moto answers a
+                // delete that failed half-way with a NotFound that reads as "already gone": the endpoint is
+                // looked at again, and one still there fails the attempt so that it is retried
+                self.op_gone(what("DeleteVpcEndpoints"), || {
+                    self.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send()
+                })
+                .await?;
                 let left = self
                     .op_read(what("DescribeVpcEndpoints"), || {
                         self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&id).send()
