@@ -113,6 +113,41 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// One of eksctl's `nodeRepairConfigOverrides`, with a note when its action is one of the words eksctl's own
+/// example uses (`Terminate`, `Restart`) for EKS's `Replace` and `Reboot`, which EKS itself would refuse.
+fn repair_override(o: &Value) -> Result<(eksodus_core::spec::NodeRepairOverride, Option<String>), String> {
+    let text = |k: &str| o.get(k).and_then(Value::as_str).map(String::from);
+    let (Some(condition), Some(reason), Some(action)) =
+        (text("nodeMonitoringCondition"), text("nodeUnhealthyReason"), text("repairAction"))
+    else {
+        return Err("an override needs nodeMonitoringCondition, nodeUnhealthyReason and repairAction".into());
+    };
+    if let Some(k) = o.as_object().into_iter().flat_map(|m| m.keys()).find(|k| {
+        !matches!(
+            k.as_str(),
+            "nodeMonitoringCondition" | "nodeUnhealthyReason" | "repairAction" | "minRepairWaitTimeMins"
+        )
+    }) {
+        return Err(not_mapped(k));
+    }
+    let wait_minutes = match o.get("minRepairWaitTimeMins") {
+        None => 0,
+        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or("minRepairWaitTimeMins must be whole minutes")?,
+    };
+    let (action, note) = match action.as_str() {
+        "Terminate" => ("Replace".to_string(), Some("EKS names this action Replace (the node is terminated and replaced)".to_string())),
+        "Restart" => ("Reboot".to_string(), Some("EKS names this action Reboot".to_string())),
+        a if eksodus_core::spec::REPAIR_ACTIONS.contains(&a) => (action, None),
+        a => {
+            return Err(format!(
+                "`{a}` is not one of EKS's repair actions ({})",
+                eksodus_core::spec::REPAIR_ACTIONS.join(", ")
+            ))
+        }
+    };
+    Ok((eksodus_core::spec::NodeRepairOverride { condition, reason, wait_minutes, action }, note))
+}
+
 fn not_mapped(k: &str) -> String {
     format!("eksodus has no equivalent of `{k}`")
 }
@@ -275,10 +310,12 @@ pub fn import(text: &str) -> Result<Imported, String> {
             nat.rest(&mut un, not_mapped);
         }
         let vpc_id = vpc.str("id");
+        let mut public_named = false;
         if let Some(s) = vpc.get("subnets") {
             let mut subnets = Reader::new("vpc.subnets", s).ok_or("vpc.subnets must be a mapping")?;
             let mut ids = Vec::new();
             let mut zones = Vec::new();
+            public_named = subnets.get("public").and_then(Value::as_object).is_some_and(|m| !m.is_empty());
             for tier in ["private", "public"] {
                 let key: &'static str = if tier == "private" { "private" } else { "public" };
                 if let Some(m) = subnets.get(key).and_then(Value::as_object) {
@@ -342,6 +379,20 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     path: "vpc.hostnameType".into(),
                     reason: format!("`{other}` is not a hostname type; EC2 has ip-name and resource-name"),
                 }),
+            }
+        }
+        // the control plane's network interfaces: eksodus puts them in the private subnets whenever there are
+        // any, which is what eksctl's switch asks; an adopted VPC's control plane takes every subnet given
+        if vpc.bool("controlPlaneOnPrivateSubnets") == Some(true) {
+            let reason = if network.existing.is_some() && public_named {
+                Some("the control plane of an adopted VPC takes every subnet given; give only the private ones")
+            } else if network.existing.is_none() && !network.subnets.private.enabled {
+                Some("the network has no private subnets for the control plane")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                un.push(Unsupported { path: "vpc.controlPlaneOnPrivateSubnets".into(), reason: reason.into() });
             }
         }
         if let Some(e) = vpc.get("clusterEndpoints") {
@@ -632,13 +683,16 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 .unwrap_or_default();
             // ssh: a named key pair, a public key or a key file (imported as a key pair eksodus owns; eksctl's
             // default is ~/.ssh/id_rsa.pub) with the groups allowed to reach it maps to EKS remote access; SSM
-            // alone needs nothing (the node role has AmazonSSMManagedInstanceCore)
+            // alone needs nothing (the node role has AmazonSSMManagedInstanceCore). Without groups eksctl lets
+            // a private nodegroup's VPC reach port 22 (and the internet a public one's): the VPC's CIDR here
             let mut ssh = None;
             if let Some(sv) = r.get("ssh").cloned() {
-                let allow = sv.get("allow").and_then(Value::as_bool).unwrap_or(false);
                 let text = |k: &str| sv.get(k).and_then(Value::as_str).map(String::from);
                 let (key, public_key, file) = (text("publicKeyName"), text("publicKey"), text("publicKeyPath"));
-                let groups: Vec<String> = sv
+                let any_key = key.is_some() || public_key.is_some() || file.is_some();
+                // eksctl's defaults: a key given allows SSH unless `allow: false` says otherwise
+                let allow = sv.get("allow").and_then(Value::as_bool).unwrap_or(any_key);
+                let mut groups: Vec<String> = sv
                     .get("sourceSecurityGroupIds")
                     .and_then(Value::as_array)
                     .map(|g| g.iter().filter_map(|x| x.as_str().map(String::from)).collect())
@@ -656,13 +710,28 @@ pub fn import(text: &str) -> Result<Imported, String> {
                         }
                     }
                 }
-                let wanted = allow || key.is_some() || public_key.is_some() || file.is_some();
-                if wanted && groups.is_empty() {
-                    un.push(Unsupported {
-                        path: format!("{list}[{i}].ssh.sourceSecurityGroupIds"),
-                        reason: "SSH without source security groups opens port 22 to the internet; name the groups allowed to reach it".into(),
-                    });
-                } else if wanted {
+                let mut source_cidrs = Vec::new();
+                if !allow {
+                    // the key on the nodes and no rule for port 22, as eksctl makes no SSH group then
+                    groups.clear();
+                } else if groups.is_empty() {
+                    match (&network.existing, network.cidr) {
+                        (None, Some(vpc)) => {
+                            source_cidrs.push(vpc);
+                            if !private && managed {
+                                notes.push(Note {
+                                    path: format!("{list}[{i}].ssh"),
+                                    message: format!("eksctl opens port 22 of public nodes to the internet; eksodus lets in the VPC ({vpc}) alone (name sourceSecurityGroupIds for more)"),
+                                });
+                            }
+                        }
+                        _ => un.push(Unsupported {
+                            path: format!("{list}[{i}].ssh.sourceSecurityGroupIds"),
+                            reason: "eksctl would let the adopted VPC's CIDR reach port 22, which is not known offline; name the groups allowed to reach it".into(),
+                        }),
+                    }
+                }
+                if allow || any_key {
                     let public_key_file = match (&key, &public_key, file) {
                         (None, None, None) => Some("~/.ssh/id_rsa.pub".to_string()),
                         (_, _, f) => f,
@@ -672,6 +741,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                         public_key,
                         public_key_file,
                         source_security_groups: groups,
+                        source_cidrs,
                     });
                 }
             }
@@ -699,18 +769,39 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     }
                 }
             }
-            // node repair: on or off maps; eksctl's newer thresholds and overrides do not yet
+            // node repair: on or off, its limits and its per-condition overrides
             let mut node_repair = false;
+            let mut node_repair_settings = None;
             if let Some(rv) = r.get("nodeRepairConfig").cloned() {
+                let at = |k: &str| format!("{list}[{i}].nodeRepairConfig.{k}");
+                let mut set = eksodus_core::spec::NodeRepairSettings::default();
                 for (k, v) in rv.as_object().into_iter().flatten() {
-                    match (k.as_str(), v.as_bool()) {
-                        ("enabled", Some(b)) => node_repair = b,
-                        (other, _) => un.push(Unsupported {
-                            path: format!("{list}[{i}].nodeRepairConfig.{other}"),
-                            reason: not_mapped(other),
-                        }),
+                    let count = v.as_u64().and_then(|n| u32::try_from(n).ok());
+                    match (k.as_str(), count) {
+                        ("enabled", _) if v.is_boolean() => node_repair = v.as_bool() == Some(true),
+                        ("maxUnhealthyNodeThresholdCount", Some(n)) => set.max_unhealthy_count = Some(n),
+                        ("maxUnhealthyNodeThresholdPercentage", Some(n)) => set.max_unhealthy_percentage = Some(n),
+                        ("maxParallelNodesRepairedCount", Some(n)) => set.max_parallel_count = Some(n),
+                        ("maxParallelNodesRepairedPercentage", Some(n)) => set.max_parallel_percentage = Some(n),
+                        ("nodeRepairConfigOverrides", _) if v.is_array() => {
+                            for (j, o) in v.as_array().into_iter().flatten().enumerate() {
+                                match repair_override(o) {
+                                    Ok((o, note)) => {
+                                        if let Some(message) = note {
+                                            notes.push(Note { path: format!("{}[{j}]", at(k)), message });
+                                        }
+                                        set.overrides.push(o);
+                                    }
+                                    Err(reason) => {
+                                        un.push(Unsupported { path: format!("{}[{j}]", at(k)), reason })
+                                    }
+                                }
+                            }
+                        }
+                        (other, _) => un.push(Unsupported { path: at(other), reason: not_mapped(other) }),
                     }
                 }
+                node_repair_settings = (set != Default::default()).then_some(set);
             }
             // the root volume beyond its size, the metadata service, extra security groups and a template of
             // the user's: eksodus's own launch template, or the user's
@@ -792,6 +883,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 ssh,
                 iam: node_iam,
                 node_repair,
+                node_repair_settings,
                 volume,
                 imds_hop_limit,
                 security_groups,
@@ -897,6 +989,32 @@ pub fn import(text: &str) -> Result<Imported, String> {
         support_type = r.str("supportType").map(|s| s.to_ascii_uppercase());
         r.rest(&mut un, not_mapped);
     }
+    // zonal shift and the control plane's scaling tier: cluster settings EKS changes in place
+    let mut zonal_shift = false;
+    if let Some(v) = top.get("zonalShiftConfig") {
+        let mut r = Reader::new("zonalShiftConfig", v).ok_or("zonalShiftConfig must be a mapping")?;
+        zonal_shift = r.bool("enabled").unwrap_or(false);
+        r.rest(&mut un, not_mapped);
+    }
+    let mut control_plane_tier = None;
+    if let Some(v) = top.get("controlPlaneScalingConfig") {
+        let mut r =
+            Reader::new("controlPlaneScalingConfig", v).ok_or("controlPlaneScalingConfig must be a mapping")?;
+        if let Some(t) = r.str("tier") {
+            if eksodus_core::spec::CONTROL_PLANE_TIERS.contains(&t.as_str()) {
+                control_plane_tier = Some(t);
+            } else {
+                un.push(Unsupported {
+                    path: "controlPlaneScalingConfig.tier".into(),
+                    reason: format!(
+                        "`{t}` is not one of EKS's tiers ({})",
+                        eksodus_core::spec::CONTROL_PLANE_TIERS.join(", ")
+                    ),
+                });
+            }
+        }
+        r.rest(&mut un, not_mapped);
+    }
     let mut identity_providers = Vec::new();
     if let Some(ps) = top.get("identityProviders").and_then(Value::as_array) {
         for (i, p) in ps.iter().enumerate() {
@@ -982,7 +1100,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
         "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
         "autoModeConfig" => "EKS Auto Mode manages nodes, storage and load balancing itself (compute, block storage and elastic load balancing configs on the cluster); eksodus makes managed nodegroups and does not create Auto Mode clusters yet".into(),
-        "zonalShiftConfig" => "zonal shift (ARC) on the cluster is not supported yet".into(),
         "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
         "outpost" => "clusters on AWS Outposts are not supported".into(),
         "localZones" => "nodegroups in Local Zones are not supported".into(),
@@ -1003,6 +1120,8 @@ pub fn import(text: &str) -> Result<Imported, String> {
             logging,
             encryption,
             support_type,
+            zonal_shift,
+            control_plane_tier,
             service_ipv4_cidr,
             bootstrap_admin,
             nodegroups,
@@ -1030,7 +1149,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 12);
+        assert_eq!(files.len(), 19);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -1048,6 +1167,49 @@ mod tests {
                 assert!(errs.is_empty(), "{f} imported cleanly but is not valid: {errs:#?}");
             }
         }
+    }
+
+    #[test]
+    fn zonal_shift_scaling_tier_node_repair_and_volume_keys_map() {
+        let c = |f: &str| import(&example(f)).unwrap();
+        let imp = c("41-zonal-shift.yaml");
+        assert!(imp.spec.cluster.as_ref().unwrap().zonal_shift);
+        let imp = c("46-control-plane-scaling-config.yaml");
+        assert_eq!(imp.spec.cluster.as_ref().unwrap().control_plane_tier.as_deref(), Some("tier-xl"));
+        // a key ID, as eksctl's example gives it, is a key EC2's launch templates take
+        let imp = c("10-encrypted-volumes.yaml");
+        assert_eq!(imp.spec.validate(), vec![]);
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        assert_eq!(ngs[1].volume.as_ref().unwrap().kms_key.as_deref(), Some("36c0b54e-64ed-4f2d-a1c7-96558764311e"));
+        // the thresholds and overrides; eksctl's example words Terminate and Restart become EKS's own
+        let imp = c("44-node-repair.yaml");
+        assert_eq!(imp.spec.validate(), vec![]);
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        assert!(ngs.iter().all(|n| n.node_repair));
+        assert_eq!(ngs[0].node_repair_settings, None);
+        let pct = ngs[1].node_repair_settings.as_ref().unwrap();
+        assert_eq!((pct.max_unhealthy_percentage, pct.max_parallel_percentage), (Some(20), Some(15)));
+        let gpu = ngs[3].node_repair_settings.as_ref().unwrap();
+        assert_eq!((gpu.max_unhealthy_percentage, gpu.max_parallel_count), (Some(25), Some(1)));
+        let actions: Vec<(&str, u32, &str)> =
+            gpu.overrides.iter().map(|o| (o.reason.as_str(), o.wait_minutes, o.action.as_str())).collect();
+        assert_eq!(actions, [("NvidiaXID13Error", 5, "Replace"), ("InterfaceNotUp", 15, "Reboot")]);
+        assert_eq!(imp.notes.len(), 3, "{:?}", imp.notes);
+        // the control plane on private subnets is what eksodus does whenever there are any
+        let imp = c("49-control-plane-on-private-subnets.yaml");
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        // ... and refused by path where it cannot be, as are repair actions EKS does not have
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nvpc:\n  id: vpc-1\n  controlPlaneOnPrivateSubnets: true\n  subnets: {private: {us-west-2a: {id: subnet-1}}, public: {us-west-2b: {id: subnet-2}}}\ncontrolPlaneScalingConfig: {tier: tier-9xl}\nmanagedNodeGroups:\n- name: a\n  nodeRepairConfig:\n    enabled: true\n    nodeRepairConfigOverrides: [{nodeMonitoringCondition: NetworkNotReady, nodeUnhealthyReason: InterfaceNotUp, repairAction: Explode}]\n";
+        let mut paths: Vec<String> = import(text).unwrap().unsupported.into_iter().map(|u| u.path).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "controlPlaneScalingConfig.tier",
+                "managedNodeGroups[0].nodeRepairConfig.nodeRepairConfigOverrides[0]",
+                "vpc.controlPlaneOnPrivateSubnets"
+            ]
+        );
     }
 
     #[test]
@@ -1268,15 +1430,32 @@ nodeGroups:
         assert!(ng.owns_template());
         assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
 
-        // a named key pair with the groups allowed to reach it is EKS remote access; SSM alone needs nothing
-        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nmanagedNodeGroups:\n- name: a\n  ssh: {allow: true, publicKeyName: ops, sourceSecurityGroupIds: [sg-0123]}\n- name: b\n  ssh: {enableSsm: true}\n- name: c\n  ssh: {allow: true, publicKeyName: ops}\n";
+        // a named key pair with the groups allowed to reach it is EKS remote access; SSM alone needs nothing;
+        // without groups the VPC may reach port 22 (eksctl's rule for private nodes, narrowed for public ones
+        // with a note), and `allow: false` puts the key on the nodes with no rule at all
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nvpc: {cidr: 10.40.0.0/16}\nmanagedNodeGroups:\n- name: a\n  ssh: {allow: true, publicKeyName: ops, sourceSecurityGroupIds: [sg-0123]}\n- name: b\n  ssh: {enableSsm: true}\n- name: c\n  ssh: {allow: true, publicKeyName: ops}\n- name: d\n  privateNetworking: true\n  ssh: {publicKeyName: ops}\n- name: e\n  ssh: {publicKeyName: ops, allow: false, sourceSecurityGroupIds: [sg-0123]}\n";
         let imp = import(text).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
         let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
         assert_eq!(ngs[0].ssh.as_ref().unwrap().key_name, "ops");
         assert_eq!(ngs[0].ssh.as_ref().unwrap().source_security_groups, ["sg-0123"]);
+        assert!(!ngs[0].owns_template(), "groups alone are EKS's remote access");
         assert!(ngs[1].ssh.is_none());
-        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
-        assert_eq!(paths, ["managedNodeGroups[2].ssh.sourceSecurityGroupIds"], "{:?}", imp.unsupported);
+        let vpc = "10.40.0.0/16".parse().unwrap();
+        for ng in &ngs[2..4] {
+            let ssh = ng.ssh.as_ref().unwrap();
+            assert_eq!((ssh.source_cidrs.as_slice(), ssh.source_security_groups.len()), (&[vpc][..], 0), "{}", ng.name);
+            assert!(ng.owns_template(), "{}: remote access takes no CIDRs", ng.name);
+        }
+        let notes: Vec<&str> = imp.notes.iter().map(|n| n.path.as_str()).collect();
+        assert_eq!(notes, ["managedNodeGroups[2].ssh"], "only the public nodegroup is narrowed: {:?}", imp.notes);
+        let key_only = ngs[4].ssh.as_ref().unwrap();
+        assert!(key_only.source_security_groups.is_empty() && key_only.source_cidrs.is_empty(), "{key_only:?}");
+        assert!(ngs[4].owns_template());
+        // an adopted VPC's CIDR is not known offline
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nvpc:\n  id: vpc-1\n  subnets: {private: {us-west-2a: {id: subnet-1}}}\nmanagedNodeGroups:\n- {name: a, privateNetworking: true, ssh: {allow: true, publicKeyName: ops}}\n";
+        let paths: Vec<String> = import(text).unwrap().unsupported.into_iter().map(|u| u.path).collect();
+        assert_eq!(paths, ["managedNodeGroups[0].ssh.sourceSecurityGroupIds"]);
         assert_eq!(ng.taints[1].effect, "NO_EXECUTE");
 
         // the instance name of a self-managed nodegroup maps to a launch template eksodus makes

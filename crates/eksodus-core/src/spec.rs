@@ -38,6 +38,8 @@ pub struct EnvironmentSpec {
 
 /// Kubernetes versions EKS offers (standard and extended support); the one list the validation reads.
 pub const KUBERNETES_VERSIONS: &[&str] = &["1.28", "1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35"];
+/// The control plane's scaling tiers EKS offers (`ProvisionedControlPlaneTier`), `standard` being the default.
+pub const CONTROL_PLANE_TIERS: &[&str] = &["standard", "tier-xl", "tier-2xl", "tier-4xl", "tier-8xl"];
 /// Control-plane log types EKS can send to CloudWatch.
 pub const LOG_TYPES: &[&str] = &["api", "audit", "authenticator", "controllerManager", "scheduler"];
 
@@ -59,6 +61,15 @@ pub struct ClusterSpec {
     /// `STANDARD` or `EXTENDED` version support.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub support_type: Option<String>,
+    /// Zonal shift: lets Amazon Application Recovery Controller move the cluster's traffic away from an
+    /// impaired Availability Zone (eksctl's `zonalShiftConfig.enabled`). Turned on and off in place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zonal_shift: bool,
+    /// The control plane's scaling tier: `standard` (EKS's default, scaled on demand) or a provisioned tier
+    /// held ready ahead of load and billed by the hour: `tier-xl`, `tier-2xl`, `tier-4xl`, `tier-8xl`
+    /// (eksctl's `controlPlaneScalingConfig.tier`). Changed in place; unset is `standard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_tier: Option<String>,
     /// Service CIDR of the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_ipv4_cidr: Option<Ipv4Net>,
@@ -172,6 +183,10 @@ pub struct NodegroupSpec {
     /// replaced by EKS. Changed in place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub node_repair: bool,
+    /// How far node repair goes: when it stops, how many nodes it repairs at once, and what it does for a
+    /// given condition (needs `node_repair`; EKS's own defaults when unset). Changed in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_repair_settings: Option<NodeRepairSettings>,
     /// The root volume's type, IOPS, throughput and encryption (its size stays `disk_size`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeSpec>,
@@ -208,7 +223,8 @@ pub struct NodegroupSpec {
 
 impl NodegroupSpec {
     /// Whether the nodegroup needs a launch template eksodus makes and owns: one of `volume`,
-    /// `imds_hop_limit`, `security_groups`, `pre_bootstrap_commands` or `instance_name` is set. Its instance
+    /// `imds_hop_limit`, `security_groups`, `pre_bootstrap_commands`, `instance_name` or `ami` is set, or SSH
+    /// that EKS's remote access cannot carry ([`SshSpec::needs_template`]). Its instance
     /// and volume tags then carry the nodegroup's tags too (EKS alone tags neither).
     pub fn owns_template(&self) -> bool {
         self.volume.is_some()
@@ -217,6 +233,7 @@ impl NodegroupSpec {
             || !self.pre_bootstrap_commands.is_empty()
             || self.instance_name.is_some()
             || self.ami.is_some()
+            || self.ssh.as_ref().is_some_and(SshSpec::needs_template)
     }
 
     /// The names of the set fields that need eksodus's own launch template.
@@ -260,7 +277,8 @@ pub struct VolumeSpec {
     /// Encrypt the volume (with the account's default EBS key unless `kms_key` names one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,
-    /// The KMS key (ARN) of an encrypted volume; implies `encrypted`.
+    /// The KMS key of an encrypted volume, as EC2 takes one: its ID, `alias/<name>`, or the ARN of either;
+    /// implies `encrypted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key: Option<String>,
 }
@@ -320,15 +338,70 @@ pub struct SshSpec {
     /// directory's): read into `public_key` when the spec file is loaded (eksctl's `publicKeyPath`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_file: Option<String>,
-    /// Security groups allowed to reach port 22 (`sg-...`); none opens it to the internet, as EKS does, so
-    /// validation asks for at least one.
+    /// Security groups allowed to reach port 22 (`sg-...`).
     ///
     /// On a plain managed nodegroup this is EKS's remote access. Beside eksodus's launch template (which EKS
     /// takes no remote access with) the template names the key pair, and eksodus makes the nodegroup a
     /// security group `<environment>-<nodegroup>-ssh` that lets these groups reach port 22.
     #[serde(default)]
     pub source_security_groups: Vec<String>,
+    /// IPv4 CIDR blocks allowed to reach port 22 (eksctl lets a private nodegroup's VPC in this way), kept in
+    /// the same `-ssh` group.
+    ///
+    /// EKS's remote access takes only groups, and with none it opens port 22 to 0.0.0.0/0, so a nodegroup
+    /// with CIDRs here, or with no source at all, gets eksodus's launch template. With no source the nodes
+    /// have the key and nothing lets port 22 in until a group of yours does (eksctl's `allow: false`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_cidrs: Vec<Ipv4Net>,
 }
+
+impl SshSpec {
+    /// Whether EKS's remote access cannot carry this (it takes groups alone, and opens port 22 to the
+    /// internet without one), so that the nodegroup needs eksodus's launch template and its SSH group.
+    pub fn needs_template(&self) -> bool {
+        self.source_security_groups.is_empty() || !self.source_cidrs.is_empty()
+    }
+}
+
+/// The limits and per-condition actions of EKS node repair (its `NodeRepairConfig` beyond `enabled`). Each
+/// limit is a node count or a percentage of the nodegroup, not both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRepairSettings {
+    /// Repair stops while more than this many nodes are unhealthy (a wider failure is not the nodes').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unhealthy_count: Option<u32>,
+    /// Or while more than this share of them is (1 to 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unhealthy_percentage: Option<u32>,
+    /// At most this many nodes are repaired at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_count: Option<u32>,
+    /// Or at most this share of them (1 to 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_percentage: Option<u32>,
+    /// What repair does for a condition the node monitoring agent reports, instead of EKS's default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<NodeRepairOverride>,
+}
+
+/// One condition's repair: after `wait_minutes` of `condition` with `reason`, do `action`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRepairOverride {
+    /// The node condition the node monitoring agent sets (`AcceleratedInstanceNotReady`, `NetworkNotReady`,
+    /// ...).
+    pub condition: String,
+    /// The reason it gives (`NvidiaXID13Error`, `InterfaceNotUp`, ...).
+    pub reason: String,
+    /// Minutes the condition lasts before repair acts.
+    pub wait_minutes: u32,
+    /// `Replace`, `Reboot` or `NoAction`.
+    pub action: String,
+}
+
+/// The repair actions EKS takes (`RepairAction`).
+pub const REPAIR_ACTIONS: &[&str] = &["Replace", "Reboot", "NoAction"];
 
 /// The key types EC2 imports, as OpenSSH names them.
 pub const SSH_KEY_TYPES: &[&str] =
@@ -1568,6 +1641,12 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
             errs.push(FieldError::new("cluster.encryption.key_arn", format!("`{k}` is not a KMS key ARN")));
         }
     }
+    if let Some(t) = c.control_plane_tier.as_deref().filter(|t| !CONTROL_PLANE_TIERS.contains(t)) {
+        errs.push(FieldError::new(
+            "cluster.control_plane_tier",
+            format!("`{t}` is not one of EKS's tiers ({})", CONTROL_PLANE_TIERS.join(", ")),
+        ));
+    }
     if let Some(t) = &c.support_type {
         if t != "STANDARD" && t != "EXTENDED" {
             errs.push(FieldError::new("cluster.support_type", format!("`{t}` is not STANDARD or EXTENDED")));
@@ -1658,11 +1737,13 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
                     ));
                 }
             }
-            if ssh.source_security_groups.is_empty() {
-                errs.push(FieldError::new(
-                    at("ssh.source_security_groups"),
-                    "name at least one security group allowed to reach port 22 (without one EKS opens it to 0.0.0.0/0)",
-                ));
+            for (j, c) in ssh.source_cidrs.iter().enumerate() {
+                if c.prefix_len() == 0 {
+                    errs.push(FieldError::new(
+                        format!("cluster.nodegroups[{i}].ssh.source_cidrs[{j}]"),
+                        "0.0.0.0/0 opens port 22 to the internet; name the networks that need it",
+                    ));
+                }
             }
             for (j, g) in ssh.source_security_groups.iter().enumerate() {
                 if !g.starts_with("sg-") {
@@ -1674,6 +1755,50 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
             }
         }
         validate_template_fields(n, &at, errs);
+        if let Some(r) = &n.node_repair_settings {
+            if !n.node_repair {
+                errs.push(FieldError::new(at("node_repair_settings"), "needs node_repair: true"));
+            }
+            for (what, count, pct) in [
+                ("max_unhealthy", r.max_unhealthy_count, r.max_unhealthy_percentage),
+                ("max_parallel", r.max_parallel_count, r.max_parallel_percentage),
+            ] {
+                if count.is_some() && pct.is_some() {
+                    errs.push(FieldError::new(
+                        at(&format!("node_repair_settings.{what}_percentage")),
+                        format!("give {what}_count or {what}_percentage, not both"),
+                    ));
+                }
+                if count == Some(0) {
+                    errs.push(FieldError::new(at(&format!("node_repair_settings.{what}_count")), "at least 1"));
+                }
+                if let Some(p) = pct.filter(|p| !(1..=100).contains(p)) {
+                    errs.push(FieldError::new(
+                        at(&format!("node_repair_settings.{what}_percentage")),
+                        format!("must be 1 to 100, not {p}"),
+                    ));
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for (j, o) in r.overrides.iter().enumerate() {
+                let at_o = |f: &str| at(&format!("node_repair_settings.overrides[{j}].{f}"));
+                if o.condition.trim().is_empty() {
+                    errs.push(FieldError::new(at_o("condition"), "required"));
+                }
+                if o.reason.trim().is_empty() {
+                    errs.push(FieldError::new(at_o("reason"), "required"));
+                }
+                if !REPAIR_ACTIONS.contains(&o.action.as_str()) {
+                    errs.push(FieldError::new(
+                        at_o("action"),
+                        format!("`{}` is not one of EKS's repair actions ({})", o.action, REPAIR_ACTIONS.join(", ")),
+                    ));
+                }
+                if !seen.insert((&o.condition, &o.reason)) {
+                    errs.push(FieldError::new(at_o("reason"), "this condition and reason are given twice"));
+                }
+            }
+        }
         if let Some(p) = n.max_unavailable_percentage {
             if n.max_unavailable.is_some() {
                 errs.push(FieldError::new(
@@ -1747,6 +1872,34 @@ const VOLUME_TYPES: &[(&str, Range, bool, Range)] = &[
     ("io2", Some((100, 256000)), true, None),
 ];
 
+/// Whether `k` names a KMS key as EC2's launch templates take one: a key ID (a UUID, or `mrk-` and 32 hex
+/// digits for a multi-Region key), `alias/<name>`, or the ARN of a key or an alias.
+fn is_kms_key_ref(k: &str) -> bool {
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let key_id = |s: &str| match s.strip_prefix("mrk-") {
+        Some(m) => m.len() == 32 && hex(m),
+        None => {
+            let parts: Vec<&str> = s.split('-').collect();
+            parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| hex(p))
+        }
+    };
+    let alias = |s: &str| {
+        s.strip_prefix("alias/").is_some_and(|n| {
+            !n.is_empty() && !n.starts_with("aws/") && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+        })
+    };
+    match k.strip_prefix("arn:") {
+        // arn:<partition>:kms:<region>:<account>:key/<id> or :alias/<name>
+        Some(rest) => {
+            let f: Vec<&str> = rest.splitn(5, ':').collect();
+            f.len() == 5
+                && f[1] == "kms"
+                && (f[4].strip_prefix("key/").is_some_and(key_id) || alias(f[4]))
+        }
+        None => key_id(k) || alias(k),
+    }
+}
+
 fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs: &mut Vec<FieldError>) {
     if let Some(lt) = &n.launch_template {
         if !lt.id.starts_with("lt-") {
@@ -1810,8 +1963,11 @@ fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs
             }
         }
         if let Some(k) = &v.kms_key {
-            if !(k.starts_with("arn:") && k.contains(":kms:")) {
-                errs.push(FieldError::new(at("volume.kms_key"), format!("`{k}` is not a KMS key ARN")));
+            if !is_kms_key_ref(k) {
+                errs.push(FieldError::new(
+                    at("volume.kms_key"),
+                    format!("`{k}` is not a KMS key (its ID, an alias/..., or the ARN of either)"),
+                ));
             }
         }
     }
@@ -1988,6 +2144,31 @@ network:
     }
 
     #[test]
+    fn a_volume_key_is_named_as_ec2_takes_one() {
+        for ok in [
+            "36c0b54e-64ed-4f2d-a1c7-96558764311e",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "alias/ebs-nodes",
+            "arn:aws:kms:eu-west-1:111122223333:key/36c0b54e-64ed-4f2d-a1c7-96558764311e",
+            "arn:aws-us-gov:kms:us-gov-west-1:111122223333:alias/ebs-nodes",
+        ] {
+            assert!(is_kms_key_ref(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "36c0b54e",
+            "36c0b54e-64ed-4f2d-a1c7-96558764311g",
+            "alias/",
+            "alias/aws/ebs", // AWS's own alias: EBS's default key is `encrypted` without a key
+            "arn:aws:kms:eu-west-1:111122223333:key/k",
+            "arn:aws:iam::111122223333:role/r",
+            "key/36c0b54e-64ed-4f2d-a1c7-96558764311e",
+        ] {
+            assert!(!is_kms_key_ref(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn launch_template_fields_follow_ebs_and_eks_rules() {
         let with = |ngs: &str| {
             EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  nodegroups: {ngs}\n"))
@@ -1997,7 +2178,7 @@ network:
                 .map(|e| e.path)
                 .collect::<Vec<_>>()
         };
-        let ok = "{name: a, instance_types: [m5.large], disk_size: 80, volume: {type: gp3, iops: 6000, throughput: 500, kms_key: 'arn:aws:kms:us-east-1:111122223333:key/k'}, imds_hop_limit: 1, security_groups: [sg-1], pre_bootstrap_commands: [echo], instance_name: n}";
+        let ok = "{name: a, instance_types: [m5.large], disk_size: 80, volume: {type: gp3, iops: 6000, throughput: 500, kms_key: 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'}, imds_hop_limit: 1, security_groups: [sg-1], pre_bootstrap_commands: [echo], instance_name: n}";
         let theirs = "{name: b, instance_types: [m5.large], launch_template: {id: lt-0abc, version: '3'}}";
         assert_eq!(with(&format!("[{ok}, {theirs}]")), Vec::<String>::new());
         let bad_volume = "{name: c, instance_types: [m5.large], volume: {type: gp2, iops: 100, throughput: 3000}, imds_hop_limit: 0, security_groups: [default, sg-1, sg-2, sg-3, sg-4]}";

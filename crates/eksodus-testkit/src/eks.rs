@@ -6,7 +6,9 @@
 //!   `ListAccessPolicies`;
 //! - Pod Identity associations: `Create`, `Describe`, `List`, `Update` and `DeletePodIdentityAssociation`;
 //! - the authentication mode: `UpdateClusterConfig` with `accessConfig` (moto would wipe the VPC config), the
-//!   `accessConfig` moto leaves out of `DescribeCluster`, and `DescribeUpdate` of those updates.
+//!   `accessConfig` moto leaves out of `DescribeCluster`, and `DescribeUpdate` of those updates;
+//! - the cluster's zonal shift and scaling tier, which moto's `CreateCluster` drops and its
+//!   `UpdateClusterConfig` does not know: kept here, reported by `DescribeCluster`, changed by updates.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -28,6 +30,9 @@ pub const ACCESS_POLICIES: &[&str] = &[
     "AmazonEKSLoadBalancingPolicy",
     "AmazonEKSNetworkingPolicy",
 ];
+
+/// The control plane's scaling tiers (EKS's `ProvisionedControlPlaneTier`).
+const TIERS: &[&str] = &["standard", "tier-xl", "tier-2xl", "tier-4xl", "tier-8xl"];
 
 /// Operations answered here rather than by moto.
 pub fn emulated(operation: &str) -> bool {
@@ -245,6 +250,12 @@ impl EksState {
             cluster_pending: (b.pending_describes, "CREATING"),
             ..Default::default()
         };
+        // settings moto's CreateCluster drops
+        for k in ["zonalShiftConfig", "controlPlaneScalingConfig"] {
+            if body[k].is_object() {
+                extras.config.insert(k.into(), body[k].clone());
+            }
+        }
         if bootstrap && mode != "CONFIG_MAP" {
             extras.add_creator_entry();
         }
@@ -282,8 +293,10 @@ impl EksState {
         if let Some(v) = &x.version {
             body["cluster"]["version"] = json!(v);
         }
-        if let Some(l) = x.config.get("logging") {
-            body["cluster"]["logging"] = l.clone();
+        for k in ["logging", "zonalShiftConfig", "controlPlaneScalingConfig"] {
+            if let Some(v) = x.config.get(k) {
+                body["cluster"][k] = v.clone();
+            }
         }
         if let Some(sg) = &x.security_group {
             body["cluster"]["resourcesVpcConfig"]["clusterSecurityGroupId"] = json!(sg);
@@ -403,6 +416,16 @@ impl EksState {
                 let params: Vec<Value> =
                     v.iter().map(|(k, val)| json!({"type": k, "value": val.to_string()})).collect();
                 ("EndpointAccessUpdate", json!(params))
+            } else if let Some(z) = body.get("zonalShiftConfig").filter(|z| z.is_object()) {
+                let on = z["enabled"].as_bool().unwrap_or(false);
+                x.config.insert("zonalShiftConfig".into(), json!({"enabled": on}));
+                ("ZonalShiftConfigUpdate", json!([{"type": "ZonalShiftConfig", "value": on.to_string()}]))
+            } else if let Some(t) = body.pointer("/controlPlaneScalingConfig/tier").and_then(Value::as_str) {
+                if !TIERS.contains(&t) {
+                    return Some(err(400, "InvalidParameterException", format!("Unsupported tier {t}")));
+                }
+                x.config.insert("controlPlaneScalingConfig".into(), json!({"tier": t}));
+                ("ControlPlaneScalingConfigUpdate", json!([{"type": "ControlPlaneScalingConfig", "value": t}]))
             } else {
                 return Some(err(
                     400,

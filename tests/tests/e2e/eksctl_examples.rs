@@ -17,7 +17,7 @@ fn examples() -> Vec<(String, String)> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     out.sort();
-    // none of the twelve is fully private: eksctl's own form of one, with a nodegroup that has to join
+    // none of the nineteen is fully private: eksctl's own form of one, with a nodegroup that has to join
     out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
     out
 }
@@ -96,6 +96,13 @@ async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::Envi
                         .into(),
                 );
             }
+        }
+        // a key of the user's for the root volume, named as the example names it (an ID or an ARN)
+        if let Some(k) = ng.volume.as_mut().and_then(|v| v.kms_key.as_mut()) {
+            let kms = aws_sdk_kms::Client::new(conf);
+            let made = kms.create_key().description("the user's volume key").send().await.unwrap();
+            let m = made.key_metadata().unwrap();
+            *k = if k.starts_with("arn:") { m.arn().unwrap().to_string() } else { m.key_id().to_string() };
         }
         if let Some(ami) = ng.ami.as_mut() {
             let r = ec2.register_image().name(format!("users-{ami}")).send().await.unwrap();
@@ -215,6 +222,15 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             want.sort();
             want.dedup();
             assert_eq!(from, want, "{name}: {group}");
+            let mut cidrs: Vec<String> = g
+                .ip_permissions()
+                .iter()
+                .filter(|p| p.from_port() == Some(22) && p.to_port() == Some(22))
+                .flat_map(|p| p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)))
+                .collect();
+            cidrs.sort();
+            let want: Vec<String> = ssh.source_cidrs.iter().map(|c| c.to_string()).collect();
+            assert_eq!(cidrs, want, "{name}: {group}");
         }
         // a private cluster's endpoints are there, and nothing leads out of its VPC
         if !spec.network.vpc_endpoints.is_empty() {
@@ -235,6 +251,35 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         // dual-stack and resource names (02): in EC2, as eksctl makes them
         if spec.network.ipv6 || !spec.network.hostname_type.is_default() {
             check_subnets_in_ec2(&conf, &spec, &name).await;
+        }
+        // the control plane's zonal shift and tier, and each nodegroup's repair limits, as EKS reports them
+        if let Some(c) = &spec.cluster {
+            let eks = aws_sdk_eks::Client::new(&conf);
+            let got = eks.describe_cluster().name(&spec.name).send().await.unwrap();
+            let got = got.cluster().unwrap();
+            assert_eq!(got.zonal_shift_config().and_then(|z| z.enabled()).unwrap_or(false), c.zonal_shift, "{name}");
+            let tier = got.control_plane_scaling_config().and_then(|t| t.tier()).map_or("standard", |t| t.as_str());
+            assert_eq!(tier, c.control_plane_tier.as_deref().unwrap_or("standard"), "{name}");
+            for n in c.nodegroups.iter().filter(|n| n.node_repair) {
+                let ng = eks.describe_nodegroup().cluster_name(&spec.name).nodegroup_name(&n.name).send().await;
+                let ng = ng.unwrap().nodegroup.unwrap();
+                let r = ng.node_repair_config().unwrap();
+                let want = n.node_repair_settings.clone().unwrap_or_default();
+                let i = |v: Option<u32>| v.map(|v| v as i32);
+                assert_eq!(
+                    (r.max_unhealthy_node_threshold_count(), r.max_unhealthy_node_threshold_percentage()),
+                    (i(want.max_unhealthy_count), i(want.max_unhealthy_percentage)),
+                    "{name}: {}",
+                    n.name
+                );
+                assert_eq!(
+                    (r.max_parallel_nodes_repaired_count(), r.max_parallel_nodes_repaired_percentage()),
+                    (i(want.max_parallel_count), i(want.max_parallel_percentage)),
+                    "{name}: {}",
+                    n.name
+                );
+                assert_eq!(r.node_repair_config_overrides().len(), want.overrides.len(), "{name}: {}", n.name);
+            }
         }
         let again = env().plan().await.unwrap();
         assert!(
@@ -296,14 +341,21 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "02-custom-vpc-cidr-no-nodes.yaml",
         "03-two-nodegroups.yaml",
         "04-existing-vpc.yaml",
+        "07-ssh-keys.yaml",
         "09-nat-gateways.yaml",
+        "10-encrypted-volumes.yaml",
         "15-managed-nodes.yaml",
         "19-kms-cluster.yaml",
+        "22-managed-nodes-launch-template.yaml",
         "25-addons.yaml",
         "27-oidc-provider.yaml",
         "35-iamidentitymappings.yaml",
         "40-access-entries.yaml",
+        "41-zonal-shift.yaml",
+        "44-node-repair.yaml",
         "45-upgrade-policy-example.yaml",
+        "46-control-plane-scaling-config.yaml",
+        "49-control-plane-on-private-subnets.yaml",
         "zz-private-cluster (inline)",
     ];
     assert_eq!(applied, expected);

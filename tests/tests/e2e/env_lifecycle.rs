@@ -472,6 +472,126 @@ cluster:
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
 
+/// The sources of port 22 on a security group, by name: (groups, CIDRs), each sorted.
+async fn ssh_sources(ec2: &aws_sdk_ec2::Client, group: &str) -> (Vec<String>, Vec<String>) {
+    let f = aws_sdk_ec2::types::Filter::builder().name("group-name").values(group).build();
+    let r = ec2.describe_security_groups().filters(f).send().await.unwrap();
+    let [g] = r.security_groups() else { panic!("one {group}: {:?}", r.security_groups()) };
+    let ssh: Vec<&aws_sdk_ec2::types::IpPermission> =
+        g.ip_permissions().iter().filter(|p| p.from_port() == Some(22) && p.to_port() == Some(22)).collect();
+    let mut groups: Vec<String> = ssh
+        .iter()
+        .flat_map(|p| p.user_id_group_pairs().iter().filter_map(|u| u.group_id().map(String::from)))
+        .collect();
+    let mut cidrs: Vec<String> =
+        ssh.iter().flat_map(|p| p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from))).collect();
+    groups.sort();
+    cidrs.sort();
+    (groups, cidrs)
+}
+
+/// The control plane's zonal shift and scaling tier, a nodegroup's repair limits and overrides, and the
+/// sources of an SSH group (CIDRs, then a group of the user's instead) are set at creation, read back from
+/// EKS and EC2, changed in place (no nodegroup replaced, a CIDR rule no longer wanted taken away), and each
+/// state re-plans as empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zonal_shift_scaling_tier_repair_limits_and_ssh_sources_change_in_place() {
+    let s = spec(
+        r#"
+name: tiers
+region: us-east-1
+network: {cidr: 10.62.0.0/16, azs: 2, nat: none}
+cluster:
+  version: "1.33"
+  zonal_shift: true
+  control_plane_tier: tier-xl
+  nodegroups:
+    - name: general
+      instance_types: [m5.large]
+      node_repair: true
+      node_repair_settings:
+        max_unhealthy_percentage: 20
+        max_parallel_count: 1
+        overrides:
+          - {condition: NetworkNotReady, reason: InterfaceNotUp, wait_minutes: 15, action: Reboot}
+          - {condition: AcceleratedInstanceNotReady, reason: NvidiaXID13Error, wait_minutes: 5, action: Replace}
+    - {name: ops, instance_types: [m5.large], imds_hop_limit: 1, ssh: {key_name: ops, source_cidrs: [10.62.0.0/16, 192.168.10.0/24]}}
+"#,
+    );
+    assert_eq!(s.validate(), vec![]);
+    let st = setup(FaultConfig { eks_pending_describes: 1, ..Default::default() }).await;
+    let ec2 = aws_sdk_ec2::Client::new(&st.conf);
+    let bastion = ec2.create_security_group().group_name("bastion").description("the user's").send().await.unwrap();
+    let bastion = bastion.group_id().unwrap().to_string();
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    let cluster = eks.describe_cluster().name("tiers").send().await.unwrap().cluster().unwrap().clone();
+    assert_eq!(cluster.zonal_shift_config().and_then(|z| z.enabled()), Some(true));
+    let tier = |c: &aws_sdk_eks::types::Cluster| {
+        c.control_plane_scaling_config().and_then(|t| t.tier()).map(|t| t.as_str().to_string())
+    };
+    assert_eq!(tier(&cluster).as_deref(), Some("tier-xl"));
+    let ng = describe_nodegroup(&eks, "tiers", "general").await;
+    let r = ng.node_repair_config().unwrap();
+    assert_eq!(
+        (r.enabled(), r.max_unhealthy_node_threshold_percentage(), r.max_parallel_nodes_repaired_count()),
+        (Some(true), Some(20), Some(1))
+    );
+    let mut overrides: Vec<(&str, Option<i32>, &str)> = r
+        .node_repair_config_overrides()
+        .iter()
+        .map(|o| (o.node_unhealthy_reason().unwrap(), o.min_repair_wait_time_mins(), o.repair_action().unwrap().as_str()))
+        .collect();
+    overrides.sort();
+    assert_eq!(overrides, [("InterfaceNotUp", Some(15), "Reboot"), ("NvidiaXID13Error", Some(5), "Replace")]);
+    let group = eksodus_net::ec2::ssh_group_name("tiers", "ops");
+    let cidrs = vec!["10.62.0.0/16".to_string(), "192.168.10.0/24".to_string()];
+    assert_eq!(ssh_sources(&ec2, &group).await, (vec![], cidrs));
+    // CIDRs are not EKS's remote access: the nodegroup runs eksodus's template, which names the key
+    assert!(describe_nodegroup(&eks, "tiers", "ops").await.remote_access().is_none());
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    let mut changed = s.clone();
+    let c = changed.cluster.as_mut().unwrap();
+    c.zonal_shift = false;
+    c.control_plane_tier = None;
+    let r = c.nodegroups[0].node_repair_settings.as_mut().unwrap();
+    r.max_unhealthy_percentage = None;
+    r.max_unhealthy_count = Some(3);
+    r.overrides.truncate(1);
+    let ssh = c.nodegroups[1].ssh.as_mut().unwrap();
+    ssh.source_cidrs.clear();
+    ssh.source_security_groups = vec![bastion.clone()];
+    let p = st.env(&changed).plan().await.unwrap();
+    let mut steps: Vec<(String, String)> =
+        p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    steps.sort();
+    let update = |k: &str| (k.to_string(), "Update".to_string());
+    assert_eq!(steps, [update("eks/cluster"), update("eks/nodegroup/general"), update("sg/ssh/ops")]);
+    st.env(&changed).up(&EventSink::discard()).await.unwrap();
+    let cluster = eks.describe_cluster().name("tiers").send().await.unwrap().cluster().unwrap().clone();
+    assert_eq!(cluster.zonal_shift_config().and_then(|z| z.enabled()), Some(false));
+    assert_eq!(tier(&cluster).as_deref(), Some("standard"));
+    let ng = describe_nodegroup(&eks, "tiers", "general").await;
+    let r = ng.node_repair_config().unwrap();
+    assert_eq!(
+        (r.max_unhealthy_node_threshold_count(), r.max_unhealthy_node_threshold_percentage()),
+        (Some(3), None)
+    );
+    assert_eq!(r.node_repair_config_overrides().len(), 1);
+    assert_eq!(ssh_sources(&ec2, &group).await, (vec![bastion.clone()], vec![]), "the CIDR rules are taken away");
+    let again = st.env(&changed).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    policy_covers_every_call(&st, &changed);
+    let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    // the user's group stays
+    let left = ec2.describe_security_groups().group_ids(&bastion).send().await.unwrap();
+    assert_eq!(left.security_groups().len(), 1);
+}
+
 /// A nodegroup as EKS describes it.
 async fn describe_nodegroup(eks: &aws_sdk_eks::Client, cluster: &str, name: &str) -> aws_sdk_eks::types::Nodegroup {
     eks.describe_nodegroup()

@@ -41,6 +41,8 @@ impl Eks {
             "public_cidrs": if c.endpoint.public { json!(cidrs) } else { json!([]) },
             "logging": logging,
             "encryption_key": key_arn,
+            "zonal_shift": c.zonal_shift,
+            "control_plane_tier": c.control_plane_tier.as_deref().unwrap_or(STANDARD_TIER),
             "tags": self.user_tag_props(),
         });
         if let Some(s) = &c.service_ipv4_cidr {
@@ -280,6 +282,10 @@ impl Eks {
                     tags,
                     remote_access,
                     node_repair: n.node_repair,
+                    node_repair_settings: n.node_repair_settings.clone().map(|mut r| {
+                        r.overrides.sort();
+                        r
+                    }),
                     launch_template,
                     launch_template_version,
                 }),

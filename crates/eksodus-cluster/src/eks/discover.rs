@@ -118,6 +118,11 @@ impl Eks {
             "public_cidrs": if public { json!(cidrs) } else { json!([]) },
             "logging": logging,
             "encryption_key": encryption_key.clone(),
+            "zonal_shift": c.zonal_shift_config().and_then(|z| z.enabled()).unwrap_or(false),
+            "control_plane_tier": c
+                .control_plane_scaling_config()
+                .and_then(|s| s.tier())
+                .map_or(STANDARD_TIER, |t| t.as_str()),
             "tags": t,
         });
         if let Some(s) = c.kubernetes_network_config().and_then(|k| k.service_ipv4_cidr()) {
@@ -444,6 +449,7 @@ pub(super) fn observed_nodegroup(
                 json!({"key_name": key, "source_security_groups": groups})
             }),
             "node_repair": n.node_repair_config().and_then(|r| r.enabled()).unwrap_or(false),
+            "node_repair_settings": n.node_repair_config().and_then(repair_settings),
             "launch_template": template.and_then(|t| t.id()),
             "launch_template_version": template.and_then(|t| t.version()),
             "arn": n.nodegroup_arn(),
@@ -452,4 +458,29 @@ pub(super) fn observed_nodegroup(
         delete_cost: 2,
     };
     (o, version, status)
+}
+
+/// The limits and overrides of a nodegroup's repair config, as the spec writes them; `None` when EKS's
+/// defaults are in force (no limit and no override given).
+fn repair_settings(r: &aws_sdk_eks::types::NodeRepairConfig) -> Option<eksodus_core::spec::NodeRepairSettings> {
+    let n = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
+    let mut overrides: Vec<eksodus_core::spec::NodeRepairOverride> = r
+        .node_repair_config_overrides()
+        .iter()
+        .map(|o| eksodus_core::spec::NodeRepairOverride {
+            condition: o.node_monitoring_condition().unwrap_or_default().to_string(),
+            reason: o.node_unhealthy_reason().unwrap_or_default().to_string(),
+            wait_minutes: n(o.min_repair_wait_time_mins()).unwrap_or(0),
+            action: o.repair_action().map(|a| a.as_str().to_string()).unwrap_or_default(),
+        })
+        .collect();
+    overrides.sort();
+    let s = eksodus_core::spec::NodeRepairSettings {
+        max_unhealthy_count: n(r.max_unhealthy_node_threshold_count()),
+        max_unhealthy_percentage: n(r.max_unhealthy_node_threshold_percentage()),
+        max_parallel_count: n(r.max_parallel_nodes_repaired_count()),
+        max_parallel_percentage: n(r.max_parallel_nodes_repaired_percentage()),
+        overrides,
+    };
+    (s != Default::default()).then_some(s)
 }

@@ -273,6 +273,14 @@ impl Eks {
             req =
                 req.upgrade_policy(UpgradePolicyRequest::builder().support_type(SupportType::from(t.as_str())).build());
         }
+        if w.get("zonal_shift").and_then(Value::as_bool) == Some(true) {
+            req = req.zonal_shift_config(ZonalShiftConfigRequest::builder().enabled(true).build());
+        }
+        if let Some(t) = text(&w, "control_plane_tier").filter(|t| t != STANDARD_TIER) {
+            req = req.control_plane_scaling_config(
+                ControlPlaneScalingConfig::builder().tier(ProvisionedControlPlaneTier::from(t.as_str())).build(),
+            );
+        }
         match self.calls.read(|| req.clone().send()).await {
             Ok(_) => {}
             Err(e) if error_code(&e) == Some("ResourceInUseException") => {
@@ -366,6 +374,47 @@ impl Eks {
                 self.wait_update(ctx, id, None, None).await?;
             }
         }
+        // zonal shift and the scaling tier: one setting per update, as EKS takes them
+        if changed("zonal_shift") {
+            let on = w.get("zonal_shift").and_then(Value::as_bool).unwrap_or(false);
+            let r = self
+                .calls
+                .read(|| {
+                    self.eks
+                        .update_cluster_config()
+                        .name(&self.name)
+                        .zonal_shift_config(ZonalShiftConfigRequest::builder().enabled(on).build())
+                        .client_request_token(format!("{}-zonal-{on}", &ctx.client_token(s)[..40]))
+                        .send()
+                })
+                .await
+                .map_err(|e| busy(format!("UpdateClusterConfig zonal shift {}", self.name), e))?;
+            if let Some(id) = r.update().and_then(|u| u.id()) {
+                self.wait_update(ctx, id, None, None).await?;
+            }
+        }
+        if changed("control_plane_tier") {
+            let tier = text(&w, "control_plane_tier").unwrap_or_else(|| STANDARD_TIER.to_string());
+            let r = self
+                .calls
+                .read(|| {
+                    self.eks
+                        .update_cluster_config()
+                        .name(&self.name)
+                        .control_plane_scaling_config(
+                            ControlPlaneScalingConfig::builder()
+                                .tier(ProvisionedControlPlaneTier::from(tier.as_str()))
+                                .build(),
+                        )
+                        .client_request_token(format!("{}-{tier}", &ctx.client_token(s)[..40]))
+                        .send()
+                })
+                .await
+                .map_err(|e| busy(format!("UpdateClusterConfig scaling tier {}", self.name), e))?;
+            if let Some(id) = r.update().and_then(|u| u.id()) {
+                self.wait_update(ctx, id, None, None).await?;
+            }
+        }
         if changed("tags") {
             let arn = match self.describe_cluster().await? {
                 Some(c) => c.arn().unwrap_or_default().to_string(),
@@ -450,7 +499,7 @@ impl Eks {
                     .update_config(update_config(&w))
                     .set_tags(Some(tags.clone()))
                     .set_remote_access(remote_access.clone())
-                    .set_node_repair_config(w.node_repair.then(|| NodeRepairConfig::builder().enabled(true).build()))
+                    .set_node_repair_config(w.node_repair.then(|| repair_config(&w)))
                     .client_request_token(ctx.client_token(s))
                     .send()
             })
@@ -504,6 +553,7 @@ impl Eks {
             || changed("max_unavailable")
             || changed("max_unavailable_percentage")
             || changed("node_repair")
+            || changed("node_repair_settings")
         {
             let mut req = self
                 .eks
@@ -543,8 +593,8 @@ impl Eks {
                         .build(),
                 );
             }
-            if changed("node_repair") {
-                req = req.node_repair_config(NodeRepairConfig::builder().enabled(w.node_repair).build());
+            if changed("node_repair") || changed("node_repair_settings") {
+                req = req.node_repair_config(repair_config(&w));
             }
             if changed("max_unavailable") || changed("max_unavailable_percentage") {
                 req = req.update_config(update_config(&w));
@@ -1007,4 +1057,30 @@ enum RollTo<'a> {
     Version(&'a str),
     /// A version of the nodegroup's launch template.
     Template { id: &'a str, number: &'a str },
+}
+
+/// A nodegroup's repair config: on or off, with its limits and overrides (EKS's defaults without them).
+fn repair_config(w: &NodegroupProps) -> NodeRepairConfig {
+    let i = |v: Option<u32>| v.map(|v| v as i32);
+    let r = w.node_repair_settings.clone().unwrap_or_default();
+    NodeRepairConfig::builder()
+        .enabled(w.node_repair)
+        .set_max_unhealthy_node_threshold_count(i(r.max_unhealthy_count))
+        .set_max_unhealthy_node_threshold_percentage(i(r.max_unhealthy_percentage))
+        .set_max_parallel_nodes_repaired_count(i(r.max_parallel_count))
+        .set_max_parallel_nodes_repaired_percentage(i(r.max_parallel_percentage))
+        .set_node_repair_config_overrides((!r.overrides.is_empty()).then(|| {
+            r.overrides
+                .iter()
+                .map(|o| {
+                    aws_sdk_eks::types::NodeRepairConfigOverrides::builder()
+                        .node_monitoring_condition(&o.condition)
+                        .node_unhealthy_reason(&o.reason)
+                        .min_repair_wait_time_mins(o.wait_minutes as i32)
+                        .repair_action(aws_sdk_eks::types::RepairAction::from(o.action.as_str()))
+                        .build()
+                })
+                .collect()
+        }))
+        .build()
 }

@@ -19,11 +19,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_eks::types::{
-    AmiTypes, AuthenticationMode as EksMode, CapacityTypes, CreateAccessConfigRequest, EncryptionConfig,
+    AmiTypes, AuthenticationMode as EksMode, CapacityTypes, ControlPlaneScalingConfig, CreateAccessConfigRequest,
+    EncryptionConfig,
     IdentityProviderConfig, KubernetesNetworkConfigRequest, LaunchTemplateSpecification, LogSetup, LogType, Logging,
     NodeRepairConfig, NodegroupScalingConfig, NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider,
     RemoteAccessConfig, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
-    UpgradePolicyRequest, VpcConfigRequest,
+    UpgradePolicyRequest, VpcConfigRequest, ZonalShiftConfigRequest, ProvisionedControlPlaneTier,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;
@@ -118,6 +119,9 @@ pub const ACTIONS: &[&str] = &[
 /// `resolve_conflicts`, which is a parameter of each call, not a setting EKS keeps.
 pub const CREATE_ONLY: &[&str] =
     &["authentication_mode", "bootstrap_admin", "support_type", "max_pods", "resolve_conflicts", "public_key"];
+
+/// The control plane's default scaling tier, which a cluster that reports none is on.
+pub(crate) const STANDARD_TIER: &str = "standard";
 
 /// Key of a nodegroup.
 pub fn nodegroup_key(name: &str) -> String {

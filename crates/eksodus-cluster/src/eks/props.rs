@@ -83,6 +83,8 @@ pub struct NodegroupProps {
     pub remote_access: Option<RemoteAccessProps>,
     /// EKS node auto repair.
     pub node_repair: bool,
+    /// Its limits and per-condition actions (overrides sorted); null for EKS's defaults.
+    pub node_repair_settings: Option<eksodus_core::spec::NodeRepairSettings>,
     /// The launch template: eksodus's (its key, `lt/<nodegroup>`) or the user's (its ID). Fixed at creation.
     pub launch_template: Option<String>,
     /// The template version the nodes run: for eksodus's template the digest of its content
@@ -222,6 +224,7 @@ mod tests {
             tags: BTreeMap::new(),
             remote_access: None,
             node_repair: false,
+            node_repair_settings: None,
             launch_template: None,
             launch_template_version: None,
         }

@@ -247,7 +247,7 @@ cluster:
     - name: data
       instance_types: [m5.large]
       disk_size: 120
-      volume: {type: io2, iops: 9000, kms_key: "arn:aws:kms:us-east-1:111122223333:key/k"}
+      volume: {type: io2, iops: 9000, kms_key: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
       security_groups: [sg-0user]
       instance_name: shop-data
       tags: {team: data}

@@ -35,7 +35,8 @@ impl Network {
             name: format!("{}-cluster", self.env),
             description: "eksodus cluster security group".into(),
             self_ingress: true,
-            ssh_from: vec![],
+            ssh_from: None,
+            ssh_from_cidrs: None,
             https_from: vec![],
             tags: BTreeMap::new(),
         });
@@ -44,14 +45,19 @@ impl Network {
         // template, so the template names this one
         let vpc_dep = if layout.is_some() { vec!["vpc".to_string()] } else { vec![] };
         for n in spec.cluster.iter().flat_map(|c| &c.nodegroups).filter(|n| n.ssh.is_some() && n.owns_template()) {
-            let mut from = n.ssh.as_ref().map(|s| s.source_security_groups.clone()).unwrap_or_default();
+            let ssh = n.ssh.as_ref().expect("filtered on");
+            let mut from = ssh.source_security_groups.clone();
             from.sort();
             from.dedup();
+            let mut cidrs: Vec<String> = ssh.source_cidrs.iter().map(|c| c.trunc().to_string()).collect();
+            cidrs.sort();
+            cidrs.dedup();
             let p = to_props(&SecurityGroupProps {
                 name: ssh_group_name(&self.env, &n.name),
                 description: format!("eksodus: SSH to the nodes of nodegroup {}", n.name),
                 self_ingress: false,
-                ssh_from: from,
+                ssh_from: Some(from),
+                ssh_from_cidrs: Some(cidrs),
                 https_from: vec![],
                 tags: BTreeMap::new(),
             });
@@ -279,7 +285,8 @@ impl Network {
                 name: format!("{}-endpoints", self.env),
                 description: "eksodus: HTTPS to the VPC endpoints from the VPC".into(),
                 self_ingress: false,
-                ssh_from: vec![],
+                ssh_from: None,
+                ssh_from_cidrs: None,
                 https_from: from,
                 tags: BTreeMap::new(),
             }),

@@ -197,10 +197,12 @@ impl Network {
                 "self_ingress": self_ingress,
                 "tags": tag_map(g.tags()),
             }));
-            // written only when there are sources, as the desired side leaves empty lists out
-            for rule in [SSH, HTTPS] {
+            // written when there are sources, and always on a nodegroup's SSH group, whose desired side
+            // lists its sources even when there are none
+            let ssh_group = key.starts_with(&ssh_group_key(""));
+            for rule in [SSH, SSH_CIDRS, HTTPS] {
                 let from = rule.sources(g.ip_permissions());
-                if !from.is_empty() {
+                if !from.is_empty() || (ssh_group && rule.port == SSH.port) {
                     p.insert(rule.property.into(), json!(from));
                 }
             }

@@ -197,8 +197,9 @@ fn filter(name: &str, value: &str) -> Filter {
 
 use eksodus_core::plan::props;
 
-/// A TCP port rule eksodus keeps on a group, source by source: the SSH rule (port 22 from groups) and the
-/// endpoints' HTTPS rule (port 443 from CIDRs). Each names its property in [`SecurityGroupProps`].
+/// A TCP port rule eksodus keeps on a group, source by source: the SSH rules (port 22 from groups, and from
+/// CIDRs) and the endpoints' HTTPS rule (port 443 from CIDRs). Each names its property in
+/// [`SecurityGroupProps`].
 #[derive(Debug, Clone, Copy)]
 struct PortRule {
     /// The property listing the sources.
@@ -209,6 +210,7 @@ struct PortRule {
 }
 
 const SSH: PortRule = PortRule { property: "ssh_from", port: 22, groups: true };
+const SSH_CIDRS: PortRule = PortRule { property: "ssh_from_cidrs", port: 22, groups: false };
 const HTTPS: PortRule = PortRule { property: "https_from", port: 443, groups: false };
 
 impl PortRule {

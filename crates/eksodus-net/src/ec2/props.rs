@@ -129,12 +129,16 @@ pub struct SecurityGroupProps {
     pub description: String,
     /// Members may reach each other on every port.
     pub self_ingress: bool,
-    /// Security groups whose members may reach port 22 (TCP) of this group's members (sorted; a nodegroup's
-    /// SSH group). Left out when empty, so a group without any keeps the properties it always had.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ssh_from: Vec<String>,
+    /// Security groups whose members may reach port 22 (TCP) of this group's members (sorted). Set, even
+    /// empty, on a nodegroup's SSH group, whose port-22 rules eksodus keeps to exactly these; left out on the
+    /// other groups, so they keep the properties they always had and a rule of someone else's is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_from: Option<Vec<String>>,
+    /// IPv4 CIDRs that may reach port 22 (TCP), as `ssh_from` is set and left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_from_cidrs: Option<Vec<String>>,
     /// CIDRs that may reach port 443 (TCP) of this group's members (sorted; the VPC endpoints' group). Left
-    /// out when empty, as `ssh_from` is.
+    /// out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub https_from: Vec<String>,
     /// User tags.

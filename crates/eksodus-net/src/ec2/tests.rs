@@ -66,19 +66,31 @@ fn an_adopted_vpc_plans_only_the_cluster_security_group() {
 #[test]
 fn ssh_beside_a_template_is_a_security_group_of_the_nodegroup_with_port_22_from_the_sources() {
     let yaml = format!(
-        "{SPEC}\ncluster:\n  version: '1.33'\n  nodegroups:\n    - {{name: ops, instance_types: [m5.large], disk_size: 40, volume: {{type: gp3}}, ssh: {{key_name: ops, source_security_groups: [sg-0bbb, sg-0aaa, sg-0bbb]}}}}\n    - {{name: plain, instance_types: [m5.large], ssh: {{key_name: ops, source_security_groups: [sg-0aaa]}}}}\n"
+        "{SPEC}\ncluster:\n  version: '1.33'\n  nodegroups:\n    - {{name: ops, instance_types: [m5.large], disk_size: 40, volume: {{type: gp3}}, ssh: {{key_name: ops, source_security_groups: [sg-0bbb, sg-0aaa, sg-0bbb]}}}}\n    - {{name: plain, instance_types: [m5.large], ssh: {{key_name: ops, source_security_groups: [sg-0aaa]}}}}\n    - {{name: vpn, instance_types: [m5.large], ssh: {{key_name: ops, source_cidrs: [10.8.0.0/16, 172.16.4.9/24]}}}}\n    - {{name: keyonly, instance_types: [m5.large], ssh: {{key_name: ops}}}}\n"
     );
     let spec = EnvironmentSpec::from_yaml(&yaml).unwrap();
+    assert_eq!(spec.validate(), vec![]);
     let desired = network(&spec).desired(&spec, None);
-    // the plain nodegroup is EKS's remote access: EKS makes its group
+    // the plain nodegroup is EKS's remote access: EKS makes its group; CIDRs, or no source at all, are not
+    // remote access (it takes groups only, and opens port 22 to the internet without one)
     let keys: Vec<&str> = desired.iter().map(|d| d.key.as_str()).collect();
-    assert_eq!(keys, ["sg/ssh/ops", "sg/cluster"]);
-    let sg: props::SecurityGroupProps = serde_json::from_value(Value::Object(desired[0].props.clone())).unwrap();
-    assert_eq!(sg.ssh_from, ["sg-0aaa", "sg-0bbb"], "sorted, each once");
+    assert_eq!(keys, ["sg/ssh/ops", "sg/ssh/vpn", "sg/ssh/keyonly", "sg/cluster"]);
+    let group = |i: usize| -> props::SecurityGroupProps {
+        props::check("security-group", &desired[i].key, &desired[i].props).unwrap();
+        serde_json::from_value(Value::Object(desired[i].props.clone())).unwrap()
+    };
+    let sg = group(0);
+    assert_eq!(sg.ssh_from.as_deref(), Some(&["sg-0aaa".to_string(), "sg-0bbb".to_string()][..]), "sorted, once");
+    assert_eq!(sg.ssh_from_cidrs.as_deref(), Some(&[][..]), "none, and said so: a CIDR rule left is taken away");
     assert_eq!(sg.name, ssh_group_name("shop", "ops"));
     assert!(!sg.self_ingress);
-    // the cluster group's properties are what they were (no empty list written)
-    assert!(!desired[1].props.contains_key("ssh_from"));
+    let vpn = group(1);
+    assert_eq!(vpn.ssh_from.as_deref(), Some(&[][..]));
+    assert_eq!(vpn.ssh_from_cidrs.unwrap(), ["10.8.0.0/16", "172.16.4.0/24"], "as networks, sorted");
+    let key_only = group(2);
+    assert_eq!((key_only.ssh_from.unwrap().len(), key_only.ssh_from_cidrs.unwrap().len()), (0, 0));
+    // the cluster group's properties are what they were (its port-22 rules are not eksodus's)
+    assert!(!desired[3].props.contains_key("ssh_from") && !desired[3].props.contains_key("ssh_from_cidrs"));
 }
 
 #[test]
