@@ -864,6 +864,22 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     un.push(Unsupported { path: format!("{list}[{i}].launchTemplate.{k}"), reason: not_mapped(k) });
                 }
             }
+            // Bottlerocket: the admin container and the settings eksctl writes under `settings`
+            let mut bottlerocket = None;
+            if let Some(b) = r.get("bottlerocket").cloned() {
+                let mut spec = eksodus_core::spec::BottlerocketSpec::default();
+                for (k, v) in b.as_object().into_iter().flatten() {
+                    match (k.as_str(), v) {
+                        ("enableAdminContainer", Value::Bool(on)) => spec.admin_container = *on,
+                        ("settings", Value::Object(m)) => spec.settings = m.clone(),
+                        (other, _) => un.push(Unsupported {
+                            path: format!("{list}[{i}].bottlerocket.{other}"),
+                            reason: not_mapped(other),
+                        }),
+                    }
+                }
+                bottlerocket = Some(spec);
+            }
             let mut ng = NodegroupSpec {
                 name,
                 instance_types: types,
@@ -892,6 +908,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 launch_template,
                 ami,
                 override_bootstrap_command,
+                bottlerocket,
             };
             if ng.ssh.is_some() && ng.launch_template.is_some() {
                 // beside eksodus's template the key goes into it (as eksctl does); a template of the user's
@@ -1149,7 +1166,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 19);
+        assert_eq!(files.len(), 20);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");

@@ -74,6 +74,9 @@ pub struct NodeSettings<'a> {
     pub pre_bootstrap_commands: &'a [String],
     /// The whole bootstrap, for a custom AMI (EKS merges nothing then).
     pub bootstrap: Option<Bootstrap<'a>>,
+    /// Bottlerocket: the user's settings under `settings` (validated: tables, scalars and lists of scalars,
+    /// none that eksodus writes), merged into the document.
+    pub bottlerocket_settings: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What a custom AMI's node needs to join: the cluster, and what EKS would have told the kubelet.
@@ -221,41 +224,110 @@ fn al2023(s: &NodeSettings<'_>) -> Option<String> {
 }
 
 fn bottlerocket(s: &NodeSettings<'_>) -> Option<String> {
-    let Some(b) = &s.bootstrap else {
-        let m = s.max_pods?;
-        return Some(format!("[settings.kubernetes]\nmax-pods = {m}\n"));
-    };
-    let mut out = String::from("[settings.kubernetes]\n");
-    out.push_str(&format!("cluster-name = {}\n", quoted(b.cluster)));
-    out.push_str(&format!("api-server = {}\n", quoted(b.endpoint)));
-    out.push_str(&format!("cluster-certificate = {}\n", quoted(b.certificate_authority)));
-    if let Some(dns) = b.dns_ip() {
-        out.push_str(&format!("cluster-dns-ip = {}\n", quoted(&dns)));
+    let empty = serde_json::Map::new();
+    let user = s.bottlerocket_settings.unwrap_or(&empty);
+    let user_k = user.get("kubernetes").and_then(serde_json::Value::as_object).unwrap_or(&empty);
+    // [settings.kubernetes]: the bootstrap of a custom AMI, max pods, then the user's own kubernetes values
+    let mut k = String::new();
+    if let Some(b) = &s.bootstrap {
+        k.push_str(&format!("cluster-name = {}\n", quoted(b.cluster)));
+        k.push_str(&format!("api-server = {}\n", quoted(b.endpoint)));
+        k.push_str(&format!("cluster-certificate = {}\n", quoted(b.certificate_authority)));
+        if let Some(dns) = b.dns_ip() {
+            k.push_str(&format!("cluster-dns-ip = {}\n", quoted(&dns)));
+        }
     }
     if let Some(m) = s.max_pods {
-        out.push_str(&format!("max-pods = {m}\n"));
+        k.push_str(&format!("max-pods = {m}\n"));
     }
-    out.push_str("\n[settings.kubernetes.node-labels]\n");
-    for (k, v) in &b.labels {
-        out.push_str(&format!("{} = {}\n", quoted(k), quoted(v)));
+    toml_scalars(&mut k, user_k);
+    let mut out = String::new();
+    if !k.is_empty() {
+        out.push_str("[settings.kubernetes]\n");
+        out.push_str(&k);
     }
-    if !b.taints.is_empty() {
-        // key = ["value:Effect", ...]
-        let mut by_key: Vec<(String, Vec<String>)> = Vec::new();
-        for t in &b.taints {
-            let (k, rest) = t.split_once('=').unwrap_or((t.as_str(), ""));
-            match by_key.iter_mut().find(|(x, _)| x == k) {
-                Some((_, v)) => v.push(rest.to_string()),
-                None => by_key.push((k.to_string(), vec![rest.to_string()])),
+    if let Some(b) = &s.bootstrap {
+        out.push_str("\n[settings.kubernetes.node-labels]\n");
+        for (k, v) in &b.labels {
+            out.push_str(&format!("{} = {}\n", quoted(k), quoted(v)));
+        }
+        if !b.taints.is_empty() {
+            // key = ["value:Effect", ...]
+            let mut by_key: Vec<(String, Vec<String>)> = Vec::new();
+            for t in &b.taints {
+                let (k, rest) = t.split_once('=').unwrap_or((t.as_str(), ""));
+                match by_key.iter_mut().find(|(x, _)| x == k) {
+                    Some((_, v)) => v.push(rest.to_string()),
+                    None => by_key.push((k.to_string(), vec![rest.to_string()])),
+                }
+            }
+            out.push_str("\n[settings.kubernetes.node-taints]\n");
+            for (k, vs) in by_key {
+                let list: Vec<String> = vs.iter().map(|v| quoted(v)).collect();
+                out.push_str(&format!("{} = [{}]\n", quoted(&k), list.join(", ")));
             }
         }
-        out.push_str("\n[settings.kubernetes.node-taints]\n");
-        for (k, vs) in by_key {
-            let list: Vec<String> = vs.iter().map(|v| quoted(v)).collect();
-            out.push_str(&format!("{} = [{}]\n", quoted(&k), list.join(", ")));
-        }
     }
-    Some(out)
+    toml_tables(&mut out, "settings.kubernetes", user_k);
+    // the rest of the user's settings: values of `settings` itself, then its tables (TOML lets a table be
+    // defined after one of its sub-tables)
+    let rest: serde_json::Map<String, serde_json::Value> =
+        user.iter().filter(|(k, _)| *k != "kubernetes").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut top = String::new();
+    toml_scalars(&mut top, &rest);
+    if !top.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str("[settings]\n");
+        out.push_str(&top);
+    }
+    toml_tables(&mut out, "settings", &rest);
+    (!out.is_empty()).then_some(out)
+}
+
+/// A TOML key: bare when it can be, else quoted.
+fn toml_key(k: &str) -> String {
+    if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        k.to_string()
+    } else {
+        quoted(k)
+    }
+}
+
+/// A scalar or a list of scalars as TOML writes it (validation lets no other value through).
+fn toml_value(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => quoted(s),
+        Value::Array(items) => format!("[{}]", items.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}
+
+/// The `key = value` lines of a table's scalars, in the spec's order.
+fn toml_scalars(out: &mut String, m: &serde_json::Map<String, serde_json::Value>) {
+    for (k, v) in m.iter().filter(|(_, v)| !v.is_object()) {
+        out.push_str(&format!("{} = {}\n", toml_key(k), toml_value(v)));
+    }
+}
+
+/// Each sub-table of `m` under `path`, as `[path.key]` with its scalars, then its own sub-tables.
+fn toml_tables(out: &mut String, path: &str, m: &serde_json::Map<String, serde_json::Value>) {
+    for (k, v) in m {
+        let Some(sub) = v.as_object() else { continue };
+        let here = format!("{path}.{}", toml_key(k));
+        let mut lines = String::new();
+        toml_scalars(&mut lines, sub);
+        if !lines.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{here}]\n"));
+            out.push_str(&lines);
+        }
+        toml_tables(out, &here, sub);
+    }
 }
 
 /// The base64 text EC2 takes as a launch template's `UserData`.
@@ -315,7 +387,7 @@ mod tests {
         ];
         let doc = render(
             Family::Al2023,
-            &NodeSettings { max_pods: Some(110), pre_bootstrap_commands: &cmds, bootstrap: None },
+            &NodeSettings { max_pods: Some(110), pre_bootstrap_commands: &cmds, bootstrap: None, ..Default::default() },
         )
         .unwrap();
         golden("al2023-max-pods-and-commands.mime", &doc);
@@ -335,7 +407,7 @@ mod tests {
     fn al2023_with_commands_only_has_one_shell_part() {
         let cmds = vec!["yum install -y amazon-ssm-agent".to_string()];
         let doc =
-            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None })
+            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None, ..Default::default() })
                 .unwrap();
         golden("al2023-commands.mime", &doc);
         let parts = mime_parts(&doc);
@@ -347,7 +419,7 @@ mod tests {
     fn bottlerocket_sets_max_pods_in_its_settings() {
         let doc = render(
             Family::Bottlerocket,
-            &NodeSettings { max_pods: Some(250), pre_bootstrap_commands: &[], bootstrap: None },
+            &NodeSettings { max_pods: Some(250), pre_bootstrap_commands: &[], bootstrap: None, ..Default::default() },
         )
         .unwrap();
         golden("bottlerocket-max-pods.toml", &doc);
@@ -356,6 +428,49 @@ mod tests {
         assert_eq!(lines.next(), Some("[settings.kubernetes]"));
         assert_eq!(lines.next(), Some("max-pods = 250"));
         assert_eq!(lines.next(), None);
+    }
+
+    #[test]
+    fn bottlerocket_settings_merge_into_eksodus_tables_as_valid_toml() {
+        let settings: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"motd": "Hello, eksctl!", "kubernetes": {"cpu-manager-policy": "static", "eviction-hard": {"memory.available": "15%"}},
+                "host-containers": {"admin": {"enabled": true}}, "kernel": {"sysctl": {"net.core.somaxconn": "4096"}},
+                "ntp": {"time-servers": ["169.254.169.123"]}, "oci-defaults": {"resource-limits": {"max-open-files": {"soft-limit": 4096}}}}"#,
+        )
+        .unwrap();
+        let doc = render(
+            Family::Bottlerocket,
+            &NodeSettings {
+                max_pods: Some(110),
+                bootstrap: Some(custom(None)),
+                bottlerocket_settings: Some(&settings),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        golden("bottlerocket-settings.toml", &doc);
+        // a TOML parser reads it back as the one settings tree: eksodus's values and the user's side by side
+        let t: toml_edit::DocumentMut = doc.parse().unwrap_or_else(|e| panic!("{e}\n{doc}"));
+        let st = &t["settings"];
+        assert_eq!(st["motd"].as_str(), Some("Hello, eksctl!"));
+        assert_eq!(st["kubernetes"]["max-pods"].as_integer(), Some(110));
+        assert_eq!(st["kubernetes"]["cluster-name"].as_str(), Some("shop"));
+        assert_eq!(st["kubernetes"]["cpu-manager-policy"].as_str(), Some("static"));
+        assert_eq!(st["kubernetes"]["eviction-hard"]["memory.available"].as_str(), Some("15%"));
+        assert_eq!(st["kubernetes"]["node-labels"]["eks.amazonaws.com/nodegroup"].as_str(), Some("gpu"));
+        assert_eq!(st["host-containers"]["admin"]["enabled"].as_bool(), Some(true));
+        assert_eq!(st["kernel"]["sysctl"]["net.core.somaxconn"].as_str(), Some("4096"));
+        assert_eq!(st["ntp"]["time-servers"].as_array().map(|a| a.len()), Some(1));
+        assert_eq!(st["oci-defaults"]["resource-limits"]["max-open-files"]["soft-limit"].as_integer(), Some(4096));
+        // settings alone, on EKS's own AMI with no max pods of eksodus's: only the user's tables
+        let only: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"motd": "hi", "host-containers": {"admin": {"enabled": true}}}"#).unwrap();
+        let doc = render(Family::Bottlerocket, &NodeSettings { bottlerocket_settings: Some(&only), ..Default::default() })
+            .unwrap();
+        assert_eq!(doc, "[settings]\nmotd = \"hi\"\n\n[settings.host-containers.admin]\nenabled = true\n");
+        let empty = serde_json::Map::new();
+        let none = NodeSettings { bottlerocket_settings: Some(&empty), ..Default::default() };
+        assert_eq!(render(Family::Bottlerocket, &none), None);
     }
 
     fn custom<'a>(override_command: Option<&'a str>) -> Bootstrap<'a> {
@@ -380,7 +495,7 @@ mod tests {
         let cmds = vec!["echo ready".to_string()];
         let doc = render(
             Family::Al2023,
-            &NodeSettings { max_pods: Some(58), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)) },
+            &NodeSettings { max_pods: Some(58), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)), ..Default::default() },
         )
         .unwrap();
         golden("al2023-custom-ami.mime", &doc);
@@ -404,7 +519,7 @@ mod tests {
         let cmds = vec!["echo 'it''s' > /tmp/x".to_string()];
         let doc = render(
             Family::Al2,
-            &NodeSettings { max_pods: Some(29), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)) },
+            &NodeSettings { max_pods: Some(29), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)), ..Default::default() },
         )
         .unwrap();
         golden("al2-custom-ami.sh", &doc);
@@ -419,6 +534,7 @@ mod tests {
                 max_pods: None,
                 pre_bootstrap_commands: &cmds,
                 bootstrap: Some(custom(Some("/etc/eks/bootstrap.sh shop\n"))),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -431,7 +547,7 @@ mod tests {
     fn a_custom_bottlerocket_ami_gets_its_kubernetes_settings() {
         let doc = render(
             Family::Bottlerocket,
-            &NodeSettings { max_pods: None, pre_bootstrap_commands: &[], bootstrap: Some(custom(None)) },
+            &NodeSettings { max_pods: None, pre_bootstrap_commands: &[], bootstrap: Some(custom(None)), ..Default::default() },
         )
         .unwrap();
         golden("bottlerocket-custom-ami.toml", &doc);
@@ -454,7 +570,7 @@ mod tests {
         assert_eq!(render(Family::Al2023, &none), None);
         assert_eq!(render(Family::Bottlerocket, &none), None);
         assert_eq!(
-            render(Family::Other, &NodeSettings { max_pods: Some(20), pre_bootstrap_commands: &[], bootstrap: None }),
+            render(Family::Other, &NodeSettings { max_pods: Some(20), pre_bootstrap_commands: &[], bootstrap: None, ..Default::default() }),
             None
         );
     }
@@ -473,7 +589,7 @@ mod tests {
     fn user_data_round_trips_through_base64() {
         let cmds = vec!["echo ünïcode".to_string()];
         let doc =
-            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None })
+            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None, ..Default::default() })
                 .unwrap();
         assert_eq!(decode(&encode(&doc)).as_deref(), Some(doc.as_str()));
         assert_eq!(decode("Zm9v\nYmFy").as_deref(), Some("foobar"));

@@ -219,7 +219,40 @@ pub struct NodegroupSpec {
     /// `overrideBootstrapCommand`); the pre-bootstrap commands run before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_bootstrap_command: Option<String>,
+    /// Bottlerocket nodes: the admin container and more settings, written into the TOML user data of
+    /// eksodus's launch template (eksctl's `bottlerocket`). A change is a new template version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bottlerocket: Option<BottlerocketSpec>,
 }
+
+/// What a Bottlerocket nodegroup's settings add to what EKS and eksodus write.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BottlerocketSpec {
+    /// Run the admin host container (`settings.host-containers.admin.enabled`): a root shell on the node for
+    /// break-glass work, reached through the control container (SSM) or SSH (eksctl's
+    /// `enableAdminContainer`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_container: bool,
+    /// More settings under `settings`, as Bottlerocket's settings reference names them (`motd`,
+    /// `kernel.sysctl`, `kubernetes.cpu-manager-policy`, ...): tables, strings, numbers, booleans and lists
+    /// of them. What eksodus and EKS write themselves (the cluster's bootstrap, max pods, node labels and
+    /// taints, the admin container) is refused here.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The settings eksodus or EKS write on Bottlerocket nodes, which `bottlerocket.settings` may not set.
+pub const BOTTLEROCKET_RESERVED: &[&str] = &[
+    "kubernetes.cluster-name",
+    "kubernetes.api-server",
+    "kubernetes.cluster-certificate",
+    "kubernetes.cluster-dns-ip",
+    "kubernetes.max-pods",
+    "kubernetes.node-labels",
+    "kubernetes.node-taints",
+    "host-containers.admin.enabled",
+];
 
 impl NodegroupSpec {
     /// Whether the nodegroup needs a launch template eksodus makes and owns: one of `volume`,
@@ -234,6 +267,7 @@ impl NodegroupSpec {
             || self.instance_name.is_some()
             || self.ami.is_some()
             || self.ssh.as_ref().is_some_and(SshSpec::needs_template)
+            || self.bottlerocket.is_some()
     }
 
     /// The names of the set fields that need eksodus's own launch template.
@@ -256,6 +290,9 @@ impl NodegroupSpec {
         }
         if self.ami.is_some() {
             f.push("ami");
+        }
+        if self.bottlerocket.is_some() {
+            f.push("bottlerocket");
         }
         f
     }
@@ -1900,6 +1937,49 @@ fn is_kms_key_ref(k: &str) -> bool {
     }
 }
 
+/// Each setting is a TOML table, string, number, boolean or list of those scalars, under a key TOML can name,
+/// and none is one eksodus or EKS writes ([`BOTTLEROCKET_RESERVED`]).
+fn validate_bottlerocket_settings(
+    m: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    at: &dyn Fn(&str) -> String,
+    errs: &mut Vec<FieldError>,
+) {
+    use serde_json::Value;
+    for (k, v) in m {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        if k.is_empty() {
+            errs.push(FieldError::new(at(&path), "a setting needs a name"));
+            continue;
+        }
+        if BOTTLEROCKET_RESERVED.contains(&path.as_str()) {
+            let what = if path.starts_with("host-containers") {
+                "set by admin_container"
+            } else if path.ends_with("node-labels") || path.ends_with("node-taints") {
+                "set from the nodegroup's labels and taints"
+            } else {
+                "written by eksodus and EKS"
+            };
+            errs.push(FieldError::new(at(&path), what));
+            continue;
+        }
+        if prefix.is_empty() && k == "kubernetes" && !v.is_object() {
+            errs.push(FieldError::new(at(&path), "the kubelet's settings are a table"));
+            continue;
+        }
+        let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+        match v {
+            Value::Object(sub) => validate_bottlerocket_settings(sub, &path, at, errs),
+            Value::Array(items) if items.iter().all(scalar) => {}
+            v if scalar(v) => {}
+            _ => errs.push(FieldError::new(
+                at(&path),
+                "a setting is a table, a string, a number, a boolean or a list of those",
+            )),
+        }
+    }
+}
+
 fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs: &mut Vec<FieldError>) {
     if let Some(lt) = &n.launch_template {
         if !lt.id.starts_with("lt-") {
@@ -2024,6 +2104,15 @@ fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs
         } else if o.trim().is_empty() {
             errs.push(FieldError::new(at("override_bootstrap_command"), "must not be empty"));
         }
+    }
+    if let Some(b) = &n.bottlerocket {
+        if !family.starts_with("BOTTLEROCKET") {
+            errs.push(FieldError::new(
+                at("bottlerocket"),
+                format!("Bottlerocket settings need a Bottlerocket ami_type, not `{family}`"),
+            ));
+        }
+        validate_bottlerocket_settings(&b.settings, "", &|f| at(&format!("bottlerocket.settings.{f}")), errs);
     }
     let shell_family = family.starts_with("AL2023") || (n.ami.is_some() && family.starts_with("AL2_"));
     if !n.pre_bootstrap_commands.is_empty() && n.ami_type.is_some() && !shell_family {
@@ -2166,6 +2255,50 @@ network:
         ] {
             assert!(!is_kms_key_ref(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn bottlerocket_repair_ssh_and_tier_errors_name_their_fields() {
+        let with = |extra: &str, ngs: &str| {
+            let mut e: Vec<String> =
+                EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n{extra}  nodegroups: {ngs}\n"))
+                    .unwrap()
+                    .validate()
+                    .into_iter()
+                    .map(|e| e.path)
+                    .collect();
+            e.sort();
+            e
+        };
+        let good = "[{name: a, instance_types: [m5.large], ami_type: BOTTLEROCKET_x86_64, bottlerocket: {admin_container: true, settings: {motd: hi, kernel: {sysctl: {vm.max_map_count: '262144'}}, ntp: {time-servers: [a, b]}}}},
+            {name: b, instance_types: [m5.large], node_repair: true, node_repair_settings: {max_unhealthy_count: 3, max_parallel_percentage: 10, overrides: [{condition: NetworkNotReady, reason: InterfaceNotUp, wait_minutes: 5, action: Reboot}]}},
+            {name: c, instance_types: [m5.large], ssh: {key_name: k, source_cidrs: [10.0.0.0/8]}}]";
+        assert_eq!(with("  zonal_shift: true\n  control_plane_tier: tier-2xl\n", good), Vec::<String>::new());
+        let bad = "[{name: a, instance_types: [m5.large], bottlerocket: {settings: {kubernetes: {max-pods: 9, node-labels: {a: b}}, host-containers: {admin: {enabled: false}}, list: [{x: 1}], none: null, '': 1}}},
+            {name: b, instance_types: [m5.large], node_repair_settings: {max_unhealthy_count: 0, max_unhealthy_percentage: 5, max_parallel_percentage: 101, overrides: [{condition: '', reason: r, wait_minutes: 1, action: Terminate}, {condition: '', reason: r, wait_minutes: 2, action: Reboot}]}},
+            {name: c, instance_types: [m5.large], ssh: {key_name: k, source_cidrs: [0.0.0.0/0]}}]";
+        assert_eq!(
+            with("  control_plane_tier: tier-xxl\n", bad),
+            [
+                "cluster.control_plane_tier",
+                "cluster.nodegroups[0].bottlerocket",
+                "cluster.nodegroups[0].bottlerocket.settings.",
+                "cluster.nodegroups[0].bottlerocket.settings.host-containers.admin.enabled",
+                "cluster.nodegroups[0].bottlerocket.settings.kubernetes.max-pods",
+                "cluster.nodegroups[0].bottlerocket.settings.kubernetes.node-labels",
+                "cluster.nodegroups[0].bottlerocket.settings.list",
+                "cluster.nodegroups[0].bottlerocket.settings.none",
+                "cluster.nodegroups[1].node_repair_settings",
+                "cluster.nodegroups[1].node_repair_settings.max_parallel_percentage",
+                "cluster.nodegroups[1].node_repair_settings.max_unhealthy_count",
+                "cluster.nodegroups[1].node_repair_settings.max_unhealthy_percentage",
+                "cluster.nodegroups[1].node_repair_settings.overrides[0].action",
+                "cluster.nodegroups[1].node_repair_settings.overrides[0].condition",
+                "cluster.nodegroups[1].node_repair_settings.overrides[1].condition",
+                "cluster.nodegroups[1].node_repair_settings.overrides[1].reason",
+                "cluster.nodegroups[2].ssh.source_cidrs[0]",
+            ]
+        );
     }
 
     #[test]

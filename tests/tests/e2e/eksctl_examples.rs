@@ -17,7 +17,7 @@ fn examples() -> Vec<(String, String)> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     out.sort();
-    // none of the nineteen is fully private: eksctl's own form of one, with a nodegroup that has to join
+    // none of the twenty is fully private: eksctl's own form of one, with a nodegroup that has to join
     out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
     out
 }
@@ -252,6 +252,26 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         if spec.network.ipv6 || !spec.network.hostname_type.is_default() {
             check_subnets_in_ec2(&conf, &spec, &name).await;
         }
+        // Bottlerocket settings are in the user data of eksodus's template, as TOML under `settings`
+        for n in spec.cluster.iter().flat_map(|c| &c.nodegroups) {
+            let Some(b) = &n.bottlerocket else { continue };
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let v = ec2
+                .describe_launch_template_versions()
+                .launch_template_name(eksodus_cluster::eks::template_name(&spec.name, &n.name))
+                .versions("$Latest")
+                .send()
+                .await
+                .unwrap();
+            let data = v.launch_template_versions()[0].launch_template_data().and_then(|d| d.user_data());
+            let toml = eksodus_cluster::userdata::decode(data.unwrap_or_default()).unwrap_or_default();
+            if b.admin_container {
+                assert!(toml.contains("[settings.host-containers.admin]\nenabled = true\n"), "{name}: {toml}");
+            }
+            for (k, v) in b.settings.iter().filter(|(_, v)| v.is_string()) {
+                assert!(toml.contains(&format!("{k} = {v}\n")), "{name}: {k} in {toml}");
+            }
+        }
         // the control plane's zonal shift and tier, and each nodegroup's repair limits, as EKS reports them
         if let Some(c) = &spec.cluster {
             let eks = aws_sdk_eks::Client::new(&conf);
@@ -346,6 +366,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "10-encrypted-volumes.yaml",
         "15-managed-nodes.yaml",
         "19-kms-cluster.yaml",
+        "20-bottlerocket.yaml",
         "22-managed-nodes-launch-template.yaml",
         "25-addons.yaml",
         "27-oidc-provider.yaml",

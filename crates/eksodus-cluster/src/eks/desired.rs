@@ -404,9 +404,29 @@ impl Eks {
         });
         // a custom AMI's kubelet learns max pods from eksodus alone (EKS computes none for it)
         let max_pods = if bootstrap.is_some() { max_pods } else { max_pods.filter(|_| own_max_pods) };
+        // Bottlerocket's settings of the spec, the admin container among them
+        let bottlerocket = n.bottlerocket.as_ref().map(|b| {
+            let mut m = b.settings.clone();
+            if b.admin_container {
+                // beside any other host-container setting of the user's (validation keeps `enabled` for this)
+                let hc = m.entry("host-containers").or_insert_with(|| serde_json::json!({}));
+                if let Some(hc) = hc.as_object_mut() {
+                    let admin = hc.entry("admin").or_insert_with(|| serde_json::json!({}));
+                    if let Some(admin) = admin.as_object_mut() {
+                        admin.insert("enabled".into(), serde_json::json!(true));
+                    }
+                }
+            }
+            m
+        });
         let user_data = crate::userdata::render(
             family,
-            &crate::userdata::NodeSettings { max_pods, pre_bootstrap_commands: &n.pre_bootstrap_commands, bootstrap },
+            &crate::userdata::NodeSettings {
+                max_pods,
+                pre_bootstrap_commands: &n.pre_bootstrap_commands,
+                bootstrap,
+                bottlerocket_settings: bottlerocket.as_ref(),
+            },
         );
         let v = n.volume.clone().unwrap_or_default();
         let mut instance_tags = self.user_tags.clone();
