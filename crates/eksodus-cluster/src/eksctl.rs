@@ -247,6 +247,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
     let region = meta.str("region").ok_or("metadata.region is required")?;
     let offered = eksodus_core::spec::KUBERNETES_VERSIONS;
     let mut notes = Vec::new();
+    // (path, policy ARN) of each permissions boundary the file gives, and the roles it leaves without one
+    let mut boundaries: Vec<(String, String)> = Vec::new();
+    let mut unbounded: Vec<String> = Vec::new();
     let mut version = meta.str("version").unwrap_or_else(|| offered[offered.len() - 1].to_string());
     let oldest = offered[0];
     if minor_of(&version).zip(minor_of(oldest)).is_some_and(|(v, o)| v < o) {
@@ -427,6 +430,20 @@ pub fn import(text: &str) -> Result<Imported, String> {
         let mut iam = Reader::new("iam", v).ok_or("iam must be a mapping")?;
         // honoured as is: eksodus creates the cluster's OIDC provider as soon as the cluster has an issuer
         let _ = iam.bool("withOIDC");
+        if let Some(b) = iam.str("serviceRolePermissionsBoundary") {
+            boundaries.push(("iam.serviceRolePermissionsBoundary".into(), b));
+        }
+        // the role of Fargate pods: none here (a file with Fargate profiles is refused by their path)
+        if let Some(b) = iam.str("fargatePodExecutionRolePermissionsBoundary") {
+            if top.map.contains_key("fargateProfiles") {
+                boundaries.push(("iam.fargatePodExecutionRolePermissionsBoundary".into(), b));
+            } else {
+                notes.push(Note {
+                    path: "iam.fargatePodExecutionRolePermissionsBoundary".into(),
+                    message: "there are no Fargate profiles, so no Fargate pod execution role to bound".into(),
+                });
+            }
+        }
         if let Some(sas) = iam.get("serviceAccounts").and_then(Value::as_array) {
             for (i, sa) in sas.iter().enumerate() {
                 let mut r =
@@ -435,10 +452,16 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     format!("iam.serviceAccounts[{i}].metadata"),
                     r.get("metadata").unwrap_or(&Value::Null),
                 );
+                // eksctl's namespace when none is given
                 let (n, ns) = match m.as_mut() {
-                    Some(m) => (m.str("name"), m.str("namespace")),
+                    Some(m) => (m.str("name"), Some(m.str("namespace").unwrap_or_else(|| "default".into()))),
                     None => (None, None),
                 };
+                if let Some(b) = r.str("permissionsBoundary") {
+                    boundaries.push((format!("iam.serviceAccounts[{i}].permissionsBoundary"), b));
+                } else {
+                    unbounded.push(format!("iam.serviceAccounts[{i}]"));
+                }
                 if let Some(m) = m {
                     m.rest(&mut un, not_mapped);
                 }
@@ -454,7 +477,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 } else {
                     un.push(Unsupported {
                         path: format!("iam.serviceAccounts[{i}].metadata"),
-                        reason: "name and namespace are required".into(),
+                        reason: "a service account needs its name".into(),
                     });
                 }
                 r.rest(&mut un, not_mapped);
@@ -747,6 +770,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             }
             // iam: attachPolicyARNs (eksctl then attaches only those; eksodus keeps the node policies nodes need
             // beside them) and instanceRoleARN map; addon policies and inline documents do not
+            let mut bounded_node = false;
             let mut node_iam = eksodus_core::spec::NodeIamSpec::default();
             if let Some(iv) = r.get("iam").cloned() {
                 for (k, v) in iv.as_object().into_iter().flatten() {
@@ -759,6 +783,16 @@ pub fn import(text: &str) -> Result<Imported, String> {
                                 .unwrap_or_default()
                         }
                         "instanceRoleARN" => node_iam.role_arn = v.as_str().map(String::from),
+                        "instanceRolePermissionsBoundary" => match v.as_str() {
+                            Some(b) => {
+                                bounded_node = true;
+                                boundaries.push((format!("{list}[{i}].iam.{k}"), b.to_string()))
+                            }
+                            None => un.push(Unsupported {
+                                path: format!("{list}[{i}].iam.{k}"),
+                                reason: "a policy ARN".into(),
+                            }),
+                        },
                         "withAddonPolicies" => {
                             node_iam.well_known =
                                 policy_switches(&format!("{list}[{i}].iam.withAddonPolicies"), v, addon_policy, &mut un)
@@ -768,6 +802,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
                         }
                     }
                 }
+            }
+            if !bounded_node {
+                unbounded.push(format!("{list}[{i}].iam"));
             }
             // node repair: on or off, its limits and its per-condition overrides
             let mut node_repair = false;
@@ -1124,6 +1161,40 @@ pub fn import(text: &str) -> Result<Imported, String> {
         other => not_mapped(other),
     });
 
+    // permissions boundaries: eksodus puts one on every role it makes, so eksctl's agree or are refused
+    boundaries.retain(|(p, b)| {
+        let ok = eksodus_core::spec::is_iam_arn(b, "policy");
+        if !ok {
+            un.push(Unsupported { path: p.clone(), reason: format!("`{b}` is not an IAM policy ARN") });
+        }
+        ok
+    });
+    if let Some((first_path, first)) = boundaries.first().cloned() {
+        let differ: Vec<&(String, String)> = boundaries.iter().filter(|(_, b)| *b != first).collect();
+        if differ.is_empty() {
+            access.iam.permissions_boundary = Some(first);
+            let mut open: Vec<String> = unbounded.clone();
+            if !boundaries.iter().any(|(p, _)| p == "iam.serviceRolePermissionsBoundary") {
+                open.insert(0, "the cluster's role".into());
+            }
+            if !open.is_empty() {
+                notes.push(Note {
+                    path: first_path,
+                    message: format!(
+                        "eksodus puts this boundary on every role it makes, including those eksctl leaves unbounded ({})",
+                        open.join(", ")
+                    ),
+                });
+            }
+        } else {
+            for (p, b) in differ {
+                un.push(Unsupported {
+                    path: p.clone(),
+                    reason: format!("eksodus puts one permissions boundary on every role it makes: `{b}` differs from `{first}` ({first_path})"),
+                });
+            }
+        }
+    }
     let has_access = access != AccessSpec::default();
     let spec = EnvironmentSpec {
         name,
@@ -1227,6 +1298,61 @@ mod tests {
                 "vpc.controlPlaneOnPrivateSubnets"
             ]
         );
+    }
+
+    /// eksctl's `examples/17-permissions-boundary.yaml` (commit `99984adb6164`, Apache-2.0), as it is: its
+    /// service role's boundary ARN lacks a colon, so it cannot join the importable files of `testdata/`.
+    const EXAMPLE_17: &str = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata:
+  name: cluster-17
+  region: us-west-2
+iam:
+  withOIDC: true
+  serviceRolePermissionsBoundary: "arn:aws:iam:11111:policy/entity/boundary"
+  fargatePodExecutionRolePermissionsBoundary: "arn:aws:iam::11111:policy/entity/boundary"
+  serviceAccounts:
+    - metadata:
+        name: s3-reader
+      attachPolicyARNs:
+      - "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+      permissionsBoundary: "arn:aws:iam::11111:policy/entity/boundary"
+nodeGroups:
+  - name: "ng-1"
+    desiredCapacity: 1
+    iam:
+      instanceRolePermissionsBoundary: "arn:aws:iam::11111:policy/entity/boundary"
+"#;
+
+    #[test]
+    fn permissions_boundaries_that_agree_bound_every_role_and_others_are_refused() {
+        // eksctl's example 17 with its one malformed ARN (a colon short) refused by path
+        let imp = import(EXAMPLE_17).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["iam.serviceRolePermissionsBoundary"], "{:?}", imp.unsupported);
+        let b = "arn:aws:iam::11111:policy/entity/boundary";
+        let access = imp.spec.access.as_ref().unwrap();
+        assert_eq!(access.iam.permissions_boundary.as_deref(), Some(b));
+        // eksctl's namespace when none is given
+        assert_eq!(access.service_accounts[0].namespace, "default");
+        let notes: Vec<&str> = imp.notes.iter().map(|n| n.path.as_str()).collect();
+        assert!(notes.contains(&"iam.fargatePodExecutionRolePermissionsBoundary"), "{:?}", imp.notes);
+        // the same file, mended: one boundary on every role, the cluster's too
+        let mended = EXAMPLE_17.replace("arn:aws:iam:11111:", "arn:aws:iam::11111:");
+        let imp = import(&mended).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        assert_eq!(imp.spec.validate(), vec![]);
+        assert!(imp.notes.iter().all(|n| !n.message.contains("unbounded")), "{:?}", imp.notes);
+        // a second boundary is refused where it differs; a role eksctl leaves open is named in a note
+        let two = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\niam:\n  serviceAccounts:\n  - {metadata: {name: a}, attachPolicyARNs: [arn:aws:iam::aws:policy/ReadOnlyAccess], permissionsBoundary: arn:aws:iam::1:policy/one}\nmanagedNodeGroups:\n- {name: n, iam: {instanceRolePermissionsBoundary: arn:aws:iam::1:policy/two}}\n- {name: m}\n";
+        let imp = import(two).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["managedNodeGroups[0].iam.instanceRolePermissionsBoundary"]);
+        let one = two.replace("policy/two", "policy/one");
+        let imp = import(&one).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        let note = imp.notes.iter().find(|n| n.message.contains("unbounded")).unwrap();
+        assert!(note.message.contains("the cluster's role") && note.message.contains("managedNodeGroups[1].iam"), "{note:?}");
     }
 
     #[test]

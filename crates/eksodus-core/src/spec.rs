@@ -1448,7 +1448,8 @@ pub fn addon_service_account(addon: &str) -> Option<(&'static str, &'static str)
 /// Entry types EKS accepts.
 pub const ACCESS_ENTRY_TYPES: &[&str] = &["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX"];
 
-fn is_iam_arn(arn: &str, what: &str) -> bool {
+/// Whether `arn` is an IAM ARN of a `what` (`role`, `policy`, ...): `arn:<partition>:iam::<account>:<what>/...`.
+pub fn is_iam_arn(arn: &str, what: &str) -> bool {
     let p: Vec<&str> = arn.splitn(6, ':').collect();
     p.len() == 6
         && p[0] == "arn"

@@ -88,6 +88,53 @@ async fn roles_and_oidc_apply_replan_destroy() {
     assert!(ec2_free);
 }
 
+/// A permissions boundary (eksctl's serviceRolePermissionsBoundary and its kin) is on every role eksodus
+/// makes, as IAM reports it; another one, or none, is put or taken off in place, and each state re-plans as
+/// empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permissions_boundary_bounds_every_role_and_changes_in_place() {
+    let (aws, iam) = setup(FaultConfig::default()).await;
+    let conf = AwsTarget::local("us-east-1", &aws.endpoint()).load().await;
+    let client = aws_sdk_iam::Client::new(&conf);
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let mut boundaries = Vec::new();
+    for name in ["platform-boundary", "platform-boundary-v2"] {
+        let p = client.create_policy().policy_name(name).policy_document(doc).send().await.unwrap();
+        boundaries.push(p.policy().unwrap().arn().unwrap().to_string());
+    }
+    let acct = aws.account_id.clone();
+    let engine = Engine::new(ApplyOptions::fast());
+    let roles_bounded_by = |want: Option<String>| {
+        let client = client.clone();
+        async move {
+            let roles = client.list_roles().path_prefix("/platform/iam-e2e/").send().await.unwrap();
+            assert_eq!(roles.roles().len(), 4, "{:?}", roles.roles());
+            for r in roles.roles() {
+                let got = client.get_role().role_name(r.role_name()).send().await.unwrap();
+                let b = got.role().unwrap().permissions_boundary().and_then(|b| b.permissions_boundary_arn());
+                assert_eq!(b, want.as_deref(), "{}", r.role_name());
+            }
+        }
+    };
+    let mut s = spec(SPEC);
+    for want in [Some(boundaries[0].clone()), Some(boundaries[1].clone()), None] {
+        s.access.as_mut().unwrap().iam.permissions_boundary = want.clone();
+        assert_eq!(s.validate(), vec![]);
+        let p = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+        engine.apply(&p, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+        roles_bounded_by(want.clone()).await;
+        let again = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+        assert!(again.is_empty(), "{want:?}: {:#?}", again.changes().collect::<Vec<_>>());
+    }
+    for op in aws.proxy.stats().by_operation().keys().filter(|op| op.starts_with("iam:")) {
+        let ours = !matches!(op.as_str(), "iam:CreatePolicy" | "iam:ListRoles");
+        assert!(!ours || ACTIONS.contains(&op.as_str()), "{op} is called but missing from iam::ACTIONS");
+    }
+    let d = iam.destroy_plan(&s).await.unwrap();
+    engine.apply(&d, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+    assert!(iam.discover(&s).await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_after_a_crash_at_every_write_and_under_throttling() {
     let s = spec(SPEC);
