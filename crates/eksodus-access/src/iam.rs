@@ -268,6 +268,7 @@ impl Iam {
                 name: "aws-node".into(),
                 policies: vec![m(policy::CNI_POLICY)],
                 well_known: vec![],
+                policy_document: None,
             });
         }
         // addons that call AWS get their service account's IRSA role (vpc-cni's is `cni_irsa` above)
@@ -291,17 +292,21 @@ impl Iam {
                     name: name.into(),
                     policies: a.policies.clone(),
                     well_known: a.well_known.clone(),
+                    policy_document: None,
                 }),
             }
         }
         for sa in &access.pod_identities {
-            out.push(role(
-                &format!("role/pod/{}/{}", sa.namespace, sa.name),
-                role_name(&self.env, &format!("pod-{}-{}", sa.namespace, sa.name)),
-                PolicyDocument::trust_pod_identity(),
-                sa.policies.clone(),
-                &sa.well_known,
-                vec![],
+            out.push(with_own_policy(
+                role(
+                    &format!("role/pod/{}/{}", sa.namespace, sa.name),
+                    role_name(&self.env, &format!("pod-{}-{}", sa.namespace, sa.name)),
+                    PolicyDocument::trust_pod_identity(),
+                    sa.policies.clone(),
+                    &sa.well_known,
+                    vec![],
+                ),
+                sa,
             ));
         }
         if let Some(issuer) = issuer {
@@ -316,13 +321,16 @@ impl Iam {
             });
             let provider = self.provider_arn(account, issuer);
             for sa in &sas {
-                out.push(role(
-                    &format!("role/irsa/{}/{}", sa.namespace, sa.name),
-                    role_name(&self.env, &format!("{}-{}", sa.namespace, sa.name)),
-                    PolicyDocument::trust_service_account(&provider, issuer, &sa.namespace, &sa.name),
-                    sa.policies.clone(),
-                    &sa.well_known,
-                    vec!["oidc".into()],
+                out.push(with_own_policy(
+                    role(
+                        &format!("role/irsa/{}/{}", sa.namespace, sa.name),
+                        role_name(&self.env, &format!("{}-{}", sa.namespace, sa.name)),
+                        PolicyDocument::trust_service_account(&provider, issuer, &sa.namespace, &sa.name),
+                        sa.policies.clone(),
+                        &sa.well_known,
+                        vec!["oidc".into()],
+                    ),
+                    sa,
                 ));
             }
         }
@@ -880,6 +888,17 @@ impl Executor for Iam {
             }
         })
     }
+}
+
+/// A service account role with its own policy document as the inline policy
+/// [`OWN_POLICY_NAME`](eksodus_core::spec::OWN_POLICY_NAME), in the canonical form discovery reads back
+/// (validation has made sure the document parses).
+fn with_own_policy(mut d: Desired, sa: &eksodus_core::spec::ServiceAccountRole) -> Desired {
+    let own = sa.policy_document.clone().and_then(|v| serde_json::from_value::<PolicyDocument>(v).ok());
+    if let (Some(doc), Some(Value::Object(inline))) = (own, d.props.get_mut("inline")) {
+        inline.insert(eksodus_core::spec::OWN_POLICY_NAME.into(), doc.canonical());
+    }
+    d
 }
 
 #[cfg(test)]

@@ -102,6 +102,30 @@ pub fn validate(spec: &EnvironmentSpec) -> Vec<FieldError> {
 fn validate_within(spec: &EnvironmentSpec, limit: usize) -> Vec<FieldError> {
     let partition = crate::policy::partition(&spec.region);
     let mut sets: Vec<(String, Vec<WellKnownPolicy>)> = Vec::new();
+    let mut out = Vec::new();
+    // a role's own document: readable as IAM's, and counted with the sets on the same role
+    let mut own_size: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(a) = &spec.access {
+        for (field, list) in
+            [("access.service_accounts", &a.service_accounts), ("access.pod_identities", &a.pod_identities)]
+        {
+            for (i, sa) in list.iter().enumerate() {
+                let Some(doc) = &sa.policy_document else { continue };
+                let at = format!("{field}[{i}].policy_document");
+                match serde_json::from_value::<crate::policy::PolicyDocument>(doc.clone()) {
+                    Err(e) => out.push(FieldError::new(at, format!("not an IAM policy document: {e}"))),
+                    Ok(d) if d.version != crate::policy::VERSION => out.push(FieldError::new(
+                        at,
+                        format!("Version `{}`: IAM's policy language is {}", d.version, crate::policy::VERSION),
+                    )),
+                    Ok(d) if d.statement.is_empty() => out.push(FieldError::new(at, "has no Statement")),
+                    Ok(d) => {
+                        own_size.insert(format!("{field}[{i}].well_known"), serde_json::to_string(&d).expect("serializable").len());
+                    }
+                }
+            }
+        }
+    }
     if let Some(a) = &spec.access {
         for (field, list) in
             [("access.service_accounts", &a.service_accounts), ("access.pod_identities", &a.pod_identities)]
@@ -124,17 +148,20 @@ fn validate_within(spec: &EnvironmentSpec, limit: usize) -> Vec<FieldError> {
     for (i, n) in spec.cluster.iter().flat_map(|c| c.nodegroups.iter().enumerate()) {
         sets.push((format!("cluster.nodegroups[{i}].iam.well_known"), n.iam.well_known.clone()));
     }
-    let mut out = Vec::new();
     for (field, mut w) in sets {
         w.sort();
         w.dedup();
-        let size: usize =
-            resolve(partition, &w).inline.values().map(|d| serde_json::to_string(d).expect("serializable").len()).sum();
+        let size: usize = resolve(partition, &w)
+            .inline
+            .values()
+            .map(|d| serde_json::to_string(d).expect("serializable").len())
+            .sum::<usize>()
+            + own_size.get(&field).copied().unwrap_or(0);
         if size > limit {
             out.push(FieldError::new(
                 field,
                 format!(
-                    "these sets need {size} characters of inline policy on one role, over IAM's {limit}: split them across service accounts (IRSA) or nodegroups"
+                    "these sets (with the role's own policy_document) need {size} characters of inline policy on one role, over IAM's {limit}: split them across service accounts (IRSA) or nodegroups"
                 ),
             ));
         }
@@ -226,6 +253,38 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].path, "cluster.nodegroups[0].iam.well_known");
         assert!(e[0].message.contains("over IAM's 5000"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn a_roles_own_document_is_read_as_iams_and_counted_with_its_sets() {
+        let yaml = |doc: &str| {
+            format!(
+                "name: a\nregion: eu-west-1\nnetwork: {{cidr: 10.0.0.0/16, azs: 2}}\naccess:\n  service_accounts:\n    - {{namespace: kube-system, name: ops, well_known: [external-dns], policy_document: {doc}}}\n"
+            )
+        };
+        let ok = r#"{Version: "2012-10-17", Statement: [{Effect: Allow, Action: ["autoscaling:DescribeTags"], Resource: "*"}]}"#;
+        let ok: EnvironmentSpec = serde_saphyr::from_str(&yaml(ok)).unwrap();
+        assert!(validate(&ok).is_empty(), "{:?}", validate(&ok));
+        // its size counts with the role's sets: a limit the sets alone meet is not enough for both
+        let sets: usize = resolve("aws", &[WellKnownPolicy::ExternalDns])
+            .inline
+            .values()
+            .map(|d| serde_json::to_string(d).unwrap().len())
+            .sum();
+        let over = validate_within(&ok, sets);
+        assert_eq!(over.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["access.service_accounts[0].well_known"]);
+        assert!(validate_within(&ok, sets + 200).is_empty());
+        for (doc, says) in [
+            (r#"{Version: "2008-10-17", Statement: [{Effect: Allow, Action: "s3:*", Resource: "*"}]}"#, "Version"),
+            (r#"{Version: "2012-10-17", Statement: []}"#, "no Statement"),
+            (r#"{Version: "2012-10-17", Statement: [{Effect: Maybe, Action: "s3:*"}]}"#, "not an IAM policy document"),
+        ] {
+            let s: EnvironmentSpec = serde_saphyr::from_str(&yaml(doc)).unwrap();
+            let e = validate(&s);
+            assert_eq!(e.len(), 1, "{doc}: {e:?}");
+            assert_eq!(e[0].path, "access.service_accounts[0].policy_document");
+            assert!(e[0].message.contains(says), "{doc}: {}", e[0].message);
+        }
     }
 
     #[test]

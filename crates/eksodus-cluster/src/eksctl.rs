@@ -472,8 +472,16 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     }
                     None => vec![],
                 };
+                // an inline document beside the ARNs: the role's own policy
+                let policy_document = r.get("attachPolicy").cloned();
                 if let (Some(n), Some(ns)) = (n, ns) {
-                    access.service_accounts.push(ServiceAccountRole { namespace: ns, name: n, policies, well_known });
+                    access.service_accounts.push(ServiceAccountRole {
+                        namespace: ns,
+                        name: n,
+                        policies,
+                        well_known,
+                        policy_document,
+                    });
                 } else {
                     un.push(Unsupported {
                         path: format!("iam.serviceAccounts[{i}].metadata"),
@@ -1298,6 +1306,16 @@ mod tests {
                 "vpc.controlPlaneOnPrivateSubnets"
             ]
         );
+    }
+
+    #[test]
+    fn an_inline_policy_of_a_service_account_is_its_roles_own_document() {
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\niam:\n  withOIDC: true\n  serviceAccounts:\n  - metadata: {name: autoscaler-service, namespace: kube-system}\n    attachPolicy:\n      Version: \"2012-10-17\"\n      Statement:\n      - {Effect: Allow, Action: [\"autoscaling:DescribeTags\"], Resource: \"*\"}\n";
+        let imp = import(text).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        let sa = &imp.spec.access.as_ref().unwrap().service_accounts[0];
+        let doc = sa.policy_document.as_ref().unwrap();
+        assert_eq!(doc["Statement"][0]["Action"][0], "autoscaling:DescribeTags");
     }
 
     /// eksctl's `examples/17-permissions-boundary.yaml` (commit `99984adb6164`, Apache-2.0), as it is: its

@@ -578,7 +578,14 @@ pub struct ServiceAccountRole {
     /// publishes one, inline policies on the role otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub well_known: Vec<WellKnownPolicy>,
+    /// An IAM policy document of yours (`Version` and `Statement`), put on the role as its inline policy
+    /// `eksodus-own` (eksctl's `attachPolicy`) and kept in step with the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_document: Option<serde_json::Value>,
 }
+
+/// The name of the inline policy that holds a service account role's own `policy_document`.
+pub const OWN_POLICY_NAME: &str = "eksodus-own";
 
 /// The permissions a well-known controller or add-on needs, by name (eksctl's `wellKnownPolicies` and
 /// `withAddonPolicies`). Each stands for AWS managed policies and/or inline statements kept as data in

@@ -247,6 +247,40 @@ cluster:
     engine.apply(&p, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
     assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
 
+    // the service account's own document (eksctl's attachPolicy) beside its set: put, changed, taken off
+    let own = |actions: &[&str]| {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]})
+    };
+    let held = |client: aws_sdk_iam::Client, role: String| async move {
+        let mut names = client.list_role_policies().role_name(&role).send().await.unwrap().policy_names().to_vec();
+        names.sort();
+        let doc = match names.iter().any(|n| n == "eksodus-own") {
+            true => {
+                let d = client.get_role_policy().role_name(&role).policy_name("eksodus-own").send().await.unwrap();
+                eksodus_access::policy::PolicyDocument::canonical_from_iam(d.policy_document())
+            }
+            false => None,
+        };
+        (names, doc)
+    };
+    for doc in [Some(own(&["autoscaling:DescribeTags"])), Some(own(&["autoscaling:DescribeTags", "ec2:DescribeLaunchTemplateVersions"])), None] {
+        s.access.as_mut().unwrap().service_accounts[0].policy_document = doc.clone();
+        assert_eq!(eksodus_access::wellknown::validate(&s), vec![]);
+        let p = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
+        assert_eq!(
+            p.changes().map(|c| (c.id.as_str(), c.action)).collect::<Vec<_>>(),
+            [("role/irsa/kube-system/aws-load-balancer-controller", eksodus_core::plan::Action::Update)]
+        );
+        engine.apply(&p, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
+        assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
+        let (names, got) = held(client.clone(), lbc.clone()).await;
+        let want: Option<serde_json::Value> = doc.map(|d| {
+            serde_json::from_value::<eksodus_access::policy::PolicyDocument>(d).unwrap().canonical()
+        });
+        assert_eq!(got, want);
+        assert_eq!(names.len(), 1 + usize::from(want.is_some()), "{names:?}");
+    }
+
     for op in aws.proxy.stats().by_operation().keys() {
         assert!(ACTIONS.contains(&op.as_str()), "{op} is called but missing from iam::ACTIONS");
     }
