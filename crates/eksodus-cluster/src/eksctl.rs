@@ -491,6 +491,48 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 r.rest(&mut un, not_mapped);
             }
         }
+        // EKS Pod Identity: a role eksodus makes for the service account, bound by an association
+        if let Some(pias) = iam.get("podIdentityAssociations").and_then(Value::as_array) {
+            for (i, pia) in pias.iter().enumerate() {
+                let at = format!("iam.podIdentityAssociations[{i}]");
+                let mut r = Reader::new(at.clone(), pia).ok_or("pod identity associations must be mappings")?;
+                let ns = r.str("namespace").unwrap_or_else(|| "default".into());
+                let Some(name) = r.str("serviceAccountName") else {
+                    un.push(Unsupported { path: format!("{at}.serviceAccountName"), reason: "required".into() });
+                    continue;
+                };
+                if let Some(role) = r.str("roleName") {
+                    notes.push(Note {
+                        path: format!("{at}.roleName"),
+                        message: format!("eksodus names the roles it makes itself (`<environment>-pod-{ns}-{name}`), not `{role}`"),
+                    });
+                }
+                if let Some(b) = r.str("permissionsBoundaryARN") {
+                    boundaries.push((format!("{at}.permissionsBoundaryARN"), b));
+                } else {
+                    unbounded.push(at.clone());
+                }
+                let policies = r.strings("permissionPolicyARNs");
+                let well_known = match r.get("wellKnownPolicies") {
+                    Some(w) => policy_switches(&format!("{at}.wellKnownPolicies"), w, well_known, &mut un),
+                    None => vec![],
+                };
+                let policy_document = r.get("permissionPolicy").cloned();
+                // eksctl's default (false) is what eksodus does: the service account is the user's
+                if r.bool("createServiceAccount") == Some(true) {
+                    un.push(Unsupported {
+                        path: format!("{at}.createServiceAccount"),
+                        reason: "eksodus makes the role and the association, not the Kubernetes service account: create it with your workload".into(),
+                    });
+                }
+                access.pod_identities.push(ServiceAccountRole { namespace: ns, name, policies, well_known, policy_document });
+                r.rest(&mut un, |k| match k {
+                    "roleARN" => "eksodus makes the role for the association; a role of yours is not supported yet".into(),
+                    "targetRoleARN" | "disableSessionTags" => format!("`{k}` (cross-account roles and session tags of the association) is not supported yet"),
+                    other => not_mapped(other),
+                });
+            }
+        }
         iam.rest(&mut un, not_mapped);
     }
     if let Some(ms) = top.get("iamIdentityMappings").and_then(Value::as_array) {
@@ -1317,6 +1359,96 @@ mod tests {
         let doc = sa.policy_document.as_ref().unwrap();
         assert_eq!(doc["Statement"][0]["Action"][0], "autoscaling:DescribeTags");
     }
+
+    #[test]
+    fn pod_identity_associations_map_to_roles_eksodus_makes_and_the_rest_is_named() {
+        let imp = import(EXAMPLE_39).unwrap();
+        let mut paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "iam.podIdentityAssociations[0].createServiceAccount",
+                "iam.podIdentityAssociations[0].roleARN",
+                "iam.podIdentityAssociations[3].createServiceAccount",
+                "iam.podIdentityAssociations[3].disableSessionTags",
+                "iam.podIdentityAssociations[3].roleARN",
+                "iam.podIdentityAssociations[3].targetRoleARN",
+                "iam.podIdentityAssociations[4].createServiceAccount",
+                "iam.podIdentityAssociations[4].targetRoleARN",
+            ]
+        );
+        let pis = &imp.spec.access.as_ref().unwrap().pod_identities;
+        assert_eq!(pis.len(), 5);
+        let cache = &pis[1];
+        assert_eq!((cache.namespace.as_str(), cache.name.as_str()), ("dev", "app-cache-access"));
+        assert_eq!(cache.policies.len(), 2);
+        assert_eq!(cache.well_known, [WellKnownPolicy::AutoScaler, WellKnownPolicy::ExternalDns]);
+        assert!(pis[2].policy_document.is_some());
+        // the one boundary given becomes every role's, with a note; the custom role names are noted too
+        let access = imp.spec.access.as_ref().unwrap();
+        assert_eq!(access.iam.permissions_boundary.as_deref(), Some("arn:aws:iam::111122223333:policy/permission-boundary"));
+        let notes: Vec<&str> = imp.notes.iter().map(|n| n.path.as_str()).collect();
+        assert!(notes.contains(&"iam.podIdentityAssociations[1].roleName"), "{notes:?}");
+    }
+
+    /// eksctl's `examples/39-pod-identity-association.yaml` (commit `99984adb6164`, Apache-2.0, comments left
+    /// out): its service accounts made by eksctl, roles of the user's and cross-account roles are not
+    /// importable yet, so it cannot join `testdata/`.
+    const EXAMPLE_39: &str = r#"---
+apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata:
+  name: cluster-39
+  region: us-west-2
+managedNodeGroups:
+  - name: mng1
+addons:
+  - name: eks-pod-identity-agent
+    tags:
+      team: eks
+iam:
+  podIdentityAssociations:
+  - namespace: default
+    serviceAccountName: s3-reader
+    createServiceAccount: true
+    roleARN: arn:aws:iam::111122223333:role/role-1
+  - namespace: dev
+    serviceAccountName: app-cache-access
+    roleName: pod-identity-role-app-cache
+    permissionPolicyARNs: ["arn:aws:iam::111122223333:policy/permission-policy-1", "arn:aws:iam::111122223333:policy/permission-policy-2"]
+    wellKnownPolicies:
+      autoScaler: true
+      externalDNS: true
+    permissionsBoundaryARN: arn:aws:iam::111122223333:policy/permission-boundary
+  - namespace: dev
+    serviceAccountName: nginx
+    permissionPolicy:
+      Version: "2012-10-17"
+      Statement:
+      - Effect: Allow
+        Action:
+        - "autoscaling:DescribeAutoScalingGroups"
+        - "autoscaling:DescribeAutoScalingInstances"
+        - "autoscaling:DescribeLaunchConfigurations"
+        - "autoscaling:DescribeTags"
+        - "autoscaling:SetDesiredCapacity"
+        - "autoscaling:TerminateInstanceInAutoScalingGroup"
+        - "ec2:DescribeLaunchTemplateVersions"
+        Resource: '*'
+  - namespace: default
+    serviceAccountName: cross-account-s3-reader
+    createServiceAccount: true
+    roleARN: arn:aws:iam::111122223333:role/role-a
+    targetRoleARN: arn:aws:iam::444455556666:role/role-b
+    disableSessionTags: true
+  - namespace: default
+    serviceAccountName: cross-account-s3-reader-b
+    createServiceAccount: true
+    roleName: pod-identity-role-cross-account
+    targetRoleARN: arn:aws:iam::444455556666:role/role-b
+    permissionPolicyARNs: ["arn:aws:iam::111122223333:policy/my-cross-account-permission-policy"]
+"#;
 
     /// eksctl's `examples/17-permissions-boundary.yaml` (commit `99984adb6164`, Apache-2.0), as it is: its
     /// service role's boundary ARN lacks a colon, so it cannot join the importable files of `testdata/`.
