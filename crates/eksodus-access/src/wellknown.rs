@@ -120,7 +120,10 @@ fn validate_within(spec: &EnvironmentSpec, limit: usize) -> Vec<FieldError> {
                     )),
                     Ok(d) if d.statement.is_empty() => out.push(FieldError::new(at, "has no Statement")),
                     Ok(d) => {
-                        own_size.insert(format!("{field}[{i}].well_known"), serde_json::to_string(&d).expect("serializable").len());
+                        own_size.insert(
+                            format!("{field}[{i}].well_known"),
+                            serde_json::to_string(&d).expect("serializable").len(),
+                        );
                     }
                 }
             }

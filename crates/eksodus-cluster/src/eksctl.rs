@@ -132,10 +132,15 @@ fn repair_override(o: &Value) -> Result<(eksodus_core::spec::NodeRepairOverride,
     }
     let wait_minutes = match o.get("minRepairWaitTimeMins") {
         None => 0,
-        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or("minRepairWaitTimeMins must be whole minutes")?,
+        Some(v) => {
+            v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or("minRepairWaitTimeMins must be whole minutes")?
+        }
     };
     let (action, note) = match action.as_str() {
-        "Terminate" => ("Replace".to_string(), Some("EKS names this action Replace (the node is terminated and replaced)".to_string())),
+        "Terminate" => (
+            "Replace".to_string(),
+            Some("EKS names this action Replace (the node is terminated and replaced)".to_string()),
+        ),
         "Restart" => ("Reboot".to_string(), Some("EKS names this action Reboot".to_string())),
         a if eksodus_core::spec::REPAIR_ACTIONS.contains(&a) => (action, None),
         a => {
@@ -293,6 +298,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
         vpc_endpoints: vec![],
     };
     let mut endpoint = EndpointSpec { public: true, private: false, public_cidrs: vec![] };
+    let (mut control_plane_security_groups, mut control_plane_subnets) = (Vec::new(), Vec::new());
     if let Some(v) = top.get("vpc") {
         let mut vpc = Reader::new("vpc", v).ok_or("vpc must be a mapping")?;
         if let Some(c) = vpc.str("cidr") {
@@ -413,10 +419,20 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 }),
             }
         }
+        // the control plane's own groups and, in an adopted VPC, its own subnets
+        control_plane_security_groups = vpc.strings("controlPlaneSecurityGroupIDs");
+        let cp_subnets = vpc.strings("controlPlaneSubnetIDs");
+        if !cp_subnets.is_empty() {
+            if network.existing.is_some() {
+                control_plane_subnets = cp_subnets;
+            } else {
+                un.push(Unsupported {
+                    path: "vpc.controlPlaneSubnetIDs".into(),
+                    reason: "subnets of yours exist only in a VPC of yours (vpc.id); in the VPC eksodus makes, the control plane is in its private subnets".into(),
+                });
+            }
+        }
         vpc.rest(&mut un, |k| match k {
-            "controlPlaneSubnetIDs" | "controlPlaneSecurityGroupIDs" => format!(
-                "the control plane uses the network's private subnets and its own security group; `{k}` (other subnets or groups for it) is not supported yet"
-            ),
             "sharedNodeSecurityGroup" | "manageSharedNodeSecurityGroupRules" | "securityGroup" => {
                 "eksodus makes the cluster's own security group; a shared one of yours is not supported".into()
             }
@@ -504,7 +520,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 if let Some(role) = r.str("roleName") {
                     notes.push(Note {
                         path: format!("{at}.roleName"),
-                        message: format!("eksodus names the roles it makes itself (`<environment>-pod-{ns}-{name}`), not `{role}`"),
+                        message: format!(
+                            "eksodus names the roles it makes itself (`<environment>-pod-{ns}-{name}`), not `{role}`"
+                        ),
                     });
                 }
                 if let Some(b) = r.str("permissionsBoundaryARN") {
@@ -525,10 +543,20 @@ pub fn import(text: &str) -> Result<Imported, String> {
                         reason: "eksodus makes the role and the association, not the Kubernetes service account: create it with your workload".into(),
                     });
                 }
-                access.pod_identities.push(ServiceAccountRole { namespace: ns, name, policies, well_known, policy_document });
+                access.pod_identities.push(ServiceAccountRole {
+                    namespace: ns,
+                    name,
+                    policies,
+                    well_known,
+                    policy_document,
+                });
                 r.rest(&mut un, |k| match k {
-                    "roleARN" => "eksodus makes the role for the association; a role of yours is not supported yet".into(),
-                    "targetRoleARN" | "disableSessionTags" => format!("`{k}` (cross-account roles and session tags of the association) is not supported yet"),
+                    "roleARN" => {
+                        "eksodus makes the role for the association; a role of yours is not supported yet".into()
+                    }
+                    "targetRoleARN" | "disableSessionTags" => {
+                        format!("`{k}` (cross-account roles and session tags of the association) is not supported yet")
+                    }
                     other => not_mapped(other),
                 });
             }
@@ -879,9 +907,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                                         }
                                         set.overrides.push(o);
                                     }
-                                    Err(reason) => {
-                                        un.push(Unsupported { path: format!("{}[{j}]", at(k)), reason })
-                                    }
+                                    Err(reason) => un.push(Unsupported { path: format!("{}[{j}]", at(k)), reason }),
                                 }
                             }
                         }
@@ -1102,8 +1128,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
     }
     let mut control_plane_tier = None;
     if let Some(v) = top.get("controlPlaneScalingConfig") {
-        let mut r =
-            Reader::new("controlPlaneScalingConfig", v).ok_or("controlPlaneScalingConfig must be a mapping")?;
+        let mut r = Reader::new("controlPlaneScalingConfig", v).ok_or("controlPlaneScalingConfig must be a mapping")?;
         if let Some(t) = r.str("tier") {
             if eksodus_core::spec::CONTROL_PLANE_TIERS.contains(&t.as_str()) {
                 control_plane_tier = Some(t);
@@ -1260,6 +1285,8 @@ pub fn import(text: &str) -> Result<Imported, String> {
             support_type,
             zonal_shift,
             control_plane_tier,
+            control_plane_security_groups,
+            control_plane_subnets,
             service_ipv4_cidr,
             bootstrap_admin,
             nodegroups,
@@ -1333,6 +1360,23 @@ mod tests {
             gpu.overrides.iter().map(|o| (o.reason.as_str(), o.wait_minutes, o.action.as_str())).collect();
         assert_eq!(actions, [("NvidiaXID13Error", 5, "Replace"), ("InterfaceNotUp", 15, "Reboot")]);
         assert_eq!(imp.notes.len(), 3, "{:?}", imp.notes);
+        // the control plane's own groups map; its own subnets only in an adopted VPC (example 38 names them in
+        // a VPC eksctl would make)
+        let imp = import(EXAMPLE_38).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["vpc.controlPlaneSubnetIDs"]);
+        assert_eq!(imp.spec.cluster.as_ref().unwrap().control_plane_security_groups, ["sg-1234", "sg-5678"]);
+        let adopted = EXAMPLE_38
+            .replace(
+                "vpc:\n",
+                "vpc:\n  id: vpc-0a1b2c3d\n  subnets: {private: {us-west-2a: {id: subnet-0a1b2c3d}, us-west-2b: {id: subnet-0b2c3d4e}}}\n",
+            )
+            .replace("-1234", "-0123abcd")
+            .replace("-5678", "-0567abcd");
+        let imp = import(&adopted).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        assert_eq!(imp.spec.validate(), vec![]);
+        assert_eq!(imp.spec.cluster.as_ref().unwrap().control_plane_subnets, ["subnet-0123abcd", "subnet-0567abcd"]);
         // the control plane on private subnets is what eksodus does whenever there are any
         let imp = c("49-control-plane-on-private-subnets.yaml");
         assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
@@ -1387,7 +1431,10 @@ mod tests {
         assert!(pis[2].policy_document.is_some());
         // the one boundary given becomes every role's, with a note; the custom role names are noted too
         let access = imp.spec.access.as_ref().unwrap();
-        assert_eq!(access.iam.permissions_boundary.as_deref(), Some("arn:aws:iam::111122223333:policy/permission-boundary"));
+        assert_eq!(
+            access.iam.permissions_boundary.as_deref(),
+            Some("arn:aws:iam::111122223333:policy/permission-boundary")
+        );
         let notes: Vec<&str> = imp.notes.iter().map(|n| n.path.as_str()).collect();
         assert!(notes.contains(&"iam.podIdentityAssociations[1].roleName"), "{notes:?}");
     }
@@ -1450,6 +1497,25 @@ iam:
     permissionPolicyARNs: ["arn:aws:iam::111122223333:policy/my-cross-account-permission-policy"]
 "#;
 
+    /// eksctl's `examples/38-cluster-subnets-sgs.yaml` (commit `99984adb6164`, Apache-2.0, comments left out).
+    const EXAMPLE_38: &str = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata:
+  name: cluster-38
+  region: us-west-2
+iam:
+  withOIDC: true
+vpc:
+  controlPlaneSubnetIDs: [subnet-1234, subnet-5678]
+  controlPlaneSecurityGroupIDs: [sg-1234, sg-5678]
+  clusterEndpoints:
+    publicAccess: true
+    privateAccess: true
+  publicAccessCIDRs: ["1.1.1.1/32"]
+managedNodeGroups:
+  - name: mng1
+"#;
+
     /// eksctl's `examples/17-permissions-boundary.yaml` (commit `99984adb6164`, Apache-2.0), as it is: its
     /// service role's boundary ARN lacks a colon, so it cannot join the importable files of `testdata/`.
     const EXAMPLE_17: &str = r#"apiVersion: eksctl.io/v1alpha5
@@ -1502,7 +1568,10 @@ nodeGroups:
         let imp = import(&one).unwrap();
         assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
         let note = imp.notes.iter().find(|n| n.message.contains("unbounded")).unwrap();
-        assert!(note.message.contains("the cluster's role") && note.message.contains("managedNodeGroups[1].iam"), "{note:?}");
+        assert!(
+            note.message.contains("the cluster's role") && note.message.contains("managedNodeGroups[1].iam"),
+            "{note:?}"
+        );
     }
 
     #[test]

@@ -540,6 +540,11 @@ impl Environment {
                         public.insert(id.clone(), id.clone());
                         cluster_subnets.push(id.clone());
                     }
+                    // the control plane's own subnets of the VPC, when the spec names them
+                    let own = spec.cluster.as_ref().map(|c| &c.control_plane_subnets).filter(|s| !s.is_empty());
+                    if let Some(own) = own {
+                        cluster_subnets = own.clone();
+                    }
                 }
                 (None, None) => {}
             }

@@ -406,9 +406,11 @@ mod tests {
     #[test]
     fn al2023_with_commands_only_has_one_shell_part() {
         let cmds = vec!["yum install -y amazon-ssm-agent".to_string()];
-        let doc =
-            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None, ..Default::default() })
-                .unwrap();
+        let doc = render(
+            Family::Al2023,
+            &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None, ..Default::default() },
+        )
+        .unwrap();
         golden("al2023-commands.mime", &doc);
         let parts = mime_parts(&doc);
         assert_eq!(parts.len(), 1);
@@ -465,8 +467,9 @@ mod tests {
         // settings alone, on EKS's own AMI with no max pods of eksodus's: only the user's tables
         let only: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(r#"{"motd": "hi", "host-containers": {"admin": {"enabled": true}}}"#).unwrap();
-        let doc = render(Family::Bottlerocket, &NodeSettings { bottlerocket_settings: Some(&only), ..Default::default() })
-            .unwrap();
+        let doc =
+            render(Family::Bottlerocket, &NodeSettings { bottlerocket_settings: Some(&only), ..Default::default() })
+                .unwrap();
         assert_eq!(doc, "[settings]\nmotd = \"hi\"\n\n[settings.host-containers.admin]\nenabled = true\n");
         let empty = serde_json::Map::new();
         let none = NodeSettings { bottlerocket_settings: Some(&empty), ..Default::default() };
@@ -495,7 +498,12 @@ mod tests {
         let cmds = vec!["echo ready".to_string()];
         let doc = render(
             Family::Al2023,
-            &NodeSettings { max_pods: Some(58), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)), ..Default::default() },
+            &NodeSettings {
+                max_pods: Some(58),
+                pre_bootstrap_commands: &cmds,
+                bootstrap: Some(custom(None)),
+                ..Default::default()
+            },
         )
         .unwrap();
         golden("al2023-custom-ami.mime", &doc);
@@ -519,7 +527,12 @@ mod tests {
         let cmds = vec!["echo 'it''s' > /tmp/x".to_string()];
         let doc = render(
             Family::Al2,
-            &NodeSettings { max_pods: Some(29), pre_bootstrap_commands: &cmds, bootstrap: Some(custom(None)), ..Default::default() },
+            &NodeSettings {
+                max_pods: Some(29),
+                pre_bootstrap_commands: &cmds,
+                bootstrap: Some(custom(None)),
+                ..Default::default()
+            },
         )
         .unwrap();
         golden("al2-custom-ami.sh", &doc);
@@ -547,7 +560,12 @@ mod tests {
     fn a_custom_bottlerocket_ami_gets_its_kubernetes_settings() {
         let doc = render(
             Family::Bottlerocket,
-            &NodeSettings { max_pods: None, pre_bootstrap_commands: &[], bootstrap: Some(custom(None)), ..Default::default() },
+            &NodeSettings {
+                max_pods: None,
+                pre_bootstrap_commands: &[],
+                bootstrap: Some(custom(None)),
+                ..Default::default()
+            },
         )
         .unwrap();
         golden("bottlerocket-custom-ami.toml", &doc);
@@ -570,7 +588,15 @@ mod tests {
         assert_eq!(render(Family::Al2023, &none), None);
         assert_eq!(render(Family::Bottlerocket, &none), None);
         assert_eq!(
-            render(Family::Other, &NodeSettings { max_pods: Some(20), pre_bootstrap_commands: &[], bootstrap: None, ..Default::default() }),
+            render(
+                Family::Other,
+                &NodeSettings {
+                    max_pods: Some(20),
+                    pre_bootstrap_commands: &[],
+                    bootstrap: None,
+                    ..Default::default()
+                }
+            ),
             None
         );
     }
@@ -588,9 +614,11 @@ mod tests {
     #[test]
     fn user_data_round_trips_through_base64() {
         let cmds = vec!["echo ünïcode".to_string()];
-        let doc =
-            render(Family::Al2023, &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None, ..Default::default() })
-                .unwrap();
+        let doc = render(
+            Family::Al2023,
+            &NodeSettings { max_pods: None, pre_bootstrap_commands: &cmds, bootstrap: None, ..Default::default() },
+        )
+        .unwrap();
         assert_eq!(decode(&encode(&doc)).as_deref(), Some(doc.as_str()));
         assert_eq!(decode("Zm9v\nYmFy").as_deref(), Some("foobar"));
         assert_eq!(decode("Zm9v*"), None);

@@ -61,6 +61,15 @@ pub struct ClusterSpec {
     /// `STANDARD` or `EXTENDED` version support.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub support_type: Option<String>,
+    /// Security groups of yours (`sg-...`, up to four) the control plane's network interfaces get beside the
+    /// cluster's own group (eksctl's `controlPlaneSecurityGroupIDs`). Changed in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control_plane_security_groups: Vec<String>,
+    /// The subnets of an adopted VPC the control plane's network interfaces go in, when they are not the
+    /// nodes' (`network.existing.subnet_ids`): eksctl's `controlPlaneSubnetIDs`, such as small dedicated
+    /// subnets. In at least two zones; fixed at creation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control_plane_subnets: Vec<String>,
     /// Zonal shift: lets Amazon Application Recovery Controller move the cluster's traffic away from an
     /// impaired Availability Zone (eksctl's `zonalShiftConfig.enabled`). Turned on and off in place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -1178,7 +1187,7 @@ impl EnvironmentSpec {
             validate_access(a, &mut errs);
         }
         if let Some(c) = &self.cluster {
-            validate_cluster(c, &self.az_names(), &mut errs);
+            validate_cluster(c, &self.az_names(), self.network.existing.is_some(), &mut errs);
         }
         errs
     }
@@ -1646,7 +1655,7 @@ fn validate_identity_providers(ips: &[IdentityProviderSpec], errs: &mut Vec<Fiel
     }
 }
 
-fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError>) {
+fn validate_cluster(c: &ClusterSpec, zones: &[String], adopted: bool, errs: &mut Vec<FieldError>) {
     if !KUBERNETES_VERSIONS.contains(&c.version.as_str()) {
         errs.push(FieldError::new(
             "cluster.version",
@@ -1684,6 +1693,39 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], errs: &mut Vec<FieldError
     if let Some(k) = c.encryption.as_ref().and_then(|e| e.key_arn.as_ref()) {
         if !k.starts_with("arn:") || !k.contains(":kms:") {
             errs.push(FieldError::new("cluster.encryption.key_arn", format!("`{k}` is not a KMS key ARN")));
+        }
+    }
+    for (j, g) in c.control_plane_security_groups.iter().enumerate() {
+        if !is_aws_id(g, "sg-") {
+            errs.push(FieldError::new(
+                format!("cluster.control_plane_security_groups[{j}]"),
+                format!("`{g}` is not a security group ID (sg-...)"),
+            ));
+        }
+    }
+    if c.control_plane_security_groups.len() > 4 {
+        errs.push(FieldError::new(
+            "cluster.control_plane_security_groups",
+            "EKS takes five security groups for the control plane, one of them the cluster's own: four of yours at most",
+        ));
+    }
+    if !c.control_plane_subnets.is_empty() {
+        if !adopted {
+            errs.push(FieldError::new(
+                "cluster.control_plane_subnets",
+                "subnets of yours exist only in a VPC of yours: adopt it with network.existing (in a VPC eksodus makes, the control plane is in its private subnets)",
+            ));
+        }
+        if c.control_plane_subnets.len() < 2 {
+            errs.push(FieldError::new("cluster.control_plane_subnets", "EKS needs subnets in at least two zones"));
+        }
+        for (j, id) in c.control_plane_subnets.iter().enumerate() {
+            if !is_aws_id(id, "subnet-") {
+                errs.push(FieldError::new(
+                    format!("cluster.control_plane_subnets[{j}]"),
+                    format!("`{id}` is not a subnet ID (subnet-...)"),
+                ));
+            }
         }
     }
     if let Some(t) = c.control_plane_tier.as_deref().filter(|t| !CONTROL_PLANE_TIERS.contains(t)) {
@@ -1930,16 +1972,16 @@ fn is_kms_key_ref(k: &str) -> bool {
     };
     let alias = |s: &str| {
         s.strip_prefix("alias/").is_some_and(|n| {
-            !n.is_empty() && !n.starts_with("aws/") && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+            !n.is_empty()
+                && !n.starts_with("aws/")
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
         })
     };
     match k.strip_prefix("arn:") {
         // arn:<partition>:kms:<region>:<account>:key/<id> or :alias/<name>
         Some(rest) => {
             let f: Vec<&str> = rest.splitn(5, ':').collect();
-            f.len() == 5
-                && f[1] == "kms"
-                && (f[4].strip_prefix("key/").is_some_and(key_id) || alias(f[4]))
+            f.len() == 5 && f[1] == "kms" && (f[4].strip_prefix("key/").is_some_and(key_id) || alias(f[4]))
         }
         None => key_id(k) || alias(k),
     }

@@ -415,7 +415,12 @@ impl EksState {
                 }
                 let params: Vec<Value> =
                     v.iter().map(|(k, val)| json!({"type": k, "value": val.to_string()})).collect();
-                ("EndpointAccessUpdate", json!(params))
+                let typ = if v.contains_key("securityGroupIds") || v.contains_key("subnetIds") {
+                    "VpcConfigUpdate"
+                } else {
+                    "EndpointAccessUpdate"
+                };
+                (typ, json!(params))
             } else if let Some(z) = body.get("zonalShiftConfig").filter(|z| z.is_object()) {
                 let on = z["enabled"].as_bool().unwrap_or(false);
                 x.config.insert("zonalShiftConfig".into(), json!({"enabled": on}));

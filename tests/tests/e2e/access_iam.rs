@@ -248,9 +248,7 @@ cluster:
     assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
 
     // the service account's own document (eksctl's attachPolicy) beside its set: put, changed, taken off
-    let own = |actions: &[&str]| {
-        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]})
-    };
+    let own = |actions: &[&str]| serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]});
     let held = |client: aws_sdk_iam::Client, role: String| async move {
         let mut names = client.list_role_policies().role_name(&role).send().await.unwrap().policy_names().to_vec();
         names.sort();
@@ -263,7 +261,11 @@ cluster:
         };
         (names, doc)
     };
-    for doc in [Some(own(&["autoscaling:DescribeTags"])), Some(own(&["autoscaling:DescribeTags", "ec2:DescribeLaunchTemplateVersions"])), None] {
+    for doc in [
+        Some(own(&["autoscaling:DescribeTags"])),
+        Some(own(&["autoscaling:DescribeTags", "ec2:DescribeLaunchTemplateVersions"])),
+        None,
+    ] {
         s.access.as_mut().unwrap().service_accounts[0].policy_document = doc.clone();
         assert_eq!(eksodus_access::wellknown::validate(&s), vec![]);
         let p = iam.plan(&s, Some(ISSUER), &acct).await.unwrap();
@@ -274,9 +276,8 @@ cluster:
         engine.apply(&p, &iam, &EventSink::discard()).await.unwrap().into_result().unwrap();
         assert!(iam.plan(&s, Some(ISSUER), &acct).await.unwrap().is_empty());
         let (names, got) = held(client.clone(), lbc.clone()).await;
-        let want: Option<serde_json::Value> = doc.map(|d| {
-            serde_json::from_value::<eksodus_access::policy::PolicyDocument>(d).unwrap().canonical()
-        });
+        let want: Option<serde_json::Value> =
+            doc.map(|d| serde_json::from_value::<eksodus_access::policy::PolicyDocument>(d).unwrap().canonical());
         assert_eq!(got, want);
         assert_eq!(names.len(), 1 + usize::from(want.is_some()), "{names:?}");
     }

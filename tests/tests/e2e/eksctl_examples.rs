@@ -19,6 +19,9 @@ fn examples() -> Vec<(String, String)> {
     out.sort();
     // none of the twenty is fully private: eksctl's own form of one, with a nodegroup that has to join
     out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
+    // eksctl's example 38 names a control plane's subnets in a VPC eksctl makes, which cannot be: in a VPC of
+    // the user's, as eksctl's docs use them
+    out.push(("zz-control-plane-subnets (inline)".into(), CONTROL_PLANE.into()));
     out
 }
 
@@ -31,6 +34,22 @@ privateCluster:
   additionalEndpointServices: [autoscaling, logs]
 managedNodeGroups:
 - {name: ng-1, instanceType: m5.large, desiredCapacity: 2, privateNetworking: true}
+"#;
+
+/// An adopted VPC whose control plane has subnets and groups of its own.
+const CONTROL_PLANE: &str = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: cp-subnets, region: us-west-2}
+vpc:
+  id: vpc-1
+  subnets:
+    private:
+      us-west-2a: {id: subnet-a}
+      us-west-2b: {id: subnet-b}
+  controlPlaneSubnetIDs: [subnet-cp-a, subnet-cp-b]
+  controlPlaneSecurityGroupIDs: [sg-cp]
+managedNodeGroups:
+- {name: ng-1, privateNetworking: true}
 "#;
 
 /// The user's security group standing for the example's `theirs`, made the first time it is named.
@@ -73,6 +92,20 @@ async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::Envi
                 .unwrap();
             ids.push(r.subnet().unwrap().subnet_id().unwrap().to_string());
         }
+        // the control plane's own subnets, small ones in the same VPC
+        if let Some(c) = spec.cluster.as_mut() {
+            for (i, id) in c.control_plane_subnets.iter_mut().enumerate() {
+                let r = ec2
+                    .create_subnet()
+                    .vpc_id(&vpc)
+                    .cidr_block(format!("192.168.{}.0/28", 200 + i))
+                    .availability_zone(&zones[i % zones.len()])
+                    .send()
+                    .await
+                    .unwrap();
+                *id = r.subnet().unwrap().subnet_id().unwrap().to_string();
+            }
+        }
         ex.vpc_id = vpc;
         ex.subnet_ids = ids;
     }
@@ -80,6 +113,9 @@ async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::Envi
     // the user's: made once for each ID the example names (the same ID twice is one group)
     let ec2 = aws_sdk_ec2::Client::new(conf);
     let mut groups = std::collections::BTreeMap::new();
+    for sg in spec.cluster.iter_mut().flat_map(|c| c.control_plane_security_groups.iter_mut()) {
+        *sg = users_group(&ec2, &mut groups, sg).await;
+    }
     for ng in spec.cluster.iter_mut().flat_map(|c| c.nodegroups.iter_mut()) {
         for sg in ng.security_groups.iter_mut() {
             *sg = users_group(&ec2, &mut groups, sg).await;
@@ -278,6 +314,18 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             let got = eks.describe_cluster().name(&spec.name).send().await.unwrap();
             let got = got.cluster().unwrap();
             assert_eq!(got.zonal_shift_config().and_then(|z| z.enabled()).unwrap_or(false), c.zonal_shift, "{name}");
+            // the control plane's subnets (its own, or the network's) and the user's groups beside its own
+            let vpc = got.resources_vpc_config().unwrap();
+            if !c.control_plane_subnets.is_empty() {
+                let mut have = vpc.subnet_ids().to_vec();
+                have.sort();
+                let mut want = c.control_plane_subnets.clone();
+                want.sort();
+                assert_eq!(have, want, "{name}");
+            }
+            for g in &c.control_plane_security_groups {
+                assert!(vpc.security_group_ids().contains(g), "{name}: {g} in {:?}", vpc.security_group_ids());
+            }
             let tier = got.control_plane_scaling_config().and_then(|t| t.tier()).map_or("standard", |t| t.as_str());
             assert_eq!(tier, c.control_plane_tier.as_deref().unwrap_or("standard"), "{name}");
             for n in c.nodegroups.iter().filter(|n| n.node_repair) {
@@ -378,6 +426,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "46-control-plane-scaling-config.yaml",
         "49-control-plane-on-private-subnets.yaml",
         "zz-private-cluster (inline)",
+        "zz-control-plane-subnets (inline)",
     ];
     assert_eq!(applied, expected);
 }

@@ -540,7 +540,9 @@ cluster:
     let mut overrides: Vec<(&str, Option<i32>, &str)> = r
         .node_repair_config_overrides()
         .iter()
-        .map(|o| (o.node_unhealthy_reason().unwrap(), o.min_repair_wait_time_mins(), o.repair_action().unwrap().as_str()))
+        .map(|o| {
+            (o.node_unhealthy_reason().unwrap(), o.min_repair_wait_time_mins(), o.repair_action().unwrap().as_str())
+        })
         .collect();
     overrides.sort();
     assert_eq!(overrides, [("InterfaceNotUp", Some(15), "Reboot"), ("NvidiaXID13Error", Some(5), "Replace")]);
@@ -556,6 +558,7 @@ cluster:
     let c = changed.cluster.as_mut().unwrap();
     c.zonal_shift = false;
     c.control_plane_tier = None;
+    c.control_plane_security_groups = vec![bastion.clone()];
     let r = c.nodegroups[0].node_repair_settings.as_mut().unwrap();
     r.max_unhealthy_percentage = None;
     r.max_unhealthy_count = Some(3);
@@ -573,12 +576,13 @@ cluster:
     let cluster = eks.describe_cluster().name("tiers").send().await.unwrap().cluster().unwrap().clone();
     assert_eq!(cluster.zonal_shift_config().and_then(|z| z.enabled()), Some(false));
     assert_eq!(tier(&cluster).as_deref(), Some("standard"));
+    // the user's group beside the cluster's own, swapped in place
+    let groups = cluster.resources_vpc_config().unwrap().security_group_ids();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(groups.contains(&bastion), "{groups:?}");
     let ng = describe_nodegroup(&eks, "tiers", "general").await;
     let r = ng.node_repair_config().unwrap();
-    assert_eq!(
-        (r.max_unhealthy_node_threshold_count(), r.max_unhealthy_node_threshold_percentage()),
-        (Some(3), None)
-    );
+    assert_eq!((r.max_unhealthy_node_threshold_count(), r.max_unhealthy_node_threshold_percentage()), (Some(3), None));
     assert_eq!(r.node_repair_config_overrides().len(), 1);
     assert_eq!(ssh_sources(&ec2, &group).await, (vec![bastion.clone()], vec![]), "the CIDR rules are taken away");
     let again = st.env(&changed).plan().await.unwrap();

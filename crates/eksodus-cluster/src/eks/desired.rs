@@ -17,6 +17,11 @@ impl Eks {
         cidrs.sort();
         let mut subnets = inp.cluster_subnets.clone();
         subnets.sort();
+        // the cluster's own group (by key) and the user's, as discovery reads them back
+        let mut security_groups = inp.security_groups.clone();
+        security_groups.extend(c.control_plane_security_groups.iter().cloned());
+        security_groups.sort();
+        security_groups.dedup();
         let created_key = crate::kms::wanted(spec).is_some();
         let key_arn = if created_key {
             Some(crate::kms::KEY.to_string())
@@ -35,7 +40,7 @@ impl Eks {
             "version": inp.version,
             "role_arn": role_arn(self.partition, inp.account, spec, "cluster"),
             "subnets": subnets,
-            "security_groups": inp.security_groups,
+            "security_groups": security_groups,
             "endpoint_public": c.endpoint.public,
             "endpoint_private": c.endpoint.private,
             "public_cidrs": if c.endpoint.public { json!(cidrs) } else { json!([]) },
@@ -60,9 +65,7 @@ impl Eks {
             key: CLUSTER_KEY.into(),
             kind: "eks-cluster".into(),
             props: props(p),
-            immutable: ["name", "role_arn", "subnets", "security_groups", "encryption_key", "service_cidr"]
-                .map(String::from)
-                .to_vec(),
+            immutable: ["name", "role_arn", "subnets", "encryption_key", "service_cidr"].map(String::from).to_vec(),
             depends_on: deps,
             cost: Cost::new(2, 3, 2),
         });

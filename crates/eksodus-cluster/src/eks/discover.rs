@@ -88,8 +88,9 @@ impl Eks {
         }
         let mut subnets: Vec<String> = info.subnet_ids.iter().map(|s| key_of(s)).collect();
         subnets.sort();
-        let sgs: Vec<String> =
+        let mut sgs: Vec<String> =
             vpc.map(|v| v.security_group_ids().iter().map(|s| key_of(s)).collect()).unwrap_or_default();
+        sgs.sort();
         let mut logging: Vec<String> = c
             .logging()
             .map(|l| {

@@ -337,6 +337,27 @@ impl Eks {
                 self.wait_update(ctx, id, None, None).await?;
             }
         }
+        // the control plane's security groups: EKS swaps them in place (a VPC config update of its own)
+        if changed("security_groups") {
+            let sgs =
+                strings(&w, "security_groups").iter().map(|k| self.resolve(ctx, k)).collect::<Result<Vec<_>, _>>()?;
+            let vpc = VpcConfigRequest::builder().set_security_group_ids(Some(sgs)).build();
+            let r = self
+                .calls
+                .read(|| {
+                    self.eks
+                        .update_cluster_config()
+                        .name(&self.name)
+                        .resources_vpc_config(vpc.clone())
+                        .client_request_token(format!("{}-groups", &ctx.client_token(s)[..40]))
+                        .send()
+                })
+                .await
+                .map_err(|e| busy(format!("UpdateClusterConfig security groups {}", self.name), e))?;
+            if let Some(id) = r.update().and_then(|u| u.id()) {
+                self.wait_update(ctx, id, None, None).await?;
+            }
+        }
         if changed("logging") {
             let want = strings(&w, "logging");
             let off: Vec<String> =

@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AmiTypes, AuthenticationMode as EksMode, CapacityTypes, ControlPlaneScalingConfig, CreateAccessConfigRequest,
-    EncryptionConfig,
-    IdentityProviderConfig, KubernetesNetworkConfigRequest, LaunchTemplateSpecification, LogSetup, LogType, Logging,
-    NodeRepairConfig, NodegroupScalingConfig, NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider,
-    RemoteAccessConfig, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
-    UpgradePolicyRequest, VpcConfigRequest, ZonalShiftConfigRequest, ProvisionedControlPlaneTier,
+    EncryptionConfig, IdentityProviderConfig, KubernetesNetworkConfigRequest, LaunchTemplateSpecification, LogSetup,
+    LogType, Logging, NodeRepairConfig, NodegroupScalingConfig, NodegroupUpdateConfig,
+    OidcIdentityProviderConfigRequest, Provider, ProvisionedControlPlaneTier, RemoteAccessConfig, ResolveConflicts,
+    SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload, UpgradePolicyRequest, VpcConfigRequest,
+    ZonalShiftConfigRequest,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;
@@ -239,10 +239,9 @@ impl Found {
                             *v = json!(k);
                         }
                     }
-                    // sorted as the desired side sorts them (a template's groups mix keys and IDs)
-                    if field == "subnets" || o.kind == "ec2-launch-template" {
-                        a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
-                    }
+                    // sorted as the desired side sorts them (a template's groups and the cluster's mix keys and
+                    // IDs)
+                    a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
                 }
             }
             if let Some(Value::String(s)) = o.props.get_mut("encryption_key") {
