@@ -309,6 +309,30 @@ impl Eks {
         Ok(true)
     }
 
+    /// One `UpdateClusterConfig` (EKS changes one kind of setting per update), with a token of its own made
+    /// from the step's, then waited for until EKS has applied it.
+    async fn update_config(
+        &self,
+        ctx: &OpContext,
+        s: &eksodus_core::plan::Step,
+        what: &str,
+        token: &str,
+        set: impl Fn(
+            aws_sdk_eks::operation::update_cluster_config::builders::UpdateClusterConfigFluentBuilder,
+        ) -> aws_sdk_eks::operation::update_cluster_config::builders::UpdateClusterConfigFluentBuilder,
+    ) -> Result<(), StepError> {
+        let token = format!("{}-{token}", &ctx.client_token(s)[..40]);
+        let r = self
+            .calls
+            .read(|| set(self.eks.update_cluster_config().name(&self.name)).client_request_token(&token).send())
+            .await
+            .map_err(|e| busy(format!("UpdateClusterConfig {what} {}", self.name), e))?;
+        if let Some(id) = r.update().and_then(|u| u.id()) {
+            self.wait_update(ctx, id, None, None).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn update_cluster(&self, op: &Operation, ctx: &OpContext) -> Result<Option<String>, StepError> {
         let s = &op.step;
         let w = s.desired.clone().unwrap_or_default();
@@ -321,42 +345,15 @@ impl Eks {
             if public {
                 vpc = vpc.set_public_access_cidrs(Some(strings(&w, "public_cidrs")));
             }
-            let r = self
-                .calls
-                .read(|| {
-                    self.eks
-                        .update_cluster_config()
-                        .name(&self.name)
-                        .resources_vpc_config(vpc.clone().build())
-                        .client_request_token(format!("{}-endpoint", &ctx.client_token(s)[..40]))
-                        .send()
-                })
-                .await
-                .map_err(|e| busy(format!("UpdateClusterConfig endpoint {}", self.name), e))?;
-            if let Some(id) = r.update().and_then(|u| u.id()) {
-                self.wait_update(ctx, id, None, None).await?;
-            }
+            let vpc = vpc.build();
+            self.update_config(ctx, s, "endpoint", "endpoint", |r| r.resources_vpc_config(vpc.clone())).await?;
         }
         // the control plane's security groups: EKS swaps them in place (a VPC config update of its own)
         if changed("security_groups") {
             let sgs =
                 strings(&w, "security_groups").iter().map(|k| self.resolve(ctx, k)).collect::<Result<Vec<_>, _>>()?;
             let vpc = VpcConfigRequest::builder().set_security_group_ids(Some(sgs)).build();
-            let r = self
-                .calls
-                .read(|| {
-                    self.eks
-                        .update_cluster_config()
-                        .name(&self.name)
-                        .resources_vpc_config(vpc.clone())
-                        .client_request_token(format!("{}-groups", &ctx.client_token(s)[..40]))
-                        .send()
-                })
-                .await
-                .map_err(|e| busy(format!("UpdateClusterConfig security groups {}", self.name), e))?;
-            if let Some(id) = r.update().and_then(|u| u.id()) {
-                self.wait_update(ctx, id, None, None).await?;
-            }
+            self.update_config(ctx, s, "security groups", "groups", |r| r.resources_vpc_config(vpc.clone())).await?;
         }
         if changed("logging") {
             let want = strings(&w, "logging");
@@ -379,62 +376,20 @@ impl Eks {
                         .build(),
                 );
             }
-            let r = self
-                .calls
-                .read(|| {
-                    self.eks
-                        .update_cluster_config()
-                        .name(&self.name)
-                        .logging(Logging::builder().set_cluster_logging(Some(setups.clone())).build())
-                        .client_request_token(format!("{}-logging", &ctx.client_token(s)[..40]))
-                        .send()
-                })
-                .await
-                .map_err(|e| busy(format!("UpdateClusterConfig logging {}", self.name), e))?;
-            if let Some(id) = r.update().and_then(|u| u.id()) {
-                self.wait_update(ctx, id, None, None).await?;
-            }
+            let logging = Logging::builder().set_cluster_logging(Some(setups)).build();
+            self.update_config(ctx, s, "logging", "logging", |r| r.logging(logging.clone())).await?;
         }
         // zonal shift and the scaling tier: one setting per update, as EKS takes them
         if changed("zonal_shift") {
             let on = w.get("zonal_shift").and_then(Value::as_bool).unwrap_or(false);
-            let r = self
-                .calls
-                .read(|| {
-                    self.eks
-                        .update_cluster_config()
-                        .name(&self.name)
-                        .zonal_shift_config(ZonalShiftConfigRequest::builder().enabled(on).build())
-                        .client_request_token(format!("{}-zonal-{on}", &ctx.client_token(s)[..40]))
-                        .send()
-                })
-                .await
-                .map_err(|e| busy(format!("UpdateClusterConfig zonal shift {}", self.name), e))?;
-            if let Some(id) = r.update().and_then(|u| u.id()) {
-                self.wait_update(ctx, id, None, None).await?;
-            }
+            let z = ZonalShiftConfigRequest::builder().enabled(on).build();
+            self.update_config(ctx, s, "zonal shift", &format!("zonal-{on}"), |r| r.zonal_shift_config(z.clone()))
+                .await?;
         }
         if changed("control_plane_tier") {
             let tier = text(&w, "control_plane_tier").unwrap_or_else(|| STANDARD_TIER.to_string());
-            let r = self
-                .calls
-                .read(|| {
-                    self.eks
-                        .update_cluster_config()
-                        .name(&self.name)
-                        .control_plane_scaling_config(
-                            ControlPlaneScalingConfig::builder()
-                                .tier(ProvisionedControlPlaneTier::from(tier.as_str()))
-                                .build(),
-                        )
-                        .client_request_token(format!("{}-{tier}", &ctx.client_token(s)[..40]))
-                        .send()
-                })
-                .await
-                .map_err(|e| busy(format!("UpdateClusterConfig scaling tier {}", self.name), e))?;
-            if let Some(id) = r.update().and_then(|u| u.id()) {
-                self.wait_update(ctx, id, None, None).await?;
-            }
+            let c = ControlPlaneScalingConfig::builder().tier(ProvisionedControlPlaneTier::from(tier.as_str())).build();
+            self.update_config(ctx, s, "scaling tier", &tier, |r| r.control_plane_scaling_config(c.clone())).await?;
         }
         if changed("tags") {
             let arn = match self.describe_cluster().await? {
