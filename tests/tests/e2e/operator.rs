@@ -289,7 +289,7 @@ async fn drift_is_reported_when_observing_and_repaired_when_applying() {
     assert!(tables.route_tables().iter().all(|t| t.route_table_id() != Some(gone.as_str())));
 
     api.delete("drifty", &DeleteParams::default()).await.unwrap();
-    wait_gone(&api, "drifty", Duration::from_secs(120)).await;
+    wait_gone(&api, "drifty", Duration::from_secs(300)).await;
     assert!(ec2.describe_vpcs().filters(tagged()).send().await.unwrap().vpcs().is_empty());
     c.cleanup().await;
 }
