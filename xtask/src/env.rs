@@ -111,6 +111,17 @@ pub async fn up(a: EnvArgs) -> Result<ExitCode> {
         if !report.aws_auth.is_empty() {
             outln!("aws-auth: {} change(s) merged into kube-system/aws-auth", report.aws_auth.len());
         }
+        for c in &report.service_accounts {
+            use eksodus::access::serviceaccounts::Change;
+            match c {
+                Change::Created { service_account } => outln!("service account {service_account}: created"),
+                Change::Updated { service_account } => outln!("service account {service_account}: updated"),
+                Change::Deleted { service_account } => outln!("service account {service_account}: deleted (no longer in the spec)"),
+                Change::NotOurs { service_account } => outln!(
+                    "service account {service_account}: exists and is not eksodus's, left as it is (give it the role yourself)"
+                ),
+            }
+        }
         if !report.eni_configs.is_empty() {
             outln!("ENIConfigs applied: {}", report.eni_configs.join(", "));
         }

@@ -217,21 +217,20 @@ impl AccessEntries {
         let mut out = self.desired_for(a.authentication_mode, &a.entries);
         let user_tags: Map<String, Value> = self.user_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         for sa in &a.pod_identities {
-            let role = crate::iam::pod_identity_role_arn(
-                spec,
-                self.account.as_deref().unwrap_or("ACCOUNT"),
-                &sa.namespace,
-                &sa.name,
-            );
+            let role = crate::iam::pod_identity_role_arn(spec, self.account.as_deref().unwrap_or("ACCOUNT"), sa);
             out.push(Desired {
                 key: format!("pod-identity/{}/{}", sa.namespace, sa.name),
                 kind: "pod-identity-association".into(),
-                props:
-                    json!({"namespace": sa.namespace, "service_account": sa.name, "role_arn": role, "tags": user_tags})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                immutable: vec!["namespace".into(), "service_account".into()],
+                props: pod_identity_props(
+                    &sa.namespace,
+                    &sa.name,
+                    &role,
+                    sa.target_role_arn.as_deref(),
+                    sa.disable_session_tags,
+                    &user_tags,
+                ),
+                // the API documents no way to take a target role off an association: a new target is a new one
+                immutable: vec!["namespace".into(), "service_account".into(), "target_role_arn".into()],
                 depends_on: vec![],
                 cost: Cost::new(1, 1, 1),
             });
@@ -477,10 +476,21 @@ impl AccessEntries {
                 continue;
             }
             out.push(Observed {
-                key: format!("pod-identity/{}/{}", a.namespace().unwrap_or_default(), a.service_account().unwrap_or_default()),
+                key: format!(
+                    "pod-identity/{}/{}",
+                    a.namespace().unwrap_or_default(),
+                    a.service_account().unwrap_or_default()
+                ),
                 kind: "pod-identity-association".into(),
                 physical_id: a.association_id().unwrap_or_default().to_string(),
-                props: json!({"namespace": a.namespace(), "service_account": a.service_account(), "role_arn": a.role_arn(), "tags": t}).as_object().cloned().unwrap_or_default(),
+                props: pod_identity_props(
+                    a.namespace().unwrap_or_default(),
+                    a.service_account().unwrap_or_default(),
+                    a.role_arn().unwrap_or_default(),
+                    a.target_role_arn(),
+                    a.disable_session_tags().unwrap_or(false),
+                    &t.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
+                ),
                 depends_on: vec![],
                 delete_cost: 1,
             });
@@ -694,6 +704,12 @@ impl Executor for AccessEntries {
                                 .namespace(&ns)
                                 .service_account(&sa)
                                 .role_arn(get("role_arn"))
+                                .set_target_role_arn(
+                                    want.get("target_role_arn").and_then(Value::as_str).map(String::from),
+                                )
+                                .disable_session_tags(
+                                    want.get("disable_session_tags").and_then(Value::as_bool).unwrap_or(false),
+                                )
                                 .set_tags(Some(t.clone().into_iter().collect()))
                                 .client_request_token(ctx.client_token(s))
                                 .send()
@@ -721,6 +737,9 @@ impl Executor for AccessEntries {
                                 .cluster_name(c)
                                 .association_id(&id)
                                 .role_arn(want.get("role_arn").and_then(Value::as_str).unwrap_or_default())
+                                .disable_session_tags(
+                                    want.get("disable_session_tags").and_then(Value::as_bool).unwrap_or(false),
+                                )
                                 .send()
                         })
                         .await
@@ -826,4 +845,23 @@ impl Executor for AccessEntries {
             }
         })
     }
+}
+
+/// The props of a Pod Identity association, the same from the spec and from EKS so that a re-plan is empty.
+fn pod_identity_props(
+    namespace: &str,
+    service_account: &str,
+    role_arn: &str,
+    target_role_arn: Option<&str>,
+    disable_session_tags: bool,
+    tags: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut p = Map::new();
+    p.insert("namespace".into(), json!(namespace));
+    p.insert("service_account".into(), json!(service_account));
+    p.insert("role_arn".into(), json!(role_arn));
+    p.insert("target_role_arn".into(), json!(target_role_arn));
+    p.insert("disable_session_tags".into(), json!(disable_session_tags));
+    p.insert("tags".into(), Value::Object(tags.clone()));
+    p
 }

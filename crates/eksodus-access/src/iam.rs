@@ -26,7 +26,7 @@ use eksodus_core::engine::{
     retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError,
 };
 use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
-use eksodus_core::spec::EnvironmentSpec;
+use eksodus_core::spec::{EnvironmentSpec, ServiceAccountRole};
 use eksodus_core::tags;
 
 use eksodus_core::spec::WellKnownPolicy;
@@ -104,13 +104,30 @@ pub fn role_name(env: &str, purpose: &str) -> String {
     format!("{}-{:08x}", &full[..55], h as u32)
 }
 
-/// The ARN of the Pod Identity role eksodus makes for a service account (known before the role exists).
-pub fn pod_identity_role_arn(spec: &EnvironmentSpec, account: &str, namespace: &str, name: &str) -> String {
+/// The ARN of the role a Pod Identity association gives its service account: the user's `role_arn`, or the
+/// one eksodus makes (known before the role exists).
+pub fn pod_identity_role_arn(spec: &EnvironmentSpec, account: &str, sa: &ServiceAccountRole) -> String {
+    match &sa.role_arn {
+        Some(r) => r.clone(),
+        None => own_role_arn(spec, account, &format!("pod-{}-{}", sa.namespace, sa.name)),
+    }
+}
+
+/// The ARN of the IRSA role a service account's `eks.amazonaws.com/role-arn` annotation names: the user's
+/// `role_arn`, or the one eksodus makes.
+pub fn irsa_role_arn(spec: &EnvironmentSpec, account: &str, sa: &ServiceAccountRole) -> String {
+    match &sa.role_arn {
+        Some(r) => r.clone(),
+        None => own_role_arn(spec, account, &format!("{}-{}", sa.namespace, sa.name)),
+    }
+}
+
+fn own_role_arn(spec: &EnvironmentSpec, account: &str, purpose: &str) -> String {
     format!(
         "arn:{}:iam::{account}:role{}{}",
         policy::partition(&spec.region),
         role_path(spec),
-        role_name(&spec.name, &format!("pod-{namespace}-{name}"))
+        role_name(&spec.name, purpose)
     )
 }
 
@@ -267,8 +284,7 @@ impl Iam {
                 namespace: "kube-system".into(),
                 name: "aws-node".into(),
                 policies: vec![m(policy::CNI_POLICY)],
-                well_known: vec![],
-                policy_document: None,
+                ..Default::default()
             });
         }
         // addons that call AWS get their service account's IRSA role (vpc-cni's is `cni_irsa` above)
@@ -292,11 +308,11 @@ impl Iam {
                     name: name.into(),
                     policies: a.policies.clone(),
                     well_known: a.well_known.clone(),
-                    policy_document: None,
+                    ..Default::default()
                 }),
             }
         }
-        for sa in &access.pod_identities {
+        for sa in access.pod_identities.iter().filter(|s| s.makes_role()) {
             out.push(with_own_policy(
                 role(
                     &format!("role/pod/{}/{}", sa.namespace, sa.name),
@@ -320,7 +336,7 @@ impl Iam {
                 cost: Cost::new(1, 1, 1),
             });
             let provider = self.provider_arn(account, issuer);
-            for sa in &sas {
+            for sa in sas.iter().filter(|s| s.makes_role()) {
                 out.push(with_own_policy(
                     role(
                         &format!("role/irsa/{}/{}", sa.namespace, sa.name),

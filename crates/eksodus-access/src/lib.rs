@@ -6,6 +6,8 @@
 //! - [`wellknown`]: the permission sets of well-known controllers (eksctl's `wellKnownPolicies`) (pure);
 //! - `cluster` (feature `kube`): read-merge-write of aws-auth with resourceVersion preconditions;
 //! - [`migrate`]: the aws-auth → access entries migration plan (pure);
+//! - [`serviceaccounts`]: the Kubernetes service accounts of the IRSA and Pod Identity roles, and which of the
+//!   cluster's to change, leave or delete (pure);
 //! - `iam` (feature `aws`): cluster, node and IRSA roles and the OIDC provider, through the engine;
 //! - `entries` (feature `aws`): EKS access entries and the authentication mode, through the engine.
 
@@ -20,6 +22,7 @@ pub mod guard;
 pub mod iam;
 pub mod migrate;
 pub mod policy;
+pub mod serviceaccounts;
 pub mod wellknown;
 
 pub use error::{Error, Result};

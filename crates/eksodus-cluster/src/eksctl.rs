@@ -95,6 +95,13 @@ impl<'a> Reader<'a> {
             .map(|s| s.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_default()
     }
+    /// A mapping of strings (tags, labels, annotations); values that are not strings are dropped.
+    fn str_map(&mut self, key: &'static str) -> BTreeMap<String, String> {
+        self.get(key)
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default()
+    }
     fn at(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
@@ -276,11 +283,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             ),
         });
     }
-    let tags: BTreeMap<String, String> = meta
-        .get("tags")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-        .unwrap_or_default();
+    let tags = meta.str_map("tags");
     meta.rest(&mut un, not_mapped);
 
     // network
@@ -475,12 +478,20 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 };
                 if let Some(b) = r.str("permissionsBoundary") {
                     boundaries.push((format!("iam.serviceAccounts[{i}].permissionsBoundary"), b));
-                } else {
+                } else if sa.get("attachRoleARN").is_none() {
+                    // a role of the user's is not one eksodus makes, so no boundary of eksodus's reaches it
                     unbounded.push(format!("iam.serviceAccounts[{i}]"));
                 }
+                let (labels, annotations) = match m.as_mut() {
+                    Some(m) => (m.str_map("labels"), m.str_map("annotations")),
+                    None => Default::default(),
+                };
                 if let Some(m) = m {
                     m.rest(&mut un, not_mapped);
                 }
+                // eksctl makes the Kubernetes service account too, unless the role is all it is asked for
+                let create_service_account = r.bool("roleOnly") != Some(true);
+                let role_arn = r.str("attachRoleARN");
                 let policies = r.strings("attachPolicyARNs");
                 let well_known = match r.get("wellKnownPolicies") {
                     Some(w) => {
@@ -497,6 +508,11 @@ pub fn import(text: &str) -> Result<Imported, String> {
                         policies,
                         well_known,
                         policy_document,
+                        role_arn,
+                        create_service_account,
+                        labels,
+                        annotations,
+                        ..Default::default()
                     });
                 } else {
                     un.push(Unsupported {
@@ -527,7 +543,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 }
                 if let Some(b) = r.str("permissionsBoundaryARN") {
                     boundaries.push((format!("{at}.permissionsBoundaryARN"), b));
-                } else {
+                } else if pia.get("roleARN").is_none() {
                     unbounded.push(at.clone());
                 }
                 let policies = r.strings("permissionPolicyARNs");
@@ -536,29 +552,21 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     None => vec![],
                 };
                 let policy_document = r.get("permissionPolicy").cloned();
-                // eksctl's default (false) is what eksodus does: the service account is the user's
-                if r.bool("createServiceAccount") == Some(true) {
-                    un.push(Unsupported {
-                        path: format!("{at}.createServiceAccount"),
-                        reason: "eksodus makes the role and the association, not the Kubernetes service account: create it with your workload".into(),
-                    });
-                }
+                // eksctl's default (false) leaves the service account to the workload
+                let create_service_account = r.bool("createServiceAccount") == Some(true);
                 access.pod_identities.push(ServiceAccountRole {
                     namespace: ns,
                     name,
                     policies,
                     well_known,
                     policy_document,
+                    role_arn: r.str("roleARN"),
+                    create_service_account,
+                    target_role_arn: r.str("targetRoleARN"),
+                    disable_session_tags: r.bool("disableSessionTags") == Some(true),
+                    ..Default::default()
                 });
-                r.rest(&mut un, |k| match k {
-                    "roleARN" => {
-                        "eksodus makes the role for the association; a role of yours is not supported yet".into()
-                    }
-                    "targetRoleARN" | "disableSessionTags" => {
-                        format!("`{k}` (cross-account roles and session tags of the association) is not supported yet")
-                    }
-                    other => not_mapped(other),
-                });
+                r.rest(&mut un, not_mapped);
             }
         }
         iam.rest(&mut un, not_mapped);
@@ -685,11 +693,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             let desired = r.u32("desiredCapacity").unwrap_or(2);
             let min = r.u32("minSize").unwrap_or(desired.min(1));
             let max = r.u32("maxSize").unwrap_or(desired.max(min).max(1));
-            let labels: BTreeMap<String, String> = r
-                .get("labels")
-                .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-                .unwrap_or_default();
+            let labels = r.str_map("labels");
             let mut taints = Vec::new();
             match r.get("taints") {
                 Some(Value::Array(ts)) => {
@@ -777,11 +781,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 "Bottlerocket" => Some("BOTTLEROCKET_x86_64".to_string()),
                 _ => None,
             });
-            let ng_tags: BTreeMap<String, String> = r
-                .get("tags")
-                .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-                .unwrap_or_default();
+            let ng_tags = r.str_map("tags");
             // ssh: a named key pair, a public key or a key file (imported as a key pair eksodus owns; eksctl's
             // default is ~/.ssh/id_rsa.pub) with the groups allowed to reach it maps to EKS remote access; SSM
             // alone needs nothing (the node role has AmazonSSMManagedInstanceCore). Without groups eksctl lets
@@ -1061,11 +1061,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             let configuration_values = r
                 .str("configurationValues")
                 .and_then(|c| serde_json::from_str(&c).or_else(|_| serde_saphyr::from_str(&c)).ok());
-            let addon_tags: BTreeMap<String, String> = r
-                .get("tags")
-                .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-                .unwrap_or_default();
+            let addon_tags = r.str_map("tags");
             addons.push(AddonSpec {
                 tags: addon_tags,
                 name,
@@ -1314,7 +1310,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 20);
+        assert_eq!(files.len(), 22);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -1405,23 +1401,9 @@ mod tests {
     }
 
     #[test]
-    fn pod_identity_associations_map_to_roles_eksodus_makes_and_the_rest_is_named() {
+    fn pod_identity_associations_import_whole_with_users_roles_targets_and_service_accounts() {
         let imp = import(EXAMPLE_39).unwrap();
-        let mut paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
-        paths.sort();
-        assert_eq!(
-            paths,
-            [
-                "iam.podIdentityAssociations[0].createServiceAccount",
-                "iam.podIdentityAssociations[0].roleARN",
-                "iam.podIdentityAssociations[3].createServiceAccount",
-                "iam.podIdentityAssociations[3].disableSessionTags",
-                "iam.podIdentityAssociations[3].roleARN",
-                "iam.podIdentityAssociations[3].targetRoleARN",
-                "iam.podIdentityAssociations[4].createServiceAccount",
-                "iam.podIdentityAssociations[4].targetRoleARN",
-            ]
-        );
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
         let pis = &imp.spec.access.as_ref().unwrap().pod_identities;
         assert_eq!(pis.len(), 5);
         let cache = &pis[1];
@@ -1429,6 +1411,17 @@ mod tests {
         assert_eq!(cache.policies.len(), 2);
         assert_eq!(cache.well_known, [WellKnownPolicy::AutoScaler, WellKnownPolicy::ExternalDns]);
         assert!(pis[2].policy_document.is_some());
+        // a role of the user's: no role made, no boundary owed; the service account made when asked
+        assert_eq!(pis[0].role_arn.as_deref(), Some("arn:aws:iam::111122223333:role/role-1"));
+        assert!(pis[0].create_service_account && !pis[1].create_service_account);
+        assert!(!pis[0].makes_role() && pis[1].makes_role());
+        let cross = &pis[3];
+        assert_eq!(cross.role_arn.as_deref(), Some("arn:aws:iam::111122223333:role/role-a"));
+        assert_eq!(cross.target_role_arn.as_deref(), Some("arn:aws:iam::444455556666:role/role-b"));
+        assert!(cross.disable_session_tags);
+        assert_eq!(pis[4].target_role_arn.as_deref(), Some("arn:aws:iam::444455556666:role/role-b"));
+        assert!(pis[4].makes_role() && !pis[4].disable_session_tags);
+        assert_eq!(imp.spec.validate(), vec![]);
         // the one boundary given becomes every role's, with a note; the custom role names are noted too
         let access = imp.spec.access.as_ref().unwrap();
         assert_eq!(
@@ -1439,63 +1432,35 @@ mod tests {
         assert!(notes.contains(&"iam.podIdentityAssociations[1].roleName"), "{notes:?}");
     }
 
-    /// eksctl's `examples/39-pod-identity-association.yaml` (commit `99984adb6164`, Apache-2.0, comments left
-    /// out): its service accounts made by eksctl, roles of the user's and cross-account roles are not
-    /// importable yet, so it cannot join `testdata/`.
-    const EXAMPLE_39: &str = r#"---
-apiVersion: eksctl.io/v1alpha5
-kind: ClusterConfig
-metadata:
-  name: cluster-39
-  region: us-west-2
-managedNodeGroups:
-  - name: mng1
-addons:
-  - name: eks-pod-identity-agent
-    tags:
-      team: eks
-iam:
-  podIdentityAssociations:
-  - namespace: default
-    serviceAccountName: s3-reader
-    createServiceAccount: true
-    roleARN: arn:aws:iam::111122223333:role/role-1
-  - namespace: dev
-    serviceAccountName: app-cache-access
-    roleName: pod-identity-role-app-cache
-    permissionPolicyARNs: ["arn:aws:iam::111122223333:policy/permission-policy-1", "arn:aws:iam::111122223333:policy/permission-policy-2"]
-    wellKnownPolicies:
-      autoScaler: true
-      externalDNS: true
-    permissionsBoundaryARN: arn:aws:iam::111122223333:policy/permission-boundary
-  - namespace: dev
-    serviceAccountName: nginx
-    permissionPolicy:
-      Version: "2012-10-17"
-      Statement:
-      - Effect: Allow
-        Action:
-        - "autoscaling:DescribeAutoScalingGroups"
-        - "autoscaling:DescribeAutoScalingInstances"
-        - "autoscaling:DescribeLaunchConfigurations"
-        - "autoscaling:DescribeTags"
-        - "autoscaling:SetDesiredCapacity"
-        - "autoscaling:TerminateInstanceInAutoScalingGroup"
-        - "ec2:DescribeLaunchTemplateVersions"
-        Resource: '*'
-  - namespace: default
-    serviceAccountName: cross-account-s3-reader
-    createServiceAccount: true
-    roleARN: arn:aws:iam::111122223333:role/role-a
-    targetRoleARN: arn:aws:iam::444455556666:role/role-b
-    disableSessionTags: true
-  - namespace: default
-    serviceAccountName: cross-account-s3-reader-b
-    createServiceAccount: true
-    roleName: pod-identity-role-cross-account
-    targetRoleARN: arn:aws:iam::444455556666:role/role-b
-    permissionPolicyARNs: ["arn:aws:iam::111122223333:policy/my-cross-account-permission-policy"]
-"#;
+    #[test]
+    fn iam_service_accounts_import_whole_with_their_kubernetes_objects() {
+        let imp = import(include_str!("../testdata/eksctl/13-iamserviceaccounts.yaml")).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        assert_eq!(imp.spec.validate(), vec![]);
+        let sas = &imp.spec.access.as_ref().unwrap().service_accounts;
+        assert_eq!(sas.len(), 11);
+        // eksctl makes every service account (no `roleOnly`), in the namespace it names or `default`
+        assert!(sas.iter().all(|s| s.create_service_account));
+        let s3 = &sas[0];
+        assert_eq!((s3.namespace.as_str(), s3.name.as_str()), ("backend-apps", "s3-reader"));
+        assert_eq!(s3.labels, BTreeMap::from([("aws-usage".to_string(), "application".to_string())]));
+        // an inline document alone is enough for a role
+        let own = sas.iter().find(|s| s.name == "autoscaler-service").unwrap();
+        assert!(own.policies.is_empty() && own.well_known.is_empty() && own.policy_document.is_some());
+        // a role of the user's is used as it is
+        let app = sas.iter().find(|s| s.name == "some-app").unwrap();
+        assert_eq!(app.role_arn.as_deref(), Some("arn:aws:iam::123:role/already-created-role-for-app"));
+        assert!(!app.makes_role());
+        let role_only = import(
+            "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2}\niam:\n  withOIDC: true\n  serviceAccounts:\n  - metadata: {name: a, namespace: b}\n    roleOnly: true\n    attachPolicyARNs: [arn:aws:iam::aws:policy/ReadOnlyAccess]\n",
+        )
+        .unwrap();
+        assert!(role_only.unsupported.is_empty(), "{:?}", role_only.unsupported);
+        assert!(!role_only.spec.access.unwrap().service_accounts[0].create_service_account);
+    }
+
+    /// eksctl's `examples/39-pod-identity-association.yaml` (commit `99984adb6164`, Apache-2.0).
+    const EXAMPLE_39: &str = include_str!("../testdata/eksctl/39-pod-identity-association.yaml");
 
     /// eksctl's `examples/38-cluster-subnets-sgs.yaml` (commit `99984adb6164`, Apache-2.0, comments left out).
     const EXAMPLE_38: &str = r#"apiVersion: eksctl.io/v1alpha5

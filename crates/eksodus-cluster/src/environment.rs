@@ -85,6 +85,8 @@ pub struct UpReport {
     pub eni_configs: Vec<String>,
     /// What changed in `kube-system/aws-auth` (the spec's mappings and accounts, merged with everyone else's).
     pub aws_auth: Vec<eksodus_access::awsauth::Change>,
+    /// What happened to the Kubernetes service accounts of the spec's IRSA and Pod Identity roles.
+    pub service_accounts: Vec<eksodus_access::serviceaccounts::Change>,
     /// Kubernetes work skipped, and why.
     pub kube_skipped: Option<String>,
 }
@@ -617,6 +619,19 @@ impl Environment {
                 }
             }
             plan.extend(access);
+            let made: Vec<String> = spec
+                .access
+                .iter()
+                .flat_map(|a| a.service_accounts.iter().chain(&a.pod_identities))
+                .filter(|s| s.create_service_account)
+                .map(|s| format!("{}/{}", s.namespace, s.name))
+                .collect();
+            if !made.is_empty() {
+                notes.push(format!(
+                    "after up, the Kubernetes service accounts {} are made or kept in step (one that is not eksodus's is left alone)",
+                    made.join(", ")
+                ));
+            }
         } else if owned_cluster.is_some() {
             notes.push(
                 "the spec has no cluster section, but a cluster of this environment exists (down removes it)".into(),
@@ -691,7 +706,20 @@ impl Environment {
                     }
                     Err(e) => return Err(e),
                 };
-                return Ok(UpReport { rounds, converged: p, eni_configs, aws_auth, kube_skipped });
+                let service_accounts = match self.service_accounts_after_up(&p).await {
+                    Ok((changes, note)) => {
+                        kube_skipped = kube_skipped.or(note);
+                        changes
+                    }
+                    Err(e) if e.is_kube() => {
+                        kube_skipped = kube_skipped.or(Some(format!(
+                            "pending: cannot reach the cluster's API server ({e}); service accounts not made: run up again once it answers"
+                        )));
+                        vec![]
+                    }
+                    Err(e) => return Err(e),
+                };
+                return Ok(UpReport { rounds, converged: p, eni_configs, aws_auth, service_accounts, kube_skipped });
             }
             if p.plan.is_empty() {
                 return Err(Error::NotConverged {
@@ -788,6 +816,27 @@ impl Environment {
             }
             Err(e) => Err(access_err(e)),
         }
+    }
+
+    /// The Kubernetes service accounts of the spec's entries with `create_service_account`, once the cluster
+    /// exists: eksodus's kept in step, the user's left alone, eksodus's that the spec dropped deleted. Nothing is
+    /// read when the spec asks for none (as with aws-auth): the cluster's deletion takes the last ones.
+    async fn service_accounts_after_up(
+        &self,
+        p: &EnvPlan,
+    ) -> Result<(Vec<eksodus_access::serviceaccounts::Change>, Option<String>), Error> {
+        let Some(info) = p.cluster.as_ref().filter(|c| c.owned) else { return Ok((vec![], None)) };
+        let wanted = eksodus_access::serviceaccounts::desired(&self.spec, |sa| {
+            eksodus_access::iam::irsa_role_arn(&self.spec, &info.account, sa)
+        });
+        if wanted.is_empty() {
+            return Ok((vec![], None));
+        }
+        let Some(client) = self.kube_client(info).await? else {
+            return Ok((vec![], Some("no access to the cluster's API server: service accounts not made".into())));
+        };
+        kube_side::reachable(&client, Duration::from_secs(20)).await?;
+        Ok((kube_side::apply_service_accounts(&client, &self.spec.name, &wanted).await?, None))
     }
 
     /// The ENIConfigs of custom networking, once the cluster and the pod subnets exist.

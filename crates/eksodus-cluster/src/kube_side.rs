@@ -1,13 +1,15 @@
 //! The Kubernetes side of the lifecycle (feature `aws`): a client for an EKS cluster from its endpoint, CA
 //! and a native token; the ENIConfig objects of custom networking; the cleanup before a delete (Services of
 //! type LoadBalancer and Ingresses, whose controllers own AWS load balancers and security groups in the VPC);
-//! and the deprecated-API metric the upgrade preflight reads.
+//! the service accounts of the spec's IRSA and Pod Identity roles; and the deprecated-API metric the upgrade
+//! preflight reads.
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
+use eksodus_access::serviceaccounts as sa;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use serde::Serialize;
@@ -202,6 +204,88 @@ pub async fn apply_rbac(client: &Client, objects: &[Value]) -> Result<Vec<String
             }
             Err(e) => return Err(kube_err(format!("apply {kind} {ns}/{name}"))(e)),
         }
+    }
+    Ok(out)
+}
+
+/// Makes the spec's Kubernetes service accounts ([`eksodus_access::serviceaccounts`]): the namespaces they need
+/// when missing (never deleted), then each one that is missing or eksodus's server-side applied, each one that
+/// exists without eksodus's label left alone, and eksodus's that the spec no longer lists deleted.
+pub async fn apply_service_accounts(
+    client: &Client,
+    env: &str,
+    wanted: &[sa::Wanted],
+) -> Result<Vec<sa::Change>, Error> {
+    let all: Api<ServiceAccount> = Api::all(client.clone());
+    let lp = ListParams::default().labels(&format!("{}={env}", eksodus_core::spec::OWNER_LABEL));
+    let ours = kcall(|| all.list(&lp)).await.map_err(kube_err("list eksodus's service accounts"))?;
+    let mut versions = std::collections::BTreeMap::new();
+    let mut existing = Vec::new();
+    let mut seen = |o: &ServiceAccount, existing: &mut Vec<sa::Existing>| {
+        let (ns, name) =
+            (o.metadata.namespace.clone().unwrap_or_default(), o.metadata.name.clone().unwrap_or_default());
+        versions.insert((ns.clone(), name.clone()), o.metadata.resource_version.clone());
+        existing.push(sa::Existing { namespace: ns, name, labels: o.metadata.labels.clone().unwrap_or_default() });
+    };
+    for o in &ours.items {
+        seen(o, &mut existing);
+    }
+    // a wanted one that is not eksodus's may still exist: the user's
+    for w in wanted {
+        if existing.iter().any(|e| e.namespace == w.namespace && e.name == w.name) {
+            continue;
+        }
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &w.namespace);
+        let got = kcall(|| api.get_opt(&w.name))
+            .await
+            .map_err(kube_err(format!("read service account {}/{}", w.namespace, w.name)))?;
+        if let Some(o) = got {
+            seen(&o, &mut existing);
+        }
+    }
+    let actions = sa::sort(env, wanted, &existing);
+    let mut out: Vec<sa::Change> =
+        actions.not_ours.iter().map(|s| sa::Change::NotOurs { service_account: s.clone() }).collect();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in sa::namespaces(&actions.apply) {
+        if kcall(|| namespaces.get_opt(&ns)).await.map_err(kube_err(format!("read namespace {ns}")))?.is_some() {
+            continue;
+        }
+        let obj: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))
+            .map_err(|e| Error::Spec { field: "access".into(), message: format!("namespace {ns}: {e}") })?;
+        let post = PostParams::default();
+        match kcall(|| namespaces.create(&post, &obj)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {} // made meanwhile, or by an attempt whose answer was lost
+            Err(e) => return Err(kube_err(format!("create namespace {ns}"))(e)),
+        }
+    }
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    for w in &actions.apply {
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &w.namespace);
+        let patch = Patch::Apply(&w.object);
+        let after = kcall(|| api.patch(&w.name, &pp, &patch))
+            .await
+            .map_err(kube_err(format!("apply service account {}/{}", w.namespace, w.name)))?;
+        let service_account = format!("{}/{}", w.namespace, w.name);
+        match versions.get(&(w.namespace.clone(), w.name.clone())) {
+            None => out.push(sa::Change::Created { service_account }),
+            // an apply that changes nothing keeps the resourceVersion
+            Some(before) if *before != after.metadata.resource_version => {
+                out.push(sa::Change::Updated { service_account })
+            }
+            Some(_) => {}
+        }
+    }
+    for (ns, name) in &actions.delete {
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+        let dp = DeleteParams::default();
+        match kcall(|| api.delete(name, &dp)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(kube_err(format!("delete service account {ns}/{name}"))(e)),
+        }
+        out.push(sa::Change::Deleted { service_account: format!("{ns}/{name}") });
     }
     Ok(out)
 }

@@ -572,8 +572,9 @@ impl Default for IamSpec {
     }
 }
 
-/// An IAM role assumed by one Kubernetes service account through the cluster's OIDC provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An IAM role assumed by one Kubernetes service account: through the cluster's OIDC provider (IRSA,
+/// `access.service_accounts`) or through an EKS Pod Identity association (`access.pod_identities`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccountRole {
     /// Namespace of the service account.
@@ -591,7 +592,48 @@ pub struct ServiceAccountRole {
     /// `eksodus-own` (eksctl's `attachPolicy`) and kept in step with the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_document: Option<serde_json::Value>,
+    /// A role of yours (eksctl's `attachRoleARN` / `roleARN`): eksodus makes no role and gives no policy, and
+    /// the service account (or the association) uses this one, whose trust policy is yours to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Make the Kubernetes service account too, in its namespace (made if missing; never deleted), labelled
+    /// `eksodus.io/environment` so it is known as eksodus's; an IRSA one carries the
+    /// `eks.amazonaws.com/role-arn` annotation. One that exists without that label is the user's: it is
+    /// left alone and reported (eksctl's default without `--override-existing-serviceaccounts`). One eksodus
+    /// made and the spec no longer lists is deleted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub create_service_account: bool,
+    /// Labels of the service account eksodus makes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the service account eksodus makes (its role annotation is eksodus's own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Pod Identity only: a role in another account the pod's credentials are for, assumed through `role_arn`
+    /// (or the role eksodus makes), which must be allowed to assume it (`targetRoleArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_role_arn: Option<String>,
+    /// Pod Identity only: leave out the session tags EKS adds to the credentials (`disableSessionTags`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disable_session_tags: bool,
 }
+
+impl ServiceAccountRole {
+    /// Whether eksodus makes the role (no `role_arn` of the user's).
+    pub fn makes_role(&self) -> bool {
+        self.role_arn.is_none()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The annotation of an IRSA service account naming its role.
+pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// The label that marks a Kubernetes object eksodus made, with its environment's name as the value.
+pub const OWNER_LABEL: &str = "eksodus.io/environment";
 
 /// The name of the inline policy that holds a service account role's own `policy_document`.
 pub const OWN_POLICY_NAME: &str = "eksodus-own";
@@ -1483,7 +1525,34 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn validate_sa_roles(list: &[ServiceAccountRole], field: &str, errs: &mut Vec<FieldError>) {
+/// Kubernetes label value syntax: empty, or at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends.
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// Kubernetes label and annotation key syntax: an optional DNS subdomain prefix (at most 253) and `/`, then a
+/// name like a label value but not empty.
+fn label_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() || p.len() > 253 || !p.split('.').all(is_dns_label) {
+            return Err(format!("`{p}` is not a DNS subdomain prefix for the key `{k}`"));
+        }
+    }
+    if name.is_empty() || !is_label_value(name) {
+        return Err(format!("`{k}` is not a key: its name must be at most 63 of letters, digits, `-`, `_`, `.`"));
+    }
+    Ok(())
+}
+
+fn validate_sa_roles(list: &[ServiceAccountRole], field: &str, pod_identity: bool, errs: &mut Vec<FieldError>) {
     let mut seen = BTreeSet::new();
     for (i, sa) in list.iter().enumerate() {
         let at = |f: &str| format!("{field}[{i}].{f}");
@@ -1496,8 +1565,65 @@ fn validate_sa_roles(list: &[ServiceAccountRole], field: &str, errs: &mut Vec<Fi
         if !is_dns_label(&sa.name) {
             errs.push(FieldError::new(at("name"), format!("`{}` is not a Kubernetes service account name", sa.name)));
         }
-        if sa.policies.is_empty() && sa.well_known.is_empty() {
-            errs.push(FieldError::new(at("policies"), "give the role policies, well_known sets, or both"));
+        match &sa.role_arn {
+            Some(r) => {
+                if !is_iam_arn(r, "role") {
+                    errs.push(FieldError::new(at("role_arn"), format!("`{r}` is not an IAM role ARN")));
+                }
+                if !sa.policies.is_empty() || !sa.well_known.is_empty() || sa.policy_document.is_some() {
+                    errs.push(FieldError::new(
+                        at("role_arn"),
+                        "a role of yours keeps its own policies: drop policies, well_known and policy_document",
+                    ));
+                }
+            }
+            None if sa.policies.is_empty() && sa.well_known.is_empty() && sa.policy_document.is_none() => {
+                errs.push(FieldError::new(
+                    at("policies"),
+                    "give the role policies, well_known sets, a policy_document, or a role_arn of yours",
+                ));
+            }
+            None => {}
+        }
+        if let Some(t) = &sa.target_role_arn {
+            if !pod_identity {
+                errs.push(FieldError::new(at("target_role_arn"), "only pod identity associations take a target role"));
+            } else if !is_iam_arn(t, "role") {
+                errs.push(FieldError::new(at("target_role_arn"), format!("`{t}` is not an IAM role ARN")));
+            }
+        }
+        if sa.disable_session_tags && !pod_identity {
+            errs.push(FieldError::new(at("disable_session_tags"), "only pod identity associations have session tags"));
+        }
+        if !sa.create_service_account && !(sa.labels.is_empty() && sa.annotations.is_empty()) {
+            let f = if sa.labels.is_empty() { "annotations" } else { "labels" };
+            errs.push(FieldError::new(
+                at(f),
+                "labels and annotations are for a service account eksodus makes: set create_service_account",
+            ));
+        }
+        for (k, v) in &sa.labels {
+            if let Err(why) = label_key(k) {
+                errs.push(FieldError::new(at(&format!("labels.{k}")), why));
+            } else if k == OWNER_LABEL {
+                errs.push(FieldError::new(at(&format!("labels.{k}")), "this label is eksodus's own mark"));
+            }
+            if !is_label_value(v) {
+                errs.push(FieldError::new(
+                    at(&format!("labels.{k}")),
+                    format!("`{v}` is not a label value (at most 63 letters, digits, `-`, `_`, `.`, alphanumeric at both ends)"),
+                ));
+            }
+        }
+        for k in sa.annotations.keys() {
+            if let Err(why) = label_key(k) {
+                errs.push(FieldError::new(at(&format!("annotations.{k}")), why));
+            } else if k == IRSA_ROLE_ANNOTATION {
+                errs.push(FieldError::new(
+                    at(&format!("annotations.{k}")),
+                    "eksodus writes the role annotation itself (give role_arn for a role of yours)",
+                ));
+            }
         }
         if !seen.insert((&sa.namespace, &sa.name)) {
             errs.push(FieldError::new(at("name"), format!("{}/{} is listed twice", sa.namespace, sa.name)));
@@ -1531,8 +1657,8 @@ fn validate_access(a: &AccessSpec, errs: &mut Vec<FieldError>) {
             errs.push(FieldError::new("access.oidc_issuer", format!("`{i}` must be an https:// URL")));
         }
     }
-    validate_sa_roles(&a.service_accounts, "access.service_accounts", errs);
-    validate_sa_roles(&a.pod_identities, "access.pod_identities", errs);
+    validate_sa_roles(&a.service_accounts, "access.service_accounts", false, errs);
+    validate_sa_roles(&a.pod_identities, "access.pod_identities", true, errs);
     for (i, m) in a.mappings.iter().enumerate() {
         let at = |f: &str| format!("access.mappings[{i}].{f}");
         match (&m.rolearn, &m.userarn) {
@@ -2254,6 +2380,52 @@ network:
         assert_eq!(s.network.nat, NatMode::Single);
         assert_eq!(s.az_names(), ["us-east-1a", "us-east-1b", "us-east-1c"]);
         assert_eq!(s.validate(), vec![]);
+    }
+
+    #[test]
+    fn service_account_roles_name_what_is_wrong_by_field() {
+        let with = |sas: &str, pis: &str| {
+            EnvironmentSpec::from_yaml(&format!("{GOOD}access:\n  service_accounts: {sas}\n  pod_identities: {pis}\n"))
+                .unwrap()
+                .validate()
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>()
+        };
+        let role = "arn:aws:iam::111122223333:role/mine";
+        let ok_irsa = format!(
+            "{{namespace: apps, name: web, role_arn: '{role}', create_service_account: true, \
+             labels: {{team: web}}, annotations: {{'example.com/owner': web}}}}"
+        );
+        let ok_pi = format!(
+            "{{namespace: apps, name: job, policy_document: {{Version: '2012-10-17', Statement: []}}, \
+             target_role_arn: '{role}', disable_session_tags: true}}"
+        );
+        assert_eq!(with(&format!("[{ok_irsa}]"), &format!("[{ok_pi}]")), Vec::<String>::new());
+        let bad_irsa = format!(
+            "{{namespace: apps, name: a, role_arn: '{role}', policies: ['arn:aws:iam::aws:policy/X'], \
+             target_role_arn: '{role}', disable_session_tags: true}}"
+        );
+        let no_sa = "{namespace: apps, name: b, policies: ['arn:aws:iam::aws:policy/X'], labels: {team: b}}";
+        let reserved = "{namespace: apps, name: c, policies: ['arn:aws:iam::aws:policy/X'], \
+             create_service_account: true, labels: {'eksodus.io/environment': other, bad: 'not ok!'}, \
+             annotations: {'eks.amazonaws.com/role-arn': x}}";
+        let bad_pi = "{namespace: apps, name: d, role_arn: 'arn:aws:iam::111122223333:user/u', \
+             target_role_arn: 'nope'}";
+        assert_eq!(
+            with(&format!("[{bad_irsa}, {no_sa}, {reserved}]"), &format!("[{bad_pi}]")),
+            [
+                "access.service_accounts[0].role_arn",
+                "access.service_accounts[0].target_role_arn",
+                "access.service_accounts[0].disable_session_tags",
+                "access.service_accounts[1].labels",
+                "access.service_accounts[2].labels.bad",
+                "access.service_accounts[2].labels.eksodus.io/environment",
+                "access.service_accounts[2].annotations.eks.amazonaws.com/role-arn",
+                "access.pod_identities[0].role_arn",
+                "access.pod_identities[0].target_role_arn",
+            ]
+        );
     }
 
     #[test]

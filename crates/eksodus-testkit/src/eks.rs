@@ -1163,13 +1163,25 @@ fn pod_identity(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[Str
                     format!("Association already exists for service account {ns}/{sa}"),
                 );
             }
+            let target = body["targetRoleArn"].as_str();
+            if let Some(t) = target {
+                if principal_parts(t).is_none_or(|(k, _, _)| k != "role") {
+                    return err(400, "InvalidParameterException", format!("The targetRoleArn {t} is not valid"));
+                }
+            }
             let id = format!("a-{:017x}", (now() * 1e6) as u64 ^ x.pod_identities.len() as u64);
-            let a = json!({
+            let mut a = json!({
                 "clusterName": cluster, "namespace": ns, "serviceAccount": sa, "roleArn": role,
+                "disableSessionTags": body["disableSessionTags"].as_bool().unwrap_or(false),
                 "associationArn": format!("arn:aws:eks:{}:{}:podidentityassociation/{cluster}/{id}", req.region, req.account),
                 "associationId": id, "tags": if body["tags"].is_object() { body["tags"].clone() } else { json!({}) },
                 "createdAt": now(), "modifiedAt": now(),
             });
+            if let Some(t) = target {
+                // the association's own ID for the target role's trust policy (`sts:ExternalId`)
+                a["targetRoleArn"] = json!(t);
+                a["externalId"] = json!(external_id(&id));
+            }
             x.pod_identities.insert(id, a.clone());
             (StatusCode::OK, json!({"association": a}), None)
         }
@@ -1190,6 +1202,18 @@ fn pod_identity(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[Str
             if let Some(role) = body["roleArn"].as_str() {
                 a["roleArn"] = json!(role);
             }
+            if let Some(t) = body["targetRoleArn"].as_str() {
+                if principal_parts(t).is_none_or(|(k, _, _)| k != "role") {
+                    return err(400, "InvalidParameterException", format!("The targetRoleArn {t} is not valid"));
+                }
+                a["targetRoleArn"] = json!(t);
+                if a["externalId"].is_null() {
+                    a["externalId"] = json!(external_id(&id));
+                }
+            }
+            if let Some(d) = body["disableSessionTags"].as_bool() {
+                a["disableSessionTags"] = json!(d);
+            }
             a["modifiedAt"] = json!(now());
             (StatusCode::OK, json!({"association": a}), None)
         }
@@ -1199,6 +1223,21 @@ fn pod_identity(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[Str
         },
         other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
     }
+}
+
+/// A UUID-shaped external ID derived from the association ID, as EKS gives one to an association with a target
+/// role.
+fn external_id(id: &str) -> String {
+    let h = |seed: u64| id.bytes().fold(seed, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    let (a, b) = (h(0xcbf2_9ce4_8422_2325), h(0x8422_2325_cbf2_9ce4));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -17,7 +17,7 @@ fn examples() -> Vec<(String, String)> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     out.sort();
-    // none of the twenty is fully private: eksctl's own form of one, with a nodegroup that has to join
+    // none of the twenty-two is fully private: eksctl's own form of one, with a nodegroup that has to join
     out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
     // eksctl's example 38 names a control plane's subnets in a VPC eksctl makes, which cannot be: in a VPC of
     // the user's, as eksctl's docs use them
@@ -73,8 +73,54 @@ async fn users_group(
     id
 }
 
+/// The user's customer-managed policy standing for the example's `theirs`, made the first time it is named
+/// (with the example's path and name, in the emulator's account).
+async fn users_policy(
+    iam: &aws_sdk_iam::Client,
+    made: &mut std::collections::BTreeMap<String, String>,
+    theirs: &str,
+) -> String {
+    if theirs.starts_with("arn:aws:iam::aws:") {
+        return theirs.to_string(); // AWS's own
+    }
+    if let Some(arn) = made.get(theirs) {
+        return arn.clone();
+    }
+    let (_, rest) = theirs.split_once(":policy/").unwrap();
+    let (path, name) = rest.rsplit_once('/').map_or(("/".to_string(), rest), |(p, n)| (format!("/{p}/"), n));
+    let doc =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
+    let r = iam.create_policy().policy_name(name).path(path).policy_document(doc).send().await.unwrap();
+    let arn = r.policy().unwrap().arn().unwrap().to_string();
+    made.insert(theirs.to_string(), arn.clone());
+    arn
+}
+
+/// Makes the user's roles and policies a spec's service accounts name, and points the spec at them. A target
+/// role in another account stays as it is: EKS does not read it when it makes the association.
+async fn provide_users_iam(conf: &aws_config::SdkConfig, spec: &mut eksodus::EnvironmentSpec) {
+    let Some(access) = spec.access.as_mut() else { return };
+    let iam = aws_sdk_iam::Client::new(conf);
+    let mut policies = std::collections::BTreeMap::new();
+    if let Some(b) = access.iam.permissions_boundary.as_mut() {
+        *b = users_policy(&iam, &mut policies, b).await;
+    }
+    for sa in access.service_accounts.iter_mut().chain(access.pod_identities.iter_mut()) {
+        for p in sa.policies.iter_mut() {
+            *p = users_policy(&iam, &mut policies, p).await;
+        }
+        if let Some(role) = sa.role_arn.as_mut() {
+            let name = role.rsplit('/').next().unwrap();
+            let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+            let r = iam.create_role().role_name(name).assume_role_policy_document(trust).send().await.unwrap();
+            *role = r.role().unwrap().arn().to_string();
+        }
+    }
+}
+
 /// Makes in the emulator what the spec takes from the user's account, and points the spec at it.
 async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::EnvironmentSpec) {
+    provide_users_iam(conf, spec).await;
     let zones = spec.az_names();
     if let Some(ex) = spec.network.existing.as_mut() {
         let ec2 = aws_sdk_ec2::Client::new(conf);
@@ -195,10 +241,10 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         let spec = eksodus::spec::validated(spec).unwrap_or_else(|e| panic!("{name}: {e}"));
         // the fake API server for speed, the real one (where available) for an example that writes aws-auth
         // and RBAC: the fake agreeing proves nothing
-        let writes_kube = spec
-            .access
-            .as_ref()
-            .is_some_and(|a| !(a.mappings.is_empty() && a.accounts.is_empty() && a.service_access.is_empty()));
+        let writes_kube = spec.access.as_ref().is_some_and(|a| {
+            !(a.mappings.is_empty() && a.accounts.is_empty() && a.service_access.is_empty())
+                || a.service_accounts.iter().chain(&a.pod_identities).any(|s| s.create_service_account)
+        });
         let nc = eksodus_testkit::workload::NewCluster::start(writes_kube).await.unwrap();
         if writes_kube {
             println!("{name}: the new cluster's Kubernetes side is {}", nc.describe());
@@ -238,6 +284,11 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             // a second up changes nothing there
             let again = env().up(&EventSink::discard()).await.unwrap();
             assert!(again.aws_auth.is_empty(), "{name}: {:?}", again.aws_auth);
+        }
+        check_service_accounts(&conf, &aws.account_id, &spec, &nc.client, &up.service_accounts, &name).await;
+        if access.service_accounts.iter().chain(&access.pod_identities).any(|s| s.create_service_account) {
+            let again = env().up(&EventSink::discard()).await.unwrap();
+            assert!(again.service_accounts.is_empty(), "{name}: {:?}", again.service_accounts);
         }
         // SSH beside eksodus's template: the nodegroup's own group lets the sources reach port 22
         for n in spec.cluster.iter().flat_map(|c| &c.nodegroups).filter(|n| n.owns_template()) {
@@ -412,6 +463,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "07-ssh-keys.yaml",
         "09-nat-gateways.yaml",
         "10-encrypted-volumes.yaml",
+        "13-iamserviceaccounts.yaml",
         "15-managed-nodes.yaml",
         "19-kms-cluster.yaml",
         "20-bottlerocket.yaml",
@@ -419,6 +471,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "25-addons.yaml",
         "27-oidc-provider.yaml",
         "35-iamidentitymappings.yaml",
+        "39-pod-identity-association.yaml",
         "40-access-entries.yaml",
         "41-zonal-shift.yaml",
         "44-node-repair.yaml",
@@ -429,6 +482,77 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "zz-control-plane-subnets (inline)",
     ];
     assert_eq!(applied, expected);
+}
+
+/// The service accounts the spec asks for are in the cluster with eksodus's label, the user's labels and
+/// annotations and (IRSA) their role's annotation, in namespaces made for them; each pod identity association
+/// has its role, target role and session tags as the spec gives them.
+async fn check_service_accounts(
+    conf: &aws_config::SdkConfig,
+    account: &str,
+    spec: &eksodus::EnvironmentSpec,
+    client: &kube::Client,
+    changes: &[eksodus::access::serviceaccounts::Change],
+    name: &str,
+) {
+    use eksodus::access::serviceaccounts::Change;
+    use eksodus::core::spec::{IRSA_ROLE_ANNOTATION, OWNER_LABEL};
+    let Some(access) = &spec.access else { return };
+    let made: Vec<&str> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Created { service_account } => service_account.as_str(),
+            other => panic!("{name}: a new cluster's service accounts are all made: {other:?}"),
+        })
+        .collect();
+    let irsa = access.service_accounts.iter().map(|s| (s, true));
+    let mut want = Vec::new();
+    for (sa, is_irsa) in irsa.chain(access.pod_identities.iter().map(|s| (s, false))) {
+        if !sa.create_service_account {
+            continue;
+        }
+        want.push(format!("{}/{}", sa.namespace, sa.name));
+        let api: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            kube::Api::namespaced(client.clone(), &sa.namespace);
+        let got = api.get(&sa.name).await.unwrap_or_else(|e| panic!("{name}: {}/{}: {e}", sa.namespace, sa.name));
+        let labels = got.metadata.labels.unwrap_or_default();
+        let annotations = got.metadata.annotations.unwrap_or_default();
+        assert_eq!(labels.get(OWNER_LABEL), Some(&spec.name), "{name}: {labels:?}");
+        for (k, v) in &sa.labels {
+            assert_eq!(labels.get(k), Some(v), "{name}: {}/{}: label {k}", sa.namespace, sa.name);
+        }
+        for (k, v) in &sa.annotations {
+            assert_eq!(annotations.get(k), Some(v), "{name}: {}/{}: annotation {k}", sa.namespace, sa.name);
+        }
+        let role = annotations.get(IRSA_ROLE_ANNOTATION).cloned();
+        let want_role = is_irsa.then(|| eksodus::access::iam::irsa_role_arn(spec, account, sa));
+        assert_eq!(role, want_role, "{name}: {}/{}", sa.namespace, sa.name);
+    }
+    let mut made = made;
+    made.sort();
+    want.sort();
+    assert_eq!(made, want, "{name}");
+    if access.pod_identities.is_empty() {
+        return;
+    }
+    let eks = aws_sdk_eks::Client::new(conf);
+    let list = eks.list_pod_identity_associations().cluster_name(&spec.name).send().await.unwrap();
+    assert_eq!(list.associations().len(), access.pod_identities.len(), "{name}");
+    for a in list.associations() {
+        let id = a.association_id().unwrap();
+        let d = eks.describe_pod_identity_association().cluster_name(&spec.name).association_id(id).send().await;
+        let d = d.unwrap().association.unwrap();
+        let sa = access
+            .pod_identities
+            .iter()
+            .find(|s| Some(s.namespace.as_str()) == d.namespace() && Some(s.name.as_str()) == d.service_account())
+            .unwrap_or_else(|| panic!("{name}: {d:?} is not in the spec"));
+        let want_role = eksodus::access::iam::pod_identity_role_arn(spec, account, sa);
+        assert_eq!(d.role_arn(), Some(want_role.as_str()), "{name}");
+        assert_eq!(d.target_role_arn(), sa.target_role_arn.as_deref(), "{name}");
+        assert_eq!(d.disable_session_tags(), Some(sa.disable_session_tags), "{name}: {}", sa.name);
+        assert_eq!(d.external_id().is_some(), sa.target_role_arn.is_some(), "{name}: {}", sa.name);
+    }
 }
 
 /// The environment's VPC has an IPv6 /56 from Amazon's pool when the spec asks, every subnet a different /64 of

@@ -101,7 +101,19 @@ impl Eks {
                         .as_ref()
                         .is_some_and(|x| x.service_accounts.iter().any(|s| s.namespace == ns && s.name == n))
                 });
-            if wants_role {
+            // a role of the user's for the addon's service account: used as it is, with nothing to wait for
+            let users_role = sa.and_then(|(ns, n)| {
+                spec.access
+                    .as_ref()?
+                    .service_accounts
+                    .iter()
+                    .find(|s| s.namespace == ns && s.name == n)?
+                    .role_arn
+                    .clone()
+            });
+            if let Some(r) = users_role {
+                role = Some(r);
+            } else if wants_role {
                 let (Some((ns, n)), Some(rk)) = (sa, irsa) else {
                     return Err(Error::Spec {
                         field: format!("cluster.addons[{i}].policies"),
