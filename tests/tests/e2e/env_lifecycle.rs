@@ -978,3 +978,103 @@ cluster:
         "the cluster security group goes with the cluster"
     );
 }
+
+/// The service accounts eksodus makes for its roles: made with their namespaces, changed in place when their
+/// labels change, deleted when the spec drops them (their namespace stays), and one of the user's with the same
+/// name as a spec entry is left exactly as it was and reported, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_accounts_are_made_changed_and_deleted_and_the_users_are_left_alone() {
+    use eksodus_access::serviceaccounts::Change;
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    const SAS: &str = r#"
+name: satest
+region: us-east-1
+network: {cidr: 10.61.0.0/16, azs: 2, nat: single}
+access:
+  service_accounts:
+    - {namespace: apps, name: web, policies: [arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess], create_service_account: true, labels: {team: web}, annotations: {example.com/owner: web}}
+    - {namespace: apps, name: theirs, policies: [arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess], create_service_account: true}
+  pod_identities:
+    - {namespace: jobs, name: worker, policies: [arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess], create_service_account: true}
+cluster:
+  version: "1.33"
+  nodegroups:
+    - {name: general, instance_types: [m5.large], min: 1, max: 2, desired: 1}
+  addons:
+    - {name: eks-pod-identity-agent}
+"#;
+    let s = spec(SAS);
+    assert_eq!(s.validate(), vec![]);
+    let st = setup_kube(FaultConfig::default(), true).await;
+    // the user's own service account, in a namespace of theirs
+    let ns: kube::Api<Namespace> = kube::Api::all(st.client.clone());
+    ns.create(&Default::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": "apps"}})).unwrap())
+        .await
+        .unwrap();
+    let apps: kube::Api<ServiceAccount> = kube::Api::namespaced(st.client.clone(), "apps");
+    let theirs = serde_json::json!({"metadata": {"name": "theirs", "labels": {"owner": "me"}}});
+    let theirs = apps.create(&Default::default(), &serde_json::from_value(theirs).unwrap()).await.unwrap();
+    let created = |sa: &str| Change::Created { service_account: sa.into() };
+    let not_ours = Change::NotOurs { service_account: "apps/theirs".into() };
+
+    let up = st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let mut got = up.service_accounts.clone();
+    got.sort_by_key(|c| format!("{c:?}"));
+    let mut want = vec![created("apps/web"), created("jobs/worker"), not_ours.clone()];
+    want.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(got, want);
+    let web = apps.get("web").await.unwrap();
+    let labels = web.metadata.labels.clone().unwrap();
+    assert_eq!(labels.get("team").map(String::as_str), Some("web"));
+    assert_eq!(labels.get("eksodus.io/environment").map(String::as_str), Some("satest"));
+    let notes = web.metadata.annotations.clone().unwrap();
+    assert_eq!(notes.get("example.com/owner").map(String::as_str), Some("web"));
+    let role =
+        eksodus_access::iam::irsa_role_arn(&s, &st.aws.account_id, &s.access.as_ref().unwrap().service_accounts[0]);
+    assert_eq!(notes.get("eks.amazonaws.com/role-arn"), Some(&role));
+    // and the role is there for it
+    let iam = aws_sdk_iam::Client::new(&st.conf);
+    iam.get_role().role_name(role.rsplit('/').next().unwrap()).send().await.unwrap();
+    let jobs: kube::Api<ServiceAccount> = kube::Api::namespaced(st.client.clone(), "jobs");
+    let worker = jobs.get("worker").await.unwrap();
+    assert!(
+        !worker.metadata.annotations.unwrap_or_default().contains_key("eks.amazonaws.com/role-arn"),
+        "pod identity needs no annotation"
+    );
+    // the user's is as it was: not even a resourceVersion moved
+    let after = apps.get("theirs").await.unwrap();
+    assert_eq!(after.metadata.resource_version, theirs.metadata.resource_version);
+    assert_eq!(after.metadata.labels, theirs.metadata.labels);
+
+    // a second up changes nothing, and says again that the user's is theirs
+    let again = st.env(&s).up(&EventSink::discard()).await.unwrap();
+    assert_eq!(again.service_accounts, vec![not_ours.clone()]);
+
+    // a label changes in place; a dropped entry's service account goes, its namespace stays
+    let mut changed = s.clone();
+    let a = changed.access.as_mut().unwrap();
+    a.service_accounts[0].labels.insert("team".into(), "storefront".into());
+    a.pod_identities.clear();
+    a.service_accounts[0].annotations.clear();
+    let up = st.env(&changed).up(&EventSink::discard()).await.unwrap();
+    let mut got = up.service_accounts.clone();
+    got.sort_by_key(|c| format!("{c:?}"));
+    let mut want = vec![
+        Change::Updated { service_account: "apps/web".into() },
+        Change::Deleted { service_account: "jobs/worker".into() },
+        not_ours.clone(),
+    ];
+    want.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(got, want);
+    let web = apps.get("web").await.unwrap();
+    assert_eq!(web.metadata.labels.unwrap().get("team").map(String::as_str), Some("storefront"));
+    // an annotation the spec dropped is dropped too (eksodus's field manager owned it)
+    assert!(!web.metadata.annotations.unwrap_or_default().contains_key("example.com/owner"));
+    assert!(jobs.get_opt("worker").await.unwrap().is_none());
+    assert!(ns.get_opt("jobs").await.unwrap().is_some(), "a namespace is never deleted");
+    let p = st.env(&changed).plan().await.unwrap();
+    assert!(p.is_converged(), "{:#?}", p.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    assert_eq!(apps.get("theirs").await.unwrap().metadata.labels, theirs.metadata.labels);
+}
