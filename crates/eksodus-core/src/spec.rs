@@ -1595,7 +1595,7 @@ fn validate_sa_roles(list: &[ServiceAccountRole], field: &str, pod_identity: boo
         if sa.disable_session_tags && !pod_identity {
             errs.push(FieldError::new(at("disable_session_tags"), "only pod identity associations have session tags"));
         }
-        if !sa.create_service_account && !(sa.labels.is_empty() && sa.annotations.is_empty()) {
+        if !sa.create_service_account && (!sa.labels.is_empty() || !sa.annotations.is_empty()) {
             let f = if sa.labels.is_empty() { "annotations" } else { "labels" };
             errs.push(FieldError::new(
                 at(f),
