@@ -685,40 +685,11 @@ impl Environment {
             if p.is_converged() {
                 // the AWS side is converged: a cluster that does not answer leaves its Kubernetes-side steps
                 // pending (a later `up` does them), it does not fail what was built
-                let (eni_configs, mut kube_skipped) = match self.kube_after_up(&p).await {
-                    Ok(done) => done,
-                    Err(e) if e.is_kube() => (
-                        vec![],
-                        Some(format!("pending: cannot reach the cluster's API server ({e}); ENIConfigs not applied: run up again once it answers")),
-                    ),
-                    Err(e) => return Err(e),
-                };
-                let aws_auth = match self.aws_auth_after_up(&p).await {
-                    Ok((changes, note)) => {
-                        kube_skipped = kube_skipped.or(note);
-                        changes
-                    }
-                    Err(e) if e.is_kube() => {
-                        kube_skipped = kube_skipped.or(Some(format!(
-                            "pending: cannot reach the cluster's API server ({e}); aws-auth not updated: run up again once it answers"
-                        )));
-                        vec![]
-                    }
-                    Err(e) => return Err(e),
-                };
-                let service_accounts = match self.service_accounts_after_up(&p).await {
-                    Ok((changes, note)) => {
-                        kube_skipped = kube_skipped.or(note);
-                        changes
-                    }
-                    Err(e) if e.is_kube() => {
-                        kube_skipped = kube_skipped.or(Some(format!(
-                            "pending: cannot reach the cluster's API server ({e}); service accounts not made: run up again once it answers"
-                        )));
-                        vec![]
-                    }
-                    Err(e) => return Err(e),
-                };
+                let mut kube_skipped = None;
+                let eni_configs = pending(self.kube_after_up(&p).await, "ENIConfigs not applied", &mut kube_skipped)?;
+                let aws_auth = pending(self.aws_auth_after_up(&p).await, "aws-auth not updated", &mut kube_skipped)?;
+                let service_accounts =
+                    pending(self.service_accounts_after_up(&p).await, "service accounts not made", &mut kube_skipped)?;
                 return Ok(UpReport { rounds, converged: p, eni_configs, aws_auth, service_accounts, kube_skipped });
             }
             if p.plan.is_empty() {
@@ -1102,6 +1073,28 @@ pub fn check_version(spec: &str, running: &str) -> Result<(), Error> {
 /// replacement): drivers use it to ask for confirmation.
 pub fn is_destructive(action: Action) -> bool {
     matches!(action, Action::Delete | Action::Replace)
+}
+
+/// A Kubernetes-side step after `up`: its changes, with its note (or, when the cluster does not answer, a
+/// pending note saying what was `not_done`) kept as the first in `skipped`; other errors fail `up`.
+fn pending<T>(
+    r: Result<(Vec<T>, Option<String>), Error>,
+    not_done: &str,
+    skipped: &mut Option<String>,
+) -> Result<Vec<T>, Error> {
+    match r {
+        Ok((changes, note)) => {
+            *skipped = skipped.take().or(note);
+            Ok(changes)
+        }
+        Err(e) if e.is_kube() => {
+            *skipped = skipped.take().or(Some(format!(
+                "pending: cannot reach the cluster's API server ({e}); {not_done}: run up again once it answers"
+            )));
+            Ok(vec![])
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
