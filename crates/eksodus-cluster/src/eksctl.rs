@@ -233,6 +233,74 @@ fn policy_switches(
     out
 }
 
+/// eksctl's `instanceSelector` (`vCPUs`, `memory` in GiB unless a unit says otherwise, `gpus`,
+/// `cpuArchitecture`, `allow`, `deny`) as eksodus's, each exact number an exact range as eksctl filters.
+fn eksctl_selector(
+    path: &str,
+    v: &Value,
+    un: &mut Vec<Unsupported>,
+) -> Option<eksodus_core::spec::InstanceSelectorSpec> {
+    use eksodus_core::spec::{CountRange, InstanceSelectorSpec};
+    let Some(m) = v.as_object() else {
+        un.push(Unsupported { path: path.into(), reason: "a mapping".into() });
+        return None;
+    };
+    // eksctl without `gpus` does not filter on them; eksodus's default leaves GPU types out, so a selector
+    // that is to choose some says so
+    let mut sel = InstanceSelectorSpec::default();
+    for (k, v) in m {
+        let at = format!("{path}.{k}");
+        let count = v.as_u64().and_then(|n| u32::try_from(n).ok());
+        match (k.as_str(), count) {
+            ("vCPUs", Some(0)) => {} // eksctl's zero value: not asked
+            ("vCPUs", Some(n)) => sel.vcpus = CountRange::exactly(n),
+            ("gpus", Some(n)) => sel.gpus = CountRange::exactly(n),
+            ("memory", _) => match eksctl_memory_mib(v) {
+                Some(0) => {}
+                Some(mib) => sel.memory_mib = CountRange::exactly(mib),
+                None => un.push(Unsupported {
+                    path: at,
+                    reason: "a size such as \"4\" (GiB), \"4GiB\" or \"512MiB\"".into(),
+                }),
+            },
+            ("cpuArchitecture", _) => match v.as_str() {
+                Some("x86_64" | "amd64") | None => {}
+                Some("arm64" | "aarch64") => sel.architecture = "arm64".into(),
+                Some(other) => un.push(Unsupported { path: at, reason: format!("`{other}` is not x86_64 or arm64") }),
+            },
+            ("allow" | "deny", _) if v.is_string() => {
+                let re = v.as_str().map(String::from);
+                if k == "allow" {
+                    sel.allow = re;
+                } else {
+                    sel.deny = re;
+                }
+            }
+            (other, _) => un.push(Unsupported { path: at, reason: not_mapped(other) }),
+        }
+    }
+    Some(sel)
+}
+
+/// eksctl's memory size in MiB: a number of GiB, or a number with a unit (GiB, GB, G, MiB, MB, M; any case).
+fn eksctl_memory_mib(v: &Value) -> Option<u32> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let per = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "gib" | "gi" | "gb" | "g" => 1024.0,
+        "mib" | "mi" | "mb" | "m" => 1.0,
+        _ => return None,
+    };
+    let mib = (n * per).round();
+    (mib.is_finite() && (0.0..=f64::from(u32::MAX)).contains(&mib)).then_some(mib as u32)
+}
+
 fn eksctl_effect(e: &str) -> String {
     match e {
         "NoSchedule" => "NO_SCHEDULE".into(),
@@ -687,7 +755,24 @@ pub fn import(text: &str) -> Result<Imported, String> {
             if let Some(t) = r.str("instanceType") {
                 types.insert(0, t);
             }
-            if types.is_empty() {
+            // instanceSelector: eksctl resolves it once, as eksodus does when it makes the nodegroup
+            let mut selector = match r.get("instanceSelector").cloned() {
+                Some(v) => match eksctl_selector(&format!("{list}[{i}].instanceSelector"), &v, &mut un) {
+                    Some(_) if !types.is_empty() => {
+                        notes.push(Note {
+                            path: format!("{list}[{i}].instanceSelector"),
+                            message: format!(
+                                "eksctl checks the selector chooses exactly the instance types given; eksodus takes the types ({})",
+                                types.join(", ")
+                            ),
+                        });
+                        None
+                    }
+                    s => s,
+                },
+                None => None,
+            };
+            if types.is_empty() && selector.is_none() {
                 types.push("m5.large".into()); // eksctl's default
             }
             let desired = r.u32("desiredCapacity").unwrap_or(2);
@@ -751,7 +836,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
                         other => un.push(Unsupported { path: at(other), reason: not_mapped(other) }),
                     }
                 }
-                if types.is_empty() {
+                if !types.is_empty() {
+                    selector = None;
+                } else if selector.is_none() {
                     types.push("m5.large".into());
                 }
             }
@@ -775,12 +862,46 @@ pub fn import(text: &str) -> Result<Imported, String> {
             // own AMI for the family then, which is what a managed nodegroup without one runs
             let ami = r.str("ami").filter(|a| a.starts_with("ami-"));
             let override_bootstrap_command = r.str("overrideBootstrapCommand");
-            let ami_type = r.str("amiFamily").and_then(|f| match f.as_str() {
-                "AmazonLinux2023" => Some("AL2023_x86_64_STANDARD".to_string()),
-                "AmazonLinux2" => Some("AL2_x86_64".to_string()),
-                "Bottlerocket" => Some("BOTTLEROCKET_x86_64".to_string()),
-                _ => None,
-            });
+            // the AMI type follows the family and, as eksctl picks it, what the selector chooses: ARM or GPU
+            let (arm, gpu) =
+                selector.as_ref().map_or((false, false), |s| (s.architecture == "arm64", s.gpus.min.unwrap_or(0) > 0));
+            let al2023 = match (arm, gpu) {
+                (false, false) => "AL2023_x86_64_STANDARD",
+                (false, true) => "AL2023_x86_64_NVIDIA",
+                (true, false) => "AL2023_ARM_64_STANDARD",
+                (true, true) => "AL2023_ARM_64_NVIDIA",
+            };
+            let ami_type = match r.str("amiFamily").as_deref() {
+                None if arm || gpu => Some(al2023.to_string()),
+                None => None,
+                Some("AmazonLinux2023") => Some(al2023.to_string()),
+                Some("AmazonLinux2") => Some(
+                    if arm {
+                        "AL2_ARM_64"
+                    } else if gpu {
+                        "AL2_x86_64_GPU"
+                    } else {
+                        "AL2_x86_64"
+                    }
+                    .to_string(),
+                ),
+                Some("Bottlerocket") => Some(
+                    match (arm, gpu) {
+                        (false, false) => "BOTTLEROCKET_x86_64",
+                        (false, true) => "BOTTLEROCKET_x86_64_NVIDIA",
+                        (true, false) => "BOTTLEROCKET_ARM_64",
+                        (true, true) => "BOTTLEROCKET_ARM_64_NVIDIA",
+                    }
+                    .to_string(),
+                ),
+                Some(other) => {
+                    un.push(Unsupported {
+                        path: format!("{list}[{i}].amiFamily"),
+                        reason: format!("`{other}`: eksodus makes Linux nodegroups of EKS's AMI types: AmazonLinux2023, AmazonLinux2 or Bottlerocket"),
+                    });
+                    None
+                }
+            };
             let ng_tags = r.str_map("tags");
             // ssh: a named key pair, a public key or a key file (imported as a key pair eksodus owns; eksctl's
             // default is ~/.ssh/id_rsa.pub) with the groups allowed to reach it maps to EKS remote access; SSM
@@ -1022,6 +1143,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 ami,
                 override_bootstrap_command,
                 bottlerocket,
+                instance_selector: selector,
             };
             if ng.ssh.is_some() && ng.launch_template.is_some() {
                 // beside eksodus's template the key goes into it (as eksctl does); a template of the user's
@@ -1310,7 +1432,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 22);
+        assert_eq!(files.len(), 23);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -1644,6 +1766,86 @@ managedNodeGroups:
             "{:?}",
             imp.unsupported
         );
+    }
+
+    #[test]
+    fn instance_selectors_map_with_the_ami_type_they_need() {
+        // eksctl's example 28, and the forms around it
+        let text = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: sel, region: us-west-2, version: "1.33"}
+nodeGroups:
+- name: ng
+  instanceSelector: {vCPUs: 2, memory: "4"}
+managedNodeGroups:
+- name: mng
+  instanceSelector: {vCPUs: 2, memory: 2GiB, cpuArchitecture: x86_64}
+- name: arm
+  amiFamily: Bottlerocket
+  spot: true
+  instanceSelector: {vCPUs: 4, memory: 8192MiB, cpuArchitecture: arm64, deny: "^c"}
+- name: gpu
+  instanceSelector: {vCPUs: 4, gpus: 1, allow: "^g"}
+- name: both
+  instanceTypes: [c5.large]
+  instanceSelector: {vCPUs: 2}
+- name: bad
+  amiFamily: Ubuntu2204
+  instanceSelector: {memory: lots, cpuArchitecture: sparc, burstable: false}
+"#;
+        let imp = import(text).unwrap();
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        let by = |n: &str| ngs.iter().find(|g| g.name == n).unwrap();
+        let sel = |n: &str| by(n).instance_selector.clone().unwrap();
+        use eksodus_core::spec::CountRange;
+        assert_eq!((sel("ng").vcpus, sel("ng").memory_mib), (CountRange::exactly(2), CountRange::exactly(4096)));
+        assert_eq!(sel("mng").memory_mib, CountRange::exactly(2048));
+        assert!(
+            by("mng").instance_types.is_empty() && by("ng").instance_types.is_empty(),
+            "no default type beside a selector"
+        );
+        assert_eq!((sel("arm").architecture.as_str(), sel("arm").memory_mib), ("arm64", CountRange::exactly(8192)));
+        assert_eq!(
+            (by("arm").ami_type.as_deref(), by("arm").capacity_type.as_str()),
+            (Some("BOTTLEROCKET_ARM_64"), "SPOT")
+        );
+        assert_eq!(sel("arm").deny.as_deref(), Some("^c"));
+        assert_eq!(
+            (sel("gpu").gpus, by("gpu").ami_type.as_deref()),
+            (CountRange::exactly(1), Some("AL2023_x86_64_NVIDIA"))
+        );
+        assert_eq!(sel("ng").gpus, CountRange::none(), "no GPU types unless asked");
+        assert_eq!(
+            (by("both").instance_selector.as_ref(), by("both").instance_types.as_slice()),
+            (None, &["c5.large".to_string()][..])
+        );
+        assert!(imp.notes.iter().any(|n| n.path == "managedNodeGroups[3].instanceSelector"), "{:?}", imp.notes);
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "managedNodeGroups[4].instanceSelector.memory",
+                "managedNodeGroups[4].instanceSelector.cpuArchitecture",
+                "managedNodeGroups[4].instanceSelector.burstable",
+                "managedNodeGroups[4].amiFamily",
+            ],
+            "{:?}",
+            imp.unsupported
+        );
+        // what imports whole validates
+        let good = import(&text[..text.find("- name: both").unwrap()]).unwrap();
+        assert_eq!((good.unsupported.len(), good.spec.validate()), (0, vec![]));
+        for (v, want) in [
+            ("4", Some(4096)),
+            ("0.5", Some(512)),
+            ("512MiB", Some(512)),
+            ("2 gb", Some(2048)),
+            ("x", None),
+            ("4TiB", None),
+        ] {
+            assert_eq!(eksctl_memory_mib(&serde_json::json!(v)), want, "{v}");
+        }
+        assert_eq!(eksctl_memory_mib(&serde_json::json!(16)), Some(16384));
     }
 
     #[test]

@@ -425,6 +425,9 @@ impl Environment {
                 });
             }
         }
+        // nodegroups that name what their instances offer get the types that offer it, from here on
+        let resolved = self.resolve_selectors(spec, &found, &mut notes).await?;
+        let spec = resolved.as_ref().unwrap_or(spec);
         let owned_cluster = found.cluster.as_ref().filter(|c| c.owned);
         let account = self.account(owned_cluster).await?;
         let issuer = owned_cluster
@@ -649,6 +652,80 @@ impl Environment {
             .route(eks::KINDS, &self.eks)
             .route(crate::kms::KINDS, &self.kms)
             .route(eksodus_access::entries::KINDS, entries)
+    }
+
+    /// The spec with each `instance_selector` resolved to instance types (and taken out), or `None` when no
+    /// nodegroup has one. A nodegroup that runs keeps its types while every one still satisfies its selector
+    /// (read for those types alone); a new one, or one whose selector its types no longer satisfy, gets what
+    /// the region's catalogue offers now (read once per plan). Says what it chose in `notes`.
+    async fn resolve_selectors(
+        &self,
+        spec: &EnvironmentSpec,
+        found: &eks::Found,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<EnvironmentSpec>, Error> {
+        use eksodus_net::select::{select, still_satisfies, Wants};
+        if spec.cluster.as_ref().is_none_or(|c| c.nodegroups.iter().all(|n| n.instance_selector.is_none())) {
+            return Ok(None);
+        }
+        let mut out = spec.clone();
+        let mut catalogue = None;
+        for (i, n) in out.cluster.iter_mut().flat_map(|c| c.nodegroups.iter_mut()).enumerate() {
+            let Some(sel) = n.instance_selector.take() else { continue };
+            // the zones its subnets are in: known offline for a VPC eksodus lays out, not for one of the user's
+            let zones = match (&spec.network.existing, n.zones.is_empty()) {
+                (Some(_), _) => vec![],
+                (None, true) => spec.az_names(),
+                (None, false) => n.zones.clone(),
+            };
+            let w = Wants { selector: &sel, spot: n.capacity_type == "SPOT", zones: &zones };
+            let at = |e: eksodus_net::Error| match e {
+                eksodus_net::Error::Selection { field, message } => {
+                    Error::Spec { field: format!("cluster.nodegroups[{i}].{field}"), message }
+                }
+                e => Error::from(e),
+            };
+            let running: Vec<String> = found
+                .observed
+                .iter()
+                .find(|o| o.kind == "eks-nodegroup" && o.physical_id == n.name)
+                .and_then(|o| o.props.get("instance_types"))
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            if !running.is_empty() {
+                let theirs = eksodus_net::ec2::instance_catalogue(&self.ec2, Some(&running)).await?;
+                if still_satisfies(&w, &theirs, &running).map_err(at)? {
+                    notes.push(format!(
+                        "nodegroup {}: the instance selector keeps the {} types it runs",
+                        n.name,
+                        running.len()
+                    ));
+                    n.instance_types = running;
+                    continue;
+                }
+            }
+            if catalogue.is_none() {
+                catalogue = Some(eksodus_net::ec2::instance_catalogue(&self.ec2, None).await?);
+            }
+            let chosen = select(&w, catalogue.as_deref().unwrap_or_default()).map_err(at)?;
+            let mut left_out = Vec::new();
+            if chosen.not_in_zones > 0 {
+                left_out.push(format!("{} not offered in all its zones", chosen.not_in_zones));
+            }
+            if chosen.no_cni_data > 0 {
+                left_out.push(format!("{} without VPC CNI limits", chosen.no_cni_data));
+            }
+            notes.push(format!(
+                "nodegroup {}: the instance selector chose {} types: {}{}",
+                n.name,
+                chosen.types.len(),
+                chosen.types.join(", "),
+                if left_out.is_empty() { String::new() } else { format!(" (left out: {})", left_out.join(", ")) }
+            ));
+            n.instance_types = chosen.types;
+        }
+        Ok(Some(out))
     }
 
     /// Applies one plan.

@@ -137,7 +137,8 @@ pub struct EncryptionSpec {
 pub struct NodegroupSpec {
     /// Name.
     pub name: String,
-    /// Instance types (several for Spot diversity).
+    /// Instance types (several for Spot diversity); empty with an `instance_selector`.
+    #[serde(default)]
     pub instance_types: Vec<String>,
     /// Minimum nodes.
     #[serde(default = "one")]
@@ -232,6 +233,112 @@ pub struct NodegroupSpec {
     /// eksodus's launch template (eksctl's `bottlerocket`). A change is a new template version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bottlerocket: Option<BottlerocketSpec>,
+    /// Instance types chosen by what they offer instead of by name (eksctl's `instanceSelector`), with
+    /// `instance_types` left empty. The plan that makes the nodegroup resolves it against EC2's instance types
+    /// offered in its zones; later plans keep the types it runs while they still satisfy the selector, so a
+    /// type EC2 adds later does not replace the nodes, and a changed selector does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_selector: Option<InstanceSelectorSpec>,
+}
+
+/// The most instance types a selector may resolve to (eksctl's limit): more says the criteria are too wide.
+pub const MAX_SELECTED_TYPES: usize = 40;
+
+/// What a nodegroup's instance types must offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSelectorSpec {
+    /// vCPUs per instance: a number (exactly) or `{min, max}`.
+    #[serde(default, skip_serializing_if = "CountRange::is_any")]
+    pub vcpus: CountRange,
+    /// Memory per instance in MiB: a number (exactly) or `{min, max}`.
+    #[serde(default, skip_serializing_if = "CountRange::is_any")]
+    pub memory_mib: CountRange,
+    /// GPUs per instance. None unless asked for: a GPU type needs a GPU AMI type, and costs more than its
+    /// vCPUs and memory suggest.
+    #[serde(default = "CountRange::none")]
+    pub gpus: CountRange,
+    /// `x86_64` (default) or `arm64`; the nodegroup's AMI type must be built for it.
+    #[serde(default = "x86_64")]
+    pub architecture: String,
+    /// Only types whose name this regular expression matches (unanchored, as eksctl's `allow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<String>,
+    /// No type whose name this regular expression matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<String>,
+}
+
+fn x86_64() -> String {
+    "x86_64".into()
+}
+
+/// A range of counts, both ends included; an end not given is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CountRange {
+    /// Fewest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    /// Most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CountRangeRepr {
+    Exactly(u32),
+    Range(RangeFields),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeFields {
+    #[serde(default)]
+    min: Option<u32>,
+    #[serde(default)]
+    max: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for CountRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match CountRangeRepr::deserialize(d)? {
+            CountRangeRepr::Exactly(n) => CountRange::exactly(n),
+            CountRangeRepr::Range(RangeFields { min, max }) => CountRange { min, max },
+        })
+    }
+}
+
+impl CountRange {
+    /// Exactly `n`.
+    pub fn exactly(n: u32) -> Self {
+        CountRange { min: Some(n), max: Some(n) }
+    }
+    /// Exactly none.
+    pub fn none() -> Self {
+        CountRange::exactly(0)
+    }
+    /// Whether both ends are open.
+    pub fn is_any(&self) -> bool {
+        self.min.is_none() && self.max.is_none()
+    }
+    /// Whether `n` lies in the range.
+    pub fn contains(&self, n: u32) -> bool {
+        self.min.is_none_or(|m| n >= m) && self.max.is_none_or(|m| n <= m)
+    }
+}
+
+impl Default for InstanceSelectorSpec {
+    fn default() -> Self {
+        InstanceSelectorSpec {
+            vcpus: CountRange::default(),
+            memory_mib: CountRange::default(),
+            gpus: CountRange::none(),
+            architecture: x86_64(),
+            allow: None,
+            deny: None,
+        }
+    }
 }
 
 /// What a Bottlerocket nodegroup's settings add to what EKS and eksodus write.
@@ -1877,8 +1984,13 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], adopted: bool, errs: &mut
         if !names.insert(&n.name) {
             errs.push(FieldError::new(at("name"), format!("`{}` is listed twice", n.name)));
         }
-        if n.instance_types.is_empty() {
-            errs.push(FieldError::new(at("instance_types"), "at least one instance type is needed"));
+        match &n.instance_selector {
+            None if n.instance_types.is_empty() => errs.push(FieldError::new(
+                at("instance_types"),
+                "at least one instance type is needed (or an instance_selector)",
+            )),
+            None => {}
+            Some(sel) => validate_selector(n, sel, &at, errs),
         }
         if n.max == 0 || n.min > n.desired || n.desired > n.max {
             errs.push(FieldError::new(
@@ -2152,6 +2264,74 @@ fn validate_bottlerocket_settings(
                 at(&path),
                 "a setting is a table, a string, a number, a boolean or a list of those",
             )),
+        }
+    }
+}
+
+fn validate_selector(
+    n: &NodegroupSpec,
+    sel: &InstanceSelectorSpec,
+    at: &dyn Fn(&str) -> String,
+    errs: &mut Vec<FieldError>,
+) {
+    if !n.instance_types.is_empty() {
+        errs.push(FieldError::new(
+            at("instance_types"),
+            "give instance_types or instance_selector, not both (the selector chooses the types)",
+        ));
+    }
+    for (f, r) in [("vcpus", sel.vcpus), ("memory_mib", sel.memory_mib), ("gpus", sel.gpus)] {
+        if let (Some(lo), Some(hi)) = (r.min, r.max) {
+            if lo > hi {
+                errs.push(FieldError::new(
+                    at(&format!("instance_selector.{f}")),
+                    format!("min {lo} is above max {hi}"),
+                ));
+            }
+        }
+    }
+    if sel.vcpus.max == Some(0) || sel.memory_mib.max == Some(0) {
+        let f = if sel.vcpus.max == Some(0) { "vcpus" } else { "memory_mib" };
+        errs.push(FieldError::new(at(&format!("instance_selector.{f}")), "no instance type has none"));
+    }
+    let arm = match sel.architecture.as_str() {
+        "x86_64" => false,
+        "arm64" => true,
+        other => {
+            errs.push(FieldError::new(
+                at("instance_selector.architecture"),
+                format!("`{other}` is not x86_64 or arm64"),
+            ));
+            return;
+        }
+    };
+    // the AMI must run on what is chosen: EKS would make the nodegroup and its nodes would never boot
+    let ami = n.ami_type.as_deref().unwrap_or("AL2023_x86_64_STANDARD");
+    if ami.contains("ARM_64") != arm {
+        errs.push(FieldError::new(
+            at("ami_type"),
+            format!(
+                "`{ami}` does not run on the {} types the selector chooses{}",
+                sel.architecture,
+                if arm { " (AL2023_ARM_64_STANDARD or BOTTLEROCKET_ARM_64, say)" } else { "" }
+            ),
+        ));
+    }
+    let gpu_ami = ["NVIDIA", "NEURON", "GPU"].iter().any(|g| ami.contains(g));
+    if sel.gpus.min.unwrap_or(0) > 0 && !gpu_ami && n.ami.is_none() {
+        errs.push(FieldError::new(
+            at("ami_type"),
+            format!("`{ami}` has no GPU drivers for the GPU types the selector chooses (AL2023_x86_64_NVIDIA, say)"),
+        ));
+    }
+    for (f, re) in [("allow", &sel.allow), ("deny", &sel.deny)] {
+        if let Some(re) = re {
+            if let Err(e) = regex::Regex::new(re) {
+                errs.push(FieldError::new(
+                    at(&format!("instance_selector.{f}")),
+                    format!("not a regular expression: {e}"),
+                ));
+            }
         }
     }
 }
@@ -2477,6 +2657,57 @@ network:
         ] {
             assert!(!is_kms_key_ref(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn instance_selectors_read_both_forms_and_name_what_is_wrong() {
+        let with = |ngs: &str| {
+            let mut e: Vec<String> =
+                EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  nodegroups: {ngs}\n"))
+                    .unwrap()
+                    .validate()
+                    .into_iter()
+                    .map(|e| e.path)
+                    .collect();
+            e.sort();
+            e
+        };
+        let good = "[{name: a, instance_selector: {vcpus: 2, memory_mib: {min: 4096, max: 8192}}},
+            {name: b, ami_type: AL2023_ARM_64_STANDARD, instance_selector: {vcpus: {min: 4}, architecture: arm64, deny: 'g\\.'}},
+            {name: c, ami_type: AL2023_x86_64_NVIDIA, instance_selector: {gpus: {min: 1, max: 4}, allow: '^g[4-6]'}}]";
+        assert_eq!(with(good), Vec::<String>::new());
+        let spec =
+            EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  nodegroups: {good}\n")).unwrap();
+        let ngs = &spec.cluster.as_ref().unwrap().nodegroups;
+        let a = ngs[0].instance_selector.as_ref().unwrap();
+        assert_eq!((a.vcpus, a.memory_mib.min, a.memory_mib.max), (CountRange::exactly(2), Some(4096), Some(8192)));
+        assert_eq!((a.gpus, a.architecture.as_str()), (CountRange::none(), "x86_64"), "no GPUs and x86 unless asked");
+        assert!(a.memory_mib.contains(4096) && a.memory_mib.contains(8192) && !a.memory_mib.contains(8193));
+        assert!(ngs[1].instance_selector.as_ref().unwrap().vcpus.contains(u32::MAX));
+        let bad = "[{name: a, instance_types: [m5.large], instance_selector: {vcpus: {min: 4, max: 2}, memory_mib: 0}},
+            {name: b, instance_selector: {architecture: arm64}},
+            {name: c, instance_selector: {architecture: sparc, gpus: 1}},
+            {name: d, instance_selector: {gpus: {min: 1}, allow: '(', deny: '[a'}},
+            {name: e}]";
+        assert_eq!(
+            with(bad),
+            [
+                "cluster.nodegroups[0].instance_selector.memory_mib",
+                "cluster.nodegroups[0].instance_selector.vcpus",
+                "cluster.nodegroups[0].instance_types",
+                "cluster.nodegroups[1].ami_type",
+                "cluster.nodegroups[2].instance_selector.architecture",
+                "cluster.nodegroups[3].ami_type",
+                "cluster.nodegroups[3].instance_selector.allow",
+                "cluster.nodegroups[3].instance_selector.deny",
+                "cluster.nodegroups[4].instance_types",
+            ]
+        );
+        // a misspelt end of a range is refused, not read as open
+        let typo = format!(
+            "{GOOD}cluster:\n  version: '1.33'\n  nodegroups: [{{name: a, instance_selector: {{vcpus: {{mn: 2}}}}}}]\n"
+        );
+        assert!(EnvironmentSpec::from_yaml(&typo).is_err());
     }
 
     #[test]

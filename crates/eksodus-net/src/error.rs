@@ -28,6 +28,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A nodegroup's instance selector matches no type, or too many; names the selector's field.
+    #[error("{field}: {message}")]
+    Selection {
+        /// Dotted path within the nodegroup (`instance_selector...`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An AWS call made outside the engine (discovery, validation) failed.
     #[error("{0}")]
     Aws(#[source] eksodus_core::engine::StepError),

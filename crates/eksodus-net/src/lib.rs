@@ -2,6 +2,7 @@
 //!
 //! - [`cni`]: max pods per instance type and the addresses a node takes (pure, bundled data);
 //! - [`layout`]: the CIDR planner carving the VPC into subnets per zone and tier (pure);
+//! - [`select`]: the instance types a nodegroup's `instance_selector` chooses from EC2's catalogue (pure);
 //! - `ec2` (feature `aws`): discovery, desired state, execution and teardown against EC2 through the engine.
 //!
 //! ```
@@ -18,6 +19,7 @@ pub mod cni;
 pub mod ec2;
 mod error;
 pub mod layout;
+pub mod select;
 
 pub use error::{Error, Result};
 

@@ -17,7 +17,7 @@ fn examples() -> Vec<(String, String)> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     out.sort();
-    // none of the twenty-two is fully private: eksctl's own form of one, with a nodegroup that has to join
+    // none of the twenty-three is fully private: eksctl's own form of one, with a nodegroup that has to join
     out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
     // eksctl's example 38 names a control plane's subnets in a VPC eksctl makes, which cannot be: in a VPC of
     // the user's, as eksctl's docs use them
@@ -379,6 +379,32 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             }
             let tier = got.control_plane_scaling_config().and_then(|t| t.tier()).map_or("standard", |t| t.as_str());
             assert_eq!(tier, c.control_plane_tier.as_deref().unwrap_or("standard"), "{name}");
+            // a selector's nodegroup runs types that offer what it asks, several of them
+            for n in c.nodegroups.iter().filter(|n| n.instance_selector.is_some()) {
+                let sel = n.instance_selector.as_ref().unwrap();
+                let ng = eks.describe_nodegroup().cluster_name(&spec.name).nodegroup_name(&n.name).send().await;
+                let types = ng.unwrap().nodegroup.unwrap().instance_types.unwrap_or_default();
+                assert!(types.len() > 1, "{name}: {}: {types:?}", n.name);
+                let ec2 = aws_sdk_ec2::Client::new(&conf);
+                let wanted: Vec<aws_sdk_ec2::types::InstanceType> = types.iter().map(|t| t.as_str().into()).collect();
+                let d = ec2.describe_instance_types().set_instance_types(Some(wanted)).send().await.unwrap();
+                assert_eq!(d.instance_types().len(), types.len(), "{name}");
+                for t in d.instance_types() {
+                    let vcpus = t.v_cpu_info().and_then(|v| v.default_v_cpus()).unwrap() as u32;
+                    let mib = t.memory_info().and_then(|m| m.size_in_mib()).unwrap() as u32;
+                    let arch: Vec<&str> =
+                        t.processor_info().unwrap().supported_architectures().iter().map(|a| a.as_str()).collect();
+                    assert!(
+                        sel.vcpus.contains(vcpus)
+                            && sel.memory_mib.contains(mib)
+                            && arch.contains(&sel.architecture.as_str())
+                            && t.gpu_info().is_none(),
+                        "{name}: {}: {:?} has {vcpus} vCPUs, {mib} MiB, {arch:?}",
+                        n.name,
+                        t.instance_type()
+                    );
+                }
+            }
             for n in c.nodegroups.iter().filter(|n| n.node_repair) {
                 let ng = eks.describe_nodegroup().cluster_name(&spec.name).nodegroup_name(&n.name).send().await;
                 let ng = ng.unwrap().nodegroup.unwrap();
@@ -470,6 +496,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "22-managed-nodes-launch-template.yaml",
         "25-addons.yaml",
         "27-oidc-provider.yaml",
+        "28-instance-selector.yaml",
         "35-iamidentitymappings.yaml",
         "39-pod-identity-association.yaml",
         "40-access-entries.yaml",

@@ -91,6 +91,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DeleteVpcEndpoints",
     "ec2:DescribeAddresses",
     "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypeOfferings",
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInternetGateways",
     "ec2:DescribeNatGateways",
@@ -492,4 +493,104 @@ pub async fn describe_vcpus(ec2: &Client, types: &[String]) -> Result<BTreeMap<S
         }
     }
     Ok(out)
+}
+
+/// What EC2 says of instance types for [`crate::select`]: `names` alone, or every type of the region (all
+/// pages of DescribeInstanceTypes), each with the zones it is offered in (DescribeInstanceTypeOfferings). A
+/// name EC2 does not know is left out, not an error: the selector then says it no longer matches.
+pub async fn instance_catalogue(
+    ec2: &Client,
+    names: Option<&[String]>,
+) -> Result<Vec<crate::select::InstanceTypeInfo>, Error> {
+    use aws_sdk_ec2::types::{Filter, InstanceType, LocationType};
+    let region = ec2.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let calls = Calls::for_region("ec2", &region);
+    let mut raw = Vec::new();
+    match names {
+        Some(names) => {
+            // one call per name: a name EC2 dropped would fail a call naming several (InvalidInstanceType)
+            let mut names = names.to_vec();
+            names.sort();
+            names.dedup();
+            for n in names {
+                let r = calls
+                    .read(|| ec2.describe_instance_types().instance_types(InstanceType::from(n.as_str())).send())
+                    .await;
+                match r {
+                    Ok(r) => raw.extend(r.instance_types().iter().cloned()),
+                    Err(e) if error_code(&e).is_some_and(|c| c == "InvalidInstanceType") => {}
+                    Err(e) => return Err(Error::Aws(step_error("DescribeInstanceTypes", e))),
+                }
+            }
+        }
+        None => {
+            let mut token: Option<String> = None;
+            loop {
+                let r = calls
+                    .read(|| ec2.describe_instance_types().max_results(100).set_next_token(token.clone()).send())
+                    .await
+                    .map_err(|e| Error::Aws(step_error("DescribeInstanceTypes", e)))?;
+                raw.extend(r.instance_types().iter().cloned());
+                token = r.next_token().filter(|t| !t.is_empty()).map(String::from);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    // where each is offered: the region's offerings by zone (of the types named, when types are named)
+    let mut zones: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let wanted: Vec<String> = raw.iter().filter_map(|t| t.instance_type().map(|n| n.as_str().to_string())).collect();
+    let filters: Vec<Option<Filter>> = match names {
+        None => vec![None],
+        Some(_) => wanted
+            .chunks(100)
+            .map(|c| Some(Filter::builder().name("instance-type").set_values(Some(c.to_vec())).build()))
+            .collect(),
+    };
+    for filter in filters {
+        let mut token: Option<String> = None;
+        loop {
+            let r = calls
+                .read(|| {
+                    ec2.describe_instance_type_offerings()
+                        .location_type(LocationType::AvailabilityZone)
+                        .set_filters(filter.clone().map(|f| vec![f]))
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await
+                .map_err(|e| Error::Aws(step_error("DescribeInstanceTypeOfferings", e)))?;
+            for o in r.instance_type_offerings() {
+                if let (Some(t), Some(z)) = (o.instance_type(), o.location()) {
+                    zones.entry(t.as_str().to_string()).or_default().insert(z.to_string());
+                }
+            }
+            token = r.next_token().filter(|t| !t.is_empty()).map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(raw
+        .iter()
+        .filter_map(|t| {
+            let name = t.instance_type()?.as_str().to_string();
+            Some(crate::select::InstanceTypeInfo {
+                vcpus: t.v_cpu_info().and_then(|v| v.default_v_cpus()).unwrap_or(0) as u32,
+                memory_mib: t.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(0) as u32,
+                gpus: t
+                    .gpu_info()
+                    .map(|g| g.gpus().iter().map(|d| d.count().unwrap_or(0).max(0) as u32).sum())
+                    .unwrap_or(0),
+                architectures: t
+                    .processor_info()
+                    .map(|p| p.supported_architectures().iter().map(|a| a.as_str().to_string()).collect())
+                    .unwrap_or_default(),
+                usage_classes: t.supported_usage_classes().iter().map(|c| c.as_str().to_string()).collect(),
+                zones: zones.remove(&name).unwrap_or_default(),
+                name,
+            })
+        })
+        .collect())
 }
