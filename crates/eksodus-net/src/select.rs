@@ -79,7 +79,7 @@ fn matches_with(
     s.vcpus.contains(t.vcpus)
         && s.memory_mib.contains(t.memory_mib)
         && s.gpus.contains(t.gpus)
-        && t.architectures.iter().any(|a| *a == s.architecture)
+        && t.architectures.contains(&s.architecture)
         && t.usage_classes.iter().any(|c| c == class)
         && allow.is_none_or(|r| r.is_match(&t.name))
         && !deny.is_some_and(|r| r.is_match(&t.name))
@@ -212,10 +212,13 @@ mod tests {
 
     const ZONES: &[&str] = &["us-west-2a", "us-west-2b", "us-west-2c"];
 
+    /// selector, spot, zones used, expected types, types missing in a zone, types without CNI data
+    type Case<'a> = (&'a str, bool, usize, &'a [&'a str], usize, usize);
+
     #[test]
     fn chooses_by_resources_sale_zone_and_name_as_eksctl_examples_expect() {
         let zones: Vec<String> = ZONES.iter().map(|z| z.to_string()).collect();
-        let cases: &[(&str, bool, usize, &[&str], usize, usize)] = &[
+        let cases: &[Case] = &[
             // eksctl's own example: 2 vCPUs and 4 GiB, x86 by default, no GPU types, sorted; in all three zones
             // c5d is left out, and counted
             (
