@@ -309,6 +309,19 @@ impl<'de> Deserialize<'de> for CountRange {
     }
 }
 
+impl std::fmt::Display for CountRange {
+    /// `4`, `2-8`, `at least 2`, `at most 8` or `any`: how a message says what was asked for.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.min, self.max) {
+            (Some(a), Some(b)) if a == b => write!(f, "{a}"),
+            (Some(a), Some(b)) => write!(f, "{a}-{b}"),
+            (Some(a), None) => write!(f, "at least {a}"),
+            (None, Some(b)) => write!(f, "at most {b}"),
+            (None, None) => f.write_str("any"),
+        }
+    }
+}
+
 impl CountRange {
     /// Exactly `n`.
     pub fn exactly(n: u32) -> Self {

@@ -124,8 +124,12 @@ pub fn select(w: &Wants<'_>, catalogue: &[InstanceTypeInfo]) -> Result<Selection
         return Err(Error::Selection {
             field: "instance_selector".into(),
             message: format!(
-                "no {} instance type matches{}",
+                "no {} {} instance type has {} vCPUs, {} MiB of memory and {} GPUs{}",
                 if w.spot { "Spot" } else { "On-Demand" },
+                w.selector.architecture,
+                w.selector.vcpus,
+                w.selector.memory_mib,
+                w.selector.gpus,
                 if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) }
             ),
         });
@@ -276,7 +280,7 @@ mod tests {
         let z: Vec<String> = ZONES.iter().map(|z| z.to_string()).collect();
         let s = sel("{vcpus: 3}");
         let e = select(&Wants { selector: &s, spot: false, zones: &z }, &catalogue()).unwrap_err().to_string();
-        assert!(e.starts_with("instance_selector: no On-Demand instance type matches"), "{e}");
+        assert_eq!(e, "instance_selector: no On-Demand x86_64 instance type has 3 vCPUs, any MiB of memory and 0 GPUs");
         let s = sel("{vcpus: 2, memory_mib: 4096, allow: c5d}");
         let e = select(&Wants { selector: &s, spot: false, zones: &z }, &catalogue()).unwrap_err().to_string();
         assert!(e.contains("1 more match but are not offered in every zone"), "{e}");

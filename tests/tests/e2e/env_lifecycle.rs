@@ -1078,3 +1078,82 @@ cluster:
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
     assert_eq!(apps.get("theirs").await.unwrap().metadata.labels, theirs.metadata.labels);
 }
+
+/// (vCPUs, MiB) of each instance type, read from EC2.
+async fn resources_of(ec2: &aws_sdk_ec2::Client, types: &[String]) -> Vec<(i32, i64)> {
+    let wanted: Vec<aws_sdk_ec2::types::InstanceType> = types.iter().map(|t| t.as_str().into()).collect();
+    let d = ec2.describe_instance_types().set_instance_types(Some(wanted)).send().await.unwrap();
+    assert_eq!(d.instance_types().len(), types.len(), "{types:?}");
+    d.instance_types()
+        .iter()
+        .map(|t| {
+            (
+                t.v_cpu_info().and_then(|v| v.default_v_cpus()).unwrap(),
+                t.memory_info().and_then(|m| m.size_in_mib()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A nodegroup that asks for resources instead of naming types: the selector's choice is applied and
+/// re-plans as empty; a looser selector the running types still satisfy changes nothing (no roll of a
+/// working nodegroup because the catalogue grew); one they do not satisfy replaces the nodegroup with a new
+/// choice; down leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_selector_is_kept_while_the_running_types_satisfy_it_and_replaced_when_not() {
+    let s = spec(
+        r#"
+name: picker
+region: us-east-1
+network: {cidr: 10.63.0.0/16, azs: 2, nat: none}
+cluster:
+  version: "1.33"
+  nodegroups:
+    - {name: flex, instance_selector: {vcpus: 2, memory_mib: 4096}, min: 1, max: 3, desired: 1}
+"#,
+    );
+    let st = setup(FaultConfig { eks_pending_describes: 1, ..Default::default() }).await;
+    let (eks, ec2) = (aws_sdk_eks::Client::new(&st.conf), aws_sdk_ec2::Client::new(&st.conf));
+    let first = st.env(&s).plan().await.unwrap();
+    assert!(first.notes.iter().any(|n| n.contains("nodegroup flex: the instance selector chose")), "{:?}", first.notes);
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let types = describe_nodegroup(&eks, "picker", "flex").await.instance_types().to_vec();
+    assert!(types.len() > 1, "{types:?}");
+    assert!(resources_of(&ec2, &types).await.iter().all(|r| *r == (2, 4096)), "{types:?}");
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    assert!(again.notes.iter().any(|n| n.contains("keeps the")), "{:?}", again.notes);
+
+    // looser: more types would match now, but the running ones still do
+    let mut looser = s.clone();
+    let sel = looser.cluster.as_mut().unwrap().nodegroups[0].instance_selector.as_mut().unwrap();
+    sel.memory_mib = serde_json::from_str(r#"{"min": 2048, "max": 8192}"#).unwrap();
+    let p = st.env(&looser).plan().await.unwrap();
+    assert!(p.is_converged(), "{:#?}", p.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    // four vCPUs and 4 GiB: no such type, and the error says what was asked for
+    let mut bigger = s.clone();
+    let sel = bigger.cluster.as_mut().unwrap().nodegroups[0].instance_selector.as_mut().unwrap();
+    sel.vcpus = serde_json::from_str("4").unwrap();
+    let e = st.env(&bigger).plan().await.unwrap_err().to_string();
+    assert!(
+        e.contains("cluster.nodegroups[0].instance_selector")
+            && e.contains("no On-Demand x86_64 instance type has 4 vCPUs, 4096 MiB of memory and 0 GPUs"),
+        "{e}"
+    );
+    // four vCPUs and 8 GiB: none of the running types, so a new choice and a new nodegroup
+    let sel = bigger.cluster.as_mut().unwrap().nodegroups[0].instance_selector.as_mut().unwrap();
+    sel.memory_mib = serde_json::from_str("8192").unwrap();
+    let p = st.env(&bigger).plan().await.unwrap();
+    let ng = p.plan.changes().find(|c| c.key == "eks/nodegroup/flex").expect("the nodegroup changes");
+    assert_eq!(format!("{:?}", ng.action), "Replace", "{:?}", ng.changes);
+    st.env(&bigger).up(&EventSink::discard()).await.unwrap();
+    let now = describe_nodegroup(&eks, "picker", "flex").await.instance_types().to_vec();
+    assert!(resources_of(&ec2, &now).await.iter().all(|r| *r == (4, 8192)), "{now:?}");
+    let again = st.env(&bigger).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    let down = st.env(&bigger).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+}
