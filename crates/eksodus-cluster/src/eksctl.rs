@@ -370,6 +370,8 @@ pub fn import(text: &str) -> Result<Imported, String> {
     };
     let mut endpoint = EndpointSpec { public: true, private: false, public_cidrs: vec![] };
     let (mut control_plane_security_groups, mut control_plane_subnets) = (Vec::new(), Vec::new());
+    // the adopted subnets by the key of their `vpc.subnets` entry: an ID, or a block looked up when planning
+    let mut subnet_names: BTreeMap<String, String> = BTreeMap::new();
     if let Some(v) = top.get("vpc") {
         let mut vpc = Reader::new("vpc", v).ok_or("vpc must be a mapping")?;
         if let Some(c) = vpc.str("cidr") {
@@ -393,27 +395,43 @@ pub fn import(text: &str) -> Result<Imported, String> {
         let mut public_named = false;
         if let Some(s) = vpc.get("subnets") {
             let mut subnets = Reader::new("vpc.subnets", s).ok_or("vpc.subnets must be a mapping")?;
-            let mut ids = Vec::new();
+            let (mut ids, mut blocks) = (Vec::new(), Vec::new());
             let mut zones = Vec::new();
             public_named = subnets.get("public").and_then(Value::as_object).is_some_and(|m| !m.is_empty());
             for tier in ["private", "public"] {
                 let key: &'static str = if tier == "private" { "private" } else { "public" };
                 if let Some(m) = subnets.get(key).and_then(Value::as_object) {
-                    for (az, sv) in m {
-                        let az = az.as_str().to_string();
-                        let mut sr = Reader::new(format!("vpc.subnets.{tier}.{az}"), sv)
+                    // each entry's key is its zone or a name of the user's that nodegroups' `subnets` use; it
+                    // gives an ID, or only a block that eksodus looks up in the VPC (as eksctl does)
+                    for (key, sv) in m {
+                        let key = key.as_str().to_string();
+                        let mut sr = Reader::new(format!("vpc.subnets.{tier}.{key}"), sv)
                             .ok_or("subnet entries must be mappings")?;
-                        match sr.str("id") {
-                            Some(id) => ids.push(id),
-                            None => un.push(Unsupported {
+                        let cidr = sr.str("cidr");
+                        let az = sr.str("az");
+                        match (sr.str("id"), cidr.as_deref().map(str::parse::<ipnet::Ipv4Net>)) {
+                            (Some(id), _) => {
+                                subnet_names.insert(key.clone(), id.clone());
+                                ids.push(id);
+                            }
+                            (None, Some(Ok(block))) => {
+                                subnet_names.insert(key.clone(), block.to_string());
+                                blocks.push(block);
+                            }
+                            (None, Some(Err(_))) => un.push(Unsupported {
+                                path: sr.at("cidr"),
+                                reason: format!("`{}` is not an IPv4 CIDR block", cidr.unwrap_or_default()),
+                            }),
+                            (None, None) => un.push(Unsupported {
                                 path: sr.at("id"),
-                                reason: "eksodus adopts subnets by ID only".into(),
+                                reason: "eksodus adopts a subnet by its ID or its CIDR block".into(),
                             }),
                         }
-                        let _ = sr.str("cidr"); // informational in eksctl: the subnet's own CIDR
                         sr.rest(&mut un, not_mapped);
-                        if !zones.contains(&az) {
-                            zones.push(az);
+                        // the zone: given, or the key when it is one of the region's
+                        let zone = az.or_else(|| key.starts_with(region.as_str()).then(|| key.clone()));
+                        if let Some(z) = zone.filter(|z| !zones.contains(z)) {
+                            zones.push(z);
                         }
                     }
                 }
@@ -421,10 +439,13 @@ pub fn import(text: &str) -> Result<Imported, String> {
             subnets.rest(&mut un, not_mapped);
             match vpc_id {
                 Some(id) => {
-                    network.existing = Some(ExistingNetwork { vpc_id: id, subnet_ids: ids });
+                    network.existing = Some(ExistingNetwork { vpc_id: id, subnet_ids: ids, subnet_cidrs: blocks });
                     network.cidr = None;
                     network.nat = NatMode::None;
-                    network.azs = AzSpec::Names(zones);
+                    // zones known from the entries; named entries alone leave the default (the subnets decide)
+                    if !zones.is_empty() {
+                        network.azs = AzSpec::Names(zones);
+                    }
                 }
                 None => {
                     un.push(Unsupported { path: "vpc.subnets".into(), reason: "adopting subnets needs vpc.id".into() })
@@ -843,6 +864,26 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 }
             }
             let private = r.bool("privateNetworking").unwrap_or(false);
+            // its own subnets, by their key in vpc.subnets or by ID: only in an adopted VPC
+            let mut ng_subnets = Vec::new();
+            for (j, s) in r.strings("subnets").into_iter().enumerate() {
+                let path = format!("{list}[{i}].subnets[{j}]");
+                if network.existing.is_none() {
+                    un.push(Unsupported {
+                        path,
+                        reason: "a nodegroup names its subnets only in an adopted VPC (vpc.id); in the VPC eksodus makes, it takes the private (or public) subnets of its availabilityZones".into(),
+                    });
+                } else if let Some(v) = subnet_names.get(&s) {
+                    ng_subnets.push(v.clone());
+                } else if subnet_names.values().any(|v| *v == s) {
+                    ng_subnets.push(s);
+                } else {
+                    un.push(Unsupported {
+                        path,
+                        reason: format!("`{s}` is neither a name nor an ID of the subnets under vpc.subnets"),
+                    });
+                }
+            }
             let max_unavailable =
                 r.get("updateConfig").and_then(|u| u.get("maxUnavailable")).and_then(Value::as_u64).map(|n| n as u32);
             let max_unavailable_percentage = r
@@ -1126,6 +1167,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 labels,
                 taints,
                 zones: r.strings("availabilityZones"),
+                subnets: ng_subnets,
                 public: !private && managed,
                 max_unavailable,
                 max_unavailable_percentage,
@@ -1432,7 +1474,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 23);
+        assert_eq!(files.len(), 24);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -1450,6 +1492,32 @@ mod tests {
                 assert!(errs.is_empty(), "{f} imported cleanly but is not valid: {errs:#?}");
             }
         }
+    }
+
+    /// Example 24: subnets named by key or ID, one given only by its block; each nodegroup takes its own.
+    #[test]
+    fn nodegroup_subnets_map_by_name_id_and_block() {
+        let imp = import(&example("24-nodegroup-subnets.yaml")).unwrap();
+        let ex = imp.spec.network.existing.as_ref().unwrap();
+        assert_eq!(ex.subnet_ids.len(), 5);
+        assert_eq!(ex.subnet_cidrs, ["192.168.160.0/19".parse::<ipnet::Ipv4Net>().unwrap()]);
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        assert_eq!(ngs[0].subnets, ["subnet-0324095a4f2188967", "subnet-083814b087bad140b"]);
+        assert_eq!(ngs[1].subnets, ["192.168.160.0/19", "subnet-0a96e24163ef2c9c3"]);
+        // keys that are names leave the zones to the subnets
+        assert_eq!(imp.spec.network.azs, AzSpec::Count(3));
+
+        // a name nobody gave, and subnets in the VPC eksodus makes, are refused by path
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nvpc:\n  id: vpc-1\n  subnets: {private: {us-west-2a: {id: subnet-1}, us-west-2b: {cidr: 10.0.1.0/24}, c: {cidr: nope}}}\nmanagedNodeGroups:\n- {name: a, subnets: [us-west-2a, us-west-2b, elsewhere]}\n";
+        let imp = import(text).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["vpc.subnets.private.c.cidr", "managedNodeGroups[0].subnets[2]"], "{:?}", imp.unsupported);
+        assert_eq!(imp.spec.cluster.as_ref().unwrap().nodegroups[0].subnets, ["subnet-1", "10.0.1.0/24"]);
+        assert_eq!(imp.spec.network.azs, AzSpec::Names(vec!["us-west-2a".into(), "us-west-2b".into()]));
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nmanagedNodeGroups:\n- {name: a, subnets: [subnet-1]}\n";
+        let imp = import(text).unwrap();
+        assert_eq!(imp.unsupported[0].path, "managedNodeGroups[0].subnets[0]");
+        assert!(imp.unsupported[0].reason.contains("only in an adopted VPC"), "{}", imp.unsupported[0].reason);
     }
 
     #[test]

@@ -365,7 +365,8 @@ impl Environment {
     /// Plans the whole environment. Fails, before any write, on specs EKS cannot take (a version it does not
     /// offer, a skipped or backwards minor version, an addon version not offered for the cluster's version).
     pub async fn plan(&self) -> Result<EnvPlan, Error> {
-        let spec = &self.spec;
+        let by_cidr = self.resolve_subnet_cidrs(&self.spec).await?;
+        let spec = by_cidr.as_ref().unwrap_or(&self.spec);
         let mut notes = Vec::new();
         // reads that do not depend on each other run together: the network, the KMS key and IAM first (EKS's
         // discovery needs the IDs they map to keys), then EKS, then what depends on the cluster
@@ -658,6 +659,40 @@ impl Environment {
     /// nodegroup has one. A nodegroup that runs keeps its types while every one still satisfies its selector
     /// (read for those types alone); a new one, or one whose selector its types no longer satisfy, gets what
     /// the region's catalogue offers now (read once per plan). Says what it chose in `notes`.
+    /// The spec with the adopted subnets named by CIDR block (`network.existing.subnet_cidrs`, and
+    /// nodegroups' `subnets` naming them) replaced by their IDs, looked up in the VPC; `None` when there are
+    /// none. A block no subnet of the VPC has is an error naming its entry.
+    async fn resolve_subnet_cidrs(&self, spec: &EnvironmentSpec) -> Result<Option<EnvironmentSpec>, Error> {
+        let Some(ex) = spec.network.existing.as_ref().filter(|e| !e.subnet_cidrs.is_empty()) else { return Ok(None) };
+        let ids = eksodus_net::ec2::subnets_by_cidr(&self.ec2, &ex.vpc_id, &ex.subnet_cidrs).await?;
+        let mut out = spec.clone();
+        let mut by_block = BTreeMap::new();
+        for (i, (block, id)) in ex.subnet_cidrs.iter().zip(ids).enumerate() {
+            let Some(id) = id else {
+                return Err(Error::Spec {
+                    field: format!("network.existing.subnet_cidrs[{i}]"),
+                    message: format!("no subnet of {} has the block {block}", ex.vpc_id),
+                });
+            };
+            by_block.insert(block.to_string(), id.clone());
+            let adopted = out.network.existing.as_mut().expect("checked above");
+            if !adopted.subnet_ids.contains(&id) {
+                adopted.subnet_ids.push(id);
+            }
+        }
+        if let Some(e) = out.network.existing.as_mut() {
+            e.subnet_cidrs.clear();
+        }
+        for n in out.cluster.iter_mut().flat_map(|c| c.nodegroups.iter_mut()) {
+            for s in n.subnets.iter_mut() {
+                if let Some(id) = s.parse::<ipnet::Ipv4Net>().ok().and_then(|b| by_block.get(&b.to_string())) {
+                    *s = id.clone();
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     async fn resolve_selectors(
         &self,
         spec: &EnvironmentSpec,

@@ -170,6 +170,11 @@ pub struct NodegroupSpec {
     /// Put nodes in the public subnets instead of the private ones.
     #[serde(default)]
     pub public: bool,
+    /// In an adopted VPC, the subnets the nodes go in: each an ID of `network.existing.subnet_ids` or a
+    /// block of `network.existing.subnet_cidrs` (every adopted subnet when empty). Fixed at creation: a
+    /// change replaces the nodegroup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
     /// Nodes replaced at once during updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<u32>,
@@ -1267,8 +1272,14 @@ pub struct IdentityProviderSpec {
 pub struct ExistingNetwork {
     /// The VPC ID (`vpc-...`).
     pub vpc_id: String,
-    /// Subnet IDs (`subnet-...`) in at least two zones.
+    /// Subnet IDs (`subnet-...`); with `subnet_cidrs`, in at least two zones.
+    #[serde(default)]
     pub subnet_ids: Vec<String>,
+    /// More subnets of the VPC, named by their CIDR block instead of their ID (eksctl's `vpc.subnets`
+    /// entries that give only a `cidr`): looked up in the VPC when planning, an error naming the entry when
+    /// no subnet of the VPC has that block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnet_cidrs: Vec<Ipv4Net>,
 }
 
 /// One problem with a spec: the dotted path of the field at fault and what is wrong with it.
@@ -1350,8 +1361,40 @@ impl EnvironmentSpec {
         }
         if let Some(c) = &self.cluster {
             validate_cluster(c, &self.az_names(), self.network.existing.is_some(), &mut errs);
+            self.validate_nodegroup_subnets(c, &mut errs);
         }
         errs
+    }
+
+    /// A nodegroup's own subnets: only in an adopted VPC, and each one of the subnets adopted.
+    fn validate_nodegroup_subnets(&self, c: &ClusterSpec, errs: &mut Vec<FieldError>) {
+        for (i, n) in c.nodegroups.iter().enumerate() {
+            if n.subnets.is_empty() {
+                continue;
+            }
+            let Some(e) = &self.network.existing else {
+                errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].subnets"),
+                    "subnets are named only in an adopted VPC (network.existing); in the VPC eksodus makes, choose them with zones and public",
+                ));
+                continue;
+            };
+            if !n.zones.is_empty() {
+                errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].subnets"),
+                    "give subnets or zones, not both",
+                ));
+            }
+            for (j, s) in n.subnets.iter().enumerate() {
+                let known = e.subnet_ids.contains(s) || s.parse::<Ipv4Net>().is_ok_and(|c| e.subnet_cidrs.contains(&c));
+                if !known {
+                    errs.push(FieldError::new(
+                        format!("cluster.nodegroups[{i}].subnets[{j}]"),
+                        format!("`{s}` is neither an ID of network.existing.subnet_ids nor a block of network.existing.subnet_cidrs"),
+                    ));
+                }
+            }
+        }
     }
 
     fn validate_network(&self, errs: &mut Vec<FieldError>) {
@@ -1567,11 +1610,25 @@ impl EnvironmentSpec {
                     format!("`{}` is not a VPC ID (vpc-...)", e.vpc_id),
                 ));
             }
-            if e.subnet_ids.len() < 2 {
+            if e.subnet_ids.len() + e.subnet_cidrs.len() < 2 {
                 errs.push(FieldError::new(
                     "network.existing.subnet_ids",
                     "EKS needs subnets in at least two availability zones",
                 ));
+            }
+            let mut blocks = BTreeSet::new();
+            for (i, c) in e.subnet_cidrs.iter().enumerate() {
+                if c.trunc() != *c {
+                    errs.push(FieldError::new(
+                        format!("network.existing.subnet_cidrs[{i}]"),
+                        format!("`{c}` has host bits set; a subnet's block is {}", c.trunc()),
+                    ));
+                } else if !blocks.insert(c) {
+                    errs.push(FieldError::new(
+                        format!("network.existing.subnet_cidrs[{i}]"),
+                        format!("`{c}` is listed twice"),
+                    ));
+                }
             }
             let mut seen = BTreeSet::new();
             for (i, s) in e.subnet_ids.iter().enumerate() {
@@ -2670,6 +2727,38 @@ network:
         ] {
             assert!(!is_kms_key_ref(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn nodegroup_subnets_are_adopted_ones_named_by_id_or_block() {
+        let paths = |network: &str, ngs: &str| {
+            let text = format!(
+                "name: t\nregion: eu-west-1\nnetwork: {network}\ncluster:\n  version: '1.33'\n  nodegroups: {ngs}\n"
+            );
+            let mut e: Vec<String> =
+                EnvironmentSpec::from_yaml(&text).unwrap().validate().into_iter().map(|e| e.path).collect();
+            e.sort();
+            e
+        };
+        let adopted = "{azs: 2, existing: {vpc_id: vpc-0a1b2c3d, subnet_ids: [subnet-0a1b2c3d], subnet_cidrs: [10.1.2.0/24]}}";
+        let none: Vec<String> = vec![];
+        assert_eq!(
+            paths(adopted, "[{name: a, instance_types: [m5.large], subnets: [subnet-0a1b2c3d, 10.1.2.0/24]}]"),
+            none
+        );
+        assert_eq!(
+            paths(
+                adopted,
+                "[{name: a, instance_types: [m5.large], subnets: [subnet-0f0f0f0f, 10.1.3.0/24], zones: [eu-west-1a]}]"
+            ),
+            ["cluster.nodegroups[0].subnets", "cluster.nodegroups[0].subnets[0]", "cluster.nodegroups[0].subnets[1]"]
+        );
+        assert_eq!(
+            paths("{cidr: 10.0.0.0/16, azs: 2}", "[{name: a, instance_types: [m5.large], subnets: [subnet-0a1b2c3d]}]"),
+            ["cluster.nodegroups[0].subnets"]
+        );
+        let bad = "{azs: 2, existing: {vpc_id: vpc-0a1b2c3d, subnet_ids: [subnet-0a1b2c3d], subnet_cidrs: [10.1.2.1/24, 10.1.4.0/24, 10.1.4.0/24]}}";
+        assert_eq!(paths(bad, "[]"), ["network.existing.subnet_cidrs[0]", "network.existing.subnet_cidrs[2]"]);
     }
 
     #[test]

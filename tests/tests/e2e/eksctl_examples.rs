@@ -126,17 +126,38 @@ async fn provide_existing(conf: &aws_config::SdkConfig, spec: &mut eksodus::Envi
         let ec2 = aws_sdk_ec2::Client::new(conf);
         let vpc = ec2.create_vpc().cidr_block("192.168.0.0/16").send().await.unwrap();
         let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        // one subnet for each ID the example names, spread over its zones (a /20 each, below the blocks the
+        // examples name), and one for each block it names, with that block
         let mut ids = Vec::new();
-        for (i, az) in zones.iter().enumerate() {
+        let mut renamed = std::collections::BTreeMap::new();
+        for (i, old) in ex.subnet_ids.iter().enumerate() {
             let r = ec2
                 .create_subnet()
                 .vpc_id(&vpc)
-                .cidr_block(format!("192.168.{}.0/19", i * 32))
-                .availability_zone(az)
+                .cidr_block(format!("192.168.{}.0/20", i * 16))
+                .availability_zone(&zones[i % zones.len()])
                 .send()
                 .await
                 .unwrap();
-            ids.push(r.subnet().unwrap().subnet_id().unwrap().to_string());
+            let id = r.subnet().unwrap().subnet_id().unwrap().to_string();
+            renamed.insert(old.clone(), id.clone());
+            ids.push(id);
+        }
+        for (j, block) in ex.subnet_cidrs.iter().enumerate() {
+            ec2.create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(block.to_string())
+                .availability_zone(&zones[(ids.len() + j) % zones.len()])
+                .send()
+                .await
+                .unwrap();
+        }
+        for n in spec.cluster.iter_mut().flat_map(|c| c.nodegroups.iter_mut()) {
+            for s in n.subnets.iter_mut() {
+                if let Some(id) = renamed.get(s) {
+                    *s = id.clone();
+                }
+            }
         }
         // the control plane's own subnets, small ones in the same VPC
         if let Some(c) = spec.cluster.as_mut() {
@@ -379,6 +400,29 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             }
             let tier = got.control_plane_scaling_config().and_then(|t| t.tier()).map_or("standard", |t| t.as_str());
             assert_eq!(tier, c.control_plane_tier.as_deref().unwrap_or("standard"), "{name}");
+            // a nodegroup's own subnets are the ones it named, by ID or by block, and no others
+            for n in c.nodegroups.iter().filter(|n| !n.subnets.is_empty()) {
+                let ng = eks.describe_nodegroup().cluster_name(&spec.name).nodegroup_name(&n.name).send().await;
+                let have = ng.unwrap().nodegroup.unwrap().subnets.unwrap_or_default();
+                let ec2 = aws_sdk_ec2::Client::new(&conf);
+                let d = ec2.describe_subnets().set_subnet_ids(Some(have.clone())).send().await.unwrap();
+                let mut got: Vec<String> = d
+                    .subnets()
+                    .iter()
+                    .map(|s| {
+                        let id = s.subnet_id().unwrap().to_string();
+                        if n.subnets.contains(&id) {
+                            id
+                        } else {
+                            s.cidr_block().unwrap().to_string()
+                        }
+                    })
+                    .collect();
+                let mut want = n.subnets.clone();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "{name}: {}", n.name);
+            }
             // a selector's nodegroup runs types that offer what it asks, several of them
             for n in c.nodegroups.iter().filter(|n| n.instance_selector.is_some()) {
                 let sel = n.instance_selector.as_ref().unwrap();
@@ -494,6 +538,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "19-kms-cluster.yaml",
         "20-bottlerocket.yaml",
         "22-managed-nodes-launch-template.yaml",
+        "24-nodegroup-subnets.yaml",
         "25-addons.yaml",
         "27-oidc-provider.yaml",
         "28-instance-selector.yaml",

@@ -159,9 +159,11 @@ impl Eks {
         let mut ng_keys = Vec::new();
         for (i, n) in c.nodegroups.iter().enumerate() {
             let tier = if n.public { &inp.public_subnets } else { &inp.private_subnets };
+            // an adopted VPC's subnets are keyed by their own IDs, so a nodegroup's own subnets pick them out
             let mut subnets: Vec<String> = tier
                 .iter()
                 .filter(|(az, _)| n.zones.is_empty() || n.zones.contains(az))
+                .filter(|(_, s)| n.subnets.is_empty() || n.subnets.contains(s))
                 .map(|(_, s)| s.clone())
                 .collect();
             subnets.sort();

@@ -495,6 +495,34 @@ pub async fn describe_vcpus(ec2: &Client, types: &[String]) -> Result<BTreeMap<S
     Ok(out)
 }
 
+/// The IDs of the subnets of `vpc_id` whose IPv4 block is each of `cidrs`, in order; `None` where the VPC has
+/// no such subnet. One DescribeSubnets call (filtered by VPC and blocks), retried on its own.
+pub async fn subnets_by_cidr(
+    ec2: &Client,
+    vpc_id: &str,
+    cidrs: &[ipnet::Ipv4Net],
+) -> Result<Vec<Option<String>>, Error> {
+    use aws_sdk_ec2::types::Filter;
+    if cidrs.is_empty() {
+        return Ok(vec![]);
+    }
+    let region = ec2.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let calls = Calls::for_region("ec2", &region);
+    let blocks: Vec<String> = cidrs.iter().map(|c| c.to_string()).collect();
+    let r = calls
+        .read(|| {
+            ec2.describe_subnets()
+                .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+                .filters(Filter::builder().name("cidr-block").set_values(Some(blocks.clone())).build())
+                .send()
+        })
+        .await
+        .map_err(|e| Error::Aws(step_error("DescribeSubnets", e)))?;
+    let by_block: BTreeMap<&str, &str> =
+        r.subnets().iter().filter_map(|s| Some((s.cidr_block()?, s.subnet_id()?))).collect();
+    Ok(blocks.iter().map(|b| by_block.get(b.as_str()).map(|id| id.to_string())).collect())
+}
+
 /// What EC2 says of instance types for [`crate::select`]: `names` alone, or every type of the region (all
 /// pages of DescribeInstanceTypes), each with the zones it is offered in (DescribeInstanceTypeOfferings). A
 /// name EC2 does not know is left out, not an error: the selector then says it no longer matches.
