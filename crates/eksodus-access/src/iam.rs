@@ -302,12 +302,17 @@ impl Iam {
                             s.well_known.push(*w);
                         }
                     }
+                    // validation refuses two documents for one role
+                    if s.policy_document.is_none() {
+                        s.policy_document = a.policy_document.clone();
+                    }
                 }
                 None => sas.push(eksodus_core::spec::ServiceAccountRole {
                     namespace: ns.into(),
                     name: name.into(),
                     policies: a.policies.clone(),
                     well_known: a.well_known.clone(),
+                    policy_document: a.policy_document.clone(),
                     ..Default::default()
                 }),
             }
@@ -929,5 +934,26 @@ mod tests {
         assert_ne!(long, role_name("an-environment-with-a-rather-long-name", "kube-system-ebs-csi-controller-sb"));
         assert!(propagation(Some("MalformedPolicyDocument"), "Invalid principal in policy"));
         assert!(!propagation(Some("MalformedPolicyDocument"), "Syntax errors in policy"));
+    }
+
+    /// eksctl's `addons[].attachPolicy`: the addon's own document is the inline policy of its service
+    /// account's IRSA role, beside its managed policies.
+    #[test]
+    fn an_addons_own_document_is_its_roles_inline_policy() {
+        let spec: EnvironmentSpec = serde_saphyr::from_str(
+            "name: a\nregion: eu-west-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.31'\n  addons:\n    - {name: aws-ebs-csi-driver, policies: [arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy], policy_document: {Version: '2012-10-17', Statement: [{Effect: Allow, Action: ['kms:CreateGrant'], Resource: '*'}]}}\n",
+        )
+        .unwrap();
+        let conf = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(aws_sdk_iam::config::Region::new("eu-west-1"))
+            .build();
+        let iam = Iam::new(Client::from_conf(conf), &spec);
+        let desired = iam.desired(&spec, Some("https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"), "111122223333");
+        let (ns, sa) = eksodus_core::spec::addon_service_account("aws-ebs-csi-driver").unwrap();
+        let role = desired.iter().find(|d| d.key == format!("role/irsa/{ns}/{sa}")).expect("the addon's role");
+        let own = &role.props["inline"][eksodus_core::spec::OWN_POLICY_NAME];
+        assert!(own.to_string().contains("kms:CreateGrant"), "{own}");
+        assert_eq!(role.props["policies"], json!(["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]));
     }
 }

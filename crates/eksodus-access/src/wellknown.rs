@@ -105,28 +105,53 @@ fn validate_within(spec: &EnvironmentSpec, limit: usize) -> Vec<FieldError> {
     let mut out = Vec::new();
     // a role's own document: readable as IAM's, and counted with the sets on the same role
     let mut own_size: BTreeMap<String, usize> = BTreeMap::new();
+    let mut check = |at: String, sets_at: String, doc: &serde_json::Value| match serde_json::from_value::<
+        crate::policy::PolicyDocument,
+    >(doc.clone())
+    {
+        Err(e) => out.push(FieldError::new(at, format!("not an IAM policy document: {e}"))),
+        Ok(d) if d.version != crate::policy::VERSION => out.push(FieldError::new(
+            at,
+            format!("Version `{}`: IAM's policy language is {}", d.version, crate::policy::VERSION),
+        )),
+        Ok(d) if d.statement.is_empty() => out.push(FieldError::new(at, "has no Statement")),
+        Ok(d) => {
+            own_size.insert(sets_at, serde_json::to_string(&d).expect("serializable").len());
+        }
+    };
     if let Some(a) = &spec.access {
         for (field, list) in
             [("access.service_accounts", &a.service_accounts), ("access.pod_identities", &a.pod_identities)]
         {
             for (i, sa) in list.iter().enumerate() {
                 let Some(doc) = &sa.policy_document else { continue };
-                let at = format!("{field}[{i}].policy_document");
-                match serde_json::from_value::<crate::policy::PolicyDocument>(doc.clone()) {
-                    Err(e) => out.push(FieldError::new(at, format!("not an IAM policy document: {e}"))),
-                    Ok(d) if d.version != crate::policy::VERSION => out.push(FieldError::new(
-                        at,
-                        format!("Version `{}`: IAM's policy language is {}", d.version, crate::policy::VERSION),
-                    )),
-                    Ok(d) if d.statement.is_empty() => out.push(FieldError::new(at, "has no Statement")),
-                    Ok(d) => {
-                        own_size.insert(
-                            format!("{field}[{i}].well_known"),
-                            serde_json::to_string(&d).expect("serializable").len(),
-                        );
-                    }
-                }
+                check(format!("{field}[{i}].policy_document"), format!("{field}[{i}].well_known"), doc);
             }
+        }
+    }
+    for (i, ad) in spec.cluster.iter().flat_map(|c| c.addons.iter().enumerate()) {
+        let Some(doc) = &ad.policy_document else { continue };
+        check(format!("cluster.addons[{i}].policy_document"), format!("cluster.addons[{i}].well_known"), doc);
+    }
+    // one role has one document of its own: an addon's and its service account's cannot both be it
+    for (i, ad) in spec.cluster.iter().flat_map(|c| c.addons.iter().enumerate()) {
+        let Some(sa_of) = ad.policy_document.as_ref().and_then(|_| eksodus_core::spec::addon_service_account(&ad.name))
+        else {
+            continue;
+        };
+        let also = spec
+            .access
+            .iter()
+            .flat_map(|a| &a.service_accounts)
+            .any(|sa| (sa.namespace.as_str(), sa.name.as_str()) == sa_of && sa.policy_document.is_some());
+        if also {
+            out.push(FieldError::new(
+                format!("cluster.addons[{i}].policy_document"),
+                format!(
+                    "access.service_accounts gives {}/{} a policy_document too; the role holds one: merge them into either",
+                    sa_of.0, sa_of.1
+                ),
+            ));
         }
     }
     if let Some(a) = &spec.access {
@@ -256,6 +281,28 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].path, "cluster.nodegroups[0].iam.well_known");
         assert!(e[0].message.contains("over IAM's 5000"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn an_addons_own_document_is_checked_and_is_the_only_one_on_its_role() {
+        let doc =
+            r#"{Version: "2012-10-17", Statement: [{Effect: Allow, Action: ["kms:CreateGrant"], Resource: "*"}]}"#;
+        let yaml = |addon_doc: &str, sa_doc: &str| {
+            format!(
+                "name: a\nregion: eu-west-1\nnetwork: {{cidr: 10.0.0.0/16, azs: 2}}\naccess:\n  service_accounts:\n    - {{namespace: kube-system, name: ebs-csi-controller-sa, policies: [arn:aws:iam::aws:policy/ReadOnlyAccess]{sa_doc}}}\ncluster:\n  version: '1.31'\n  addons:\n    - {{name: aws-ebs-csi-driver, policy_document: {addon_doc}}}\n"
+            )
+        };
+        let one: EnvironmentSpec = serde_saphyr::from_str(&yaml(doc, "")).unwrap();
+        assert!(validate(&one).is_empty(), "{:?}", validate(&one));
+        let two: EnvironmentSpec = serde_saphyr::from_str(&yaml(doc, &format!(", policy_document: {doc}"))).unwrap();
+        let e = validate(&two);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "cluster.addons[0].policy_document");
+        assert!(e[0].message.contains("kube-system/ebs-csi-controller-sa"), "{}", e[0].message);
+        let bad: EnvironmentSpec =
+            serde_saphyr::from_str(&yaml(r#"{Version: "2008-10-17", Statement: []}"#, "")).unwrap();
+        let e = validate(&bad);
+        assert_eq!(e.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["cluster.addons[0].policy_document"]);
     }
 
     #[test]

@@ -1226,7 +1226,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 .str("configurationValues")
                 .and_then(|c| serde_json::from_str(&c).or_else(|_| serde_saphyr::from_str(&c)).ok());
             let addon_tags = r.str_map("tags");
+            let policy_document = r.get("attachPolicy").cloned();
             addons.push(AddonSpec {
+                policy_document,
                 tags: addon_tags,
                 name,
                 version: r.str("version"),
@@ -1492,6 +1494,17 @@ mod tests {
                 assert!(errs.is_empty(), "{f} imported cleanly but is not valid: {errs:#?}");
             }
         }
+    }
+
+    /// Example 30's `addons[].attachPolicy`: the addon's own document, as written.
+    #[test]
+    fn an_addons_attach_policy_is_its_policy_document() {
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\naddons:\n- name: vpc-cni\n  attachPolicy:\n    Version: \"2012-10-17\"\n    Statement:\n    - {Effect: Allow, Action: [\"ec2:AssignIpv6Addresses\"], Resource: \"*\"}\n";
+        let imp = import(text).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        let a = &imp.spec.cluster.as_ref().unwrap().addons[0];
+        assert_eq!(a.policy_document.as_ref().unwrap()["Statement"][0]["Action"][0], "ec2:AssignIpv6Addresses");
+        assert!(a.has_policies());
     }
 
     /// Example 24: subnets named by key or ID, one given only by its block; each nodegroup takes its own.

@@ -624,6 +624,10 @@ pub struct AddonSpec {
     /// Well-known permission sets for the same role (eksctl's `wellKnownPolicies`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub well_known: Vec<WellKnownPolicy>,
+    /// An IAM policy document of the addon's own for the same role (eksctl's `attachPolicy`), kept as the
+    /// role's inline policy [`OWN_POLICY_NAME`], as a service account's `policy_document` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_document: Option<serde_json::Value>,
     /// Tags of the addon itself, over the environment's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
@@ -632,7 +636,7 @@ pub struct AddonSpec {
 impl AddonSpec {
     /// Whether the spec gives the addon permissions of its own (an IRSA role for its service account).
     pub fn has_policies(&self) -> bool {
-        !self.policies.is_empty() || !self.well_known.is_empty()
+        !self.policies.is_empty() || !self.well_known.is_empty() || self.policy_document.is_some()
     }
 }
 
@@ -2740,7 +2744,8 @@ network:
             e.sort();
             e
         };
-        let adopted = "{azs: 2, existing: {vpc_id: vpc-0a1b2c3d, subnet_ids: [subnet-0a1b2c3d], subnet_cidrs: [10.1.2.0/24]}}";
+        let adopted =
+            "{azs: 2, existing: {vpc_id: vpc-0a1b2c3d, subnet_ids: [subnet-0a1b2c3d], subnet_cidrs: [10.1.2.0/24]}}";
         let none: Vec<String> = vec![];
         assert_eq!(
             paths(adopted, "[{name: a, instance_types: [m5.large], subnets: [subnet-0a1b2c3d, 10.1.2.0/24]}]"),

@@ -22,8 +22,31 @@ fn examples() -> Vec<(String, String)> {
     // eksctl's example 38 names a control plane's subnets in a VPC eksctl makes, which cannot be: in a VPC of
     // the user's, as eksctl's docs use them
     out.push(("zz-control-plane-subnets (inline)".into(), CONTROL_PLANE.into()));
+    // example 30 gives an addon a policy of its own, but in an IPv6 cluster, which eksodus does not make: the
+    // same addon in an IPv4 one
+    out.push(("zz-addon-attach-policy (inline)".into(), ADDON_POLICY.into()));
     out
 }
+
+/// Example 30's addons (`attachPolicy` on vpc-cni), in an IPv4 cluster.
+const ADDON_POLICY: &str = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: addon-policy, region: us-west-2, version: "1.33"}
+iam: {withOIDC: true}
+addons:
+- name: vpc-cni
+  attachPolicy:
+    Version: "2012-10-17"
+    Statement:
+    - Effect: Allow
+      Action: ["ec2:AssignPrivateIpAddresses", "ec2:DescribeInstances", "ec2:DescribeTags", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInstanceTypes"]
+      Resource: "*"
+    - {Effect: Allow, Action: ["ec2:CreateTags"], Resource: "arn:aws:ec2:*:*:network-interface/*"}
+- {name: coredns}
+- {name: kube-proxy}
+managedNodeGroups:
+- {name: mng-1, instanceType: m5.large}
+"#;
 
 /// A fully-private cluster as eksctl's documentation writes one.
 const PRIVATE: &str = r#"apiVersion: eksctl.io/v1alpha5
@@ -400,6 +423,20 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             }
             let tier = got.control_plane_scaling_config().and_then(|t| t.tier()).map_or("standard", |t| t.as_str());
             assert_eq!(tier, c.control_plane_tier.as_deref().unwrap_or("standard"), "{name}");
+            // an addon's own document is the inline policy of its role, as written
+            for a in c.addons.iter().filter(|a| a.policy_document.is_some()) {
+                use eksodus::access::policy::PolicyDocument;
+                let got = eks.describe_addon().cluster_name(&spec.name).addon_name(&a.name).send().await.unwrap();
+                let arn = got.addon.unwrap().service_account_role_arn;
+                let arn = arn.unwrap_or_else(|| panic!("{name}: {} has a role", a.name));
+                let iam = aws_sdk_iam::Client::new(&conf);
+                let role = arn.rsplit('/').next().unwrap();
+                let own = eksodus::core::spec::OWN_POLICY_NAME;
+                let p = iam.get_role_policy().role_name(role).policy_name(own).send().await.unwrap();
+                let have = PolicyDocument::canonical_from_iam(p.policy_document()).unwrap();
+                let want: PolicyDocument = serde_json::from_value(a.policy_document.clone().unwrap()).unwrap();
+                assert_eq!(have, want.canonical(), "{name}: {}", a.name);
+            }
             // a nodegroup's own subnets are the ones it named, by ID or by block, and no others
             for n in c.nodegroups.iter().filter(|n| !n.subnets.is_empty()) {
                 let ng = eks.describe_nodegroup().cluster_name(&spec.name).nodegroup_name(&n.name).send().await;
@@ -552,6 +589,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "49-control-plane-on-private-subnets.yaml",
         "zz-private-cluster (inline)",
         "zz-control-plane-subnets (inline)",
+        "zz-addon-attach-policy (inline)",
     ];
     assert_eq!(applied, expected);
 }
