@@ -1248,10 +1248,12 @@ pub fn import(text: &str) -> Result<Imported, String> {
         r.rest(&mut un, not_mapped);
     }
     let mut logging = Vec::new();
+    let mut log_retention_days = None;
     if let Some(v) = top.get("cloudWatch") {
         let mut cw = Reader::new("cloudWatch", v).ok_or("cloudWatch must be a mapping")?;
         if let Some(cl) = cw.get("clusterLogging") {
             let mut r = Reader::new("cloudWatch.clusterLogging", cl).ok_or("clusterLogging must be a mapping")?;
+            log_retention_days = r.u32("logRetentionInDays");
             for t in r.strings("enableTypes") {
                 if t == "*" || t == "all" {
                     logging = LOG_TYPES.iter().map(|s| s.to_string()).collect();
@@ -1443,6 +1445,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             version,
             endpoint,
             logging,
+            log_retention_days,
             encryption,
             support_type,
             zonal_shift,

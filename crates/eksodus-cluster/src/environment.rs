@@ -176,6 +176,8 @@ pub struct Environment {
     pub eks: Eks,
     /// KMS reconciler (the secrets key eksodus creates when the spec names none).
     pub kms: crate::kms::Kms,
+    /// CloudWatch Logs reconciler (the control plane's log group, when the spec sets its retention).
+    pub logs: crate::logs::Logs,
     ec2: aws_sdk_ec2::Client,
     eks_client: aws_sdk_eks::Client,
     sts: aws_sdk_sts::Client,
@@ -293,6 +295,9 @@ impl Environment {
             kms: crate::kms::Kms::new(aws_sdk_kms::Client::new(conf), &spec)
                 .with_retry(options)
                 .with_calls(Calls::new("kms", conf)),
+            logs: crate::logs::Logs::new(aws_sdk_cloudwatchlogs::Client::new(conf), &spec)
+                .with_retry(options)
+                .with_calls(Calls::new("logs", conf)),
             ec2,
             eks_client,
             sts: aws_sdk_sts::Client::new(conf),
@@ -398,13 +403,21 @@ impl Environment {
             let (found, access) = tokio::try_join!(self.eks.discover_from(cluster, &no_keys), access)?;
             Ok::<_, Error>((found, access))
         };
-        let ((net_plan, net_found), kms_found, iam_found, (mut found, access_found)) = tokio::try_join!(
+        let want_logs = crate::logs::wanted(spec).is_some();
+        let ((net_plan, net_found), kms_found, logs_found, iam_found, (mut found, access_found)) = tokio::try_join!(
             async { self.network.plan_with_discovery(spec).await.map_err(Error::from) },
             async {
                 if want_kms {
                     self.kms.discover().await.map_err(Error::Aws)
                 } else {
                     Ok(vec![])
+                }
+            },
+            async {
+                if want_logs {
+                    self.logs.discover().await.map_err(Error::Aws)
+                } else {
+                    Ok(Default::default())
                 }
             },
             async { self.iam.discover(spec).await.map_err(Error::Aws) },
@@ -449,6 +462,13 @@ impl Environment {
         let mut plan = net_plan;
         plan.extend(iam_plan);
         plan.extend(eksodus_core::plan::diff(&self.kms.desired(spec), &kms_found));
+        let logs_desired = self.logs.desired(spec, &logs_found);
+        if let Some(name) = &logs_found.foreign {
+            notes.push(format!(
+                "log group {name} exists and is not this environment's (EKS makes it when eksodus has not): its retention is left as it is and down leaves it"
+            ));
+        }
+        plan.extend(eksodus_core::plan::diff(&logs_desired, &logs_found.observed));
         if let Some(c) = &spec.cluster {
             let version = match owned_cluster {
                 None => c.version.clone(),
@@ -578,7 +598,13 @@ impl Environment {
                 cluster_security_group: owned_cluster.and_then(|c| c.security_group.clone()),
                 cluster_bootstrap: owned_cluster.and_then(ClusterInfo::bootstrap),
             };
-            let set = self.eks.desired(spec, &inputs)?;
+            let mut set = self.eks.desired(spec, &inputs)?;
+            // the log group is made before the cluster, so EKS writes to it instead of making its own
+            if !logs_desired.is_empty() {
+                for d in set.desired.iter_mut().filter(|d| d.key == CLUSTER_KEY) {
+                    d.depends_on.push(crate::logs::KEY.into());
+                }
+            }
             deferred.extend(set.deferred);
             plan.extend(self.eks.diff(&set.desired, &found)?);
             for n in &c.nodegroups {
@@ -652,13 +678,10 @@ impl Environment {
             .route(eksodus_access::iam::KINDS, &self.iam)
             .route(eks::KINDS, &self.eks)
             .route(crate::kms::KINDS, &self.kms)
+            .route(crate::logs::KINDS, &self.logs)
             .route(eksodus_access::entries::KINDS, entries)
     }
 
-    /// The spec with each `instance_selector` resolved to instance types (and taken out), or `None` when no
-    /// nodegroup has one. A nodegroup that runs keeps its types while every one still satisfies its selector
-    /// (read for those types alone); a new one, or one whose selector its types no longer satisfy, gets what
-    /// the region's catalogue offers now (read once per plan). Says what it chose in `notes`.
     /// The spec with the adopted subnets named by CIDR block (`network.existing.subnet_cidrs`, and
     /// nodegroups' `subnets` naming them) replaced by their IDs, looked up in the VPC; `None` when there are
     /// none. A block no subnet of the VPC has is an error naming its entry.
@@ -693,6 +716,10 @@ impl Environment {
         Ok(Some(out))
     }
 
+    /// The spec with each `instance_selector` resolved to instance types (and taken out), or `None` when no
+    /// nodegroup has one. A nodegroup that runs keeps its types while every one still satisfies its selector
+    /// (read for those types alone); a new one, or one whose selector its types no longer satisfy, gets what
+    /// the region's catalogue offers now (read once per plan). Says what it chose in `notes`.
     async fn resolve_selectors(
         &self,
         spec: &EnvironmentSpec,
@@ -956,10 +983,18 @@ impl Environment {
         for o in &kms_found {
             keys.insert(o.physical_id.clone(), o.key.clone());
         }
-        let found = self.eks.discover(&keys).await?;
+        let mut found = self.eks.discover(&keys).await?;
         let owned = found.cluster.clone().filter(|c| c.owned);
+        // the log group goes after the cluster, which writes to it to the end
+        let logs_found = self.logs.discover().await?.observed;
+        if !logs_found.is_empty() {
+            for o in found.observed.iter_mut().filter(|o| o.key == CLUSTER_KEY) {
+                o.depends_on.push(crate::logs::KEY.into());
+            }
+        }
         let mut plan = Plan::destroy(&net_found.observed);
         plan.extend(Plan::destroy(&kms_found));
+        plan.extend(Plan::destroy(&logs_found));
         plan.extend(self.iam.destroy_plan(&self.spec).await.map_err(Error::Aws)?);
         plan.extend(Plan::destroy(&found.observed));
         let account = match &owned {
@@ -1089,6 +1124,7 @@ impl Environment {
         );
         let found = self.eks.discover(&HashMap::new()).await?;
         left.extend(found.observed.iter().map(|o| format!("{} {}", o.kind, o.physical_id)));
+        left.extend(self.logs.discover().await?.observed.iter().map(|o| format!("{} {}", o.kind, o.physical_id)));
         let keys = self.kms.discover().await?;
         left.extend(keys.iter().filter(|o| !pending_deletion(o)).map(|o| format!("{} {}", o.kind, o.physical_id)));
         Ok(left)

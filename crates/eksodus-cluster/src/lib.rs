@@ -27,6 +27,8 @@ pub mod kms;
 #[cfg(feature = "aws")]
 pub mod kube_side;
 #[cfg(feature = "aws")]
+pub mod logs;
+#[cfg(feature = "aws")]
 pub mod policy;
 #[cfg(feature = "aws")]
 pub mod sweep;

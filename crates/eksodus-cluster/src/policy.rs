@@ -24,6 +24,13 @@ pub fn actions(spec: &EnvironmentSpec) -> BTreeSet<&'static str> {
     if creates_key(spec) {
         all.extend(crate::kms::ACTIONS);
     }
+    // down looks for (and deletes) the log group an earlier spec may have had eksodus make; the rest only
+    // when this spec sets the logs' retention
+    all.extend(crate::logs::READ_ACTIONS);
+    all.insert("logs:DeleteLogGroup");
+    if crate::logs::wanted(spec).is_some() {
+        all.extend(crate::logs::ACTIONS);
+    }
     // PassRole gets a statement of its own, scoped below
     all.remove("iam:PassRole");
     all
@@ -94,6 +101,7 @@ fn service_sid(service: &str) -> String {
         "iam" => "Iam".into(),
         "eks" => "Eks".into(),
         "kms" => "Kms".into(),
+        "logs" => "Logs".into(),
         "sts" => "Sts".into(),
         "elasticloadbalancing" => "LoadBalancerSweep".into(),
         other => other.chars().filter(|c| c.is_ascii_alphanumeric()).collect(),

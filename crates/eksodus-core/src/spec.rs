@@ -55,6 +55,12 @@ pub struct ClusterSpec {
     /// Control-plane log types sent to CloudWatch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logging: Vec<String>,
+    /// Days CloudWatch keeps the control plane's logs (one of CloudWatch's [`LOG_RETENTION_DAYS`]; needs
+    /// `logging`). eksodus then makes the log group `/aws/eks/<name>/cluster` itself, before the cluster, so
+    /// it carries the environment's tags and `down` deletes it; without it EKS makes the group, keeps logs
+    /// forever and leaves the group behind. Changed in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_retention_days: Option<u32>,
     /// Envelope encryption of Kubernetes secrets with KMS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionSpec>,
@@ -763,6 +769,10 @@ pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
 /// The label that marks a Kubernetes object eksodus made, with its environment's name as the value.
 pub const OWNER_LABEL: &str = "eksodus.io/environment";
+
+/// The retention periods CloudWatch Logs takes, in days (its `PutRetentionPolicy` API reference).
+pub const LOG_RETENTION_DAYS: &[u32] =
+    &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 /// The name of the inline policy that holds a service account role's own `policy_document`.
 pub const OWN_POLICY_NAME: &str = "eksodus-own";
@@ -2000,6 +2010,23 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], adopted: bool, errs: &mut
     if let Some(k) = c.encryption.as_ref().and_then(|e| e.key_arn.as_ref()) {
         if !k.starts_with("arn:") || !k.contains(":kms:") {
             errs.push(FieldError::new("cluster.encryption.key_arn", format!("`{k}` is not a KMS key ARN")));
+        }
+    }
+    if let Some(d) = c.log_retention_days {
+        if !LOG_RETENTION_DAYS.contains(&d) {
+            errs.push(FieldError::new(
+                "cluster.log_retention_days",
+                format!(
+                    "CloudWatch keeps logs for one of {} days, not {d}",
+                    LOG_RETENTION_DAYS.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if c.logging.is_empty() {
+            errs.push(FieldError::new(
+                "cluster.log_retention_days",
+                "the control plane sends no logs: name the log types in cluster.logging",
+            ));
         }
     }
     for (j, g) in c.control_plane_security_groups.iter().enumerate() {
