@@ -1479,7 +1479,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 24);
+        assert_eq!(files.len(), 25);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -1508,6 +1508,21 @@ mod tests {
         let a = &imp.spec.cluster.as_ref().unwrap().addons[0];
         assert_eq!(a.policy_document.as_ref().unwrap()["Statement"][0]["Action"][0], "ec2:AssignIpv6Addresses");
         assert!(a.has_policies());
+    }
+
+    /// Example 11: the log types and their retention, which eksodus keeps on a log group of its own.
+    #[test]
+    fn cluster_logging_maps_with_its_retention() {
+        let imp = import(&example("11-cloudwatch-cluster-logging.yaml")).unwrap();
+        let c = imp.spec.cluster.as_ref().unwrap();
+        assert_eq!(c.log_retention_days, Some(60));
+        let mut types: Vec<String> = c.logging.iter().map(|t| format!("{t:?}")).collect();
+        types.sort();
+        assert_eq!(types.len(), 3, "{types:?}");
+        // a retention CloudWatch does not offer is refused by the spec, naming the field
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\ncloudWatch: {clusterLogging: {enableTypes: [api], logRetentionInDays: 61}}\n";
+        let errs = import(text).unwrap().spec.validate();
+        assert!(errs.iter().any(|e| e.to_string().contains("log_retention_days")), "{errs:?}");
     }
 
     /// Example 24: subnets named by key or ID, one given only by its block; each nodegroup takes its own.

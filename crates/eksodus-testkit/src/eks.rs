@@ -149,6 +149,12 @@ struct NodegroupExtras {
     template: Option<String>,
     /// The launch template version an update moved the nodegroup to.
     template_version: Option<String>,
+    /// The nodegroup's tags: moto's TagResource and UntagResource take only cluster ARNs, so the emulation
+    /// keeps them from the create on and answers `tags` in DescribeNodegroup from here.
+    tags: serde_json::Map<String, Value>,
+    /// The ARN moto gave it (seen in its first describe), so a stale ARN of an earlier nodegroup of the same
+    /// name is not found, as in EKS.
+    arn: Option<String>,
 }
 
 /// How the emulated EKS behaves: describes before resources settle, and which ones fail.
@@ -346,6 +352,8 @@ impl EksState {
                 node_repair,
                 template: body.pointer("/launchTemplate/id").and_then(Value::as_str).map(String::from),
                 template_version: None,
+                tags: body["tags"].as_object().cloned().unwrap_or_default(),
+                arn: None,
             },
         );
     }
@@ -361,6 +369,10 @@ impl EksState {
         if let Some(v) = &n.version {
             body["nodegroup"]["version"] = json!(v);
         }
+        if let Some(arn) = body.pointer("/nodegroup/nodegroupArn").and_then(Value::as_str) {
+            n.arn = Some(arn.to_string());
+        }
+        body["nodegroup"]["tags"] = Value::Object(n.tags.clone());
         if x.custom_ami.contains(&ng) {
             body["nodegroup"]["amiType"] = json!("CUSTOM");
         }
@@ -500,7 +512,8 @@ impl EksState {
     }
 
     /// `TagResource`, `UntagResource` and `ListTagsForResource` of an addon or identity provider config (the
-    /// resources only the emulation holds); `None` for any other ARN (moto answers).
+    /// resources only the emulation holds) or a nodegroup (whose tags moto cannot change); `None` for any other
+    /// ARN (a cluster's: moto answers).
     pub fn tags(
         &self,
         account: &str,
@@ -511,39 +524,52 @@ impl EksState {
         request: &[u8],
     ) -> Option<Answer> {
         let arn = decode(arn);
-        let rest = arn.split(":addon/").nth(1).or_else(|| arn.split(":identityproviderconfig/").nth(1))?;
+        let nodegroup = arn.split(":nodegroup/").nth(1);
+        let rest = nodegroup
+            .or_else(|| arn.split(":addon/").nth(1))
+            .or_else(|| arn.split(":identityproviderconfig/").nth(1))?;
         let cluster = rest.split('/').next()?.to_string();
         let mut clusters = self.clusters.lock().expect("eks state");
         let missing = || err(404, "NotFoundException", "Resource was not found".into());
         let Some(x) = clusters.get_mut(&(account.into(), region.into(), cluster)) else { return Some(missing()) };
-        let item = x
-            .addons
-            .values_mut()
-            .map(|(a, _)| (a, "addonArn"))
-            .chain(x.identity_providers.values_mut().map(|(c, _)| (c, "identityProviderConfigArn")))
-            .find(|(v, field)| v[*field].as_str() == Some(arn.as_str()))
-            .map(|(v, _)| v);
-        let Some(item) = item else { return Some(missing()) };
-        if !item["tags"].is_object() {
-            item["tags"] = json!({});
-        }
+        let tags = match nodegroup {
+            Some(rest) => {
+                let name = rest.split('/').nth(1).unwrap_or_default();
+                match x.nodegroups.get_mut(name) {
+                    Some(n) if n.arn.as_deref().is_none_or(|a| a == arn) => &mut n.tags,
+                    _ => return Some(missing()),
+                }
+            }
+            None => {
+                let item = x
+                    .addons
+                    .values_mut()
+                    .map(|(a, _)| (a, "addonArn"))
+                    .chain(x.identity_providers.values_mut().map(|(c, _)| (c, "identityProviderConfigArn")))
+                    .find(|(v, field)| v[*field].as_str() == Some(arn.as_str()))
+                    .map(|(v, _)| v);
+                let Some(item) = item else { return Some(missing()) };
+                if !item["tags"].is_object() {
+                    item["tags"] = json!({});
+                }
+                item["tags"].as_object_mut()?
+            }
+        };
         match operation {
             "TagResource" => {
                 let body: Value = serde_json::from_slice(request).unwrap_or_default();
                 for (k, v) in body["tags"].as_object().into_iter().flatten() {
-                    item["tags"][k] = v.clone();
+                    tags.insert(k.clone(), v.clone());
                 }
                 Some((StatusCode::OK, json!({}), None))
             }
             "UntagResource" => {
                 for key in query.split('&').filter_map(|kv| kv.strip_prefix("tagKeys=")) {
-                    if let Some(m) = item["tags"].as_object_mut() {
-                        m.remove(&decode(key));
-                    }
+                    tags.remove(&decode(key));
                 }
                 Some((StatusCode::OK, json!({}), None))
             }
-            _ => Some((StatusCode::OK, json!({"tags": item["tags"]}), None)),
+            _ => Some((StatusCode::OK, json!({"tags": tags}), None)),
         }
     }
 

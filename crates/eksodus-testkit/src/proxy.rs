@@ -443,7 +443,7 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
         } else if operation == "DescribeUpdate" {
             emulated = st.eks.describe_update(&account, &region, cluster, segs.get(3).copied().unwrap_or(""));
         } else if matches!(operation.as_str(), "TagResource" | "UntagResource" | "ListTagsForResource") {
-            // tags of the resources only the emulation holds (moto knows clusters and nodegroups)
+            // tags of the resources only the emulation holds, and of nodegroups (moto tags only clusters)
             emulated = st.eks.tags(
                 &account,
                 &region,

@@ -570,6 +570,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "07-ssh-keys.yaml",
         "09-nat-gateways.yaml",
         "10-encrypted-volumes.yaml",
+        "11-cloudwatch-cluster-logging.yaml",
         "13-iamserviceaccounts.yaml",
         "15-managed-nodes.yaml",
         "19-kms-cluster.yaml",

@@ -1157,3 +1157,80 @@ cluster:
     assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
+
+/// The retention and tags of the group named `name`, or `None` without one.
+async fn log_group(logs: &aws_sdk_cloudwatchlogs::Client, name: &str) -> Option<(Option<i32>, Vec<(String, String)>)> {
+    let r = logs.describe_log_groups().log_group_name_prefix(name).send().await.unwrap();
+    let g = r.log_groups().iter().find(|g| g.log_group_name() == Some(name))?.clone();
+    let arn = g.log_group_arn().map(String::from).unwrap_or_else(|| g.arn().unwrap().trim_end_matches(":*").into());
+    let t = logs.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    let mut tags: Vec<(String, String)> = t.tags().cloned().unwrap_or_default().into_iter().collect();
+    tags.sort();
+    Some((g.retention_in_days(), tags))
+}
+
+/// With `log_retention_days`, the control plane's log group is eksodus's: made before the cluster with the
+/// retention and tags, re-planned as empty, a retention or tag change is one in-place update, and down deletes
+/// it after the cluster. A group of that name someone else made is left as it is, and the plan says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_log_group_is_made_with_its_retention_changed_in_place_and_deleted() {
+    let s = spec(
+        r#"
+name: logret
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.62.0.0/16, azs: 2, nat: none}
+cluster:
+  version: "1.33"
+  logging: [api, audit]
+  log_retention_days: 30
+  nodegroups:
+    - {name: general, instance_types: [m5.large]}
+"#,
+    );
+    let st = setup(FaultConfig::default()).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&st.conf);
+    let name = "/aws/eks/logret/cluster";
+    let first = st.env(&s).plan().await.unwrap();
+    let step = first.plan.changes().find(|c| c.key == "logs/cluster").expect("the group is planned");
+    assert_eq!(format!("{:?}", step.action), "Create");
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let (days, tags) = log_group(&logs, name).await.expect("the group");
+    assert_eq!(days, Some(30));
+    assert!(tags.contains(&("team".into(), "platform".into())), "{tags:?}");
+    assert!(tags.contains(&("eksodus.io/environment".into(), "logret".into())), "{tags:?}");
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    let mut changed = s.clone();
+    changed.cluster.as_mut().unwrap().log_retention_days = Some(90);
+    changed.tags = [("team".to_string(), "data".to_string())].into();
+    let p = st.env(&changed).plan().await.unwrap();
+    let step = p.plan.changes().find(|c| c.key == "logs/cluster").expect("the group changes");
+    assert_eq!(format!("{:?}", step.action), "Update");
+    st.env(&changed).up(&EventSink::discard()).await.unwrap();
+    let (days, tags) = log_group(&logs, name).await.expect("the group");
+    assert_eq!(days, Some(90));
+    assert!(tags.contains(&("team".into(), "data".into())), "{tags:?}");
+    let again = st.env(&changed).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    assert_eq!(log_group(&logs, name).await, None, "down deletes the group");
+
+    // someone else's group of the name: not planned, not changed, not deleted (another environment's name,
+    // as moto keeps a deleted group's tags and gives them to the next group of its name)
+    let mut s = s.clone();
+    s.name = "logforeign".into();
+    let name = "/aws/eks/logforeign/cluster";
+    logs.create_log_group().log_group_name(name).send().await.unwrap();
+    let p = st.env(&s).plan().await.unwrap();
+    assert!(p.plan.changes().all(|c| c.key != "logs/cluster"), "{:#?}", p.plan.changes().map(|c| (&c.id, &c.action, &c.changes)).collect::<Vec<_>>());
+    assert!(p.notes.iter().any(|n| n.contains(name) && n.contains("not this environment's")), "{:?}", p.notes);
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let down = st.env(&s).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert_eq!(log_group(&logs, name).await, Some((None, vec![])), "the foreign group is left as it was");
+    policy_covers_every_call(&st, &s);
+}
