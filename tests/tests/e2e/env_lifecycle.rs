@@ -1226,7 +1226,11 @@ cluster:
     let name = "/aws/eks/logforeign/cluster";
     logs.create_log_group().log_group_name(name).send().await.unwrap();
     let p = st.env(&s).plan().await.unwrap();
-    assert!(p.plan.changes().all(|c| c.key != "logs/cluster"), "{:#?}", p.plan.changes().map(|c| (&c.id, &c.action, &c.changes)).collect::<Vec<_>>());
+    assert!(
+        p.plan.changes().all(|c| c.key != "logs/cluster"),
+        "{:#?}",
+        p.plan.changes().map(|c| (&c.id, &c.action, &c.changes)).collect::<Vec<_>>()
+    );
     assert!(p.notes.iter().any(|n| n.contains(name) && n.contains("not this environment's")), "{:?}", p.notes);
     st.env(&s).up(&EventSink::discard()).await.unwrap();
     let down = st.env(&s).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
