@@ -1169,6 +1169,27 @@ async fn log_group(logs: &aws_sdk_cloudwatchlogs::Client, name: &str) -> Option<
     Some((g.retention_in_days(), tags))
 }
 
+/// Plans `s` (the log group's step is `action`), applies it, checks the group's retention is `days` and that a
+/// re-plan is empty; the group's tags.
+async fn apply_log_group(
+    st: &Setup,
+    s: &EnvironmentSpec,
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+    action: &str,
+    days: i32,
+) -> Vec<(String, String)> {
+    let p = st.env(s).plan().await.unwrap();
+    let step = p.plan.changes().find(|c| c.key == "logs/cluster").expect("the group is planned");
+    assert_eq!(format!("{:?}", step.action), action);
+    st.env(s).up(&EventSink::discard()).await.unwrap();
+    let (have, tags) = log_group(logs, name).await.expect("the group");
+    assert_eq!(have, Some(days));
+    let again = st.env(s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    tags
+}
+
 /// With `log_retention_days`, the control plane's log group is eksodus's: made before the cluster with the
 /// retention and tags, re-planned as empty, a retention or tag change is one in-place update, and down deletes
 /// it after the cluster. A group of that name someone else made is left as it is, and the plan says so.
@@ -1191,29 +1212,15 @@ cluster:
     let st = setup(FaultConfig::default()).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&st.conf);
     let name = "/aws/eks/logret/cluster";
-    let first = st.env(&s).plan().await.unwrap();
-    let step = first.plan.changes().find(|c| c.key == "logs/cluster").expect("the group is planned");
-    assert_eq!(format!("{:?}", step.action), "Create");
-    st.env(&s).up(&EventSink::discard()).await.unwrap();
-    let (days, tags) = log_group(&logs, name).await.expect("the group");
-    assert_eq!(days, Some(30));
+    let tags = apply_log_group(&st, &s, &logs, name, "Create", 30).await;
     assert!(tags.contains(&("team".into(), "platform".into())), "{tags:?}");
     assert!(tags.contains(&("eksodus.io/environment".into(), "logret".into())), "{tags:?}");
-    let again = st.env(&s).plan().await.unwrap();
-    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
 
     let mut changed = s.clone();
     changed.cluster.as_mut().unwrap().log_retention_days = Some(90);
     changed.tags = [("team".to_string(), "data".to_string())].into();
-    let p = st.env(&changed).plan().await.unwrap();
-    let step = p.plan.changes().find(|c| c.key == "logs/cluster").expect("the group changes");
-    assert_eq!(format!("{:?}", step.action), "Update");
-    st.env(&changed).up(&EventSink::discard()).await.unwrap();
-    let (days, tags) = log_group(&logs, name).await.expect("the group");
-    assert_eq!(days, Some(90));
+    let tags = apply_log_group(&st, &changed, &logs, name, "Update", 90).await;
     assert!(tags.contains(&("team".into(), "data".into())), "{tags:?}");
-    let again = st.env(&changed).plan().await.unwrap();
-    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
     let down = st.env(&changed).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
     assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
