@@ -313,6 +313,11 @@ impl Environment {
 
     /// A client for the environment's cluster as [`KubeAccess`] says (`None` when it says not to reach it).
     pub async fn kube(&self) -> Result<Option<kube::Client>, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.kube_unboxed()).await
+    }
+
+    async fn kube_unboxed(&self) -> Result<Option<kube::Client>, Error> {
         let found = self.eks.discover(&HashMap::new()).await?;
         match found.cluster.as_ref().filter(|c| c.owned) {
             Some(info) => self.kube_client(info).await,
@@ -370,6 +375,11 @@ impl Environment {
     /// Plans the whole environment. Fails, before any write, on specs EKS cannot take (a version it does not
     /// offer, a skipped or backwards minor version, an addon version not offered for the cluster's version).
     pub async fn plan(&self) -> Result<EnvPlan, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.plan_unboxed()).await
+    }
+
+    async fn plan_unboxed(&self) -> Result<EnvPlan, Error> {
         let by_cidr = self.resolve_subnet_cidrs(&self.spec).await?;
         let spec = by_cidr.as_ref().unwrap_or(&self.spec);
         let mut notes = Vec::new();
@@ -792,6 +802,11 @@ impl Environment {
 
     /// Applies one plan.
     pub async fn apply(&self, plan: &EnvPlan, events: &EventSink) -> Result<ApplyReport, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.apply_unboxed(plan, events)).await
+    }
+
+    async fn apply_unboxed(&self, plan: &EnvPlan, events: &EventSink) -> Result<ApplyReport, Error> {
         let entries = self.entries(&plan.account, plan.cluster.as_ref().and_then(|c| c.authentication_mode));
         let router = self.router(&entries);
         Ok(Engine::new(self.options).apply(&plan.plan, &router, events).await?)
@@ -805,6 +820,11 @@ impl Environment {
     /// [`Environment::up`] starting with `first`, a plan just made (the one a driver showed and the user
     /// confirmed): that plan is applied as it is, not made again.
     pub async fn up_from(&self, first: EnvPlan, events: &EventSink) -> Result<UpReport, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.up_from_unboxed(first, events)).await
+    }
+
+    async fn up_from_unboxed(&self, first: EnvPlan, events: &EventSink) -> Result<UpReport, Error> {
         let mut rounds = Vec::new();
         let mut first = Some(first);
         for round in 1..=MAX_ROUNDS {
@@ -976,6 +996,11 @@ impl Environment {
 
     /// The plan that removes everything the environment owns.
     pub async fn destroy_plan(&self) -> Result<DestroyPlan, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.destroy_plan_unboxed()).await
+    }
+
+    async fn destroy_plan_unboxed(&self) -> Result<DestroyPlan, Error> {
         let net_found = self.network.discover().await?;
         let mut keys = net_found.keys.clone();
         // a key already scheduled for deletion is on its way out: not planned again, not reported as left
@@ -1025,6 +1050,16 @@ impl Environment {
     /// [`Environment::down`] applying `destroy`, a plan from [`Environment::destroy_plan`] (the one a driver
     /// showed and the user confirmed).
     pub async fn down_from(
+        &self,
+        destroy: DestroyPlan,
+        events: &EventSink,
+        cleanup_timeout: Duration,
+    ) -> Result<DownReport, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.down_from_unboxed(destroy, events, cleanup_timeout)).await
+    }
+
+    async fn down_from_unboxed(
         &self,
         destroy: DestroyPlan,
         events: &EventSink,
@@ -1113,6 +1148,11 @@ impl Environment {
 
     /// Every tagged resource of the environment that still exists.
     pub async fn remaining(&self) -> Result<Vec<String>, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.remaining_unboxed()).await
+    }
+
+    async fn remaining_unboxed(&self) -> Result<Vec<String>, Error> {
         let mut left = self.network.tagged_leftovers().await?;
         left.extend(
             self.iam
@@ -1132,6 +1172,11 @@ impl Environment {
 
     /// The upgrade to `to`: preflights and plan, from discovered state.
     pub async fn upgrade_plan(&self, to: &str) -> Result<(Vec<Preflight>, Plan, Found), Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.upgrade_plan_unboxed(to)).await
+    }
+
+    async fn upgrade_plan_unboxed(&self, to: &str) -> Result<(Vec<Preflight>, Plan, Found), Error> {
         let net = self.network.discover().await?;
         let found = self.eks.discover(&net.keys).await?;
         let pinned: BTreeMap<String, String> = self
@@ -1169,6 +1214,16 @@ impl Environment {
         plan: Plan,
         events: &EventSink,
     ) -> Result<UpgradeReport, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.upgrade_from_unboxed(preflights, plan, events)).await
+    }
+
+    async fn upgrade_from_unboxed(
+        &self,
+        preflights: Vec<Preflight>,
+        plan: Plan,
+        events: &EventSink,
+    ) -> Result<UpgradeReport, Error> {
         if plan.is_empty() {
             return Ok(UpgradeReport { preflights, plan, report: None });
         }
@@ -1178,6 +1233,11 @@ impl Environment {
 
     /// What a kubeconfig needs, from `DescribeCluster`.
     pub async fn cluster_access(&self) -> Result<crate::kubeconfig::ClusterAccess, Error> {
+        // boxed: the work's future is large, and a caller awaiting it inline would carry it on its own stack
+        Box::pin(self.cluster_access_unboxed()).await
+    }
+
+    async fn cluster_access_unboxed(&self) -> Result<crate::kubeconfig::ClusterAccess, Error> {
         let found = self.eks.discover(&HashMap::new()).await?;
         let c = found.cluster.ok_or_else(|| Error::NotReady {
             what: format!("environment {}", self.spec.name),

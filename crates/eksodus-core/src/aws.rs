@@ -157,7 +157,9 @@ impl Calls {
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata,
     {
-        retry::run(&self.policy, Some(&self.limiter), idem, verdict, call).await.map_err(|f| f.error)
+        // boxed: an SDK call's future is many kilobytes, and an operation making a dozen calls would otherwise
+        // hold each one in its own state and, in debug builds, in its poll frame on the stack
+        Box::pin(retry::run(&self.policy, Some(&self.limiter), idem, verdict, call)).await.map_err(|f| f.error)
     }
 
     /// [`Calls::read`], its error a [`StepError`] naming `what`.
