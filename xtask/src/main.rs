@@ -221,6 +221,9 @@ struct MaxPodsArgs {
     /// Limit on ENIs used for pods.
     #[arg(long)]
     max_eni: Option<u32>,
+    /// An IPv6 cluster (prefix delegation always on).
+    #[arg(long)]
+    ipv6: bool,
     /// VPC CNI version.
     #[arg(long, default_value = eksodus::core::spec::DEFAULT_CNI_VERSION)]
     cni_version: String,
@@ -644,6 +647,7 @@ async fn max_pods(a: MaxPodsArgs) -> Result<ExitCode> {
         custom_networking: a.custom_networking,
         max_eni: a.max_eni,
         cni_version: version,
+        ipv6: a.ipv6,
     };
     let types: Vec<String> =
         if a.all { cni::all().map(|l| l.instance_type.clone()).collect() } else { a.types.clone() };

@@ -234,6 +234,10 @@ impl Iam {
             }
         };
         let m = |n: &str| policy::managed(self.partition, n);
+        // the VPC CNI's grant goes on the node roles unless aws-node has a role of its own; AWS's managed
+        // policy covers IPv4 only, so an IPv6 cluster's CNI gets the IPv6 document inline instead
+        let ipv6 = spec.ipv6_cluster();
+        let cni_on_node = !access.iam.cni_irsa && !ipv6;
         let mut out = vec![
             role(
                 "role/cluster",
@@ -247,11 +251,7 @@ impl Iam {
                 "role/node",
                 role_name(&self.env, "node"),
                 PolicyDocument::trust_service("ec2.amazonaws.com"),
-                policy::NODE_POLICIES
-                    .iter()
-                    .map(|p| m(p))
-                    .chain((!access.iam.cni_irsa).then(|| m(policy::CNI_POLICY)))
-                    .collect(),
+                policy::NODE_POLICIES.iter().map(|p| m(p)).chain(cni_on_node.then(|| m(policy::CNI_POLICY))).collect(),
                 &[],
                 vec![],
             ),
@@ -264,7 +264,7 @@ impl Iam {
             let mut policies: Vec<String> = policy::NODE_POLICIES
                 .iter()
                 .map(|p| m(p))
-                .chain((!access.iam.cni_irsa).then(|| m(policy::CNI_POLICY)))
+                .chain(cni_on_node.then(|| m(policy::CNI_POLICY)))
                 .chain(n.iam.attach_policies.iter().cloned())
                 .collect();
             policies.sort();
@@ -283,7 +283,7 @@ impl Iam {
             sas.push(eksodus_core::spec::ServiceAccountRole {
                 namespace: "kube-system".into(),
                 name: "aws-node".into(),
-                policies: vec![m(policy::CNI_POLICY)],
+                policies: if ipv6 { vec![] } else { vec![m(policy::CNI_POLICY)] },
                 ..Default::default()
             });
         }
@@ -353,6 +353,19 @@ impl Iam {
                     ),
                     sa,
                 ));
+            }
+        }
+        if ipv6 {
+            let doc = policy::cni_ipv6(self.partition).canonical();
+            for d in &mut out {
+                let cni_role = if access.iam.cni_irsa {
+                    d.key == "role/irsa/kube-system/aws-node" || d.key == "role/pod/kube-system/aws-node"
+                } else {
+                    d.key == "role/node" || d.key.starts_with(&nodegroup_role_key(""))
+                };
+                if let (true, Some(Value::Object(inline))) = (cni_role, d.props.get_mut("inline")) {
+                    inline.insert(policy::CNI_IPV6_POLICY_NAME.into(), doc.clone());
+                }
             }
         }
         out

@@ -209,6 +209,45 @@ pub const NODE_POLICIES: &[&str] =
     &["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"];
 /// The VPC CNI's policy.
 pub const CNI_POLICY: &str = "AmazonEKS_CNI_Policy";
+/// The name of the inline policy that grants an IPv6 cluster's VPC CNI its calls.
+pub const CNI_IPV6_POLICY_NAME: &str = "eksodus-vpc-cni-ipv6";
+
+/// What the VPC CNI calls in IPv6 mode, which `AmazonEKS_CNI_Policy` (IPv4 only) does not grant: eksctl's
+/// `makeIPv6VPCCNIPolicyDocument` (`pkg/actions/addon/create.go`), which follows the IPv6 section of the
+/// CNI's `docs/iam-policy.md`, with the two subnet-discovery reads CNI 1.22.1 and later need.
+pub fn cni_ipv6(partition: &str) -> PolicyDocument {
+    let all = |actions: &[&str]| OneOrMany::Many(actions.iter().map(|a| a.to_string()).collect());
+    PolicyDocument {
+        version: VERSION.into(),
+        statement: vec![
+            Statement {
+                sid: None,
+                effect: Effect::Allow,
+                principal: None,
+                action: all(&[
+                    "ec2:AssignIpv6Addresses",
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeTags",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ]),
+                resource: Some("*".into()),
+                condition: None,
+            },
+            Statement {
+                sid: None,
+                effect: Effect::Allow,
+                principal: None,
+                action: "ec2:CreateTags".into(),
+                resource: Some(OneOrMany::One(format!("arn:{partition}:ec2:*:*:network-interface/*"))),
+                condition: None,
+            },
+        ],
+    }
+}
+
 /// Thumbprint of the root CA of EKS OIDC issuers (IAM checks it for issuers it does not already trust).
 pub const EKS_OIDC_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
 

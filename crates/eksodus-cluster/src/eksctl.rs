@@ -13,7 +13,7 @@ type Mapping = serde_json::Map<String, Value>;
 
 use eksodus_core::spec::{
     AccessEntrySpec, AccessSpec, AddonSpec, AuthenticationMode, AzSpec, ClusterSpec, EncryptionSpec, EndpointSpec,
-    EnvironmentSpec, ExistingNetwork, HostnameType, MappingSpec, NatMode, NetworkSpec, NodegroupSpec,
+    EnvironmentSpec, ExistingNetwork, HostnameType, IpFamily, MappingSpec, NatMode, NetworkSpec, NodegroupSpec,
     PolicyAssociationSpec, ServiceAccountRole, TaintSpec, VpcEndpointService, WellKnownPolicy, LOG_TYPES,
 };
 
@@ -1266,14 +1266,27 @@ pub fn import(text: &str) -> Result<Imported, String> {
         cw.rest(&mut un, not_mapped);
     }
     let mut service_ipv4_cidr = None;
+    let mut ip_family = IpFamily::Ipv4;
     if let Some(v) = top.get("kubernetesNetworkConfig") {
         let mut r = Reader::new("kubernetesNetworkConfig", v).ok_or("kubernetesNetworkConfig must be a mapping")?;
         service_ipv4_cidr = r.str("serviceIPv4CIDR").and_then(|c| c.parse().ok());
-        if r.str("ipFamily").is_some_and(|f| f.eq_ignore_ascii_case("ipv6")) {
-            un.push(Unsupported {
+        match r.str("ipFamily") {
+            None => {}
+            Some(f) if f.eq_ignore_ascii_case("ipv4") => {}
+            Some(f) if f.eq_ignore_ascii_case("ipv6") => {
+                ip_family = IpFamily::Ipv6;
+                if service_ipv4_cidr.take().is_some() {
+                    un.push(Unsupported {
+                        path: "kubernetesNetworkConfig.serviceIPv4CIDR".into(),
+                        reason: "an IPv6 cluster's services take addresses EKS picks from fc00::/7".into(),
+                    });
+                }
+                // eksctl gives the VPC it makes IPv6 blocks for an IPv6 cluster; so does eksodus (`dual_stack`)
+            }
+            Some(f) => un.push(Unsupported {
                 path: "kubernetesNetworkConfig.ipFamily".into(),
-                reason: "IPv6 clusters are not supported yet".into(),
-            });
+                reason: format!("`{f}` is neither IPv4 nor IPv6"),
+            }),
         }
         r.rest(&mut un, not_mapped);
     }
@@ -1453,6 +1466,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             control_plane_security_groups,
             control_plane_subnets,
             service_ipv4_cidr,
+            ip_family,
             bootstrap_admin,
             nodegroups,
             addons,

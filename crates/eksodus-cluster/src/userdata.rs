@@ -88,7 +88,7 @@ pub struct Bootstrap<'a> {
     pub endpoint: &'a str,
     /// Its CA bundle, base64 as `DescribeCluster` gives it.
     pub certificate_authority: &'a str,
-    /// Its service CIDR (the DNS service is its tenth address).
+    /// Its service CIDR (the DNS service is its tenth address): IPv4, or IPv6 in an IPv6 cluster.
     pub service_cidr: &'a str,
     /// The node labels, EKS's own for the nodegroup included, in order.
     pub labels: Vec<(String, String)>,
@@ -99,11 +99,20 @@ pub struct Bootstrap<'a> {
 }
 
 impl Bootstrap<'_> {
-    /// The cluster DNS service's address: the tenth of the service CIDR, as EKS assigns it.
+    /// The cluster DNS service's address: the tenth of the service CIDR, as EKS assigns it (in an IPv6
+    /// cluster's `fd..::/108` that is `::a`, what Amazon Linux 2's bootstrap script derives too).
     pub fn dns_ip(&self) -> Option<String> {
+        use std::net::IpAddr;
         let (net, _) = self.service_cidr.split_once('/')?;
-        let ip: std::net::Ipv4Addr = net.parse().ok()?;
-        Some(std::net::Ipv4Addr::from(u32::from(ip) + 10).to_string())
+        match net.parse::<IpAddr>().ok()? {
+            IpAddr::V4(ip) => Some(std::net::Ipv4Addr::from(u32::from(ip).checked_add(10)?).to_string()),
+            IpAddr::V6(ip) => Some(std::net::Ipv6Addr::from(u128::from(ip).checked_add(10)?).to_string()),
+        }
+    }
+
+    /// Whether the service CIDR is IPv6 (an IPv6 cluster's).
+    pub fn ipv6(&self) -> bool {
+        self.service_cidr.split_once('/').is_some_and(|(net, _)| net.contains(':'))
     }
 
     fn label_flag(&self) -> String {
@@ -161,6 +170,10 @@ fn al2(s: &NodeSettings<'_>, b: &Bootstrap<'_>) -> String {
         sh(b.endpoint),
         sh(b.certificate_authority)
     ));
+    if b.ipv6() {
+        // the script picks the node's IPv6 address for the kubelet only when told the family
+        out.push_str(&format!(" --ip-family ipv6 --service-ipv6-cidr {}", b.service_cidr));
+    }
     if let Some(dns) = b.dns_ip() {
         out.push_str(&format!(" --dns-cluster-ip {dns}"));
     }
@@ -580,6 +593,36 @@ mod tests {
         for l in lines {
             assert!(l.is_empty() || (l.starts_with('[') && l.ends_with(']')) || l.contains(" = "), "{l}");
         }
+    }
+
+    #[test]
+    fn an_ipv6_cluster_gives_custom_amis_its_ipv6_service_range_and_dns_address() {
+        let v6 = || Bootstrap { service_cidr: "fd2e:4a7b:91c0::/108", ..custom(None) };
+        assert_eq!(v6().dns_ip().as_deref(), Some("fd2e:4a7b:91c0::a"));
+        assert!(v6().ipv6() && !custom(None).ipv6());
+        assert_eq!(custom(None).dns_ip().as_deref(), Some("172.20.0.10"));
+        // the tenth address is counted, carrying across a group, not spelled by appending "a"
+        assert_eq!(Bootstrap { service_cidr: "fd00::fff6/124", ..custom(None) }.dns_ip().as_deref(), Some("fd00::1:0"));
+        assert_eq!(Bootstrap { service_cidr: "not a cidr", ..custom(None) }.dns_ip(), None);
+        let settings = |b| NodeSettings { max_pods: Some(110), bootstrap: Some(b), ..Default::default() };
+        // Amazon Linux 2: the family and range as bootstrap.sh's own flags, besides the DNS address
+        let al2 = render(Family::Al2, &settings(v6())).unwrap();
+        golden("al2-custom-ami-ipv6.sh", &al2);
+        assert!(
+            al2.contains(
+                " --ip-family ipv6 --service-ipv6-cidr fd2e:4a7b:91c0::/108 --dns-cluster-ip fd2e:4a7b:91c0::a "
+            ),
+            "{al2}"
+        );
+        assert!(!render(Family::Al2, &settings(custom(None))).unwrap().contains("--ip-family"));
+        // AL2023: nodeadm takes the family from the CIDR itself
+        let al2023 = render(Family::Al2023, &settings(v6())).unwrap();
+        let cfg: serde_json::Value = serde_saphyr::from_str(&mime_parts(&al2023)[0].1).unwrap();
+        assert_eq!(cfg["spec"]["cluster"]["cidr"], "fd2e:4a7b:91c0::/108");
+        // Bottlerocket: the DNS address
+        let br = render(Family::Bottlerocket, &settings(v6())).unwrap();
+        let t: toml_edit::DocumentMut = br.parse().unwrap();
+        assert_eq!(t["settings"]["kubernetes"]["cluster-dns-ip"].as_str(), Some("fd2e:4a7b:91c0::a"));
     }
 
     #[test]

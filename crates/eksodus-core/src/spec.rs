@@ -85,9 +85,16 @@ pub struct ClusterSpec {
     /// (eksctl's `controlPlaneScalingConfig.tier`). Changed in place; unset is `standard`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane_tier: Option<String>,
-    /// Service CIDR of the cluster.
+    /// Service CIDR of the cluster (IPv4 clusters only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_ipv4_cidr: Option<Ipv4Net>,
+    /// The address family of pods and services (EKS's `kubernetesNetworkConfig.ipFamily`, eksctl's
+    /// `kubernetesNetworkConfig.ipFamily`), fixed at creation. `ipv6` gives pods addresses from their node
+    /// subnet's IPv6 block and services addresses EKS picks from `fc00::/7`; it makes the VPC dual-stack
+    /// (see [`NetworkSpec::ipv6`]) with an egress-only internet gateway for the private subnets, and needs
+    /// Linux nodes on Nitro instances and VPC CNI 1.10.1 or later.
+    #[serde(default, skip_serializing_if = "IpFamily::is_default")]
+    pub ip_family: IpFamily,
     /// Give the cluster creator cluster-admin through an access entry.
     #[serde(default = "yes")]
     pub bootstrap_admin: bool,
@@ -101,6 +108,32 @@ pub struct ClusterSpec {
     /// settings are fixed once associated: a change disassociates and associates again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_providers: Vec<IdentityProviderSpec>,
+}
+
+/// The address family of a cluster's pods and services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    /// IPv4 addresses (EKS's default).
+    #[default]
+    Ipv4,
+    /// IPv6 addresses (EKS does not give pods both).
+    Ipv6,
+}
+
+impl IpFamily {
+    /// EKS's name of the family (`ipv4`, `ipv6`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
+        }
+    }
+
+    /// Whether it is EKS's default, `ipv4`.
+    pub fn is_default(&self) -> bool {
+        *self == IpFamily::Ipv4
+    }
 }
 
 /// API server endpoint access.
@@ -968,7 +1001,8 @@ pub struct NetworkSpec {
     pub existing: Option<ExistingNetwork>,
     /// Dual-stack subnets (eksctl's `vpc.autoAllocateIPv6`): the VPC gets an Amazon-provided IPv6 /56, every
     /// subnet a /64 of it, and the public route table an IPv6 default route to the internet gateway. The
-    /// cluster itself stays IPv4; only a VPC eksodus makes can have it.
+    /// cluster itself stays IPv4 unless `cluster.ip_family` is `ipv6`, which implies this; only a VPC eksodus
+    /// makes can have it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ipv6: bool,
     /// How instances launched into the subnets are named in DNS (eksctl's `vpc.hostnameType`); only a VPC
@@ -1350,6 +1384,17 @@ impl EnvironmentSpec {
         .map_err(|e| Error::Parse { path, message: e.to_string() })
     }
 
+    /// Whether the cluster's pods and services are IPv6 (`cluster.ip_family`).
+    pub fn ipv6_cluster(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.ip_family == IpFamily::Ipv6)
+    }
+
+    /// Whether the subnets eksodus makes are dual-stack: asked for (`network.ipv6`), or needed by an IPv6
+    /// cluster.
+    pub fn dual_stack(&self) -> bool {
+        self.network.ipv6 || self.ipv6_cluster()
+    }
+
     /// The availability zone names: explicit ones, or the region followed by `a`, `b`, ...
     pub fn az_names(&self) -> Vec<String> {
         match &self.network.azs {
@@ -1376,8 +1421,41 @@ impl EnvironmentSpec {
         if let Some(c) = &self.cluster {
             validate_cluster(c, &self.az_names(), self.network.existing.is_some(), &mut errs);
             self.validate_nodegroup_subnets(c, &mut errs);
+            if c.ip_family == IpFamily::Ipv6 {
+                self.validate_ipv6_cluster(c, &mut errs);
+            }
         }
         errs
+    }
+
+    /// What an IPv6 cluster rules out (EKS's IPv6 considerations).
+    fn validate_ipv6_cluster(&self, c: &ClusterSpec, errs: &mut Vec<FieldError>) {
+        if c.service_ipv4_cidr.is_some() {
+            errs.push(FieldError::new(
+                "cluster.service_ipv4_cidr",
+                "an IPv6 cluster's services take addresses EKS picks from fc00::/7; leave it unset",
+            ));
+        }
+        if self.network.cni.custom_networking.is_some() {
+            errs.push(FieldError::new(
+                "network.cni.custom_networking",
+                "in an IPv6 cluster pods take addresses from their node subnet's IPv6 block, so IPv4 pod subnets have nothing to do",
+            ));
+        }
+        if parse_version(&self.network.cni.version).is_some_and(|v| v < (1, 10)) {
+            errs.push(FieldError::new(
+                "network.cni.version",
+                format!("IPv6 clusters need VPC CNI 1.10.1 or later, not {}", self.network.cni.version),
+            ));
+        }
+        for (i, n) in c.nodegroups.iter().enumerate() {
+            if n.ami_type.as_deref().is_some_and(|t| t.starts_with("WINDOWS")) {
+                errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].ami_type"),
+                    "IPv6 clusters run Linux nodes only (EKS has no IPv6 Windows pods)",
+                ));
+            }
+        }
     }
 
     /// A nodegroup's own subnets: only in an adopted VPC, and each one of the subnets adopted.

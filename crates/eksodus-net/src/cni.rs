@@ -121,11 +121,20 @@ pub struct CniOptions {
     pub max_eni: Option<u32>,
     /// CNI `(major, minor)` version.
     pub cni_version: (u32, u32),
+    /// `ENABLE_IPv6` (an IPv6 cluster): pods take IPv6 addresses from a /80 prefix on the primary ENI, so
+    /// prefix delegation is in effect whatever `prefix_delegation` says, and pods use no IPv4 addresses.
+    pub ipv6: bool,
 }
 
 impl Default for CniOptions {
     fn default() -> Self {
-        CniOptions { prefix_delegation: false, custom_networking: false, max_eni: None, cni_version: (1, 23) }
+        CniOptions {
+            prefix_delegation: false,
+            custom_networking: false,
+            max_eni: None,
+            cni_version: (1, 23),
+            ipv6: false,
+        }
     }
 }
 
@@ -157,6 +166,11 @@ pub struct MaxPods {
 }
 
 /// Computes max pods. `vcpus` enables the 110/250 ceiling; `uncapped` returns the raw value regardless.
+///
+/// In IPv6 mode the CNI runs only with prefixes (EKS turns `ENABLE_PREFIX_DELEGATION` on with
+/// `ENABLE_IPv6`), so the figure is the prefix-delegation one of `max-pods-calculator.sh
+/// --cni-prefix-delegation-enabled`: the IPv4 formula stands in for the /80's addresses, which never run
+/// out, and the 110/250 ceiling is what binds on all but the smallest instances.
 pub fn max_pods(l: &InstanceLimits, o: &CniOptions, vcpus: Option<u32>, uncapped: bool) -> MaxPods {
     let mut enis = match o.max_eni {
         Some(m) => m.min(l.max_enis),
@@ -165,7 +179,7 @@ pub fn max_pods(l: &InstanceLimits, o: &CniOptions, vcpus: Option<u32>, uncapped
     if o.custom_networking {
         enis = enis.saturating_sub(1);
     }
-    let pd_not_applied = if !o.prefix_delegation {
+    let pd_not_applied = if !(o.prefix_delegation || o.ipv6) {
         None
     } else if l.hypervisor != Hypervisor::Nitro {
         Some(PdNotApplied::NotNitro)
@@ -174,7 +188,7 @@ pub fn max_pods(l: &InstanceLimits, o: &CniOptions, vcpus: Option<u32>, uncapped
     } else {
         None
     };
-    let pd = o.prefix_delegation && pd_not_applied.is_none();
+    let pd = (o.prefix_delegation || o.ipv6) && pd_not_applied.is_none();
     let slots = l.ipv4_per_eni.saturating_sub(1);
     let raw = if pd { enis * slots * IPS_PER_PREFIX + 2 } else { enis * slots + 2 };
     let cap = match (uncapped, vcpus) {
@@ -204,8 +218,13 @@ pub struct NodeFootprint {
     pub prefixes: u32,
 }
 
-/// How many addresses and prefixes a node running `pods` pods attaches, warm pool included.
+/// How many addresses and prefixes a node running `pods` pods attaches, warm pool included. In IPv6 mode
+/// that is the primary ENI's IPv4 address alone: the pods' /80 comes from the subnet's IPv6 block, which
+/// a /64 never runs short of.
 pub fn node_footprint(l: &InstanceLimits, o: &CniOptions, pods: u32) -> NodeFootprint {
+    if o.ipv6 {
+        return NodeFootprint { node_subnet_ips: 1, pod_subnet_ips: 0, prefixes: 0 };
+    }
     let mp = max_pods(l, o, None, true);
     let slots = l.ipv4_per_eni.saturating_sub(1).max(1);
     let pods = pods.min(mp.uncapped.saturating_sub(2));
@@ -326,6 +345,7 @@ mod tests {
                 custom_networking: k.custom,
                 max_eni: k.max_eni,
                 cni_version: k.cni,
+                ipv6: false,
             };
             assert_eq!(
                 max_pods(l, &o, k.vcpus, k.uncapped).value,
@@ -357,6 +377,29 @@ mod tests {
         let cn = CniOptions { custom_networking: true, ..Default::default() };
         let f = node_footprint(l, &cn, 10);
         assert_eq!((f.node_subnet_ips, f.pod_subnet_ips), (1, 20));
+    }
+
+    #[test]
+    fn ipv6_mode_runs_with_prefixes_and_takes_one_ipv4_address() {
+        let l = limits("m5.large").unwrap();
+        let v6 = CniOptions { ipv6: true, ..Default::default() };
+        let pd = CniOptions { prefix_delegation: true, ..Default::default() };
+        // the calculator's prefix-delegation figure, whatever the mode field says
+        assert_eq!(max_pods(l, &v6, Some(2), false), max_pods(l, &pd, Some(2), false));
+        assert_eq!(max_pods(l, &v6, Some(2), false).value, 110);
+        assert!(max_pods(l, &v6, None, true).prefix_delegation);
+        // pods take IPv6 addresses: the node's subnet gives up its primary address only, at any pod count
+        for pods in [0, 5, 110] {
+            assert_eq!(
+                node_footprint(l, &v6, pods),
+                NodeFootprint { node_subnet_ips: 1, pod_subnet_ips: 0, prefixes: 0 }
+            );
+        }
+        // a Xen instance has no prefixes, so it cannot run IPv6 pods: said, as for prefix delegation
+        assert_eq!(
+            max_pods(limits("m4.large").unwrap(), &v6, None, false).prefix_delegation_not_applied,
+            Some(PdNotApplied::NotNitro)
+        );
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub struct SubnetPlan {
     pub cidr: Ipv4Net,
     /// Addresses usable after AWS's five reserved ones.
     pub usable: u32,
-    /// Addresses (or /28-prefix addresses) left for pods after AWS's reservation and EKS's upgrade headroom;
-    /// absent for the public tier.
+    /// IPv4 addresses (or /28-prefix addresses) left for pods after AWS's reservation and EKS's upgrade
+    /// headroom; absent for the public tier, and in an IPv6 cluster, whose pods take IPv6 addresses.
     pub pod_ips: Option<u64>,
     /// Nodes of the demand's instance type the subnet can hold (when a demand is given).
     pub node_capacity: Option<u64>,
@@ -179,6 +179,7 @@ pub fn cni_options(spec: &EnvironmentSpec) -> CniOptions {
         custom_networking: c.custom_networking.is_some(),
         max_eni: c.max_eni,
         cni_version: eksodus_core::spec::parse_version(&c.version).unwrap_or((1, 23)),
+        ipv6: spec.ipv6_cluster(),
     }
 }
 
@@ -337,7 +338,7 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
 
     let pd = opts.prefix_delegation && footprint.is_none_or(|f| f.prefixes > 0);
     for s in &mut subnets {
-        if n.ipv6 {
+        if spec.dual_stack() {
             let tier = match s.tier {
                 Tier::Public => 0u8,
                 Tier::Private => 1,
@@ -350,6 +351,7 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
         let size = 1u64 << (32 - s.cidr.prefix_len());
         s.usable = (size - cni::AWS_RESERVED_PER_SUBNET as u64) as u32;
         let holds_pods = match s.tier {
+            _ if opts.ipv6 => false,
             Tier::Public => false,
             Tier::Private => !opts.custom_networking,
             Tier::Pods => true,

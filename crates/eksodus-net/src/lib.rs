@@ -34,10 +34,20 @@ pub fn validate(spec: &EnvironmentSpec) -> Vec<FieldError> {
             errs.push(FieldError::new("network.demand.instance_type", e.to_string()));
         }
     }
+    let ipv6 = spec.ipv6_cluster();
     for (i, ng) in spec.cluster.iter().flat_map(|c| c.nodegroups.iter()).enumerate() {
         for (j, t) in ng.instance_types.iter().enumerate() {
-            if let Err(e) = cni::limits(t) {
-                errs.push(FieldError::new(format!("cluster.nodegroups[{i}].instance_types[{j}]"), e.to_string()));
+            match cni::limits(t) {
+                Err(e) => {
+                    errs.push(FieldError::new(format!("cluster.nodegroups[{i}].instance_types[{j}]"), e.to_string()))
+                }
+                // IPv6 pods live on a prefix of the primary ENI, which Xen instances do not take (bare metal, which EC2
+                // reports without a hypervisor, runs on the Nitro system)
+                Ok(l) if ipv6 && l.hypervisor == cni::Hypervisor::Xen => errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].instance_types[{j}]"),
+                    format!("{t} is not a Nitro instance, and IPv6 clusters run pods only on Nitro instances"),
+                )),
+                Ok(_) => {}
             }
         }
     }
@@ -63,5 +73,16 @@ mod tests {
         let errs = validate(&spec);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].path, "cluster.nodegroups[0].instance_types[1]");
+    }
+
+    #[test]
+    fn an_ipv6_cluster_needs_nitro_instances() {
+        let text = "name: a\nregion: us-east-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.33'\n  ip_family: ipv6\n  nodegroups: [{name: ng, instance_types: [m5.large, m4.large]}]\n";
+        let errs = validate(&EnvironmentSpec::from_yaml(text).unwrap());
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["cluster.nodegroups[0].instance_types[1]"], "{errs:?}");
+        assert!(errs[0].message.contains("Nitro"), "{}", errs[0].message);
+        // an IPv4 cluster runs Xen instances as before
+        assert!(validate(&EnvironmentSpec::from_yaml(&text.replace("  ip_family: ipv6\n", "")).unwrap()).is_empty());
     }
 }

@@ -53,6 +53,7 @@ impl Eks {
         if let Some(s) = &c.service_ipv4_cidr {
             p["service_cidr"] = json!(s.to_string());
         }
+        p["ip_family"] = json!(c.ip_family.as_str());
         // create-only settings: later changes go through the access component (the mode) or are not made
         let mode =
             spec.access.as_ref().and_then(|a| a.authentication_mode).unwrap_or(AuthenticationMode::ApiAndConfigMap);
@@ -65,7 +66,9 @@ impl Eks {
             key: CLUSTER_KEY.into(),
             kind: "eks-cluster".into(),
             props: props(p),
-            immutable: ["name", "role_arn", "subnets", "encryption_key", "service_cidr"].map(String::from).to_vec(),
+            immutable: ["name", "role_arn", "subnets", "encryption_key", "service_cidr", "ip_family"]
+                .map(String::from)
+                .to_vec(),
             depends_on: deps,
             cost: Cost::new(2, 3, 2),
         });

@@ -70,7 +70,10 @@ impl Eks {
                 .and_then(|m| AuthenticationMode::parse(m.as_str())),
             subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
             security_group: vpc.and_then(|v| v.cluster_security_group_id()).map(String::from),
-            service_cidr: c.kubernetes_network_config().and_then(|k| k.service_ipv4_cidr()).map(String::from),
+            service_cidr: c
+                .kubernetes_network_config()
+                .and_then(|k| k.service_ipv4_cidr().or(k.service_ipv6_cidr()))
+                .map(String::from),
             health: c
                 .health()
                 .map(|h| h.issues())
@@ -129,6 +132,9 @@ impl Eks {
         if let Some(s) = c.kubernetes_network_config().and_then(|k| k.service_ipv4_cidr()) {
             p["service_cidr"] = json!(s);
         }
+        // EKS reports the family of every cluster; one made before it did is IPv4
+        p["ip_family"] =
+            json!(c.kubernetes_network_config().and_then(|k| k.ip_family()).map_or("ipv4", |f| f.as_str()));
         let mut cdeps = vec!["role/cluster".to_string()];
         if encryption_key.as_deref() == Some(crate::kms::KEY) {
             cdeps.push(crate::kms::KEY.into());

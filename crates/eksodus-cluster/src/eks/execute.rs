@@ -255,9 +255,14 @@ impl Eks {
             let k = if k == crate::kms::KEY { ctx.physical_id(&k)? } else { k };
             req = req.encryption_config(secrets_encryption(k));
         }
-        if let Some(cidr) = text(&w, "service_cidr") {
-            req = req
-                .kubernetes_network_config(KubernetesNetworkConfigRequest::builder().service_ipv4_cidr(cidr).build());
+        let cidr = text(&w, "service_cidr");
+        let ipv6 = text(&w, "ip_family").as_deref() == Some("ipv6");
+        if cidr.is_some() || ipv6 {
+            let mut k = KubernetesNetworkConfigRequest::builder().set_service_ipv4_cidr(cidr);
+            if ipv6 {
+                k = k.ip_family(aws_sdk_eks::types::IpFamily::Ipv6);
+            }
+            req = req.kubernetes_network_config(k.build());
         }
         if let Some(mode) = text(&w, "authentication_mode") {
             req = req.access_config(

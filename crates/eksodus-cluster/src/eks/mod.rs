@@ -149,10 +149,11 @@ pub const DEFAULT_HOP_LIMIT: u8 = 2;
 
 /// Whether the launch templates eksodus makes set the kubelet's max pods: EKS's own figure follows the ENI
 /// formula, which under prefix delegation or custom networking counts the wrong addresses, so the nodes take
-/// eksodus-net's instead (which needs the instance types' vCPUs for its 110/250 ceiling).
+/// eksodus-net's instead (which needs the instance types' vCPUs for its 110/250 ceiling). An IPv6 cluster
+/// always assigns prefixes, so it counts as prefix delegation.
 pub fn sets_max_pods(spec: &EnvironmentSpec) -> bool {
     let cni = &spec.network.cni;
-    cni.mode == eksodus_core::spec::CniMode::PrefixDelegation || cni.custom_networking.is_some()
+    cni.mode == eksodus_core::spec::CniMode::PrefixDelegation || cni.custom_networking.is_some() || spec.ipv6_cluster()
 }
 
 /// Key of an addon.
@@ -196,7 +197,7 @@ pub struct ClusterInfo {
     pub health: Vec<String>,
     /// Whether it carries this environment's ownership tags.
     pub owned: bool,
-    /// Its service CIDR (`kubernetesNetworkConfig.serviceIpv4Cidr`).
+    /// Its service CIDR (`kubernetesNetworkConfig.serviceIpv4Cidr`, or `serviceIpv6Cidr` in an IPv6 cluster).
     pub service_cidr: Option<String>,
 }
 

@@ -98,7 +98,9 @@ impl Network {
                 Cost::new(1, 0, 1),
             ));
         }
-        let ipv6 = spec.network.ipv6;
+        let ipv6 = spec.dual_stack();
+        // an IPv6 cluster's nodes and pods need IPv6 addresses and, from the private subnets, a way out
+        let ipv6_cluster = spec.ipv6_cluster();
         if ipv6 {
             // checked for before associating, since the association carries no token
             out.push(d(
@@ -134,9 +136,11 @@ impl Network {
             let hostname = spec.network.hostname_type;
             // the create call, then one call per attribute that is not EC2's default, and three (the VPC's
             // block, the subnet's, the association) for an IPv6 block
+            let assign_ipv6 = ipv6_cluster && s.ipv6_index.is_some();
             let create = 1
                 + u32::from(public_ip)
                 + u32::from(!hostname.is_default())
+                + u32::from(assign_ipv6)
                 + if s.ipv6_index.is_some() { 3 } else { 0 };
             out.push(d(
                 &s.key(),
@@ -146,6 +150,7 @@ impl Network {
                     az: s.az.clone(),
                     map_public_ip: public_ip,
                     ipv6_index: s.ipv6_index,
+                    assign_ipv6,
                     hostname_type: hostname.as_str().into(),
                     tags: t,
                 }),
@@ -184,8 +189,8 @@ impl Network {
                 Cost::new(1, 1, 1),
             ));
             if ipv6 {
-                // as eksctl does: the public subnets reach the internet over IPv6 too; the private ones get no
-                // egress-only gateway, so they stay IPv4-only outbound through NAT
+                // as eksctl does: the public subnets reach the internet over IPv6 too; the private ones get an
+                // egress-only gateway in an IPv6 cluster (below), and otherwise stay IPv4-only outbound
                 out.push(d(
                     "route/public/default-ipv6",
                     "route",
@@ -221,8 +226,34 @@ impl Network {
                 Cost::new(1, 0, 2),
             ));
         }
+        if ipv6_cluster {
+            out.push(d(
+                EIGW_KEY,
+                "egress-only-igw",
+                to_props(&TagsOnly::default()),
+                &[],
+                vec!["vpc".into()],
+                Cost::new(1, 0, 1),
+            ));
+        }
         for az in &layout.azs {
             let rtb = format!("rtb/private/{az}");
+            if ipv6_cluster {
+                // pods and nodes reach IPv6 addresses outside, and nothing outside reaches in (eksctl's IPv6
+                // VPC has the same route)
+                out.push(d(
+                    &format!("route/private/{az}/default-ipv6"),
+                    "route",
+                    to_props(&RouteProps {
+                        route_table: rtb.clone(),
+                        destination: IPV6_DEFAULT.into(),
+                        target: EIGW_KEY.into(),
+                    }),
+                    &["route_table", "destination"],
+                    vec![rtb.clone(), EIGW_KEY.into(), IPV6_CIDR_KEY.into()],
+                    Cost::new(1, 1, 1),
+                ));
+            }
             out.push(d(
                 &rtb,
                 "route-table",

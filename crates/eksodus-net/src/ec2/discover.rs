@@ -12,12 +12,18 @@ impl Network {
 
     pub(super) async fn discover_inner(&self) -> Result<Discovery, Error> {
         let f = self.owned_filters();
-        let (vpcs, subnets, igws, eips, nats, rtbs, sgs, vpces) = tokio::try_join!(
+        let (vpcs, subnets, igws, eigws, eips, nats, rtbs, sgs, vpces) = tokio::try_join!(
             self.read("DescribeVpcs", || self.ec2.describe_vpcs().set_filters(Some(f.clone())).send()),
             self.read("DescribeSubnets", || self.ec2.describe_subnets().set_filters(Some(f.clone())).send()),
             self.read("DescribeInternetGateways", || self
                 .ec2
                 .describe_internet_gateways()
+                .set_filters(Some(f.clone()))
+                .send()),
+            // moto ignores these filters; the tags are checked below as for every kind
+            self.read("DescribeEgressOnlyInternetGateways", || self
+                .ec2
+                .describe_egress_only_internet_gateways()
                 .set_filters(Some(f.clone()))
                 .send()),
             self.read("DescribeAddresses", || self.ec2.describe_addresses().set_filters(Some(f.clone())).send()),
@@ -146,6 +152,7 @@ impl Network {
                     "az": s.availability_zone(),
                     "map_public_ip": s.map_public_ip_on_launch().unwrap_or(false),
                     "ipv6_index": ipv6_index,
+                    "assign_ipv6": s.assign_ipv6_address_on_creation().unwrap_or(false),
                     "hostname_type": hostname,
                     "tags": tag_map(s.tags()),
                 })),
@@ -167,6 +174,18 @@ impl Network {
                 props: props(json!({"attached": attached, "tags": tag_map(g.tags())})),
                 depends_on: vec!["vpc".into()],
                 delete_cost: 2,
+            });
+        }
+        for g in eigws.egress_only_internet_gateways() {
+            let (Some(id), Some(key)) = (g.egress_only_internet_gateway_id(), key_of(g.tags())) else { continue };
+            d.keys.insert(id.to_string(), key.clone());
+            d.observed.push(Observed {
+                key,
+                kind: "egress-only-igw".into(),
+                physical_id: id.to_string(),
+                props: props(json!({"tags": tag_map(g.tags())})),
+                depends_on: vec!["vpc".into()],
+                delete_cost: 1,
             });
         }
         for a in eips.addresses() {
@@ -269,7 +288,8 @@ impl Network {
                 } else {
                     continue;
                 };
-                let target_id = r.gateway_id().or(r.nat_gateway_id()).unwrap_or("");
+                let target_id =
+                    r.gateway_id().or(r.nat_gateway_id()).or(r.egress_only_internet_gateway_id()).unwrap_or("");
                 let target = d.keys.get(target_id).cloned().unwrap_or_else(|| format!("(foreign {target_id})"));
                 let mut deps = vec![key.clone(), target.clone()];
                 deps.retain(|k| !k.starts_with('('));
@@ -504,6 +524,18 @@ impl Network {
             .internet_gateways()
         {
             out.push(format!("internet-gateway {}", g.internet_gateway_id().unwrap_or("?")));
+        }
+        // moto ignores this filter: the tag is checked here
+        for g in self
+            .read("DescribeEgressOnlyInternetGateways", || {
+                self.ec2.describe_egress_only_internet_gateways().set_filters(Some(f.clone())).send()
+            })
+            .await?
+            .egress_only_internet_gateways()
+            .iter()
+            .filter(|g| tag_map(g.tags()).get(tags::ENVIRONMENT) == Some(&self.env))
+        {
+            out.push(format!("egress-only-igw {}", g.egress_only_internet_gateway_id().unwrap_or("?")));
         }
         for a in self
             .read("DescribeAddresses", || self.ec2.describe_addresses().set_filters(Some(f.clone())).send())

@@ -50,6 +50,19 @@ impl Network {
                     .map_err(se(format!("DescribeInternetGateways for {key}")))?;
                 first(r.internet_gateways().iter().map(|v| (v.internet_gateway_id(), v.tags())).collect())
             }
+            "egress-only-igw" => {
+                let r = self
+                    .calls
+                    .read(|| self.ec2.describe_egress_only_internet_gateways().set_filters(Some(f.clone())).send())
+                    .await
+                    .map_err(se(format!("DescribeEgressOnlyInternetGateways for {key}")))?;
+                first(
+                    r.egress_only_internet_gateways()
+                        .iter()
+                        .map(|v| (v.egress_only_internet_gateway_id(), v.tags()))
+                        .collect(),
+                )
+            }
             "eip" => {
                 let r = self
                     .calls
@@ -213,6 +226,26 @@ impl Network {
                 self.update_props("internet-gateway", key, &id, &want, None, ctx).await?;
                 Ok(Some(id))
             }
+            "egress-only-igw" => {
+                let vpc = self.vpc_id(ctx)?;
+                let r = self
+                    .calls
+                    .create(|| {
+                        self.ec2
+                            .create_egress_only_internet_gateway()
+                            .vpc_id(vpc.clone())
+                            .client_token(ctx.client_token(s))
+                            .tag_specifications(self.tag_spec(
+                                ResourceType::EgressOnlyInternetGateway,
+                                key,
+                                &extra_tags,
+                            ))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| step_error(what("CreateEgressOnlyInternetGateway"), e))?;
+                Ok(r.egress_only_internet_gateway().and_then(|g| g.egress_only_internet_gateway_id()).map(String::from))
+            }
             "eip" => {
                 let r = self
                     .calls
@@ -276,17 +309,20 @@ impl Network {
                 } else {
                     req.destination_cidr_block(&dest)
                 };
-                req =
-                    if target_key.starts_with("nat/") { req.nat_gateway_id(&target) } else { req.gateway_id(&target) };
+                req = match target_kind(&target_key) {
+                    Target::Nat => req.nat_gateway_id(&target),
+                    Target::EgressOnly => req.egress_only_internet_gateway_id(&target),
+                    Target::Gateway => req.gateway_id(&target),
+                };
                 match self.calls.read(|| req.clone().send()).await {
                     Ok(_) => {}
                     Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
                         // a lost response, or someone else's route: make it point where we want
                         let mut rep = self.replace_route(&rtb, &dest);
-                        rep = if target_key.starts_with("nat/") {
-                            rep.nat_gateway_id(&target)
-                        } else {
-                            rep.gateway_id(&target)
+                        rep = match target_kind(&target_key) {
+                            Target::Nat => rep.nat_gateway_id(&target),
+                            Target::EgressOnly => rep.egress_only_internet_gateway_id(&target),
+                            Target::Gateway => rep.gateway_id(&target),
                         };
                         self.calls
                             .read(|| rep.clone().send())
@@ -406,6 +442,20 @@ impl Network {
         }
     }
 
+    async fn set_assign_ipv6(&self, key: &str, id: &str, on: bool) -> Result<(), StepError> {
+        self.calls
+            .read(|| {
+                self.ec2
+                    .modify_subnet_attribute()
+                    .subnet_id(id)
+                    .assign_ipv6_address_on_creation(AttributeBooleanValue::builder().value(on).build())
+                    .send()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| step_error(format!("ModifySubnetAttribute for {key}"), e))
+    }
+
     pub(super) async fn update_props(
         &self,
         kind: &str,
@@ -475,9 +525,17 @@ impl Network {
                         .await
                         .map_err(|e| step_error(what("ModifySubnetAttribute"), e))?;
                 }
+                // turned off before a block goes, and on once it is there: EC2 wants a block for it
+                let assign = differs("assign_ipv6", json!(false));
+                if assign && !bool_of("assign_ipv6") {
+                    self.set_assign_ipv6(key, id, false).await?;
+                }
                 if differs("ipv6_index", Value::Null) {
                     let index = want.get("ipv6_index").and_then(Value::as_u64).and_then(|i| u8::try_from(i).ok());
                     self.set_subnet_ipv6(key, id, index, ctx).await?;
+                }
+                if assign && bool_of("assign_ipv6") {
+                    self.set_assign_ipv6(key, id, true).await?;
                 }
             }
             "internet-gateway" if differs("attached", json!(false)) && bool_of("attached") => {
@@ -554,8 +612,11 @@ impl Network {
                 let target = ctx.physical_id(&target_key)?;
                 let dest = want.get("destination").and_then(Value::as_str).unwrap_or("0.0.0.0/0");
                 let mut rep = self.replace_route(&rtb, dest);
-                rep =
-                    if target_key.starts_with("nat/") { rep.nat_gateway_id(&target) } else { rep.gateway_id(&target) };
+                rep = match target_kind(&target_key) {
+                    Target::Nat => rep.nat_gateway_id(&target),
+                    Target::EgressOnly => rep.egress_only_internet_gateway_id(&target),
+                    Target::Gateway => rep.gateway_id(&target),
+                };
                 self.calls
                     .read(|| rep.clone().send())
                     .await
@@ -623,6 +684,12 @@ impl Network {
                     self.ec2.delete_internet_gateway().internet_gateway_id(&id).send()
                 })
                 .await?;
+            }
+            "egress-only-igw" => {
+                self.op_gone(what("DeleteEgressOnlyInternetGateway"), || {
+                    self.ec2.delete_egress_only_internet_gateway().egress_only_internet_gateway_id(&id).send()
+                })
+                .await?
             }
             "eip" => {
                 self.op_gone(what("ReleaseAddress"), || self.ec2.release_address().allocation_id(&id).send()).await?
@@ -1082,5 +1149,22 @@ impl Executor for Network {
                 OpKind::Delete => self.delete(op, ctx).await,
             }
         })
+    }
+}
+
+/// What a route's target key names, for the field of `CreateRoute` and `ReplaceRoute` it goes in.
+enum Target {
+    Nat,
+    EgressOnly,
+    Gateway,
+}
+
+fn target_kind(key: &str) -> Target {
+    if key.starts_with("nat/") {
+        Target::Nat
+    } else if key == EIGW_KEY {
+        Target::EgressOnly
+    } else {
+        Target::Gateway
     }
 }

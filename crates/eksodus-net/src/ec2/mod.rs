@@ -10,11 +10,13 @@
 //! | `vpc-cidr/ipv6` | vpc-ipv6-cidr | vpc |
 //! | `subnet/<tier>/<az>` | subnet | vpc (pods: vpc-cidr/secondary; dual-stack: vpc-cidr/ipv6) |
 //! | `igw` | internet-gateway | vpc |
+//! | `eigw` | egress-only-igw (an IPv6 cluster's) | vpc |
 //! | `eip/<az>` | eip | |
 //! | `nat/<az>` | nat-gateway | `subnet/public/<az>`, `eip/<az>`, igw |
 //! | `rtb/public`, `rtb/private/<az>` | route-table | vpc |
 //! | `route/public/default`, `route/private/<az>/default` | route | its table, its target |
 //! | `route/public/default-ipv6` | route | rtb/public, igw, vpc-cidr/ipv6 |
+//! | `route/private/<az>/default-ipv6` | route (an IPv6 cluster's) | its table, eigw, vpc-cidr/ipv6 |
 //! | `rtassoc/<tier>/<az>` | rt-association | its table, its subnet |
 //! | `sg/cluster` | security-group | vpc |
 //! | `sg/endpoints` | security-group | vpc |
@@ -136,6 +138,8 @@ pub const IPV6_CIDR_KEY: &str = "vpc-cidr/ipv6";
 const AMAZON_POOL: &str = "Amazon";
 /// The IPv6 default route's destination.
 const IPV6_DEFAULT: &str = "::/0";
+/// The key of the egress-only internet gateway of an IPv6 cluster's private subnets.
+pub const EIGW_KEY: &str = "eigw";
 
 /// The key of the security group of the VPC endpoints.
 pub const ENDPOINTS_SG_KEY: &str = "sg/endpoints";
@@ -157,6 +161,7 @@ pub const KINDS: &[&str] = &[
     "vpc-ipv6-cidr",
     "subnet",
     "internet-gateway",
+    "egress-only-igw",
     "eip",
     "nat-gateway",
     "route-table",
@@ -167,8 +172,17 @@ pub const KINDS: &[&str] = &[
 ];
 
 /// Kinds that carry tags (the others are found through their parent).
-const TAGGABLE: &[&str] =
-    &["vpc", "subnet", "internet-gateway", "eip", "nat-gateway", "route-table", "security-group", "vpc-endpoint"];
+const TAGGABLE: &[&str] = &[
+    "vpc",
+    "subnet",
+    "internet-gateway",
+    "egress-only-igw",
+    "eip",
+    "nat-gateway",
+    "route-table",
+    "security-group",
+    "vpc-endpoint",
+];
 
 /// Reconciles one environment's network.
 #[derive(Debug, Clone)]

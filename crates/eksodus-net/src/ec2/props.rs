@@ -54,6 +54,10 @@ pub struct SubnetProps {
     /// off), so a subnet that has a block and should not is seen to differ.
     #[serde(default)]
     pub ipv6_index: Option<u8>,
+    /// `assignIpv6AddressOnCreation`: instances launched here get an IPv6 address of the subnet's block (an
+    /// IPv6 cluster's nodes need one). Always written.
+    #[serde(default)]
+    pub assign_ipv6: bool,
     /// `privateDnsNameOptionsOnLaunch.hostnameType`: `ip-name` or `resource-name`.
     #[serde(default = "ip_name")]
     pub hostname_type: String,
@@ -186,7 +190,7 @@ pub fn check(kind: &str, key: &str, m: &Map<String, Value>) -> Result<(), String
         "vpc-ipv6-cidr" => fits::<VpcIpv6CidrProps>(m),
         "subnet" => fits::<SubnetProps>(m),
         "internet-gateway" => fits::<InternetGatewayProps>(m),
-        "route-table" | "eip" => fits::<TagsOnly>(m),
+        "route-table" | "eip" | "egress-only-igw" => fits::<TagsOnly>(m),
         "nat-gateway" => fits::<NatGatewayProps>(m),
         "route" => fits::<RouteProps>(m),
         "rt-association" => fits::<RtAssociationProps>(m),
@@ -208,6 +212,7 @@ mod tests {
             az: "us-east-1a".into(),
             map_public_ip: true,
             ipv6_index: None,
+            assign_ipv6: false,
             hostname_type: "ip-name".into(),
             tags: BTreeMap::new(),
         };
