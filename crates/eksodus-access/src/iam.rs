@@ -969,4 +969,51 @@ mod tests {
         assert!(own.to_string().contains("kms:CreateGrant"), "{own}");
         assert_eq!(role.props["policies"], json!(["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]));
     }
+
+    /// AWS's managed CNI policy grants IPv4 only: in an IPv6 cluster the role the VPC CNI runs as (the nodes',
+    /// or aws-node's own) holds the IPv6 document inline instead, and nothing else gains it.
+    #[test]
+    fn an_ipv6_clusters_cni_role_holds_the_ipv6_grant_instead_of_the_managed_policy() {
+        let yaml = "name: a\nregion: eu-west-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.31'\n  ip_family: ipv6\n  nodegroups: [{name: ng, instance_types: [m5.large]}, {name: own, instance_types: [m5.large], iam: {attach_policies: ['arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore']}}]\n";
+        let conf = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(aws_sdk_iam::config::Region::new("eu-west-1"))
+            .build();
+        let desired_of = |yaml: &str| {
+            let spec: EnvironmentSpec = serde_saphyr::from_str(yaml).unwrap();
+            assert_eq!(spec.validate(), vec![], "{yaml}");
+            Iam::new(Client::from_conf(conf.clone()), &spec).desired(
+                &spec,
+                Some("https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"),
+                "111122223333",
+            )
+        };
+        let managed = policy::managed("aws", policy::CNI_POLICY);
+        let ipv6 = policy::cni_ipv6("aws").canonical();
+        let holds = |d: &Desired| {
+            let inline = d.props["inline"].get(policy::CNI_IPV6_POLICY_NAME).cloned();
+            (inline, d.props["policies"].as_array().unwrap().contains(&json!(managed)))
+        };
+        let desired = desired_of(yaml);
+        let node_roles: Vec<&Desired> =
+            desired.iter().filter(|d| d.key == "role/node" || d.key.starts_with(&nodegroup_role_key(""))).collect();
+        assert_eq!(node_roles.len(), 2, "{:?}", desired.iter().map(|d| &d.key).collect::<Vec<_>>());
+        for d in &node_roles {
+            assert_eq!(holds(d), (Some(ipv6.clone()), false), "{}", d.key);
+        }
+        for d in desired.iter().filter(|d| d.kind == "role" && !node_roles.iter().any(|n| n.key == d.key)) {
+            assert_eq!(holds(d), (None, false), "{}", d.key);
+        }
+        // aws-node with a role of its own: that role holds it, and the nodes' roles do not
+        let desired = desired_of(&format!("{yaml}access: {{iam: {{cni_irsa: true}}}}\n"));
+        let cni = desired.iter().find(|d| d.key == "role/irsa/kube-system/aws-node").expect("aws-node's role");
+        assert_eq!(holds(cni), (Some(ipv6.clone()), false));
+        for d in desired.iter().filter(|d| d.key == "role/node" || d.key.starts_with(&nodegroup_role_key(""))) {
+            assert_eq!(holds(d), (None, false), "{}", d.key);
+        }
+        // IPv4: the managed policy on the nodes, no IPv6 document anywhere
+        let desired = desired_of(&yaml.replace("  ip_family: ipv6\n", ""));
+        let node = desired.iter().find(|d| d.key == "role/node").unwrap();
+        assert_eq!(holds(node), (None, true));
+    }
 }

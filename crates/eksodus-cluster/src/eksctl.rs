@@ -1493,7 +1493,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 25);
+        assert_eq!(files.len(), 26);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -1511,6 +1511,25 @@ mod tests {
                 assert!(errs.is_empty(), "{f} imported cleanly but is not valid: {errs:#?}");
             }
         }
+    }
+
+    /// Example 30: an IPv6 cluster, in a VPC with IPv6 blocks as eksctl makes for one, whose vpc-cni has the
+    /// policy the example writes for it.
+    #[test]
+    fn an_ipv6_cluster_maps_to_a_dual_stack_network() {
+        let imp = import(&example("30-vpc-with-ip-family.yaml")).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        let spec = &imp.spec;
+        assert!(spec.ipv6_cluster() && spec.dual_stack());
+        let cni = spec.cluster.as_ref().unwrap().addons.iter().find(|a| a.name == "vpc-cni").unwrap();
+        assert_eq!(cni.policy_document.as_ref().unwrap()["Statement"][0]["Action"][0], "ec2:AssignIpv6Addresses");
+        // an IPv4 range, or a family EKS does not have, is refused by path
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: s, region: us-west-2, version: \"1.32\"}\nkubernetesNetworkConfig: {ipFamily: IPv6, serviceIPv4CIDR: 10.100.0.0/16}\n";
+        let un = import(text).unwrap().unsupported;
+        assert_eq!(un.iter().map(|u| u.path.as_str()).collect::<Vec<_>>(), ["kubernetesNetworkConfig.serviceIPv4CIDR"]);
+        let un = import(&text.replace("IPv6, serviceIPv4CIDR: 10.100.0.0/16", "dual")).unwrap().unsupported;
+        assert_eq!(un.iter().map(|u| u.path.as_str()).collect::<Vec<_>>(), ["kubernetesNetworkConfig.ipFamily"]);
+        assert!(!import(&text.replace("IPv6, serviceIPv4CIDR: 10.100.0.0/16", "IPv4")).unwrap().spec.ipv6_cluster());
     }
 
     /// Example 30's `addons[].attachPolicy`: the addon's own document, as written.

@@ -3075,6 +3075,47 @@ network:
     }
 
     #[test]
+    fn an_ipv6_cluster_refuses_what_it_cannot_have_and_implies_a_dual_stack_vpc() {
+        let base = "
+name: demo
+region: us-east-1
+network: {cidr: 10.0.0.0/16, azs: 2, cni: {version: '1.9.3', custom_networking: {secondary_cidr: 100.64.0.0/16}}}
+cluster:
+  version: '1.33'
+  ip_family: ipv6
+  service_ipv4_cidr: 10.100.0.0/16
+  nodegroups: [{name: win, ami_type: WINDOWS_CORE_2022_x86_64}]
+";
+        let errs = errors_of(base);
+        for p in [
+            "cluster.service_ipv4_cidr",
+            "network.cni.custom_networking",
+            "network.cni.version",
+            "cluster.nodegroups[0].ami_type",
+        ] {
+            assert!(errs.iter().any(|e| e.starts_with(&format!("{p}:"))), "missing {p} in {errs:#?}");
+        }
+        // the same cluster in IPv4 has none of these errors, and no IPv6 block unless asked
+        let v4 = base.replace("  ip_family: ipv6\n", "");
+        assert!(
+            errors_of(&v4)
+                .iter()
+                .all(|e| !e.starts_with("network.cni.") && !e.starts_with("cluster.service_ipv4_cidr")),
+            "{:#?}",
+            errors_of(&v4)
+        );
+        let spec = EnvironmentSpec::from_yaml(&v4).unwrap();
+        assert!(!spec.ipv6_cluster() && !spec.dual_stack());
+        let spec = EnvironmentSpec::from_yaml(base).unwrap();
+        assert!(spec.ipv6_cluster() && spec.dual_stack());
+        // the family round-trips, and IPv4 (the default) is left out
+        let text = serde_saphyr::to_string(&spec).unwrap();
+        assert!(text.contains("ip_family: ipv6"), "{text}");
+        assert!(!serde_saphyr::to_string(&EnvironmentSpec::from_yaml(&v4).unwrap()).unwrap().contains("ip_family"));
+        assert!(EnvironmentSpec::from_yaml(&base.replace("ip_family: ipv6", "ip_family: dual")).is_err());
+    }
+
+    #[test]
     fn cluster_errors_name_their_fields() {
         let errs = errors_of(
             "

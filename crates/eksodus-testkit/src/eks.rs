@@ -8,7 +8,9 @@
 //! - the authentication mode: `UpdateClusterConfig` with `accessConfig` (moto would wipe the VPC config), the
 //!   `accessConfig` moto leaves out of `DescribeCluster`, and `DescribeUpdate` of those updates;
 //! - the cluster's zonal shift and scaling tier, which moto's `CreateCluster` drops and its
-//!   `UpdateClusterConfig` does not know: kept here, reported by `DescribeCluster`, changed by updates.
+//!   `UpdateClusterConfig` does not know: kept here, reported by `DescribeCluster`, changed by updates;
+//! - the cluster's IP family and, for an IPv6 cluster, the service range EKS assigns (moto echoes the
+//!   request's `kubernetesNetworkConfig`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -33,6 +35,28 @@ pub const ACCESS_POLICIES: &[&str] = &[
 
 /// The control plane's scaling tiers (EKS's `ProvisionedControlPlaneTier`).
 const TIERS: &[&str] = &["standard", "tier-xl", "tier-2xl", "tier-4xl", "tier-8xl"];
+
+/// Completes `kubernetesNetworkConfig` as EKS reports it: moto echoes the request, so a cluster created with
+/// `ipFamily: ipv6` lacks the service range EKS assigns, and one created without a family lacks `ipFamily`.
+/// EKS picks an IPv6 cluster's service range itself, a /108 of unique local addresses (fc00::/7), and reports
+/// no IPv4 range for it; here the range is derived from the cluster name, so it is stable across describes.
+fn network_config(name: &str, cluster: &mut Value) {
+    let k = &mut cluster["kubernetesNetworkConfig"];
+    if !k.is_object() {
+        *k = json!({});
+    }
+    let family = k["ipFamily"].as_str().unwrap_or("ipv4").to_string();
+    k["ipFamily"] = json!(family);
+    if family == "ipv6" {
+        // FNV-1a: a fixed hash, the same in every run and on every machine
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let [a, b, c, d, e, ..] = h.to_be_bytes();
+        k["serviceIpv6Cidr"] = json!(format!("fd{a:02x}:{b:02x}{c:02x}:{d:02x}{e:02x}::/108"));
+        if let Some(m) = k.as_object_mut() {
+            m.remove("serviceIpv4Cidr");
+        }
+    }
+}
 
 /// Operations answered here rather than by moto.
 pub fn emulated(operation: &str) -> bool {
@@ -285,11 +309,12 @@ impl EksState {
         }
     }
 
-    /// Adds `accessConfig` to a `DescribeCluster` answer from moto.
+    /// Adds `accessConfig`, the network config's family and what else moto leaves out to a `DescribeCluster`
+    /// answer from moto.
     pub fn decorate_describe(&self, account: &str, region: &str, body: &mut Value, b: &Behaviour) {
         let Some(name) = body.pointer("/cluster/name").and_then(Value::as_str).map(String::from) else { return };
         let mut clusters = self.clusters.lock().expect("eks state");
-        let x = clusters.entry((account.into(), region.into(), name)).or_insert_with(|| ClusterExtras {
+        let x = clusters.entry((account.into(), region.into(), name.clone())).or_insert_with(|| ClusterExtras {
             mode: "CONFIG_MAP".into(),
             bootstrap_admin: true,
             ..Default::default()
@@ -304,6 +329,7 @@ impl EksState {
                 body["cluster"][k] = v.clone();
             }
         }
+        network_config(&name, &mut body["cluster"]);
         if let Some(sg) = &x.security_group {
             body["cluster"]["resourcesVpcConfig"]["clusterSecurityGroupId"] = json!(sg);
         }
@@ -1297,4 +1323,39 @@ fn new_entry(
         "type": typ,
     });
     Entry { body, policies: BTreeMap::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_cluster_gets_a_stable_unique_local_service_range_and_no_ipv4_one() {
+        let mut c = json!({"kubernetesNetworkConfig": {"ipFamily": "ipv6", "serviceIpv4Cidr": "172.20.0.0/16"}});
+        network_config("shop", &mut c);
+        let k = &c["kubernetesNetworkConfig"];
+        let range = k["serviceIpv6Cidr"].as_str().unwrap();
+        let (addr, len) = range.split_once('/').unwrap();
+        let addr = u128::from(addr.parse::<std::net::Ipv6Addr>().unwrap());
+        assert_eq!(len, "108");
+        assert_eq!(addr & ((1 << 20) - 1), 0, "{range} is a network address");
+        assert_eq!(addr >> 121, 0xfc >> 1, "{range} is a unique local address (fc00::/7)");
+        assert!(k.get("serviceIpv4Cidr").is_none());
+        let mut again = json!({"kubernetesNetworkConfig": {"ipFamily": "ipv6"}});
+        network_config("shop", &mut again);
+        assert_eq!(again["kubernetesNetworkConfig"]["serviceIpv6Cidr"], range);
+        let mut other = json!({"kubernetesNetworkConfig": {"ipFamily": "ipv6"}});
+        network_config("cart", &mut other);
+        assert_ne!(other["kubernetesNetworkConfig"]["serviceIpv6Cidr"], range);
+    }
+
+    #[test]
+    fn a_cluster_without_a_family_is_ipv4_and_keeps_its_range() {
+        let mut c = json!({"kubernetesNetworkConfig": {"serviceIpv4Cidr": "10.100.0.0/16"}});
+        network_config("shop", &mut c);
+        assert_eq!(c["kubernetesNetworkConfig"], json!({"serviceIpv4Cidr": "10.100.0.0/16", "ipFamily": "ipv4"}));
+        let mut bare = json!({});
+        network_config("shop", &mut bare);
+        assert_eq!(bare["kubernetesNetworkConfig"], json!({"ipFamily": "ipv4"}));
+    }
 }

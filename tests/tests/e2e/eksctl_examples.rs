@@ -17,36 +17,13 @@ fn examples() -> Vec<(String, String)> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     out.sort();
-    // none of the twenty-three is fully private: eksctl's own form of one, with a nodegroup that has to join
+    // none of the twenty-six is fully private: eksctl's own form of one, with a nodegroup that has to join
     out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
     // eksctl's example 38 names a control plane's subnets in a VPC eksctl makes, which cannot be: in a VPC of
     // the user's, as eksctl's docs use them
     out.push(("zz-control-plane-subnets (inline)".into(), CONTROL_PLANE.into()));
-    // example 30 gives an addon a policy of its own, but in an IPv6 cluster, which eksodus does not make: the
-    // same addon in an IPv4 one
-    out.push(("zz-addon-attach-policy (inline)".into(), ADDON_POLICY.into()));
     out
 }
-
-/// Example 30's addons (`attachPolicy` on vpc-cni), in an IPv4 cluster.
-const ADDON_POLICY: &str = r#"apiVersion: eksctl.io/v1alpha5
-kind: ClusterConfig
-metadata: {name: addon-policy, region: us-west-2, version: "1.33"}
-iam: {withOIDC: true}
-addons:
-- name: vpc-cni
-  attachPolicy:
-    Version: "2012-10-17"
-    Statement:
-    - Effect: Allow
-      Action: ["ec2:AssignPrivateIpAddresses", "ec2:DescribeInstances", "ec2:DescribeTags", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInstanceTypes"]
-      Resource: "*"
-    - {Effect: Allow, Action: ["ec2:CreateTags"], Resource: "arn:aws:ec2:*:*:network-interface/*"}
-- {name: coredns}
-- {name: kube-proxy}
-managedNodeGroups:
-- {name: mng-1, instanceType: m5.large}
-"#;
 
 /// A fully-private cluster as eksctl's documentation writes one.
 const PRIVATE: &str = r#"apiVersion: eksctl.io/v1alpha5
@@ -380,7 +357,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             assert!(igws.internet_gateways().is_empty() && nats.nat_gateways().is_empty(), "{name}");
         }
         // dual-stack and resource names (02): in EC2, as eksctl makes them
-        if spec.network.ipv6 || !spec.network.hostname_type.is_default() {
+        if spec.dual_stack() || !spec.network.hostname_type.is_default() {
             check_subnets_in_ec2(&conf, &spec, &name).await;
         }
         // Bottlerocket settings are in the user data of eksodus's template, as TOML under `settings`
@@ -409,6 +386,32 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             let got = eks.describe_cluster().name(&spec.name).send().await.unwrap();
             let got = got.cluster().unwrap();
             assert_eq!(got.zonal_shift_config().and_then(|z| z.enabled()).unwrap_or(false), c.zonal_shift, "{name}");
+            // the family, and the service range EKS picks for an IPv6 cluster (30)
+            let k = got.kubernetes_network_config().unwrap();
+            assert_eq!(k.ip_family().map(|f| f.as_str()), Some(c.ip_family.as_str()), "{name}");
+            assert_eq!(k.service_ipv6_cidr().is_some(), spec.ipv6_cluster(), "{name}: {k:?}");
+            if spec.ipv6_cluster() {
+                // the VPC CNI may give pods IPv6 addresses: the IPv6 grant is on the nodes' role, where aws-node
+                // finds it when it has no role of its own (30 gives it none)
+                assert!(!spec.access.as_ref().is_some_and(|a| a.iam.cni_irsa), "{name}");
+                let iam = aws_sdk_iam::Client::new(&conf);
+                let role = eksodus::access::iam::role_name(&spec.name, "node");
+                let doc = iam
+                    .get_role_policy()
+                    .role_name(&role)
+                    .policy_name(eksodus::access::policy::CNI_IPV6_POLICY_NAME)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {role}: {e:?}"));
+                assert_eq!(
+                    eksodus::access::policy::PolicyDocument::canonical_from_iam(doc.policy_document()),
+                    Some(eksodus::access::policy::cni_ipv6("aws").canonical()),
+                    "{name}: {role}"
+                );
+                let attached = iam.list_attached_role_policies().role_name(&role).send().await.unwrap();
+                let names: Vec<_> = attached.attached_policies().iter().filter_map(|p| p.policy_name()).collect();
+                assert!(!names.contains(&"AmazonEKS_CNI_Policy"), "{name}: IPv4's grant is not on {role}: {names:?}");
+            }
             // the control plane's subnets (its own, or the network's) and the user's groups beside its own
             let vpc = got.resources_vpc_config().unwrap();
             if !c.control_plane_subnets.is_empty() {
@@ -516,6 +519,10 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         let down = env().down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
         assert!(down.report.is_success(), "{name}: {:?}", down.report.failures().collect::<Vec<_>>());
         assert!(down.remaining.is_empty(), "{name}: {:?}", down.remaining);
+        // asked of EC2 itself, not of eksodus's own discovery: the egress-only gateway is gone too
+        let ec2 = aws_sdk_ec2::Client::new(&conf);
+        let eigws = ec2.describe_egress_only_internet_gateways().send().await.unwrap();
+        assert_eq!(eigws.egress_only_internet_gateways(), [], "{name}");
         // every call up, plan and down made is allowed by the policy eksodus prints for the spec
         let seen = aws.proxy.stats().by_operation();
         let allowed = eksodus::policy::actions(&spec);
@@ -580,6 +587,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "25-addons.yaml",
         "27-oidc-provider.yaml",
         "28-instance-selector.yaml",
+        "30-vpc-with-ip-family.yaml",
         "35-iamidentitymappings.yaml",
         "39-pod-identity-association.yaml",
         "40-access-entries.yaml",
@@ -590,7 +598,6 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "49-control-plane-on-private-subnets.yaml",
         "zz-private-cluster (inline)",
         "zz-control-plane-subnets (inline)",
-        "zz-addon-attach-policy (inline)",
     ];
     assert_eq!(applied, expected);
 }
@@ -679,7 +686,7 @@ async fn check_subnets_in_ec2(conf: &aws_config::SdkConfig, spec: &eksodus::Envi
         .filter(|a| a.ipv6_cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str()) == Some("associated"))
         .filter_map(|a| a.ipv6_cidr_block()?.parse().ok())
         .collect();
-    assert_eq!(v6.len(), usize::from(spec.network.ipv6), "{name}: {v6:?}");
+    assert_eq!(v6.len(), usize::from(spec.dual_stack()), "{name}: {v6:?}");
     let subnets = ec2.describe_subnets().filters(mine.clone()).send().await.unwrap();
     assert!(!subnets.subnets().is_empty(), "{name}");
     let mut blocks = std::collections::BTreeSet::new();
@@ -699,18 +706,37 @@ async fn check_subnets_in_ec2(conf: &aws_config::SdkConfig, spec: &eksodus::Envi
             }
             None => assert!(theirs.is_empty(), "{name}: {id} has {theirs:?}"),
         }
+        // in an IPv6 cluster nodes take an IPv6 address at launch, as pods do from their node's prefix
+        assert_eq!(s.assign_ipv6_address_on_creation(), Some(spec.ipv6_cluster()), "{name}: {id}");
         let t = s.private_dns_name_options_on_launch().and_then(|o| o.hostname_type()).map(|t| t.as_str());
         assert_eq!(t, Some(spec.network.hostname_type.as_str()), "{name}: {id}");
     }
-    let rtbs = ec2.describe_route_tables().filters(mine).send().await.unwrap();
-    let v6_routes: Vec<(&str, Option<&str>)> = rtbs
-        .route_tables()
-        .iter()
-        .flat_map(|t| t.routes())
-        .filter(|r| r.destination_ipv6_cidr_block() == Some("::/0"))
-        .map(|r| ("::/0", r.gateway_id()))
-        .collect();
+    let rtbs = ec2.describe_route_tables().filters(mine.clone()).send().await.unwrap();
+    let private = |t: &&aws_sdk_ec2::types::RouteTable| {
+        t.tags().iter().any(|g| {
+            g.key() == Some(eksodus::tags::RESOURCE) && g.value().is_some_and(|v| v.starts_with("rtb/private/"))
+        })
+    };
+    let v6_default = |t: &aws_sdk_ec2::types::RouteTable| -> Vec<String> {
+        t.routes()
+            .iter()
+            .filter(|r| r.destination_ipv6_cidr_block() == Some("::/0"))
+            .map(|r| format!("{:?}{:?}", r.gateway_id(), r.egress_only_internet_gateway_id()))
+            .collect()
+    };
+    let (private_rtbs, public_rtbs): (Vec<_>, Vec<_>) = rtbs.route_tables().iter().partition(private);
+    let public_routes: Vec<String> = public_rtbs.iter().flat_map(|t| v6_default(t)).collect();
     let public = spec.network.subnets.public.enabled;
-    assert_eq!(v6_routes.len(), usize::from(spec.network.ipv6 && public), "{name}: {v6_routes:?}");
-    assert!(v6_routes.iter().all(|(_, g)| g.is_some_and(|g| g.starts_with("igw-"))), "{name}: {v6_routes:?}");
+    assert_eq!(public_routes.len(), usize::from(spec.dual_stack() && public), "{name}: {public_routes:?}");
+    assert!(public_routes.iter().all(|g| g.starts_with("Some(\"igw-")), "{name}: {public_routes:?}");
+    // an IPv6 cluster's private subnets go out, and only out, through the egress-only gateway
+    let eigws = ec2.describe_egress_only_internet_gateways().filters(mine).send().await.unwrap();
+    let eigws: Vec<&str> =
+        eigws.egress_only_internet_gateways().iter().filter_map(|g| g.egress_only_internet_gateway_id()).collect();
+    assert_eq!(eigws.len(), usize::from(spec.ipv6_cluster()), "{name}: {eigws:?}");
+    for t in &private_rtbs {
+        let got = v6_default(t);
+        let want: Vec<String> = eigws.iter().map(|g| format!("None{:?}", Some(g))).collect();
+        assert_eq!(got, want, "{name}: {:?}", t.route_table_id());
+    }
 }

@@ -452,3 +452,37 @@ fn ssh_beside_eksodus_template_is_the_templates_key_and_an_ssh_group_not_remote_
     assert_ne!(t2.digest(), t.digest());
     assert_eq!(nodegroup(&set2, "ops").0.launch_template_version, Some(t2.digest()));
 }
+
+/// The family is fixed at creation: EKS has no call that changes it, and eksodus never replaces a cluster on
+/// its own, so a change is refused naming the field.
+#[test]
+fn the_ip_family_is_planned_and_a_change_is_refused_not_a_replacement() {
+    let v6 = spec(&SPEC.replace("  version: \"1.33\"\n", "  version: \"1.33\"\n  ip_family: ipv6\n"));
+    assert!(v6.ipv6_cluster());
+    let set = desired(&v6).unwrap();
+    let cluster = set.desired.iter().find(|d| d.key == CLUSTER_KEY).unwrap().clone();
+    assert_eq!(cluster.props["ip_family"], "ipv6");
+    assert!(cluster.props.get("service_cidr").is_none(), "EKS picks an IPv6 cluster's range");
+    let v4 = desired(&spec(SPEC)).unwrap();
+    assert_eq!(v4.desired.iter().find(|d| d.key == CLUSTER_KEY).unwrap().props["ip_family"], "ipv4");
+    let found = |family: &str| {
+        let mut props = cluster.props.clone();
+        props.insert("ip_family".into(), json!(family));
+        Observed {
+            key: CLUSTER_KEY.into(),
+            kind: cluster.kind.clone(),
+            physical_id: "shop".into(),
+            props,
+            depends_on: vec![],
+            delete_cost: 1,
+        }
+    };
+    let diff = |family: &str| {
+        eks(&v6).diff(std::slice::from_ref(&cluster), &Found { observed: vec![found(family)], ..Found::default() })
+    };
+    assert_eq!(diff("ipv6").unwrap().changes().count(), 0);
+    match diff("ipv4") {
+        Err(Error::ClusterReplacement { fields }) => assert_eq!(fields, ["ip_family"]),
+        other => panic!("an IPv4 cluster is not turned into an IPv6 one: {other:?}"),
+    }
+}

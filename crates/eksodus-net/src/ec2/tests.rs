@@ -135,3 +135,48 @@ fn dual_stack_and_endpoints_are_wired_to_what_they_sit_on() {
     assert_eq!(VpcEndpointService::EcrApi.service_name("cn-north-1"), "cn.com.amazonaws.cn-north-1.ecr.api");
     assert_eq!(VpcEndpointService::S3.service_name("cn-north-1"), "com.amazonaws.cn-north-1.s3");
 }
+
+#[test]
+fn an_ipv6_cluster_gets_ipv6_on_every_subnet_and_private_egress_through_an_egress_only_gateway() {
+    let yaml = "name: shop\nregion: us-east-1\nnetwork: {cidr: 10.42.0.0/16, azs: 2, nat: single}\ncluster:\n  version: '1.33'\n  ip_family: ipv6\n  nodegroups: [{name: ng, instance_types: [m5.large]}]\n";
+    let spec = EnvironmentSpec::from_yaml(yaml).unwrap();
+    assert_eq!(spec.validate(), vec![]);
+    assert!(!spec.network.ipv6 && spec.dual_stack(), "the family implies the VPC's IPv6 block");
+    let layout = crate::layout::plan(&spec).unwrap();
+    let desired = network(&spec).desired(&spec, Some(&layout));
+    let get = |k: &str| desired.iter().find(|d| d.key == k).unwrap_or_else(|| panic!("{k} is not planned"));
+    for d in &desired {
+        props::check(&d.kind, &d.key, &d.props).unwrap_or_else(|e| panic!("{e}"));
+        for dep in &d.depends_on {
+            assert!(desired.iter().any(|x| &x.key == dep), "{} depends on {dep}, which is not planned", d.key);
+        }
+    }
+    assert!(desired.iter().any(|d| d.key == IPV6_CIDR_KEY));
+    let subnets: Vec<&Desired> = desired.iter().filter(|d| d.kind == "subnet").collect();
+    assert!(!subnets.is_empty());
+    for s in &subnets {
+        assert!(s.props["ipv6_index"].is_u64(), "{}", s.key);
+        assert_eq!(s.props["assign_ipv6"], true, "{}", s.key);
+    }
+    let eigw = get(EIGW_KEY);
+    assert_eq!((eigw.kind.as_str(), eigw.depends_on.as_slice()), ("egress-only-igw", &["vpc".to_string()][..]));
+    for az in &layout.azs {
+        let r = get(&format!("route/private/{az}/default-ipv6"));
+        assert_eq!((r.props["destination"].as_str(), r.props["target"].as_str()), (Some("::/0"), Some(EIGW_KEY)));
+        assert!(r.depends_on.iter().any(|x| x == EIGW_KEY) && r.depends_on.iter().any(|x| x == IPV6_CIDR_KEY));
+    }
+    // the public side is as in any dual-stack VPC
+    assert_eq!(get("route/public/default-ipv6").props["target"], "igw");
+
+    // a dual-stack VPC under an IPv4 cluster: blocks, but nodes take no IPv6 address and no egress-only gateway
+    let v4 = EnvironmentSpec::from_yaml(
+        &yaml.replace("  ip_family: ipv6\n", "").replace("nat: single", "nat: single, ipv6: true"),
+    )
+    .unwrap();
+    assert!(v4.dual_stack() && !v4.ipv6_cluster());
+    let desired = network(&v4).desired(&v4, Some(&crate::layout::plan(&v4).unwrap()));
+    assert!(desired.iter().filter(|d| d.kind == "subnet").all(|d| d.props["assign_ipv6"] == false));
+    assert!(!desired.iter().any(
+        |d| d.kind == "egress-only-igw" || d.key.ends_with("/default-ipv6") && d.key.starts_with("route/private/")
+    ));
+}
