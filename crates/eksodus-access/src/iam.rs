@@ -3,7 +3,7 @@
 //!
 //! | key | kind | depends on |
 //! |---|---|---|
-//! | `role/cluster`, `role/node` | iam-role | |
+//! | `role/cluster`, `role/node`, `role/auto-node` (Auto Mode's pools, unless the user names a role) | iam-role | |
 //! | `oidc` | oidc-provider | |
 //! | `role/irsa/<namespace>/<name>` | iam-role | oidc |
 //! | `role/pod/<namespace>/<name>` | iam-role | (EKS Pod Identity; its association is in `entries`) |
@@ -93,6 +93,9 @@ fn tag_map(t: &[Tag]) -> BTreeMap<String, String> {
 pub fn nodegroup_role_key(nodegroup: &str) -> String {
     format!("role/node/{nodegroup}")
 }
+
+/// The key of the role Auto Mode's built-in node pools run as, when eksodus makes it.
+pub const AUTO_NODE_ROLE_KEY: &str = "role/auto-node";
 
 /// A role name of at most 64 characters: the readable form, or its head plus a hash when too long.
 pub fn role_name(env: &str, purpose: &str) -> String {
@@ -238,12 +241,20 @@ impl Iam {
         // policy covers IPv4 only, so an IPv6 cluster's CNI gets the IPv6 document inline instead
         let ipv6 = spec.ipv6_cluster();
         let cni_on_node = !access.iam.cni_irsa && !ipv6;
+        // Auto Mode: EKS runs nodes, volumes and load balancers as the cluster role, tagging its sessions
+        let auto = spec.cluster.as_ref().and_then(|c| c.auto_mode.as_ref());
+        let cluster_trust = if auto.is_some() {
+            PolicyDocument::trust_service_tagged("eks.amazonaws.com")
+        } else {
+            PolicyDocument::trust_service("eks.amazonaws.com")
+        };
+        let auto_policies = auto.map_or(&[][..], |_| policy::AUTO_MODE_CLUSTER_POLICIES);
         let mut out = vec![
             role(
                 "role/cluster",
                 role_name(&self.env, "cluster"),
-                PolicyDocument::trust_service("eks.amazonaws.com"),
-                policy::CLUSTER_POLICIES.iter().map(|p| m(p)).collect(),
+                cluster_trust,
+                policy::CLUSTER_POLICIES.iter().chain(auto_policies).map(|p| m(p)).collect(),
                 &[],
                 vec![],
             ),
@@ -256,6 +267,17 @@ impl Iam {
                 vec![],
             ),
         ];
+        // the built-in node pools' nodes run as a role of their own (EKS refuses the cluster role for it)
+        if auto.is_some_and(|a| a.owns_node_role()) {
+            out.push(role(
+                AUTO_NODE_ROLE_KEY,
+                role_name(&self.env, "auto-node"),
+                PolicyDocument::trust_service("ec2.amazonaws.com"),
+                policy::AUTO_MODE_NODE_POLICIES.iter().map(|p| m(p)).collect(),
+                &[],
+                vec![],
+            ));
+        }
         // a nodegroup with extra policies gets a node role of its own, so its policies reach only its nodes
         for n in spec.cluster.iter().flat_map(|c| &c.nodegroups) {
             if !n.iam.has_own_role() {
@@ -1015,5 +1037,37 @@ mod tests {
         let desired = desired_of(&yaml.replace("  ip_family: ipv6\n", ""));
         let node = desired.iter().find(|d| d.key == "role/node").unwrap();
         assert_eq!(holds(node), (None, true));
+    }
+
+    /// Auto Mode: the cluster role also holds the four Auto Mode policies and lets EKS tag its sessions; the
+    /// built-in pools' nodes get a role of their own unless the user names one.
+    #[test]
+    fn auto_mode_adds_the_cluster_policies_and_a_node_role_for_the_pools() {
+        let yaml = "name: a\nregion: eu-west-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.31'\n  auto_mode: {}\n";
+        let conf = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(aws_sdk_iam::config::Region::new("eu-west-1"))
+            .build();
+        let desired_of = |yaml: &str| {
+            let spec: EnvironmentSpec = serde_saphyr::from_str(yaml).unwrap();
+            assert_eq!(spec.validate(), vec![], "{yaml}");
+            Iam::new(Client::from_conf(conf.clone()), &spec).desired(&spec, None, "111122223333")
+        };
+        let desired = desired_of(yaml);
+        let cluster = desired.iter().find(|d| d.key == "role/cluster").unwrap();
+        for p in policy::AUTO_MODE_CLUSTER_POLICIES {
+            assert!(cluster.props["policies"].as_array().unwrap().contains(&json!(policy::managed("aws", p))), "{p}");
+        }
+        assert!(cluster.props["trust"].to_string().contains("sts:TagSession"));
+        let node = desired.iter().find(|d| d.key == AUTO_NODE_ROLE_KEY).expect("the pools' role");
+        assert_eq!(node.props["name"], "a-auto-node");
+        let theirs = desired_of(
+            &yaml.replace("auto_mode: {}", "auto_mode: {node_role_arn: 'arn:aws:iam::111122223333:role/mine'}"),
+        );
+        assert!(!theirs.iter().any(|d| d.key == AUTO_NODE_ROLE_KEY));
+        let plain = desired_of(&yaml.replace("  auto_mode: {}\n", ""));
+        let cluster = plain.iter().find(|d| d.key == "role/cluster").unwrap();
+        assert_eq!(cluster.props["policies"].as_array().unwrap().len(), policy::CLUSTER_POLICIES.len());
+        assert!(!cluster.props["trust"].to_string().contains("sts:TagSession"));
     }
 }

@@ -118,6 +118,14 @@ impl PolicyDocument {
         }
     }
 
+    /// The trust policy of an Auto Mode cluster's role: EKS assumes it and tags the session (AWS's
+    /// `AmazonEKSAutoClusterRole` trust, and eksctl's cluster role).
+    pub fn trust_service_tagged(service: &str) -> Self {
+        let mut d = Self::trust_service(service);
+        d.statement[0].action = OneOrMany::Many(vec!["sts:AssumeRole".into(), "sts:TagSession".into()]);
+        d
+    }
+
     /// The trust policy of an EKS Pod Identity role: the Pod Identity agent assumes it and tags the session.
     pub fn trust_pod_identity() -> Self {
         PolicyDocument {
@@ -207,6 +215,18 @@ pub const CLUSTER_POLICIES: &[&str] = &["AmazonEKSClusterPolicy", "AmazonEKSVPCR
 /// Managed policies of the node role (the CNI policy is added unless aws-node has its own IRSA role).
 pub const NODE_POLICIES: &[&str] =
     &["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"];
+/// What the cluster role of an Auto Mode cluster also holds, so EKS can run its nodes, volumes, load
+/// balancers and their networking (AWS's Auto Mode cluster role; eksctl's `AutoModeIAMPolicies`).
+pub const AUTO_MODE_CLUSTER_POLICIES: &[&str] = &[
+    "AmazonEKSComputePolicy",
+    "AmazonEKSBlockStoragePolicy",
+    "AmazonEKSLoadBalancingPolicy",
+    "AmazonEKSNetworkingPolicy",
+];
+/// The role of Auto Mode's nodes: what AWS's `AmazonEKSAutoNodeRole` holds (eksctl's
+/// `auto-mode-node-role.yaml` adds public ECR reads in the commercial partition; EKS's images come from ECR).
+pub const AUTO_MODE_NODE_POLICIES: &[&str] =
+    &["AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly"];
 /// The VPC CNI's policy.
 pub const CNI_POLICY: &str = "AmazonEKS_CNI_Policy";
 /// The name of the inline policy that grants an IPv6 cluster's VPC CNI its calls.

@@ -1303,6 +1303,44 @@ pub fn import(text: &str) -> Result<Imported, String> {
         zonal_shift = r.bool("enabled").unwrap_or(false);
         r.rest(&mut un, not_mapped);
     }
+    // Auto Mode: eksctl's pools default to both built-in ones; an empty list is none (and then no role)
+    let mut auto_mode = None;
+    if let Some(v) = top.get("autoModeConfig") {
+        let mut r = Reader::new("autoModeConfig", v).ok_or("autoModeConfig must be a mapping")?;
+        let enabled = r.bool("enabled").unwrap_or(false);
+        let pools = r
+            .get("nodePools")
+            .map(|p| p.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect::<Vec<_>>()));
+        let role = r.str("nodeRoleARN").filter(|a| !a.is_empty());
+        if let Some(b) = r.str("permissionsBoundaryARN") {
+            // eksodus puts its own boundary (access.iam.permissions_boundary) on every role it makes
+            boundaries.push(("autoModeConfig.permissionsBoundaryARN".into(), b));
+        }
+        match pools {
+            Some(None) => un.push(Unsupported {
+                path: "autoModeConfig.nodePools".into(),
+                reason: "a list of node pool names is needed".into(),
+            }),
+            _ if !enabled => {
+                if role.is_some() || pools.as_ref().is_some_and(|p| p.as_ref().is_some_and(|p| !p.is_empty())) {
+                    un.push(Unsupported {
+                        path: "autoModeConfig".into(),
+                        reason: "node pools and a node role are for Auto Mode, and it is not enabled".into(),
+                    });
+                }
+            }
+            Some(Some(pools)) => {
+                auto_mode = Some(eksodus_core::spec::AutoModeSpec { node_pools: pools, node_role_arn: role })
+            }
+            None => {
+                auto_mode = Some(eksodus_core::spec::AutoModeSpec {
+                    node_pools: eksodus_core::spec::AUTO_MODE_NODE_POOLS.iter().map(|p| p.to_string()).collect(),
+                    node_role_arn: role,
+                })
+            }
+        }
+        r.rest(&mut un, not_mapped);
+    }
     let mut control_plane_tier = None;
     if let Some(v) = top.get("controlPlaneScalingConfig") {
         let mut r = Reader::new("controlPlaneScalingConfig", v).ok_or("controlPlaneScalingConfig must be a mapping")?;
@@ -1405,7 +1443,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
         "fargateProfiles" => "Fargate profiles are not supported yet".into(),
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
         "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
-        "autoModeConfig" => "EKS Auto Mode manages nodes, storage and load balancing itself (compute, block storage and elastic load balancing configs on the cluster); eksodus makes managed nodegroups and does not create Auto Mode clusters yet".into(),
         "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
         "outpost" => "clusters on AWS Outposts are not supported".into(),
         "localZones" => "nodegroups in Local Zones are not supported".into(),
@@ -1467,6 +1504,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             control_plane_subnets,
             service_ipv4_cidr,
             ip_family,
+            auto_mode,
             bootstrap_admin,
             nodegroups,
             addons,
@@ -1493,7 +1531,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 26);
+        assert_eq!(files.len(), 27);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -1530,6 +1568,28 @@ mod tests {
         let un = import(&text.replace("IPv6, serviceIPv4CIDR: 10.100.0.0/16", "dual")).unwrap().unsupported;
         assert_eq!(un.iter().map(|u| u.path.as_str()).collect::<Vec<_>>(), ["kubernetesNetworkConfig.ipFamily"]);
         assert!(!import(&text.replace("IPv6, serviceIPv4CIDR: 10.100.0.0/16", "IPv4")).unwrap().spec.ipv6_cluster());
+    }
+
+    /// Example 42: Auto Mode with both built-in pools; an empty list is none, and settings without `enabled`
+    /// are refused by path.
+    #[test]
+    fn auto_mode_maps_with_its_pools() {
+        let imp = import(&example("42-auto-mode.yaml")).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        let a = imp.spec.cluster.as_ref().unwrap().auto_mode.clone().unwrap();
+        assert_eq!(a.node_pools, ["general-purpose", "system"]);
+        assert!(a.owns_node_role());
+        let text = |auto: &str| {
+            format!("apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {{name: s, region: us-west-2, version: \"1.32\"}}\nautoModeConfig: {auto}\n")
+        };
+        let none = import(&text("{enabled: true, nodePools: []}")).unwrap();
+        let a = none.spec.cluster.as_ref().unwrap().auto_mode.clone().unwrap();
+        assert!(a.node_pools.is_empty() && !a.owns_node_role());
+        let off = import(&text("{enabled: false, nodePools: [system]}")).unwrap();
+        assert_eq!(off.unsupported.iter().map(|u| u.path.as_str()).collect::<Vec<_>>(), ["autoModeConfig"]);
+        assert!(import(&text("{enabled: false}")).unwrap().spec.cluster.unwrap().auto_mode.is_none());
+        let errs = import(&text("{enabled: true, nodePools: [gpu]}")).unwrap().spec.validate();
+        assert!(errs.iter().any(|e| e.path == "cluster.auto_mode.node_pools[0]"), "{errs:?}");
     }
 
     /// Example 30's `addons[].attachPolicy`: the addon's own document, as written.

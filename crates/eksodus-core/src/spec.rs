@@ -95,6 +95,11 @@ pub struct ClusterSpec {
     /// Linux nodes on Nitro instances and VPC CNI 1.10.1 or later.
     #[serde(default, skip_serializing_if = "IpFamily::is_default")]
     pub ip_family: IpFamily,
+    /// EKS Auto Mode (eksctl's `autoModeConfig`): EKS runs the nodes (from the node pools named here),
+    /// block storage and load balancing itself, turned on as one, and the cluster role gets the four policies
+    /// that lets it. Managed nodegroups may run beside it. Turned on and off in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_mode: Option<AutoModeSpec>,
     /// Give the cluster creator cluster-admin through an access entry.
     #[serde(default = "yes")]
     pub bootstrap_admin: bool,
@@ -108,6 +113,34 @@ pub struct ClusterSpec {
     /// settings are fixed once associated: a change disassociates and associates again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_providers: Vec<IdentityProviderSpec>,
+}
+
+/// EKS Auto Mode's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoModeSpec {
+    /// The built-in node pools EKS keeps: `general-purpose` and `system` (both, unless set); empty for none,
+    /// when only node pools of your own (Kubernetes `NodePool` objects) launch nodes.
+    #[serde(default = "default_node_pools")]
+    pub node_pools: Vec<String>,
+    /// The role the built-in pools' nodes run as, of yours; unset, eksodus makes `<env>-auto-node` (EKS's
+    /// minimal node policy and ECR pull) when there are pools. EKS does not change it once Auto Mode is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_role_arn: Option<String>,
+}
+
+/// EKS Auto Mode's built-in node pools.
+pub const AUTO_MODE_NODE_POOLS: &[&str] = &["general-purpose", "system"];
+
+fn default_node_pools() -> Vec<String> {
+    AUTO_MODE_NODE_POOLS.iter().map(|p| p.to_string()).collect()
+}
+
+impl AutoModeSpec {
+    /// Whether eksodus makes the pools' node role (there are pools, and no role of yours).
+    pub fn owns_node_role(&self) -> bool {
+        !self.node_pools.is_empty() && self.node_role_arn.is_none()
+    }
 }
 
 /// The address family of a cluster's pods and services.
@@ -1424,8 +1457,46 @@ impl EnvironmentSpec {
             if c.ip_family == IpFamily::Ipv6 {
                 self.validate_ipv6_cluster(c, &mut errs);
             }
+            if let Some(a) = &c.auto_mode {
+                self.validate_auto_mode(a, &mut errs);
+            }
         }
         errs
+    }
+
+    /// Auto Mode's pools and role, as EKS takes them (and eksctl's `ValidateAutoModeConfig` checks).
+    fn validate_auto_mode(&self, a: &AutoModeSpec, errs: &mut Vec<FieldError>) {
+        let mut seen = BTreeSet::new();
+        for (i, p) in a.node_pools.iter().enumerate() {
+            if !AUTO_MODE_NODE_POOLS.contains(&p.as_str()) {
+                errs.push(FieldError::new(
+                    format!("cluster.auto_mode.node_pools[{i}]"),
+                    format!("`{p}` is not a built-in node pool ({})", AUTO_MODE_NODE_POOLS.join(", ")),
+                ));
+            } else if !seen.insert(p) {
+                errs.push(FieldError::new(
+                    format!("cluster.auto_mode.node_pools[{i}]"),
+                    format!("`{p}` is named twice"),
+                ));
+            }
+        }
+        if let Some(r) = &a.node_role_arn {
+            if a.node_pools.is_empty() {
+                errs.push(FieldError::new(
+                    "cluster.auto_mode.node_role_arn",
+                    "the role is for the built-in node pools' nodes, and none are named",
+                ));
+            } else if !(r.starts_with("arn:") && r.contains(":iam::") && r.contains(":role/")) {
+                errs.push(FieldError::new("cluster.auto_mode.node_role_arn", format!("`{r}` is not an IAM role ARN")));
+            }
+        }
+        let mode = self.access.as_ref().and_then(|x| x.authentication_mode);
+        if mode == Some(AuthenticationMode::ConfigMap) {
+            errs.push(FieldError::new(
+                "access.authentication_mode",
+                "Auto Mode gives its nodes access through access entries, which CONFIG_MAP does not have",
+            ));
+        }
     }
 
     /// What an IPv6 cluster rules out (EKS's IPv6 considerations).

@@ -9,6 +9,8 @@
 //!   `accessConfig` moto leaves out of `DescribeCluster`, and `DescribeUpdate` of those updates;
 //! - the cluster's zonal shift and scaling tier, which moto's `CreateCluster` drops and its
 //!   `UpdateClusterConfig` does not know: kept here, reported by `DescribeCluster`, changed by updates;
+//! - Auto Mode's `computeConfig`, `storageConfig` and load balancing, which moto drops: kept, reported and
+//!   changed together by `UpdateClusterConfig`, as EKS requires;
 //! - the cluster's IP family and, for an IPv6 cluster, the service range EKS assigns (moto echoes the
 //!   request's `kubernetesNetworkConfig`).
 
@@ -281,7 +283,7 @@ impl EksState {
             ..Default::default()
         };
         // settings moto's CreateCluster drops
-        for k in ["zonalShiftConfig", "controlPlaneScalingConfig"] {
+        for k in ["zonalShiftConfig", "controlPlaneScalingConfig", "computeConfig", "storageConfig"] {
             if body[k].is_object() {
                 extras.config.insert(k.into(), body[k].clone());
             }
@@ -324,10 +326,13 @@ impl EksState {
         if let Some(v) = &x.version {
             body["cluster"]["version"] = json!(v);
         }
-        for k in ["logging", "zonalShiftConfig", "controlPlaneScalingConfig"] {
+        for k in ["logging", "zonalShiftConfig", "controlPlaneScalingConfig", "computeConfig", "storageConfig"] {
             if let Some(v) = x.config.get(k) {
                 body["cluster"][k] = v.clone();
             }
+        }
+        if let Some(v) = x.config.get("elasticLoadBalancing") {
+            body["cluster"]["kubernetesNetworkConfig"]["elasticLoadBalancing"] = v.clone();
         }
         network_config(&name, &mut body["cluster"]);
         if let Some(sg) = &x.security_group {
@@ -443,7 +448,32 @@ impl EksState {
         let Some(wanted) = body.pointer("/accessConfig/authenticationMode").and_then(Value::as_str).map(String::from)
         else {
             // logging or endpoint access: EKS changes one kind of setting per update
-            let (typ, params) = if let Some(l) = body.get("logging") {
+            let (typ, params) = if let Some(c) = body.get("computeConfig").filter(|c| c.is_object()) {
+                // Auto Mode: EKS takes its three parts together, and keeps the pools' role once it is on
+                let on = c["enabled"].as_bool().unwrap_or(false);
+                let storage = body.pointer("/storageConfig/blockStorage/enabled").and_then(Value::as_bool);
+                let elb =
+                    body.pointer("/kubernetesNetworkConfig/elasticLoadBalancing/enabled").and_then(Value::as_bool);
+                if storage != Some(on) || elb != Some(on) {
+                    return Some(err(
+                        400,
+                        "InvalidParameterException",
+                        "For EKS Auto Mode, computeConfig.enabled, kubernetesNetworkConfig.elasticLoadBalancing.enabled and storageConfig.blockStorage.enabled must all be set to the same value".into(),
+                    ));
+                }
+                let was = x.config.get("computeConfig").cloned().unwrap_or_default();
+                if was["enabled"] == json!(true) && on && was.get("nodeRoleArn") != c.get("nodeRoleArn") {
+                    return Some(err(
+                        400,
+                        "InvalidParameterException",
+                        "The node role of a cluster with Auto Mode compute enabled cannot be changed".into(),
+                    ));
+                }
+                x.config.insert("computeConfig".into(), c.clone());
+                x.config.insert("storageConfig".into(), json!({"blockStorage": {"enabled": on}}));
+                x.config.insert("elasticLoadBalancing".into(), json!({"enabled": on}));
+                ("AutoModeUpdate", json!([{"type": "ComputeConfig", "value": c.to_string()}]))
+            } else if let Some(l) = body.get("logging") {
                 x.config.insert("logging".into(), l.clone());
                 ("LoggingUpdate", json!([{"type": "ClusterLogging", "value": l.to_string()}]))
             } else if let Some(v) = body.get("resourcesVpcConfig").and_then(Value::as_object) {

@@ -17,7 +17,7 @@ fn examples() -> Vec<(String, String)> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     out.sort();
-    // none of the twenty-six is fully private: eksctl's own form of one, with a nodegroup that has to join
+    // none of the twenty-seven is fully private: eksctl's own form of one, with a nodegroup that has to join
     out.push(("zz-private-cluster (inline)".into(), PRIVATE.into()));
     // eksctl's example 38 names a control plane's subnets in a VPC eksctl makes, which cannot be: in a VPC of
     // the user's, as eksctl's docs use them
@@ -386,6 +386,31 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             let got = eks.describe_cluster().name(&spec.name).send().await.unwrap();
             let got = got.cluster().unwrap();
             assert_eq!(got.zonal_shift_config().and_then(|z| z.enabled()).unwrap_or(false), c.zonal_shift, "{name}");
+            // Auto Mode (42): its three parts on together, the built-in pools, and their role eksodus made
+            let compute = got.compute_config();
+            assert_eq!(compute.and_then(|x| x.enabled()).unwrap_or(false), c.auto_mode.is_some(), "{name}");
+            if let Some(a) = &c.auto_mode {
+                let compute = compute.unwrap();
+                let mut pools = compute.node_pools().to_vec();
+                pools.sort();
+                assert_eq!(pools, a.node_pools, "{name}");
+                let role = eksodus::access::iam::role_name(&spec.name, "auto-node");
+                assert!(
+                    compute.node_role_arn().is_some_and(|r| r.ends_with(&format!("/{role}"))),
+                    "{name}: {compute:?}"
+                );
+                let storage = got.storage_config().and_then(|x| x.block_storage()).and_then(|b| b.enabled());
+                let elb =
+                    got.kubernetes_network_config().and_then(|k| k.elastic_load_balancing()).and_then(|e| e.enabled());
+                assert_eq!((storage, elb), (Some(true), Some(true)), "{name}");
+                let iam = aws_sdk_iam::Client::new(&conf);
+                let cluster_role = eksodus::access::iam::role_name(&spec.name, "cluster");
+                let attached = iam.list_attached_role_policies().role_name(&cluster_role).send().await.unwrap();
+                let names: Vec<_> = attached.attached_policies().iter().filter_map(|p| p.policy_name()).collect();
+                for p in eksodus::access::policy::AUTO_MODE_CLUSTER_POLICIES {
+                    assert!(names.contains(p), "{name}: {p} on {cluster_role}: {names:?}");
+                }
+            }
             // the family, and the service range EKS picks for an IPv6 cluster (30)
             let k = got.kubernetes_network_config().unwrap();
             assert_eq!(k.ip_family().map(|f| f.as_str()), Some(c.ip_family.as_str()), "{name}");
@@ -592,6 +617,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "39-pod-identity-association.yaml",
         "40-access-entries.yaml",
         "41-zonal-shift.yaml",
+        "42-auto-mode.yaml",
         "44-node-repair.yaml",
         "45-upgrade-policy-example.yaml",
         "46-control-plane-scaling-config.yaml",

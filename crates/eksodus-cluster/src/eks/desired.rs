@@ -54,6 +54,26 @@ impl Eks {
             p["service_cidr"] = json!(s.to_string());
         }
         p["ip_family"] = json!(c.ip_family.as_str());
+        // Auto Mode's three parts go on and off together; its pools' role is the user's, or one eksodus makes
+        let (pools, node_role) = match &c.auto_mode {
+            Some(a) => {
+                let mut pools = a.node_pools.clone();
+                pools.sort();
+                let role = match &a.node_role_arn {
+                    Some(r) => Some(r.clone()),
+                    None if a.owns_node_role() => {
+                        deps.push(eksodus_access::iam::AUTO_NODE_ROLE_KEY.into());
+                        Some(role_arn(self.partition, inp.account, spec, "auto-node"))
+                    }
+                    None => None,
+                };
+                (pools, role)
+            }
+            None => (vec![], None),
+        };
+        p["auto_mode"] = json!(c.auto_mode.is_some());
+        p["node_pools"] = json!(pools);
+        p["auto_node_role"] = json!(node_role);
         // create-only settings: later changes go through the access component (the mode) or are not made
         let mode =
             spec.access.as_ref().and_then(|a| a.authentication_mode).unwrap_or(AuthenticationMode::ApiAndConfigMap);

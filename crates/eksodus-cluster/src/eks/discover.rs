@@ -135,6 +135,13 @@ impl Eks {
         // EKS reports the family of every cluster; one made before it did is IPv4
         p["ip_family"] =
             json!(c.kubernetes_network_config().and_then(|k| k.ip_family()).map_or("ipv4", |f| f.as_str()));
+        // Auto Mode as EKS reports it: a cluster that turned it off keeps no pools or role here
+        let compute = c.compute_config().filter(|cc| cc.enabled() == Some(true));
+        let mut pools: Vec<String> = compute.map(|cc| cc.node_pools().to_vec()).unwrap_or_default();
+        pools.sort();
+        p["auto_mode"] = json!(compute.is_some());
+        p["node_pools"] = json!(pools);
+        p["auto_node_role"] = json!(compute.and_then(|cc| cc.node_role_arn()));
         let mut cdeps = vec!["role/cluster".to_string()];
         if encryption_key.as_deref() == Some(crate::kms::KEY) {
             cdeps.push(crate::kms::KEY.into());

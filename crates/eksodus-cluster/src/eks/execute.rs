@@ -257,12 +257,19 @@ impl Eks {
         }
         let cidr = text(&w, "service_cidr");
         let ipv6 = text(&w, "ip_family").as_deref() == Some("ipv6");
-        if cidr.is_some() || ipv6 {
+        let auto = w.get("auto_mode").and_then(Value::as_bool).unwrap_or(false);
+        if cidr.is_some() || ipv6 || auto {
             let mut k = KubernetesNetworkConfigRequest::builder().set_service_ipv4_cidr(cidr);
             if ipv6 {
                 k = k.ip_family(aws_sdk_eks::types::IpFamily::Ipv6);
             }
+            if auto {
+                k = k.elastic_load_balancing(ElasticLoadBalancing::builder().enabled(true).build());
+            }
             req = req.kubernetes_network_config(k.build());
+        }
+        if auto {
+            req = req.compute_config(compute_config(&w, true)).storage_config(storage_config(true));
         }
         if let Some(mode) = text(&w, "authentication_mode") {
             req = req.access_config(
@@ -383,6 +390,19 @@ impl Eks {
             }
             let logging = Logging::builder().set_cluster_logging(Some(setups)).build();
             self.update_config(ctx, s, "logging", "logging", |r| r.logging(logging.clone())).await?;
+        }
+        // Auto Mode: compute, block storage and load balancing in one update, as EKS requires
+        if changed("auto_mode") || changed("node_pools") || changed("auto_node_role") {
+            let on = w.get("auto_mode").and_then(Value::as_bool).unwrap_or(false);
+            let (compute, storage) = (compute_config(&w, on), storage_config(on));
+            let net = KubernetesNetworkConfigRequest::builder()
+                .elastic_load_balancing(ElasticLoadBalancing::builder().enabled(on).build())
+                .build();
+            let pools = w.get("node_pools").and_then(Value::as_array).map_or(0, Vec::len);
+            self.update_config(ctx, s, "Auto Mode", &format!("auto-{on}-{pools}"), |r| {
+                r.compute_config(compute.clone()).storage_config(storage.clone()).kubernetes_network_config(net.clone())
+            })
+            .await?;
         }
         // zonal shift and the scaling tier: one setting per update, as EKS takes them
         if changed("zonal_shift") {
@@ -1063,5 +1083,26 @@ fn repair_config(w: &NodegroupProps) -> NodeRepairConfig {
                 })
                 .collect()
         }))
+        .build()
+}
+
+/// Auto Mode's compute part from the cluster's properties: its pools and their role when on.
+fn compute_config(w: &Map<String, Value>, on: bool) -> aws_sdk_eks::types::ComputeConfigRequest {
+    let pools: Vec<String> = w
+        .get("node_pools")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let mut c = aws_sdk_eks::types::ComputeConfigRequest::builder().enabled(on);
+    if on {
+        c = c.set_node_pools(Some(pools)).set_node_role_arn(text(w, "auto_node_role"));
+    }
+    c.build()
+}
+
+/// Auto Mode's block storage part.
+fn storage_config(on: bool) -> aws_sdk_eks::types::StorageConfigRequest {
+    aws_sdk_eks::types::StorageConfigRequest::builder()
+        .block_storage(aws_sdk_eks::types::BlockStorage::builder().enabled(on).build())
         .build()
 }

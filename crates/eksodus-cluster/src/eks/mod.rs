@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AmiTypes, AuthenticationMode as EksMode, CapacityTypes, ControlPlaneScalingConfig, CreateAccessConfigRequest,
-    EncryptionConfig, IdentityProviderConfig, KubernetesNetworkConfigRequest, LaunchTemplateSpecification, LogSetup,
-    LogType, Logging, NodeRepairConfig, NodegroupScalingConfig, NodegroupUpdateConfig,
-    OidcIdentityProviderConfigRequest, Provider, ProvisionedControlPlaneTier, RemoteAccessConfig, ResolveConflicts,
-    SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload, UpgradePolicyRequest, VpcConfigRequest,
-    ZonalShiftConfigRequest,
+    ElasticLoadBalancing, EncryptionConfig, IdentityProviderConfig, KubernetesNetworkConfigRequest,
+    LaunchTemplateSpecification, LogSetup, LogType, Logging, NodeRepairConfig, NodegroupScalingConfig,
+    NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider, ProvisionedControlPlaneTier,
+    RemoteAccessConfig, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
+    UpgradePolicyRequest, VpcConfigRequest, ZonalShiftConfigRequest,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;
