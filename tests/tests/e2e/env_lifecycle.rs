@@ -1245,3 +1245,62 @@ cluster:
     assert_eq!(log_group(&logs, name).await, Some((None, vec![])), "the foreign group is left as it was");
     policy_covers_every_call(&st, &s);
 }
+
+const AUTO_MODE_SPEC: &str = r#"
+name: automode
+region: us-east-1
+network: {cidr: 10.63.0.0/16, azs: 2, nat: none}
+cluster:
+  version: "1.33"
+  nodegroups: [{name: general, instance_types: [m5.large]}]
+"#;
+
+/// Auto Mode turned on for a running cluster and off again, in place: compute, block storage and load
+/// balancing change in one update, the cluster role gains and keeps the policies it needs while on, the pools'
+/// node role comes and goes, and each state re-plans as empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_turns_on_and_off_in_place() {
+    let s = spec(AUTO_MODE_SPEC);
+    assert_eq!(s.validate(), vec![]);
+    let st = setup(FaultConfig::default()).await;
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    let iam = aws_sdk_iam::Client::new(&st.conf);
+    let compute = |c: &aws_sdk_eks::types::Cluster| c.compute_config().and_then(|x| x.enabled()).unwrap_or(false);
+    let cluster = eks.describe_cluster().name("automode").send().await.unwrap().cluster().unwrap().clone();
+    assert!(!compute(&cluster));
+
+    let on = spec(&format!("{}  auto_mode: {{node_pools: [system]}}\n", AUTO_MODE_SPEC));
+    let p = st.env(&on).plan().await.unwrap();
+    let mut steps: Vec<(String, String)> =
+        p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    steps.sort();
+    let step = |k: &str, a: &str| (k.to_string(), a.to_string());
+    assert_eq!(
+        steps,
+        [step("eks/cluster", "Update"), step("role/auto-node", "Create"), step("role/cluster", "Update")],
+        "nothing replaced"
+    );
+    st.env(&on).up(&EventSink::discard()).await.unwrap();
+    let cluster = eks.describe_cluster().name("automode").send().await.unwrap().cluster().unwrap().clone();
+    assert!(compute(&cluster));
+    assert_eq!(cluster.compute_config().unwrap().node_pools(), ["system"]);
+    assert!(cluster.compute_config().unwrap().node_role_arn().is_some_and(|r| r.ends_with("/automode-auto-node")));
+    assert_eq!(cluster.storage_config().and_then(|x| x.block_storage()).and_then(|b| b.enabled()), Some(true));
+    let attached = iam.list_attached_role_policies().role_name("automode-cluster").send().await.unwrap();
+    assert!(attached.attached_policies().iter().any(|p| p.policy_name() == Some("AmazonEKSComputePolicy")));
+    let again = st.env(&on).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let cluster = eks.describe_cluster().name("automode").send().await.unwrap().cluster().unwrap().clone();
+    assert!(!compute(&cluster));
+    assert_eq!(cluster.storage_config().and_then(|x| x.block_storage()).and_then(|b| b.enabled()), Some(false));
+    assert!(iam.get_role().role_name("automode-auto-node").send().await.is_err(), "the pools' role is gone");
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    policy_covers_every_call(&st, &on);
+    let down = st.env(&s).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+}
