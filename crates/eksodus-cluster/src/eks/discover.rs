@@ -143,6 +143,11 @@ impl Eks {
         p["node_pools"] = json!(pools);
         p["auto_node_role"] = json!(compute.and_then(|cc| cc.node_role_arn()));
         let mut cdeps = vec!["role/cluster".to_string()];
+        // the pools' role eksodus made outlives the cluster's use of it
+        let own_auto_role = format!("/{}", eksodus_access::iam::role_name(&self.name, "auto-node"));
+        if compute.and_then(|cc| cc.node_role_arn()).is_some_and(|r| r.ends_with(&own_auto_role)) {
+            cdeps.push(eksodus_access::iam::AUTO_NODE_ROLE_KEY.into());
+        }
         if encryption_key.as_deref() == Some(crate::kms::KEY) {
             cdeps.push(crate::kms::KEY.into());
         }
