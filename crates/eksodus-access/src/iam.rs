@@ -992,24 +992,26 @@ mod tests {
         assert_eq!(role.props["policies"], json!(["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]));
     }
 
+    /// What IAM wants for a spec that must be valid, with an OIDC issuer.
+    fn desired_of(yaml: &str) -> Vec<Desired> {
+        let spec: EnvironmentSpec = serde_saphyr::from_str(yaml).unwrap();
+        assert_eq!(spec.validate(), vec![], "{yaml}");
+        let conf = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(aws_sdk_iam::config::Region::new("eu-west-1"))
+            .build();
+        Iam::new(Client::from_conf(conf), &spec).desired(
+            &spec,
+            Some("https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"),
+            "111122223333",
+        )
+    }
+
     /// AWS's managed CNI policy grants IPv4 only: in an IPv6 cluster the role the VPC CNI runs as (the nodes',
     /// or aws-node's own) holds the IPv6 document inline instead, and nothing else gains it.
     #[test]
     fn an_ipv6_clusters_cni_role_holds_the_ipv6_grant_instead_of_the_managed_policy() {
         let yaml = "name: a\nregion: eu-west-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.31'\n  ip_family: ipv6\n  nodegroups: [{name: ng, instance_types: [m5.large]}, {name: own, instance_types: [m5.large], iam: {attach_policies: ['arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore']}}]\n";
-        let conf = aws_sdk_iam::Config::builder()
-            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
-            .region(aws_sdk_iam::config::Region::new("eu-west-1"))
-            .build();
-        let desired_of = |yaml: &str| {
-            let spec: EnvironmentSpec = serde_saphyr::from_str(yaml).unwrap();
-            assert_eq!(spec.validate(), vec![], "{yaml}");
-            Iam::new(Client::from_conf(conf.clone()), &spec).desired(
-                &spec,
-                Some("https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"),
-                "111122223333",
-            )
-        };
         let managed = policy::managed("aws", policy::CNI_POLICY);
         let ipv6 = policy::cni_ipv6("aws").canonical();
         let holds = |d: &Desired| {
@@ -1044,15 +1046,6 @@ mod tests {
     #[test]
     fn auto_mode_adds_the_cluster_policies_and_a_node_role_for_the_pools() {
         let yaml = "name: a\nregion: eu-west-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.31'\n  auto_mode: {}\n";
-        let conf = aws_sdk_iam::Config::builder()
-            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
-            .region(aws_sdk_iam::config::Region::new("eu-west-1"))
-            .build();
-        let desired_of = |yaml: &str| {
-            let spec: EnvironmentSpec = serde_saphyr::from_str(yaml).unwrap();
-            assert_eq!(spec.validate(), vec![], "{yaml}");
-            Iam::new(Client::from_conf(conf.clone()), &spec).desired(&spec, None, "111122223333")
-        };
         let desired = desired_of(yaml);
         let cluster = desired.iter().find(|d| d.key == "role/cluster").unwrap();
         for p in policy::AUTO_MODE_CLUSTER_POLICIES {

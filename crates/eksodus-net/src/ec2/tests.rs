@@ -93,6 +93,16 @@ fn ssh_beside_a_template_is_a_security_group_of_the_nodegroup_with_port_22_from_
     assert!(!desired[3].props.contains_key("ssh_from") && !desired[3].props.contains_key("ssh_from_cidrs"));
 }
 
+/// Every resource fits its kind's properties and sits only on resources that are planned.
+fn well_formed(desired: &[Desired]) {
+    for d in desired {
+        props::check(&d.kind, &d.key, &d.props).unwrap_or_else(|e| panic!("{e}"));
+        for dep in &d.depends_on {
+            assert!(desired.iter().any(|x| &x.key == dep), "{} depends on {dep}, which is not planned", d.key);
+        }
+    }
+}
+
 #[test]
 fn dual_stack_and_endpoints_are_wired_to_what_they_sit_on() {
     let yaml = SPEC.replace("nat: single", "nat: single\n  ipv6: true\n  vpc_endpoints: [sts, s3, ec2]");
@@ -101,12 +111,7 @@ fn dual_stack_and_endpoints_are_wired_to_what_they_sit_on() {
     let layout = crate::layout::plan(&spec).unwrap();
     let desired = network(&spec).desired(&spec, Some(&layout));
     let get = |k: &str| desired.iter().find(|d| d.key == k).unwrap_or_else(|| panic!("{k} is not planned"));
-    for d in &desired {
-        props::check(&d.kind, &d.key, &d.props).unwrap_or_else(|e| panic!("{e}"));
-        for dep in &d.depends_on {
-            assert!(desired.iter().any(|x| &x.key == dep), "{} depends on {dep}, which is not planned", d.key);
-        }
-    }
+    well_formed(&desired);
     // every subnet sits on the VPC's IPv6 block and has its own /64 of it; the IPv6 route too
     let subnets: Vec<&Desired> = desired.iter().filter(|d| d.kind == "subnet").collect();
     let mut indexes: Vec<u64> = subnets.iter().map(|d| d.props["ipv6_index"].as_u64().unwrap()).collect();
@@ -145,12 +150,7 @@ fn an_ipv6_cluster_gets_ipv6_on_every_subnet_and_private_egress_through_an_egres
     let layout = crate::layout::plan(&spec).unwrap();
     let desired = network(&spec).desired(&spec, Some(&layout));
     let get = |k: &str| desired.iter().find(|d| d.key == k).unwrap_or_else(|| panic!("{k} is not planned"));
-    for d in &desired {
-        props::check(&d.kind, &d.key, &d.props).unwrap_or_else(|e| panic!("{e}"));
-        for dep in &d.depends_on {
-            assert!(desired.iter().any(|x| &x.key == dep), "{} depends on {dep}, which is not planned", d.key);
-        }
-    }
+    well_formed(&desired);
     assert!(desired.iter().any(|d| d.key == IPV6_CIDR_KEY));
     let subnets: Vec<&Desired> = desired.iter().filter(|d| d.kind == "subnet").collect();
     assert!(!subnets.is_empty());
