@@ -30,8 +30,9 @@ async fn apply_replan_destroy_leaves_nothing() {
     env.aws.proxy.reset_stats();
     env.plan(&s).await;
     let calls = env.aws.proxy.stats();
-    // one describe per kind (eight, run at once) and the VPC's two DNS attributes
-    assert!(calls.total() <= 10, "{:?}", calls.by_operation());
+    // one describe per kind (nine, run at once: egress-only gateways are looked for even in an IPv4 network,
+    // so one left by an IPv6 spec is still found) and the VPC's two DNS attributes
+    assert!(calls.total() <= 11, "{:?}", calls.by_operation());
     assert_eq!(calls.mutations_applied(), 0);
 
     let report = env.destroy(&s).await.unwrap();
