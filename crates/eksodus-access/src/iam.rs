@@ -4,6 +4,7 @@
 //! | key | kind | depends on |
 //! |---|---|---|
 //! | `role/cluster`, `role/node`, `role/auto-node` (Auto Mode's pools, unless the user names a role) | iam-role | |
+//! | `role/fargate` (the pod execution role of Fargate profiles that name none) | iam-role | |
 //! | `oidc` | oidc-provider | |
 //! | `role/irsa/<namespace>/<name>` | iam-role | oidc |
 //! | `role/pod/<namespace>/<name>` | iam-role | (EKS Pod Identity; its association is in `entries`) |
@@ -96,6 +97,9 @@ pub fn nodegroup_role_key(nodegroup: &str) -> String {
 
 /// The key of the role Auto Mode's built-in node pools run as, when eksodus makes it.
 pub const AUTO_NODE_ROLE_KEY: &str = "role/auto-node";
+
+/// The key of the Fargate pod execution role, when eksodus makes it.
+pub const FARGATE_ROLE_KEY: &str = "role/fargate";
 
 /// A role name of at most 64 characters: the readable form, or its head plus a hash when too long.
 pub fn role_name(env: &str, purpose: &str) -> String {
@@ -274,6 +278,17 @@ impl Iam {
                 role_name(&self.env, "auto-node"),
                 PolicyDocument::trust_service("ec2.amazonaws.com"),
                 policy::AUTO_MODE_NODE_POLICIES.iter().map(|p| m(p)).collect(),
+                &[],
+                vec![],
+            ));
+        }
+        // Fargate's pods run as a pod execution role, which eksodus makes unless every profile names one
+        if spec.cluster.as_ref().is_some_and(|c| c.owns_fargate_role()) {
+            out.push(role(
+                FARGATE_ROLE_KEY,
+                role_name(&self.env, "fargate"),
+                PolicyDocument::trust_fargate(self.partition, &spec.region, account, &self.env),
+                policy::FARGATE_POLICIES.iter().map(|p| m(p)).collect(),
                 &[],
                 vec![],
             ));

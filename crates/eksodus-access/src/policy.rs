@@ -141,6 +141,17 @@ impl PolicyDocument {
         }
     }
 
+    /// The trust policy of a Fargate pod execution role: Fargate assumes it for the profiles of cluster
+    /// `cluster` alone (AWS's "Amazon EKS Pod execution IAM role", which guards against the confused deputy
+    /// with `aws:SourceArn`).
+    pub fn trust_fargate(partition: &str, region: &str, account: &str, cluster: &str) -> Self {
+        let mut d = Self::trust_service("eks-fargate-pods.amazonaws.com");
+        let arn = format!("arn:{partition}:eks:{region}:{account}:fargateprofile/{cluster}/*");
+        d.statement[0].condition =
+            Some([("ArnLike".to_string(), [("aws:SourceArn".to_string(), OneOrMany::One(arn))].into())].into());
+        d
+    }
+
     /// A form that compares equal whatever the spelling (one value or a list, order of lists).
     pub fn canonical(&self) -> Value {
         let stmts: Vec<Value> = self
@@ -227,6 +238,8 @@ pub const AUTO_MODE_CLUSTER_POLICIES: &[&str] = &[
 /// `auto-mode-node-role.yaml` adds public ECR reads in the commercial partition; EKS's images come from ECR).
 pub const AUTO_MODE_NODE_POLICIES: &[&str] =
     &["AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly"];
+/// The Fargate pod execution role's policy (image pulls from ECR; eksctl's and AWS's).
+pub const FARGATE_POLICIES: &[&str] = &["AmazonEKSFargatePodExecutionRolePolicy"];
 /// The VPC CNI's policy.
 pub const CNI_POLICY: &str = "AmazonEKS_CNI_Policy";
 /// The name of the inline policy that grants an IPv6 cluster's VPC CNI its calls.

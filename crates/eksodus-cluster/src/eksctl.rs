@@ -541,14 +541,19 @@ pub fn import(text: &str) -> Result<Imported, String> {
         if let Some(b) = iam.str("serviceRolePermissionsBoundary") {
             boundaries.push(("iam.serviceRolePermissionsBoundary".into(), b));
         }
-        // the role of Fargate pods: none here (a file with Fargate profiles is refused by their path)
+        // the role of Fargate pods: eksodus's, when a profile names none
         if let Some(b) = iam.str("fargatePodExecutionRolePermissionsBoundary") {
-            if top.map.contains_key("fargateProfiles") {
+            let own_role = top
+                .get("fargateProfiles")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p.get("podExecutionRoleARN").is_none()));
+            if own_role {
                 boundaries.push(("iam.fargatePodExecutionRolePermissionsBoundary".into(), b));
             } else {
                 notes.push(Note {
                     path: "iam.fargatePodExecutionRolePermissionsBoundary".into(),
-                    message: "there are no Fargate profiles, so no Fargate pod execution role to bound".into(),
+                    message: "no Fargate profile runs as a pod execution role eksodus makes, so there is none to bound"
+                        .into(),
                 });
             }
         }
@@ -1390,6 +1395,52 @@ pub fn import(text: &str) -> Result<Imported, String> {
             r.rest(&mut un, not_mapped);
         }
     }
+    let mut fargate_profiles = Vec::new();
+    if let Some(ps) = top.get("fargateProfiles").and_then(Value::as_array) {
+        for (i, p) in ps.iter().enumerate() {
+            let mut r = Reader::new(format!("fargateProfiles[{i}]"), p).ok_or("Fargate profiles must be mappings")?;
+            let mut selectors = Vec::new();
+            for (j, sel) in r.get("selectors").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let mut sr = Reader::new(format!("fargateProfiles[{i}].selectors[{j}]"), sel)
+                    .ok_or("Fargate selectors must be mappings")?;
+                selectors.push(eksodus_core::spec::FargateSelector {
+                    namespace: sr.str("namespace").unwrap_or_default(),
+                    labels: sr.str_map("labels"),
+                });
+                sr.rest(&mut un, not_mapped);
+            }
+            // its subnets, by their key in vpc.subnets or by ID: only in an adopted VPC
+            let mut subnets = Vec::new();
+            for (j, s) in r.strings("subnets").into_iter().enumerate() {
+                let path = format!("fargateProfiles[{i}].subnets[{j}]");
+                if network.existing.is_none() {
+                    un.push(Unsupported {
+                        path,
+                        reason: "a Fargate profile names its subnets only in an adopted VPC (vpc.id); in the VPC eksodus makes, it takes the private subnets".into(),
+                    });
+                } else if let Some(v) = subnet_names.get(&s) {
+                    subnets.push(v.clone());
+                } else if subnet_names.values().any(|v| *v == s) {
+                    subnets.push(s);
+                } else {
+                    un.push(Unsupported {
+                        path,
+                        reason: format!("`{s}` is neither a name nor an ID of the subnets under vpc.subnets"),
+                    });
+                }
+            }
+            // what eksctl reports of a profile it read back, not a setting
+            let _ = r.get("status");
+            fargate_profiles.push(eksodus_core::spec::FargateProfileSpec {
+                name: r.str("name").unwrap_or_default(),
+                selectors,
+                subnets,
+                pod_execution_role_arn: r.str("podExecutionRoleARN"),
+                tags: r.str_map("tags"),
+            });
+            r.rest(&mut un, not_mapped);
+        }
+    }
     if let Some(v) = top.get("privateCluster") {
         let mut r = Reader::new("privateCluster", v).ok_or("privateCluster must be a mapping")?;
         let enabled = r.bool("enabled").unwrap_or(false);
@@ -1440,7 +1491,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
         r.rest(&mut un, not_mapped);
     }
     top.rest(&mut un, |k| match k {
-        "fargateProfiles" => "Fargate profiles are not supported yet".into(),
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
         "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
         "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
@@ -1509,6 +1559,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             nodegroups,
             addons,
             identity_providers,
+            fargate_profiles,
         }),
     };
     Ok(Imported { spec, unsupported: un, notes })
@@ -1531,7 +1582,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 27);
+        assert_eq!(files.len(), 28);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -2078,6 +2129,30 @@ nodeGroups:
             "{:?}",
             imp.unsupported
         );
+    }
+
+    #[test]
+    fn fargate_profiles_map_with_their_selectors_tags_and_role() {
+        let imp = import(&example("16-fargate-profile.yaml")).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        let c = imp.spec.cluster.unwrap();
+        let names: Vec<&str> = c.fargate_profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["fp-default", "fp-dev"]);
+        let ns: Vec<&str> = c.fargate_profiles[0].selectors.iter().map(|s| s.namespace.as_str()).collect();
+        assert_eq!(ns, ["default", "kube-system"]);
+        let dev = &c.fargate_profiles[1];
+        assert_eq!(dev.selectors[0].labels["checks"], "passed");
+        assert_eq!(dev.tags["name"], "fp-dev");
+        assert!(c.owns_fargate_role());
+        // a role of the user's, and subnets outside an adopted VPC refused by path
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c, region: us-west-2}\niam:\n  fargatePodExecutionRolePermissionsBoundary: arn:aws:iam::111122223333:policy/b\nfargateProfiles:\n- name: fp\n  podExecutionRoleARN: arn:aws:iam::111122223333:role/fp\n  subnets: [subnet-1]\n  selectors: [{namespace: default, extra: 1}]\n";
+        let imp = import(text).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["fargateProfiles[0].selectors[0].extra", "fargateProfiles[0].subnets[0]"]);
+        let fp = &imp.spec.cluster.unwrap().fargate_profiles[0];
+        assert_eq!(fp.pod_execution_role_arn.as_deref(), Some("arn:aws:iam::111122223333:role/fp"));
+        // the boundary has no role of eksodus's to go on
+        assert!(imp.notes.iter().any(|n| n.path == "iam.fargatePodExecutionRolePermissionsBoundary"));
     }
 
     #[test]

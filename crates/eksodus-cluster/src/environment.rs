@@ -380,8 +380,12 @@ impl Environment {
     }
 
     async fn plan_unboxed(&self) -> Result<EnvPlan, Error> {
-        let by_cidr = self.resolve_subnet_cidrs(&self.spec).await?;
-        let spec = by_cidr.as_ref().unwrap_or(&self.spec);
+        // `network.azs: N` stands for the region's first N zones, asked of EC2 (letters alone name zones
+        // some regions do not have)
+        let zoned = self.network.resolve_zones(&self.spec).await?;
+        let spec = zoned.as_ref().unwrap_or(&self.spec);
+        let by_cidr = self.resolve_subnet_cidrs(spec).await?;
+        let spec = by_cidr.as_ref().unwrap_or(spec);
         let mut notes = Vec::new();
         // reads that do not depend on each other run together: the network, the KMS key and IAM first (EKS's
         // discovery needs the IDs they map to keys), then EKS, then what depends on the cluster
@@ -716,11 +720,13 @@ impl Environment {
         if let Some(e) = out.network.existing.as_mut() {
             e.subnet_cidrs.clear();
         }
-        for n in out.cluster.iter_mut().flat_map(|c| c.nodegroups.iter_mut()) {
-            for s in n.subnets.iter_mut() {
-                if let Some(id) = s.parse::<ipnet::Ipv4Net>().ok().and_then(|b| by_block.get(&b.to_string())) {
-                    *s = id.clone();
-                }
+        let named = out.cluster.iter_mut().flat_map(|c| {
+            let ng = c.nodegroups.iter_mut().flat_map(|n| n.subnets.iter_mut());
+            ng.chain(c.fargate_profiles.iter_mut().flat_map(|p| p.subnets.iter_mut()))
+        });
+        for s in named {
+            if let Some(id) = s.parse::<ipnet::Ipv4Net>().ok().and_then(|b| by_block.get(&b.to_string())) {
+                *s = id.clone();
             }
         }
         Ok(Some(out))
@@ -982,7 +988,8 @@ impl Environment {
         let found = self.network.discover().await?;
         let by_key: HashMap<&str, &str> =
             found.observed.iter().map(|o| (o.key.as_str(), o.physical_id.as_str())).collect();
-        let layout = eksodus_net::layout::plan(&self.spec)?;
+        let zoned = self.network.resolve_zones(&self.spec).await?;
+        let layout = eksodus_net::layout::plan(zoned.as_ref().unwrap_or(&self.spec))?;
         let mut pods = BTreeMap::new();
         for s in layout.subnets.iter().filter(|s| s.tier == eksodus_net::layout::Tier::Pods) {
             if let Some(id) = by_key.get(s.key().as_str()) {

@@ -56,24 +56,37 @@ pub fn document(spec: &EnvironmentSpec) -> Value {
         let sid: String = format!("Eksodus{}", service_sid(service));
         statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": list, "Resource": "*"}));
     }
+    // a Fargate profile hands its pod execution role to the Fargate pods' principal, and EKS makes the
+    // Fargate service-linked role with the first profile
+    let fargate = spec.cluster.iter().flat_map(|c| &c.fargate_profiles);
+    let has_fargate = fargate.clone().next().is_some();
+    let mut passed_to = vec!["eks.amazonaws.com", "ec2.amazonaws.com"];
+    let mut linked = vec!["eks.amazonaws.com", "eks-nodegroup.amazonaws.com"];
+    if has_fargate {
+        passed_to.push("eks-fargate-pods.amazonaws.com");
+        linked.push("eks-fargate.amazonaws.com");
+    }
     // the roles the environment makes are named `<env>-<purpose>` (or its hashed form, same prefix)
     statements.push(json!({
         "Sid": "EksodusPassOwnRoles",
         "Effect": "Allow",
         "Action": "iam:PassRole",
         "Resource": format!("arn:aws:iam::*:role/{}-*", spec.name),
-        "Condition": {"StringEquals": {"iam:PassedToService": ["eks.amazonaws.com", "ec2.amazonaws.com"]}}
+        "Condition": {"StringEquals": {"iam:PassedToService": passed_to}}
     }));
-    // nodegroups on roles of the user's own: EKS must be handed them too
-    let own: Vec<&String> =
+    // nodegroups and Fargate profiles on roles of the user's own: EKS must be handed them too
+    let mut own: Vec<&String> =
         spec.cluster.iter().flat_map(|c| &c.nodegroups).filter_map(|n| n.iam.role_arn.as_ref()).collect();
+    own.extend(fargate.filter_map(|p| p.pod_execution_role_arn.as_ref()));
+    own.sort();
+    own.dedup();
     if !own.is_empty() {
         statements.push(json!({
             "Sid": "EksodusPassNodegroupRoles",
             "Effect": "Allow",
             "Action": "iam:PassRole",
             "Resource": own,
-            "Condition": {"StringEquals": {"iam:PassedToService": ["eks.amazonaws.com", "ec2.amazonaws.com"]}}
+            "Condition": {"StringEquals": {"iam:PassedToService": passed_to}}
         }));
     }
     statements.push(json!({
@@ -81,7 +94,7 @@ pub fn document(spec: &EnvironmentSpec) -> Value {
         "Effect": "Allow",
         "Action": "iam:CreateServiceLinkedRole",
         "Resource": "*",
-        "Condition": {"StringEquals": {"iam:AWSServiceName": ["eks.amazonaws.com", "eks-nodegroup.amazonaws.com"]}}
+        "Condition": {"StringEquals": {"iam:AWSServiceName": linked}}
     }));
     if let Some(arn) = spec.cluster.as_ref().and_then(|c| c.encryption.as_ref()).and_then(|e| e.key_arn.as_ref()) {
         // EKS checks that the caller may use the key it is given for envelope encryption
@@ -158,6 +171,30 @@ mod tests {
                 assert!(!st["Action"].to_string().contains("iam:PassRole"), "{st}");
             }
         }
+    }
+
+    #[test]
+    fn fargate_profiles_may_hand_their_roles_to_the_fargate_pods() {
+        let s = spec(&format!(
+            "{BASE}cluster:\n  version: \"1.33\"\n  fargate_profiles:\n  - name: fp\n    selectors: [{{namespace: default}}]\n  - name: theirs\n    selectors: [{{namespace: batch}}]\n    pod_execution_role_arn: arn:aws:iam::111122223333:role/batch-pods\n"
+        ));
+        let a = actions(&s);
+        for needed in ["eks:CreateFargateProfile", "eks:DeleteFargateProfile", "eks:DescribeFargateProfile"] {
+            assert!(a.contains(needed), "{needed} missing");
+        }
+        let doc = document(&s);
+        let pass: Vec<&Value> =
+            doc["Statement"].as_array().unwrap().iter().filter(|st| st["Action"] == "iam:PassRole").collect();
+        assert_eq!(pass.len(), 2, "eksodus's roles and the user's pod execution role");
+        for st in &pass {
+            let to = st["Condition"]["StringEquals"]["iam:PassedToService"].to_string();
+            assert!(to.contains("eks-fargate-pods.amazonaws.com"), "{to}");
+        }
+        assert_eq!(pass[1]["Resource"], json!(["arn:aws:iam::111122223333:role/batch-pods"]));
+        assert!(doc.to_string().contains("eks-fargate.amazonaws.com"), "the Fargate service-linked role");
+        // without profiles, nothing is handed to Fargate
+        let plain = spec(&format!("{BASE}cluster:\n  version: \"1.33\"\n"));
+        assert!(!document(&plain).to_string().contains("fargate"));
     }
 
     #[test]

@@ -113,6 +113,55 @@ pub struct ClusterSpec {
     /// settings are fixed once associated: a change disassociates and associates again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_providers: Vec<IdentityProviderSpec>,
+    /// Fargate profiles (eksctl's `fargateProfiles`): pods whose namespace and labels a profile selects run
+    /// on Fargate, in the private subnets, as the pod execution role (one eksodus makes unless a profile
+    /// names its own). EKS changes nothing of a profile but its tags, so any other change replaces it, and
+    /// it creates or deletes one profile of a cluster at a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fargate_profiles: Vec<FargateProfileSpec>,
+}
+
+/// A Fargate profile (EKS `CreateFargateProfile`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FargateProfileSpec {
+    /// The profile's name in EKS.
+    pub name: String,
+    /// Which pods run on Fargate: a pod matching any selector does (one to five).
+    pub selectors: Vec<FargateSelector>,
+    /// Subnets of an adopted VPC (`network.existing`) the pods go in; private ones only, as Fargate gives
+    /// pods no public address. Unset: every private subnet of the environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
+    /// The pod execution role, of yours; unset, eksodus makes `<env>-fargate` (EKS's Fargate pod execution
+    /// policy) and every profile without a role uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_execution_role_arn: Option<String>,
+    /// Tags of the profile, beside the environment's. Changed in place.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Which pods a Fargate profile takes: those of a namespace (`*` and `?` match any characters and one
+/// character) that carry every label given.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FargateSelector {
+    /// The namespace, or a pattern of namespaces.
+    pub namespace: String,
+    /// Labels a pod must carry (up to five).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The Fargate profiles EKS lets a cluster have (its service quota's default).
+pub const MAX_FARGATE_PROFILES: usize = 10;
+
+impl ClusterSpec {
+    /// Whether eksodus makes the Fargate pod execution role: some profile names no role of its own.
+    pub fn owns_fargate_role(&self) -> bool {
+        self.fargate_profiles.iter().any(|p| p.pod_execution_role_arn.is_none())
+    }
 }
 
 /// EKS Auto Mode's settings.
@@ -1015,7 +1064,7 @@ pub struct NetworkSpec {
     /// Primary VPC CIDR, a prefix from /16 to /24. Required unless `existing` adopts a VPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr: Option<Ipv4Net>,
-    /// Availability zones: a count (named after the region, `a`, `b`, ...) or explicit names.
+    /// Availability zones: a count (the region's first zones, asked of EC2 at plan time) or explicit names.
     pub azs: AzSpec,
     /// NAT gateways for the private subnets.
     #[serde(default)]
@@ -1191,7 +1240,8 @@ impl HostnameType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AzSpec {
-    /// This many zones, named after the region with the suffixes `a`, `b`, `c`, ...
+    /// This many zones: the region's first ones by name as EC2 lists them, resolved at plan time (offline, the
+    /// region's name with the suffixes `a`, `b`, `c`, ...).
     Count(u8),
     /// These zones, in this order.
     Names(Vec<String>),
@@ -1428,7 +1478,8 @@ impl EnvironmentSpec {
         self.network.ipv6 || self.ipv6_cluster()
     }
 
-    /// The availability zone names: explicit ones, or the region followed by `a`, `b`, ...
+    /// The availability zone names: explicit ones, or the region followed by `a`, `b`, ... (offline; a plan asks
+    /// EC2 which zones a count stands for, as letters name zones some regions do not have).
     pub fn az_names(&self) -> Vec<String> {
         match &self.network.azs {
             AzSpec::Names(n) => n.clone(),
@@ -1452,7 +1503,9 @@ impl EnvironmentSpec {
             validate_access(a, &mut errs);
         }
         if let Some(c) = &self.cluster {
-            validate_cluster(c, &self.az_names(), self.network.existing.is_some(), &mut errs);
+            // zones given as a count are named by EC2 at plan time, where the nodegroups' zones are checked again
+            let zones = matches!(self.network.azs, AzSpec::Names(_)).then(|| self.az_names());
+            validate_cluster(c, zones.as_deref(), self.network.existing.is_some(), &mut errs);
             self.validate_nodegroup_subnets(c, &mut errs);
             if c.ip_family == IpFamily::Ipv6 {
                 self.validate_ipv6_cluster(c, &mut errs);
@@ -1460,8 +1513,92 @@ impl EnvironmentSpec {
             if let Some(a) = &c.auto_mode {
                 self.validate_auto_mode(a, &mut errs);
             }
+            self.validate_fargate_profiles(c, &mut errs);
         }
         errs
+    }
+
+    /// Fargate profiles as EKS takes them (the CreateFargateProfile API reference and EKS's Fargate
+    /// considerations): unique names, one to five selectors of a namespace and at most five labels each, private
+    /// subnets (of an adopted VPC when named), and a role ARN when one is given.
+    fn validate_fargate_profiles(&self, c: &ClusterSpec, errs: &mut Vec<FieldError>) {
+        let ps = &c.fargate_profiles;
+        if ps.len() > MAX_FARGATE_PROFILES {
+            errs.push(FieldError::new(
+                "cluster.fargate_profiles",
+                format!("EKS allows {MAX_FARGATE_PROFILES} Fargate profiles per cluster, {} are given", ps.len()),
+            ));
+        }
+        if !ps.is_empty() && self.network.existing.is_none() && !self.network.subnets.private.enabled {
+            errs.push(FieldError::new(
+                "cluster.fargate_profiles",
+                "Fargate runs pods in private subnets only, and network.subnets.private is turned off",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, p) in ps.iter().enumerate() {
+            let at = |f: &str| format!("cluster.fargate_profiles[{i}].{f}");
+            let name_ok = (1..=100).contains(&p.name.len())
+                && p.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !name_ok {
+                errs.push(FieldError::new(
+                    at("name"),
+                    format!("`{}` must be 1 to 100 letters, digits, - and _, starting with a letter or digit", p.name),
+                ));
+            } else if !names.insert(&p.name) {
+                errs.push(FieldError::new(at("name"), format!("`{}` is named twice", p.name)));
+            }
+            if p.selectors.is_empty() || p.selectors.len() > 5 {
+                errs.push(FieldError::new(
+                    at("selectors"),
+                    format!("a profile takes one to five selectors, {} are given", p.selectors.len()),
+                ));
+            }
+            for (j, s) in p.selectors.iter().enumerate() {
+                let pattern = s.namespace.replace(['*', '?'], "a");
+                if s.namespace.is_empty() || !(is_dns_label(&pattern) || s.namespace.chars().all(|c| c == '*')) {
+                    errs.push(FieldError::new(
+                        at(&format!("selectors[{j}].namespace")),
+                        format!("`{}` is not a namespace or a pattern of one (* and ?)", s.namespace),
+                    ));
+                }
+                if s.labels.len() > 5 {
+                    errs.push(FieldError::new(
+                        at(&format!("selectors[{j}].labels")),
+                        format!("a selector takes at most five labels, {} are given", s.labels.len()),
+                    ));
+                }
+            }
+            if !p.subnets.is_empty() {
+                match &self.network.existing {
+                    None => errs.push(FieldError::new(
+                        at("subnets"),
+                        "subnets are named only in an adopted VPC (network.existing); in the VPC eksodus makes, profiles use its private subnets",
+                    )),
+                    Some(e) => {
+                        for (j, s) in p.subnets.iter().enumerate() {
+                            let known = e.subnet_ids.contains(s)
+                                || s.parse::<Ipv4Net>().is_ok_and(|c| e.subnet_cidrs.contains(&c));
+                            if !known {
+                                errs.push(FieldError::new(
+                                    at(&format!("subnets[{j}]")),
+                                    format!("`{s}` is neither an ID of network.existing.subnet_ids nor a block of network.existing.subnet_cidrs"),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(r) = &p.pod_execution_role_arn {
+                if !is_iam_arn(r, "role") {
+                    errs.push(FieldError::new(at("pod_execution_role_arn"), format!("`{r}` is not an IAM role ARN")));
+                }
+            }
+            let mut tag_errs = Vec::new();
+            validate_tags(&p.tags, &mut tag_errs);
+            errs.extend(tag_errs.into_iter().map(|e| FieldError::new(at(&e.path), e.message)));
+        }
     }
 
     /// Auto Mode's pools and role, as EKS takes them (and eksctl's `ValidateAutoModeConfig` checks).
@@ -2121,7 +2258,7 @@ fn validate_identity_providers(ips: &[IdentityProviderSpec], errs: &mut Vec<Fiel
     }
 }
 
-fn validate_cluster(c: &ClusterSpec, zones: &[String], adopted: bool, errs: &mut Vec<FieldError>) {
+fn validate_cluster(c: &ClusterSpec, zones: Option<&[String]>, adopted: bool, errs: &mut Vec<FieldError>) {
     if !KUBERNETES_VERSIONS.contains(&c.version.as_str()) {
         errs.push(FieldError::new(
             "cluster.version",
@@ -2389,6 +2526,7 @@ fn validate_cluster(c: &ClusterSpec, zones: &[String], adopted: bool, errs: &mut
             errs.push(FieldError::new(at("max_unavailable"), "EKS takes 1 to 100 nodes at once"));
         }
         for (j, z) in n.zones.iter().enumerate() {
+            let Some(zones) = zones else { break };
             if !zones.contains(z) {
                 errs.push(FieldError::new(
                     format!("cluster.nodegroups[{i}].zones[{j}]"),
@@ -2885,6 +3023,50 @@ network:
     }
 
     #[test]
+    fn fargate_profiles_follow_eks_rules() {
+        let with = |extra: &str, fps: &str| {
+            EnvironmentSpec::from_yaml(&format!(
+                "{GOOD}{extra}cluster:\n  version: '1.33'\n  fargate_profiles: {fps}\n"
+            ))
+            .unwrap()
+            .validate()
+            .into_iter()
+            .map(|e| e.path)
+            .collect::<Vec<_>>()
+        };
+        let ok = "{name: fp-default, selectors: [{namespace: default}, {namespace: 'team-*', labels: {env: dev}}]}";
+        assert_eq!(with("", &format!("[{ok}]")), Vec::<String>::new());
+        let s = EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  fargate_profiles: [{ok}]\n"))
+            .unwrap();
+        assert!(s.cluster.unwrap().owns_fargate_role());
+        let six = (0..6).map(|i| format!("k{i}: v")).collect::<Vec<_>>().join(", ");
+        let bad = format!(
+            "{{name: fp-default, selectors: [{{namespace: 'Bad_NS'}}, {{namespace: x, labels: {{{six}}}}}], subnets: [subnet-0123456789abcdef0], pod_execution_role_arn: 'arn:aws:iam::1:user/x', tags: {{'aws:x': y}}}}"
+        );
+        assert_eq!(
+            with("", &format!("[{ok}, {bad}, {{name: '-x', selectors: []}}]")),
+            [
+                "cluster.fargate_profiles[1].name",
+                "cluster.fargate_profiles[1].selectors[0].namespace",
+                "cluster.fargate_profiles[1].selectors[1].labels",
+                "cluster.fargate_profiles[1].subnets",
+                "cluster.fargate_profiles[1].pod_execution_role_arn",
+                "cluster.fargate_profiles[1].tags.aws:x",
+                "cluster.fargate_profiles[2].name",
+                "cluster.fargate_profiles[2].selectors",
+            ]
+        );
+        // Fargate needs private subnets
+        let public_only =
+            "network:\n  cidr: 10.0.0.0/16\n  azs: 3\n  nat: none\n  subnets: {private: {enabled: false}}\n";
+        let spec = format!(
+            "name: demo\nregion: us-east-1\n{public_only}cluster:\n  version: '1.33'\n  fargate_profiles: [{ok}]\n"
+        );
+        let errs = EnvironmentSpec::from_yaml(&spec).unwrap().validate();
+        assert!(errs.iter().any(|e| e.path == "cluster.fargate_profiles" && e.message.contains("private")), "{errs:?}");
+    }
+
+    #[test]
     fn a_volume_key_is_named_as_ec2_takes_one() {
         for ok in [
             "36c0b54e-64ed-4f2d-a1c7-96558764311e",
@@ -3192,7 +3374,7 @@ cluster:
             "
 name: demo
 region: us-east-1
-network: {cidr: 10.0.0.0/16, azs: 2}
+network: {cidr: 10.0.0.0/16, azs: [us-east-1a, us-east-1b]}
 cluster:
   version: '1.20'
   endpoint: {public: false, private: false}
@@ -3215,6 +3397,18 @@ cluster:
         ] {
             assert!(errs.iter().any(|e| e.starts_with(&format!("{p}:"))), "missing {p} in {errs:#?}");
         }
+        // with a count, EC2 names the zones at plan time, and a nodegroup's zones are checked then
+        let counted = errors_of(
+            "
+name: demo
+region: ap-northeast-1
+network: {cidr: 10.0.0.0/16, azs: 2}
+cluster:
+  version: '1.33'
+  nodegroups: [{name: ng, instance_types: [m5.large], zones: [ap-northeast-1c]}]
+",
+        );
+        assert_eq!(counted, Vec::<String>::new());
     }
 
     #[test]

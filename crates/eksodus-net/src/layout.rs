@@ -171,6 +171,43 @@ impl fmt::Display for CarveError {
     }
 }
 
+/// A zone as EC2 lists it for the region (`DescribeAvailabilityZones`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedZone {
+    /// `us-east-1a`.
+    pub name: String,
+    /// `availability-zone`, `local-zone` or `wavelength-zone` (absent: an availability zone).
+    pub zone_type: Option<String>,
+    /// `opt-in-not-required`, `opted-in` or `not-opted-in` (absent: usable).
+    pub opt_in_status: Option<String>,
+}
+
+/// The zones `network.azs: N` stands for: the first `n` of the region's availability zones by name, leaving out
+/// Local and Wavelength Zones and zones the account has not opted into. Zone letters alone are not enough:
+/// ap-northeast-1 offers no `b` zone to new accounts, and which letters exist differs per region. The choice
+/// depends only on the listing, not on a zone's momentary state, so it stays the same from plan to plan.
+pub fn pick_zones(listed: &[ListedZone], n: usize) -> Result<Vec<String>, Error> {
+    let mut names: Vec<&str> = listed
+        .iter()
+        .filter(|z| z.zone_type.as_deref().is_none_or(|t| t == "availability-zone"))
+        .filter(|z| z.opt_in_status.as_deref() != Some("not-opted-in"))
+        .map(|z| z.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() < n {
+        return Err(Error::Layout {
+            field: "network.azs".into(),
+            message: format!(
+                "{n} zones asked for, but the region offers {} ({}); ask for fewer or name them",
+                names.len(),
+                names.join(", ")
+            ),
+        });
+    }
+    Ok(names[..n].iter().map(|z| z.to_string()).collect())
+}
+
 /// What the spec asks of the CNI, as [`CniOptions`].
 pub fn cni_options(spec: &EnvironmentSpec) -> CniOptions {
     let c = &spec.network.cni;
@@ -397,6 +434,30 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn zone(name: &str, zone_type: &str, opt_in: &str) -> ListedZone {
+        ListedZone { name: name.into(), zone_type: Some(zone_type.into()), opt_in_status: Some(opt_in.into()) }
+    }
+
+    #[test]
+    fn zones_are_the_regions_first_standard_ones_by_name() {
+        // ap-northeast-1 as EC2 lists it to a new account: no `b` zone, and a Local Zone beside
+        let listed = [
+            zone("ap-northeast-1d", "availability-zone", "opt-in-not-required"),
+            zone("ap-northeast-1a", "availability-zone", "opt-in-not-required"),
+            zone("ap-northeast-1-tpe-1a", "local-zone", "opted-in"),
+            zone("ap-northeast-1c", "availability-zone", "opt-in-not-required"),
+        ];
+        assert_eq!(pick_zones(&listed, 2).unwrap(), ["ap-northeast-1a", "ap-northeast-1c"]);
+        assert_eq!(pick_zones(&listed, 3).unwrap(), ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]);
+        let err = pick_zones(&listed, 4).unwrap_err().to_string();
+        assert!(err.starts_with("network.azs:") && err.contains("offers 3"), "{err}");
+        // a zone the account has not opted into is not used; one without a type or status is
+        let mut more = listed.to_vec();
+        more.push(zone("ap-northeast-1b", "availability-zone", "not-opted-in"));
+        more.push(ListedZone { name: "ap-northeast-1e".into(), zone_type: None, opt_in_status: None });
+        assert_eq!(pick_zones(&more, 4).unwrap()[3], "ap-northeast-1e");
+    }
 
     fn spec(yaml: &str) -> EnvironmentSpec {
         let s = EnvironmentSpec::from_yaml(yaml).unwrap();

@@ -91,6 +91,10 @@ pub fn emulated(operation: &str) -> bool {
             | "DescribeIdentityProviderConfig"
             | "ListIdentityProviderConfigs"
             | "DisassociateIdentityProviderConfig"
+            | "CreateFargateProfile"
+            | "DescribeFargateProfile"
+            | "ListFargateProfiles"
+            | "DeleteFargateProfile"
     )
 }
 
@@ -148,6 +152,9 @@ struct ClusterExtras {
     /// OIDC identity provider configs: the config, and describes left in its transient status (CREATING, or
     /// DELETING before it is gone).
     identity_providers: BTreeMap<String, (Value, u32)>,
+    /// Fargate profiles: the profile as it settles, and describes left in its transient status (CREATING,
+    /// or DELETING before it is gone).
+    fargate_profiles: BTreeMap<String, (Value, u32)>,
     /// Describes left before an update settles.
     update_pending: BTreeMap<String, u32>,
     /// `logging` and `resourcesVpcConfig` fields set by `UpdateClusterConfig` (moto would replace the whole
@@ -292,6 +299,20 @@ impl EksState {
             extras.add_creator_entry();
         }
         self.clusters.lock().expect("eks state").insert((account.into(), region.into(), name.into()), extras);
+    }
+
+    /// EKS's refusal to delete a cluster that still has Fargate profiles (moto lets it go with them).
+    pub fn refuse_cluster_delete(&self, account: &str, region: &str, name: &str) -> Option<Answer> {
+        let mut clusters = self.clusters.lock().expect("eks state");
+        let x = clusters.get_mut(&(account.into(), region.into(), name.into()))?;
+        settle_fargate_profiles(x);
+        (!x.fargate_profiles.is_empty()).then(|| {
+            err(
+                409,
+                "ResourceInUseException",
+                format!("Cluster has Fargate profiles attached: delete them before deleting cluster {name}."),
+            )
+        })
     }
 
     /// Forgets a deleted cluster.
@@ -567,8 +588,8 @@ impl EksState {
         Some((StatusCode::OK, json!({"update": u}), None))
     }
 
-    /// `TagResource`, `UntagResource` and `ListTagsForResource` of an addon or identity provider config (the
-    /// resources only the emulation holds) or a nodegroup (whose tags moto cannot change); `None` for any other
+    /// `TagResource`, `UntagResource` and `ListTagsForResource` of an addon, identity provider config or
+    /// Fargate profile (the resources only the emulation holds) or a nodegroup (whose tags moto cannot change); `None` for any other
     /// ARN (a cluster's: moto answers).
     pub fn tags(
         &self,
@@ -583,7 +604,8 @@ impl EksState {
         let nodegroup = arn.split(":nodegroup/").nth(1);
         let rest = nodegroup
             .or_else(|| arn.split(":addon/").nth(1))
-            .or_else(|| arn.split(":identityproviderconfig/").nth(1))?;
+            .or_else(|| arn.split(":identityproviderconfig/").nth(1))
+            .or_else(|| arn.split(":fargateprofile/").nth(1))?;
         let cluster = rest.split('/').next()?.to_string();
         let mut clusters = self.clusters.lock().expect("eks state");
         let missing = || err(404, "NotFoundException", "Resource was not found".into());
@@ -602,6 +624,7 @@ impl EksState {
                     .values_mut()
                     .map(|(a, _)| (a, "addonArn"))
                     .chain(x.identity_providers.values_mut().map(|(c, _)| (c, "identityProviderConfigArn")))
+                    .chain(x.fargate_profiles.values_mut().map(|(p, _)| (p, "fargateProfileArn")))
                     .find(|(v, field)| v[*field].as_str() == Some(arn.as_str()))
                     .map(|(v, _)| v);
                 let Some(item) = item else { return Some(missing()) };
@@ -675,6 +698,9 @@ impl EksState {
         }
         if req.operation.contains("IdentityProviderConfig") {
             return identity_providers(x, req, &cluster, &body);
+        }
+        if req.operation.contains("FargateProfile") {
+            return fargate_profiles(x, req, &cluster, &segs, &body);
         }
         if matches!(
             req.operation,
@@ -1220,6 +1246,114 @@ fn identity_providers(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, body:
     }
 }
 
+/// Forgets the Fargate profiles whose deletion has finished.
+fn settle_fargate_profiles(x: &mut ClusterExtras) {
+    x.fargate_profiles.retain(|_, (p, pending)| *pending > 0 || p["status"] != "DELETING");
+}
+
+/// Fargate profiles as EKS keeps them (the CreateFargateProfile API reference): CREATING then ACTIVE,
+/// DELETING then gone, never updated but for tags, and one profile of a cluster changing at a time, a second
+/// create or delete refused with ResourceInUseException meanwhile. moto makes them ACTIVE at once and changes
+/// any number together.
+fn fargate_profiles(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
+    let b = req.behaviour;
+    settle_fargate_profiles(x);
+    let missing =
+        |name: &str| err(404, "ResourceNotFoundException", format!("No Fargate Profile found with name: {name}."));
+    let changing = x
+        .fargate_profiles
+        .iter()
+        .find(|(_, (_, pending))| *pending > 0)
+        .map(|(n, (p, _))| (n.clone(), if p["status"] == "DELETING" { "DELETING" } else { "CREATING" }));
+    let busy = |what: &str, name: &str, (other, status): (String, &str)| {
+        err(
+            409,
+            "ResourceInUseException",
+            format!("Cannot {what} Fargate Profile {name} because cluster {cluster} currently has Fargate profile {other} in status {status}"),
+        )
+    };
+    let shown = |p: &Value, pending: u32| {
+        let mut v = p.clone();
+        if pending > 0 && v["status"] != "DELETING" {
+            v["status"] = json!("CREATING");
+        }
+        v
+    };
+    let name = segs.get(3).cloned().unwrap_or_default();
+    match req.operation {
+        "CreateFargateProfile" => {
+            let Some(name) = body["fargateProfileName"].as_str().filter(|n| !n.is_empty()).map(String::from) else {
+                return err(400, "InvalidParameterException", "fargateProfileName is required".into());
+            };
+            if body["podExecutionRoleArn"].as_str().is_none_or(|r| !r.contains(":role/")) {
+                return err(400, "InvalidParameterException", "podExecutionRoleArn must be an IAM role ARN".into());
+            }
+            let selectors = body["selectors"].as_array().cloned().unwrap_or_default();
+            if selectors.is_empty() || selectors.len() > 5 {
+                return err(400, "InvalidParameterException", "A Fargate profile takes 1 to 5 selectors".into());
+            }
+            for s in &selectors {
+                if s["namespace"].as_str().is_none_or(str::is_empty) {
+                    return err(400, "InvalidParameterException", "Every selector needs a namespace".into());
+                }
+                if s["labels"].as_object().is_some_and(|l| l.len() > 5) {
+                    return err(400, "InvalidParameterException", "A selector takes at most 5 labels".into());
+                }
+            }
+            if x.fargate_profiles.contains_key(&name) {
+                return err(
+                    409,
+                    "ResourceInUseException",
+                    "A Fargate Profile already exists with this name in this cluster.".into(),
+                );
+            }
+            if let Some(c) = changing {
+                return busy("create", &name, c);
+            }
+            let status = if b.fail.contains(&name) { "CREATE_FAILED" } else { "ACTIVE" };
+            let p = json!({
+                "fargateProfileName": name,
+                "fargateProfileArn": format!("arn:aws:eks:{}:{}:fargateprofile/{cluster}/{name}/{:x}", req.region, req.account, (now() * 1e6) as u64),
+                "clusterName": cluster,
+                "createdAt": now(),
+                "podExecutionRoleArn": body["podExecutionRoleArn"],
+                "subnets": body["subnets"].as_array().cloned().unwrap_or_default(),
+                "selectors": selectors,
+                "status": status,
+                "tags": if body["tags"].is_object() { body["tags"].clone() } else { json!({}) },
+            });
+            let answer = shown(&p, b.pending_describes);
+            x.fargate_profiles.insert(name, (p, b.pending_describes));
+            (StatusCode::OK, json!({"fargateProfile": answer}), None)
+        }
+        "DescribeFargateProfile" => {
+            let Some((p, pending)) = x.fargate_profiles.get_mut(&name) else { return missing(&name) };
+            let answer = shown(p, *pending);
+            *pending = pending.saturating_sub(1);
+            (StatusCode::OK, json!({"fargateProfile": answer}), None)
+        }
+        "ListFargateProfiles" => {
+            let names: Vec<&String> = x.fargate_profiles.keys().collect();
+            (StatusCode::OK, json!({"fargateProfileNames": names}), None)
+        }
+        "DeleteFargateProfile" => {
+            if !x.fargate_profiles.contains_key(&name) {
+                return missing(&name);
+            }
+            if let Some(c) = changing.filter(|(other, _)| *other != name) {
+                return busy("delete", &name, c);
+            }
+            let (p, pending) = x.fargate_profiles.get_mut(&name).expect("checked above");
+            if p["status"] != "DELETING" {
+                p["status"] = json!("DELETING");
+                *pending = b.pending_describes;
+            }
+            (StatusCode::OK, json!({"fargateProfile": p.clone()}), None)
+        }
+        other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
+    }
+}
+
 fn pod_identity(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
     let id = segs.get(3).cloned().unwrap_or_default();
     let missing =
@@ -1387,5 +1521,59 @@ mod tests {
         let mut bare = json!({});
         network_config("shop", &mut bare);
         assert_eq!(bare["kubernetesNetworkConfig"], json!({"ipFamily": "ipv4"}));
+    }
+
+    #[test]
+    fn fargate_profiles_change_one_at_a_time_and_hold_their_cluster() {
+        let st = EksState::default();
+        let b = Behaviour { pending_describes: 2, fail: vec![] };
+        let call = |op: &str, path: &str, body: Value| {
+            let body = body.to_string();
+            let req = Req {
+                operation: op,
+                path,
+                body: body.as_bytes(),
+                account: "123456789012",
+                region: "eu-west-1",
+                query: "",
+                behaviour: &b,
+            };
+            st.handle(&req, true)
+        };
+        let profile = |name: &str| {
+            json!({"fargateProfileName": name, "podExecutionRoleArn": "arn:aws:iam::123456789012:role/f",
+                   "selectors": [{"namespace": "default"}], "subnets": ["subnet-1"]})
+        };
+        let (status, a, _) = call("CreateFargateProfile", "/clusters/c/fargate-profiles", profile("a"));
+        assert_eq!((status, a["fargateProfile"]["status"].as_str()), (StatusCode::OK, Some("CREATING")));
+        // a second profile waits for the first to settle
+        let (status, _, code) = call("CreateFargateProfile", "/clusters/c/fargate-profiles", profile("b"));
+        assert_eq!((status.as_u16(), code), (409, Some("ResourceInUseException")));
+        let describe =
+            |n: &str| call("DescribeFargateProfile", &format!("/clusters/c/fargate-profiles/{n}"), json!({}));
+        assert_eq!(describe("a").1["fargateProfile"]["status"], "CREATING");
+        assert_eq!(describe("a").1["fargateProfile"]["status"], "CREATING");
+        assert_eq!(describe("a").1["fargateProfile"]["status"], "ACTIVE");
+        assert!(call("CreateFargateProfile", "/clusters/c/fargate-profiles", profile("b")).0.is_success());
+        // the same name again is refused, and so is a profile without selectors
+        assert_eq!(call("CreateFargateProfile", "/clusters/c/fargate-profiles", profile("a")).0.as_u16(), 409);
+        let mut bare = profile("z");
+        bare["selectors"] = json!([]);
+        assert_eq!(call("CreateFargateProfile", "/clusters/c/fargate-profiles", bare).0.as_u16(), 400);
+        // the cluster cannot go while profiles hold it
+        assert!(st.refuse_cluster_delete("123456789012", "eu-west-1", "c").is_some());
+        assert_eq!(call("DeleteFargateProfile", "/clusters/c/fargate-profiles/a", json!({})).0.as_u16(), 409);
+        describe("b");
+        describe("b");
+        assert!(call("DeleteFargateProfile", "/clusters/c/fargate-profiles/a", json!({})).0.is_success());
+        assert_eq!(describe("a").1["fargateProfile"]["status"], "DELETING");
+        describe("a");
+        assert_eq!(describe("a").0.as_u16(), 404);
+        assert!(call("DeleteFargateProfile", "/clusters/c/fargate-profiles/b", json!({})).0.is_success());
+        describe("b");
+        describe("b");
+        let (_, list, _) = call("ListFargateProfiles", "/clusters/c/fargate-profiles", json!({}));
+        assert_eq!(list["fargateProfileNames"], json!([]));
+        assert!(st.refuse_cluster_delete("123456789012", "eu-west-1", "c").is_none());
     }
 }

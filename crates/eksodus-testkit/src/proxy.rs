@@ -405,7 +405,14 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                 query: parts.uri.query().unwrap_or(""),
                 behaviour: &behaviour,
             };
-            emulated = Some(st.eks.handle(&req, exists));
+            emulated = match fargate_public_subnet(&st, &parts.headers, &cfg, &operation, &body).await {
+                Some(subnet) => Some((
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"message": format!("Subnet {subnet} provided in Fargate Profile is not a private subnet")}),
+                    Some("InvalidParameterException"),
+                )),
+                None => Some(st.eks.handle(&req, exists)),
+            };
         } else if operation == "CreateNodegroup" {
             // a launch template naming an AMI makes a CUSTOM nodegroup, and EKS refuses a version or an AMI
             // type beside it (the CreateNodegroup API reference); moto knows neither rule
@@ -438,6 +445,8 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                     }
                 }
             }
+        } else if operation == "DeleteCluster" {
+            emulated = st.eks.refuse_cluster_delete(&account, &region, cluster);
         } else if operation == "UpdateClusterConfig" {
             emulated = st.eks.update_access_config(&account, &region, cluster, &body);
         } else if operation == "DescribeUpdate" {
@@ -592,6 +601,40 @@ async fn ec2_call(
     let ok = resp.status().is_success();
     let body = resp.into_body().collect().await.ok()?.to_bytes();
     ok.then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The first subnet of a `CreateFargateProfile` whose route table sends traffic to an internet gateway: EKS
+/// takes private subnets only for Fargate. A subnet without a table of its own is taken as private (its VPC's
+/// main table, which eksodus never routes to the internet).
+async fn fargate_public_subnet(
+    st: &State,
+    headers: &hyper::HeaderMap,
+    cfg: &FaultConfig,
+    operation: &str,
+    body: &[u8],
+) -> Option<String> {
+    if operation != "CreateFargateProfile" {
+        return None;
+    }
+    let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    for subnet in req["subnets"].as_array().into_iter().flatten().filter_map(|s| s.as_str()) {
+        let tables = ec2_call(
+            st,
+            headers,
+            cfg,
+            &[
+                ("Action", "DescribeRouteTables"),
+                ("Filter.1.Name", "association.subnet-id"),
+                ("Filter.1.Value.1", subnet),
+            ],
+        )
+        .await
+        .unwrap_or_default();
+        if tables.contains("<gatewayId>igw-") {
+            return Some(subnet.to_string());
+        }
+    }
+    None
 }
 
 /// Writes in moto the routes a gateway endpoint's added tables need (to its service's prefix list) and

@@ -185,10 +185,10 @@ mod tests {
             .to_string();
         assert!(e.contains("network") && e.contains("zones"), "{e}");
         // an eksctl field eksodus cannot carry is refused by its path
-        let un = format!("{eksctl}fargateProfiles:\n- name: fp\n  selectors: [{{namespace: default}}]\n");
+        let un = format!("{eksctl}karpenter:\n  version: 1.2.0\n");
         let e = parse(&un, "c.yaml").unwrap_err();
         assert!(
-            matches!(&e, Error::Unsupported { fields, .. } if fields.iter().any(|f| f.path.starts_with("fargateProfiles"))),
+            matches!(&e, Error::Unsupported { fields, .. } if fields.iter().any(|f| f.path.starts_with("karpenter"))),
             "{e}"
         );
         // a spec that parses but does not fit is every problem at once

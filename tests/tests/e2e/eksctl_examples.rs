@@ -411,6 +411,29 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
                     assert!(names.contains(p), "{name}: {p} on {cluster_role}: {names:?}");
                 }
             }
+            // Fargate (16): each profile with its selectors, tags and eksodus's pod execution role
+            let mut profiles = eks
+                .list_fargate_profiles()
+                .cluster_name(&spec.name)
+                .send()
+                .await
+                .unwrap()
+                .fargate_profile_names()
+                .to_vec();
+            profiles.sort();
+            let mut want: Vec<String> = c.fargate_profiles.iter().map(|p| p.name.clone()).collect();
+            want.sort();
+            assert_eq!(profiles, want, "{name}");
+            for p in &c.fargate_profiles {
+                let got = eks.describe_fargate_profile().cluster_name(&spec.name).fargate_profile_name(&p.name);
+                let got = got.send().await.unwrap().fargate_profile.unwrap();
+                assert_eq!(got.selectors().len(), p.selectors.len(), "{name}: {}", p.name);
+                for (k, v) in &p.tags {
+                    assert_eq!(got.tags().and_then(|t| t.get(k)), Some(v), "{name}: {}", p.name);
+                }
+                let role = eksodus::access::iam::role_name(&spec.name, "fargate");
+                assert!(got.pod_execution_role_arn().is_some_and(|r| r.ends_with(&format!("/{role}"))), "{name}");
+            }
             // the family, and the service range EKS picks for an IPv6 cluster (30)
             let k = got.kubernetes_network_config().unwrap();
             assert_eq!(k.ip_family().map(|f| f.as_str()), Some(c.ip_family.as_str()), "{name}");
@@ -605,6 +628,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "11-cloudwatch-cluster-logging.yaml",
         "13-iamserviceaccounts.yaml",
         "15-managed-nodes.yaml",
+        "16-fargate-profile.yaml",
         "19-kms-cluster.yaml",
         "20-bottlerocket.yaml",
         "22-managed-nodes-launch-template.yaml",

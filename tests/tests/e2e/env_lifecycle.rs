@@ -1304,3 +1304,133 @@ async fn auto_mode_turns_on_and_off_in_place() {
     assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
+
+const FARGATE_SPEC: &str = r#"
+name: fargate
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.64.0.0/16, azs: 2, nat: single}
+cluster:
+  version: "1.33"
+  nodegroups: [{name: general, instance_types: [m5.large]}]
+  fargate_profiles:
+    - name: system
+      selectors: [{namespace: kube-system, labels: {k8s-app: kube-dns}}]
+    - name: apps
+      selectors: [{namespace: 'team-*'}, {namespace: default}]
+      tags: {cost-center: shop}
+"#;
+
+/// Fargate profiles as EKS makes them: one at a time (the emulator answers 409 to a second while one is
+/// CREATING or DELETING), in the private subnets, running as the pod execution role eksodus made; a re-plan is
+/// empty, a tag change is one in-place update, a selector change replaces the profile, and down deletes the
+/// profiles before the cluster and the role after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fargate_profiles_are_made_one_at_a_time_retagged_in_place_replaced_and_deleted() {
+    let s = spec(FARGATE_SPEC);
+    assert_eq!(s.validate(), vec![]);
+    let st = setup(FaultConfig { eks_pending_describes: 1, ..Default::default() }).await;
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    let ec2 = aws_sdk_ec2::Client::new(&st.conf);
+    let iam = aws_sdk_iam::Client::new(&st.conf);
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+
+    let describe = |name: &'static str| {
+        let eks = eks.clone();
+        async move {
+            let r = eks.describe_fargate_profile().cluster_name("fargate").fargate_profile_name(name).send().await;
+            r.unwrap().fargate_profile().unwrap().clone()
+        }
+    };
+    let mut names =
+        eks.list_fargate_profiles().cluster_name("fargate").send().await.unwrap().fargate_profile_names().to_vec();
+    names.sort();
+    assert_eq!(names, ["apps", "system"]);
+    let apps = describe("apps").await;
+    assert_eq!(apps.status().map(|s| s.as_str()), Some("ACTIVE"));
+    assert!(apps.pod_execution_role_arn().unwrap().ends_with("/fargate-fargate"), "{apps:?}");
+    let tags = apps.tags().unwrap();
+    assert_eq!(tags.get("cost-center").map(String::as_str), Some("shop"));
+    assert_eq!(tags.get("team").map(String::as_str), Some("platform"));
+    // the subnets are the private ones: none routes to an internet gateway
+    assert_eq!(apps.subnets().len(), 2);
+    for subnet in apps.subnets() {
+        let rt = ec2
+            .describe_route_tables()
+            .filters(aws_sdk_ec2::types::Filter::builder().name("association.subnet-id").values(subnet).build())
+            .send()
+            .await
+            .unwrap();
+        let routes: Vec<_> = rt.route_tables().iter().flat_map(|t| t.routes()).collect();
+        assert!(!routes.is_empty() && routes.iter().all(|r| !r.gateway_id().unwrap_or("").starts_with("igw-")));
+    }
+    let role = iam.get_role().role_name("fargate-fargate").send().await.unwrap();
+    let doc = role.role().unwrap().assume_role_policy_document().unwrap();
+    let trust = eksodus_access::policy::PolicyDocument::canonical_from_iam(doc).expect("a policy document");
+    assert!(trust.to_string().contains("eks-fargate-pods.amazonaws.com"), "{trust}");
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    // a tag is one update in place: the profile stays as it is
+    let mut retagged = s.clone();
+    retagged.cluster.as_mut().unwrap().fargate_profiles[0].tags = [("owner".to_string(), "sre".to_string())].into();
+    let p = st.env(&retagged).plan().await.unwrap();
+    let steps: Vec<(String, String)> = p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    assert_eq!(steps, [("eks/fargate-profile/system".to_string(), "Update".to_string())]);
+    let before = describe("system").await.fargate_profile_arn().map(String::from);
+    st.env(&retagged).up(&EventSink::discard()).await.unwrap();
+    let system = describe("system").await;
+    assert_eq!(system.tags().unwrap().get("owner").map(String::as_str), Some("sre"));
+    assert_eq!(system.fargate_profile_arn().map(String::from), before, "the same profile, retagged");
+
+    // a selector cannot change in place: the profile is replaced, and the other one is left alone
+    let mut reselected = retagged.clone();
+    reselected.cluster.as_mut().unwrap().fargate_profiles[0].selectors[0].labels.clear();
+    let p = st.env(&reselected).plan().await.unwrap();
+    let steps: Vec<(String, String)> = p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    assert_eq!(steps, [("eks/fargate-profile/system".to_string(), "Replace".to_string())]);
+    let apps_arn = describe("apps").await.fargate_profile_arn().map(String::from);
+    st.env(&reselected).up(&EventSink::discard()).await.unwrap();
+    let system = describe("system").await;
+    assert!(system.selectors()[0].labels().is_none_or(|l| l.is_empty()), "{system:?}");
+    assert_ne!(system.fargate_profile_arn().map(String::from), before, "a new profile");
+    assert_eq!(system.tags().unwrap().get("owner").map(String::as_str), Some("sre"), "made with its tags");
+    assert_eq!(describe("apps").await.fargate_profile_arn().map(String::from), apps_arn);
+    let again = st.env(&reselected).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    policy_covers_every_call(&st, &reselected);
+
+    let down = st.env(&reselected).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    assert!(iam.get_role().role_name("fargate-fargate").send().await.is_err(), "the pod execution role is gone");
+    assert!(eks.describe_cluster().name("fargate").send().await.is_err(), "the cluster is gone");
+    // one create and one delete per profile made: the lock kept eksodus from racing EKS's one-at-a-time rule
+    let seen = st.aws.proxy.stats().by_operation();
+    assert_eq!(seen.get("eks:CreateFargateProfile"), Some(&3), "{seen:?}");
+    assert_eq!(seen.get("eks:DeleteFargateProfile"), Some(&3), "{seen:?}");
+}
+
+/// `up` crashed at each of its last writes (the Fargate profiles come last, after the cluster) converges when
+/// run again: each profile once, adopted where its create had landed, and a re-plan is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fargate_profiles_resume_after_a_crash_at_each_of_the_last_writes() {
+    let s = spec(FARGATE_SPEC);
+    let m = writes_of_clean_up(&s).await as u64;
+    for k in m.saturating_sub(6)..=m {
+        let st =
+            setup(FaultConfig { crash_after_mutations: Some(k), eks_pending_describes: 1, ..Default::default() }).await;
+        let crashed = st.env(&s).up(&EventSink::discard()).await;
+        assert!(crashed.is_err() || k >= m, "k={k}: the crash must interrupt up");
+        st.aws.proxy.heal();
+        let env = st.env(&s);
+        env.up(&EventSink::discard()).await.unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
+        let p = env.plan().await.unwrap();
+        assert!(p.is_converged(), "k={k}: {:?}", p.plan.changes().map(|c| &c.id).collect::<Vec<_>>());
+        let eks = aws_sdk_eks::Client::new(&st.conf);
+        let mut names =
+            eks.list_fargate_profiles().cluster_name("fargate").send().await.unwrap().fargate_profile_names().to_vec();
+        names.sort();
+        assert_eq!(names, ["apps", "system"], "k={k}");
+    }
+}

@@ -31,8 +31,10 @@ async fn apply_replan_destroy_leaves_nothing() {
     env.plan(&s).await;
     let calls = env.aws.proxy.stats();
     // one describe per kind (nine, run at once: egress-only gateways are looked for even in an IPv4 network,
-    // so one left by an IPv6 spec is still found) and the VPC's two DNS attributes
-    assert!(calls.total() <= 11, "{:?}", calls.by_operation());
+    // so one left by an IPv6 spec is still found), the VPC's two DNS attributes, and the region's zones (the
+    // spec counts its zones, and EC2 says which they are)
+    assert!(calls.total() <= 12, "{:?}", calls.by_operation());
+    assert_eq!(calls.by_operation().get("ec2:DescribeAvailabilityZones"), Some(&1));
     assert_eq!(calls.mutations_applied(), 0);
 
     let report = env.destroy(&s).await.unwrap();

@@ -377,6 +377,10 @@ impl Eks {
                 cost: Cost::new(2, 2, 2),
             });
         }
+        // pods of the later addons (CoreDNS among them) may be the Fargate profiles' to run
+        let fargate = self.desired_fargate_profiles(spec, c, inp)?;
+        ng_keys.extend(fargate.iter().map(|d| d.key.clone()));
+        out.desired.extend(fargate);
         for mut d in later_addons {
             d.depends_on.extend(ng_keys.iter().cloned());
             out.desired.push(d);

@@ -74,15 +74,7 @@ impl Eks {
                 .kubernetes_network_config()
                 .and_then(|k| k.service_ipv4_cidr().or(k.service_ipv6_cidr()))
                 .map(String::from),
-            health: c
-                .health()
-                .map(|h| h.issues())
-                .unwrap_or_default()
-                .iter()
-                .map(|i| {
-                    format!("{}: {}", i.code().map(|c| c.as_str()).unwrap_or("?"), i.message().unwrap_or_default())
-                })
-                .collect(),
+            health: health_lines(c.health().map(|h| h.issues())),
             owned,
         };
         let mut found = Found { cluster: Some(info.clone()), ..Default::default() };
@@ -193,17 +185,19 @@ impl Eks {
                 let oidc = r.identity_provider_configs().iter().filter(|c| c.r#type() == "oidc");
                 Ok((oidc.map(|c| c.name().to_string()).collect(), r.next_token().map(String::from)))
             });
-            tokio::try_join!(nodegroups, addons, idps)
+            tokio::try_join!(nodegroups, addons, idps, self.list_fargate_profiles())
         });
-        let ((ngs, addon_names, idp_names), templates, key_pairs) =
+        let ((ngs, addon_names, idp_names, fargate_names), templates, key_pairs) =
             tokio::try_join!(lists, self.discover_templates(), self.discover_key_pairs())?;
         found.observed.extend(key_pairs);
-        let (ng_found, addon_found, idp_found) = tokio::try_join!(
+        let (ng_found, addon_found, idp_found, fargate_found) = tokio::try_join!(
             try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))),
             try_join_all(addon_names.iter().map(|a| self.observe_addon(a))),
             try_join_all(idp_names.iter().map(|n| self.observe_identity_provider(n))),
+            try_join_all(fargate_names.iter().map(|n| self.observe_fargate_profile(n, &key_of))),
         )?;
         found.observed.extend(idp_found.into_iter().flatten());
+        found.observed.extend(fargate_found.into_iter().flatten());
         for (mut o, version, status) in ng_found.into_iter().flatten() {
             template::recognise(&mut o, &templates);
             let name = o.physical_id.clone();
@@ -353,7 +347,7 @@ impl Eks {
 
 /// Every item of a paginated listing: `page` gets the token of the page to read (none for the first) and
 /// returns its items and the next token.
-async fn pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, StepError>
+pub(super) async fn pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, StepError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), StepError>>,

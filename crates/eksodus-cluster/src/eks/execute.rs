@@ -29,13 +29,7 @@ impl Eks {
                 "FAILED" => WaitState::Failed(format!(
                     "cluster {} FAILED: {}",
                     self.name,
-                    health(
-                        c.health()
-                            .map(|h| h.issues())
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|i| (i.code().map(|c| c.as_str()), i.message()))
-                    )
+                    health(c.health().map(|h| h.issues()))
                 )),
                 other => WaitState::Pending(format!("cluster {other}")),
             })
@@ -87,13 +81,7 @@ impl Eks {
                 Ok(self.describe_nodegroup(ng).await?.map(|n| Member {
                     status: n.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
                     version: n.version().map(String::from),
-                    health: health(
-                        n.health()
-                            .map(|h| h.issues())
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|i| (i.code().map(|c| c.as_str()), i.message())),
-                    ),
+                    health: health(n.health().map(|h| h.issues())),
                 }))
             },
         )
@@ -156,13 +144,7 @@ impl Eks {
             Ok(self.describe_addon(name).await?.map(|a| Member {
                 status: a.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
                 version: a.addon_version().map(String::from),
-                health: health(
-                    a.health()
-                        .map(|h| h.issues())
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|i| (i.code().map(|c| c.as_str()), i.message())),
-                ),
+                health: health(a.health().map(|h| h.issues())),
             }))
         })
         .await
@@ -1038,6 +1020,9 @@ impl Executor for Eks {
                 ("eks-addon", OpKind::Delete) => self.delete_addon(op, ctx).await,
                 ("eks-identity-provider", OpKind::Create) => self.associate_identity_provider(op, ctx).await,
                 ("eks-identity-provider", OpKind::Delete) => self.disassociate_identity_provider(op, ctx).await,
+                ("eks-fargate-profile", OpKind::Create) => self.create_fargate_profile(op, ctx).await,
+                ("eks-fargate-profile", OpKind::Update) => self.update_fargate_profile(op, ctx).await,
+                ("eks-fargate-profile", OpKind::Delete) => self.delete_fargate_profile(op, ctx).await,
                 ("ec2-launch-template", OpKind::Create) => self.create_template(op, ctx).await,
                 ("ec2-launch-template", OpKind::Update) => self.update_template(op, ctx).await,
                 ("ec2-launch-template", OpKind::Delete) => self.delete_template(op).await,

@@ -6,6 +6,7 @@
 //! | `eks/cluster` | eks-cluster | `role/cluster`, the cluster subnets, `sg/cluster` |
 //! | `eks/addon/<name>` | eks-addon | `eks/cluster`, its IRSA role; addons other than [`addons::before_nodes`] also the nodegroups |
 //! | `eks/identity-provider/<name>` | eks-identity-provider | `eks/cluster` |
+//! | `eks/fargate-profile/<name>` | eks-fargate-profile | `eks/cluster`, `role/fargate` (unless it names a role), its subnets |
 //! | `kp/<nodegroup>` | ec2-key-pair | (a public key of the spec's, imported) |
 //! | `lt/<nodegroup>` | ec2-launch-template | `eks/cluster` when it lists security groups (it adds the cluster's) |
 //! | `eks/nodegroup/<name>` | eks-nodegroup | `eks/cluster`, `role/node`, its subnets, the addons nodes need, its `lt/` |
@@ -42,16 +43,19 @@ use eksodus_core::tags;
 mod desired;
 mod discover;
 mod execute;
+mod fargate;
 mod keypair;
 mod props;
 mod template;
 #[cfg(test)]
 mod tests;
 
+pub use fargate::fargate_profile_key;
 pub use keypair::{key_pair_key, key_pair_name, KeyPairProps};
 use props::{from_props, to_props};
 pub use props::{
-    AddonProps, IdentityProviderProps, LaunchTemplateProps, NodegroupProps, RemoteAccessProps, Scaling, TaintProps,
+    AddonProps, FargateProfileProps, IdentityProviderProps, LaunchTemplateProps, NodegroupProps, RemoteAccessProps,
+    Scaling, TaintProps,
 };
 
 use crate::addons::{self, AddonVersion, Catalogue};
@@ -67,6 +71,7 @@ pub const KINDS: &[&str] = &[
     "eks-nodegroup",
     "eks-addon",
     "eks-identity-provider",
+    "eks-fargate-profile",
     "eks-version",
     "ec2-launch-template",
     "ec2-key-pair",
@@ -99,6 +104,10 @@ pub const ACTIONS: &[&str] = &[
     "eks:DescribeIdentityProviderConfig",
     "eks:ListIdentityProviderConfigs",
     "eks:DisassociateIdentityProviderConfig",
+    "eks:CreateFargateProfile",
+    "eks:DescribeFargateProfile",
+    "eks:ListFargateProfiles",
+    "eks:DeleteFargateProfile",
     "eks:TagResource",
     "iam:PassRole",
     "ec2:CreateLaunchTemplate",
@@ -324,6 +333,8 @@ pub struct Eks {
     user_tags: BTreeMap<String, String>,
     reads: ApplyOptions,
     calls: Calls,
+    /// Held while a Fargate profile is created or deleted: EKS changes one profile of a cluster at a time.
+    fargate_lock: std::sync::Arc<futures::lock::Mutex<()>>,
 }
 
 use eksodus_core::plan::props;
@@ -361,8 +372,37 @@ struct Member {
 }
 
 /// EKS health issues as one line: `code: message; ...`.
-fn health<'a>(issues: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>) -> String {
-    issues.map(|(c, m)| format!("{}: {}", c.unwrap_or("?"), m.unwrap_or_default())).collect::<Vec<_>>().join("; ")
+/// A health issue as EKS reports one for a cluster, nodegroup, addon or Fargate profile: each is its own type
+/// with the same two fields.
+trait HealthIssue {
+    /// `code: message`, with `?` for a missing code.
+    fn line(&self) -> String;
+}
+
+macro_rules! health_issue {
+    ($($t:ty),*) => {$(
+        impl HealthIssue for $t {
+            fn line(&self) -> String {
+                format!("{}: {}", self.code().map(|c| c.as_str()).unwrap_or("?"), self.message().unwrap_or_default())
+            }
+        }
+    )*};
+}
+health_issue!(
+    aws_sdk_eks::types::ClusterIssue,
+    aws_sdk_eks::types::Issue,
+    aws_sdk_eks::types::AddonIssue,
+    aws_sdk_eks::types::FargateProfileIssue
+);
+
+/// Each issue as a line.
+fn health_lines<I: HealthIssue>(issues: Option<&[I]>) -> Vec<String> {
+    issues.unwrap_or_default().iter().map(HealthIssue::line).collect()
+}
+
+/// The issues on one line, `; ` between them.
+fn health<I: HealthIssue>(issues: Option<&[I]>) -> String {
+    health_lines(issues).join("; ")
 }
 
 fn strings(m: &Map<String, Value>, k: &str) -> Vec<String> {
@@ -402,6 +442,7 @@ impl Eks {
             user_tags: spec.tags.clone(),
             reads: ApplyOptions::default(),
             calls,
+            fargate_lock: Default::default(),
         }
     }
 

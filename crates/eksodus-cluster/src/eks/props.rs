@@ -168,6 +168,22 @@ pub struct IdentityProviderProps {
     pub required_claims: BTreeMap<String, String>,
 }
 
+/// What a Fargate profile should be (EKS changes only its tags: every other field is fixed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FargateProfileProps {
+    /// Profile name.
+    pub name: String,
+    /// Selectors, sorted.
+    pub selectors: Vec<eksodus_core::spec::FargateSelector>,
+    /// Subnets: the network component's keys, or IDs when adopted; sorted.
+    pub subnets: Vec<String>,
+    /// The pod execution role.
+    pub pod_execution_role_arn: String,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// What an EKS addon should be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

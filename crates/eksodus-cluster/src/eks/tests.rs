@@ -55,7 +55,11 @@ struct Owned {
 }
 
 fn desired(spec: &EnvironmentSpec) -> Result<DesiredSet, Error> {
-    let owned = Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() };
+    desired_owning(spec, &Owned { installed: BTreeMap::new(), iam_keys: BTreeSet::new() })
+}
+
+/// [`desired`] where `owned` says which addons are installed and which IAM roles exist.
+fn desired_owning(spec: &EnvironmentSpec, owned: &Owned) -> Result<DesiredSet, Error> {
     let zones = |tier: &str| -> BTreeMap<String, String> {
         ["us-east-1a", "us-east-1b"].iter().map(|z| (z.to_string(), format!("subnet/{tier}/{z}"))).collect()
     };
@@ -485,4 +489,102 @@ fn the_ip_family_is_planned_and_a_change_is_refused_not_a_replacement() {
         Err(Error::ClusterReplacement { fields }) => assert_eq!(fields, ["ip_family"]),
         other => panic!("an IPv4 cluster is not turned into an IPv6 one: {other:?}"),
     }
+}
+
+const FARGATE: &str = r#"
+name: shop
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.42.0.0/16, azs: 2}
+cluster:
+  version: "1.33"
+  addons: [{name: coredns}]
+  fargate_profiles:
+    - name: system
+      selectors: [{namespace: kube-system, labels: {k8s-app: kube-dns}}, {namespace: default}]
+      tags: {cost-center: shop}
+    - name: theirs
+      selectors: [{namespace: 'team-*'}]
+      pod_execution_role_arn: arn:aws:iam::111122223333:role/their-fargate
+"#;
+
+/// A profile as EKS would describe it after creating `p` (tags as eksodus sends them).
+fn described_profile(e: &Eks, p: &FargateProfileProps, key: &str) -> aws_sdk_eks::types::FargateProfile {
+    let mut b = aws_sdk_eks::types::FargateProfile::builder()
+        .fargate_profile_name(&p.name)
+        .fargate_profile_arn(format!("arn:aws:eks:us-east-1:111122223333:fargateprofile/shop/{}/1", p.name))
+        .pod_execution_role_arn(&p.pod_execution_role_arn)
+        .status(aws_sdk_eks::types::FargateProfileStatus::Active)
+        .set_subnets(Some(p.subnets.iter().rev().cloned().collect()))
+        .set_tags(Some(e.tags_over(key, &p.tags)));
+    for s in p.selectors.iter().rev() {
+        b = b.selectors(
+            aws_sdk_eks::types::FargateProfileSelector::builder()
+                .namespace(&s.namespace)
+                .set_labels(Some(s.labels.clone().into_iter().collect()))
+                .build(),
+        );
+    }
+    b.build()
+}
+
+#[test]
+fn fargate_profiles_run_in_the_private_subnets_as_eksodus_role_and_read_back_as_planned() {
+    let s = spec(FARGATE);
+    let installed = [("coredns".to_string(), "v1.12.1-eksbuild.2".to_string())].into();
+    let set = desired_owning(&s, &Owned { installed, iam_keys: BTreeSet::new() }).unwrap();
+    let profiles: Vec<&Desired> = set.desired.iter().filter(|d| d.kind == "eks-fargate-profile").collect();
+    assert_eq!(profiles.len(), 2);
+    let system: FargateProfileProps = from_props("system", &profiles[0].props).unwrap();
+    assert_eq!(system.subnets, ["subnet/private/us-east-1a", "subnet/private/us-east-1b"]);
+    assert_eq!(system.pod_execution_role_arn, "arn:aws:iam::111122223333:role/eksodus/shop/shop-fargate");
+    assert_eq!(system.tags, [("cost-center", "shop"), ("team", "platform")].map(|(k, v)| (k.into(), v.into())).into());
+    assert_eq!(system.selectors[0].namespace, "default", "selectors are sorted");
+    assert!(profiles[0].depends_on.contains(&eksodus_access::iam::FARGATE_ROLE_KEY.to_string()));
+    let theirs: FargateProfileProps = from_props("theirs", &profiles[1].props).unwrap();
+    assert_eq!(theirs.pod_execution_role_arn, "arn:aws:iam::111122223333:role/their-fargate");
+    assert!(!profiles[1].depends_on.iter().any(|d| d.starts_with("role/")), "{:?}", profiles[1].depends_on);
+    // CoreDNS may run on Fargate: it waits for the profiles
+    let coredns = set.desired.iter().find(|d| d.key == addon_key("coredns")).unwrap();
+    assert!(coredns.depends_on.contains(&fargate_profile_key("system")), "{:?}", coredns.depends_on);
+
+    // what EKS reports back plans nothing; a selector change replaces, a tag change updates
+    let e = eks(&s);
+    let observe = |p: &FargateProfileProps, key: &str| {
+        fargate::observed_fargate_profile("shop", &described_profile(&e, p, key), &|s: &str| s.to_string())
+    };
+    let want: Vec<Desired> = profiles.iter().map(|d| (*d).clone()).collect();
+    let plan = |found: Vec<Observed>| e.diff(&want, &Found { observed: found, ..Found::default() }).unwrap();
+    let same = plan(vec![observe(&system, &profiles[0].key), observe(&theirs, &profiles[1].key)]);
+    assert_eq!(same.changes().count(), 0, "{:#?}", same.changes().collect::<Vec<_>>());
+    let own_role = observe(&system, &profiles[0].key);
+    assert!(own_role.depends_on.contains(&eksodus_access::iam::FARGATE_ROLE_KEY.to_string()));
+    let mut was = system.clone();
+    was.selectors.pop();
+    was.tags.remove("cost-center");
+    let p = plan(vec![observe(&was, &profiles[0].key), observe(&theirs, &profiles[1].key)]);
+    let step = p.steps.iter().find(|st| st.key == profiles[0].key).unwrap();
+    assert_eq!(step.action, Action::Replace, "{:?}", step.reasons);
+    // a tag the spec adds (the environment's tags are always there)
+    let mut tagged = s.clone();
+    tagged.cluster.as_mut().unwrap().fargate_profiles[1].tags = [("owner".to_string(), "sre".to_string())].into();
+    let installed = [("coredns".to_string(), "v1.12.1-eksbuild.2".to_string())].into();
+    let more = desired_owning(&tagged, &Owned { installed, iam_keys: BTreeSet::new() }).unwrap();
+    let want: Vec<Desired> = more.desired.into_iter().filter(|d| d.kind == "eks-fargate-profile").collect();
+    let found = vec![observe(&system, &profiles[0].key), observe(&theirs, &profiles[1].key)];
+    let p = e.diff(&want, &Found { observed: found, ..Found::default() }).unwrap();
+    let step = p.steps.iter().find(|st| st.key == profiles[1].key).unwrap();
+    assert_eq!(step.action, Action::Update);
+    assert_eq!(step.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["tags"]);
+}
+
+#[test]
+fn a_fargate_profile_without_a_private_subnet_names_its_field() {
+    let s = spec(FARGATE);
+    let installed = [("coredns".to_string(), "v1.12.1-eksbuild.2".to_string())].into();
+    let owned = Owned { installed, iam_keys: BTreeSet::new() };
+    let mut inp = before_the_cluster(&owned);
+    inp.private_subnets.clear();
+    let err = eks(&s).desired(&s, &inp).unwrap_err();
+    assert!(matches!(&err, Error::Spec { field, .. } if field == "cluster.fargate_profiles[0]"), "{err:?}");
 }

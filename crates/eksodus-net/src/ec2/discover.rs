@@ -380,6 +380,8 @@ impl Network {
     /// [`Network::plan`], also returning what discovery found (its physical ID → key map lets other components
     /// name network resources by key).
     pub async fn plan_with_discovery(&self, spec: &EnvironmentSpec) -> Result<(Plan, Discovery), Error> {
+        let zoned = self.resolve_zones(spec).await?;
+        let spec = zoned.as_ref().unwrap_or(spec);
         let errs = crate::validate(spec);
         if !errs.is_empty() {
             return Err(Error::Core(eksodus_core::Error::Invalid(eksodus_core::spec::FieldErrors(errs))));

@@ -40,6 +40,7 @@ pub use props::{
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
+use std::sync::{Arc, OnceLock};
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
@@ -56,10 +57,10 @@ use eksodus_core::engine::{
     retry, ApplyOptions, BoxFuture, ErrorClass, Executor, OpContext, OpKind, Operation, StepError, WaitState,
 };
 use eksodus_core::plan::{self, Cost, Desired, Observed, Plan};
-use eksodus_core::spec::{EnvironmentSpec, FieldError, NatMode, VpcEndpointService};
+use eksodus_core::spec::{AzSpec, EnvironmentSpec, FieldError, NatMode, VpcEndpointService};
 use eksodus_core::tags;
 
-use crate::layout::{self, Layout, Tier};
+use crate::layout::{self, Layout, ListedZone, Tier};
 use crate::Error;
 
 /// The component name in ownership tags.
@@ -94,6 +95,7 @@ pub const ACTIONS: &[&str] = &[
     "ec2:DeleteVpc",
     "ec2:DeleteVpcEndpoints",
     "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
     "ec2:DescribeEgressOnlyInternetGateways",
     "ec2:DescribeImages",
     "ec2:DescribeInstanceTypeOfferings",
@@ -196,6 +198,8 @@ pub struct Network {
     adopted_vpc: Option<String>,
     reads: ApplyOptions,
     calls: Calls,
+    /// The region's zones as EC2 lists them, read once (the listing does not change under a running process).
+    zones: Arc<OnceLock<Vec<ListedZone>>>,
 }
 
 /// What discovery found: the observed resources and their physical ID → key map.
@@ -413,7 +417,40 @@ impl Network {
             user_tags: spec.tags.clone(),
             adopted_vpc: spec.network.existing.as_ref().map(|e| e.vpc_id.clone()),
             reads: ApplyOptions::default(),
+            zones: Arc::default(),
         }
+    }
+
+    /// `spec` with `network.azs: N` replaced by the zones it stands for in the region ([`layout::pick_zones`],
+    /// read from EC2 once per reconciler); `None` when the spec names its zones or adopts a VPC.
+    pub async fn resolve_zones(&self, spec: &EnvironmentSpec) -> Result<Option<EnvironmentSpec>, Error> {
+        let AzSpec::Count(n) = spec.network.azs else { return Ok(None) };
+        if spec.network.existing.is_some() {
+            return Ok(None);
+        }
+        let listed = match self.zones.get() {
+            Some(z) => z.clone(),
+            None => {
+                let r =
+                    self.read("DescribeAvailabilityZones", || self.ec2.describe_availability_zones().send()).await?;
+                let z: Vec<ListedZone> = r
+                    .availability_zones()
+                    .iter()
+                    .filter_map(|z| {
+                        Some(ListedZone {
+                            name: z.zone_name()?.to_string(),
+                            zone_type: z.zone_type().map(String::from),
+                            opt_in_status: z.opt_in_status().map(|s| s.as_str().to_string()),
+                        })
+                    })
+                    .collect();
+                let _ = self.zones.set(z.clone());
+                z
+            }
+        };
+        let mut out = spec.clone();
+        out.network.azs = AzSpec::Names(layout::pick_zones(&listed, n.into())?);
+        Ok(Some(out))
     }
 
     /// Uses `opts`' retry policies: its call policy for every AWS call, its operation policy for the
