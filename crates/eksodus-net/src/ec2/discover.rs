@@ -380,12 +380,24 @@ impl Network {
     /// [`Network::plan`], also returning what discovery found (its physical ID → key map lets other components
     /// name network resources by key).
     pub async fn plan_with_discovery(&self, spec: &EnvironmentSpec) -> Result<(Plan, Discovery), Error> {
-        let zoned = self.resolve_zones(spec).await?;
-        let spec = zoned.as_ref().unwrap_or(spec);
+        // a bad spec fails before any call: offline validation first (it checks zone names only where the spec
+        // names them), then again once a counted `azs` is resolved to the zones EC2 lists
+        let invalid = |errs: Vec<_>| Error::Core(eksodus_core::Error::Invalid(eksodus_core::spec::FieldErrors(errs)));
         let errs = crate::validate(spec);
         if !errs.is_empty() {
-            return Err(Error::Core(eksodus_core::Error::Invalid(eksodus_core::spec::FieldErrors(errs))));
+            return Err(invalid(errs));
         }
+        let zoned = self.resolve_zones(spec).await?;
+        let spec = match zoned.as_ref() {
+            Some(resolved) => {
+                let errs = crate::validate(resolved);
+                if !errs.is_empty() {
+                    return Err(invalid(errs));
+                }
+                resolved
+            }
+            None => spec,
+        };
         let layout = match spec.network.existing {
             None => Some(layout::plan(spec)?),
             Some(_) => {
