@@ -125,6 +125,9 @@ pub async fn up(a: EnvArgs) -> Result<ExitCode> {
         if !report.eni_configs.is_empty() {
             outln!("ENIConfigs applied: {}", report.eni_configs.join(", "));
         }
+        if !report.cni_config.is_empty() {
+            outln!("kube-system/amazon-vpc-cni: {} set to true (Windows nodes)", report.cni_config.join(", "));
+        }
         if let Some(s) = &report.kube_skipped {
             outln!("skipped: {s}");
         }

@@ -295,7 +295,7 @@ impl Iam {
         }
         // a nodegroup with extra policies gets a node role of its own, so its policies reach only its nodes
         for n in spec.cluster.iter().flat_map(|c| &c.nodegroups) {
-            if !n.iam.has_own_role() {
+            if !n.has_own_role() {
                 continue;
             }
             let mut policies: Vec<String> = policy::NODE_POLICIES

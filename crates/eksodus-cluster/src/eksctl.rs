@@ -47,6 +47,19 @@ pub struct Imported {
     pub notes: Vec<Note>,
 }
 
+/// EKS's AMI type of an eksctl Windows `amiFamily` (`WindowsServer2022CoreContainer`, ...).
+fn windows_ami_type(family: &str) -> Option<&'static str> {
+    Some(match family {
+        "WindowsServer2019CoreContainer" => "WINDOWS_CORE_2019_x86_64",
+        "WindowsServer2019FullContainer" => "WINDOWS_FULL_2019_x86_64",
+        "WindowsServer2022CoreContainer" => "WINDOWS_CORE_2022_x86_64",
+        "WindowsServer2022FullContainer" => "WINDOWS_FULL_2022_x86_64",
+        "WindowsServer2025CoreContainer" => "WINDOWS_CORE_2025_x86_64",
+        "WindowsServer2025FullContainer" => "WINDOWS_FULL_2025_x86_64",
+        _ => return None,
+    })
+}
+
 /// The minor number of a `1.N` version.
 fn minor_of(v: &str) -> Option<u32> {
     v.strip_prefix("1.")?.parse().ok()
@@ -940,14 +953,34 @@ pub fn import(text: &str) -> Result<Imported, String> {
                     }
                     .to_string(),
                 ),
+                // Windows Server, Core or Full, of 2019, 2022 or 2025: EKS's Windows AMI types (x86 only, as
+                // eksctl maps them; a GPU selector gets the same type)
+                Some(w) if windows_ami_type(w).is_some() => {
+                    if arm {
+                        un.push(Unsupported {
+                            path: format!("{list}[{i}].instanceSelector.cpuArchitecture"),
+                            reason: format!("`{w}` runs on x86_64 instances only"),
+                        });
+                    }
+                    windows_ami_type(w).map(String::from)
+                }
                 Some(other) => {
                     un.push(Unsupported {
                         path: format!("{list}[{i}].amiFamily"),
-                        reason: format!("`{other}`: eksodus makes Linux nodegroups of EKS's AMI types: AmazonLinux2023, AmazonLinux2 or Bottlerocket"),
+                        reason: format!("`{other}`: eksodus makes nodegroups of EKS's AMI types: AmazonLinux2023, AmazonLinux2, Bottlerocket or WindowsServer{{2019,2022,2025}}{{Core,Full}}Container"),
                     });
                     None
                 }
             };
+            // containerd is the only runtime EKS's AMIs have had since Kubernetes 1.24, which is older than any
+            // version EKS offers: eksctl's field says what the nodes run anyway
+            match r.str("containerRuntime").as_deref() {
+                None | Some("containerd") => {}
+                Some(other) => un.push(Unsupported {
+                    path: format!("{list}[{i}].containerRuntime"),
+                    reason: format!("`{other}`: EKS's AMIs run containerd alone since Kubernetes 1.24 (older than any version EKS offers)"),
+                }),
+            }
             let ng_tags = r.str_map("tags");
             // ssh: a named key pair, a public key or a key file (imported as a key pair eksodus owns; eksctl's
             // default is ~/.ssh/id_rsa.pub) with the groups allowed to reach it maps to EKS remote access; SSM
@@ -1582,7 +1615,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 28);
+        assert_eq!(files.len(), 29);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -2009,6 +2042,52 @@ managedNodeGroups:
             "{:?}",
             imp.unsupported
         );
+    }
+
+    #[test]
+    fn windows_families_map_to_eks_windows_types_on_roles_of_their_own() {
+        // eksctl's examples 14 and 32, and the forms around them
+        let text = r#"apiVersion: eksctl.io/v1alpha5
+kind: ClusterConfig
+metadata: {name: win, region: us-west-2, version: "1.33"}
+nodeGroups:
+- name: full19
+  amiFamily: WindowsServer2019FullContainer
+  containerRuntime: containerd
+  minSize: 2
+  maxSize: 3
+- name: core25
+  amiFamily: WindowsServer2025CoreContainer
+- name: docker
+  amiFamily: WindowsServer2022FullContainer
+  containerRuntime: dockerd
+managedNodeGroups:
+- name: linux
+  instanceType: t2.large
+- name: arm
+  amiFamily: WindowsServer2022CoreContainer
+  instanceSelector: {vCPUs: 2, cpuArchitecture: arm64}
+"#;
+        let imp = import(text).unwrap();
+        let ngs = &imp.spec.cluster.as_ref().unwrap().nodegroups;
+        let by = |n: &str| ngs.iter().find(|g| g.name == n).unwrap();
+        assert_eq!(by("full19").ami_type.as_deref(), Some("WINDOWS_FULL_2019_x86_64"));
+        assert_eq!((by("full19").min, by("full19").max), (2, 3));
+        assert_eq!(by("core25").ami_type.as_deref(), Some("WINDOWS_CORE_2025_x86_64"));
+        assert!(by("core25").is_windows() && by("core25").has_own_role(), "Windows nodes get a role of their own");
+        assert!(!by("linux").is_windows() && !by("linux").has_own_role());
+        let mut paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            ["managedNodeGroups[1].instanceSelector.cpuArchitecture", "nodeGroups[2].containerRuntime"],
+            "{:?}",
+            imp.unsupported
+        );
+        // what is left, with the refused fields taken out, is a valid spec
+        let mut spec = imp.spec.clone();
+        spec.cluster.as_mut().unwrap().nodegroups.retain(|n| n.name != "arm");
+        assert_eq!(spec.validate(), vec![]);
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct UpReport {
     pub converged: EnvPlan,
     /// ENIConfig objects applied in the cluster (custom networking).
     pub eni_configs: Vec<String>,
+    /// Keys of the VPC CNI's ConfigMap (`kube-system/amazon-vpc-cni`) this run set: `enable-windows-ipam` when
+    /// the spec has Windows nodegroups and it was not on yet.
+    pub cni_config: Vec<String>,
     /// What changed in `kube-system/aws-auth` (the spec's mappings and accounts, merged with everyone else's).
     pub aws_auth: Vec<eksodus_access::awsauth::Change>,
     /// What happened to the Kubernetes service accounts of the spec's IRSA and Pod Identity roles.
@@ -852,10 +855,23 @@ impl Environment {
                 // pending (a later `up` does them), it does not fail what was built
                 let mut kube_skipped = None;
                 let eni_configs = pending(self.kube_after_up(&p).await, "ENIConfigs not applied", &mut kube_skipped)?;
+                let cni_config = pending(
+                    self.windows_ipam_after_up(&p).await,
+                    "Windows IP address management not turned on",
+                    &mut kube_skipped,
+                )?;
                 let aws_auth = pending(self.aws_auth_after_up(&p).await, "aws-auth not updated", &mut kube_skipped)?;
                 let service_accounts =
                     pending(self.service_accounts_after_up(&p).await, "service accounts not made", &mut kube_skipped)?;
-                return Ok(UpReport { rounds, converged: p, eni_configs, aws_auth, service_accounts, kube_skipped });
+                return Ok(UpReport {
+                    rounds,
+                    converged: p,
+                    eni_configs,
+                    cni_config,
+                    aws_auth,
+                    service_accounts,
+                    kube_skipped,
+                });
             }
             if p.plan.is_empty() {
                 return Err(Error::NotConverged {
@@ -973,6 +989,25 @@ impl Environment {
         };
         kube_side::reachable(&client, Duration::from_secs(20)).await?;
         Ok((kube_side::apply_service_accounts(&client, &self.spec.name, &wanted).await?, None))
+    }
+
+    /// Windows IP address management in the VPC CNI's ConfigMap, once the cluster exists, when the spec has
+    /// Windows nodegroups (EKS gives their pods no address without it). Read first: nothing is written when
+    /// it is on already.
+    async fn windows_ipam_after_up(&self, p: &EnvPlan) -> Result<(Vec<String>, Option<String>), Error> {
+        if !self.spec.cluster.iter().flat_map(|c| &c.nodegroups).any(|n| n.is_windows()) {
+            return Ok((vec![], None));
+        }
+        let Some(info) = p.cluster.as_ref().filter(|c| c.owned) else { return Ok((vec![], None)) };
+        let Some(client) = self.kube_client(info).await? else {
+            return Ok((
+                vec![],
+                Some("no access to the cluster's API server: Windows IP address management not turned on".into()),
+            ));
+        };
+        kube_side::reachable(&client, Duration::from_secs(20)).await?;
+        let changed = kube_side::enable_windows_ipam(&client).await?;
+        Ok((if changed { vec![kube_side::WINDOWS_IPAM_KEY.to_string()] } else { vec![] }, None))
     }
 
     /// The ENIConfigs of custom networking, once the cluster and the pod subnets exist.

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use eksodus_access::serviceaccounts as sa;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -174,6 +174,61 @@ pub async fn apply_eni_configs(client: &Client, objects: &[Value]) -> Result<Vec
     }
     Ok(names)
 }
+
+/// The VPC CNI's ConfigMap (`kube-system`), which EKS's VPC resource controller reads for Windows nodes.
+pub const VPC_CNI_CONFIGMAP: &str = "amazon-vpc-cni";
+/// Its key that turns on IP address management for Windows nodes.
+pub const WINDOWS_IPAM_KEY: &str = "enable-windows-ipam";
+
+/// Turns on the VPC CNI's IP address management for Windows nodes (`enable-windows-ipam: "true"` in
+/// `kube-system/amazon-vpc-cni`): without it EKS's VPC resource controller gives Windows pods no address.
+/// Read-merge-write: the ConfigMap is made when missing, and otherwise only that key is written, every other
+/// one kept, with the resourceVersion read as the write's precondition (a conflict reads again, after a short
+/// pause). Returns
+/// whether anything was written. Never turned off again: a Windows nodegroup may still be draining.
+pub async fn enable_windows_ipam(client: &Client) -> Result<bool, Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let what = format!("kube-system/{VPC_CNI_CONFIGMAP}");
+    for attempt in 1.. {
+        let got = kcall(|| api.get_opt(VPC_CNI_CONFIGMAP)).await.map_err(kube_err(format!("read {what}")))?;
+        let written = match got {
+            None => {
+                let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": VPC_CNI_CONFIGMAP, "namespace": "kube-system"},
+                    "data": {WINDOWS_IPAM_KEY: "true"},
+                }))
+                .map_err(|e| Error::Spec { field: "cluster.nodegroups".into(), message: format!("{what}: {e}") })?;
+                let post = PostParams::default();
+                kcall(|| api.create(&post, &cm)).await.map(|_| ())
+            }
+            Some(cm) => {
+                if cm.data.as_ref().and_then(|d| d.get(WINDOWS_IPAM_KEY)).map(String::as_str) == Some("true") {
+                    return Ok(false);
+                }
+                // a merge patch that names the resourceVersion fails with 409 if anyone wrote in between
+                let patch = serde_json::json!({
+                    "metadata": {"resourceVersion": cm.metadata.resource_version},
+                    "data": {WINDOWS_IPAM_KEY: "true"},
+                });
+                let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                let patch = Patch::Merge(&patch);
+                kcall(|| api.patch(VPC_CNI_CONFIGMAP, &pp, &patch)).await.map(|_| ())
+            }
+        };
+        match written {
+            Ok(()) => return Ok(true),
+            // changed, or made (by the VPC CNI addon, or by an attempt whose answer was lost), since it was read
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < MAX_CONFLICTS => {
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt.min(20)))).await;
+            }
+            Err(e) => return Err(kube_err(format!("write {what} (attempt {attempt})"))(e)),
+        }
+    }
+    unreachable!("the loop returns by its last attempt")
+}
+
+/// Read-merge-write rounds of the VPC CNI's ConfigMap before a conflict is the answer (as for aws-auth).
+const MAX_CONFLICTS: u32 = 50;
 
 /// Server-side applies namespaced RBAC objects (`Role`, `RoleBinding` of `rbac.authorization.k8s.io/v1`), each
 /// in the namespace its metadata names; a namespace that does not exist is an error naming it. Returns

@@ -34,7 +34,10 @@ pub enum Family {
     Bottlerocket,
     /// Amazon Linux 2 (`/etc/eks/bootstrap.sh`): user data only for a custom AMI.
     Al2,
-    /// Anything else (Windows): eksodus writes no user data for it.
+    /// Windows Server: EKS's own bootstrap joins the node (eksodus writes no user data for it, and takes no
+    /// custom AMI of it); its root volume is `/dev/sda1`.
+    Windows,
+    /// Anything else: eksodus writes no user data for it.
     Other,
 }
 
@@ -47,16 +50,20 @@ impl Family {
             Family::Bottlerocket
         } else if ami_type.starts_with("AL2_") {
             Family::Al2
+        } else if ami_type.starts_with("WINDOWS_") {
+            Family::Windows
         } else {
             Family::Other
         }
     }
 
     /// The device of the volume the nodes' containers and images live on: the root volume, except on
-    /// Bottlerocket, whose root is a small OS volume and whose data volume is the second device.
+    /// Bottlerocket, whose root is a small OS volume and whose data volume is the second device; Windows's
+    /// root is `/dev/sda1` (as eksctl's templates name it).
     pub fn data_device(self) -> &'static str {
         match self {
             Family::Bottlerocket => "/dev/xvdb",
+            Family::Windows => "/dev/sda1",
             _ => "/dev/xvda",
         }
     }
@@ -137,7 +144,7 @@ pub fn render(family: Family, s: &NodeSettings<'_>) -> Option<String> {
         Family::Al2023 => al2023(s),
         Family::Bottlerocket => bottlerocket(s),
         Family::Al2 => s.bootstrap.as_ref().map(|b| al2(s, b)),
-        Family::Other => None,
+        Family::Windows | Family::Other => None,
     }
 }
 
@@ -632,7 +639,7 @@ mod tests {
         assert_eq!(render(Family::Bottlerocket, &none), None);
         assert_eq!(
             render(
-                Family::Other,
+                Family::Windows,
                 &NodeSettings {
                     max_pods: Some(20),
                     pre_bootstrap_commands: &[],
@@ -649,7 +656,9 @@ mod tests {
         assert_eq!(Family::of("AL2023_ARM_64_STANDARD"), Family::Al2023);
         assert_eq!(Family::of("BOTTLEROCKET_x86_64_NVIDIA"), Family::Bottlerocket);
         assert_eq!(Family::of("AL2_x86_64"), Family::Al2);
-        assert_eq!(Family::of("WINDOWS_CORE_2022_x86_64"), Family::Other);
+        assert_eq!(Family::of("WINDOWS_CORE_2022_x86_64"), Family::Windows);
+        assert_eq!(Family::of("CUSTOM"), Family::Other);
+        assert_eq!(Family::Windows.data_device(), "/dev/sda1");
         assert_eq!(Family::Al2023.data_device(), "/dev/xvda");
         assert_eq!(Family::Bottlerocket.data_device(), "/dev/xvdb");
     }

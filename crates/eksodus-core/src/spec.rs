@@ -273,7 +273,9 @@ pub struct NodegroupSpec {
     /// Root volume size in GiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_size: Option<u32>,
-    /// AMI type (`AL2023_x86_64_STANDARD`, ...).
+    /// AMI type (`AL2023_x86_64_STANDARD`, ...). A Windows type ([`WINDOWS_AMI_TYPES`]) makes Windows nodes:
+    /// they get a node role of their own, a 50 GiB root volume by default (EKS's), and eksodus turns on the VPC
+    /// CNI's Windows IP address management in the cluster (`kube-system/amazon-vpc-cni`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ami_type: Option<String>,
     /// `ON_DEMAND` or `SPOT`.
@@ -510,6 +512,18 @@ pub const BOTTLEROCKET_RESERVED: &[&str] = &[
 ];
 
 impl NodegroupSpec {
+    /// Whether the nodes run Windows (a `WINDOWS_...` AMI type).
+    pub fn is_windows(&self) -> bool {
+        self.ami_type.as_deref().is_some_and(|t| t.starts_with("WINDOWS_"))
+    }
+
+    /// Whether eksodus makes the nodegroup a node role of its own: it has extra policies, or it runs Windows
+    /// (EKS gives a node role one kind of access to the cluster, as Linux or as Windows nodes, so Windows nodes
+    /// cannot share the Linux nodes' role), and it names no role of the user's.
+    pub fn has_own_role(&self) -> bool {
+        self.iam.role_arn.is_none() && (self.is_windows() || self.iam.has_own_role())
+    }
+
     /// Whether the nodegroup needs a launch template eksodus makes and owns: one of `volume`,
     /// `imds_hop_limit`, `security_groups`, `pre_bootstrap_commands`, `instance_name` or `ami` is set, or SSH
     /// that EKS's remote access cannot carry ([`SshSpec::needs_template`]). Its instance
@@ -1514,6 +1528,7 @@ impl EnvironmentSpec {
                 self.validate_auto_mode(a, &mut errs);
             }
             self.validate_fargate_profiles(c, &mut errs);
+            self.validate_windows(c, &mut errs);
         }
         errs
     }
@@ -1661,6 +1676,44 @@ impl EnvironmentSpec {
                 errs.push(FieldError::new(
                     format!("cluster.nodegroups[{i}].ami_type"),
                     "IPv6 clusters run Linux nodes only (EKS has no IPv6 Windows pods)",
+                ));
+            }
+        }
+    }
+
+    /// Windows nodegroups: a Windows AMI type EKS has, beside something that runs the cluster's Linux-only
+    /// system pods (CoreDNS), and none of what EKS's Windows nodes lack (custom networking; SSH through a group
+    /// of eksodus's, which opens port 22 where Windows takes RDP on 3389). IPv6 is refused with the IPv6
+    /// cluster's checks.
+    fn validate_windows(&self, c: &ClusterSpec, errs: &mut Vec<FieldError>) {
+        let linux_runs_system_pods = c.nodegroups.iter().any(|n| !n.is_windows())
+            || c.auto_mode.is_some()
+            || c.fargate_profiles.iter().any(|f| f.selectors.iter().any(|s| s.namespace == "kube-system"));
+        for (i, n) in c.nodegroups.iter().enumerate().filter(|(_, n)| n.is_windows()) {
+            let at = |f: &str| format!("cluster.nodegroups[{i}].{f}");
+            let t = n.ami_type.as_deref().unwrap_or_default();
+            if !WINDOWS_AMI_TYPES.contains(&t) {
+                errs.push(FieldError::new(
+                    at("ami_type"),
+                    format!("`{t}` is not a Windows AMI type EKS has ({})", WINDOWS_AMI_TYPES.join(", ")),
+                ));
+            }
+            if !linux_runs_system_pods {
+                errs.push(FieldError::new(
+                    at("ami_type"),
+                    "CoreDNS and the other system pods run on Linux only: add a Linux nodegroup (or a Fargate profile for kube-system) beside the Windows ones",
+                ));
+            }
+            if self.network.cni.custom_networking.is_some() {
+                errs.push(FieldError::new(
+                    at("ami_type"),
+                    "Windows nodes cannot use custom networking (network.cni.custom_networking): EKS gives their pods addresses of the node's own subnet",
+                ));
+            }
+            if n.ssh.is_some() && n.owns_template() {
+                errs.push(FieldError::new(
+                    at("ssh"),
+                    "eksodus's SSH group opens port 22, and Windows nodes take RDP on 3389: name source_security_groups alone (EKS's remote access opens 3389 to them), or reach the nodes through SSM",
                 ));
             }
         }
@@ -1979,6 +2032,16 @@ pub fn addon_service_account(addon: &str) -> Option<(&'static str, &'static str)
         _ => return None,
     })
 }
+
+/// EKS's Windows AMI types (Windows Server 2019, 2022 and 2025, Core and Full; the EKS API's `AMITypes`).
+pub const WINDOWS_AMI_TYPES: &[&str] = &[
+    "WINDOWS_CORE_2019_x86_64",
+    "WINDOWS_FULL_2019_x86_64",
+    "WINDOWS_CORE_2022_x86_64",
+    "WINDOWS_FULL_2022_x86_64",
+    "WINDOWS_CORE_2025_x86_64",
+    "WINDOWS_FULL_2025_x86_64",
+];
 
 /// Entry types EKS accepts.
 pub const ACCESS_ENTRY_TYPES: &[&str] = &["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX"];
@@ -2825,7 +2888,12 @@ fn validate_template_fields(n: &NodegroupSpec, at: &dyn Fn(&str) -> String, errs
         if rest.is_empty() || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
             errs.push(FieldError::new(at("ami"), format!("`{ami}` is not an AMI ID (ami-...)")));
         }
-        if !(family.starts_with("AL2023") || family.starts_with("AL2_") || family.starts_with("BOTTLEROCKET")) {
+        if family.starts_with("WINDOWS_") {
+            errs.push(FieldError::new(
+                at("ami"),
+                "a custom Windows AMI joins through a PowerShell bootstrap eksodus does not write: leave out ami, and EKS's Windows AMI of the ami_type bootstraps the nodes",
+            ));
+        } else if !(family.starts_with("AL2023") || family.starts_with("AL2_") || family.starts_with("BOTTLEROCKET")) {
             errs.push(FieldError::new(
                 at("ami_type"),
                 format!("`{family}`: a custom AMI's family must be Amazon Linux 2023, Amazon Linux 2 or Bottlerocket (its ami_type names it), so eksodus can write its bootstrap"),
@@ -3325,6 +3393,54 @@ network:
         assert!(errs
             .iter()
             .any(|e| e.starts_with("network.cni.custom_networking.secondary_cidr") && e.contains("overlaps")));
+    }
+
+    #[test]
+    fn windows_nodegroups_need_linux_beside_them_and_refuse_what_windows_nodes_lack() {
+        let spec = |network: &str, nodegroups: &str, fargate: &str| {
+            format!("name: demo\nregion: us-east-1\nnetwork: {{cidr: 10.0.0.0/16, azs: 2{network}}}\ncluster:\n  version: '1.33'\n  nodegroups: [{nodegroups}]\n{fargate}")
+        };
+        let win = "{name: win, instance_types: [m5.large], ami_type: WINDOWS_FULL_2022_x86_64}";
+        let linux = "{name: linux, instance_types: [m5.large]}";
+        // beside a Linux nodegroup, or a Fargate profile that takes kube-system, it is fine
+        assert_eq!(errors_of(&spec("", &format!("{win}, {linux}"), "")), Vec::<String>::new());
+        let kube_system = "  fargate_profiles: [{name: sys, selectors: [{namespace: kube-system}]}]\n";
+        assert_eq!(errors_of(&spec("", win, kube_system)), Vec::<String>::new());
+        // alone, CoreDNS has nowhere to run; a Fargate profile of another namespace does not help
+        let other = "  fargate_profiles: [{name: apps, selectors: [{namespace: apps}]}]\n";
+        for f in ["", other] {
+            let errs = errors_of(&spec("", win, f));
+            assert!(
+                errs.len() == 1 && errs[0].starts_with("cluster.nodegroups[0].ami_type:") && errs[0].contains("Linux"),
+                "{errs:?}"
+            );
+        }
+        // a type EKS does not have, custom networking, and SSH through eksodus's port-22 group
+        let errs = errors_of(&spec(
+            ", cni: {custom_networking: {secondary_cidr: 100.64.0.0/16}}",
+            &format!("{linux}, {{name: w2, instance_types: [m5.large], ami_type: WINDOWS_CORE_2016_x86_64}}, {{name: w3, instance_types: [m5.large], ami_type: WINDOWS_CORE_2019_x86_64, ssh: {{key_name: ops}}}}"),
+            "",
+        ));
+        for (p, needle) in [
+            ("cluster.nodegroups[1].ami_type", "WINDOWS_CORE_2016_x86_64"),
+            ("cluster.nodegroups[1].ami_type", "custom networking"),
+            ("cluster.nodegroups[2].ami_type", "custom networking"),
+            ("cluster.nodegroups[2].ssh", "3389"),
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(&format!("{p}:")) && e.contains(needle)),
+                "{p} {needle}: {errs:#?}"
+            );
+        }
+        // EKS's remote access (groups alone, no template) is RDP from those groups: allowed
+        let rdp = "{name: w, instance_types: [m5.large], ami_type: WINDOWS_CORE_2019_x86_64, ssh: {key_name: ops, source_security_groups: [sg-0aaa]}}";
+        assert_eq!(errors_of(&spec("", &format!("{linux}, {rdp}"), "")), Vec::<String>::new());
+        // and a custom AMI, shell commands or Bottlerocket settings are not for Windows nodes
+        let custom = "{name: w, instance_types: [m5.large], ami_type: WINDOWS_FULL_2022_x86_64, ami: ami-0123456789abcdef0, pre_bootstrap_commands: [echo]}";
+        let errs = errors_of(&spec("", &format!("{linux}, {custom}"), ""));
+        for p in ["cluster.nodegroups[1].ami", "cluster.nodegroups[1].pre_bootstrap_commands"] {
+            assert!(errs.iter().any(|e| e.starts_with(&format!("{p}:"))), "missing {p} in {errs:#?}");
+        }
     }
 
     #[test]

@@ -206,6 +206,13 @@ pub fn max_pods(l: &InstanceLimits, o: &CniOptions, vcpus: Option<u32>, uncapped
     }
 }
 
+/// Max pods of a Windows node: Windows nodes take one network interface, whose addresses but its own go to
+/// pods (EKS's Windows considerations: "the number of IP addresses available per elastic network interface
+/// for the node's instance type, minus one"), with no ceiling and no host-network pods added.
+pub fn windows_max_pods(l: &InstanceLimits) -> u32 {
+    l.ipv4_per_eni.saturating_sub(1)
+}
+
 /// Addresses one node takes from its subnets when running `pods` pods with the CNI's default warm targets
 /// (`WARM_ENI_TARGET=1` in secondary-IP mode, `WARM_PREFIX_TARGET=1` with prefix delegation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -280,6 +287,18 @@ mod tests {
         assert_eq!(all().count(), 1391);
         let m5 = limits("m5.large").unwrap();
         assert_eq!((m5.max_enis, m5.ipv4_per_eni, m5.hypervisor), (3, 10, Hypervisor::Nitro));
+    }
+
+    #[test]
+    fn windows_nodes_count_one_interface_less_its_own_address() {
+        // the per-interface IPv4 column of the table, less one: prefix delegation, custom networking and the
+        // 110/250 ceiling of Linux nodes do not apply
+        for (t, want) in [("t3.medium", 5), ("m5.large", 9), ("c5.4xlarge", 29)] {
+            assert_eq!(windows_max_pods(limits(t).unwrap()), want, "{t}");
+        }
+        for l in all() {
+            assert!(windows_max_pods(l) < max_pods(l, &CniOptions::default(), None, true).value, "{}", l.instance_type);
+        }
     }
 
     #[test]

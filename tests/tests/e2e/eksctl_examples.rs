@@ -262,10 +262,12 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         let spec = eksodus::spec::validated(spec).unwrap_or_else(|e| panic!("{name}: {e}"));
         // the fake API server for speed, the real one (where available) for an example that writes aws-auth
         // and RBAC: the fake agreeing proves nothing
-        let writes_kube = spec.access.as_ref().is_some_and(|a| {
-            !(a.mappings.is_empty() && a.accounts.is_empty() && a.service_access.is_empty())
-                || a.service_accounts.iter().chain(&a.pod_identities).any(|s| s.create_service_account)
-        });
+        let windows: Vec<_> = spec.cluster.iter().flat_map(|c| &c.nodegroups).filter(|n| n.is_windows()).collect();
+        let writes_kube = !windows.is_empty()
+            || spec.access.as_ref().is_some_and(|a| {
+                !(a.mappings.is_empty() && a.accounts.is_empty() && a.service_access.is_empty())
+                    || a.service_accounts.iter().chain(&a.pod_identities).any(|s| s.create_service_account)
+            });
         let nc = eksodus_testkit::workload::NewCluster::start(writes_kube).await.unwrap();
         if writes_kube {
             println!("{name}: the new cluster's Kubernetes side is {}", nc.describe());
@@ -310,6 +312,29 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         if access.service_accounts.iter().chain(&access.pod_identities).any(|s| s.create_service_account) {
             let again = env().up(&EventSink::discard()).await.unwrap();
             assert!(again.service_accounts.is_empty(), "{name}: {:?}", again.service_accounts);
+        }
+        // Windows nodes (14): EKS's Windows AMI type and 50 GiB, a node role of their own (the Linux nodes' keeps
+        // its one kind of access), and the VPC CNI's Windows IP address management turned on, once
+        if !windows.is_empty() {
+            assert_eq!(up.cni_config, ["enable-windows-ipam"], "{name}");
+            let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                kube::Api::namespaced(nc.client.clone(), "kube-system");
+            let data = cms.get("amazon-vpc-cni").await.unwrap().data.unwrap_or_default();
+            assert_eq!(data.get("enable-windows-ipam").map(String::as_str), Some("true"), "{name}");
+            let eks = aws_sdk_eks::Client::new(&conf);
+            let linux_role = format!("/{}", eksodus::access::iam::role_name(&spec.name, "node"));
+            for n in &windows {
+                let ng =
+                    eks.describe_nodegroup().cluster_name(&spec.name).nodegroup_name(&n.name).send().await.unwrap();
+                let ng = ng.nodegroup().unwrap();
+                let own = format!("/{}", eksodus::access::iam::role_name(&spec.name, &format!("node-{}", n.name)));
+                let role = ng.node_role().unwrap_or_default();
+                assert!(role.ends_with(&own) && !role.ends_with(&linux_role), "{name}: {} on {role}", n.name);
+                assert_eq!(ng.ami_type().map(|t| t.as_str()), n.ami_type.as_deref(), "{name}");
+                assert_eq!(ng.disk_size(), Some(50), "{name}: EKS's default for Windows");
+            }
+            let again = env().up(&EventSink::discard()).await.unwrap();
+            assert!(again.cni_config.is_empty(), "{name}: on already, nothing written: {:?}", again.cni_config);
         }
         // SSH beside eksodus's template: the nodegroup's own group lets the sources reach port 22
         for n in spec.cluster.iter().flat_map(|c| &c.nodegroups).filter(|n| n.owns_template()) {
@@ -627,6 +652,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "10-encrypted-volumes.yaml",
         "11-cloudwatch-cluster-logging.yaml",
         "13-iamserviceaccounts.yaml",
+        "14-windows-nodes.yaml",
         "15-managed-nodes.yaml",
         "16-fargate-profile.yaml",
         "19-kms-cluster.yaml",

@@ -144,3 +144,53 @@ async fn aws_auth_editors_lose_nothing_through_faults() {
     assert_eq!(auth.mappings.len(), 20, "every editor's mapping is there");
     assert!(proxy.stats().faults > 0);
 }
+
+/// Windows IP address management is merged into the VPC CNI's ConfigMap: made when missing, a second run
+/// writes nothing, the keys the addon and the user wrote stay, and a writer racing it through faults loses
+/// nothing (both sides write on the resourceVersion they read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_ipam_is_read_merged_and_written_beside_everyone_elses_keys() {
+    use eksodus::cluster::kube_side::{enable_windows_ipam, VPC_CNI_CONFIGMAP, WINDOWS_IPAM_KEY};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let nc = eksodus_testkit::workload::NewCluster::start(true).await.unwrap();
+    println!("on {}", nc.describe());
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(nc.client.clone(), "kube-system");
+    assert!(enable_windows_ipam(&nc.client).await.unwrap(), "made when missing");
+    assert!(!enable_windows_ipam(&nc.client).await.unwrap(), "on already: nothing written");
+    let data = api.get(VPC_CNI_CONFIGMAP).await.unwrap().data.unwrap();
+    assert_eq!(data.get(WINDOWS_IPAM_KEY).map(String::as_str), Some("true"));
+
+    // as the VPC CNI addon writes it (Windows IPAM off), with a key of the user's that a racer keeps bumping
+    api.delete(VPC_CNI_CONFIGMAP, &Default::default()).await.unwrap();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": VPC_CNI_CONFIGMAP, "namespace": "kube-system"},
+        "data": {"enable-network-policy-controller": "false", WINDOWS_IPAM_KEY: "false", "enable-windows-prefix-delegation": "false", "mine": "0"},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &cm).await.unwrap();
+    let proxy = KubeProxy::start(nc.client.clone(), faults(21)).await.unwrap();
+    let racer = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            for i in 1..=30 {
+                loop {
+                    let mut cur = api.get(VPC_CNI_CONFIGMAP).await.unwrap();
+                    cur.metadata.managed_fields = None;
+                    cur.data.get_or_insert_with(Default::default).insert("mine".into(), i.to_string());
+                    match api.replace(VPC_CNI_CONFIGMAP, &Default::default(), &cur).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                        Err(e) => panic!("racer: {e}"),
+                    }
+                }
+            }
+        })
+    };
+    enable_windows_ipam(&proxy.client().unwrap()).await.unwrap();
+    racer.await.unwrap();
+    let data = api.get(VPC_CNI_CONFIGMAP).await.unwrap().data.unwrap();
+    assert_eq!(data.get(WINDOWS_IPAM_KEY).map(String::as_str), Some("true"), "{data:?}");
+    assert_eq!(data.get("mine").map(String::as_str), Some("30"), "the racer's last write stays");
+    assert_eq!(data.get("enable-windows-prefix-delegation").map(String::as_str), Some("false"));
+    assert_eq!(data.len(), 4, "{data:?}");
+}

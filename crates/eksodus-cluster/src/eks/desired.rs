@@ -198,7 +198,17 @@ impl Eks {
             }
             let mut types = n.instance_types.clone();
             types.sort();
-            let max_pods = types.iter().filter_map(|t| inp.max_pods.get(t).copied()).min();
+            // Windows nodes give pods the addresses of one network interface, less its own (EKS's Windows
+            // bootstrap sets that itself): the figure is shown, never written
+            let max_pods = if n.is_windows() {
+                types
+                    .iter()
+                    .filter_map(|t| eksodus_net::cni::limits(t).ok())
+                    .map(eksodus_net::cni::windows_max_pods)
+                    .min()
+            } else {
+                types.iter().filter_map(|t| inp.max_pods.get(t).copied()).min()
+            };
             let mut taints: Vec<TaintProps> = n
                 .taints
                 .iter()
@@ -237,7 +247,7 @@ impl Eks {
                 RemoteAccessProps { key_name, source_security_groups: groups }
             });
             // the nodes' role: the user's, the nodegroup's own (extra policies), or the environment's
-            let (node_role_arn, role_dep) = match (&n.iam.role_arn, !n.iam.has_own_role()) {
+            let (node_role_arn, role_dep) = match (&n.iam.role_arn, !n.has_own_role()) {
                 (Some(arn), _) => (arn.clone(), None),
                 (None, false) => (
                     role_arn(self.partition, inp.account, spec, &format!("node-{}", n.name)),
@@ -310,7 +320,7 @@ impl Eks {
                     instance_types: types,
                     capacity_type: n.capacity_type.clone(),
                     ami_type: if n.ami.is_some() { CUSTOM_AMI_TYPE.to_string() } else { ami_type },
-                    disk_size: launch_template.is_none().then(|| n.disk_size.unwrap_or(DEFAULT_DISK_SIZE)),
+                    disk_size: launch_template.is_none().then(|| super::disk_size(n)),
                     subnets,
                     node_role_arn,
                     scaling: Scaling { min: n.min, max: n.max, desired: n.desired },
@@ -482,7 +492,7 @@ impl Eks {
             name: template_name(&self.env, &n.name),
             image_id: n.ami.clone(),
             device: family.data_device().into(),
-            volume_size: n.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
+            volume_size: super::disk_size(n),
             volume_type: v.volume_type.clone().unwrap_or_else(|| "gp3".into()),
             iops: v.iops,
             throughput: v.throughput,

@@ -176,6 +176,13 @@ pub const DEFAULT_AMI_TYPE: &str = "AL2023_x86_64_STANDARD";
 pub const CUSTOM_AMI_TYPE: &str = "CUSTOM";
 /// The default root volume of nodegroups that do not set one, in GiB (EKS's default).
 pub const DEFAULT_DISK_SIZE: u32 = 20;
+/// The default root volume of Windows nodegroups, in GiB (EKS's default for them: Windows needs more).
+pub const DEFAULT_WINDOWS_DISK_SIZE: u32 = 50;
+
+/// The root volume of a nodegroup's nodes in GiB: its `disk_size`, or EKS's default for its OS.
+pub fn disk_size(n: &eksodus_core::spec::NodegroupSpec) -> u32 {
+    n.disk_size.unwrap_or(if n.is_windows() { DEFAULT_WINDOWS_DISK_SIZE } else { DEFAULT_DISK_SIZE })
+}
 
 /// What discovery found of the control plane.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
