@@ -955,22 +955,24 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 ),
                 // Windows Server, Core or Full, of 2019, 2022 or 2025: EKS's Windows AMI types (x86 only, as
                 // eksctl maps them; a GPU selector gets the same type)
-                Some(w) if windows_ami_type(w).is_some() => {
-                    if arm {
-                        un.push(Unsupported {
-                            path: format!("{list}[{i}].instanceSelector.cpuArchitecture"),
-                            reason: format!("`{w}` runs on x86_64 instances only"),
-                        });
+                Some(other) => match windows_ami_type(other) {
+                    Some(t) => {
+                        if arm {
+                            un.push(Unsupported {
+                                path: format!("{list}[{i}].instanceSelector.cpuArchitecture"),
+                                reason: format!("`{other}` runs on x86_64 instances only"),
+                            });
+                        }
+                        Some(t.to_string())
                     }
-                    windows_ami_type(w).map(String::from)
-                }
-                Some(other) => {
-                    un.push(Unsupported {
-                        path: format!("{list}[{i}].amiFamily"),
-                        reason: format!("`{other}`: eksodus makes nodegroups of EKS's AMI types: AmazonLinux2023, AmazonLinux2, Bottlerocket or WindowsServer{{2019,2022,2025}}{{Core,Full}}Container"),
-                    });
-                    None
-                }
+                    None => {
+                        un.push(Unsupported {
+                            path: format!("{list}[{i}].amiFamily"),
+                            reason: format!("`{other}`: eksodus makes nodegroups of EKS's AMI types: AmazonLinux2023, AmazonLinux2, Bottlerocket or WindowsServer{{2019,2022,2025}}{{Core,Full}}Container"),
+                        });
+                        None
+                    }
+                },
             };
             // containerd is the only runtime EKS's AMIs have had since Kubernetes 1.24, which is older than any
             // version EKS offers: eksctl's field says what the nodes run anyway

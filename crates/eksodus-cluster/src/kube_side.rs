@@ -184,8 +184,8 @@ pub const WINDOWS_IPAM_KEY: &str = "enable-windows-ipam";
 /// `kube-system/amazon-vpc-cni`): without it EKS's VPC resource controller gives Windows pods no address.
 /// Read-merge-write: the ConfigMap is made when missing, and otherwise only that key is written, every other
 /// one kept, with the resourceVersion read as the write's precondition (a conflict reads again, after a short
-/// pause). Returns
-/// whether anything was written. Never turned off again: a Windows nodegroup may still be draining.
+/// pause). Returns whether anything was written. Never turned off again: a Windows nodegroup may still be
+/// draining.
 pub async fn enable_windows_ipam(client: &Client) -> Result<bool, Error> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
     let what = format!("kube-system/{VPC_CNI_CONFIGMAP}");
@@ -193,11 +193,15 @@ pub async fn enable_windows_ipam(client: &Client) -> Result<bool, Error> {
         let got = kcall(|| api.get_opt(VPC_CNI_CONFIGMAP)).await.map_err(kube_err(format!("read {what}")))?;
         let written = match got {
             None => {
-                let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": VPC_CNI_CONFIGMAP, "namespace": "kube-system"},
-                    "data": {WINDOWS_IPAM_KEY: "true"},
-                }))
-                .map_err(|e| Error::Spec { field: "cluster.nodegroups".into(), message: format!("{what}: {e}") })?;
+                let cm = ConfigMap {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(VPC_CNI_CONFIGMAP.into()),
+                        namespace: Some("kube-system".into()),
+                        ..Default::default()
+                    },
+                    data: Some([(WINDOWS_IPAM_KEY.to_string(), "true".to_string())].into()),
+                    ..Default::default()
+                };
                 let post = PostParams::default();
                 kcall(|| api.create(&post, &cm)).await.map(|_| ())
             }
