@@ -74,6 +74,97 @@ fn scope_string(kind: &str, namespaces: &[String]) -> String {
     }
 }
 
+/// An access policy association as eksodus compares them: `<policy ARN>|cluster`, or
+/// `<policy ARN>|namespace:<a>,<b>` with the namespaces sorted.
+pub fn policy_line(policy: &str, namespaces: &[String]) -> String {
+    let kind = if namespaces.is_empty() { "cluster" } else { "namespace" };
+    format!("{}|{}", policy_arn(policy), scope_string(kind, namespaces))
+}
+
+/// The access policies associated with `principal`'s entry in `cluster`, as [`policy_line`]s, sorted. One
+/// read; the caller retries.
+pub async fn associated_policies(
+    eks: &Client,
+    calls: &Calls,
+    cluster: &str,
+    principal: &str,
+) -> Result<Vec<String>, StepError> {
+    let pol = calls
+        .read(|| eks.list_associated_access_policies().cluster_name(cluster).principal_arn(principal).send())
+        .await
+        .map_err(|e| step_error(format!("ListAssociatedAccessPolicies {principal}"), e))?;
+    let mut policies: Vec<String> = pol
+        .associated_access_policies()
+        .iter()
+        .map(|p| {
+            let scope = p.access_scope();
+            let kind =
+                scope.and_then(|s| s.r#type()).map(|t| t.as_str().to_string()).unwrap_or_else(|| "cluster".into());
+            format!(
+                "{}|{}",
+                p.policy_arn().unwrap_or_default(),
+                scope_string(&kind, scope.map(|s| s.namespaces()).unwrap_or_default())
+            )
+        })
+        .collect();
+    policies.sort();
+    Ok(policies)
+}
+
+/// Associates `policies` ([`policy_line`]s) with `principal`'s entry (a changed scope is associated again)
+/// and disassociates those of `remove` no longer among them. Each call is retried on its own by `calls`.
+pub async fn associate_policies(
+    eks: &Client,
+    calls: &Calls,
+    cluster: &str,
+    principal: &str,
+    policies: &[String],
+    remove: &[String],
+) -> Result<(), StepError> {
+    let c = cluster;
+    try_join_all(policies.iter().map(|p| async move {
+        let (arn, scope) = p.split_once('|').unwrap_or((p, "cluster"));
+        let s = match scope.strip_prefix("namespace:") {
+            Some(ns) => AccessScope::builder()
+                .r#type(AccessScopeType::Namespace)
+                .set_namespaces(Some(ns.split(',').map(String::from).collect()))
+                .build(),
+            None => AccessScope::builder().r#type(AccessScopeType::Cluster).build(),
+        };
+        calls
+            .read(|| {
+                eks.associate_access_policy()
+                    .cluster_name(c)
+                    .principal_arn(principal)
+                    .policy_arn(arn)
+                    .access_scope(s.clone())
+                    .send()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| step_error(format!("AssociateAccessPolicy {arn} to {principal}"), e))
+    }))
+    .await?;
+    // a policy whose scope changed was re-associated above; only policies no longer wanted go
+    let keep: Vec<&str> = policies.iter().map(|p| p.split('|').next().unwrap_or(p)).collect();
+    try_join_all(remove.iter().map(|p| p.split('|').next().unwrap_or(p)).filter(|arn| !keep.contains(arn)).map(
+        |arn| async move {
+            match calls
+                .read(|| {
+                    eks.disassociate_access_policy().cluster_name(c).principal_arn(principal).policy_arn(arn).send()
+                })
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(()),
+                Err(e) => Err(step_error(format!("DisassociateAccessPolicy {arn} from {principal}"), e)),
+            }
+        },
+    ))
+    .await?;
+    Ok(())
+}
+
 /// What discovery found of a cluster's access.
 #[derive(Debug, Clone, Default)]
 pub struct AccessDiscovery {
@@ -396,30 +487,7 @@ impl AccessEntries {
 
     /// The access policies of one entry, as `policy|scope` strings.
     async fn policies_of(&self, principal: &str) -> Result<Vec<String>, StepError> {
-        let c = &self.cluster;
-        let pol = retry(&self.reads, || async {
-            self.calls
-                .read(|| self.eks.list_associated_access_policies().cluster_name(c).principal_arn(principal).send())
-                .await
-                .map_err(|e| step_error(format!("ListAssociatedAccessPolicies {principal}"), e))
-        })
-        .await?;
-        let mut policies: Vec<String> = pol
-            .associated_access_policies()
-            .iter()
-            .map(|p| {
-                let scope = p.access_scope();
-                let kind =
-                    scope.and_then(|s| s.r#type()).map(|t| t.as_str().to_string()).unwrap_or_else(|| "cluster".into());
-                format!(
-                    "{}|{}",
-                    p.policy_arn().unwrap_or_default(),
-                    scope_string(&kind, scope.map(|s| s.namespaces()).unwrap_or_default())
-                )
-            })
-            .collect();
-        policies.sort();
-        Ok(policies)
+        retry(&self.reads, || associated_policies(&self.eks, &self.calls, &self.cluster, principal)).await
     }
 
     /// Reads the policies of the entries discovery left unresolved (the guard needs to know who is admin).
@@ -582,55 +650,7 @@ impl AccessEntries {
     }
 
     async fn associate(&self, principal: &str, policies: &[String], remove: &[String]) -> Result<(), StepError> {
-        let c = &self.cluster;
-        try_join_all(policies.iter().map(|p| async move {
-            let (arn, scope) = p.split_once('|').unwrap_or((p, "cluster"));
-            let s = match scope.strip_prefix("namespace:") {
-                Some(ns) => AccessScope::builder()
-                    .r#type(AccessScopeType::Namespace)
-                    .set_namespaces(Some(ns.split(',').map(String::from).collect()))
-                    .build(),
-                None => AccessScope::builder().r#type(AccessScopeType::Cluster).build(),
-            };
-            self.calls
-                .read(|| {
-                    self.eks
-                        .associate_access_policy()
-                        .cluster_name(c)
-                        .principal_arn(principal)
-                        .policy_arn(arn)
-                        .access_scope(s.clone())
-                        .send()
-                })
-                .await
-                .map(|_| ())
-                .map_err(|e| step_error(format!("AssociateAccessPolicy {arn} to {principal}"), e))
-        }))
-        .await?;
-        // a policy whose scope changed was re-associated above; only policies no longer wanted go
-        let keep: Vec<&str> = policies.iter().map(|p| p.split('|').next().unwrap_or(p)).collect();
-        try_join_all(remove.iter().map(|p| p.split('|').next().unwrap_or(p)).filter(|arn| !keep.contains(arn)).map(
-            |arn| async move {
-                match self
-                    .calls
-                    .read(|| {
-                        self.eks
-                            .disassociate_access_policy()
-                            .cluster_name(c)
-                            .principal_arn(principal)
-                            .policy_arn(arn)
-                            .send()
-                    })
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(()),
-                    Err(e) => Err(step_error(format!("DisassociateAccessPolicy {arn} from {principal}"), e)),
-                }
-            },
-        ))
-        .await?;
-        Ok(())
+        associate_policies(&self.eks, &self.calls, &self.cluster, principal, policies, remove).await
     }
 
     async fn set_mode(&self, mode: &str, ctx: &OpContext) -> Result<(), StepError> {

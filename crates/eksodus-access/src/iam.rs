@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `role/cluster`, `role/node`, `role/auto-node` (Auto Mode's pools, unless the user names a role) | iam-role | |
 //! | `role/fargate` (the pod execution role of Fargate profiles that name none) | iam-role | |
+//! | `role/capability/<name>` (an EKS capability's role, unless it names one) | iam-role | |
 //! | `oidc` | oidc-provider | |
 //! | `role/irsa/<namespace>/<name>` | iam-role | oidc |
 //! | `role/pod/<namespace>/<name>` | iam-role | (EKS Pod Identity; its association is in `entries`) |
@@ -100,6 +101,16 @@ pub const AUTO_NODE_ROLE_KEY: &str = "role/auto-node";
 
 /// The key of the Fargate pod execution role, when eksodus makes it.
 pub const FARGATE_ROLE_KEY: &str = "role/fargate";
+
+/// The logical key of the role eksodus makes for an EKS capability.
+pub fn capability_role_key(capability: &str) -> String {
+    format!("role/capability/{capability}")
+}
+
+/// The purpose part of a capability role's name (`<env>-capability-<name>`).
+pub fn capability_role_purpose(capability: &str) -> String {
+    format!("capability-{capability}")
+}
 
 /// A role name of at most 64 characters: the readable form, or its head plus a hash when too long.
 pub fn role_name(env: &str, purpose: &str) -> String {
@@ -289,6 +300,22 @@ impl Iam {
                 role_name(&self.env, "fargate"),
                 PolicyDocument::trust_fargate(self.partition, &spec.region, account, &self.env),
                 policy::FARGATE_POLICIES.iter().map(|p| m(p)).collect(),
+                &[],
+                vec![],
+            ));
+        }
+        // an EKS capability acts as its capability role, both in AWS (ACK's calls) and, through the access
+        // entry EKS makes for it, in the cluster; EKS assumes it and tags the session (AWS's "Amazon EKS
+        // capability IAM role")
+        for c in spec.cluster.iter().flat_map(|c| &c.capabilities).filter(|c| c.owns_role()) {
+            let mut policies = c.attach_policy_arns.clone();
+            policies.sort();
+            policies.dedup();
+            out.push(role(
+                &capability_role_key(&c.name),
+                role_name(&self.env, &capability_role_purpose(&c.name)),
+                PolicyDocument::trust_service_tagged(policy::CAPABILITY_SERVICE),
+                policies,
                 &[],
                 vec![],
             ));

@@ -238,6 +238,8 @@ pub const AUTO_MODE_CLUSTER_POLICIES: &[&str] = &[
 /// `auto-mode-node-role.yaml` adds public ECR reads in the commercial partition; EKS's images come from ECR).
 pub const AUTO_MODE_NODE_POLICIES: &[&str] =
     &["AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly"];
+/// The service principal EKS capabilities assume their roles as.
+pub const CAPABILITY_SERVICE: &str = "capabilities.eks.amazonaws.com";
 /// The Fargate pod execution role's policy (image pulls from ECR; eksctl's and AWS's).
 pub const FARGATE_POLICIES: &[&str] = &["AmazonEKSFargatePodExecutionRolePolicy"];
 /// The VPC CNI's policy.

@@ -1476,6 +1476,124 @@ pub fn import(text: &str) -> Result<Imported, String> {
             r.rest(&mut un, not_mapped);
         }
     }
+    let mut capabilities = Vec::new();
+    if let Some(cs) = top.get("capabilities").and_then(Value::as_array) {
+        for (i, c) in cs.iter().enumerate() {
+            let mut r = Reader::new(format!("capabilities[{i}]"), c).ok_or("capabilities must be mappings")?;
+            let name = r.str("name").unwrap_or_default();
+            let kind_text = r.str("type").unwrap_or_default();
+            let kind = eksodus_core::spec::CapabilityKind::parse(&kind_text);
+            if kind.is_none() {
+                un.push(Unsupported {
+                    path: r.at("type"),
+                    reason: format!("`{kind_text}` is not one of EKS's capability types (ACK, KRO, ARGOCD)"),
+                });
+            }
+            match r.str("deletePropagationPolicy").as_deref() {
+                None | Some("RETAIN") => {}
+                Some(other) => un.push(Unsupported {
+                    path: r.at("deletePropagationPolicy"),
+                    reason: format!("`{other}`: EKS has RETAIN alone, which eksodus always uses (what a capability made outlives it)"),
+                }),
+            }
+            if r.get("attachPolicy").is_some() {
+                un.push(Unsupported {
+                    path: r.at("attachPolicy"),
+                    reason: "a capability role takes managed policies: make the document a policy of yours and list it under attachPolicyARNs".into(),
+                });
+            }
+            if let Some(b) = r.str("permissionsBoundary") {
+                if r.get("roleArn").is_none() {
+                    boundaries.push((r.at("permissionsBoundary"), b));
+                } else {
+                    notes.push(Note {
+                        path: r.at("permissionsBoundary"),
+                        message: "the capability names a role of its own, which eksodus does not make, so there is nothing to bound".into(),
+                    });
+                }
+            }
+            let mut access_policies = Vec::new();
+            for (j, p) in r.get("accessPolicies").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let mut pr = Reader::new(format!("capabilities[{i}].accessPolicies[{j}]"), p)
+                    .ok_or("access policies must be mappings")?;
+                let policy = pr.str("policyARN").unwrap_or_default();
+                let mut namespaces = vec![];
+                if let Some(s) = pr.get("accessScope") {
+                    let mut sr =
+                        Reader::new(format!("{}.accessScope", pr.path), s).ok_or("accessScope must be a mapping")?;
+                    let _ = sr.str("type");
+                    namespaces = sr.strings("namespaces");
+                    sr.rest(&mut un, not_mapped);
+                }
+                access_policies.push(PolicyAssociationSpec { policy, namespaces });
+                pr.rest(&mut un, not_mapped);
+            }
+            let mut argocd = None;
+            if let Some(cfg) = r.get("configuration") {
+                let mut cr = Reader::new(format!("capabilities[{i}].configuration"), cfg)
+                    .ok_or("a capability's configuration must be a mapping")?;
+                if let Some(a) = cr.get("argocd") {
+                    let mut ar = Reader::new(format!("{}.argocd", cr.path), a).ok_or("argocd must be a mapping")?;
+                    let mut idc = (String::new(), None);
+                    if let Some(v) = ar.get("awsIdc") {
+                        let mut ir = Reader::new(format!("{}.awsIdc", ar.path), v).ok_or("awsIdc must be a mapping")?;
+                        idc = (ir.str("idcInstanceArn").unwrap_or_default(), ir.str("idcRegion"));
+                        ir.rest(&mut un, not_mapped);
+                    }
+                    let mut vpce_ids = vec![];
+                    if let Some(v) = ar.get("networkAccess") {
+                        let mut nr = Reader::new(format!("{}.networkAccess", ar.path), v)
+                            .ok_or("networkAccess must be a mapping")?;
+                        vpce_ids = nr.strings("vpceIds");
+                        nr.rest(&mut un, not_mapped);
+                    }
+                    let mut rbac_role_mappings = vec![];
+                    for (j, m) in ar.get("rbacRoleMappings").and_then(Value::as_array).into_iter().flatten().enumerate()
+                    {
+                        let mut mr = Reader::new(format!("{}.rbacRoleMappings[{j}]", ar.path), m)
+                            .ok_or("role mappings must be mappings")?;
+                        let mut identities = vec![];
+                        for (k, id) in mr.get("identities").and_then(Value::as_array).into_iter().flatten().enumerate()
+                        {
+                            let mut idr = Reader::new(format!("{}.identities[{k}]", mr.path), id)
+                                .ok_or("identities must be mappings")?;
+                            identities.push(eksodus_core::spec::SsoIdentity {
+                                id: idr.str("id").unwrap_or_default(),
+                                kind: idr.str("type").unwrap_or_default(),
+                            });
+                            idr.rest(&mut un, not_mapped);
+                        }
+                        rbac_role_mappings.push(eksodus_core::spec::ArgoCdRoleMapping {
+                            role: mr.str("role").unwrap_or_default(),
+                            identities,
+                        });
+                        mr.rest(&mut un, not_mapped);
+                    }
+                    argocd = Some(eksodus_core::spec::ArgoCdSpec {
+                        namespace: ar.str("namespace").unwrap_or_else(|| "argocd".into()),
+                        idc_instance_arn: idc.0,
+                        idc_region: idc.1,
+                        rbac_role_mappings,
+                        vpce_ids,
+                    });
+                    ar.rest(&mut un, not_mapped);
+                }
+                cr.rest(&mut un, not_mapped);
+            }
+            if let Some(kind) = kind {
+                capabilities.push(eksodus_core::spec::CapabilitySpec {
+                    name,
+                    kind,
+                    role_arn: r.str("roleArn"),
+                    attach_policy_arns: r.strings("attachPolicyARNs"),
+                    access_policies,
+                    argocd,
+                    tags: r.str_map("tags"),
+                });
+            }
+            r.rest(&mut un, not_mapped);
+        }
+    }
     if let Some(v) = top.get("privateCluster") {
         let mut r = Reader::new("privateCluster", v).ok_or("privateCluster must be a mapping")?;
         let enabled = r.bool("enabled").unwrap_or(false);
@@ -1531,7 +1649,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
         "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
         "outpost" => "clusters on AWS Outposts are not supported".into(),
         "localZones" => "nodegroups in Local Zones are not supported".into(),
-        "capabilities" => "EKS capabilities (managed Argo CD, ACK, kro) are not supported".into(),
         other => not_mapped(other),
     });
 
@@ -1595,6 +1712,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             addons,
             identity_providers,
             fargate_profiles,
+            capabilities,
         }),
     };
     Ok(Imported { spec, unsupported: un, notes })
@@ -1617,7 +1735,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 29);
+        assert_eq!(files.len(), 31);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -2210,6 +2328,41 @@ nodeGroups:
             "{:?}",
             imp.unsupported
         );
+    }
+
+    /// Examples 47 and 48: ACK and kro on roles eksodus makes, Argo CD with its Identity Center and role
+    /// mappings; what EKS lacks is refused by path.
+    #[test]
+    fn capabilities_map_with_their_roles_policies_and_argocd_settings() {
+        let imp = import(&example("47-auto-mode-with-ack-kro-capabilities.yaml")).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        let caps = &imp.spec.cluster.as_ref().unwrap().capabilities;
+        assert_eq!(caps.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["ACK", "KRO"]);
+        assert_eq!(caps[0].attach_policy_arns, ["arn:aws:iam::aws:policy/AdministratorAccess"]);
+        assert!(caps[0].owns_role() && caps[1].access_policies[0].policy.ends_with("/AmazonEKSClusterAdminPolicy"));
+        assert_eq!(caps[1].tags["Team"], "platform");
+        let imp = import(&example("48-auto-mode-with-argocd-capabilities.yaml")).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        let argo = imp.spec.cluster.as_ref().unwrap().capabilities[0].argocd.clone().unwrap();
+        assert_eq!((argo.namespace.as_str(), argo.idc_region.as_deref()), ("argocd", Some("us-west-2")));
+        assert_eq!(
+            argo.rbac_role_mappings[0].identities.iter().map(|i| i.kind.as_str()).collect::<Vec<_>>(),
+            ["SSO_USER", "SSO_GROUP"]
+        );
+        // a type EKS does not have, a propagation policy other than RETAIN, an inline policy, an unknown key
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c, region: us-west-2}\ncapabilities:\n- {name: a, type: FLUX}\n- {name: b, type: ACK, deletePropagationPolicy: DELETE, attachPolicy: {Version: '2012-10-17'}, extra: 1}\n- {name: k, type: KRO, roleArn: 'arn:aws:iam::111122223333:role/k', permissionsBoundary: 'arn:aws:iam::111122223333:policy/b'}\n";
+        let imp = import(text).unwrap();
+        let paths: Vec<&str> = imp.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "capabilities[0].type",
+                "capabilities[1].deletePropagationPolicy",
+                "capabilities[1].attachPolicy",
+                "capabilities[1].extra"
+            ]
+        );
+        assert!(imp.notes.iter().any(|n| n.path == "capabilities[2].permissionsBoundary"), "{:?}", imp.notes);
     }
 
     #[test]

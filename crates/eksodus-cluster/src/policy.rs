@@ -66,6 +66,11 @@ pub fn document(spec: &EnvironmentSpec) -> Value {
         passed_to.push("eks-fargate-pods.amazonaws.com");
         linked.push("eks-fargate.amazonaws.com");
     }
+    // a capability hands its role to the EKS capabilities service
+    let capabilities = spec.cluster.iter().flat_map(|c| &c.capabilities);
+    if capabilities.clone().next().is_some() {
+        passed_to.push(eksodus_access::policy::CAPABILITY_SERVICE);
+    }
     // the roles the environment makes are named `<env>-<purpose>` (or its hashed form, same prefix)
     statements.push(json!({
         "Sid": "EksodusPassOwnRoles",
@@ -74,10 +79,11 @@ pub fn document(spec: &EnvironmentSpec) -> Value {
         "Resource": format!("arn:aws:iam::*:role/{}-*", spec.name),
         "Condition": {"StringEquals": {"iam:PassedToService": passed_to}}
     }));
-    // nodegroups and Fargate profiles on roles of the user's own: EKS must be handed them too
+    // nodegroups, Fargate profiles and capabilities on roles of the user's own: EKS must be handed them too
     let mut own: Vec<&String> =
         spec.cluster.iter().flat_map(|c| &c.nodegroups).filter_map(|n| n.iam.role_arn.as_ref()).collect();
     own.extend(fargate.filter_map(|p| p.pod_execution_role_arn.as_ref()));
+    own.extend(capabilities.filter_map(|c| c.role_arn.as_ref()));
     own.sort();
     own.dedup();
     if !own.is_empty() {
@@ -195,6 +201,30 @@ mod tests {
         // without profiles, nothing is handed to Fargate
         let plain = spec(&format!("{BASE}cluster:\n  version: \"1.33\"\n"));
         assert!(!document(&plain).to_string().contains("fargate"));
+    }
+
+    #[test]
+    fn capabilities_may_hand_their_roles_to_the_capabilities_service() {
+        let s = spec(&format!(
+            "{BASE}cluster:\n  version: \"1.33\"\n  capabilities:\n  - {{name: ack, type: ACK}}\n  - name: kro\n    type: KRO\n    role_arn: arn:aws:iam::111122223333:role/kro\n"
+        ));
+        let a = actions(&s);
+        for needed in
+            ["eks:CreateCapability", "eks:UpdateCapability", "eks:DeleteCapability", "eks:AssociateAccessPolicy"]
+        {
+            assert!(a.contains(needed), "{needed} missing");
+        }
+        let doc = document(&s);
+        let pass: Vec<&Value> =
+            doc["Statement"].as_array().unwrap().iter().filter(|st| st["Action"] == "iam:PassRole").collect();
+        assert_eq!(pass.len(), 2, "eksodus's roles and the user's capability role");
+        for st in &pass {
+            let to = st["Condition"]["StringEquals"]["iam:PassedToService"].to_string();
+            assert!(to.contains("capabilities.eks.amazonaws.com"), "{to}");
+        }
+        assert_eq!(pass[1]["Resource"], json!(["arn:aws:iam::111122223333:role/kro"]));
+        let plain = spec(&format!("{BASE}cluster:\n  version: \"1.33\"\n"));
+        assert!(!document(&plain).to_string().contains("capabilities.eks"));
     }
 
     #[test]

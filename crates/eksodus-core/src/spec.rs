@@ -119,6 +119,144 @@ pub struct ClusterSpec {
     /// it creates or deletes one profile of a cluster at a time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fargate_profiles: Vec<FargateProfileSpec>,
+    /// EKS capabilities (eksctl's `capabilities`): Argo CD, AWS Controllers for Kubernetes (ACK) and kro, run
+    /// by EKS outside the cluster's nodes, each as a capability role (one eksodus makes unless it names its
+    /// own) that EKS lets into the cluster through an access entry. One of each type per cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<CapabilitySpec>,
+}
+
+/// An EKS capability (EKS `CreateCapability`). Its name, type, Argo CD namespace and Identity Center
+/// instance are fixed once made (a change replaces it); its role, Argo CD role mappings and network access,
+/// access policies and tags change in place. Deleting it retains what it made (EKS's `RETAIN`, the only
+/// delete propagation policy EKS has): an ACK bucket outlives the capability that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitySpec {
+    /// The capability's name in EKS.
+    pub name: String,
+    /// `ACK`, `KRO` or `ARGOCD`.
+    #[serde(rename = "type")]
+    pub kind: CapabilityKind,
+    /// The capability role, of yours (trusting `capabilities.eks.amazonaws.com`); unset, eksodus makes
+    /// `<env>-capability-<name>` with `attach_policy_arns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// IAM policies for the role eksodus makes (what ACK may do in AWS, for one); kro needs none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach_policy_arns: Vec<String>,
+    /// Access policies associated with the access entry EKS makes for the role, beside the one EKS
+    /// associates itself (`AmazonEKSACKPolicy`, `AmazonEKSKROPolicy`, or Argo CD's two).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_policies: Vec<PolicyAssociationSpec>,
+    /// Argo CD's settings; required for `ARGOCD`, refused for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoCdSpec>,
+    /// Tags of the capability, beside the environment's. Changed in place.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The kind of an EKS capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CapabilityKind {
+    /// AWS Controllers for Kubernetes: AWS resources as Kubernetes objects.
+    #[serde(rename = "ACK")]
+    Ack,
+    /// Kube Resource Orchestrator: APIs made of other Kubernetes objects.
+    #[serde(rename = "KRO")]
+    Kro,
+    /// Argo CD: GitOps delivery.
+    #[serde(rename = "ARGOCD")]
+    ArgoCd,
+}
+
+impl CapabilityKind {
+    /// The EKS API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapabilityKind::Ack => "ACK",
+            CapabilityKind::Kro => "KRO",
+            CapabilityKind::ArgoCd => "ARGOCD",
+        }
+    }
+
+    /// Parses the EKS API name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [CapabilityKind::Ack, CapabilityKind::Kro, CapabilityKind::ArgoCd].into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The access policies EKS associates with the capability role's access entry itself, each with the
+    /// namespaces it is scoped to (none: the cluster), for an Argo CD in `argocd_namespace` (EKS's "Security
+    /// considerations for EKS Capabilities" and each capability's permissions page).
+    pub fn eks_access_policies(self, argocd_namespace: &str) -> Vec<(&'static str, Vec<String>)> {
+        match self {
+            CapabilityKind::Ack => vec![("AmazonEKSACKPolicy", vec![])],
+            CapabilityKind::Kro => vec![("AmazonEKSKROPolicy", vec![])],
+            CapabilityKind::ArgoCd => vec![
+                ("AmazonEKSArgoCDClusterPolicy", vec![]),
+                ("AmazonEKSArgoCDPolicy", vec![argocd_namespace.to_string()]),
+            ],
+        }
+    }
+}
+
+/// Argo CD's settings: who signs in to it (AWS IAM Identity Center) and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdSpec {
+    /// The namespace Argo CD's applications live in (fixed once made).
+    #[serde(default = "default_argocd_namespace")]
+    pub namespace: String,
+    /// The IAM Identity Center instance people sign in through (fixed once made).
+    pub idc_instance_arn: String,
+    /// The Identity Center instance's region, when not the cluster's (fixed once made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idc_region: Option<String>,
+    /// Argo CD roles given to Identity Center users and groups. Changed in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rbac_role_mappings: Vec<ArgoCdRoleMapping>,
+    /// VPC endpoints (`vpce-...`) Argo CD is reached through privately; none: its public endpoint. Changed
+    /// in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpce_ids: Vec<String>,
+}
+
+fn default_argocd_namespace() -> String {
+    "argocd".into()
+}
+
+/// One Argo CD role and who has it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdRoleMapping {
+    /// `ADMIN`, `EDITOR` or `VIEWER`.
+    pub role: String,
+    /// Identity Center users and groups.
+    pub identities: Vec<SsoIdentity>,
+}
+
+/// An IAM Identity Center user or group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoIdentity {
+    /// The user's or group's ID in Identity Center.
+    pub id: String,
+    /// `SSO_USER` or `SSO_GROUP`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The Argo CD roles EKS's capability maps.
+pub const ARGOCD_ROLES: &[&str] = &["ADMIN", "EDITOR", "VIEWER"];
+/// The Identity Center identity types an Argo CD role mapping takes.
+pub const SSO_IDENTITY_TYPES: &[&str] = &["SSO_USER", "SSO_GROUP"];
+
+impl CapabilitySpec {
+    /// Whether eksodus makes the capability's role (it names none of its own).
+    pub fn owns_role(&self) -> bool {
+        self.role_arn.is_none()
+    }
 }
 
 /// A Fargate profile (EKS `CreateFargateProfile`).
@@ -1528,6 +1666,7 @@ impl EnvironmentSpec {
                 self.validate_auto_mode(a, &mut errs);
             }
             self.validate_fargate_profiles(c, &mut errs);
+            self.validate_capabilities(c, &mut errs);
             self.validate_windows(c, &mut errs);
         }
         errs
@@ -1553,10 +1692,7 @@ impl EnvironmentSpec {
         let mut names = BTreeSet::new();
         for (i, p) in ps.iter().enumerate() {
             let at = |f: &str| format!("cluster.fargate_profiles[{i}].{f}");
-            let name_ok = (1..=100).contains(&p.name.len())
-                && p.name.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !name_ok {
+            if !is_eks_name(&p.name) {
                 errs.push(FieldError::new(
                     at("name"),
                     format!("`{}` must be 1 to 100 letters, digits, - and _, starting with a letter or digit", p.name),
@@ -1609,6 +1745,96 @@ impl EnvironmentSpec {
                 if !is_iam_arn(r, "role") {
                     errs.push(FieldError::new(at("pod_execution_role_arn"), format!("`{r}` is not an IAM role ARN")));
                 }
+            }
+            let mut tag_errs = Vec::new();
+            validate_tags(&p.tags, &mut tag_errs);
+            errs.extend(tag_errs.into_iter().map(|e| FieldError::new(at(&e.path), e.message)));
+        }
+    }
+
+    /// Capabilities as EKS takes them (the CreateCapability API reference): unique names of 1 to 100 letters,
+    /// digits, `-` and `_`, one capability of each type, an IAM role ARN when one is given (policies to attach
+    /// only to a role eksodus makes), Argo CD's settings for `ARGOCD` alone, and access entries to let the role
+    /// in (an authentication mode other than `CONFIG_MAP`).
+    fn validate_capabilities(&self, c: &ClusterSpec, errs: &mut Vec<FieldError>) {
+        let caps = &c.capabilities;
+        if caps.is_empty() {
+            return;
+        }
+        if self.access.as_ref().and_then(|a| a.authentication_mode) == Some(AuthenticationMode::ConfigMap) {
+            errs.push(FieldError::new(
+                "cluster.capabilities",
+                "EKS lets a capability's role into the cluster through an access entry, and authentication mode CONFIG_MAP has none: use API_AND_CONFIG_MAP or API",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut kinds = BTreeMap::new();
+        for (i, p) in caps.iter().enumerate() {
+            let at = |f: &str| format!("cluster.capabilities[{i}].{f}");
+            if !is_eks_name(&p.name) {
+                errs.push(FieldError::new(
+                    at("name"),
+                    format!("`{}` must be 1 to 100 letters, digits, - and _, starting with a letter or digit", p.name),
+                ));
+            } else if !names.insert(&p.name) {
+                errs.push(FieldError::new(at("name"), format!("`{}` is named twice", p.name)));
+            }
+            if let Some(first) = kinds.insert(p.kind, i) {
+                errs.push(FieldError::new(
+                    at("type"),
+                    format!(
+                        "EKS runs one capability of each type per cluster, and cluster.capabilities[{first}] is {} too",
+                        p.kind.as_str()
+                    ),
+                ));
+            }
+            match &p.role_arn {
+                Some(r) if !is_iam_arn(r, "role") => {
+                    errs.push(FieldError::new(at("role_arn"), format!("`{r}` is not an IAM role ARN")))
+                }
+                Some(_) if !p.attach_policy_arns.is_empty() => errs.push(FieldError::new(
+                    at("attach_policy_arns"),
+                    "policies are attached to the role eksodus makes; a role of yours (role_arn) keeps the policies you gave it",
+                )),
+                _ => {}
+            }
+            for (j, a) in p.attach_policy_arns.iter().enumerate() {
+                if !is_iam_arn(a, "policy") {
+                    errs.push(FieldError::new(
+                        at(&format!("attach_policy_arns[{j}]")),
+                        format!("`{a}` is not an IAM policy ARN"),
+                    ));
+                }
+            }
+            for (j, ap) in p.access_policies.iter().enumerate() {
+                if ap.policy.is_empty()
+                    || (ap.policy.starts_with("arn:") && !ap.policy.contains(":cluster-access-policy/"))
+                {
+                    errs.push(FieldError::new(
+                        at(&format!("access_policies[{j}].policy")),
+                        format!("`{}` is not an EKS access policy name or ARN", ap.policy),
+                    ));
+                }
+                for (k, ns) in ap.namespaces.iter().enumerate() {
+                    if !is_dns_label(ns) {
+                        errs.push(FieldError::new(
+                            at(&format!("access_policies[{j}].namespaces[{k}]")),
+                            format!("`{ns}` is not a Kubernetes namespace name"),
+                        ));
+                    }
+                }
+            }
+            match (&p.argocd, p.kind) {
+                (None, CapabilityKind::ArgoCd) => errs.push(FieldError::new(
+                    at("argocd"),
+                    "an ARGOCD capability needs its settings: at least argocd.idc_instance_arn, the IAM Identity Center people sign in to Argo CD through",
+                )),
+                (Some(_), k) if k != CapabilityKind::ArgoCd => errs.push(FieldError::new(
+                    at("argocd"),
+                    format!("Argo CD's settings are for an ARGOCD capability, and this one is {}", k.as_str()),
+                )),
+                (Some(a), _) => validate_argocd(a, &at, errs),
+                (None, _) => {}
             }
             let mut tag_errs = Vec::new();
             validate_tags(&p.tags, &mut tag_errs);
@@ -2055,6 +2281,71 @@ pub fn is_iam_arn(arn: &str, what: &str) -> bool {
         && p[2] == "iam"
         && p[5].starts_with(&format!("{what}/"))
         && p[5].len() > what.len() + 1
+}
+
+/// EKS's names of Fargate profiles and capabilities: 1 to 100 letters, digits, `-` and `_`, starting with a
+/// letter or digit.
+fn is_eks_name(n: &str) -> bool {
+    (1..=100).contains(&n.len())
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Argo CD's settings: a namespace name, an Identity Center instance ARN (`arn:<partition>:sso:::instance/...`)
+/// and region, known roles with known identity types, and VPC endpoint IDs.
+fn validate_argocd(a: &ArgoCdSpec, at: &dyn Fn(&str) -> String, errs: &mut Vec<FieldError>) {
+    if !is_dns_label(&a.namespace) {
+        errs.push(FieldError::new(
+            at("argocd.namespace"),
+            format!("`{}` is not a Kubernetes namespace name", a.namespace),
+        ));
+    }
+    let p: Vec<&str> = a.idc_instance_arn.splitn(6, ':').collect();
+    let idc_ok = p.len() == 6
+        && p[0] == "arn"
+        && p[1].starts_with("aws")
+        && p[2] == "sso"
+        && p[5].strip_prefix("instance/").is_some_and(|i| !i.is_empty());
+    if !idc_ok {
+        errs.push(FieldError::new(
+            at("argocd.idc_instance_arn"),
+            format!(
+                "`{}` is not an IAM Identity Center instance ARN (arn:aws:sso:::instance/ssoins-...)",
+                a.idc_instance_arn
+            ),
+        ));
+    }
+    if let Some(r) = a.idc_region.as_deref().filter(|r| !is_region(r)) {
+        errs.push(FieldError::new(at("argocd.idc_region"), format!("`{r}` is not an AWS region name")));
+    }
+    let mut roles = BTreeSet::new();
+    for (j, m) in a.rbac_role_mappings.iter().enumerate() {
+        let at_m = |f: &str| at(&format!("argocd.rbac_role_mappings[{j}].{f}"));
+        if !ARGOCD_ROLES.contains(&m.role.as_str()) {
+            errs.push(FieldError::new(at_m("role"), format!("`{}` is not one of {}", m.role, ARGOCD_ROLES.join(", "))));
+        } else if !roles.insert(&m.role) {
+            errs.push(FieldError::new(at_m("role"), format!("{} is mapped twice: list its identities once", m.role)));
+        }
+        if m.identities.is_empty() {
+            errs.push(FieldError::new(at_m("identities"), "a role mapping names at least one user or group"));
+        }
+        for (k, id) in m.identities.iter().enumerate() {
+            if id.id.is_empty() {
+                errs.push(FieldError::new(at_m(&format!("identities[{k}].id")), "must not be empty"));
+            }
+            if !SSO_IDENTITY_TYPES.contains(&id.kind.as_str()) {
+                errs.push(FieldError::new(
+                    at_m(&format!("identities[{k}].type")),
+                    format!("`{}` is not one of {}", id.kind, SSO_IDENTITY_TYPES.join(", ")),
+                ));
+            }
+        }
+    }
+    for (j, v) in a.vpce_ids.iter().enumerate() {
+        if !is_aws_id(v, "vpce-") {
+            errs.push(FieldError::new(at(&format!("argocd.vpce_ids[{j}]")), format!("`{v}` is not a VPC endpoint ID")));
+        }
+    }
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -3088,6 +3379,60 @@ network:
                 "cluster.identity_providers[1].groups_prefix",
             ]
         );
+    }
+
+    #[test]
+    fn capabilities_follow_eks_rules() {
+        let with = |extra: &str, caps: &str| {
+            EnvironmentSpec::from_yaml(&format!("{GOOD}{extra}cluster:\n  version: '1.33'\n  capabilities: {caps}\n"))
+                .unwrap()
+                .validate()
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>()
+        };
+        let argo = "{name: gitops, type: ARGOCD, argocd: {idc_instance_arn: 'arn:aws:sso:::instance/ssoins-1', rbac_role_mappings: [{role: ADMIN, identities: [{id: g, type: SSO_GROUP}]}]}}";
+        let ack = "{name: ack, type: ACK, attach_policy_arns: ['arn:aws:iam::aws:policy/AmazonS3FullAccess'], access_policies: [{policy: AmazonEKSEditPolicy, namespaces: [shop]}]}";
+        assert_eq!(with("", &format!("[{argo}, {ack}, {{name: kro, type: KRO}}]")), Vec::<String>::new());
+        let caps =
+            EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  capabilities: [{argo}]\n"))
+                .unwrap()
+                .cluster
+                .unwrap()
+                .capabilities;
+        assert_eq!(caps[0].argocd.as_ref().unwrap().namespace, "argocd", "Argo CD's default namespace");
+        assert!(caps[0].owns_role());
+        // a second ACK, a user's role with policies to attach, Argo CD's settings on kro, bad Argo CD settings
+        let bad = [
+            "{name: ack2, type: ACK, role_arn: 'arn:aws:iam::111122223333:role/r', attach_policy_arns: ['arn:aws:iam::aws:policy/P']}",
+            "{name: 'bad name', type: KRO, argocd: {idc_instance_arn: 'arn:aws:sso:::instance/x'}}",
+            "{name: gitops, type: ARGOCD}",
+            "{name: argo2, type: ARGOCD, access_policies: [{policy: 'arn:aws:iam::aws:policy/P'}], argocd: {namespace: Argo, idc_instance_arn: 'arn:aws:iam::1:role/x', idc_region: nowhere, vpce_ids: [vpc-1], rbac_role_mappings: [{role: OWNER, identities: []}, {role: VIEWER, identities: [{id: '', type: IAM_USER}]}]}}",
+        ]
+        .join(", ");
+        assert_eq!(
+            with("", &format!("[{ack}, {bad}]")),
+            [
+                "cluster.capabilities[1].type",
+                "cluster.capabilities[1].attach_policy_arns",
+                "cluster.capabilities[2].name",
+                "cluster.capabilities[2].argocd",
+                "cluster.capabilities[3].argocd",
+                "cluster.capabilities[4].type",
+                "cluster.capabilities[4].access_policies[0].policy",
+                "cluster.capabilities[4].argocd.namespace",
+                "cluster.capabilities[4].argocd.idc_instance_arn",
+                "cluster.capabilities[4].argocd.idc_region",
+                "cluster.capabilities[4].argocd.rbac_role_mappings[0].role",
+                "cluster.capabilities[4].argocd.rbac_role_mappings[0].identities",
+                "cluster.capabilities[4].argocd.rbac_role_mappings[1].identities[0].id",
+                "cluster.capabilities[4].argocd.rbac_role_mappings[1].identities[0].type",
+                "cluster.capabilities[4].argocd.vpce_ids[0]",
+            ]
+        );
+        // the role gets in through an access entry, which CONFIG_MAP does not have
+        let cm = "access: {authentication_mode: CONFIG_MAP}\n";
+        assert_eq!(with(cm, "[{name: kro, type: KRO}]"), ["cluster.capabilities"]);
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub const ACCESS_POLICIES: &[&str] = &[
     "AmazonEKSComputePolicy",
     "AmazonEKSLoadBalancingPolicy",
     "AmazonEKSNetworkingPolicy",
+    "AmazonEKSACKPolicy",
+    "AmazonEKSKROPolicy",
+    "AmazonEKSArgoCDClusterPolicy",
+    "AmazonEKSArgoCDPolicy",
 ];
 
 /// The control plane's scaling tiers (EKS's `ProvisionedControlPlaneTier`).
@@ -95,6 +99,11 @@ pub fn emulated(operation: &str) -> bool {
             | "DescribeFargateProfile"
             | "ListFargateProfiles"
             | "DeleteFargateProfile"
+            | "CreateCapability"
+            | "DescribeCapability"
+            | "ListCapabilities"
+            | "UpdateCapability"
+            | "DeleteCapability"
     )
 }
 
@@ -155,6 +164,9 @@ struct ClusterExtras {
     /// Fargate profiles: the profile as it settles, and describes left in its transient status (CREATING,
     /// or DELETING before it is gone).
     fargate_profiles: BTreeMap<String, (Value, u32)>,
+    /// Capabilities: the capability as it settles, and describes left in its transient status (CREATING,
+    /// UPDATING, or DELETING before it is gone).
+    capabilities: BTreeMap<String, (Value, u32)>,
     /// Describes left before an update settles.
     update_pending: BTreeMap<String, u32>,
     /// `logging` and `resourcesVpcConfig` fields set by `UpdateClusterConfig` (moto would replace the whole
@@ -301,16 +313,26 @@ impl EksState {
         self.clusters.lock().expect("eks state").insert((account.into(), region.into(), name.into()), extras);
     }
 
-    /// EKS's refusal to delete a cluster that still has Fargate profiles (moto lets it go with them).
+    /// EKS's refusal to delete a cluster that still has Fargate profiles or capabilities (moto lets it go
+    /// with them).
     pub fn refuse_cluster_delete(&self, account: &str, region: &str, name: &str) -> Option<Answer> {
         let mut clusters = self.clusters.lock().expect("eks state");
         let x = clusters.get_mut(&(account.into(), region.into(), name.into()))?;
         settle_fargate_profiles(x);
-        (!x.fargate_profiles.is_empty()).then(|| {
-            err(
+        settle_capabilities(x);
+        if !x.fargate_profiles.is_empty() {
+            return Some(err(
                 409,
                 "ResourceInUseException",
                 format!("Cluster has Fargate profiles attached: delete them before deleting cluster {name}."),
+            ));
+        }
+        // held to the stricter reading: a client that deletes a cluster's capabilities first works either way
+        (!x.capabilities.is_empty()).then(|| {
+            err(
+                409,
+                "ResourceInUseException",
+                format!("Cluster has capabilities: delete them before deleting cluster {name}."),
             )
         })
     }
@@ -605,7 +627,8 @@ impl EksState {
         let rest = nodegroup
             .or_else(|| arn.split(":addon/").nth(1))
             .or_else(|| arn.split(":identityproviderconfig/").nth(1))
-            .or_else(|| arn.split(":fargateprofile/").nth(1))?;
+            .or_else(|| arn.split(":fargateprofile/").nth(1))
+            .or_else(|| arn.split(":capability/").nth(1))?;
         let cluster = rest.split('/').next()?.to_string();
         let mut clusters = self.clusters.lock().expect("eks state");
         let missing = || err(404, "NotFoundException", "Resource was not found".into());
@@ -625,6 +648,7 @@ impl EksState {
                     .map(|(a, _)| (a, "addonArn"))
                     .chain(x.identity_providers.values_mut().map(|(c, _)| (c, "identityProviderConfigArn")))
                     .chain(x.fargate_profiles.values_mut().map(|(p, _)| (p, "fargateProfileArn")))
+                    .chain(x.capabilities.values_mut().map(|(c, _)| (c, "arn")))
                     .find(|(v, field)| v[*field].as_str() == Some(arn.as_str()))
                     .map(|(v, _)| v);
                 let Some(item) = item else { return Some(missing()) };
@@ -701,6 +725,9 @@ impl EksState {
         }
         if req.operation.contains("FargateProfile") {
             return fargate_profiles(x, req, &cluster, &segs, &body);
+        }
+        if req.operation.contains("Capabilit") {
+            return capabilities(x, req, &cluster, &segs, &body);
         }
         if matches!(
             req.operation,
@@ -1354,6 +1381,263 @@ fn fargate_profiles(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &
     }
 }
 
+/// Forgets the capabilities whose deletion has finished, and with each the access entry EKS made for it.
+fn settle_capabilities(x: &mut ClusterExtras) {
+    let gone: Vec<String> = x
+        .capabilities
+        .iter()
+        .filter(|(_, (c, pending))| *pending == 0 && c["status"] == "DELETING")
+        .map(|(n, _)| n.clone())
+        .collect();
+    for n in gone {
+        if let Some((c, _)) = x.capabilities.remove(&n) {
+            let role = c["roleArn"].as_str().unwrap_or_default();
+            // the entry goes unless another capability still acts as the same role
+            if !x.capabilities.values().any(|(o, _)| o["roleArn"].as_str() == Some(role)) {
+                x.entries.remove(role);
+            }
+        }
+    }
+}
+
+/// The access policies EKS associates with a capability role's entry for a capability of `kind` (EKS's
+/// "Security considerations for EKS Capabilities"): ACK's and kro's on the cluster, Argo CD's cluster policy
+/// and its policy on its own namespace.
+fn capability_policies(kind: &str, namespace: &str) -> Vec<(&'static str, Option<String>)> {
+    match kind {
+        "ACK" => vec![("AmazonEKSACKPolicy", None)],
+        "KRO" => vec![("AmazonEKSKROPolicy", None)],
+        _ => vec![("AmazonEKSArgoCDClusterPolicy", None), ("AmazonEKSArgoCDPolicy", Some(namespace.to_string()))],
+    }
+}
+
+/// Makes (or keeps) the access entry EKS makes for a capability's role, with the type's access policies.
+fn capability_entry(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, role: &str, kind: &str, namespace: &str) {
+    let e = x
+        .entries
+        .entry(role.to_string())
+        .or_insert_with(|| new_entry(req.account, req.region, cluster, role, "STANDARD", vec![], None, json!({})));
+    for (p, ns) in capability_policies(kind, namespace) {
+        let arn = format!("arn:aws:eks::aws:cluster-access-policy/{p}");
+        let scope = match ns {
+            Some(ns) => json!({"type": "namespace", "namespaces": [ns]}),
+            None => json!({"type": "cluster", "namespaces": []}),
+        };
+        e.policies.entry(arn.clone()).or_insert_with(
+            || json!({"policyArn": arn, "accessScope": scope, "associatedAt": now(), "modifiedAt": now()}),
+        );
+    }
+}
+
+/// Applies an `UpdateCapability` role mapping change: `addOrUpdateRoleMappings` sets a role's identities,
+/// `removeRoleMappings` takes the identities listed off their role (a role left with none goes).
+fn update_role_mappings(mappings: &mut Vec<Value>, change: &Value) {
+    for m in change["addOrUpdateRoleMappings"].as_array().into_iter().flatten() {
+        match mappings.iter_mut().find(|o| o["role"] == m["role"]) {
+            Some(o) => *o = m.clone(),
+            None => mappings.push(m.clone()),
+        }
+    }
+    for m in change["removeRoleMappings"].as_array().into_iter().flatten() {
+        let drop: Vec<&Value> = m["identities"].as_array().into_iter().flatten().collect();
+        for o in mappings.iter_mut().filter(|o| o["role"] == m["role"]) {
+            if let Some(ids) = o["identities"].as_array_mut() {
+                ids.retain(|i| !drop.contains(&i));
+            }
+        }
+        mappings.retain(|o| o["identities"].as_array().is_some_and(|i| !i.is_empty()));
+    }
+}
+
+/// Capabilities as EKS keeps them (the CreateCapability, UpdateCapability and DeleteCapability API
+/// references): one of each type per cluster, a role ARN, Argo CD's Identity Center for `ARGOCD` alone and
+/// required there, CREATING then ACTIVE, UPDATING then ACTIVE, DELETING then gone; EKS makes the role's
+/// access entry with the type's access policies (and removes it with the capability), so the cluster must be in
+/// an authentication mode with access entries. moto has no capabilities at all.
+fn capabilities(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
+    let b = req.behaviour;
+    settle_capabilities(x);
+    let missing = |name: &str| err(404, "ResourceNotFoundException", format!("Capability {name} not found."));
+    let shown = |c: &Value, pending: u32| {
+        let mut v = c.clone();
+        if pending > 0 && v["status"] == "ACTIVE" {
+            v["status"] = json!(if v["modifiedAt"] == v["createdAt"] { "CREATING" } else { "UPDATING" });
+        }
+        v
+    };
+    let name = segs.get(3).cloned().unwrap_or_default();
+    match req.operation {
+        "CreateCapability" => {
+            let Some(name) = body["capabilityName"].as_str().filter(|n| !n.is_empty()).map(String::from) else {
+                return err(400, "InvalidParameterException", "capabilityName is required".into());
+            };
+            let kind = body["type"].as_str().unwrap_or_default().to_string();
+            if !["ACK", "KRO", "ARGOCD"].contains(&kind.as_str()) {
+                return err(400, "InvalidParameterException", format!("The type parameter {kind} is not valid"));
+            }
+            let Some(role) = body["roleArn"].as_str().filter(|r| r.contains(":role/")).map(String::from) else {
+                return err(400, "InvalidParameterException", "roleArn must be an IAM role ARN".into());
+            };
+            let argo = &body["configuration"]["argoCd"];
+            if kind == "ARGOCD" && argo["awsIdc"]["idcInstanceArn"].as_str().is_none_or(str::is_empty) {
+                return err(
+                    400,
+                    "InvalidParameterException",
+                    "An ARGOCD capability requires configuration.argoCd.awsIdc.idcInstanceArn".into(),
+                );
+            }
+            if kind != "ARGOCD" && !argo.is_null() {
+                return err(
+                    400,
+                    "InvalidParameterException",
+                    format!("configuration.argoCd is not supported for capability type {kind}"),
+                );
+            }
+            if x.mode == "CONFIG_MAP" {
+                return err(400, "InvalidRequestException", "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to create a capability.".into());
+            }
+            if x.capabilities.contains_key(&name) {
+                return err(
+                    409,
+                    "ResourceInUseException",
+                    format!("Capability {name} already exists in cluster {cluster}."),
+                );
+            }
+            if let Some(other) =
+                x.capabilities.iter().find(|(_, (c, _))| c["type"] == kind.as_str()).map(|(n, _)| n.clone())
+            {
+                return err(
+                    409,
+                    "ResourceInUseException",
+                    format!("Cluster {cluster} already has a capability of type {kind} ({other})."),
+                );
+            }
+            let status = if b.fail.contains(&name) { "CREATE_FAILED" } else { "ACTIVE" };
+            let mut configuration = json!({});
+            if kind == "ARGOCD" {
+                let namespace = argo["namespace"].as_str().unwrap_or("argocd");
+                let mut a = json!({
+                    "namespace": namespace,
+                    "awsIdc": {"idcInstanceArn": argo["awsIdc"]["idcInstanceArn"], "idcRegion": argo["awsIdc"]["idcRegion"].as_str().unwrap_or(req.region)},
+                    "rbacRoleMappings": argo["rbacRoleMappings"].as_array().cloned().unwrap_or_default(),
+                    "serverUrl": format!("https://{name}.{cluster}.argocd.eks.{}.amazonaws.com", req.region),
+                });
+                if argo["networkAccess"].is_object() {
+                    a["networkAccess"] = argo["networkAccess"].clone();
+                }
+                configuration = json!({"argoCd": a});
+            }
+            let at = now();
+            let c = json!({
+                "capabilityName": name,
+                "arn": format!("arn:aws:eks:{}:{}:capability/{cluster}/{}/{name}/{:x}", req.region, req.account, kind.to_lowercase(), (at * 1e6) as u64),
+                "clusterName": cluster,
+                "type": kind,
+                "roleArn": role,
+                "status": status,
+                "version": "v1",
+                "configuration": configuration,
+                "tags": if body["tags"].is_object() { body["tags"].clone() } else { json!({}) },
+                "health": {"issues": []},
+                "createdAt": at,
+                "modifiedAt": at,
+                "deletePropagationPolicy": body["deletePropagationPolicy"].as_str().unwrap_or("RETAIN"),
+            });
+            if status == "ACTIVE" {
+                let namespace = c["configuration"]["argoCd"]["namespace"].as_str().unwrap_or("argocd").to_string();
+                capability_entry(x, req, cluster, &role, &kind, &namespace);
+            }
+            let answer = shown(&c, b.pending_describes);
+            x.capabilities.insert(name, (c, b.pending_describes));
+            (StatusCode::OK, json!({"capability": answer}), None)
+        }
+        "DescribeCapability" => {
+            let Some((c, pending)) = x.capabilities.get_mut(&name) else { return missing(&name) };
+            let answer = shown(c, *pending);
+            *pending = pending.saturating_sub(1);
+            (StatusCode::OK, json!({"capability": answer}), None)
+        }
+        "ListCapabilities" => {
+            let list: Vec<Value> = x
+                .capabilities
+                .values()
+                .map(|(c, pending)| {
+                    let c = shown(c, *pending);
+                    json!({"capabilityName": c["capabilityName"], "arn": c["arn"], "type": c["type"], "status": c["status"], "version": c["version"], "createdAt": c["createdAt"], "modifiedAt": c["modifiedAt"]})
+                })
+                .collect();
+            (StatusCode::OK, json!({"capabilities": list}), None)
+        }
+        "UpdateCapability" => {
+            let Some((c, pending)) = x.capabilities.get_mut(&name) else { return missing(&name) };
+            if *pending > 0 || c["status"] != "ACTIVE" {
+                let st = shown(c, *pending)["status"].clone();
+                return err(
+                    409,
+                    "ResourceInUseException",
+                    format!("Capability {name} is {st}, and can be updated when ACTIVE."),
+                );
+            }
+            let kind = c["type"].as_str().unwrap_or_default().to_string();
+            let argo = &body["configuration"]["argoCd"];
+            if !argo.is_null() && kind != "ARGOCD" {
+                return err(
+                    400,
+                    "InvalidParameterException",
+                    format!("configuration.argoCd is not supported for capability type {kind}"),
+                );
+            }
+            let mut params = vec![];
+            if let Some(role) = body["roleArn"].as_str() {
+                if !role.contains(":role/") {
+                    return err(400, "InvalidParameterException", "roleArn must be an IAM role ARN".into());
+                }
+                c["roleArn"] = json!(role);
+                params.push(json!({"type": "RoleArn", "value": role}));
+            }
+            if argo["rbacRoleMappings"].is_object() {
+                let cfg = &mut c["configuration"]["argoCd"]["rbacRoleMappings"];
+                let mut mappings = cfg.as_array().cloned().unwrap_or_default();
+                update_role_mappings(&mut mappings, &argo["rbacRoleMappings"]);
+                *cfg = json!(mappings);
+                params.push(json!({"type": "RoleMappingsToAddOrUpdate", "value": argo["rbacRoleMappings"]["addOrUpdateRoleMappings"].to_string()}));
+            }
+            if argo["networkAccess"].is_object() {
+                c["configuration"]["argoCd"]["networkAccess"] = argo["networkAccess"].clone();
+                params.push(json!({"type": "NetworkAccess", "value": argo["networkAccess"].to_string()}));
+            }
+            let at = now();
+            c["modifiedAt"] = json!(at);
+            *pending = b.pending_describes;
+            let (role, namespace) = (
+                c["roleArn"].as_str().unwrap_or_default().to_string(),
+                c["configuration"]["argoCd"]["namespace"].as_str().unwrap_or("argocd").to_string(),
+            );
+            capability_entry(x, req, cluster, &role, &kind, &namespace);
+            let update = json!({
+                "id": format!("{:032x}", (at * 1e9) as u128),
+                "status": "Successful",
+                "type": "CapabilityUpdate",
+                "params": params,
+                "createdAt": at,
+                "errors": [],
+            });
+            (StatusCode::OK, json!({"update": update}), None)
+        }
+        "DeleteCapability" => {
+            let Some((c, pending)) = x.capabilities.get_mut(&name) else { return missing(&name) };
+            if c["status"] != "DELETING" {
+                c["status"] = json!("DELETING");
+                *pending = b.pending_describes;
+            }
+            let answer = c.clone();
+            settle_capabilities(x);
+            (StatusCode::OK, json!({"capability": answer}), None)
+        }
+        other => err(400, "InvalidRequestException", format!("{other} is not emulated")),
+    }
+}
+
 fn pod_identity(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
     let id = segs.get(3).cloned().unwrap_or_default();
     let missing =
@@ -1521,6 +1805,96 @@ mod tests {
         let mut bare = json!({});
         network_config("shop", &mut bare);
         assert_eq!(bare["kubernetesNetworkConfig"], json!({"ipFamily": "ipv4"}));
+    }
+
+    #[test]
+    fn capabilities_are_one_per_type_with_the_entry_eks_makes_for_their_role() {
+        let st = EksState::default();
+        let b = Behaviour { pending_describes: 1, fail: vec![] };
+        let call = |op: &str, path: &str, body: Value| {
+            let body = body.to_string();
+            let req = Req {
+                operation: op,
+                path,
+                body: body.as_bytes(),
+                account: "123456789012",
+                region: "eu-west-1",
+                query: "",
+                behaviour: &b,
+            };
+            st.handle(&req, true)
+        };
+        let cap = |name: &str, kind: &str| {
+            json!({"capabilityName": name, "type": kind, "roleArn": format!("arn:aws:iam::123456789012:role/{name}"),
+                   "deletePropagationPolicy": "RETAIN"})
+        };
+        // a cluster without access entries takes no capability
+        let (status, _, code) = call("CreateCapability", "/clusters/c/capabilities", cap("ack", "ACK"));
+        assert_eq!((status.as_u16(), code), (400, Some("InvalidRequestException")));
+        st.clusters.lock().unwrap().values_mut().for_each(|x| x.mode = "API_AND_CONFIG_MAP".into());
+        let (status, a, _) = call("CreateCapability", "/clusters/c/capabilities", cap("ack", "ACK"));
+        assert_eq!((status, a["capability"]["status"].as_str()), (StatusCode::OK, Some("CREATING")));
+        // one of each type; Argo CD needs its Identity Center, and only Argo CD takes Argo CD's settings
+        assert_eq!(call("CreateCapability", "/clusters/c/capabilities", cap("ack2", "ACK")).0.as_u16(), 409);
+        assert_eq!(call("CreateCapability", "/clusters/c/capabilities", cap("argo", "ARGOCD")).0.as_u16(), 400);
+        let mut kro = cap("kro", "KRO");
+        kro["configuration"] = json!({"argoCd": {"namespace": "x"}});
+        assert_eq!(call("CreateCapability", "/clusters/c/capabilities", kro).0.as_u16(), 400);
+        let mut argo = cap("argo", "ARGOCD");
+        argo["configuration"] = json!({"argoCd": {"awsIdc": {"idcInstanceArn": "arn:aws:sso:::instance/ssoins-1"},
+            "rbacRoleMappings": [{"role": "ADMIN", "identities": [{"id": "a", "type": "SSO_USER"}, {"id": "b", "type": "SSO_USER"}]}]}});
+        assert!(call("CreateCapability", "/clusters/c/capabilities", argo).0.is_success());
+        // EKS's entry for each role, with the type's policies
+        let policies = |role: &str| {
+            let path =
+                format!("/clusters/c/access-entries/arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2F{role}/access-policies");
+            let (_, r, _) = call("ListAssociatedAccessPolicies", &path, json!({}));
+            let mut p: Vec<String> = r["associatedAccessPolicies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}|{}",
+                        p["policyArn"].as_str().unwrap().rsplit('/').next().unwrap(),
+                        p["accessScope"]["namespaces"]
+                    )
+                })
+                .collect();
+            p.sort();
+            p
+        };
+        assert_eq!(policies("ack"), ["AmazonEKSACKPolicy|[]"]);
+        assert_eq!(policies("argo"), ["AmazonEKSArgoCDClusterPolicy|[]", "AmazonEKSArgoCDPolicy|[\"argocd\"]"]);
+        // an update waits for ACTIVE, then shows UPDATING; a removed identity leaves the rest of its role
+        let describe = |n: &str| call("DescribeCapability", &format!("/clusters/c/capabilities/{n}"), json!({})).1;
+        let change = json!({"configuration": {"argoCd": {"rbacRoleMappings": {
+            "addOrUpdateRoleMappings": [{"role": "VIEWER", "identities": [{"id": "g", "type": "SSO_GROUP"}]}],
+            "removeRoleMappings": [{"role": "ADMIN", "identities": [{"id": "b", "type": "SSO_USER"}]}]}}}});
+        assert_eq!(call("UpdateCapability", "/clusters/c/capabilities/argo", change.clone()).0.as_u16(), 409);
+        assert_eq!(describe("argo")["capability"]["status"], "CREATING");
+        let (status, u, _) = call("UpdateCapability", "/clusters/c/capabilities/argo", change);
+        assert_eq!((status, u["update"]["type"].as_str()), (StatusCode::OK, Some("CapabilityUpdate")));
+        let shown = describe("argo");
+        assert_eq!(shown["capability"]["status"], "UPDATING");
+        let m = &shown["capability"]["configuration"]["argoCd"]["rbacRoleMappings"];
+        assert_eq!(
+            m,
+            &json!([{"role": "ADMIN", "identities": [{"id": "a", "type": "SSO_USER"}]}, {"role": "VIEWER", "identities": [{"id": "g", "type": "SSO_GROUP"}]}])
+        );
+        // the cluster cannot go while capabilities hold it; a deleted capability takes its entry with it
+        assert!(st.refuse_cluster_delete("123456789012", "eu-west-1", "c").is_some());
+        assert!(call("DeleteCapability", "/clusters/c/capabilities/ack", json!({})).0.is_success());
+        assert_eq!(describe("ack")["capability"]["status"], "DELETING");
+        assert_eq!(call("DescribeCapability", "/clusters/c/capabilities/ack", json!({})).0.as_u16(), 404);
+        let (status, _, _) = call(
+            "DescribeAccessEntry",
+            "/clusters/c/access-entries/arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fack",
+            json!({}),
+        );
+        assert_eq!(status.as_u16(), 404);
+        let (_, list, _) = call("ListCapabilities", "/clusters/c/capabilities", json!({}));
+        assert_eq!(list["capabilities"].as_array().unwrap().len(), 1);
     }
 
     #[test]

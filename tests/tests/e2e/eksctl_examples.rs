@@ -459,6 +459,36 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
                 let role = eksodus::access::iam::role_name(&spec.name, "fargate");
                 assert!(got.pod_execution_role_arn().is_some_and(|r| r.ends_with(&format!("/{role}"))), "{name}");
             }
+            // capabilities (47, 48): each of its type, as its role, with the spec's access policies on the entry
+            // EKS made for the role
+            let caps = eks.list_capabilities().cluster_name(&spec.name).send().await.unwrap();
+            let mut got_caps: Vec<String> =
+                caps.capabilities().iter().filter_map(|c| c.capability_name().map(String::from)).collect();
+            got_caps.sort();
+            let mut want: Vec<String> = c.capabilities.iter().map(|c| c.name.clone()).collect();
+            want.sort();
+            assert_eq!(got_caps, want, "{name}");
+            for cap in &c.capabilities {
+                let got = eks.describe_capability().cluster_name(&spec.name).capability_name(&cap.name);
+                let got = got.send().await.unwrap().capability.unwrap();
+                assert_eq!(got.r#type().map(|t| t.as_str()), Some(cap.kind.as_str()), "{name}: {}", cap.name);
+                let role = got.role_arn().unwrap();
+                let own = eksodus::access::iam::role_name(&spec.name, &format!("capability-{}", cap.name));
+                assert!(role.ends_with(&format!("/{own}")), "{name}: {role}");
+                let pols = eks.list_associated_access_policies().cluster_name(&spec.name).principal_arn(role);
+                let pols = pols.send().await.unwrap();
+                let arns: Vec<&str> = pols.associated_access_policies().iter().filter_map(|p| p.policy_arn()).collect();
+                for p in &cap.access_policies {
+                    assert!(
+                        arns.contains(&eksodus::access::entries::policy_arn(&p.policy).as_str()),
+                        "{name}: {arns:?}"
+                    );
+                }
+                if let Some(a) = &cap.argocd {
+                    let argo = got.configuration().and_then(|x| x.argo_cd()).unwrap();
+                    assert_eq!(argo.rbac_role_mappings().len(), a.rbac_role_mappings.len(), "{name}");
+                }
+            }
             // the family, and the service range EKS picks for an IPv6 cluster (30)
             let k = got.kubernetes_network_config().unwrap();
             assert_eq!(k.ip_family().map(|f| f.as_str()), Some(c.ip_family.as_str()), "{name}");
@@ -671,6 +701,8 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "44-node-repair.yaml",
         "45-upgrade-policy-example.yaml",
         "46-control-plane-scaling-config.yaml",
+        "47-auto-mode-with-ack-kro-capabilities.yaml",
+        "48-auto-mode-with-argocd-capabilities.yaml",
         "49-control-plane-on-private-subnets.yaml",
         "zz-private-cluster (inline)",
         "zz-control-plane-subnets (inline)",

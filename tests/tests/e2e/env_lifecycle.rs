@@ -1434,3 +1434,209 @@ async fn fargate_profiles_resume_after_a_crash_at_each_of_the_last_writes() {
         assert_eq!(names, ["apps", "system"], "k={k}");
     }
 }
+
+const CAPABILITY_SPEC: &str = r#"
+name: caps
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.66.0.0/16, azs: 2, nat: single}
+cluster:
+  version: "1.33"
+  capabilities:
+    - name: ack
+      type: ACK
+      attach_policy_arns: [arn:aws:iam::aws:policy/AmazonS3FullAccess]
+      access_policies: [{policy: AmazonEKSEditPolicy, namespaces: [shop]}]
+      tags: {cost-center: shop}
+    - name: gitops
+      type: ARGOCD
+      argocd:
+        idc_instance_arn: arn:aws:sso:::instance/ssoins-0123456789abcdef
+        rbac_role_mappings: [{role: ADMIN, identities: [{id: g1, type: SSO_GROUP}]}]
+"#;
+
+/// The access policies on a principal's entry, as `<policy name>|<scope>`, sorted.
+async fn entry_policies(eks: &aws_sdk_eks::Client, cluster: &str, principal: &str) -> Vec<String> {
+    let r = eks.list_associated_access_policies().cluster_name(cluster).principal_arn(principal).send().await.unwrap();
+    let mut out: Vec<String> = r
+        .associated_access_policies()
+        .iter()
+        .map(|p| {
+            let name = p.policy_arn().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string();
+            let ns = p.access_scope().map(|s| s.namespaces().join(",")).unwrap_or_default();
+            format!("{name}|{ns}")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// EKS capabilities as EKS runs them: each as the role eksodus made for it (trusting the capabilities
+/// service, with the spec's policies), let into the cluster by the access entry EKS makes with its own access
+/// policy, beside which the spec's go; a re-plan is empty, role mappings and access policies change in place,
+/// a new Argo CD namespace replaces the capability, and down deletes the capabilities (and with them EKS's
+/// entries) before the cluster and their roles after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_run_as_their_roles_change_in_place_are_replaced_and_deleted() {
+    let s = spec(CAPABILITY_SPEC);
+    assert_eq!(s.validate(), vec![]);
+    let st = setup(FaultConfig { eks_pending_describes: 1, ..Default::default() }).await;
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    let iam = aws_sdk_iam::Client::new(&st.conf);
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+
+    let describe = |name: &'static str| {
+        let eks = eks.clone();
+        async move {
+            let r = eks.describe_capability().cluster_name("caps").capability_name(name).send().await;
+            r.unwrap().capability().unwrap().clone()
+        }
+    };
+    let mut names: Vec<String> = eks
+        .list_capabilities()
+        .cluster_name("caps")
+        .send()
+        .await
+        .unwrap()
+        .capabilities()
+        .iter()
+        .filter_map(|c| c.capability_name().map(String::from))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ack", "gitops"]);
+    let ack = describe("ack").await;
+    assert_eq!(ack.status().map(|s| s.as_str()), Some("ACTIVE"));
+    assert_eq!(ack.delete_propagation_policy().map(|p| p.as_str()), Some("RETAIN"));
+    let ack_role = ack.role_arn().unwrap().to_string();
+    assert!(ack_role.ends_with("/caps-capability-ack"), "{ack_role}");
+    let tags = ack.tags().unwrap();
+    assert_eq!(
+        (tags.get("cost-center").map(String::as_str), tags.get("team").map(String::as_str)),
+        (Some("shop"), Some("platform"))
+    );
+    let role = iam.get_role().role_name("caps-capability-ack").send().await.unwrap();
+    let doc = role.role().unwrap().assume_role_policy_document().unwrap();
+    let trust = eksodus_access::policy::PolicyDocument::canonical_from_iam(doc).expect("a policy document").to_string();
+    assert!(trust.contains("capabilities.eks.amazonaws.com") && trust.contains("sts:TagSession"), "{trust}");
+    let attached = iam.list_attached_role_policies().role_name("caps-capability-ack").send().await.unwrap();
+    let attached: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_name()).collect();
+    assert_eq!(attached, ["AmazonS3FullAccess"]);
+    // EKS's own policy on the entry it made, and the spec's beside it
+    assert_eq!(entry_policies(&eks, "caps", &ack_role).await, ["AmazonEKSACKPolicy|", "AmazonEKSEditPolicy|shop"]);
+    let gitops = describe("gitops").await;
+    let argo = gitops.configuration().and_then(|c| c.argo_cd()).unwrap();
+    assert_eq!(argo.namespace(), Some("argocd"));
+    assert_eq!(argo.aws_idc().and_then(|i| i.idc_region()), Some("us-east-1"));
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    // a role mapping and an access policy's namespaces change in place: the capabilities stay
+    let mut changed = s.clone();
+    {
+        let caps = &mut changed.cluster.as_mut().unwrap().capabilities;
+        caps[0].access_policies[0].namespaces = vec!["shop".into(), "infra".into()];
+        caps[0].access_policies.push(eksodus_core::spec::PolicyAssociationSpec {
+            policy: "AmazonEKSViewPolicy".into(),
+            namespaces: vec![],
+        });
+        let argo = caps[1].argocd.as_mut().unwrap();
+        argo.rbac_role_mappings.push(eksodus_core::spec::ArgoCdRoleMapping {
+            role: "VIEWER".into(),
+            identities: vec![eksodus_core::spec::SsoIdentity { id: "u1".into(), kind: "SSO_USER".into() }],
+        });
+    }
+    let p = st.env(&changed).plan().await.unwrap();
+    let steps: Vec<(String, String)> = p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    assert_eq!(
+        steps,
+        [
+            ("eks/capability/ack".to_string(), "Update".to_string()),
+            ("eks/capability/gitops".to_string(), "Update".to_string())
+        ]
+    );
+    let (ack_arn, gitops_arn) = (ack.arn().map(String::from), gitops.arn().map(String::from));
+    st.env(&changed).up(&EventSink::discard()).await.unwrap();
+    assert_eq!(
+        entry_policies(&eks, "caps", &ack_role).await,
+        ["AmazonEKSACKPolicy|", "AmazonEKSEditPolicy|infra,shop", "AmazonEKSViewPolicy|"]
+    );
+    let gitops = describe("gitops").await;
+    let roles: Vec<&str> = gitops
+        .configuration()
+        .and_then(|c| c.argo_cd())
+        .unwrap()
+        .rbac_role_mappings()
+        .iter()
+        .map(|m| m.role().as_str())
+        .collect();
+    assert_eq!(roles, ["ADMIN", "VIEWER"]);
+    assert_eq!(
+        (describe("ack").await.arn().map(String::from), gitops.arn().map(String::from)),
+        (ack_arn, gitops_arn.clone())
+    );
+    let again = st.env(&changed).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    // dropping them takes them off again; a new Argo CD namespace replaces that capability alone
+    let mut moved = s.clone();
+    moved.cluster.as_mut().unwrap().capabilities[1].argocd.as_mut().unwrap().namespace = "gitops".into();
+    let p = st.env(&moved).plan().await.unwrap();
+    let steps: Vec<(String, String)> = p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    assert_eq!(
+        steps,
+        [
+            ("eks/capability/ack".to_string(), "Update".to_string()),
+            ("eks/capability/gitops".to_string(), "Replace".to_string())
+        ]
+    );
+    st.env(&moved).up(&EventSink::discard()).await.unwrap();
+    assert_eq!(entry_policies(&eks, "caps", &ack_role).await, ["AmazonEKSACKPolicy|", "AmazonEKSEditPolicy|shop"]);
+    let gitops = describe("gitops").await;
+    assert_eq!(gitops.configuration().and_then(|c| c.argo_cd()).and_then(|a| a.namespace()), Some("gitops"));
+    assert_ne!(gitops.arn().map(String::from), gitops_arn, "a new capability");
+    let gitops_role = gitops.role_arn().unwrap().to_string();
+    assert!(entry_policies(&eks, "caps", &gitops_role).await.contains(&"AmazonEKSArgoCDPolicy|gitops".to_string()));
+    let again = st.env(&moved).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    policy_covers_every_call(&st, &changed);
+    policy_covers_every_call(&st, &moved);
+
+    let down = st.env(&moved).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+    for r in ["caps-capability-ack", "caps-capability-gitops"] {
+        assert!(iam.get_role().role_name(r).send().await.is_err(), "{r} is gone");
+    }
+    assert!(eks.describe_cluster().name("caps").send().await.is_err(), "the cluster is gone");
+    let seen = st.aws.proxy.stats().by_operation();
+    assert_eq!(seen.get("eks:CreateCapability"), Some(&3), "{seen:?}");
+    assert_eq!(seen.get("eks:DeleteCapability"), Some(&3), "{seen:?}");
+}
+
+/// `up` crashed at each of its last writes (the capabilities and their access policies come last) converges
+/// when run again: each capability once, adopted where its create had landed, its policies on its entry, and
+/// a re-plan is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_resume_after_a_crash_at_each_of_the_last_writes() {
+    let s = spec(CAPABILITY_SPEC);
+    let m = writes_of_clean_up(&s).await as u64;
+    for k in m.saturating_sub(6)..=m {
+        let st =
+            setup(FaultConfig { crash_after_mutations: Some(k), eks_pending_describes: 1, ..Default::default() }).await;
+        let crashed = st.env(&s).up(&EventSink::discard()).await;
+        assert!(crashed.is_err() || k >= m, "k={k}: the crash must interrupt up");
+        st.aws.proxy.heal();
+        let env = st.env(&s);
+        env.up(&EventSink::discard()).await.unwrap_or_else(|e| panic!("k={k}: re-run failed: {e}"));
+        let p = env.plan().await.unwrap();
+        assert!(p.is_converged(), "k={k}: {:?}", p.plan.changes().map(|c| &c.id).collect::<Vec<_>>());
+        let eks = aws_sdk_eks::Client::new(&st.conf);
+        let caps = eks.list_capabilities().cluster_name("caps").send().await.unwrap();
+        let mut names: Vec<&str> = caps.capabilities().iter().filter_map(|c| c.capability_name()).collect();
+        names.sort();
+        assert_eq!(names, ["ack", "gitops"], "k={k}");
+        let ack = eks.describe_capability().cluster_name("caps").capability_name("ack").send().await.unwrap();
+        let role = ack.capability().unwrap().role_arn().unwrap().to_string();
+        assert!(entry_policies(&eks, "caps", &role).await.contains(&"AmazonEKSEditPolicy|shop".to_string()), "k={k}");
+    }
+}

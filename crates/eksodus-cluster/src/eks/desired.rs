@@ -396,6 +396,7 @@ impl Eks {
             out.desired.push(d);
         }
         out.desired.extend(node_addons);
+        out.desired.extend(self.desired_capabilities(spec, c, inp));
         Ok(out)
     }
 

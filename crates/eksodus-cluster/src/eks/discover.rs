@@ -185,19 +185,21 @@ impl Eks {
                 let oidc = r.identity_provider_configs().iter().filter(|c| c.r#type() == "oidc");
                 Ok((oidc.map(|c| c.name().to_string()).collect(), r.next_token().map(String::from)))
             });
-            tokio::try_join!(nodegroups, addons, idps, self.list_fargate_profiles())
+            tokio::try_join!(nodegroups, addons, idps, self.list_fargate_profiles(), self.list_capabilities())
         });
-        let ((ngs, addon_names, idp_names, fargate_names), templates, key_pairs) =
+        let ((ngs, addon_names, idp_names, fargate_names, capability_names), templates, key_pairs) =
             tokio::try_join!(lists, self.discover_templates(), self.discover_key_pairs())?;
         found.observed.extend(key_pairs);
-        let (ng_found, addon_found, idp_found, fargate_found) = tokio::try_join!(
+        let (ng_found, addon_found, idp_found, fargate_found, capability_found) = tokio::try_join!(
             try_join_all(ngs.iter().map(|n| self.observe_nodegroup(n, &key_of))),
             try_join_all(addon_names.iter().map(|a| self.observe_addon(a))),
             try_join_all(idp_names.iter().map(|n| self.observe_identity_provider(n))),
             try_join_all(fargate_names.iter().map(|n| self.observe_fargate_profile(n, &key_of))),
+            try_join_all(capability_names.iter().map(|n| self.observe_capability(n))),
         )?;
         found.observed.extend(idp_found.into_iter().flatten());
         found.observed.extend(fargate_found.into_iter().flatten());
+        found.observed.extend(capability_found.into_iter().flatten());
         for (mut o, version, status) in ng_found.into_iter().flatten() {
             template::recognise(&mut o, &templates);
             let name = o.physical_id.clone();

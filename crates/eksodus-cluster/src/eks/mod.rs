@@ -7,6 +7,7 @@
 //! | `eks/addon/<name>` | eks-addon | `eks/cluster`, its IRSA role; addons other than [`addons::before_nodes`] also the nodegroups |
 //! | `eks/identity-provider/<name>` | eks-identity-provider | `eks/cluster` |
 //! | `eks/fargate-profile/<name>` | eks-fargate-profile | `eks/cluster`, `role/fargate` (unless it names a role), its subnets |
+//! | `eks/capability/<name>` | eks-capability | `eks/cluster`, `role/capability/<name>` (unless it names a role) |
 //! | `kp/<nodegroup>` | ec2-key-pair | (a public key of the spec's, imported) |
 //! | `lt/<nodegroup>` | ec2-launch-template | `eks/cluster` when it lists security groups (it adds the cluster's) |
 //! | `eks/nodegroup/<name>` | eks-nodegroup | `eks/cluster`, `role/node`, its subnets, the addons nodes need, its `lt/` |
@@ -40,6 +41,7 @@ use eksodus_core::plan::{self, Action, Cost, Desired, Observed, Plan};
 use eksodus_core::spec::{AuthenticationMode, EnvironmentSpec};
 use eksodus_core::tags;
 
+mod capability;
 mod desired;
 mod discover;
 mod execute;
@@ -50,6 +52,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
+pub use capability::{capability_key, CapabilityProps};
 pub use fargate::fargate_profile_key;
 pub use keypair::{key_pair_key, key_pair_name, KeyPairProps};
 use props::{from_props, to_props};
@@ -72,6 +75,7 @@ pub const KINDS: &[&str] = &[
     "eks-addon",
     "eks-identity-provider",
     "eks-fargate-profile",
+    "eks-capability",
     "eks-version",
     "ec2-launch-template",
     "ec2-key-pair",
@@ -108,6 +112,14 @@ pub const ACTIONS: &[&str] = &[
     "eks:DescribeFargateProfile",
     "eks:ListFargateProfiles",
     "eks:DeleteFargateProfile",
+    "eks:CreateCapability",
+    "eks:DescribeCapability",
+    "eks:ListCapabilities",
+    "eks:UpdateCapability",
+    "eks:DeleteCapability",
+    "eks:ListAssociatedAccessPolicies",
+    "eks:AssociateAccessPolicy",
+    "eks:DisassociateAccessPolicy",
     "eks:TagResource",
     "iam:PassRole",
     "ec2:CreateLaunchTemplate",
@@ -399,7 +411,8 @@ health_issue!(
     aws_sdk_eks::types::ClusterIssue,
     aws_sdk_eks::types::Issue,
     aws_sdk_eks::types::AddonIssue,
-    aws_sdk_eks::types::FargateProfileIssue
+    aws_sdk_eks::types::FargateProfileIssue,
+    aws_sdk_eks::types::CapabilityIssue
 );
 
 /// Each issue as a line.

@@ -588,3 +588,121 @@ fn a_fargate_profile_without_a_private_subnet_names_its_field() {
     let err = eks(&s).desired(&s, &inp).unwrap_err();
     assert!(matches!(&err, Error::Spec { field, .. } if field == "cluster.fargate_profiles[0]"), "{err:?}");
 }
+
+const CAPABILITIES: &str = r#"
+name: shop
+region: us-east-1
+tags: {team: platform}
+network: {cidr: 10.42.0.0/16, azs: 2}
+cluster:
+  version: "1.33"
+  capabilities:
+    - name: ack
+      type: ACK
+      attach_policy_arns: [arn:aws:iam::aws:policy/AmazonS3FullAccess]
+      access_policies: [{policy: AmazonEKSACKPolicy}, {policy: AmazonEKSEditPolicy, namespaces: [shop, infra]}]
+      tags: {cost-center: shop}
+    - name: gitops
+      type: ARGOCD
+      role_arn: arn:aws:iam::111122223333:role/their-argocd
+      argocd:
+        idc_instance_arn: arn:aws:sso:::instance/ssoins-0123456789abcdef
+        rbac_role_mappings:
+          - role: VIEWER
+            identities: [{id: g2, type: SSO_GROUP}, {id: u1, type: SSO_USER}]
+          - role: ADMIN
+            identities: [{id: g1, type: SSO_GROUP}]
+"#;
+
+/// A capability as EKS would describe it after creating `p`, with the configuration in EKS's order.
+fn described_capability(e: &Eks, p: &CapabilityProps, key: &str) -> aws_sdk_eks::types::Capability {
+    use aws_sdk_eks::types::{
+        ArgoCdAwsIdcConfigResponse, ArgoCdConfigResponse, ArgoCdRole, ArgoCdRoleMapping,
+        CapabilityConfigurationResponse, SsoIdentity, SsoIdentityType,
+    };
+    let mut b = aws_sdk_eks::types::Capability::builder()
+        .capability_name(&p.name)
+        .arn(format!("arn:aws:eks:us-east-1:111122223333:capability/shop/{}/1", p.name))
+        .r#type(aws_sdk_eks::types::CapabilityType::from(p.kind.as_str()))
+        .role_arn(&p.role_arn)
+        .status(aws_sdk_eks::types::CapabilityStatus::Active)
+        .set_tags(Some(e.tags_over(key, &p.tags)));
+    if let Some(idc) = &p.idc_instance_arn {
+        let mut argo = ArgoCdConfigResponse::builder().set_namespace(p.argocd_namespace.clone()).aws_idc(
+            ArgoCdAwsIdcConfigResponse::builder().idc_instance_arn(idc).set_idc_region(p.idc_region.clone()).build(),
+        );
+        for m in p.rbac_role_mappings.iter().rev() {
+            let ids = m.identities.iter().rev().map(|i| {
+                SsoIdentity::builder().id(&i.id).r#type(SsoIdentityType::from(i.kind.as_str())).build().unwrap()
+            });
+            argo = argo.rbac_role_mappings(
+                ArgoCdRoleMapping::builder()
+                    .role(ArgoCdRole::from(m.role.as_str()))
+                    .set_identities(Some(ids.collect()))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        b = b.configuration(CapabilityConfigurationResponse::builder().argo_cd(argo.build()).build());
+    }
+    b.build()
+}
+
+#[test]
+fn capabilities_run_as_their_roles_and_read_back_as_planned() {
+    let s = spec(CAPABILITIES);
+    let set = desired(&s).unwrap();
+    let caps: Vec<&Desired> = set.desired.iter().filter(|d| d.kind == "eks-capability").collect();
+    assert_eq!(caps.len(), 2);
+    let ack: CapabilityProps = from_props("ack", &caps[0].props).unwrap();
+    assert_eq!(ack.role_arn, "arn:aws:iam::111122223333:role/eksodus/shop/shop-capability-ack");
+    assert!(caps[0].depends_on.contains(&eksodus_access::iam::capability_role_key("ack")));
+    // EKS's own ACK policy is no change of the spec's; the other is scoped to its namespaces, sorted
+    assert_eq!(
+        ack.access_policies,
+        ["arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy|namespace:infra,shop"]
+    );
+    assert_eq!(ack.tags, [("cost-center", "shop"), ("team", "platform")].map(|(k, v)| (k.into(), v.into())).into());
+    let argo: CapabilityProps = from_props("gitops", &caps[1].props).unwrap();
+    assert_eq!(argo.role_arn, "arn:aws:iam::111122223333:role/their-argocd");
+    assert!(!caps[1].depends_on.iter().any(|d| d.starts_with("role/")), "{:?}", caps[1].depends_on);
+    assert_eq!((argo.argocd_namespace.as_deref(), argo.idc_region.as_deref()), (Some("argocd"), Some("us-east-1")));
+    assert_eq!(argo.rbac_role_mappings[0].role, "ADMIN", "mappings are sorted");
+
+    // what EKS reports back (its own policies on the entry, mappings in another order) plans nothing
+    let e = eks(&s);
+    let eks_own = |p: &CapabilityProps| -> Vec<String> {
+        let k = eksodus_core::spec::CapabilityKind::parse(&p.kind).unwrap();
+        k.eks_access_policies("argocd")
+            .into_iter()
+            .map(|(p, ns)| eksodus_access::entries::policy_line(p, &ns))
+            .collect()
+    };
+    let observe = |p: &CapabilityProps, key: &str| {
+        let mut policies = p.access_policies.clone();
+        policies.extend(eks_own(p));
+        capability::observed_capability("shop", &described_capability(&e, p, key), &policies)
+    };
+    let want: Vec<Desired> = caps.iter().map(|d| (*d).clone()).collect();
+    let plan = |found: Vec<Observed>| e.diff(&want, &Found { observed: found, ..Found::default() }).unwrap();
+    let same = plan(vec![observe(&ack, &caps[0].key), observe(&argo, &caps[1].key)]);
+    assert_eq!(same.changes().count(), 0, "{:#?}", same.changes().collect::<Vec<_>>());
+    assert!(observe(&ack, &caps[0].key).depends_on.contains(&eksodus_access::iam::capability_role_key("ack")));
+
+    // a mapping or an access policy changes in place; a namespace replaces
+    let mut was = argo.clone();
+    was.rbac_role_mappings.pop();
+    let mut ack_was = ack.clone();
+    ack_was.access_policies.clear();
+    let p = plan(vec![observe(&ack_was, &caps[0].key), observe(&was, &caps[1].key)]);
+    for (key, field) in [(&caps[0].key, "access_policies"), (&caps[1].key, "rbac_role_mappings")] {
+        let step = p.steps.iter().find(|st| &st.key == key).unwrap();
+        assert_eq!(step.action, Action::Update, "{key}: {:?}", step.reasons);
+        assert_eq!(step.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), [field]);
+    }
+    let mut moved = argo.clone();
+    moved.argocd_namespace = Some("gitops".into());
+    let p = plan(vec![observe(&ack, &caps[0].key), observe(&moved, &caps[1].key)]);
+    let step = p.steps.iter().find(|st| st.key == caps[1].key).unwrap();
+    assert_eq!(step.action, Action::Replace, "{:?}", step.reasons);
+}
