@@ -173,6 +173,9 @@ fn repair_override(o: &Value) -> Result<(eksodus_core::spec::NodeRepairOverride,
     Ok((eksodus_core::spec::NodeRepairOverride { condition, reason, wait_minutes, action }, note))
 }
 
+/// Why nodes in Local Zones are refused ("Amazon EKS on AWS Local Zones" in the EKS user guide).
+const LOCAL_ZONES: &str = "EKS makes no managed nodegroups in Local Zones (only self-managed nodes run there), and eksodus makes managed nodegroups only";
+
 fn not_mapped(k: &str) -> String {
     format!("eksodus has no equivalent of `{k}`")
 }
@@ -1237,12 +1240,18 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 ng.ssh = None;
             }
             nodegroups.push(ng);
-            let why = |k: &str| match k {
+            let why = |k: &str| {
+                match k {
                 "volumeName" => {
                     "the volume's device follows the AMI family (/dev/xvda; Bottlerocket's data volume /dev/xvdb)"
                         .to_string()
                 }
+                // what a self-managed group's Auto Scaling group took: a managed nodegroup's group is EKS's
+                "targetGroupARNs" | "classicLoadBalancerNames" => "a managed nodegroup's Auto Scaling group is EKS's, and EKS attaches no load balancer to it: put the nodes behind one from the cluster (a Service of type LoadBalancer, or the AWS Load Balancer Controller's TargetGroupBinding)".to_string(),
+                "asgMetricsCollection" => "a managed nodegroup's Auto Scaling group is EKS's, and the EKS API has no setting for its group metrics: turn them on in Auto Scaling, or read the nodes' counts from the cluster (Container Insights)".to_string(),
+                "localZones" => LOCAL_ZONES.to_string(),
                 other => not_mapped(other),
+            }
             };
             r.rest(&mut un, why);
         }
@@ -1648,7 +1657,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
         "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
         "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
         "outpost" => "clusters on AWS Outposts are not supported".into(),
-        "localZones" => "nodegroups in Local Zones are not supported".into(),
+        "localZones" => LOCAL_ZONES.into(),
         other => not_mapped(other),
     });
 
@@ -2328,6 +2337,23 @@ nodeGroups:
             "{:?}",
             imp.unsupported
         );
+    }
+
+    /// Examples 05 and 33: what a self-managed group's Auto Scaling group took, and Local Zones, are refused
+    /// with the reason, not as unknown keys.
+    #[test]
+    fn load_balancers_group_metrics_and_local_zones_are_refused_with_their_reasons() {
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c, region: us-west-2}\nlocalZones: [us-west-2-lax-1a]\nnodeGroups:\n- name: a\n  targetGroupARNs: [arn:aws:elasticloadbalancing:us-west-2:111122223333:targetgroup/t/1]\n  classicLoadBalancerNames: [clb]\n  asgMetricsCollection: [{granularity: 1Minute}]\n  localZones: [us-west-2-lax-1a]\n";
+        let un = import(text).unwrap().unsupported;
+        let by: BTreeMap<&str, &str> = un.iter().map(|u| (u.path.as_str(), u.reason.as_str())).collect();
+        assert_eq!(by.len(), 5, "{un:?}");
+        assert!(by["nodeGroups[0].targetGroupARNs"].contains("TargetGroupBinding"));
+        assert!(by["nodeGroups[0].classicLoadBalancerNames"].contains("Service of type LoadBalancer"));
+        assert!(by["nodeGroups[0].asgMetricsCollection"].contains("group metrics"));
+        for p in ["localZones", "nodeGroups[0].localZones"] {
+            assert!(by[p].contains("no managed nodegroups in Local Zones"), "{p}: {}", by[p]);
+        }
+        assert!(un.iter().all(|u| !u.reason.contains("no equivalent")), "{un:?}");
     }
 
     /// Examples 47 and 48: ACK and kro on roles eksodus makes, Argo CD with its Identity Center and role
