@@ -167,6 +167,10 @@ struct ClusterExtras {
     /// Capabilities: the capability as it settles, and describes left in its transient status (CREATING,
     /// UPDATING, or DELETING before it is gone).
     capabilities: BTreeMap<String, (Value, u32)>,
+    /// Capabilities whose role's access entry EKS has not made yet: calls to the cluster left before it does,
+    /// counted once the capability shows ACTIVE (EKS makes the entry a while after, as eksctl's wait for it
+    /// shows).
+    capability_entries_due: BTreeMap<String, u32>,
     /// Describes left before an update settles.
     update_pending: BTreeMap<String, u32>,
     /// `logging` and `resourcesVpcConfig` fields set by `UpdateClusterConfig` (moto would replace the whole
@@ -717,6 +721,7 @@ impl EksState {
 
     fn handle_extras(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
         let (cluster, segs, body) = (cluster.to_string(), segs.to_vec(), body.clone());
+        make_due_capability_entries(x, req, &cluster);
         if req.operation.contains("PodIdentityAssociation") {
             return pod_identity(x, req, &cluster, &segs, &body);
         }
@@ -1390,6 +1395,7 @@ fn settle_capabilities(x: &mut ClusterExtras) {
         .map(|(n, _)| n.clone())
         .collect();
     for n in gone {
+        x.capability_entries_due.remove(&n);
         if let Some((c, _)) = x.capabilities.remove(&n) {
             let role = c["roleArn"].as_str().unwrap_or_default();
             // the entry goes unless another capability still acts as the same role
@@ -1397,6 +1403,29 @@ fn settle_capabilities(x: &mut ClusterExtras) {
                 x.entries.remove(role);
             }
         }
+    }
+}
+
+/// Counts one call to the cluster against each capability that is up and whose access entry is due, and makes
+/// those whose count ran out.
+fn make_due_capability_entries(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str) {
+    let mut ready = vec![];
+    for (name, left) in x.capability_entries_due.iter_mut() {
+        let up = x.capabilities.get(name).is_some_and(|(c, pending)| *pending == 0 && c["status"] == "ACTIVE");
+        if up {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                ready.push(name.clone());
+            }
+        }
+    }
+    for name in ready {
+        x.capability_entries_due.remove(&name);
+        let Some((c, _)) = x.capabilities.get(&name) else { continue };
+        let (role, kind) =
+            (c["roleArn"].as_str().unwrap_or_default().to_string(), c["type"].as_str().unwrap_or_default().to_string());
+        let namespace = c["configuration"]["argoCd"]["namespace"].as_str().unwrap_or("argocd").to_string();
+        capability_entry(x, req, cluster, &role, &kind, &namespace);
     }
 }
 
@@ -1452,8 +1481,9 @@ fn update_role_mappings(mappings: &mut Vec<Value>, change: &Value) {
 /// Capabilities as EKS keeps them (the CreateCapability, UpdateCapability and DeleteCapability API
 /// references): one of each type per cluster, a role ARN, Argo CD's Identity Center for `ARGOCD` alone and
 /// required there, CREATING then ACTIVE, UPDATING then ACTIVE, DELETING then gone; EKS makes the role's
-/// access entry with the type's access policies (and removes it with the capability), so the cluster must be in
-/// an authentication mode with access entries. moto has no capabilities at all.
+/// access entry with the type's access policies a little after the capability is up (and removes it with the
+/// capability), so the cluster must be in an authentication mode with access entries. moto has no
+/// capabilities at all.
 fn capabilities(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[String], body: &Value) -> Answer {
     let b = req.behaviour;
     settle_capabilities(x);
@@ -1544,8 +1574,9 @@ fn capabilities(x: &mut ClusterExtras, req: &Req<'_>, cluster: &str, segs: &[Str
                 "deletePropagationPolicy": body["deletePropagationPolicy"].as_str().unwrap_or("RETAIN"),
             });
             if status == "ACTIVE" {
-                let namespace = c["configuration"]["argoCd"]["namespace"].as_str().unwrap_or("argocd").to_string();
-                capability_entry(x, req, cluster, &role, &kind, &namespace);
+                // the entry comes with the third call once the capability shows ACTIVE: a client that looks
+                // for it right after seeing ACTIVE does not find it yet
+                x.capability_entries_due.insert(name.clone(), 3);
             }
             let answer = shown(&c, b.pending_describes);
             x.capabilities.insert(name, (c, b.pending_describes));
@@ -1864,10 +1895,19 @@ mod tests {
             p.sort();
             p
         };
-        assert_eq!(policies("ack"), ["AmazonEKSACKPolicy|[]"]);
-        assert_eq!(policies("argo"), ["AmazonEKSArgoCDClusterPolicy|[]", "AmazonEKSArgoCDPolicy|[\"argocd\"]"]);
-        // an update waits for ACTIVE, then shows UPDATING; a removed identity leaves the rest of its role
+        // not at once: the entry comes a little after the capability is up
+        let entry = |role: &str| {
+            let path = format!("/clusters/c/access-entries/arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2F{role}");
+            call("DescribeAccessEntry", &path, json!({})).0.as_u16()
+        };
+        assert_eq!(entry("ack"), 404);
         let describe = |n: &str| call("DescribeCapability", &format!("/clusters/c/capabilities/{n}"), json!({})).1;
+        assert_eq!(describe("ack")["capability"]["status"], "CREATING");
+        assert_eq!(describe("ack")["capability"]["status"], "ACTIVE");
+        assert_eq!(entry("ack"), 404);
+        assert_eq!(entry("ack"), 200);
+        assert_eq!(policies("ack"), ["AmazonEKSACKPolicy|[]"]);
+        // an update waits for ACTIVE, then shows UPDATING; a removed identity leaves the rest of its role
         let change = json!({"configuration": {"argoCd": {"rbacRoleMappings": {
             "addOrUpdateRoleMappings": [{"role": "VIEWER", "identities": [{"id": "g", "type": "SSO_GROUP"}]}],
             "removeRoleMappings": [{"role": "ADMIN", "identities": [{"id": "b", "type": "SSO_USER"}]}]}}}});
@@ -1882,6 +1922,7 @@ mod tests {
             m,
             &json!([{"role": "ADMIN", "identities": [{"id": "a", "type": "SSO_USER"}]}, {"role": "VIEWER", "identities": [{"id": "g", "type": "SSO_GROUP"}]}])
         );
+        assert_eq!(policies("argo"), ["AmazonEKSArgoCDClusterPolicy|[]", "AmazonEKSArgoCDPolicy|[\"argocd\"]"]);
         // the cluster cannot go while capabilities hold it; a deleted capability takes its entry with it
         assert!(st.refuse_cluster_delete("123456789012", "eu-west-1", "c").is_some());
         assert!(call("DeleteCapability", "/clusters/c/capabilities/ack", json!({})).0.is_success());

@@ -232,12 +232,32 @@ impl Eks {
     }
 
     /// Associates the spec's access policies with the capability role's entry and takes off those the spec
-    /// dropped. EKS makes the entry with the capability, perhaps a moment after; until it exists the step
-    /// is busy, to be tried again.
-    async fn set_capability_policies(&self, role: &str, want: &[String], had: &[String]) -> Result<(), StepError> {
+    /// dropped. EKS makes the entry itself once the capability is up, perhaps a while after it shows ACTIVE
+    /// (eksctl polls for it for minutes), so the entry is waited for first; should it vanish meanwhile, the
+    /// step is busy, to be tried again.
+    async fn set_capability_policies(
+        &self,
+        ctx: &OpContext,
+        role: &str,
+        want: &[String],
+        had: &[String],
+    ) -> Result<(), StepError> {
         if want.is_empty() && had.is_empty() {
             return Ok(());
         }
+        let what = format!("access entry EKS makes for {role}");
+        ctx.wait_until(&what, self.wait_timeout(ctx, "eks-capability"), || async {
+            match self
+                .calls
+                .read(|| self.eks.describe_access_entry().cluster_name(&self.name).principal_arn(role).send())
+                .await
+            {
+                Ok(_) => Ok(WaitState::Ready(())),
+                Err(e) if is_not_found(error_code(&e)) => Ok(WaitState::Pending("not made yet".into())),
+                Err(e) => Err(step_error(format!("DescribeAccessEntry {role}"), e)),
+            }
+        })
+        .await?;
         associate_policies(&self.eks, &self.calls, &self.name, role, want, had).await.map_err(|mut e| {
             if is_not_found(e.code.as_deref()) {
                 e.class = ErrorClass::Transient;
@@ -260,7 +280,7 @@ impl Eks {
                     self.wait_capability(ctx, &name, false).await?;
                     let had = self.capability_policies(&w.role_arn).await?;
                     let had = without_eks_policies(&had, &w.kind, w.argocd_namespace.as_deref());
-                    self.set_capability_policies(&w.role_arn, &w.access_policies, &had).await?;
+                    self.set_capability_policies(ctx, &w.role_arn, &w.access_policies, &had).await?;
                     return Ok(Some(name));
                 }
             }
@@ -310,7 +330,7 @@ impl Eks {
             .await
             .map_err(|e| busy(format!("CreateCapability {name}"), e))?;
         self.wait_capability(ctx, &name, false).await?;
-        self.set_capability_policies(&w.role_arn, &w.access_policies, &[]).await?;
+        self.set_capability_policies(ctx, &w.role_arn, &w.access_policies, &[]).await?;
         Ok(Some(name))
     }
 
@@ -384,7 +404,7 @@ impl Eks {
         // a new role has an entry of its own, with none of the old one's policies
         let had = if role_changed { vec![] } else { was.access_policies.clone() };
         if role_changed || had != w.access_policies {
-            self.set_capability_policies(&w.role_arn, &w.access_policies, &had).await?;
+            self.set_capability_policies(ctx, &w.role_arn, &w.access_policies, &had).await?;
         }
         Ok(Some(name))
     }

@@ -117,6 +117,7 @@ pub const ACTIONS: &[&str] = &[
     "eks:ListCapabilities",
     "eks:UpdateCapability",
     "eks:DeleteCapability",
+    "eks:DescribeAccessEntry",
     "eks:ListAssociatedAccessPolicies",
     "eks:AssociateAccessPolicy",
     "eks:DisassociateAccessPolicy",
