@@ -305,7 +305,18 @@ impl AccessEntries {
     /// The resources `spec` wants.
     pub fn desired(&self, spec: &EnvironmentSpec) -> Vec<Desired> {
         let a = spec.access.clone().unwrap_or_default();
-        let mut out = self.desired_for(a.authentication_mode, &a.entries);
+        // hybrid nodes get in as their role, through the entry type EKS gives them their node identity by
+        let mut entries = a.entries.clone();
+        if let Some(arn) = crate::iam::hybrid_role_arn(spec, self.account.as_deref().unwrap_or("ACCOUNT")) {
+            entries.push(eksodus_core::spec::AccessEntrySpec {
+                principal_arn: arn,
+                entry_type: "HYBRID_LINUX".into(),
+                kubernetes_groups: vec![],
+                username: None,
+                policies: vec![],
+            });
+        }
+        let mut out = self.desired_for(a.authentication_mode, &entries);
         let user_tags: Map<String, Value> = self.user_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         for sa in &a.pod_identities {
             let role = crate::iam::pod_identity_role_arn(spec, self.account.as_deref().unwrap_or("ACCOUNT"), sa);

@@ -6,6 +6,7 @@
 //! | `role/cluster`, `role/node`, `role/auto-node` (Auto Mode's pools, unless the user names a role) | iam-role | |
 //! | `role/fargate` (the pod execution role of Fargate profiles that name none) | iam-role | |
 //! | `role/capability/<name>` (an EKS capability's role, unless it names one) | iam-role | |
+//! | `role/hybrid-nodes` (the role hybrid nodes act as, unless `cluster.remote_network` names one) | iam-role | |
 //! | `oidc` | oidc-provider | |
 //! | `role/irsa/<namespace>/<name>` | iam-role | oidc |
 //! | `role/pod/<namespace>/<name>` | iam-role | (EKS Pod Identity; its association is in `entries`) |
@@ -101,6 +102,19 @@ pub const AUTO_NODE_ROLE_KEY: &str = "role/auto-node";
 
 /// The key of the Fargate pod execution role, when eksodus makes it.
 pub const FARGATE_ROLE_KEY: &str = "role/fargate";
+
+/// The key of the role hybrid nodes act as, when eksodus makes it.
+pub const HYBRID_ROLE_KEY: &str = "role/hybrid-nodes";
+
+/// The name of the inline policy of the hybrid nodes' role: what `nodeadm` calls.
+pub const HYBRID_POLICY_NAME: &str = "eksodus-hybrid-nodes";
+
+/// The ARN of the role hybrid nodes act as (`cluster.remote_network`): the user's `role_arn`, or the one
+/// eksodus makes. `None` without hybrid nodes.
+pub fn hybrid_role_arn(spec: &EnvironmentSpec, account: &str) -> Option<String> {
+    let r = spec.cluster.as_ref()?.remote_network.as_ref()?;
+    Some(r.role_arn.clone().unwrap_or_else(|| own_role_arn(spec, account, "hybrid-nodes")))
+}
 
 /// The logical key of the role eksodus makes for an EKS capability.
 pub fn capability_role_key(capability: &str) -> String {
@@ -319,6 +333,24 @@ impl Iam {
                 &[],
                 vec![],
             ));
+        }
+        // hybrid nodes register with an SSM hybrid activation of this role, which Systems Manager assumes for
+        // them; `nodeadm` reads the cluster, the kubelet pulls images from ECR (AWS's "Prepare credentials for
+        // hybrid nodes")
+        if spec.cluster.as_ref().and_then(|c| c.remote_network.as_ref()).is_some_and(|r| r.owns_role()) {
+            let mut d = role(
+                HYBRID_ROLE_KEY,
+                role_name(&self.env, "hybrid-nodes"),
+                PolicyDocument::trust_service("ssm.amazonaws.com"),
+                policy::HYBRID_NODE_POLICIES.iter().map(|p| m(p)).collect(),
+                &[],
+                vec![],
+            );
+            let doc = policy::hybrid_nodes(self.partition, &spec.region, account, &self.env);
+            if let Some(Value::Object(inline)) = d.props.get_mut("inline") {
+                inline.insert(HYBRID_POLICY_NAME.into(), doc.canonical());
+            }
+            out.push(d);
         }
         // a nodegroup with extra policies gets a node role of its own, so its policies reach only its nodes
         for n in spec.cluster.iter().flat_map(|c| &c.nodegroups) {
@@ -1104,5 +1136,38 @@ mod tests {
         let cluster = plain.iter().find(|d| d.key == "role/cluster").unwrap();
         assert_eq!(cluster.props["policies"].as_array().unwrap().len(), policy::CLUSTER_POLICIES.len());
         assert!(!cluster.props["trust"].to_string().contains("sts:TagSession"));
+    }
+
+    #[test]
+    fn hybrid_nodes_get_an_ssm_role_for_nodeadm_unless_they_name_their_own() {
+        let yaml = "name: a\nregion: eu-west-1\nnetwork: {cidr: 10.0.0.0/16, azs: 2}\ncluster:\n  version: '1.33'\n  remote_network: {node_cidrs: [192.168.10.0/24]}\n";
+        let desired = desired_of(yaml);
+        let role = desired.iter().find(|d| d.key == HYBRID_ROLE_KEY).expect("the hybrid nodes' role");
+        assert_eq!(role.props["name"], "a-hybrid-nodes");
+        assert!(role.props["trust"].to_string().contains("ssm.amazonaws.com"));
+        let policies = role.props["policies"].as_array().unwrap();
+        for p in policy::HYBRID_NODE_POLICIES {
+            assert!(policies.contains(&json!(policy::managed("aws", p))), "{p}");
+        }
+        let inline = role.props["inline"][HYBRID_POLICY_NAME].to_string();
+        assert!(inline.contains("arn:aws:eks:eu-west-1:111122223333:cluster/a"), "{inline}");
+        assert!(inline.contains("ssm:DeregisterManagedInstance") && inline.contains("ssm:DescribeInstanceInformation"));
+        let spec = EnvironmentSpec::from_yaml(yaml).unwrap();
+        assert_eq!(
+            hybrid_role_arn(&spec, "111122223333").as_deref(),
+            Some("arn:aws:iam::111122223333:role/eksodus/a/a-hybrid-nodes")
+        );
+        let theirs = yaml.replace("]}", "], role_arn: 'arn:aws:iam::111122223333:role/onprem'}");
+        assert!(!desired_of(&theirs).iter().any(|d| d.key == HYBRID_ROLE_KEY));
+        let spec = EnvironmentSpec::from_yaml(&theirs).unwrap();
+        assert_eq!(hybrid_role_arn(&spec, "1").as_deref(), Some("arn:aws:iam::111122223333:role/onprem"));
+        assert_eq!(
+            hybrid_role_arn(
+                &EnvironmentSpec::from_yaml(&yaml.replace("  remote_network: {node_cidrs: [192.168.10.0/24]}\n", ""))
+                    .unwrap(),
+                "1"
+            ),
+            None
+        );
     }
 }

@@ -238,6 +238,38 @@ pub const AUTO_MODE_CLUSTER_POLICIES: &[&str] = &[
 /// `auto-mode-node-role.yaml` adds public ECR reads in the commercial partition; EKS's images come from ECR).
 pub const AUTO_MODE_NODE_POLICIES: &[&str] =
     &["AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly"];
+/// The managed policies of the hybrid nodes' role: SSM's managed-instance policy (the hybrid activation
+/// `nodeadm init` registers with) and image pulls from ECR.
+pub const HYBRID_NODE_POLICIES: &[&str] = &["AmazonSSMManagedInstanceCore", "AmazonEC2ContainerRegistryPullOnly"];
+
+/// What `nodeadm` calls as a hybrid node beside its managed policies (AWS's "Prepare credentials for hybrid
+/// nodes"): `eks:DescribeCluster` of this cluster (the endpoint, CA and service block it configures the
+/// kubelet with), and, on `nodeadm uninstall`, taking its own managed instance off SSM.
+pub fn hybrid_nodes(partition: &str, region: &str, account: &str, cluster: &str) -> PolicyDocument {
+    let statement = |action: OneOrMany, resource: String| Statement {
+        sid: None,
+        effect: Effect::Allow,
+        principal: None,
+        action,
+        resource: Some(OneOrMany::One(resource)),
+        condition: None,
+    };
+    PolicyDocument {
+        version: VERSION.into(),
+        statement: vec![
+            statement(
+                "eks:DescribeCluster".into(),
+                format!("arn:{partition}:eks:{region}:{account}:cluster/{cluster}"),
+            ),
+            statement("ssm:DescribeInstanceInformation".into(), "*".into()),
+            statement(
+                "ssm:DeregisterManagedInstance".into(),
+                format!("arn:{partition}:ssm:{region}:{account}:managed-instance/*"),
+            ),
+        ],
+    }
+}
+
 /// The service principal EKS capabilities assume their roles as.
 pub const CAPABILITY_SERVICE: &str = "capabilities.eks.amazonaws.com";
 /// The Fargate pod execution role's policy (image pulls from ECR; eksctl's and AWS's).

@@ -1352,6 +1352,64 @@ pub fn import(text: &str) -> Result<Imported, String> {
         zonal_shift = r.bool("enabled").unwrap_or(false);
         r.rest(&mut un, not_mapped);
     }
+    // hybrid nodes: eksctl's SSM role is one eksodus makes, a role of the user's is used as it is; eksctl's
+    // IAM Roles Anywhere set-up (a trust anchor of the user's CA and a profile) and its gateway routes are not
+    let mut remote_network = None;
+    if let Some(v) = top.get("remoteNetworkConfig") {
+        let mut r = Reader::new("remoteNetworkConfig", v).ok_or("remoteNetworkConfig must be a mapping")?;
+        let networks = |r: &mut Reader<'_>, key: &'static str, un: &mut Vec<Unsupported>| {
+            let mut out = Vec::new();
+            let items = r.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("remoteNetworkConfig.{key}[{i}]");
+                let Some(mut n) = Reader::new(at.clone(), item) else {
+                    un.push(Unsupported { path: at, reason: "a remote network is a mapping with cidrs".into() });
+                    continue;
+                };
+                for (j, c) in n.strings("cidrs").iter().enumerate() {
+                    match c.parse::<ipnet::Ipv4Net>() {
+                        Ok(net) => out.push(net),
+                        Err(_) => un.push(Unsupported {
+                            path: format!("{at}.cidrs[{j}]"),
+                            reason: format!("`{c}` is not an IPv4 CIDR"),
+                        }),
+                    }
+                }
+                n.rest(un, not_mapped);
+            }
+            out
+        };
+        let node_cidrs = networks(&mut r, "remoteNodeNetworks", &mut un);
+        let pod_cidrs = networks(&mut r, "remotePodNetworks", &mut un);
+        let mut role_arn = None;
+        if let Some(v) = r.get("iam") {
+            let mut i = Reader::new("remoteNetworkConfig.iam", v).ok_or("remoteNetworkConfig.iam must be a mapping")?;
+            let provider = i.str("provider").unwrap_or_else(|| "SSM".into());
+            role_arn = i.str("roleARN").filter(|a| !a.is_empty());
+            let ca = i.get("caBundleCert").is_some();
+            match (provider.to_ascii_lowercase().as_str(), &role_arn) {
+                (_, Some(_)) if ca => notes.push(Note {
+                    path: "remoteNetworkConfig.iam.caBundleCert".into(),
+                    message: "the role named in roleARN is used as it is, so its Roles Anywhere trust anchor is yours (as with eksctl); the certificate is not used".into(),
+                }),
+                (_, Some(_)) | ("ssm", None) => {}
+                ("ira", None) => un.push(Unsupported {
+                    path: "remoteNetworkConfig.iam.provider".into(),
+                    reason: "eksodus makes the hybrid nodes' role for SSM hybrid activations, not an IAM Roles Anywhere trust anchor and profile: use SSM, or name a role of yours set up for Roles Anywhere in roleARN".into(),
+                }),
+                (other, None) => un.push(Unsupported {
+                    path: "remoteNetworkConfig.iam.provider".into(),
+                    reason: format!("`{other}` is neither SSM nor IRA"),
+                }),
+            }
+            i.rest(&mut un, not_mapped);
+        }
+        r.rest(&mut un, |k| match k {
+            "vpcGatewayID" => "eksodus neither attaches a transit or virtual private gateway to the VPC nor routes the remote networks through it: attach it and add those routes to the private route tables (eksodus leaves routes it did not make alone)".into(),
+            other => not_mapped(other),
+        });
+        remote_network = Some(eksodus_core::spec::RemoteNetworkSpec { node_cidrs, pod_cidrs, role_arn });
+    }
     // Auto Mode: eksctl's pools default to both built-in ones; an empty list is none (and then no role)
     let mut auto_mode = None;
     if let Some(v) = top.get("autoModeConfig") {
@@ -1655,7 +1713,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
     top.rest(&mut un, |k| match k {
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
         "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
-        "remoteNetworkConfig" => "hybrid nodes (remote node and pod networks) are not supported".into(),
         "outpost" => "clusters on AWS Outposts are not supported".into(),
         "localZones" => LOCAL_ZONES.into(),
         other => not_mapped(other),
@@ -1722,6 +1779,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
             identity_providers,
             fargate_profiles,
             capabilities,
+            remote_network,
         }),
     };
     Ok(Imported { spec, unsupported: un, notes })
@@ -1744,7 +1802,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 31);
+        assert_eq!(files.len(), 32);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -2354,6 +2412,41 @@ nodeGroups:
             assert!(by[p].contains("no managed nodegroups in Local Zones"), "{p}: {}", by[p]);
         }
         assert!(un.iter().all(|u| !u.reason.contains("no equivalent")), "{un:?}");
+    }
+
+    /// Example 43: hybrid nodes on an SSM role eksodus makes; a role of the user's is used as it is; IAM Roles
+    /// Anywhere (without a role of the user's) and a gateway to route through are refused with their reasons.
+    #[test]
+    fn hybrid_nodes_map_with_ssm_or_the_users_role() {
+        let imp = import(&example("43-hybrid-nodes.yaml")).unwrap();
+        assert_eq!(imp.unsupported, vec![]);
+        let r = imp.spec.cluster.as_ref().unwrap().remote_network.clone().unwrap();
+        assert_eq!(r.node_cidrs, ["10.80.146.0/24".parse::<ipnet::Ipv4Net>().unwrap()]);
+        assert!(r.pod_cidrs.is_empty() && r.owns_role());
+        assert_eq!(imp.spec.validate(), vec![]);
+        let head = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: h, region: us-west-2, version: '1.33'}\n";
+        let with = |rnc: &str| import(&format!("{head}remoteNetworkConfig: {rnc}\n")).unwrap();
+        let own = with("{iam: {provider: IRA, roleARN: 'arn:aws:iam::111122223333:role/hybrid', caBundleCert: pem}, remoteNodeNetworks: [{cidrs: [10.80.0.0/16]}], remotePodNetworks: [{cidrs: [10.81.0.0/16]}]}");
+        assert_eq!(own.unsupported, vec![]);
+        let r = own.spec.cluster.unwrap().remote_network.unwrap();
+        assert_eq!(r.role_arn.as_deref(), Some("arn:aws:iam::111122223333:role/hybrid"));
+        assert_eq!(r.pod_cidrs.len(), 1);
+        assert_eq!(
+            own.notes.iter().map(|n| n.path.as_str()).collect::<Vec<_>>(),
+            ["remoteNetworkConfig.iam.caBundleCert"]
+        );
+        let refused = with("{iam: {provider: IRA, caBundleCert: pem}, vpcGatewayID: tgw-1, remoteNodeNetworks: [{cidrs: [10.80.0.0/16, nope]}]}");
+        let paths: Vec<&str> = refused.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "remoteNetworkConfig.remoteNodeNetworks[0].cidrs[1]",
+                "remoteNetworkConfig.iam.provider",
+                "remoteNetworkConfig.vpcGatewayID"
+            ]
+        );
+        assert!(refused.unsupported[1].reason.contains("Roles Anywhere"), "{:?}", refused.unsupported[1]);
+        assert!(refused.unsupported[2].reason.contains("route tables"), "{:?}", refused.unsupported[2]);
     }
 
     /// Examples 47 and 48: ACK and kro on roles eksodus makes, Argo CD with its Identity Center and role

@@ -124,6 +124,59 @@ pub struct ClusterSpec {
     /// own) that EKS lets into the cluster through an access entry. One of each type per cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<CapabilitySpec>,
+    /// EKS Hybrid Nodes (eksctl's `remoteNetworkConfig`): machines of yours outside AWS join the cluster as
+    /// nodes from the networks named here. Changed in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_network: Option<RemoteNetworkSpec>,
+}
+
+/// EKS Hybrid Nodes: the networks outside AWS that nodes (and their pods) have addresses in, and the role
+/// those nodes act as. The cluster knows the networks (EKS `remoteNetworkConfig`, changed in place), the
+/// cluster security group lets them reach the API server on port 443, and the role gets a `HYBRID_LINUX`
+/// access entry. The route between the VPC and those networks (a transit gateway, Site-to-Site VPN or Direct
+/// Connect) and the SSM hybrid activation the nodes register with (`nodeadm init`) are yours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteNetworkSpec {
+    /// The networks hybrid nodes have addresses in (EKS's `remoteNodeNetworks`): RFC 1918 blocks, apart from
+    /// the VPC's and the services' blocks and from each other.
+    pub node_cidrs: Vec<Ipv4Net>,
+    /// The networks pods on hybrid nodes get addresses from, when the CNI there (Cilium, Calico) gives them
+    /// addresses routed from the VPC (EKS's `remotePodNetworks`): webhooks that run on hybrid nodes need it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_cidrs: Vec<Ipv4Net>,
+    /// The role hybrid nodes act as: one of yours (its SSM or IAM Roles Anywhere set-up is yours too), or,
+    /// unset, one eksodus makes for SSM hybrid activations (`<env>-hybrid-nodes`, trusted by Systems Manager,
+    /// with what `nodeadm` needs: `eks:DescribeCluster`, image pulls from ECR and SSM's managed instance
+    /// policy, and deregistering itself on uninstall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+impl RemoteNetworkSpec {
+    /// Whether eksodus makes the hybrid nodes' role.
+    pub fn owns_role(&self) -> bool {
+        self.role_arn.is_none()
+    }
+
+    /// Every block, nodes' first.
+    pub fn all_cidrs(&self) -> impl Iterator<Item = &Ipv4Net> {
+        self.node_cidrs.iter().chain(&self.pod_cidrs)
+    }
+}
+
+/// The private IPv4 ranges of RFC 1918, which EKS requires hybrid nodes' and their pods' networks to be in.
+pub const RFC1918: &[&str] = &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+
+/// The service block EKS gives a cluster whose `service_ipv4_cidr` is unset: `172.20.0.0/16` when the VPC's
+/// block is in `10.0.0.0/8`, else `10.100.0.0/16` (EKS's `serviceIpv4Cidr` reference).
+pub fn default_service_cidr(vpc: Ipv4Net) -> Ipv4Net {
+    let ten: Ipv4Net = "10.0.0.0/8".parse().expect("a CIDR");
+    if ten.contains(&vpc.network()) {
+        "172.20.0.0/16".parse().expect("a CIDR")
+    } else {
+        "10.100.0.0/16".parse().expect("a CIDR")
+    }
 }
 
 /// An EKS capability (EKS `CreateCapability`). Its name, type, Argo CD namespace and Identity Center
@@ -1140,7 +1193,7 @@ pub struct MappingSpec {
 pub struct AccessEntrySpec {
     /// IAM principal ARN.
     pub principal_arn: String,
-    /// `STANDARD`, `EC2_LINUX`, `EC2_WINDOWS` or `FARGATE_LINUX`.
+    /// `STANDARD`, `EC2_LINUX`, `EC2_WINDOWS`, `FARGATE_LINUX` or `HYBRID_LINUX`.
     #[serde(rename = "type", default = "default_entry_type")]
     pub entry_type: String,
     /// Kubernetes groups (STANDARD only).
@@ -1667,6 +1720,9 @@ impl EnvironmentSpec {
             }
             self.validate_fargate_profiles(c, &mut errs);
             self.validate_capabilities(c, &mut errs);
+            if let Some(r) = &c.remote_network {
+                self.validate_remote_network(c, r, &mut errs);
+            }
             self.validate_windows(c, &mut errs);
         }
         errs
@@ -1749,6 +1805,87 @@ impl EnvironmentSpec {
             let mut tag_errs = Vec::new();
             validate_tags(&p.tags, &mut tag_errs);
             errs.extend(tag_errs.into_iter().map(|e| FieldError::new(at(&e.path), e.message)));
+        }
+    }
+
+    /// Hybrid nodes' networks as EKS takes them (the `RemoteNodeNetwork` API reference): network addresses of
+    /// RFC 1918 blocks that overlap neither each other, the VPC's blocks, nor the services' block; an IPv4
+    /// cluster; an authentication mode with access entries (the nodes' role gets one); a role ARN when one
+    /// is given, which no entry of `access.entries` names too.
+    fn validate_remote_network(&self, c: &ClusterSpec, r: &RemoteNetworkSpec, errs: &mut Vec<FieldError>) {
+        let at = |f: &str| format!("cluster.remote_network.{f}");
+        if r.node_cidrs.is_empty() {
+            errs.push(FieldError::new(at("node_cidrs"), "name the networks the hybrid nodes are in"));
+        }
+        if c.ip_family == IpFamily::Ipv6 {
+            errs.push(FieldError::new(
+                "cluster.remote_network",
+                "EKS Hybrid Nodes join IPv4 clusters only, and cluster.ip_family is ipv6",
+            ));
+        }
+        if self.access.as_ref().and_then(|a| a.authentication_mode) == Some(AuthenticationMode::ConfigMap) {
+            errs.push(FieldError::new(
+                "cluster.remote_network",
+                "hybrid nodes are let in through a HYBRID_LINUX access entry, and authentication mode CONFIG_MAP has none: use API_AND_CONFIG_MAP or API",
+            ));
+        }
+        let private: Vec<Ipv4Net> = RFC1918.iter().map(|c| c.parse().expect("a CIDR")).collect();
+        // the blocks EKS keeps hybrid networks apart from, as far as the spec knows them
+        let mut taken: Vec<(String, Ipv4Net)> = Vec::new();
+        if let Some(v) = self.network.cidr {
+            taken.push(("the VPC's block (network.cidr)".into(), v));
+        }
+        if let Some(cn) = &self.network.cni.custom_networking {
+            taken
+                .push(("the pods' VPC block (network.cni.custom_networking.secondary_cidr)".into(), cn.secondary_cidr));
+        }
+        if let Some(e) = &self.network.existing {
+            taken.extend(e.subnet_cidrs.iter().map(|s| (format!("the VPC's subnet {s}"), *s)));
+        }
+        match (c.service_ipv4_cidr, self.network.cidr) {
+            (Some(s), _) => taken.push(("the services' block (cluster.service_ipv4_cidr)".into(), s)),
+            (None, Some(v)) => taken.push((
+                format!("the services' block EKS picks for this VPC ({})", default_service_cidr(v)),
+                default_service_cidr(v),
+            )),
+            (None, None) => {}
+        }
+        let named = r.node_cidrs.iter().enumerate().map(|(i, n)| (at(&format!("node_cidrs[{i}]")), n));
+        let named: Vec<(String, &Ipv4Net)> =
+            named.chain(r.pod_cidrs.iter().enumerate().map(|(i, n)| (at(&format!("pod_cidrs[{i}]")), n))).collect();
+        for (i, (path, n)) in named.iter().enumerate() {
+            if n.trunc() != **n {
+                errs.push(FieldError::new(path, format!("`{n}` has host bits set: the network is {}", n.trunc())));
+                continue;
+            }
+            if !private.iter().any(|p| p.contains(*n)) {
+                errs.push(FieldError::new(
+                    path,
+                    format!(
+                        "`{n}` is not in a private range of RFC 1918 ({}), which EKS requires of hybrid networks",
+                        RFC1918.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            if let Some((what, _)) = taken.iter().find(|(_, t)| overlaps(t, n)) {
+                errs.push(FieldError::new(path, format!("`{n}` overlaps {what}")));
+            }
+            if let Some((other, _)) = named[..i].iter().find(|(_, m)| overlaps(m, n)) {
+                errs.push(FieldError::new(path, format!("`{n}` overlaps {other}")));
+            }
+        }
+        if let Some(role) = &r.role_arn {
+            if !is_iam_arn(role, "role") {
+                errs.push(FieldError::new(at("role_arn"), format!("`{role}` is not an IAM role ARN")));
+            }
+            let entries = self.access.iter().flat_map(|a| &a.entries);
+            if let Some(i) = entries.clone().position(|e| &e.principal_arn == role) {
+                errs.push(FieldError::new(
+                    format!("access.entries[{i}]"),
+                    "eksodus makes the access entry of the hybrid nodes' role (cluster.remote_network.role_arn) itself: leave this one out",
+                ));
+            }
         }
     }
 
@@ -2270,7 +2407,7 @@ pub const WINDOWS_AMI_TYPES: &[&str] = &[
 ];
 
 /// Entry types EKS accepts.
-pub const ACCESS_ENTRY_TYPES: &[&str] = &["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX"];
+pub const ACCESS_ENTRY_TYPES: &[&str] = &["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "HYBRID_LINUX"];
 
 /// Whether `arn` is an IAM ARN of a `what` (`role`, `policy`, ...): `arn:<partition>:iam::<account>:<what>/...`.
 pub fn is_iam_arn(arn: &str, what: &str) -> bool {
@@ -2281,6 +2418,11 @@ pub fn is_iam_arn(arn: &str, what: &str) -> bool {
         && p[2] == "iam"
         && p[5].starts_with(&format!("{what}/"))
         && p[5].len() > what.len() + 1
+}
+
+/// Whether two blocks share an address.
+fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// EKS's names of Fargate profiles and capabilities: 1 to 100 letters, digits, `-` and `_`, starting with a
@@ -3433,6 +3575,57 @@ network:
         // the role gets in through an access entry, which CONFIG_MAP does not have
         let cm = "access: {authentication_mode: CONFIG_MAP}\n";
         assert_eq!(with(cm, "[{name: kro, type: KRO}]"), ["cluster.capabilities"]);
+    }
+
+    #[test]
+    fn hybrid_networks_are_private_apart_and_let_in_by_access_entry() {
+        let with = |extra: &str, cluster: &str, remote: &str| {
+            EnvironmentSpec::from_yaml(&format!(
+                "{GOOD}{extra}cluster:\n  version: '1.33'\n{cluster}  remote_network: {remote}\n"
+            ))
+            .unwrap()
+            .validate()
+            .into_iter()
+            .map(|e| e.path)
+            .collect::<Vec<_>>()
+        };
+        let ok = "{node_cidrs: [10.80.146.0/24], pod_cidrs: [10.81.0.0/16]}";
+        assert_eq!(with("", "", ok), Vec::<String>::new());
+        let r = EnvironmentSpec::from_yaml(&format!("{GOOD}cluster:\n  version: '1.33'\n  remote_network: {ok}\n"))
+            .unwrap()
+            .cluster
+            .unwrap()
+            .remote_network
+            .unwrap();
+        assert!(r.owns_role());
+        assert_eq!(r.all_cidrs().count(), 2);
+        // host bits, a public block, the VPC's block, the services' block, two that overlap, a bad role
+        let bad = "{node_cidrs: [10.80.146.1/24, 8.8.8.0/24, 10.0.1.0/24, 172.20.0.0/24], pod_cidrs: [192.168.0.0/16, 192.168.4.0/24], role_arn: 'arn:aws:iam::1:user/u'}";
+        assert_eq!(
+            with("", "", bad),
+            [
+                "cluster.remote_network.node_cidrs[0]",
+                "cluster.remote_network.node_cidrs[1]",
+                "cluster.remote_network.node_cidrs[2]",
+                "cluster.remote_network.node_cidrs[3]",
+                "cluster.remote_network.pod_cidrs[1]",
+                "cluster.remote_network.role_arn",
+            ]
+        );
+        // the services' block EKS picks depends on the VPC's: 172.20.0.0/16 for a VPC in 10.0.0.0/8
+        assert_eq!(default_service_cidr("10.42.0.0/16".parse().unwrap()).to_string(), "172.20.0.0/16");
+        assert_eq!(default_service_cidr("192.168.0.0/16".parse().unwrap()).to_string(), "10.100.0.0/16");
+        // an explicit service block is checked instead
+        assert_eq!(with("", "  service_ipv4_cidr: 10.80.0.0/16\n", ok), ["cluster.remote_network.node_cidrs[0]"]);
+        // no networks; an IPv6 cluster; CONFIG_MAP; the role's entry written by hand too
+        assert_eq!(with("", "", "{node_cidrs: []}"), ["cluster.remote_network.node_cidrs"]);
+        let cm = "access: {authentication_mode: CONFIG_MAP}\n";
+        assert_eq!(with(cm, "", ok), ["cluster.remote_network"]);
+        let role = "arn:aws:iam::111122223333:role/hybrid";
+        let entry = format!("access: {{entries: [{{principal_arn: '{role}', type: HYBRID_LINUX}}]}}\n");
+        assert_eq!(with(&entry, "", ok), Vec::<String>::new(), "a HYBRID_LINUX entry of another role is the user's");
+        let both = format!("{{node_cidrs: [10.80.146.0/24], role_arn: '{role}'}}");
+        assert_eq!(with(&entry, "", &both), ["access.entries[0]"]);
     }
 
     #[test]

@@ -306,7 +306,9 @@ impl EksState {
             ..Default::default()
         };
         // settings moto's CreateCluster drops
-        for k in ["zonalShiftConfig", "controlPlaneScalingConfig", "computeConfig", "storageConfig"] {
+        for k in
+            ["zonalShiftConfig", "controlPlaneScalingConfig", "computeConfig", "storageConfig", "remoteNetworkConfig"]
+        {
             if body[k].is_object() {
                 extras.config.insert(k.into(), body[k].clone());
             }
@@ -373,7 +375,14 @@ impl EksState {
         if let Some(v) = &x.version {
             body["cluster"]["version"] = json!(v);
         }
-        for k in ["logging", "zonalShiftConfig", "controlPlaneScalingConfig", "computeConfig", "storageConfig"] {
+        for k in [
+            "logging",
+            "zonalShiftConfig",
+            "controlPlaneScalingConfig",
+            "computeConfig",
+            "storageConfig",
+            "remoteNetworkConfig",
+        ] {
             if let Some(v) = x.config.get(k) {
                 body["cluster"][k] = v.clone();
             }
@@ -536,6 +545,13 @@ impl EksState {
                     "EndpointAccessUpdate"
                 };
                 (typ, json!(params))
+            } else if let Some(r) = body.get("remoteNetworkConfig").filter(|r| r.is_object()) {
+                if let Some(refusal) = refuse_remote_network(r, &x.mode, None, None) {
+                    return Some(refusal);
+                }
+                // EKS keeps the lists it was given, empty ones included (no remote networks)
+                x.config.insert("remoteNetworkConfig".into(), remote_network_answer(r));
+                ("RemoteNetworkConfigUpdate", json!([{"type": "RemoteNetworkConfig", "value": r.to_string()}]))
             } else if let Some(z) = body.get("zonalShiftConfig").filter(|z| z.is_object()) {
                 let on = z["enabled"].as_bool().unwrap_or(false);
                 x.config.insert("zonalShiftConfig".into(), json!({"enabled": on}));
@@ -790,7 +806,7 @@ impl EksState {
                 if typ != "STANDARD" && (!groups.is_empty() || body.get("username").is_some_and(|u| !u.is_null())) {
                     return err(400, "InvalidParameterException", format!("The kubernetesGroups and username parameters are not supported for access entry type {typ}"));
                 }
-                if !["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX"].contains(&typ.as_str()) {
+                if !["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "HYBRID_LINUX"].contains(&typ.as_str()) {
                     return err(400, "InvalidParameterException", format!("The type parameter {typ} is not valid"));
                 }
                 let e = new_entry(
@@ -1771,6 +1787,59 @@ fn external_id(id: &str) -> String {
     )
 }
 
+/// EKS's refusals of a `remoteNetworkConfig` (the `RemoteNodeNetwork` and `RemotePodNetwork` API reference):
+/// at most one network of each kind, each block an RFC 1918 network of /8 to /32 that overlaps no other
+/// block, the VPC's (`vpc`) or the services' (`service`); and access entries (a mode other than CONFIG_MAP)
+/// to let the nodes in. `None` when EKS takes it.
+pub fn refuse_remote_network(r: &Value, mode: &str, vpc: Option<&str>, service: Option<&str>) -> Option<Answer> {
+    let bad = |m: String| Some(err(400, "InvalidParameterException", m));
+    if mode == "CONFIG_MAP" {
+        return bad(
+            "Remote network config requires the cluster's authentication mode to be API or API_AND_CONFIG_MAP".into()
+        );
+    }
+    let private: Vec<ipnet::Ipv4Net> =
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].iter().filter_map(|c| c.parse().ok()).collect();
+    let taken: Vec<ipnet::Ipv4Net> = [vpc, service].into_iter().flatten().filter_map(|c| c.parse().ok()).collect();
+    let overlaps = |a: &ipnet::Ipv4Net, b: &ipnet::Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
+    let mut seen: Vec<ipnet::Ipv4Net> = Vec::new();
+    for kind in ["remoteNodeNetworks", "remotePodNetworks"] {
+        let nets = r[kind].as_array().cloned().unwrap_or_default();
+        if nets.len() > 1 {
+            return bad(format!("{kind} can contain at most 1 network"));
+        }
+        for c in nets.iter().flat_map(|n| n["cidrs"].as_array().cloned().unwrap_or_default()) {
+            let text = c.as_str().unwrap_or_default();
+            let Ok(net) = text.parse::<ipnet::Ipv4Net>() else {
+                return bad(format!("{text} in {kind} is not a valid IPv4 CIDR block"));
+            };
+            if net.trunc() != net || !private.iter().any(|p| p.contains(&net)) {
+                return bad(format!("{text} in {kind} must be within an RFC-1918 IPv4 network range"));
+            }
+            if taken.iter().any(|t| overlaps(t, &net)) {
+                return bad(format!("{text} in {kind} overlaps the VPC's or the Kubernetes service CIDR block"));
+            }
+            if seen.iter().any(|t| overlaps(t, &net)) {
+                return bad(format!("{text} in {kind} overlaps another remote network CIDR block"));
+            }
+            seen.push(net);
+        }
+    }
+    let has = |k: &str| {
+        r[k].as_array().is_some_and(|n| n.iter().any(|n| n["cidrs"].as_array().is_some_and(|c| !c.is_empty())))
+    };
+    if has("remotePodNetworks") && !has("remoteNodeNetworks") {
+        return bad("remotePodNetworks requires remoteNodeNetworks".into());
+    }
+    None
+}
+
+/// A `remoteNetworkConfig` as `DescribeCluster` reports it.
+fn remote_network_answer(r: &Value) -> Value {
+    let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+    json!({"remoteNodeNetworks": list("remoteNodeNetworks"), "remotePodNetworks": list("remotePodNetworks")})
+}
+
 #[allow(clippy::too_many_arguments)]
 fn new_entry(
     account: &str,
@@ -1785,7 +1854,7 @@ fn new_entry(
     let (kind, acct, name) = principal_parts(principal).unwrap_or(("user", account, "unknown"));
     let default_user = match (typ, kind) {
         ("EC2_LINUX" | "EC2_WINDOWS", _) => "system:node:{{EC2PrivateDNSName}}".to_string(),
-        ("FARGATE_LINUX", _) => "system:node:{{SessionName}}".to_string(),
+        ("FARGATE_LINUX" | "HYBRID_LINUX", _) => "system:node:{{SessionName}}".to_string(),
         (_, "role") => format!("arn:aws:sts::{acct}:assumed-role/{name}/{{{{SessionName}}}}"),
         _ => principal.to_string(),
     };
@@ -1807,6 +1876,36 @@ fn new_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_networks_are_refused_as_eks_refuses_them() {
+        let net = |nodes: &[&str], pods: &[&str]| {
+            let list = |c: &[&str]| if c.is_empty() { json!([]) } else { json!([{"cidrs": c}]) };
+            json!({"remoteNodeNetworks": list(nodes), "remotePodNetworks": list(pods)})
+        };
+        let vpc = Some("192.168.0.0/16");
+        let service = Some("10.100.0.0/16");
+        let refused =
+            |r: &Value, mode: &str| refuse_remote_network(r, mode, vpc, service).map(|a| a.1["message"].to_string());
+        assert_eq!(refused(&net(&["10.80.0.0/16"], &["10.81.0.0/16"]), "API"), None);
+        assert_eq!(refused(&net(&[], &[]), "API_AND_CONFIG_MAP"), None, "empty lists take the networks away");
+        for (bad, why) in [
+            (net(&["10.80.0.0/16"], &[]), "CONFIG_MAP"),
+            (net(&["8.8.8.0/24"], &[]), "RFC-1918"),
+            (net(&["10.80.0.1/16"], &[]), "RFC-1918"),
+            (net(&["192.168.4.0/24"], &[]), "overlaps the VPC"),
+            (net(&["10.100.4.0/24"], &[]), "overlaps the VPC"),
+            (net(&["10.80.0.0/16"], &["10.80.4.0/24"]), "another remote network"),
+            (net(&[], &["10.81.0.0/16"]), "requires remoteNodeNetworks"),
+            (net(&["nope"], &[]), "not a valid"),
+        ] {
+            let mode = if why == "CONFIG_MAP" { "CONFIG_MAP" } else { "API" };
+            let m = refused(&bad, mode).unwrap_or_else(|| panic!("{bad} is taken"));
+            assert!(m.contains(why), "{bad}: {m}");
+        }
+        let two = json!({"remoteNodeNetworks": [{"cidrs": ["10.80.0.0/16"]}, {"cidrs": ["10.90.0.0/16"]}]});
+        assert!(refused(&two, "API").unwrap().contains("at most 1"));
+    }
 
     #[test]
     fn an_ipv6_cluster_gets_a_stable_unique_local_service_range_and_no_ipv4_one() {

@@ -445,6 +445,37 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                     }
                 }
             }
+        } else if operation == "CreateCluster" {
+            // hybrid nodes' networks, which moto ignores, checked as EKS does against the VPC's and the
+            // services' blocks (EKS's default service block follows the VPC's)
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let Some(r) = req.get("remoteNetworkConfig").filter(|r| r.is_object()) {
+                let mode =
+                    req.pointer("/accessConfig/authenticationMode").and_then(|m| m.as_str()).unwrap_or("CONFIG_MAP");
+                let mut vpc_cidr = None;
+                if let Some(subnet) = req.pointer("/resourcesVpcConfig/subnetIds/0").and_then(|v| v.as_str()) {
+                    let subnets =
+                        ec2_call(&st, &parts.headers, &cfg, &[("Action", "DescribeSubnets"), ("SubnetId.1", subnet)])
+                            .await
+                            .unwrap_or_default();
+                    if let Some(vpc) = xml_text(&subnets, "vpcId") {
+                        let vpcs = ec2_call(&st, &parts.headers, &cfg, &[("Action", "DescribeVpcs"), ("VpcId.1", vpc)])
+                            .await
+                            .unwrap_or_default();
+                        vpc_cidr = xml_text(&vpcs, "cidrBlock").map(String::from);
+                    }
+                }
+                let service = req
+                    .pointer("/kubernetesNetworkConfig/serviceIpv4Cidr")
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+                    .or_else(|| {
+                        let ten: ipnet::Ipv4Net = "10.0.0.0/8".parse().ok()?;
+                        let v: ipnet::Ipv4Net = vpc_cidr.as_deref()?.parse().ok()?;
+                        Some(if ten.contains(&v.network()) { "172.20.0.0/16" } else { "10.100.0.0/16" }.to_string())
+                    });
+                emulated = crate::eks::refuse_remote_network(r, mode, vpc_cidr.as_deref(), service.as_deref());
+            }
         } else if operation == "DeleteCluster" {
             emulated = st.eks.refuse_cluster_delete(&account, &region, cluster);
         } else if operation == "UpdateClusterConfig" {

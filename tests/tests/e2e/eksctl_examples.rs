@@ -489,6 +489,51 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
                     assert_eq!(argo.rbac_role_mappings().len(), a.rbac_role_mappings.len(), "{name}");
                 }
             }
+            // hybrid nodes (43): the networks as EKS keeps them, the role's HYBRID_LINUX entry, and the cluster
+            // group's port-443 rules from those networks, which carry eksodus's description
+            if let Some(r) = &c.remote_network {
+                let got_r = got.remote_network_config().expect("the cluster's remote networks");
+                let nodes: Vec<String> = got_r.remote_node_networks().iter().flat_map(|n| n.cidrs().to_vec()).collect();
+                let want: Vec<String> = r.node_cidrs.iter().map(|n| n.to_string()).collect();
+                assert_eq!(nodes, want, "{name}");
+                let role = eksodus::access::iam::hybrid_role_arn(&spec, &aws.account_id).unwrap();
+                let entry = eks.describe_access_entry().cluster_name(&spec.name).principal_arn(&role);
+                let entry =
+                    entry.send().await.unwrap_or_else(|e| panic!("{name}: {role}: {e:?}")).access_entry.unwrap();
+                assert_eq!(entry.r#type(), Some("HYBRID_LINUX"), "{name}");
+                assert_eq!(entry.username(), Some("system:node:{{SessionName}}"), "{name}");
+                let iam = aws_sdk_iam::Client::new(&conf);
+                let own = eksodus::access::iam::role_name(&spec.name, "hybrid-nodes");
+                let trust = iam.get_role().role_name(&own).send().await.unwrap();
+                // IAM answers the document URL-encoded, which leaves a service name as it is
+                let trust = trust.role().unwrap().assume_role_policy_document().unwrap_or_default().to_string();
+                assert!(trust.contains("ssm.amazonaws.com"), "{name}: {trust}");
+                let ec2 = aws_sdk_ec2::Client::new(&conf);
+                let groups = ec2
+                    .describe_security_groups()
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("group-name")
+                            .values(format!("{}-cluster", spec.name))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                let mut from: Vec<String> = groups
+                    .security_groups()
+                    .iter()
+                    .flat_map(|g| g.ip_permissions())
+                    .filter(|p| p.from_port() == Some(443))
+                    .flat_map(|p| p.ip_ranges())
+                    .filter(|x| x.description() == Some(eksodus::net::ec2::REMOTE_RULE_DESCRIPTION))
+                    .filter_map(|x| x.cidr_ip().map(String::from))
+                    .collect();
+                from.sort();
+                let mut want: Vec<String> = r.all_cidrs().map(|n| n.to_string()).collect();
+                want.sort();
+                assert_eq!(from, want, "{name}: {groups:?}");
+            }
             // the family, and the service range EKS picks for an IPv6 cluster (30)
             let k = got.kubernetes_network_config().unwrap();
             assert_eq!(k.ip_family().map(|f| f.as_str()), Some(c.ip_family.as_str()), "{name}");
@@ -698,6 +743,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "40-access-entries.yaml",
         "41-zonal-shift.yaml",
         "42-auto-mode.yaml",
+        "43-hybrid-nodes.yaml",
         "44-node-repair.yaml",
         "45-upgrade-policy-example.yaml",
         "46-control-plane-scaling-config.yaml",

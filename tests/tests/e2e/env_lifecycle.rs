@@ -1305,6 +1305,134 @@ async fn auto_mode_turns_on_and_off_in_place() {
     assert!(down.remaining.is_empty(), "{:?}", down.remaining);
 }
 
+const HYBRID_SPEC: &str = r#"
+name: hybrid
+region: us-east-1
+network: {cidr: 10.70.0.0/16, azs: 2, nat: single}
+cluster:
+  version: "1.33"
+  nodegroups: [{name: general, instance_types: [m5.large]}]
+"#;
+
+/// The port-443 sources of the cluster's group, as (eksodus's, anyone else's).
+async fn https_sources(ec2: &aws_sdk_ec2::Client, group: &str) -> (Vec<String>, Vec<String>) {
+    let f = aws_sdk_ec2::types::Filter::builder().name("group-name").values(group).build();
+    let g = ec2.describe_security_groups().filters(f).send().await.unwrap();
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for r in g.security_groups().iter().flat_map(|g| g.ip_permissions()).filter(|p| p.from_port() == Some(443)) {
+        for x in r.ip_ranges() {
+            let c = x.cidr_ip().unwrap_or_default().to_string();
+            if x.description() == Some(eksodus_net::ec2::REMOTE_RULE_DESCRIPTION) {
+                ours.push(c)
+            } else {
+                theirs.push(c)
+            }
+        }
+    }
+    ours.sort();
+    theirs.sort();
+    (ours, theirs)
+}
+
+/// Hybrid nodes added to a running cluster, their networks changed and then taken away, each in place: the
+/// cluster's remote networks, the role eksodus makes for them with its HYBRID_LINUX entry, and the cluster
+/// group's port-443 rules from those networks; a rule of the user's on the same port is left alone, and each
+/// re-plan is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_nodes_networks_role_and_entry_are_added_changed_and_taken_away_in_place() {
+    let s = spec(HYBRID_SPEC);
+    let st = setup(FaultConfig::default()).await;
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let eks = aws_sdk_eks::Client::new(&st.conf);
+    let ec2 = aws_sdk_ec2::Client::new(&st.conf);
+    let iam = aws_sdk_iam::Client::new(&st.conf);
+    let with = |remote: &str| spec(&format!("{HYBRID_SPEC}  remote_network: {remote}\n"));
+    let on = with("{node_cidrs: [192.168.100.0/24], pod_cidrs: [192.168.128.0/18]}");
+    assert_eq!(on.validate(), vec![]);
+    let p = st.env(&on).plan().await.unwrap();
+    let mut steps: Vec<(String, String)> =
+        p.plan.changes().map(|c| (c.key.clone(), format!("{:?}", c.action))).collect();
+    steps.sort();
+    let role = eksodus::access::iam::hybrid_role_arn(&on, &st.aws.account_id).unwrap();
+    let step = |k: &str, a: &str| (k.to_string(), a.to_string());
+    assert_eq!(
+        steps,
+        [
+            step("eks/cluster", "Update"),
+            step(&format!("entry/{role}"), "Create"),
+            step("role/hybrid-nodes", "Create"),
+            step("sg/cluster", "Update"),
+        ],
+        "nothing replaced"
+    );
+    st.env(&on).up(&EventSink::discard()).await.unwrap();
+    let networks = |c: &aws_sdk_eks::types::Cluster| {
+        let r = c.remote_network_config();
+        let nodes: Vec<String> =
+            r.iter().flat_map(|r| r.remote_node_networks()).flat_map(|n| n.cidrs().to_vec()).collect();
+        let pods: Vec<String> =
+            r.iter().flat_map(|r| r.remote_pod_networks()).flat_map(|n| n.cidrs().to_vec()).collect();
+        (nodes, pods)
+    };
+    let cluster = eks.describe_cluster().name("hybrid").send().await.unwrap().cluster.unwrap();
+    let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(networks(&cluster), (v(&["192.168.100.0/24"]), v(&["192.168.128.0/18"])));
+    let entry = eks.describe_access_entry().cluster_name("hybrid").principal_arn(&role).send().await.unwrap();
+    assert_eq!(entry.access_entry().and_then(|e| e.r#type()), Some("HYBRID_LINUX"));
+    let inline = iam.list_role_policies().role_name("hybrid-hybrid-nodes").send().await.unwrap();
+    assert_eq!(inline.policy_names(), [eksodus::access::iam::HYBRID_POLICY_NAME]);
+    assert_eq!(https_sources(&ec2, "hybrid-cluster").await, (v(&["192.168.100.0/24", "192.168.128.0/18"]), vec![]));
+    let again = st.env(&on).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+
+    // a rule of the user's on the same port (their VPN), then other networks: only eksodus's rules follow
+    let group = ec2
+        .describe_security_groups()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("hybrid-cluster").build())
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
+        .group_id()
+        .unwrap()
+        .to_string();
+    let vpn = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(443)
+        .to_port(443)
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("172.31.0.0/16").description("the VPN").build())
+        .build();
+    ec2.authorize_security_group_ingress().group_id(&group).ip_permissions(vpn).send().await.unwrap();
+    let moved = with("{node_cidrs: [192.168.100.0/24, 172.16.8.0/22]}");
+    let p = st.env(&moved).plan().await.unwrap();
+    let keys: Vec<&str> = p.plan.changes().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys.len(), 2, "the cluster and its group change, in place: {keys:?}");
+    assert!(p.plan.changes().all(|c| format!("{:?}", c.action) == "Update"));
+    st.env(&moved).up(&EventSink::discard()).await.unwrap();
+    let cluster = eks.describe_cluster().name("hybrid").send().await.unwrap().cluster.unwrap();
+    assert_eq!(networks(&cluster), (v(&["172.16.8.0/22", "192.168.100.0/24"]), vec![]));
+    assert_eq!(
+        https_sources(&ec2, "hybrid-cluster").await,
+        (v(&["172.16.8.0/22", "192.168.100.0/24"]), v(&["172.31.0.0/16"]))
+    );
+    assert!(st.env(&moved).plan().await.unwrap().is_converged());
+
+    // taken away: no networks, rules, role or entry are left; the user's rule stays
+    st.env(&s).up(&EventSink::discard()).await.unwrap();
+    let cluster = eks.describe_cluster().name("hybrid").send().await.unwrap().cluster.unwrap();
+    assert_eq!(networks(&cluster), (vec![], vec![]));
+    assert_eq!(https_sources(&ec2, "hybrid-cluster").await, (vec![], v(&["172.31.0.0/16"])));
+    assert!(iam.get_role().role_name("hybrid-hybrid-nodes").send().await.is_err(), "the role is gone");
+    assert!(eks.describe_access_entry().cluster_name("hybrid").principal_arn(&role).send().await.is_err());
+    let again = st.env(&s).plan().await.unwrap();
+    assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
+    policy_covers_every_call(&st, &on);
+    let down = st.env(&s).down(&EventSink::discard(), Duration::from_secs(5)).await.unwrap();
+    assert!(down.report.is_success(), "{:?}", down.report.failures().collect::<Vec<_>>());
+    assert!(down.remaining.is_empty(), "{:?}", down.remaining);
+}
+
 const FARGATE_SPEC: &str = r#"
 name: fargate
 region: us-east-1

@@ -54,6 +54,15 @@ impl Eks {
             p["service_cidr"] = json!(s.to_string());
         }
         p["ip_family"] = json!(c.ip_family.as_str());
+        // hybrid nodes' networks, as EKS keeps them (one network of each kind, its blocks sorted)
+        let remote = |f: fn(&eksodus_core::spec::RemoteNetworkSpec) -> &Vec<ipnet::Ipv4Net>| {
+            let mut v: Vec<String> = c.remote_network.iter().flat_map(f).map(|n| n.to_string()).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        p["remote_node_cidrs"] = json!(remote(|r| &r.node_cidrs));
+        p["remote_pod_cidrs"] = json!(remote(|r| &r.pod_cidrs));
         // Auto Mode's three parts go on and off together; its pools' role is the user's, or one eksodus makes
         let (pools, node_role) = match &c.auto_mode {
             Some(a) => {

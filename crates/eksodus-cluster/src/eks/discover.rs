@@ -127,6 +127,19 @@ impl Eks {
         // EKS reports the family of every cluster; one made before it did is IPv4
         p["ip_family"] =
             json!(c.kubernetes_network_config().and_then(|k| k.ip_family()).map_or("ipv4", |f| f.as_str()));
+        let remote = c.remote_network_config();
+        let blocks = |nets: Vec<String>| {
+            let mut v = nets;
+            v.sort();
+            v.dedup();
+            v
+        };
+        p["remote_node_cidrs"] = json!(blocks(
+            remote.iter().flat_map(|r| r.remote_node_networks()).flat_map(|n| n.cidrs().to_vec()).collect()
+        ));
+        p["remote_pod_cidrs"] = json!(blocks(
+            remote.iter().flat_map(|r| r.remote_pod_networks()).flat_map(|n| n.cidrs().to_vec()).collect()
+        ));
         // Auto Mode as EKS reports it: a cluster that turned it off keeps no pools or role here
         let compute = c.compute_config().filter(|cc| cc.enabled() == Some(true));
         let mut pools: Vec<String> = compute.map(|cc| cc.node_pools().to_vec()).unwrap_or_default();

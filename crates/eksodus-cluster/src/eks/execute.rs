@@ -270,6 +270,7 @@ impl Eks {
         if w.get("zonal_shift").and_then(Value::as_bool) == Some(true) {
             req = req.zonal_shift_config(ZonalShiftConfigRequest::builder().enabled(true).build());
         }
+        req = req.set_remote_network_config(remote_networks(&w));
         if let Some(t) = text(&w, "control_plane_tier").filter(|t| t != STANDARD_TIER) {
             req = req.control_plane_scaling_config(
                 ControlPlaneScalingConfig::builder().tier(ProvisionedControlPlaneTier::from(t.as_str())).build(),
@@ -392,6 +393,21 @@ impl Eks {
             let z = ZonalShiftConfigRequest::builder().enabled(on).build();
             self.update_config(ctx, s, "zonal shift", &format!("zonal-{on}"), |r| r.zonal_shift_config(z.clone()))
                 .await?;
+        }
+        // hybrid nodes' networks: added, changed and taken away (empty lists) in one update
+        if changed("remote_node_cidrs") || changed("remote_pod_cidrs") {
+            let r = remote_networks(&w).unwrap_or_else(|| {
+                RemoteNetworkConfigRequest::builder()
+                    .set_remote_node_networks(Some(vec![]))
+                    .set_remote_pod_networks(Some(vec![]))
+                    .build()
+            });
+            let all = [strings(&w, "remote_node_cidrs"), strings(&w, "remote_pod_cidrs")].concat().join(",");
+            let h = all.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+            self.update_config(ctx, s, "remote networks", &format!("remote-{:08x}", h as u32), |q| {
+                q.remote_network_config(r.clone())
+            })
+            .await?;
         }
         if changed("control_plane_tier") {
             let tier = text(&w, "control_plane_tier").unwrap_or_else(|| STANDARD_TIER.to_string());
@@ -954,6 +970,23 @@ fn sdk_taints(t: &[TaintProps]) -> Vec<Taint> {
                 .build()
         })
         .collect()
+}
+
+/// The hybrid nodes' networks of a cluster's properties as EKS takes them, one network of each kind; `None`
+/// without them.
+fn remote_networks(w: &Map<String, Value>) -> Option<RemoteNetworkConfigRequest> {
+    let (node, pod) = (strings(w, "remote_node_cidrs"), strings(w, "remote_pod_cidrs"));
+    if node.is_empty() && pod.is_empty() {
+        return None;
+    }
+    let nodes = (!node.is_empty()).then(|| RemoteNodeNetwork::builder().set_cidrs(Some(node)).build());
+    let pods = (!pod.is_empty()).then(|| RemotePodNetwork::builder().set_cidrs(Some(pod)).build());
+    Some(
+        RemoteNetworkConfigRequest::builder()
+            .set_remote_node_networks(Some(nodes.into_iter().collect()))
+            .set_remote_pod_networks(Some(pods.into_iter().collect()))
+            .build(),
+    )
 }
 
 /// How many nodes an update replaces at once: a count or a share.

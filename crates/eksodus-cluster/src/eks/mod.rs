@@ -25,8 +25,9 @@ use aws_sdk_eks::types::{
     ElasticLoadBalancing, EncryptionConfig, IdentityProviderConfig, KubernetesNetworkConfigRequest,
     LaunchTemplateSpecification, LogSetup, LogType, Logging, NodeRepairConfig, NodegroupScalingConfig,
     NodegroupUpdateConfig, OidcIdentityProviderConfigRequest, Provider, ProvisionedControlPlaneTier,
-    RemoteAccessConfig, ResolveConflicts, SupportType, Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
-    UpgradePolicyRequest, VpcConfigRequest, ZonalShiftConfigRequest,
+    RemoteAccessConfig, RemoteNetworkConfigRequest, RemoteNodeNetwork, RemotePodNetwork, ResolveConflicts, SupportType,
+    Taint, TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload, UpgradePolicyRequest, VpcConfigRequest,
+    ZonalShiftConfigRequest,
 };
 use aws_sdk_eks::Client;
 use futures::future::try_join_all;

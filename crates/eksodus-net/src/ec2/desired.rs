@@ -38,6 +38,7 @@ impl Network {
             ssh_from: None,
             ssh_from_cidrs: None,
             https_from: vec![],
+            remote_https_from: Some(remote_https_from(spec)),
             tags: BTreeMap::new(),
         });
         let sg_cost = Cost::new(2, 1, 2);
@@ -59,6 +60,7 @@ impl Network {
                 ssh_from: Some(from),
                 ssh_from_cidrs: Some(cidrs),
                 https_from: vec![],
+                remote_https_from: None,
                 tags: BTreeMap::new(),
             });
             out.push(d(
@@ -72,7 +74,14 @@ impl Network {
         }
         let Some(layout) = layout else {
             // Adopted VPC: only the security groups are ours.
-            out.push(d("sg/cluster", "security-group", cluster_sg.clone(), &["name", "description"], vec![], sg_cost));
+            out.push(d(
+                CLUSTER_SG_KEY,
+                "security-group",
+                cluster_sg.clone(),
+                &["name", "description"],
+                vec![],
+                sg_cost,
+            ));
             return out;
         };
         out.push(d(
@@ -299,7 +308,14 @@ impl Network {
                 Cost::new(1, 1, 1),
             ));
         }
-        out.push(d("sg/cluster", "security-group", cluster_sg, &["name", "description"], vec!["vpc".into()], sg_cost));
+        out.push(d(
+            CLUSTER_SG_KEY,
+            "security-group",
+            cluster_sg,
+            &["name", "description"],
+            vec!["vpc".into()],
+            sg_cost,
+        ));
         out
     }
 
@@ -319,6 +335,7 @@ impl Network {
                 ssh_from: None,
                 ssh_from_cidrs: None,
                 https_from: from,
+                remote_https_from: None,
                 tags: BTreeMap::new(),
             }),
             &["name", "description"],
@@ -369,4 +386,19 @@ impl Network {
             ));
         }
     }
+}
+
+/// The networks of hybrid nodes and their pods, which reach the API server through the cluster's group on
+/// port 443 (sorted, each once).
+fn remote_https_from(spec: &EnvironmentSpec) -> Vec<String> {
+    let mut v: Vec<String> = spec
+        .cluster
+        .iter()
+        .filter_map(|c| c.remote_network.as_ref())
+        .flat_map(|r| r.all_cidrs())
+        .map(|n| n.to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }

@@ -219,9 +219,12 @@ impl Network {
             // written when there are sources, and always on a nodegroup's SSH group, whose desired side
             // lists its sources even when there are none
             let ssh_group = key.starts_with(&ssh_group_key(""));
-            for rule in [SSH, SSH_CIDRS, HTTPS] {
+            let cluster_group = key == CLUSTER_SG_KEY;
+            for rule in PORT_RULES {
                 let from = rule.sources(g.ip_permissions());
-                if !from.is_empty() || (ssh_group && rule.port == SSH.port) {
+                let always =
+                    (ssh_group && rule.port == SSH.port) || (cluster_group && rule.property == REMOTE_HTTPS.property);
+                if !from.is_empty() || always {
                     p.insert(rule.property.into(), json!(from));
                 }
             }

@@ -562,7 +562,7 @@ impl Network {
         if kind == "security-group" {
             // the SSH and HTTPS rules: each source added or taken away on its own, so a rule of someone else's
             // on another port is never touched
-            for rule in [SSH, SSH_CIDRS, HTTPS] {
+            for rule in PORT_RULES {
                 let (w, h) = (list_of(Some(want), rule.property), list_of(have, rule.property));
                 let add: Vec<String> = w.iter().filter(|g| !h.contains(g)).cloned().collect();
                 let remove: Vec<String> = h.iter().filter(|g| !w.contains(g)).cloned().collect();

@@ -229,11 +229,25 @@ struct PortRule {
     port: i32,
     /// Sources are security groups (else CIDRs).
     groups: bool,
+    /// The description its CIDR sources carry, which tells them from rules of the same port that are not
+    /// this rule's; `None` for a rule whose sources carry no description of eksodus's.
+    description: Option<&'static str>,
 }
 
-const SSH: PortRule = PortRule { property: "ssh_from", port: 22, groups: true };
-const SSH_CIDRS: PortRule = PortRule { property: "ssh_from_cidrs", port: 22, groups: false };
-const HTTPS: PortRule = PortRule { property: "https_from", port: 443, groups: false };
+/// The key of the cluster's security group (the control plane's and the nodes').
+pub const CLUSTER_SG_KEY: &str = "sg/cluster";
+
+/// The description of the cluster group's rules that let hybrid nodes' networks reach the API server: how
+/// eksodus tells its own port-443 sources on that group from anyone else's.
+pub const REMOTE_RULE_DESCRIPTION: &str = "eksodus: hybrid nodes and pods to the API server";
+
+const SSH: PortRule = PortRule { property: "ssh_from", port: 22, groups: true, description: None };
+const SSH_CIDRS: PortRule = PortRule { property: "ssh_from_cidrs", port: 22, groups: false, description: None };
+const HTTPS: PortRule = PortRule { property: "https_from", port: 443, groups: false, description: None };
+const REMOTE_HTTPS: PortRule =
+    PortRule { property: "remote_https_from", port: 443, groups: false, description: Some(REMOTE_RULE_DESCRIPTION) };
+/// Every rule eksodus keeps, source by source.
+const PORT_RULES: [PortRule; 4] = [SSH, SSH_CIDRS, HTTPS, REMOTE_HTTPS];
 
 impl PortRule {
     /// Whether `p` is this rule: TCP on its port alone.
@@ -252,7 +266,15 @@ impl PortRule {
                 if self.groups {
                     p.user_id_group_pairs().iter().filter_map(|u| u.group_id().map(String::from)).collect::<Vec<_>>()
                 } else {
-                    p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)).collect()
+                    // a source belongs to the rule whose description it carries
+                    p.ip_ranges()
+                        .iter()
+                        .filter(|r| match self.description {
+                            Some(d) => r.description() == Some(d),
+                            None => r.description() != Some(REMOTE_RULE_DESCRIPTION),
+                        })
+                        .filter_map(|r| r.cidr_ip().map(String::from))
+                        .collect()
                 }
             })
             .collect();
@@ -270,7 +292,14 @@ impl PortRule {
             ))
         } else {
             b.set_ip_ranges(Some(
-                from.iter().map(|c| aws_sdk_ec2::types::IpRange::builder().cidr_ip(c).build()).collect(),
+                from.iter()
+                    .map(|c| {
+                        aws_sdk_ec2::types::IpRange::builder()
+                            .cidr_ip(c)
+                            .set_description(self.description.map(String::from))
+                            .build()
+                    })
+                    .collect(),
             ))
         }
         .build()

@@ -145,6 +145,11 @@ pub struct SecurityGroupProps {
     /// out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub https_from: Vec<String>,
+    /// Hybrid nodes' and their pods' networks that may reach port 443 (TCP) of the control plane (sorted):
+    /// set, even empty, on the cluster's group alone. eksodus keeps exactly these among the rules that carry
+    /// its description ([`REMOTE_RULE_DESCRIPTION`](super::REMOTE_RULE_DESCRIPTION)), and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_https_from: Option<Vec<String>>,
     /// User tags.
     pub tags: BTreeMap<String, String>,
 }

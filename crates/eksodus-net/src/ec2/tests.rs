@@ -180,3 +180,39 @@ fn an_ipv6_cluster_gets_ipv6_on_every_subnet_and_private_egress_through_an_egres
         |d| d.kind == "egress-only-igw" || d.key.ends_with("/default-ipv6") && d.key.starts_with("route/private/")
     ));
 }
+
+#[test]
+fn hybrid_networks_reach_the_api_server_through_the_cluster_group_by_rules_eksodus_marks() {
+    let yaml = format!(
+        "{SPEC}cluster:\n  version: '1.33'\n  remote_network: {{node_cidrs: [10.80.0.0/16, 10.80.0.0/16], pod_cidrs: [10.81.0.0/16]}}\n"
+    );
+    let spec = EnvironmentSpec::from_yaml(&yaml).unwrap();
+    let layout = crate::layout::plan(&spec).unwrap();
+    let group = |spec: &EnvironmentSpec| -> SecurityGroupProps {
+        let desired = network(spec).desired(spec, Some(&layout));
+        let d = desired.iter().find(|d| d.key == CLUSTER_SG_KEY).unwrap();
+        serde_json::from_value(Value::Object(d.props.clone())).unwrap()
+    };
+    assert_eq!(group(&spec).remote_https_from, Some(vec!["10.80.0.0/16".to_string(), "10.81.0.0/16".to_string()]));
+    // without hybrid nodes the list is still kept (empty), so taking the networks away revokes their rules
+    let none = EnvironmentSpec::from_yaml(SPEC).unwrap();
+    assert_eq!(group(&none).remote_https_from, Some(vec![]));
+
+    // on the group, a port-443 source belongs to the rule whose description it carries
+    let range = |c: &str, d: Option<&str>| {
+        aws_sdk_ec2::types::IpRange::builder().cidr_ip(c).set_description(d.map(String::from)).build()
+    };
+    let perm = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(443)
+        .to_port(443)
+        .ip_ranges(range("10.80.0.0/16", Some(REMOTE_RULE_DESCRIPTION)))
+        .ip_ranges(range("203.0.113.0/24", Some("the user's VPN")))
+        .ip_ranges(range("198.51.100.0/24", None))
+        .build();
+    assert_eq!(REMOTE_HTTPS.sources(std::slice::from_ref(&perm)), ["10.80.0.0/16"]);
+    assert_eq!(HTTPS.sources(std::slice::from_ref(&perm)), ["198.51.100.0/24", "203.0.113.0/24"]);
+    let made = REMOTE_HTTPS.permission(&["10.81.0.0/16".to_string()]);
+    assert_eq!(made.ip_ranges()[0].description(), Some(REMOTE_RULE_DESCRIPTION));
+    assert_eq!(HTTPS.permission(&["10.81.0.0/16".to_string()]).ip_ranges()[0].description(), None);
+}
