@@ -1314,13 +1314,18 @@ cluster:
   nodegroups: [{name: general, instance_types: [m5.large]}]
 "#;
 
-/// The port-443 sources of the cluster's group, as (eksodus's, anyone else's).
+/// The security group of this name.
+async fn group_named(ec2: &aws_sdk_ec2::Client, name: &str) -> aws_sdk_ec2::types::SecurityGroup {
+    let f = aws_sdk_ec2::types::Filter::builder().name("group-name").values(name).build();
+    ec2.describe_security_groups().filters(f).send().await.unwrap().security_groups()[0].clone()
+}
+
+/// The port-443 sources of a group, as (eksodus's, anyone else's).
 async fn https_sources(ec2: &aws_sdk_ec2::Client, group: &str) -> (Vec<String>, Vec<String>) {
-    let f = aws_sdk_ec2::types::Filter::builder().name("group-name").values(group).build();
-    let g = ec2.describe_security_groups().filters(f).send().await.unwrap();
+    let g = group_named(ec2, group).await;
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
-    for r in g.security_groups().iter().flat_map(|g| g.ip_permissions()).filter(|p| p.from_port() == Some(443)) {
+    for r in g.ip_permissions().iter().filter(|p| p.from_port() == Some(443)) {
         for x in r.ip_ranges() {
             let c = x.cidr_ip().unwrap_or_default().to_string();
             if x.description() == Some(eksodus_net::ec2::REMOTE_RULE_DESCRIPTION) {
@@ -1387,16 +1392,7 @@ async fn hybrid_nodes_networks_role_and_entry_are_added_changed_and_taken_away_i
     assert!(again.is_converged(), "{:#?}", again.plan.changes().map(|c| (&c.id, &c.changes)).collect::<Vec<_>>());
 
     // a rule of the user's on the same port (their VPN), then other networks: only eksodus's rules follow
-    let group = ec2
-        .describe_security_groups()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("hybrid-cluster").build())
-        .send()
-        .await
-        .unwrap()
-        .security_groups()[0]
-        .group_id()
-        .unwrap()
-        .to_string();
+    let group = group_named(&ec2, "hybrid-cluster").await.group_id().unwrap().to_string();
     let vpn = aws_sdk_ec2::types::IpPermission::builder()
         .ip_protocol("tcp")
         .from_port(443)
