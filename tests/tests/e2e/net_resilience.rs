@@ -1,7 +1,7 @@
 //! Crash-resume at every mutating call, and convergence under injected throttling, 5xx and dropped connections.
 
 use eksodus_e2e::{spec, Env, Inventory, SMALL};
-use eksodus_testkit::FaultConfig;
+use eksodus_testkit::{Fault, FaultConfig};
 
 const CONVERGED: Inventory = Inventory { vpcs: 1, subnets: 4, nat_gateways: 1, eips: 1, internet_gateways: 1 };
 const EMPTY: Inventory = Inventory { vpcs: 0, subnets: 0, nat_gateways: 0, eips: 0, internet_gateways: 0 };
@@ -74,13 +74,20 @@ async fn destroy_resumes_after_a_crash_at_every_mutating_call() {
     assert!(k > 15, "destroy made only {k} writes");
 }
 
-async fn converges_under(faults: FaultConfig) {
+/// Applies, re-plans and destroys the full network under `faults`; returns the faults injected during the apply
+/// and, of those, the dropped connections.
+async fn converges_under(faults: FaultConfig) -> (usize, usize) {
     let s = spec(eksodus_e2e::FULL);
     let env = Env::start(faults).await;
     let report = env.apply(&s).await.unwrap();
     assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
     let stats = env.aws.proxy.stats();
-    assert!(stats.faults() >= 3, "only {} faults were injected", stats.faults());
+    let dropped = stats
+        .calls
+        .iter()
+        .filter(|c| matches!(c.fault, Some(Fault::DroppedBefore) | Some(Fault::DroppedAfter)))
+        .count();
+    let injected = (stats.faults(), dropped);
     // planning meets faults too, and retries its reads
     let plan = env.plan(&s).await;
     assert!(
@@ -92,18 +99,44 @@ async fn converges_under(faults: FaultConfig) {
     assert!(report.is_success(), "{:?}", report.failures().collect::<Vec<_>>());
     env.aws.proxy.heal();
     assert_eq!(env.inventory().await, EMPTY);
+    injected
+}
+
+/// Runs [`converges_under`] for seeds from `first` until the applies together met at least `want` faults, of
+/// which `want_dropped` dropped connections, and at most eight seeds. Which calls an apply makes depends on
+/// timing (a loaded machine polls more or less), so one seed's faults vary; a test that counted one seed's
+/// faults against a fixed bar failed a loaded run (2 where 6 were usual).
+async fn converges_over_seeds(first: u64, want: usize, want_dropped: usize, config: impl Fn(u64) -> FaultConfig) {
+    let (mut total, mut dropped) = (0, 0);
+    for seed in first..first + 8 {
+        let (t, d) = converges_under(config(seed)).await;
+        total += t;
+        dropped += d;
+        if seed > first && total >= want && dropped >= want_dropped {
+            return;
+        }
+    }
+    panic!("eight seeds injected only {total} faults, {dropped} of them dropped connections");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_with_20_percent_throttling_and_5_percent_5xx() {
-    for seed in [1, 2, 3] {
-        converges_under(FaultConfig { seed, throttle_rate: 0.20, server_error_rate: 0.05, ..Default::default() }).await;
-    }
+    converges_over_seeds(1, 20, 0, |seed| FaultConfig {
+        seed,
+        throttle_rate: 0.20,
+        server_error_rate: 0.05,
+        ..Default::default()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_with_dropped_connections() {
-    for seed in [7, 8] {
-        converges_under(FaultConfig { seed, drop_rate: 0.10, server_error_rate: 0.05, ..Default::default() }).await;
-    }
+    converges_over_seeds(7, 8, 3, |seed| FaultConfig {
+        seed,
+        drop_rate: 0.10,
+        server_error_rate: 0.05,
+        ..Default::default()
+    })
+    .await;
 }
