@@ -173,9 +173,6 @@ fn repair_override(o: &Value) -> Result<(eksodus_core::spec::NodeRepairOverride,
     Ok((eksodus_core::spec::NodeRepairOverride { condition, reason, wait_minutes, action }, note))
 }
 
-/// Why nodes in Local Zones are refused ("Amazon EKS on AWS Local Zones" in the EKS user guide).
-const LOCAL_ZONES: &str = "EKS makes no managed nodegroups in Local Zones (only self-managed nodes run there), and eksodus makes managed nodegroups only";
-
 fn not_mapped(k: &str) -> String {
     format!("eksodus has no equivalent of `{k}`")
 }
@@ -383,6 +380,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
         ipv6: false,
         hostname_type: HostnameType::IpName,
         vpc_endpoints: vec![],
+        local_zones: top.strings("localZones"),
     };
     let mut endpoint = EndpointSpec { public: true, private: false, public_cidrs: vec![] };
     let (mut control_plane_security_groups, mut control_plane_subnets) = (Vec::new(), Vec::new());
@@ -1209,7 +1207,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 capacity_type: if spot { "SPOT".into() } else { "ON_DEMAND".into() },
                 labels,
                 taints,
-                zones: r.strings("availabilityZones"),
+                // a nodegroup's Local Zones are zones of the network like any other (the spec refuses a
+                // nodegroup in both kinds, as eksctl does)
+                zones: { r.strings("availabilityZones").into_iter().chain(r.strings("localZones")).collect() },
                 subnets: ng_subnets,
                 public: !private && managed,
                 max_unavailable,
@@ -1249,7 +1249,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 // what a self-managed group's Auto Scaling group took: a managed nodegroup's group is EKS's
                 "targetGroupARNs" | "classicLoadBalancerNames" => "a managed nodegroup's Auto Scaling group is EKS's, and EKS attaches no load balancer to it: put the nodes behind one from the cluster (a Service of type LoadBalancer, or the AWS Load Balancer Controller's TargetGroupBinding)".to_string(),
                 "asgMetricsCollection" => "a managed nodegroup's Auto Scaling group is EKS's, and the EKS API has no setting for its group metrics: turn them on in Auto Scaling, or read the nodes' counts from the cluster (Container Insights)".to_string(),
-                "localZones" => LOCAL_ZONES.to_string(),
                 other => not_mapped(other),
             }
             };
@@ -1714,7 +1713,6 @@ pub fn import(text: &str) -> Result<Imported, String> {
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
         "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
         "outpost" => "clusters on AWS Outposts are not supported".into(),
-        "localZones" => LOCAL_ZONES.into(),
         other => not_mapped(other),
     });
 
@@ -1802,7 +1800,7 @@ mod tests {
             .filter(|f| f.ends_with(".yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 32);
+        assert_eq!(files.len(), 33);
         for f in &files {
             let text = example(f);
             assert!(is_eksctl(&text), "{f}");
@@ -2397,21 +2395,27 @@ nodeGroups:
         );
     }
 
-    /// Examples 05 and 33: what a self-managed group's Auto Scaling group took, and Local Zones, are refused
-    /// with the reason, not as unknown keys.
+    /// Example 05: what a self-managed group's Auto Scaling group took is refused with the reason, not as
+    /// unknown keys; example 33: Local Zones map to the network's, and a nodegroup's to its zones.
     #[test]
-    fn load_balancers_group_metrics_and_local_zones_are_refused_with_their_reasons() {
-        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c, region: us-west-2}\nlocalZones: [us-west-2-lax-1a]\nnodeGroups:\n- name: a\n  targetGroupARNs: [arn:aws:elasticloadbalancing:us-west-2:111122223333:targetgroup/t/1]\n  classicLoadBalancerNames: [clb]\n  asgMetricsCollection: [{granularity: 1Minute}]\n  localZones: [us-west-2-lax-1a]\n";
-        let un = import(text).unwrap().unsupported;
+    fn load_balancers_and_group_metrics_are_refused_and_local_zones_map() {
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c, region: us-west-2}\nlocalZones: [us-west-2-lax-1a, us-west-2-lax-1b]\nnodeGroups:\n- name: a\n  targetGroupARNs: [arn:aws:elasticloadbalancing:us-west-2:111122223333:targetgroup/t/1]\n  classicLoadBalancerNames: [clb]\n  asgMetricsCollection: [{granularity: 1Minute}]\n  localZones: [us-west-2-lax-1a]\n";
+        let imp = import(text).unwrap();
+        let un = &imp.unsupported;
         let by: BTreeMap<&str, &str> = un.iter().map(|u| (u.path.as_str(), u.reason.as_str())).collect();
-        assert_eq!(by.len(), 5, "{un:?}");
+        assert_eq!(by.len(), 3, "{un:?}");
         assert!(by["nodeGroups[0].targetGroupARNs"].contains("TargetGroupBinding"));
         assert!(by["nodeGroups[0].classicLoadBalancerNames"].contains("Service of type LoadBalancer"));
         assert!(by["nodeGroups[0].asgMetricsCollection"].contains("group metrics"));
-        for p in ["localZones", "nodeGroups[0].localZones"] {
-            assert!(by[p].contains("no managed nodegroups in Local Zones"), "{p}: {}", by[p]);
-        }
         assert!(un.iter().all(|u| !u.reason.contains("no equivalent")), "{un:?}");
+        assert_eq!(imp.spec.network.local_zones, ["us-west-2-lax-1a", "us-west-2-lax-1b"]);
+        assert_eq!(imp.spec.cluster.as_ref().unwrap().nodegroups[0].zones, ["us-west-2-lax-1a"]);
+
+        // the nodegroup runs where eksctl puts it: only in its Local Zones
+        let ok = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c, region: us-west-2}\nlocalZones: [us-west-2-lax-1a]\nnodeGroups:\n- name: local-ng\n  localZones: [us-west-2-lax-1a]\n";
+        let imp = import(ok).unwrap();
+        assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
+        assert_eq!(imp.spec.validate(), vec![]);
     }
 
     /// Example 43: hybrid nodes on an SSM role eksodus makes; a role of the user's is used as it is; IAM Roles

@@ -571,11 +571,11 @@ impl Environment {
                             _ => {}
                         }
                     }
-                    cluster_subnets = if private.is_empty() {
-                        public.values().cloned().collect()
-                    } else {
-                        private.values().cloned().collect()
+                    // EKS puts no control plane interface in a Local Zone
+                    let regional = |m: &BTreeMap<String, String>| -> Vec<String> {
+                        m.iter().filter(|(az, _)| !l.is_local(az)).map(|(_, s)| s.clone()).collect()
                     };
+                    cluster_subnets = if private.is_empty() { regional(&public) } else { regional(&private) };
                 }
                 (None, Some(ex)) => {
                     for id in &ex.subnet_ids {

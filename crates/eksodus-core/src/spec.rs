@@ -1302,6 +1302,15 @@ pub struct NetworkSpec {
     /// need at least [`VpcEndpointService::PRIVATE_CLUSTER`]. Only a VPC eksodus makes can have them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vpc_endpoints: Vec<VpcEndpointService>,
+    /// AWS Local Zones (eksctl's `localZones`), such as `us-west-2-lax-1a`: each gets a public and a private
+    /// subnet beside the availability zones', sized as theirs, for the nodegroups that name the zone in their
+    /// `zones`. EKS places neither the control plane's interfaces nor Fargate pods in a Local Zone, so the
+    /// cluster's subnets, Fargate profiles, interface endpoints, NAT gateways and nodegroups that name no
+    /// zones stay in the availability zones; a Local Zone's private subnet reaches the internet through the
+    /// first zone's NAT gateway. The account must have opted into the zone's group (checked with EC2 at plan
+    /// time). Only a VPC eksodus makes, on IPv4 and without custom networking, can have them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_zones: Vec<String>,
 }
 
 /// An AWS service reached through a VPC endpoint, by the last part of its endpoint service name
@@ -1709,7 +1718,9 @@ impl EnvironmentSpec {
         }
         if let Some(c) = &self.cluster {
             // zones given as a count are named by EC2 at plan time, where the nodegroups' zones are checked again
-            let zones = matches!(self.network.azs, AzSpec::Names(_)).then(|| self.az_names());
+            let zones = matches!(self.network.azs, AzSpec::Names(_)).then(|| {
+                self.az_names().into_iter().chain(self.network.local_zones.iter().cloned()).collect::<Vec<_>>()
+            });
             validate_cluster(c, zones.as_deref(), self.network.existing.is_some(), &mut errs);
             self.validate_nodegroup_subnets(c, &mut errs);
             if c.ip_family == IpFamily::Ipv6 {
@@ -2113,6 +2124,56 @@ impl EnvironmentSpec {
         }
     }
 
+    /// Local Zones are named as EC2 names them (`<region>-<group>-<n><letter>`), apart from the availability
+    /// zones, and only where eksodus lays the subnets out on IPv4 without custom networking (eksctl refuses
+    /// them with a VPC of one's own and with IPv6 as well).
+    fn validate_local_zones(&self, errs: &mut Vec<FieldError>) {
+        let n = &self.network;
+        if n.local_zones.is_empty() {
+            return;
+        }
+        let why_not = if n.existing.is_some() {
+            Some("Local Zone subnets are laid out only in a VPC eksodus makes; in an adopted VPC, name your Local Zone subnets in network.existing and a nodegroup's subnets")
+        } else if self.dual_stack() {
+            Some("Local Zones are laid out on IPv4 only (network.ipv6 and an IPv6 cluster are not offered with them)")
+        } else if n.cni.custom_networking.is_some() {
+            Some("custom networking's pod subnets are laid out in the availability zones only; leave out either")
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            errs.push(FieldError::new("network.local_zones", why));
+        }
+        let regional = matches!(n.azs, AzSpec::Names(_)).then(|| self.az_names()).unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for (i, z) in n.local_zones.iter().enumerate() {
+            let at = format!("network.local_zones[{i}]");
+            if !seen.insert(z) {
+                errs.push(FieldError::new(at.clone(), format!("`{z}` is listed twice")));
+            }
+            if regional.contains(z) {
+                errs.push(FieldError::new(at.clone(), format!("`{z}` is listed in network.azs as well")));
+            }
+            if !is_local_zone_of(z, &self.region) {
+                errs.push(FieldError::new(
+                    at,
+                    format!("`{z}` is not a Local Zone of region {} (named like {}-lax-1a)", self.region, self.region),
+                ));
+            }
+        }
+        // as eksctl has it: a Local Zone offers other instance types and prices than the region, so one
+        // nodegroup's Auto Scaling group does not span both
+        for (i, ng) in self.cluster.iter().flat_map(|c| c.nodegroups.iter().enumerate()) {
+            let local = ng.zones.iter().filter(|z| n.local_zones.contains(z)).count();
+            if local > 0 && local < ng.zones.len() {
+                errs.push(FieldError::new(
+                    format!("cluster.nodegroups[{i}].zones"),
+                    "a nodegroup runs in Local Zones or in availability zones, not both: split it in two",
+                ));
+            }
+        }
+    }
+
     fn validate_network(&self, errs: &mut Vec<FieldError>) {
         let n = &self.network;
         match (&n.cidr, &n.existing) {
@@ -2174,6 +2235,7 @@ impl EnvironmentSpec {
             }
             _ => {}
         }
+        self.validate_local_zones(errs);
         // tiers
         let s = &n.subnets;
         let vpc_len = n.cidr.map(|c| c.prefix_len());
@@ -3403,6 +3465,20 @@ fn is_region(r: &str) -> bool {
         && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// `us-west-2-lax-1a`: the region, the zone group's city code, then a number and the zone's letter (Wavelength
+/// Zones, `us-east-1-wl1-bos-wlz-1`, do not match).
+fn is_local_zone_of(z: &str, region: &str) -> bool {
+    let Some(rest) = z.strip_prefix(region).and_then(|r| r.strip_prefix('-')) else { return false };
+    let Some((city, zone)) = rest.split_once('-') else { return false };
+    let (digits, letter) = zone.split_at(zone.len().saturating_sub(1));
+    (2..=5).contains(&city.len())
+        && city.chars().all(|c| c.is_ascii_lowercase())
+        && !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && letter.chars().all(|c| c.is_ascii_lowercase())
+        && !letter.is_empty()
+}
+
 fn is_aws_id(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix)
         .is_some_and(|rest| (8..=17).contains(&rest.len()) && rest.chars().all(|c| c.is_ascii_hexdigit()))
@@ -3575,6 +3651,39 @@ network:
         // the role gets in through an access entry, which CONFIG_MAP does not have
         let cm = "access: {authentication_mode: CONFIG_MAP}\n";
         assert_eq!(with(cm, "[{name: kro, type: KRO}]"), ["cluster.capabilities"]);
+    }
+
+    #[test]
+    fn local_zones_are_named_as_ec2_names_them_and_kept_apart_from_the_region() {
+        let base = "name: lz\nregion: us-west-2\nnetwork:\n  cidr: 10.0.0.0/16\n  azs: [us-west-2a, us-west-2b]\n";
+        let ok = format!("{base}  local_zones: [us-west-2-lax-1a, us-west-2-lax-1b]\ncluster:\n  version: \"1.33\"\n  nodegroups:\n  - {{name: edge, instance_types: [m5.large], zones: [us-west-2-lax-1a]}}\n  - {{name: main, instance_types: [m5.large]}}\n");
+        let spec = EnvironmentSpec::from_yaml(&ok).unwrap();
+        assert_eq!(spec.validate(), vec![], "a nodegroup may name a Local Zone as one of its zones");
+        for (z, region) in
+            [("us-west-2-lax-1a", "us-west-2"), ("us-east-1-bos-1a", "us-east-1"), ("us-west-2-atl-12b", "us-west-2")]
+        {
+            assert!(is_local_zone_of(z, region), "{z}");
+        }
+        assert!(!is_local_zone_of("us-east-1-bos-1a", "us-west-2"));
+        for z in ["us-west-2a", "us-west-2-wl1-sea-wlz-1", "us-west-2-lax-a", "us-west-2-LAX-1a", "us-west-2-lax-1"] {
+            assert!(!is_local_zone_of(z, "us-west-2"), "{z}");
+        }
+
+        let bad = format!("{base}  local_zones: [us-west-2-lax-1a, us-west-2-lax-1a, us-west-2b, us-east-1-bos-1a]\n  ipv6: true\ncluster:\n  version: \"1.33\"\n  nodegroups:\n  - {{name: both, instance_types: [m5.large], zones: [us-west-2a, us-west-2-lax-1a]}}\n");
+        let errs = EnvironmentSpec::from_yaml(&bad).unwrap().validate();
+        let at = |f: &str| errs.iter().find(|e| e.path == f).map(|e| e.message.clone()).unwrap_or_default();
+        assert!(at("network.local_zones").contains("IPv4 only"), "{errs:?}");
+        assert!(at("network.local_zones[1]").contains("twice"), "{errs:?}");
+        assert!(at("network.local_zones[2]").contains("network.azs as well"), "{errs:?}");
+        assert!(at("network.local_zones[3]").contains("not a Local Zone of region us-west-2"), "{errs:?}");
+        assert!(at("cluster.nodegroups[0].zones").contains("not both"), "{errs:?}");
+
+        let adopted = "name: lz\nregion: us-west-2\nnetwork:\n  azs: 2\n  local_zones: [us-west-2-lax-1a]\n  existing: {vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0123456789abcdef0]}\n";
+        let errs = EnvironmentSpec::from_yaml(adopted).unwrap().validate();
+        assert!(
+            errs.iter().any(|e| e.path == "network.local_zones" && e.message.contains("VPC eksodus makes")),
+            "{errs:?}"
+        );
     }
 
     #[test]

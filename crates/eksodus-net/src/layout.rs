@@ -65,6 +65,13 @@ pub struct SubnetPlan {
     pub ipv6_index: Option<u8>,
 }
 
+impl Layout {
+    /// Whether `zone` is one of the layout's Local Zones.
+    pub fn is_local(&self, zone: &str) -> bool {
+        self.local_zones.iter().any(|z| z == zone)
+    }
+}
+
 impl SubnetPlan {
     /// The logical key of the subnet in the network component.
     pub fn key(&self) -> String {
@@ -96,8 +103,11 @@ pub struct Layout {
     pub vpc: Ipv4Net,
     /// Secondary CIDR (custom networking).
     pub secondary: Option<Ipv4Net>,
-    /// Zones, in order.
+    /// Availability zones, in order.
     pub azs: Vec<String>,
+    /// Local Zones, in order: each has a public and a private subnet sized as an availability zone's, after
+    /// theirs.
+    pub local_zones: Vec<String>,
     /// Subnets, by tier then zone.
     pub subnets: Vec<SubnetPlan>,
     /// Addresses of the VPC CIDR not given to any subnet.
@@ -208,6 +218,30 @@ pub fn pick_zones(listed: &[ListedZone], n: usize) -> Result<Vec<String>, Error>
     Ok(names[..n].iter().map(|z| z.to_string()).collect())
 }
 
+/// Checks `network.local_zones` against the region's listing: each must be listed as a Local Zone that the
+/// account has opted into (EC2 lists a zone group's zones once the account opts in; `CreateSubnet` in any
+/// other fails half way through an apply).
+pub fn check_local_zones(listed: &[ListedZone], local_zones: &[String]) -> Result<(), Error> {
+    for (i, name) in local_zones.iter().enumerate() {
+        let field = format!("network.local_zones[{i}]");
+        let found = listed.iter().find(|z| &z.name == name);
+        let message = match found {
+            None => format!(
+                "EC2 lists no zone `{name}` to this account: opt in to its zone group (ModifyAvailabilityZoneGroup) or check the name"
+            ),
+            Some(z) if z.zone_type.as_deref() != Some("local-zone") => {
+                format!("`{name}` is a {}, not a Local Zone", z.zone_type.as_deref().unwrap_or("availability-zone"))
+            }
+            Some(z) if z.opt_in_status.as_deref() == Some("not-opted-in") => {
+                format!("the account has not opted in to `{name}`'s zone group (ModifyAvailabilityZoneGroup)")
+            }
+            Some(_) => continue,
+        };
+        return Err(Error::Layout { field, message });
+    }
+    Ok(())
+}
+
 /// What the spec asks of the CNI, as [`CniOptions`].
 pub fn cni_options(spec: &EnvironmentSpec) -> CniOptions {
     let c = &spec.network.cni;
@@ -236,7 +270,10 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
         message: "a layout needs a VPC CIDR (network.existing adopts subnets as they are)".into(),
     })?;
     let azs = spec.az_names();
-    let zones = azs.len() as u64;
+    let local_zones = n.local_zones.clone();
+    // every zone, Local Zones after the region's: a spec without Local Zones is laid out as it always was
+    let all_zones: Vec<String> = azs.iter().chain(&local_zones).cloned().collect();
+    let zones = all_zones.len() as u64;
     let opts = cni_options(spec);
     let custom = n.cni.custom_networking.as_ref().map(|c| c.secondary_cidr);
 
@@ -319,12 +356,12 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
             (32 - (63 - share.leading_zeros()) as u8).min(28)
         }
     };
-    for az in &azs {
+    for az in &all_zones {
         if let Some(p) = public_prefix {
             requests.push((Tier::Public, az.clone(), p));
         }
     }
-    for az in &azs {
+    for az in &all_zones {
         requests.push((Tier::Private, az.clone(), private_prefix));
     }
     let vpc_requests: Vec<CarveRequest> = requests
@@ -423,6 +460,7 @@ pub fn plan(spec: &EnvironmentSpec) -> Result<Layout, Error> {
         vpc,
         secondary: custom,
         azs,
+        local_zones,
         subnets,
         unallocated: (1u64 << (32 - vpc.prefix_len())) - used,
         pods_per_node,
@@ -457,6 +495,43 @@ mod tests {
         more.push(zone("ap-northeast-1b", "availability-zone", "not-opted-in"));
         more.push(ListedZone { name: "ap-northeast-1e".into(), zone_type: None, opt_in_status: None });
         assert_eq!(pick_zones(&more, 4).unwrap()[3], "ap-northeast-1e");
+    }
+
+    #[test]
+    fn local_zones_are_checked_against_the_listing() {
+        let listed = [
+            zone("us-west-2a", "availability-zone", "opt-in-not-required"),
+            zone("us-west-2-lax-1a", "local-zone", "opted-in"),
+            zone("us-west-2-den-1a", "local-zone", "not-opted-in"),
+        ];
+        assert!(check_local_zones(&listed, &["us-west-2-lax-1a".into()]).is_ok());
+        let err = |z: &str| check_local_zones(&listed, &["us-west-2-lax-1a".into(), z.into()]).unwrap_err().to_string();
+        assert!(err("us-west-2-den-1a").starts_with("network.local_zones[1]: the account has not opted in"));
+        assert!(err("us-west-2-phx-2a").contains("lists no zone"));
+        assert!(err("us-west-2a").contains("is a availability-zone, not a Local Zone"));
+    }
+
+    #[test]
+    fn local_zones_get_both_tiers_after_the_regions_zones() {
+        let l = plan(&spec(
+            "name: a\nregion: us-west-2\nnetwork: {cidr: 10.0.0.0/16, azs: [us-west-2a, us-west-2b], local_zones: [us-west-2-lax-1a]}",
+        ))
+        .unwrap();
+        let got: Vec<String> = l.subnets.iter().map(|s| format!("{} {} {}", s.tier, s.az, s.cidr)).collect();
+        assert_eq!(
+            got,
+            [
+                "public us-west-2a 10.0.192.0/24",
+                "public us-west-2b 10.0.193.0/24",
+                "public us-west-2-lax-1a 10.0.194.0/24",
+                "private us-west-2a 10.0.0.0/18",
+                "private us-west-2b 10.0.64.0/18",
+                "private us-west-2-lax-1a 10.0.128.0/18",
+            ]
+        );
+        assert_eq!(l.azs, ["us-west-2a", "us-west-2b"]);
+        assert!(l.is_local("us-west-2-lax-1a") && !l.is_local("us-west-2a"));
+        assert_eq!(l.subnets[5].key(), "subnet/private/us-west-2-lax-1a");
     }
 
     fn spec(yaml: &str) -> EnvironmentSpec {

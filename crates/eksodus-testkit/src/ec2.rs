@@ -8,15 +8,65 @@
 //!   EC2 writes the state's name (`associated`): the proxy writes the name;
 //! - `ModifyVpcEndpoint` adding a route table to a gateway endpoint lists the table but writes no route to
 //!   the service's prefix list in it (and `DeleteVpcEndpoints` then fails on the missing route), and removing
-//!   one leaves its route behind: the proxy writes and removes those routes in moto ([`RouteTableChange`]).
+//!   one leaves its route behind: the proxy writes and removes those routes in moto ([`RouteTableChange`]);
+//! - moto knows no Local Zones: `DescribeAvailabilityZones` lists none and `CreateSubnet` refuses one. The
+//!   proxy lists the emulator's [`LOCAL_ZONES`] (as opted into), makes a Local Zone's subnet in moto in the
+//!   zone's parent, and writes the Local Zone back into every answer that shows the subnet.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The hostname types set on subnets, by subnet ID (IDs are unique across moto's accounts).
+/// The hostname types set on subnets, and the subnets in Local Zones, by subnet ID (IDs are unique across
+/// moto's accounts).
 #[derive(Debug, Default)]
 pub struct Ec2State {
     hostnames: Mutex<HashMap<String, String>>,
+    local: Mutex<HashMap<String, &'static LocalZone>>,
+}
+
+/// A Local Zone the emulator offers, as `DescribeAvailabilityZones` describes one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LocalZone {
+    /// Its region.
+    pub region: &'static str,
+    /// `us-west-2-lax-1a`.
+    pub name: &'static str,
+    /// Its zone ID.
+    pub id: &'static str,
+    /// Its zone group (and network border group).
+    pub group: &'static str,
+    /// The availability zone it hangs off, where moto keeps its subnets (the emulator's choice).
+    pub parent: &'static str,
+}
+
+/// The Local Zones the emulator offers, all opted into: Los Angeles' two in us-west-2 (the zones of eksctl's
+/// Local Zones example) and Boston's in us-east-1.
+pub const LOCAL_ZONES: &[LocalZone] = &[
+    LocalZone {
+        region: "us-west-2",
+        name: "us-west-2-lax-1a",
+        id: "usw2-lax1-az1",
+        group: "us-west-2-lax-1",
+        parent: "us-west-2a",
+    },
+    LocalZone {
+        region: "us-west-2",
+        name: "us-west-2-lax-1b",
+        id: "usw2-lax1-az2",
+        group: "us-west-2-lax-1",
+        parent: "us-west-2a",
+    },
+    LocalZone {
+        region: "us-east-1",
+        name: "us-east-1-bos-1a",
+        id: "use1-bos1-az1",
+        group: "us-east-1-bos-1",
+        parent: "us-east-1a",
+    },
+];
+
+fn local_zone(name: &str) -> Option<&'static LocalZone> {
+    LOCAL_ZONES.iter().find(|z| z.name == name)
 }
 
 /// The hostname types EC2 accepts.
@@ -34,8 +84,41 @@ impl Ec2State {
         })
     }
 
-    /// Notes what a successful call moto answered changed, and puts its answer right.
-    pub fn answered(&self, operation: &str, request: &[u8], answer: &str) -> Option<String> {
+    /// The request moto is sent in place of `request`, when it names a Local Zone moto does not know: a
+    /// `CreateSubnet` in one is made in the zone's parent.
+    pub fn to_moto(&self, operation: &str, request: &[u8]) -> Option<Vec<u8>> {
+        if operation != "CreateSubnet" {
+            return None;
+        }
+        let zone = local_zone(&form_value(request, "AvailabilityZone")?)?;
+        let body = std::str::from_utf8(request).ok()?;
+        let pairs: Vec<String> = body
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some(("AvailabilityZone", _)) => format!("AvailabilityZone={}", zone.parent),
+                _ => pair.to_string(),
+            })
+            .collect();
+        Some(pairs.join("&").into_bytes())
+    }
+
+    /// The Local Zone subnet `id` is in, if it is in one.
+    pub fn local_zone_of(&self, id: &str) -> Option<&'static str> {
+        self.local.lock().expect("local zones").get(id).map(|z| z.name)
+    }
+
+    /// Notes what a successful call moto answered changed, and puts its answer right. `region` is the one the
+    /// call was signed for.
+    pub fn answered(&self, operation: &str, region: &str, request: &[u8], answer: &str) -> Option<String> {
+        if operation == "DescribeAvailabilityZones" {
+            return Some(with_local_zones(answer, region, &form_list(request, "ZoneName")));
+        }
+        if operation == "CreateSubnet" {
+            let zone = form_value(request, "AvailabilityZone").and_then(|z| local_zone(&z));
+            if let (Some(zone), Some(id)) = (zone, xml_between(answer, "<subnetId>", "</subnetId>")) {
+                self.local.lock().expect("local zones").insert(id.to_string(), zone);
+            }
+        }
         match operation {
             "ModifySubnetAttribute" => {
                 if let (Some(id), Some(t)) =
@@ -48,13 +131,16 @@ impl Ec2State {
             "DeleteSubnet" => {
                 if let Some(id) = form_value(request, "SubnetId") {
                     self.hostnames.lock().expect("hostnames").remove(&id);
+                    self.local.lock().expect("local zones").remove(&id);
                 }
                 None
             }
             "DescribeSubnets" | "CreateSubnet" => {
                 let fixed = fix_block_states(answer);
                 let hostnames = self.hostnames.lock().expect("hostnames");
-                Some(hostnames.iter().fold(fixed, |xml, (id, t)| with_hostname_type(&xml, id, t)))
+                let fixed = hostnames.iter().fold(fixed, |xml, (id, t)| with_hostname_type(&xml, id, t));
+                let local = self.local.lock().expect("local zones");
+                Some(local.iter().fold(fixed, |xml, (id, z)| with_zone(&xml, id, z)))
             }
             _ => None,
         }
@@ -100,6 +186,90 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
         (urlencoding::decode(k).ok()? == name)
             .then(|| urlencoding::decode(&v.replace('+', " ")).ok().map(|v| v.into_owned()))?
     })
+}
+
+/// The text between the first `open` and the `close` after it.
+fn xml_between<'a>(xml: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = xml.find(open)? + open.len();
+    let len = xml[start..].find(close)?;
+    Some(&xml[start..start + len])
+}
+
+/// A `DescribeAvailabilityZones` answer with the region's Local Zones after moto's zones (those of `names`
+/// only, when the call names zones).
+fn with_local_zones(xml: &str, region: &str, names: &[String]) -> String {
+    const CLOSE: &str = "</availabilityZoneInfo>";
+    let items: String = LOCAL_ZONES
+        .iter()
+        .filter(|z| z.region == region && (names.is_empty() || names.iter().any(|n| n == z.name)))
+        .map(|z| {
+            format!(
+                "<item><messageSet/><regionName>{}</regionName><zoneName>{}</zoneName><zoneId>{}</zoneId>\
+                 <zoneType>local-zone</zoneType><zoneState>available</zoneState><optInStatus>opted-in</optInStatus>\
+                 <groupName>{}</groupName><networkBorderGroup>{}</networkBorderGroup>\
+                 <parentZoneName>{}</parentZoneName></item>",
+                z.region, z.name, z.id, z.group, z.group, z.parent
+            )
+        })
+        .collect();
+    if items.is_empty() {
+        return xml.to_string();
+    }
+    match xml.find(CLOSE) {
+        Some(at) => format!("{}{items}{}", &xml[..at], &xml[at..]),
+        // moto writes an empty list as a self-closed element
+        None => xml.replacen("<availabilityZoneInfo/>", &format!("<availabilityZoneInfo>{items}{CLOSE}"), 1),
+    }
+}
+
+/// Writes Local Zone `z` as the zone of subnet `id` in a subnet answer: the `availabilityZone` and
+/// `availabilityZoneId` of the element (`<item>` of a list, or `<subnet>`) that holds the subnet's ID, not of
+/// the elements nested in it or beside it.
+fn with_zone(xml: &str, id: &str, z: &LocalZone) -> String {
+    let Some(at) = xml.find(&format!("<subnetId>{id}</subnetId>")) else { return xml.to_string() };
+    let is_open = |r: &str| r.starts_with("<item>") || r.starts_with("<subnet>");
+    let is_close = |r: &str| r.starts_with("</item>") || r.starts_with("</subnet>");
+    // the innermost `<item>` or `<subnet>` open at the ID is the subnet's element
+    let mut open = Vec::new();
+    for (p, _) in xml[..at].match_indices('<') {
+        if is_open(&xml[p..]) {
+            open.push(p);
+        } else if is_close(&xml[p..]) {
+            open.pop();
+        }
+    }
+    let Some(&start) = open.last() else { return xml.to_string() };
+    let mut depth = 0usize;
+    for (off, _) in xml[at..].match_indices('<') {
+        let p = at + off;
+        if is_open(&xml[p..]) {
+            depth += 1;
+        } else if is_close(&xml[p..]) {
+            if depth == 0 {
+                let inner = retag(&xml[start..p], "availabilityZone", z.name);
+                let inner = retag(&inner, "availabilityZoneId", z.id);
+                return format!("{}{inner}{}", &xml[..start], &xml[p..]);
+            }
+            depth -= 1;
+        }
+    }
+    xml.to_string()
+}
+
+/// Replaces the value of every `<tag>` in `element` (a subnet's nested lists, tags and IPv6 blocks, hold no
+/// zone fields).
+fn retag(element: &str, tag: &str, value: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = String::with_capacity(element.len());
+    let mut rest = element;
+    while let Some(s) = rest.find(&open) {
+        let Some(len) = rest[s + open.len()..].find(&close) else { break };
+        out.push_str(&rest[..s + open.len()]);
+        out.push_str(value);
+        rest = &rest[s + open.len() + len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `<state>{'State': 'associated'}</state>` → `<state>associated</state>`.
@@ -156,8 +326,8 @@ mod tests {
         let st = Ec2State::default();
         let set = b"Action=ModifySubnetAttribute&SubnetId=subnet-b&PrivateDnsHostnameTypeOnLaunch=resource-name";
         assert_eq!(st.refusal("ModifySubnetAttribute", set), None);
-        assert_eq!(st.answered("ModifySubnetAttribute", set, ""), None);
-        let out = st.answered("DescribeSubnets", b"Action=DescribeSubnets", ANSWER).unwrap();
+        assert_eq!(st.answered("ModifySubnetAttribute", "us-east-1", set, ""), None);
+        let out = st.answered("DescribeSubnets", "us-east-1", b"Action=DescribeSubnets", ANSWER).unwrap();
         let a = &out[..out.find("<subnetId>subnet-a").unwrap()];
         let b = &out[out.find("<subnetId>subnet-a").unwrap()..];
         assert!(a.contains("<hostnameType>ip-name</hostnameType>"), "{out}");
@@ -167,9 +337,9 @@ mod tests {
 
         // a subnet moto no longer lists is left alone, and a deleted one forgotten
         let only_a = ANSWER.replace("subnet-b", "subnet-c");
-        assert!(!st.answered("DescribeSubnets", b"", &only_a).unwrap().contains("resource-name"));
-        st.answered("DeleteSubnet", b"Action=DeleteSubnet&SubnetId=subnet-b", "");
-        assert!(!st.answered("DescribeSubnets", b"", ANSWER).unwrap().contains("resource-name"));
+        assert!(!st.answered("DescribeSubnets", "us-east-1", b"", &only_a).unwrap().contains("resource-name"));
+        st.answered("DeleteSubnet", "us-east-1", b"Action=DeleteSubnet&SubnetId=subnet-b", "");
+        assert!(!st.answered("DescribeSubnets", "us-east-1", b"", ANSWER).unwrap().contains("resource-name"));
 
         let modify = b"Action=ModifyVpcEndpoint&VpcEndpointId=vpce-1&AddRouteTableId.1=rtb-a&AddRouteTableId.2=rtb-b&RemoveRouteTableId.1=rtb-c";
         assert_eq!(
@@ -184,5 +354,48 @@ mod tests {
 
         let bad = b"Action=ModifySubnetAttribute&SubnetId=subnet-b&PrivateDnsHostnameTypeOnLaunch=instance-id";
         assert_eq!(st.refusal("ModifySubnetAttribute", bad).map(|r| r.0), Some("InvalidParameterValue"));
+    }
+
+    #[test]
+    fn local_zones_are_listed_and_their_subnets_made_in_the_parent_and_shown_in_the_local_zone() {
+        let st = Ec2State::default();
+        let zones = "<DescribeAvailabilityZonesResponse><availabilityZoneInfo><item><zoneName>us-west-2a</zoneName></item></availabilityZoneInfo></DescribeAvailabilityZonesResponse>";
+        let listed =
+            st.answered("DescribeAvailabilityZones", "us-west-2", b"Action=DescribeAvailabilityZones", zones).unwrap();
+        assert!(listed.contains("<zoneName>us-west-2a</zoneName></item><item>"), "{listed}");
+        assert_eq!(listed.matches("<zoneType>local-zone</zoneType>").count(), 2, "{listed}");
+        assert!(listed.contains("<optInStatus>opted-in</optInStatus>"));
+        let named =
+            st.answered("DescribeAvailabilityZones", "us-west-2", b"ZoneName.1=us-west-2-lax-1b", zones).unwrap();
+        assert_eq!(named.matches("local-zone").count(), 1);
+        assert!(!st.answered("DescribeAvailabilityZones", "eu-west-1", b"", zones).unwrap().contains("local-zone"));
+
+        let create = b"Action=CreateSubnet&VpcId=vpc-1&CidrBlock=10.0.2.0%2F24&AvailabilityZone=us-west-2-lax-1a";
+        let sent = String::from_utf8(st.to_moto("CreateSubnet", create).unwrap()).unwrap();
+        assert_eq!(sent, "Action=CreateSubnet&VpcId=vpc-1&CidrBlock=10.0.2.0%2F24&AvailabilityZone=us-west-2a");
+        assert_eq!(st.to_moto("CreateSubnet", b"Action=CreateSubnet&AvailabilityZone=us-west-2b"), None);
+        let made = "<CreateSubnetResponse><subnet><availabilityZoneId>usw2-az2</availabilityZoneId><tagSet><item><key>k</key></item></tagSet><subnetId>subnet-l</subnetId><availabilityZone>us-west-2a</availabilityZone></subnet></CreateSubnetResponse>";
+        let shown = st.answered("CreateSubnet", "us-west-2", create, made).unwrap();
+        assert!(shown.contains("<availabilityZone>us-west-2-lax-1a</availabilityZone>"), "{shown}");
+        assert!(shown.contains("<availabilityZoneId>usw2-lax1-az1</availabilityZoneId>"), "{shown}");
+        assert_eq!(st.local_zone_of("subnet-l"), Some("us-west-2-lax-1a"));
+
+        // in a list, only the Local Zone subnet's own item changes
+        let list = "<DescribeSubnetsResponse><subnetSet>\
+            <item><availabilityZoneId>usw2-az2</availabilityZoneId><subnetId>subnet-r</subnetId><availabilityZone>us-west-2a</availabilityZone></item>\
+            <item><availabilityZoneId>usw2-az2</availabilityZoneId><tagSet><item><key>k</key></item></tagSet><subnetId>subnet-l</subnetId><availabilityZone>us-west-2a</availabilityZone></item>\
+            </subnetSet></DescribeSubnetsResponse>";
+        let out = st.answered("DescribeSubnets", "us-west-2", b"Action=DescribeSubnets", list).unwrap();
+        let (r, l) = out.split_at(out.find("<subnetId>subnet-l").unwrap());
+        assert!(r.contains("<subnetId>subnet-r</subnetId><availabilityZone>us-west-2a<"), "{out}");
+        assert!(
+            r.ends_with(
+                "<availabilityZoneId>usw2-lax1-az1</availabilityZoneId><tagSet><item><key>k</key></item></tagSet>"
+            ),
+            "{out}"
+        );
+        assert!(l.contains("<availabilityZone>us-west-2-lax-1a</availabilityZone></item>"), "{out}");
+        st.answered("DeleteSubnet", "us-west-2", b"Action=DeleteSubnet&SubnetId=subnet-l", "");
+        assert_eq!(st.local_zone_of("subnet-l"), None);
     }
 }

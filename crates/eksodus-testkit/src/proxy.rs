@@ -405,7 +405,18 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                 query: parts.uri.query().unwrap_or(""),
                 behaviour: &behaviour,
             };
+            let local =
+                (operation == "CreateFargateProfile").then(|| local_zone_subnet(&st, &body, "/subnets")).flatten();
             emulated = match fargate_public_subnet(&st, &parts.headers, &cfg, &operation, &body).await {
+                // EKS runs no Fargate pod in a Local Zone (the emulator's wording)
+                _ if local.is_some() => {
+                    let (subnet, zone) = local.unwrap_or_default();
+                    Some((
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({"message": format!("Subnet {subnet} provided in Fargate Profile is in Local Zone {zone}, where Fargate does not run")}),
+                        Some("InvalidParameterException"),
+                    ))
+                }
                 Some(subnet) => Some((
                     StatusCode::BAD_REQUEST,
                     serde_json::json!({"message": format!("Subnet {subnet} provided in Fargate Profile is not a private subnet")}),
@@ -445,6 +456,16 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
                     }
                 }
             }
+        } else if operation == "CreateCluster"
+            && local_zone_subnet(&st, &body, "/resourcesVpcConfig/subnetIds").is_some()
+        {
+            // EKS places no control plane interface in a Local Zone (the emulator's wording)
+            let (subnet, zone) = local_zone_subnet(&st, &body, "/resourcesVpcConfig/subnetIds").unwrap_or_default();
+            emulated = Some((
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"message": format!("Subnet {subnet} is in Local Zone {zone}; the cluster's subnets must be in availability zones")}),
+                Some("InvalidParameterException"),
+            ));
         } else if operation == "CreateCluster" {
             // hybrid nodes' networks, which moto ignores, checked as EKS does against the VPC's and the
             // services' blocks (EKS's default service block follows the VPC's)
@@ -509,11 +530,20 @@ async fn handle_inner(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dr
             }
             (status, h, Bytes::from(json.to_string()))
         }
-        None => match forward(path.clone(), parts.method.clone(), body.clone()).await {
+        None => match forward(
+            path.clone(),
+            parts.method.clone(),
+            match st.ec2.to_moto(&operation, &body).filter(|_| service == "ec2") {
+                Some(b) => Bytes::from(b),
+                None => body.clone(),
+            },
+        )
+        .await
+        {
             Ok((status, h, b)) => {
                 let mut b = b;
                 if service == "ec2" && status.is_success() {
-                    if let Some(fixed) = st.ec2.answered(&operation, &body, &String::from_utf8_lossy(&b)) {
+                    if let Some(fixed) = st.ec2.answered(&operation, &region, &body, &String::from_utf8_lossy(&b)) {
                         b = Bytes::from(fixed);
                     }
                     if let Some(change) = crate::ec2::RouteTableChange::of(&operation, &body) {
@@ -632,6 +662,17 @@ async fn ec2_call(
     let ok = resp.status().is_success();
     let body = resp.into_body().collect().await.ok()?.to_bytes();
     ok.then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The first subnet of the list at `pointer` in a JSON request that the emulation made in a Local Zone, with
+/// the zone.
+fn local_zone_subnet(st: &State, body: &[u8], pointer: &str) -> Option<(String, String)> {
+    let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    req.pointer(pointer)?
+        .as_array()?
+        .iter()
+        .filter_map(|s| s.as_str())
+        .find_map(|s| st.ec2.local_zone_of(s).map(|z| (s.to_string(), z.to_string())))
 }
 
 /// The first subnet of a `CreateFargateProfile` whose route table sends traffic to an internet gateway: EKS

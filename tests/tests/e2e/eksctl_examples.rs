@@ -2,6 +2,7 @@
 //! destroyed with nothing tagged left. What an example takes from the user's account (a VPC and its subnets,
 //! a KMS key) is made in the emulator first and its IDs put where the example had its own.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use eksodus::aws::AwsTarget;
@@ -381,6 +382,41 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
             let nats = ec2.describe_nat_gateways().filter(mine).send().await.unwrap();
             assert!(igws.internet_gateways().is_empty() && nats.nat_gateways().is_empty(), "{name}");
         }
+        // Local Zones (33): a public and a private subnet in each, shown by EC2 in the Local Zone; the cluster's
+        // subnets all in availability zones; a nodegroup that names Local Zones only in theirs
+        if !spec.network.local_zones.is_empty() {
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let mine =
+                aws_sdk_ec2::types::Filter::builder().name("tag:eksodus.io/environment").values(&spec.name).build();
+            let subnets = ec2.describe_subnets().filters(mine).send().await.unwrap();
+            let zone_of: BTreeMap<String, String> = subnets
+                .subnets()
+                .iter()
+                .filter_map(|s| Some((s.subnet_id()?.to_string(), s.availability_zone()?.to_string())))
+                .collect();
+            for z in &spec.network.local_zones {
+                assert_eq!(zone_of.values().filter(|v| *v == z).count(), 2, "{name}: {z}: {zone_of:?}");
+            }
+            let eks = aws_sdk_eks::Client::new(&conf);
+            let got = eks.describe_cluster().name(&spec.name).send().await.unwrap();
+            let cluster_subnets = got.cluster().and_then(|c| c.resources_vpc_config()).map(|v| v.subnet_ids().to_vec());
+            let cluster_subnets = cluster_subnets.unwrap_or_default();
+            assert!(!cluster_subnets.is_empty(), "{name}");
+            for s in &cluster_subnets {
+                assert!(!spec.network.local_zones.contains(&zone_of[s]), "{name}: the control plane in {}", zone_of[s]);
+            }
+            for n in spec.cluster.iter().flat_map(|c| &c.nodegroups) {
+                let ng = eks.describe_nodegroup().cluster_name(&spec.name).nodegroup_name(&n.name);
+                let ng = ng.send().await.unwrap().nodegroup.unwrap();
+                let zones: BTreeSet<&str> = ng.subnets().iter().map(|s| zone_of[s].as_str()).collect();
+                let want: BTreeSet<&str> = if n.zones.is_empty() {
+                    zone_of.values().filter(|z| !spec.network.local_zones.contains(z)).map(String::as_str).collect()
+                } else {
+                    n.zones.iter().map(String::as_str).collect()
+                };
+                assert_eq!(zones, want, "{name}: {}", n.name);
+            }
+        }
         // dual-stack and resource names (02): in EC2, as eksctl makes them
         if spec.dual_stack() || !spec.network.hostname_type.is_default() {
             check_subnets_in_ec2(&conf, &spec, &name).await;
@@ -738,6 +774,7 @@ async fn every_importable_eksctl_example_applies_replans_empty_and_goes() {
         "27-oidc-provider.yaml",
         "28-instance-selector.yaml",
         "30-vpc-with-ip-family.yaml",
+        "33-local-zones.yaml",
         "35-iamidentitymappings.yaml",
         "39-pod-identity-association.yaml",
         "40-access-entries.yaml",

@@ -192,9 +192,11 @@ impl Eks {
         for (i, n) in c.nodegroups.iter().enumerate() {
             let tier = if n.public { &inp.public_subnets } else { &inp.private_subnets };
             // an adopted VPC's subnets are keyed by their own IDs, so a nodegroup's own subnets pick them out
+            // a nodegroup that names no zones runs in the region's, not in a Local Zone
+            let local = &spec.network.local_zones;
             let mut subnets: Vec<String> = tier
                 .iter()
-                .filter(|(az, _)| n.zones.is_empty() || n.zones.contains(az))
+                .filter(|(az, _)| if n.zones.is_empty() { !local.contains(az) } else { n.zones.contains(az) })
                 .filter(|(_, s)| n.subnets.is_empty() || n.subnets.contains(s))
                 .map(|(_, s)| s.clone())
                 .collect();

@@ -29,9 +29,12 @@ impl Eks {
     ) -> Result<Vec<Desired>, Error> {
         let mut out = Vec::new();
         for (i, p) in c.fargate_profiles.iter().enumerate() {
+            // EKS runs no Fargate pod in a Local Zone
             let mut subnets: Vec<String> = inp
                 .private_subnets
-                .values()
+                .iter()
+                .filter(|(az, _)| !spec.network.local_zones.contains(az))
+                .map(|(_, s)| s)
                 .filter(|s| p.subnets.is_empty() || p.subnets.contains(s))
                 .cloned()
                 .collect();

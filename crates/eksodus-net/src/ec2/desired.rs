@@ -125,7 +125,11 @@ impl Network {
         for s in &layout.subnets {
             let mut t = BTreeMap::new();
             t.insert(cluster_tag(&spec.name), "shared".to_string());
+            // a Local Zone's subnets carry no load balancer role: only ALBs run there, so the controllers'
+            // discovery would put an NLB or a classic ELB in a zone that has none (an ALB in the Local Zone
+            // names its subnet in its annotations)
             match s.tier {
+                _ if layout.is_local(&s.az) => {}
                 Tier::Public => {
                     t.insert(ELB_TAG.into(), "1".into());
                 }
@@ -245,7 +249,9 @@ impl Network {
                 Cost::new(1, 0, 1),
             ));
         }
-        for az in &layout.azs {
+        // a Local Zone's private subnets reach the internet through the first zone's NAT gateway: NAT gateways
+        // are not offered in every Local Zone, and eksctl routes them the same way
+        for az in layout.azs.iter().chain(&layout.local_zones) {
             let rtb = format!("rtb/private/{az}");
             if ipv6_cluster {
                 // pods and nodes reach IPv6 addresses outside, and nothing outside reaches in (eksctl's IPv6
@@ -273,8 +279,8 @@ impl Network {
             ));
             if let Some(nat_az) = match spec.network.nat {
                 NatMode::None => None,
-                NatMode::Single => nat_azs.first().copied(),
-                NatMode::PerAz => Some(az),
+                NatMode::PerAz if !layout.is_local(az) => Some(az),
+                NatMode::Single | NatMode::PerAz => nat_azs.first().copied(),
             } {
                 let nat = format!("nat/{nat_az}");
                 out.push(d(
@@ -342,10 +348,17 @@ impl Network {
             vec!["vpc".into()],
             Cost::new(2, 1, 2),
         ));
-        let mut subnets: Vec<String> =
-            layout.subnets.iter().filter(|s| s.tier == Tier::Private).map(|s| s.key()).collect();
+        // interface endpoints are offered in the availability zones; a Local Zone reaches them through the
+        // VPC, and S3's gateway routes from its table as from the others
+        let mut subnets: Vec<String> = layout
+            .subnets
+            .iter()
+            .filter(|s| s.tier == Tier::Private && !layout.is_local(&s.az))
+            .map(|s| s.key())
+            .collect();
         subnets.sort();
-        let mut tables: Vec<String> = layout.azs.iter().map(|az| format!("rtb/private/{az}")).collect();
+        let mut tables: Vec<String> =
+            layout.azs.iter().chain(&layout.local_zones).map(|az| format!("rtb/private/{az}")).collect();
         tables.sort();
         let mut services = spec.network.vpc_endpoints.clone();
         services.sort();

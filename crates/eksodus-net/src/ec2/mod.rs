@@ -451,10 +451,14 @@ impl Network {
     }
 
     /// `spec` with `network.azs: N` replaced by the zones it stands for in the region ([`layout::pick_zones`],
-    /// read from EC2 once per reconciler); `None` when the spec names its zones or adopts a VPC.
+    /// read from EC2 once per reconciler); `None` when the spec names its zones or adopts a VPC. Its Local
+    /// Zones are checked against the same listing ([`layout::check_local_zones`]).
     pub async fn resolve_zones(&self, spec: &EnvironmentSpec) -> Result<Option<EnvironmentSpec>, Error> {
-        let AzSpec::Count(n) = spec.network.azs else { return Ok(None) };
-        if spec.network.existing.is_some() {
+        let count = match spec.network.azs {
+            AzSpec::Count(n) => Some(n),
+            AzSpec::Names(_) => None,
+        };
+        if spec.network.existing.is_some() || (count.is_none() && spec.network.local_zones.is_empty()) {
             return Ok(None);
         }
         let listed = match self.zones.get() {
@@ -477,6 +481,8 @@ impl Network {
                 z
             }
         };
+        layout::check_local_zones(&listed, &spec.network.local_zones)?;
+        let Some(n) = count else { return Ok(None) };
         let mut out = spec.clone();
         out.network.azs = AzSpec::Names(layout::pick_zones(&listed, n.into())?);
         Ok(Some(out))

@@ -216,3 +216,31 @@ fn hybrid_networks_reach_the_api_server_through_the_cluster_group_by_rules_eksod
     assert_eq!(made.ip_ranges()[0].description(), Some(REMOTE_RULE_DESCRIPTION));
     assert_eq!(HTTPS.permission(&["10.81.0.0/16".to_string()]).ip_ranges()[0].description(), None);
 }
+
+#[test]
+fn a_local_zone_routes_through_the_first_nat_and_takes_no_load_balancer_or_endpoint() {
+    let yaml = "name: edge\nregion: us-west-2\nnetwork:\n  cidr: 10.42.0.0/16\n  azs: [us-west-2a, us-west-2b]\n  nat: per-az\n  local_zones: [us-west-2-lax-1a]\n  vpc_endpoints: [sts, s3]\n";
+    let spec = EnvironmentSpec::from_yaml(yaml).unwrap();
+    assert_eq!(spec.validate(), vec![]);
+    let layout = crate::layout::plan(&spec).unwrap();
+    let desired = network(&spec).desired(&spec, Some(&layout));
+    well_formed(&desired);
+    let get = |k: &str| desired.iter().find(|d| d.key == k).unwrap_or_else(|| panic!("{k} is not planned"));
+    let subnet = |k: &str| -> SubnetProps { serde_json::from_value(Value::Object(get(k).props.clone())).unwrap() };
+    for tier in ["public", "private"] {
+        let s = subnet(&format!("subnet/{tier}/us-west-2-lax-1a"));
+        assert_eq!(s.az, "us-west-2-lax-1a");
+        assert!(!s.tags.contains_key(ELB_TAG) && !s.tags.contains_key(INTERNAL_ELB_TAG), "{tier}: {:?}", s.tags);
+        assert_eq!(s.tags.get(&cluster_tag("edge")).map(String::as_str), Some("shared"));
+    }
+    assert_eq!(subnet("subnet/private/us-west-2b").tags.get(INTERNAL_ELB_TAG).map(String::as_str), Some("1"));
+    // a NAT gateway per availability zone, none in the Local Zone, whose private table uses the first
+    assert!(desired.iter().all(|d| d.key != "nat/us-west-2-lax-1a"));
+    assert_eq!(get("route/private/us-west-2b/default").props["target"], "nat/us-west-2b");
+    assert_eq!(get("route/private/us-west-2-lax-1a/default").props["target"], "nat/us-west-2a");
+    assert_eq!(get("rtassoc/private/us-west-2-lax-1a").props["route_table"], "rtb/private/us-west-2-lax-1a");
+    let sts: VpcEndpointProps = serde_json::from_value(Value::Object(get("vpce/sts").props.clone())).unwrap();
+    assert_eq!(sts.subnets, ["subnet/private/us-west-2a", "subnet/private/us-west-2b"]);
+    let s3: VpcEndpointProps = serde_json::from_value(Value::Object(get("vpce/s3").props.clone())).unwrap();
+    assert!(s3.route_tables.contains(&"rtb/private/us-west-2-lax-1a".to_string()), "{:?}", s3.route_tables);
+}
