@@ -173,6 +173,10 @@ fn repair_override(o: &Value) -> Result<(eksodus_core::spec::NodeRepairOverride,
     Ok((eksodus_core::spec::NodeRepairOverride { condition, reason, wait_minutes, action }, note))
 }
 
+/// Why clusters and nodes on AWS Outposts are refused (eksctl's Outposts guide: EKS managed nodegroups are not
+/// supported on Outposts; the OutpostConfigRequest API reference for local clusters).
+const OUTPOSTS: &str = "EKS runs no managed nodegroups on an Outpost (only self-managed nodes), and eksodus makes managed nodegroups only; a local cluster's control plane also runs on the rack's own instances (outpostConfig), which the local emulator has none of to show";
+
 fn not_mapped(k: &str) -> String {
     format!("eksodus has no equivalent of `{k}`")
 }
@@ -1248,6 +1252,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
                 }
                 // what a self-managed group's Auto Scaling group took: a managed nodegroup's group is EKS's
                 "targetGroupARNs" | "classicLoadBalancerNames" => "a managed nodegroup's Auto Scaling group is EKS's, and EKS attaches no load balancer to it: put the nodes behind one from the cluster (a Service of type LoadBalancer, or the AWS Load Balancer Controller's TargetGroupBinding)".to_string(),
+                "outpostARN" => OUTPOSTS.to_string(),
                 "asgMetricsCollection" => "a managed nodegroup's Auto Scaling group is EKS's, and the EKS API has no setting for its group metrics: turn them on in Auto Scaling, or read the nodes' counts from the cluster (Container Insights)".to_string(),
                 other => not_mapped(other),
             }
@@ -1712,7 +1717,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
     top.rest(&mut un, |k| match k {
         "gitops" | "git" => "GitOps bootstrap is out of eksodus's scope".into(),
         "karpenter" => "Karpenter is installed into the cluster (Helm) with its own IAM and SQS interruption queue; eksodus makes managed nodegroups only, and the local emulator has no instances for Karpenter to launch".into(),
-        "outpost" => "clusters on AWS Outposts are not supported".into(),
+        "outpost" => OUTPOSTS.into(),
         other => not_mapped(other),
     });
 
@@ -2416,6 +2421,20 @@ nodeGroups:
         let imp = import(ok).unwrap();
         assert!(imp.unsupported.is_empty(), "{:?}", imp.unsupported);
         assert_eq!(imp.spec.validate(), vec![]);
+    }
+
+    /// Examples 35 to 37 and eksctl's extended clusters: Outposts are refused, for the cluster and for a
+    /// nodegroup, with EKS's reason.
+    #[test]
+    fn outposts_are_refused_with_the_reason() {
+        let text = "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c, region: us-west-2}\noutpost: {controlPlaneOutpostARN: 'arn:aws:outposts:us-west-2:1234:outpost/op-1234', controlPlaneInstanceType: m5.xlarge}\nnodeGroups:\n- name: outpost-ng\n  privateNetworking: true\n  outpostARN: 'arn:aws:outposts:us-west-2:1234:outpost/op-1234'\n";
+        let un = import(text).unwrap().unsupported;
+        let paths: Vec<&str> = un.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths.len(), 2, "{un:?}");
+        for p in ["outpost", "nodeGroups[0].outpostARN"] {
+            let u = un.iter().find(|u| u.path == p).unwrap_or_else(|| panic!("{p}: {un:?}"));
+            assert!(u.reason.contains("no managed nodegroups on an Outpost"), "{p}: {}", u.reason);
+        }
     }
 
     /// Example 43: hybrid nodes on an SSM role eksodus makes; a role of the user's is used as it is; IAM Roles
